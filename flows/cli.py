@@ -1,0 +1,324 @@
+"""`mmcal`: the one command-line entry point (DESIGN.md section 8).
+
+Conventions for every subcommand:
+
+* human-readable tables and progress by default (progress and logs on stderr);
+* ``--json`` prints exactly one JSON document on stdout, nothing else;
+* errors: one line ``mmcal: error: <input>: <problem>`` on stderr, exit status 2,
+  no traceback unless ``mmcal --debug ...``.
+
+This module is orchestration only: no statistics here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="mmcal",
+    help="Calibrate a market maker's parameters offline; quote with them online.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Inspect market data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+out = Console()                   # stdout: tables
+err = Console(stderr=True)        # stderr: progress, logs, errors
+log = logging.getLogger("mmcal")
+
+SOURCES = ("lobster", "binance", "hyperliquid", "synthetic")
+
+
+class _State:
+    debug = False
+
+
+class CliError(Exception):
+    """An error meant for the user: printed as one line, exit status 2."""
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="More log output on stderr.")):
+    _State.debug = debug
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# ---------------------------------------------------------------------------
+# helpers
+
+
+def _jsonable(x: Any) -> Any:
+    import numpy as np
+
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return _jsonable(x.item())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def emit_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(_jsonable(doc), indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def guarded(fn: Callable[[], Any]) -> Any:
+    """Run a command body: known input errors become one clear line and exit 2."""
+    from models.data.tables import DataError
+
+    try:
+        return fn()
+    except typer.Exit:
+        raise
+    except (CliError, DataError, FileNotFoundError, NotADirectoryError, PermissionError,
+            ValueError) as e:
+        if _State.debug:
+            raise
+        msg = str(e)
+        if isinstance(e, FileNotFoundError) and e.filename:
+            msg = f"{e.filename}: no such file or directory"
+        err.print(f"mmcal: error: {msg}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    except KeyboardInterrupt:
+        err.print("mmcal: interrupted")
+        raise typer.Exit(130)
+    except Exception as e:  # a bug, not bad input: still one line unless --debug
+        if _State.debug:
+            raise
+        err.print(f"mmcal: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "-"
+        if v != 0 and (abs(v) < 10 ** (-digits) or abs(v) >= 1e6):
+            return f"{v:.{digits}e}"
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for c in columns:
+        t.add_column(c, justify="right" if c not in ("regime", "side", "bucket", "name", "parameter") else "left")
+    for r in rows:
+        t.add_row(*[_fmt(v) for v in r])
+    return t
+
+
+# ---------------------------------------------------------------------------
+# simulate
+
+
+def write_synthetic(out_dir: Path, seed: int, duration: float, force: bool):
+    """Simulate and write the synthetic market atomically: into a temporary folder
+    beside the target, renamed into place only when complete."""
+    from models.data.synthetic import simulate_market, write_market
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        raise CliError(f"{out_dir}: exists and is not empty (use --force to replace it)")
+    if duration <= 0 or not math.isfinite(duration):
+        raise CliError(f"--duration: must be a positive number of seconds, got {duration}")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        err.print(f"simulating {duration:.0f} s of synthetic market (seed {seed}) ...")
+        market = simulate_market(seed=seed, duration_s=duration)
+        write_market(market, tmp)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return market
+
+
+@app.command()
+def simulate(
+    out_dir: Path = typer.Option(..., "--out", help="Folder to write trades/quotes parquet and truth.json into."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives byte-identical files."),
+    duration: float = typer.Option(3600.0, "--duration", help="Simulated seconds."),
+    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+):
+    """Generate the synthetic market (known ground truth) into a folder."""
+
+    def body():
+        market = write_synthetic(out_dir, seed, duration, force)
+        files = sorted(str(p) for p in Path(out_dir).iterdir())
+        doc = {"out": str(out_dir), "seed": seed, "duration_s": duration,
+               "rows": market.row_counts(), "files": files}
+        if as_json:
+            emit_json(doc)
+        else:
+            out.print(f"wrote {out_dir}: {market.row_counts()['trades']} trades, "
+                      f"{market.row_counts()['quotes']} quotes, truth.json")
+
+    guarded(body)
+
+
+# ---------------------------------------------------------------------------
+# data inspect
+
+
+def _load(source: str, path: Path, asset: Optional[str]):
+    from models.data.loaders import load
+
+    if source not in SOURCES:
+        raise CliError(f"--source: unknown source {source!r}; one of {', '.join(SOURCES)}")
+    if not Path(path).exists():
+        raise CliError(f"{path}: no such file or directory")
+    return load(source, path, asset=asset)
+
+
+def render_inspect(s: dict) -> None:
+    rows = s["rows"]
+    out.print(f"[bold]{s['asset']}[/bold] ({s['source']})  {s['start']} -> {s['end']}  "
+              f"({s['duration_s']:.1f} s)")
+    out.print(f"rows: trades {rows['trades']:,}  quotes {rows['quotes']:,}  books {rows['books']:,}")
+    a = s["arrivals"]
+    out.print(f"arrivals: buy {a['buy']:,} ({a['buy_per_s']:.3f}/s)  sell {a['sell']:,} "
+              f"({a['sell_per_s']:.3f}/s)  prints per arrival {_fmt(a['prints_per_arrival'], 2)}")
+    out.print(f"mean spread: {s['mean_spread_bps']:.3f} bps (time-weighted)")
+    out.print(_table(f"realized volatility per regime (bps/sqrt(s); labels: {s['regime_labels']})",
+                     ["regime", "bars", "share", "mean sigma", "pooled sigma"],
+                     [[v["regime"], v["bars"], v["share"], v["mean_sigma_bps"], v["pooled_sigma_bps"]]
+                      for v in s["volatility"]]))
+    oc = s["observation_config"]
+    out.print(_table(f"passive fills by depth bucket (re-post {oc['repost_interval_s']} s, markout at "
+                     f"{oc['markout_horizon_s']} s, informed > {oc['informed_threshold_bps']} bp)",
+                     ["bucket", "fills", "informed share", "mean markout bps"],
+                     [[f["bucket"], f["fills"], f["informed_share"], f["mean_markout_bps"]]
+                      for f in s["passive_fills"]]))
+    if s.get("meta"):
+        out.print(f"loader notes: {json.dumps(_jsonable(s['meta']))}", markup=False, highlight=False)
+
+
+@data_app.command("inspect")
+def data_inspect(
+    path: Path = typer.Argument(..., help="File or folder of market data."),
+    source: str = typer.Option(..., "--source", help="lobster | binance | hyperliquid | synthetic"),
+    asset: Optional[str] = typer.Option(None, "--asset", help="Asset, where the path holds several."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+):
+    """Row counts, time span, arrivals, spread, volatility per regime and passive fills."""
+
+    def body():
+        from models.data.summary import inspect_market
+
+        err.print(f"loading {source} data from {path} ...")
+        market = _load(source, path, asset)
+        err.print("computing observations ...")
+        s = inspect_market(market)
+        if as_json:
+            emit_json(s)
+        else:
+            render_inspect(s)
+
+    guarded(body)
+
+
+# ---------------------------------------------------------------------------
+# demo
+
+
+@app.command()
+def demo(
+    out_dir: Path = typer.Option(Path("artifacts/demo"), "--out", help="Where the demo writes."),
+    seed: int = typer.Option(7, "--seed"),
+    duration: float = typer.Option(3600.0, "--duration", help="Simulated seconds of market."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+):
+    """The main job on the embedded default: the synthetic market end to end."""
+
+    def body():
+        from models.data.loaders import load
+        from models.data.summary import inspect_market
+
+        market_dir = Path(out_dir) / "market"
+        write_synthetic(market_dir, seed, duration, force=True)
+        market = load("synthetic", market_dir)
+        s = inspect_market(market)
+        truth_cmp = _truth_comparison(market, s)
+        doc = {"market_dir": str(market_dir), "summary": s, "truth_vs_observed": truth_cmp}
+        if as_json:
+            emit_json(doc)
+            return
+        out.rule("1. synthetic market")
+        out.print(f"written to {market_dir} (trades.parquet, quotes.parquet, truth.json)")
+        render_inspect(s)
+        out.rule("2. observations vs the generator's truth")
+        out.print(_table("", ["quantity", "truth", "observed"],
+                         [[r["quantity"], r["truth"], r["observed"]] for r in truth_cmp]))
+        out.print("\nnext: `mmcal data inspect --source lobster ../shared/data/lobster/"
+                  "LOBSTER_SampleFile_AAPL_2012-06-21_1.zip` for real data.")
+
+    guarded(body)
+
+
+def _truth_comparison(market, s: dict) -> list[dict]:
+    """A few headline numbers of the synthetic truth next to what the observation
+    rules measure on the generated data (arrival rates, informed share at the touch)."""
+    from models.data import observations as ob
+
+    truth = market.truth or {}
+    params = truth.get("params", {})
+    rows = []
+    for side, key in (("buy", "buy_per_s"), ("sell", "sell_per_s")):
+        rates = [v for k, v in params.items() if k.startswith("arrival_rate[") and k.endswith(f",{side}]")]
+        occ = truth.get("regime_occupancy")
+        if rates and occ and len(occ) == len(rates):
+            expected = float(sum(r * o for r, o in zip(rates, occ)))
+            rows.append({"quantity": f"arrivals/s ({side})", "truth": expected,
+                         "observed": s["arrivals"][key]})
+    for name in ob.REGIMES:
+        k = f"alpha_touch[{name}]"
+        if k in params:
+            rows.append({"quantity": k, "truth": params[k], "observed": None})
+    return rows
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

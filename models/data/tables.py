@@ -1,0 +1,237 @@
+"""Canonical market tables, their validation, and the `Market` container.
+
+Every loader (LOBSTER, Binance, Hyperliquid, synthetic) produces the same three
+tables (DESIGN.md section 3); everything downstream reads only these.
+
+Units and conventions (DESIGN.md section 2):
+
+* ``ts``: int64 nanoseconds since the Unix epoch, UTC, exchange time when the
+  source has it (LOBSTER has only the session clock: ``ts`` is then the trading
+  date's midnight, New York time, converted to UTC, plus the message time).
+* prices in quote currency (float64), sizes in base units (float64, > 0).
+* ``side`` on trades: +1 buyer-initiated (the aggressor bought), -1 seller-initiated.
+
+Tables
+------
+``trades``  ts, price, size, side, trade_id (int64; -1 when the source has none)
+``quotes``  ts, bid, ask, bid_size, ask_size (best bid/offer after each change)
+``books``   ts, side (+1 bid / -1 ask), level (0 = best), price, size  (optional)
+
+Rows of one taker sweep share ``ts`` and ``side`` and keep the source's order
+(stable sort): they are one *arrival* for the observation rules.
+
+Validation is strict and names the file, the row (0-based, in the source's row
+order where the loader knows it) or column, and the problem. A loader validates
+before returning, so a caller never sees a half-valid table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+TRADE_COLUMNS: dict[str, str] = {
+    "ts": "int64",
+    "price": "float64",
+    "size": "float64",
+    "side": "int8",
+    "trade_id": "int64",
+}
+QUOTE_COLUMNS: dict[str, str] = {
+    "ts": "int64",
+    "bid": "float64",
+    "ask": "float64",
+    "bid_size": "float64",
+    "ask_size": "float64",
+}
+BOOK_COLUMNS: dict[str, str] = {
+    "ts": "int64",
+    "side": "int8",
+    "level": "int16",
+    "price": "float64",
+    "size": "float64",
+}
+
+SOURCES = ("lobster", "binance", "hyperliquid", "synthetic")
+
+
+class DataError(ValueError):
+    """Bad input data. The message names the file, where in it, and what is wrong.
+
+    ``where`` is a row ("row 17"), a column ("column 'price'"), a line
+    ("line 3") or empty when the whole file is at fault.
+    """
+
+    def __init__(self, path: str | Path | None, where: str, problem: str):
+        self.path = str(path) if path is not None else "<memory>"
+        self.where = where
+        self.problem = problem
+        loc = f"{self.path}: {where}: " if where else f"{self.path}: "
+        super().__init__(loc + problem)
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _row_label(df: pd.DataFrame, i: int) -> str:
+    """Row label for error messages: the source row number if the loader kept
+    one in ``df.attrs['source_rows']`` (array aligned with df), else position."""
+    src = df.attrs.get("source_rows")
+    if src is not None and len(src) == len(df):
+        return f"row {int(src[i])}"
+    return f"row {i}"
+
+
+def _check_columns(df: pd.DataFrame, spec: dict[str, str], path, table: str,
+                   optional: tuple[str, ...] = ()) -> None:
+    missing = [c for c in spec if c not in df.columns and c not in optional]
+    if missing:
+        raise DataError(path, f"{table} table",
+                        f"missing column(s) {', '.join(repr(c) for c in missing)}; "
+                        f"expected {list(spec)}")
+
+
+def _coerce_numeric(df: pd.DataFrame, cols, path, table: str) -> pd.DataFrame:
+    out = {}
+    for c in cols:
+        s = df[c]
+        if not pd.api.types.is_numeric_dtype(s):
+            num = pd.to_numeric(s, errors="coerce")
+            bad = num.isna().to_numpy() & s.notna().to_numpy()
+            if bad.any():
+                i = _first_bad(bad)
+                raise DataError(path, f"{_row_label(df, i)}, column {c!r}",
+                                f"cannot parse {s.iloc[i]!r} as a number ({table})")
+            s = num
+        out[c] = s
+    return df.assign(**out)
+
+
+def _check_finite_positive(df, cols, path, table, positive=True) -> None:
+    for c in cols:
+        v = df[c].to_numpy(dtype="float64")
+        bad = ~np.isfinite(v)
+        if bad.any():
+            i = _first_bad(bad)
+            raise DataError(path, f"{_row_label(df, i)}, column {c!r}",
+                            f"non-finite value {v[i]!r} in {table}")
+        if positive:
+            bad = v <= 0
+            if bad.any():
+                i = _first_bad(bad)
+                raise DataError(path, f"{_row_label(df, i)}, column {c!r}",
+                                f"{c} must be > 0, got {v[i]!r} in {table}")
+
+
+def _check_sorted(df, path, table) -> None:
+    ts = df["ts"].to_numpy()
+    bad = np.diff(ts) < 0
+    if bad.any():
+        i = _first_bad(bad) + 1
+        raise DataError(path, f"{_row_label(df, i)}, column 'ts'",
+                        f"timestamps out of order in {table}: {int(ts[i])} after {int(ts[i - 1])}")
+
+
+def _finish(df: pd.DataFrame, spec: dict[str, str]) -> pd.DataFrame:
+    out = pd.DataFrame({c: df[c].to_numpy().astype(t) for c, t in spec.items()})
+    return out
+
+
+def validate_trades(df: pd.DataFrame, path=None) -> pd.DataFrame:
+    """Check and normalise a trades table; returns a new frame in canonical dtypes."""
+    if len(df) == 0:
+        raise DataError(path, "", "no trades (empty file or nothing parseable)")
+    _check_columns(df, TRADE_COLUMNS, path, "trades", optional=("trade_id",))
+    if "trade_id" not in df.columns:
+        df = df.assign(trade_id=-1)
+    df = _coerce_numeric(df, ["ts", "price", "size", "side", "trade_id"], path, "trades")
+    _check_finite_positive(df, ["price", "size"], path, "trades")
+    side = df["side"].to_numpy()
+    bad = ~np.isin(side, (1, -1))
+    if bad.any():
+        i = _first_bad(bad)
+        raise DataError(path, f"{_row_label(df, i)}, column 'side'",
+                        f"side must be +1 or -1, got {side[i]!r}")
+    _check_sorted(df, path, "trades")
+    return _finish(df, TRADE_COLUMNS)
+
+
+def validate_quotes(df: pd.DataFrame, path=None) -> pd.DataFrame:
+    """Check and normalise a best-bid/offer table (bid < ask strictly)."""
+    if len(df) == 0:
+        raise DataError(path, "", "no quotes (empty file or nothing parseable)")
+    _check_columns(df, QUOTE_COLUMNS, path, "quotes")
+    df = _coerce_numeric(df, list(QUOTE_COLUMNS), path, "quotes")
+    _check_finite_positive(df, ["bid", "ask", "bid_size", "ask_size"], path, "quotes")
+    bid, ask = df["bid"].to_numpy(), df["ask"].to_numpy()
+    bad = bid >= ask
+    if bad.any():
+        i = _first_bad(bad)
+        raise DataError(path, f"{_row_label(df, i)}, columns 'bid'/'ask'",
+                        f"crossed or locked quote: bid {bid[i]!r} >= ask {ask[i]!r}")
+    _check_sorted(df, path, "quotes")
+    return _finish(df, QUOTE_COLUMNS)
+
+
+def validate_books(df: pd.DataFrame, path=None) -> pd.DataFrame:
+    """Check and normalise L2 snapshots (long format, one row per level and side)."""
+    if len(df) == 0:
+        raise DataError(path, "", "no book snapshots")
+    _check_columns(df, BOOK_COLUMNS, path, "books")
+    df = _coerce_numeric(df, list(BOOK_COLUMNS), path, "books")
+    _check_finite_positive(df, ["price", "size"], path, "books")
+    _check_sorted(df, path, "books")
+    return _finish(df, BOOK_COLUMNS)
+
+
+@dataclass
+class Market:
+    """One asset's canonical tables from one source, plus where they came from.
+
+    ``truth`` is the synthetic market's ground truth (``truth.json``), None for
+    real data. ``meta`` holds loader facts worth reporting (e.g. dropped rows and why).
+    """
+
+    asset: str
+    source: str
+    trades: pd.DataFrame
+    quotes: pd.DataFrame
+    books: pd.DataFrame | None = None
+    files: tuple[str, ...] = ()
+    truth: dict[str, Any] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def start_ns(self) -> int:
+        return int(min(self.trades["ts"].iloc[0], self.quotes["ts"].iloc[0]))
+
+    @property
+    def end_ns(self) -> int:
+        return int(max(self.trades["ts"].iloc[-1], self.quotes["ts"].iloc[-1]))
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e9
+
+    def sha256(self) -> str:
+        """Hash of the canonical tables' contents (not of the raw files): the data
+        identity used in cache keys and in the prior bundle's ``source``."""
+        h = hashlib.sha256()
+        for name, df in (("trades", self.trades), ("quotes", self.quotes), ("books", self.books)):
+            if df is None:
+                continue
+            h.update(name.encode())
+            for c in df.columns:
+                h.update(c.encode())
+                h.update(np.ascontiguousarray(df[c].to_numpy()).tobytes())
+        return h.hexdigest()
+
+    def row_counts(self) -> dict[str, int]:
+        return {"trades": len(self.trades), "quotes": len(self.quotes),
+                "books": 0 if self.books is None else len(self.books)}
