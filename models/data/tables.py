@@ -120,13 +120,13 @@ def _check_finite_positive(df, cols, path, table, positive=True) -> None:
         if bad.any():
             i = _first_bad(bad)
             raise DataError(path, f"{_row_label(df, i)}, column {c!r}",
-                            f"non-finite value {v[i]!r} in {table}")
+                            f"non-finite value {float(v[i])} in {table}")
         if positive:
             bad = v <= 0
             if bad.any():
                 i = _first_bad(bad)
                 raise DataError(path, f"{_row_label(df, i)}, column {c!r}",
-                                f"{c} must be > 0, got {v[i]!r} in {table}")
+                                f"{c} must be > 0, got {float(v[i])!r} in {table}")
 
 
 def _check_sorted(df, path, table) -> None:
@@ -157,7 +157,7 @@ def validate_trades(df: pd.DataFrame, path=None) -> pd.DataFrame:
     if bad.any():
         i = _first_bad(bad)
         raise DataError(path, f"{_row_label(df, i)}, column 'side'",
-                        f"side must be +1 or -1, got {side[i]!r}")
+                        f"side must be +1 or -1, got {side[i].item()!r}")
     _check_sorted(df, path, "trades")
     return _finish(df, TRADE_COLUMNS)
 
@@ -174,7 +174,7 @@ def validate_quotes(df: pd.DataFrame, path=None) -> pd.DataFrame:
     if bad.any():
         i = _first_bad(bad)
         raise DataError(path, f"{_row_label(df, i)}, columns 'bid'/'ask'",
-                        f"crossed or locked quote: bid {bid[i]!r} >= ask {ask[i]!r}")
+                        f"crossed or locked quote: bid {float(bid[i])!r} >= ask {float(ask[i])!r}")
     _check_sorted(df, path, "quotes")
     return _finish(df, QUOTE_COLUMNS)
 

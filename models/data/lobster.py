@@ -1,0 +1,363 @@
+"""LOBSTER loader (Nasdaq message + orderbook files) -> canonical tables.
+
+Input (``load_lobster(path, asset=None, *, with_books=False, hidden=False, date=None)``):
+a LOBSTER zip as distributed (holding ``TICKER_DATE_START_END_message_L.csv`` and
+``..._orderbook_L.csv``); a message csv (its orderbook csv beside it: the same name
+with ``orderbook``; an orderbook csv finds its message csv the same way); or a
+directory holding such zips/pairs (``asset`` picks one: ``"AAPL"`` or, when a
+ticker comes at several depths, ``"AMZN_5"``).
+
+Clock. LOBSTER stamps messages in seconds after midnight of the trading day (no
+exchange epoch time). ``ts`` = the trading date's midnight in America/New_York
+converted to UTC (the date comes from the file name, or ``date=``) + the message
+time. The time column is parsed as a *decimal string* (never a float) so the
+nanosecond digits are exact; the rare value with more than 9 decimals (a float
+artefact of LOBSTER's writer, e.g. ``43002.632812672004``) is rounded to the
+nearest ns. Message times must be non-decreasing (the file is a sequenced feed
+aligned row by row with the orderbook file): a backward step is a DataError.
+
+Units. Prices are USD x 10,000 in the files -> USD (float); sizes are shares.
+
+trades. Type 4 (execution of a *visible* resting order) rows. The direction
+column is the side of the *resting* order, so the aggressor's side is
+``side = -direction`` (direction -1 = a sell limit order was hit = buyer-initiated
+= +1). One marketable order sweeping several resting orders is several type-4 rows
+with one timestamp and side (one arrival downstream); their file order is kept.
+``trade_id`` = the message's 0-based row in the message file (LOBSTER's order id
+is the *resting* order's id, not a trade id).
+Type 5 (execution of a *hidden* order) rows are excluded by default
+(``hidden=False``): the hidden order is not in the visible book, and its
+direction field is a much weaker side signal -- on the 2012-06-21 samples only
+~85% of type-5 prints lie on the mid side the LOBSTER rule implies (vs 100% for
+type 4), ~4% print exactly at the mid, and a few even print through the opposite
+touch. ``hidden=True`` adds them with the same rule (``side = -direction``); the
+count is in ``meta['hidden_executions']`` either way.
+
+quotes. Level 1 of the orderbook file after each message (row i of the orderbook
+is the book *after* message i): ``bid, bid_size, ask, ask_size``. At most one
+quote per timestamp: the state after the last message at that ts (the
+intermediate states of one sweep share its ts and cannot be ordered against
+other events). Consecutive identical BBOs are dropped. Rows where a side is empty
+(price +-9999999999, LOBSTER's dummy for an unoccupied level) have no BBO and
+are dropped; their count is ``meta['dropped']['quotes_one_side_empty']``.
+A crossed/locked level 1 (bid >= ask) is bad input (DataError).
+
+books (``with_books=True``; default off as they are large: GOOG level 10 is ~2.9M
+rows). Long format, all levels of the file: ``ts, side (+1 bid / -1 ask),
+level (0 = best), price, size``, one snapshot per timestamp (the last state at
+that ts), snapshots identical to the previous one skipped, empty levels omitted.
+
+Halts. A type-7 message is not a trade; its orderbook row repeats the previous
+state, so it adds no quote. Halts are reported in ``meta['halts']`` as
+``{"ts", "row", "event"}`` with event ``halt`` (price -1), ``quoting`` (price 0:
+quoting resumes) or ``resume`` (price 1: trading resumes); downstream may mask
+those intervals. (The 2012-06-21 samples contain no halts.)
+
+Type 1/2/3 rows (submissions, partial cancels, deletions) only move the book;
+type 6 (cross trade / auction print, in newer LOBSTER versions) is not a
+continuous-book trade and is ignored (counted in ``meta['cross_trades']``).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.data.loaders import check_format, read_bytes, require_path, to_int, with_rows
+from models.data.loaders import collapse_quotes
+from models.data.tables import DataError, Market, validate_books, validate_quotes, validate_trades
+
+EMPTY = 9_999_999_999
+PRICE_SCALE = 10_000.0
+_NAME = re.compile(r"(?P<ticker>[A-Za-z0-9.\-]+)_(?P<date>\d{4}-\d{2}-\d{2})_\d+_\d+_"
+                   r"(?P<kind>message|orderbook)_(?P<level>\d+)\.csv$")
+_TIME = re.compile(r"^\d+(\.\d*)?$")
+
+
+# --------------------------------------------------------------------------- locating files
+
+class _Pair:
+    """A message/orderbook pair, either inside a zip or as two files."""
+
+    def __init__(self, label: str, ticker: str, date: str | None, level: int | None,
+                 message: str, orderbook: str, zip_path: Path | None = None,
+                 dir_path: Path | None = None):
+        self.label, self.ticker, self.date, self.level = label, ticker, date, level
+        self.message, self.orderbook = message, orderbook
+        self.zip_path, self.dir_path = zip_path, dir_path
+
+    def display(self, member: str) -> str:
+        if self.zip_path is not None:
+            return f"{self.zip_path}!{member}"
+        return str(Path(member))
+
+    def read(self, member: str) -> bytes:
+        if self.zip_path is not None:
+            try:
+                with zipfile.ZipFile(self.zip_path) as z:
+                    raw = z.read(member)
+            except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
+                raise DataError(self.zip_path, member, f"cannot read zip member ({e})") from e
+            if not raw.strip():
+                raise DataError(self.display(member), "", "empty file")
+            return raw
+        return read_bytes(member)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        if self.zip_path is not None:
+            return (str(self.zip_path),)
+        return (str(self.message), str(self.orderbook))
+
+
+def _pair_from_names(names: list[str], where: Path, zip_path: Path | None) -> list[_Pair]:
+    msgs = [n for n in names if "message" in Path(n).name and n.endswith(".csv")]
+    out = []
+    for m in msgs:
+        head, sep, base = m.rpartition("/")
+        ob = head + sep + base.replace("message", "orderbook")
+        if ob not in names:
+            raise DataError(where, "", f"message file {Path(m).name} has no orderbook file "
+                            f"{Path(ob).name} beside it")
+        mt = _NAME.search(Path(m).name)
+        ticker = mt["ticker"] if mt else Path(m).name.split("_")[0]
+        level = int(mt["level"]) if mt else None
+        date = mt["date"] if mt else None
+        out.append(_Pair(f"{ticker}_{level}" if level is not None else ticker, ticker, date, level,
+                         m, ob, zip_path=zip_path))
+    return out
+
+
+def _find_pairs(p: Path) -> list[_Pair]:
+    if p.is_dir():
+        pairs: list[_Pair] = []
+        for c in sorted(p.iterdir()):
+            if c.suffix == ".zip":
+                pairs += _find_pairs(c)
+        csvs = sorted(str(c) for c in p.iterdir() if c.suffix == ".csv")
+        pairs += _pair_from_names(csvs, p, None)
+        if not pairs:
+            raise DataError(p, "", "no LOBSTER zip or message/orderbook csv pair in this directory")
+        return pairs
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    if p.suffix == ".zip" or magic == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(p) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise DataError(p, "", f"not a readable zip file ({e})") from e
+        pairs = _pair_from_names(names, p, p)
+        if not pairs:
+            raise DataError(p, "", "zip holds no LOBSTER *_message_*.csv file")
+        return pairs
+    name = p.name
+    if "orderbook" in name and "message" not in name:
+        msg = p.with_name(name.replace("orderbook", "message"))
+        if not msg.exists():
+            raise DataError(p, "", f"orderbook file without its message file {msg.name} beside it")
+        p = msg
+    if "message" not in p.name:
+        raise DataError(p, "", "expected a LOBSTER zip, a *_message_*.csv (with its orderbook "
+                        "csv beside it) or a directory of them")
+    ob = p.with_name(p.name.replace("message", "orderbook"))
+    if not ob.exists():
+        raise DataError(p, "", f"message file without its orderbook file {ob.name} beside it")
+    return _pair_from_names([str(p), str(ob)], p.parent, None)
+
+
+def _pick(pairs: list[_Pair], asset: str | None, path: Path) -> _Pair:
+    if asset is None:
+        if len(pairs) == 1:
+            return pairs[0]
+        raise DataError(path, "", "several LOBSTER files here; pass asset= one of "
+                        f"{sorted(p.label for p in pairs)}")
+    a = asset.upper()
+    hit = [p for p in pairs if p.label.upper() == a] or [p for p in pairs if p.ticker.upper() == a]
+    if len(hit) == 1:
+        return hit[0]
+    if not hit:
+        raise DataError(path, "", f"no LOBSTER file for asset {asset!r}; found "
+                        f"{sorted(p.label for p in pairs)}")
+    raise DataError(path, "", f"asset {asset!r} is ambiguous here; pass one of "
+                    f"{sorted(p.label for p in hit)}")
+
+
+# --------------------------------------------------------------------------- parsing
+
+def parse_time_ns(times: pd.Series, path, first_row: int = 0) -> np.ndarray:
+    """Seconds-after-midnight decimal strings -> int64 ns, exactly (no float).
+    More than 9 decimals are rounded to the nearest ns."""
+    s = times.astype("string").str.strip()
+    ok = s.str.fullmatch(_TIME.pattern).fillna(False).to_numpy(dtype=bool)
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise DataError(path, f"row {i + first_row}, column 'time'",
+                        f"cannot parse {times.iloc[i]!r} as seconds after midnight")
+    parts = s.str.partition(".")
+    sec = parts[0].astype("int64").to_numpy()
+    frac = parts[2]
+    ns = frac.str.ljust(9, "0").str.slice(0, 9).astype("int64").to_numpy()
+    round_up = (frac.str.slice(9, 10).fillna("") >= "5").to_numpy(dtype=bool)
+    return sec * 1_000_000_000 + ns + round_up.astype("int64")
+
+
+def midnight_utc_ns(date: str) -> int:
+    """The date's midnight in America/New_York, as UTC epoch ns."""
+    return int(pd.Timestamp(date, tz="America/New_York").tz_convert("UTC").value)
+
+
+def _read_message(raw: bytes, path: str) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(io.BytesIO(raw), header=None, dtype={0: "string"}, skip_blank_lines=True)
+    except pd.errors.EmptyDataError as e:
+        raise DataError(path, "", "empty message file") from e
+    except (pd.errors.ParserError, ValueError) as e:
+        raise DataError(path, "", f"cannot parse message csv: {e}") from e
+    if df.shape[1] != 6:
+        raise DataError(path, "", f"message file must have 6 columns (time, type, order id, size, "
+                        f"price, direction), found {df.shape[1]}")
+    if len(df) == 0:
+        raise DataError(path, "", "empty message file")
+    df.columns = ["time", "type", "order_id", "size", "price", "direction"]
+    return df
+
+
+def _read_orderbook(raw: bytes, path: str, n_msg: int) -> np.ndarray:
+    try:
+        df = pd.read_csv(io.BytesIO(raw), header=None)
+    except pd.errors.EmptyDataError as e:
+        raise DataError(path, "", "empty orderbook file") from e
+    except (pd.errors.ParserError, ValueError) as e:
+        raise DataError(path, "", f"cannot parse orderbook csv: {e}") from e
+    if df.shape[1] % 4 != 0:
+        raise DataError(path, "", f"orderbook file must have 4 columns per level "
+                        f"(ask price, ask size, bid price, bid size), found {df.shape[1]}")
+    if len(df) != n_msg:
+        raise DataError(path, "", f"orderbook has {len(df)} rows but the message file has "
+                        f"{n_msg}: row i must be the book after message i")
+    for c in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            to_int(df[c], path, lambda i: f"row {i}", f"column {c}", "orderbook")
+    v = df.to_numpy(dtype="float64")
+    bad = ~np.isfinite(v)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise DataError(path, f"row {i}, column {j}", f"non-finite value in orderbook")
+    return v
+
+
+# --------------------------------------------------------------------------- loader
+
+def load_lobster(path, asset: str | None = None, *, with_books: bool = False,
+                 hidden: bool = False, date: str | None = None) -> Market:
+    """Load one LOBSTER message/orderbook pair (see the module docstring for the rules)."""
+    p = require_path(path)
+    check_format(p, "lobster")
+    pair = _pick(_find_pairs(p), asset, p)
+    mpath, opath = pair.display(pair.message), pair.display(pair.orderbook)
+    date = date or pair.date
+    if date is None:
+        raise DataError(mpath, "", "cannot tell the trading date from the file name "
+                        "(TICKER_YYYY-MM-DD_...); pass date='YYYY-MM-DD'")
+
+    msg = _read_message(pair.read(pair.message), mpath)
+    n = len(msg)
+    rows = lambda i: f"row {i}"  # noqa: E731
+    t_ns = parse_time_ns(msg["time"], mpath) + midnight_utc_ns(date)
+    typ = to_int(msg["type"], mpath, rows, "type", "message type")
+    size = to_int(msg["size"], mpath, rows, "size", "message size")
+    price = to_int(msg["price"], mpath, rows, "price", "message price")
+    direction = to_int(msg["direction"], mpath, rows, "direction", "message direction")
+    unknown = ~np.isin(typ, (1, 2, 3, 4, 5, 6, 7))
+    if unknown.any():
+        i = int(np.flatnonzero(unknown)[0])
+        raise DataError(mpath, f"row {i}, column 'type'", f"unknown message type {typ[i]}")
+    back = np.diff(t_ns) < 0
+    if back.any():
+        i = int(np.flatnonzero(back)[0]) + 1
+        raise DataError(mpath, f"row {i}, column 'time'",
+                        f"timestamps out of order: {msg['time'].iloc[i]} after {msg['time'].iloc[i - 1]}")
+
+    ob = _read_orderbook(pair.read(pair.orderbook), opath, n)
+    levels = ob.shape[1] // 4
+
+    # ---- trades
+    is_exec = (typ == 4) | ((typ == 5) if hidden else False)
+    idx = np.flatnonzero(is_exec)
+    d = direction[idx]
+    bad = ~np.isin(d, (1, -1))
+    if bad.any():
+        raise DataError(mpath, f"row {idx[np.flatnonzero(bad)[0]]}, column 'direction'",
+                        f"execution direction must be +1 or -1, got {d[np.flatnonzero(bad)[0]]}")
+    trades = with_rows(pd.DataFrame({
+        "ts": t_ns[idx], "price": price[idx] / PRICE_SCALE, "size": size[idx].astype("float64"),
+        "side": -d, "trade_id": idx.astype("int64"),
+    }), idx)
+    trades = validate_trades(trades, mpath)
+
+    # ---- quotes (level 1 after each message)
+    ask, ask_sz, bid, bid_sz = ob[:, 0], ob[:, 1], ob[:, 2], ob[:, 3]
+    empty = (ask >= EMPTY) | (bid <= -EMPTY)
+    q = pd.DataFrame({"ts": t_ns, "bid": bid / PRICE_SCALE, "ask": ask / PRICE_SCALE,
+                      "bid_size": bid_sz, "ask_size": ask_sz})
+    # one state per ts (the last), computed before dropping one-sided states so a
+    # ts whose final state is one-sided yields no quote rather than a stale one
+    last = np.ones(n, dtype=bool)
+    last[:-1] = t_ns[1:] != t_ns[:-1]
+    keep = last & ~empty
+    q = with_rows(q[keep].reset_index(drop=True), np.flatnonzero(keep))
+    q, _, n_same = collapse_quotes(q)
+    quotes = validate_quotes(q, opath)
+
+    # ---- books
+    books = None
+    if with_books:
+        books = _books(ob, t_ns, levels, last, opath)
+
+    halts = [{"ts": int(t_ns[i]), "row": int(i),
+              "event": {-1: "halt", 0: "quoting", 1: "resume"}.get(int(price[i]), f"price {price[i]}")}
+             for i in np.flatnonzero(typ == 7)]
+    meta = {
+        "date": date, "levels": levels, "messages": n,
+        "visible_executions": int((typ == 4).sum()),
+        "hidden_executions": int((typ == 5).sum()),
+        "hidden_included": hidden,
+        "cross_trades": int((typ == 6).sum()),
+        "halts": halts,
+        "clock": "session clock: trading-date midnight America/New_York (UTC) + message seconds",
+        "dropped": {
+            "quotes_one_side_empty": int((last & empty).sum()),
+            "quotes_same_ts_intermediate": int((~last).sum()),
+            "quotes_unchanged": int(n_same),
+        },
+    }
+    return Market(asset=pair.ticker, source="lobster", trades=trades, quotes=quotes, books=books,
+                  files=pair.files, meta=meta)
+
+
+def _books(ob: np.ndarray, t_ns: np.ndarray, levels: int, last: np.ndarray, path) -> pd.DataFrame:
+    rows = np.flatnonzero(last)
+    snap = ob[rows]
+    changed = np.ones(len(rows), dtype=bool)
+    changed[1:] = (snap[1:] != snap[:-1]).any(axis=1)
+    rows, snap = rows[changed], snap[changed]
+    k = len(rows)
+    v = snap.reshape(k, levels, 4)
+    # (k, side, level): side 0 = bid (+1), 1 = ask (-1)
+    px = np.stack([v[:, :, 2], v[:, :, 0]], axis=1)
+    sz = np.stack([v[:, :, 3], v[:, :, 1]], axis=1)
+    present = np.abs(px) < EMPTY
+    side = np.broadcast_to(np.array([1, -1], dtype="int8")[None, :, None], px.shape)
+    lvl = np.broadcast_to(np.arange(levels, dtype="int16")[None, None, :], px.shape)
+    ts = np.broadcast_to(t_ns[rows][:, None, None], px.shape)
+    src = np.broadcast_to(rows[:, None, None], px.shape)
+    m = present.ravel()
+    df = pd.DataFrame({"ts": ts.ravel()[m], "side": side.ravel()[m], "level": lvl.ravel()[m],
+                       "price": px.ravel()[m] / PRICE_SCALE, "size": sz.ravel()[m]})
+    return validate_books(with_rows(df, src.ravel()[m]), path)
