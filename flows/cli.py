@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(
     name="mmcal",
@@ -130,11 +131,11 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    t = Table(title=title, title_justify="left", header_style="bold")
-    for c in columns:
-        t.add_column(c, justify="right" if c not in ("regime", "side", "bucket", "name", "parameter") else "left")
+    t = Table(title=Text(title), title_justify="left", header_style="bold")
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i == 0 else "right")
     for r in rows:
-        t.add_row(*[_fmt(v) for v in r])
+        t.add_row(*[Text(_fmt(v)) for v in r])  # Text: '[low,buy]' is not markup
     return t
 
 
@@ -214,22 +215,24 @@ def render_inspect(s: dict) -> None:
     out.print(f"[bold]{s['asset']}[/bold] ({s['source']})  {s['start']} -> {s['end']}  "
               f"({s['duration_s']:.1f} s)")
     out.print(f"rows: trades {rows['trades']:,}  quotes {rows['quotes']:,}  books {rows['books']:,}")
-    a = s["arrivals"]
-    out.print(f"arrivals: buy {a['buy']:,} ({a['buy_per_s']:.3f}/s)  sell {a['sell']:,} "
-              f"({a['sell_per_s']:.3f}/s)  prints per arrival {_fmt(a['prints_per_arrival'], 2)}")
     out.print(f"mean spread: {s['mean_spread_bps']:.3f} bps (time-weighted)")
+    out.print(_table("arrivals (market orders; one sweep = one arrival)",
+                     ["side", "arrivals", "per s", "prints/arrival", "mean depth bps", "kappa mle 1/bps"],
+                     [[a["side_name"], a["arrivals"], a["rate_per_s"], a["mean_prints"],
+                       a["mean_depth_bps"], a["kappa_mle"]] for a in s["arrivals"]]))
     out.print(_table(f"realized volatility per regime (bps/sqrt(s); labels: {s['regime_labels']})",
-                     ["regime", "bars", "share", "mean sigma", "pooled sigma"],
-                     [[v["regime"], v["bars"], v["share"], v["mean_sigma_bps"], v["pooled_sigma_bps"]]
-                      for v in s["volatility"]]))
+                     ["regime", "bars", "occupancy", "sigma", "mean log rv", "sd log rv"],
+                     [[v["regime_name"], v["bars"], v["occupancy"], v["sigma_bps_mean"],
+                       v["log_rv_mean"], v["log_rv_sd"]] for v in s["volatility"]]))
     oc = s["observation_config"]
-    out.print(_table(f"passive fills by depth bucket (re-post {oc['repost_interval_s']} s, markout at "
-                     f"{oc['markout_horizon_s']} s, informed > {oc['informed_threshold_bps']} bp)",
-                     ["bucket", "fills", "informed share", "mean markout bps"],
-                     [[f["bucket"], f["fills"], f["informed_share"], f["mean_markout_bps"]]
-                      for f in s["passive_fills"]]))
-    if s.get("meta"):
-        out.print(f"loader notes: {json.dumps(_jsonable(s['meta']))}", markup=False, highlight=False)
+    out.print(_table(f"passive fills by depth bucket (re-post every {oc['repost_interval_s']} s; markout "
+                     f"at {oc['markout_horizon_s']} s; informed = markout > {oc['informed_threshold_bps']} bp)",
+                     ["bucket", "fills", "informed share", "se", "mean markout bps"],
+                     [[f["bucket"], f["fills"], f["informed_share"], f["informed_share_se"],
+                       f["markout_mean_bps"]] for f in s["passive_fills"]]))
+    notes = {k: v for k, v in s.get("meta", {}).items() if k != "truth_arrivals"}
+    if notes:
+        out.print(f"loader notes: {json.dumps(_jsonable(notes))}", markup=False, highlight=False)
 
 
 @data_app.command("inspect")
@@ -271,13 +274,13 @@ def demo(
 
     def body():
         from models.data.loaders import load
-        from models.data.summary import inspect_market
+        from models.data.summary import inspect_market, truth_comparison
 
         market_dir = Path(out_dir) / "market"
         write_synthetic(market_dir, seed, duration, force=True)
         market = load("synthetic", market_dir)
         s = inspect_market(market)
-        truth_cmp = _truth_comparison(market, s)
+        truth_cmp = truth_comparison(market)
         doc = {"market_dir": str(market_dir), "summary": s, "truth_vs_observed": truth_cmp}
         if as_json:
             emit_json(doc)
@@ -286,34 +289,13 @@ def demo(
         out.print(f"written to {market_dir} (trades.parquet, quotes.parquet, truth.json)")
         render_inspect(s)
         out.rule("2. observations vs the generator's truth")
-        out.print(_table("", ["quantity", "truth", "observed"],
-                         [[r["quantity"], r["truth"], r["observed"]] for r in truth_cmp]))
+        out.print(_table("measured by the observation rules on the true regime path",
+                         ["parameter", "truth", "observed", "n"],
+                         [[r["quantity"], r["truth"], r["observed"], r["n"]] for r in truth_cmp]))
         out.print("\nnext: `mmcal data inspect --source lobster ../shared/data/lobster/"
                   "LOBSTER_SampleFile_AAPL_2012-06-21_1.zip` for real data.")
 
     guarded(body)
-
-
-def _truth_comparison(market, s: dict) -> list[dict]:
-    """A few headline numbers of the synthetic truth next to what the observation
-    rules measure on the generated data (arrival rates, informed share at the touch)."""
-    from models.data import observations as ob
-
-    truth = market.truth or {}
-    params = truth.get("params", {})
-    rows = []
-    for side, key in (("buy", "buy_per_s"), ("sell", "sell_per_s")):
-        rates = [v for k, v in params.items() if k.startswith("arrival_rate[") and k.endswith(f",{side}]")]
-        occ = truth.get("regime_occupancy")
-        if rates and occ and len(occ) == len(rates):
-            expected = float(sum(r * o for r, o in zip(rates, occ)))
-            rows.append({"quantity": f"arrivals/s ({side})", "truth": expected,
-                         "observed": s["arrivals"][key]})
-    for name in ob.REGIMES:
-        k = f"alpha_touch[{name}]"
-        if k in params:
-            rows.append({"quantity": k, "truth": params[k], "observed": None})
-    return rows
 
 
 def main() -> None:

@@ -1,14 +1,15 @@
 """The data summary behind `mmcal data inspect` (and the demo's first step).
 
-Everything here is computed from the canonical tables and the observation rules
+Everything here is computed from the canonical tables with the observation rules
 of `models.data.observations`; the CLI only formats it.
 
 * mean spread: time-weighted mean of (ask - bid) / mid in bps over the quote
   table (each BBO weighted by how long it stood; the last one gets no weight).
-* realized volatility per regime: mean of the bars' sigma_bps (bps/sqrt(s)) and
-  the pooled sigma sqrt(sum rv / sum bar time) * 1e4 over the bars of each regime.
-  Regime labels come from the regime model when one is given, else from the
-  placeholder quantile labelling of `observations.label_regimes`.
+* realized volatility per regime: `observations.regime_summary` (sqrt of the
+  regime's pooled realized variance per second, bps/sqrt(s)). Regime labels are,
+  in order of preference: the ones given by the caller (the regime model's path),
+  the synthetic market's true path, or the placeholder quantile labelling of
+  `observations.label_regimes`. The summary says which.
 """
 
 from __future__ import annotations
@@ -16,60 +17,44 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from models.data import observations as ob
 from models.data.tables import Market
 
 
-def time_weighted_spread_bps(quotes) -> float:
+def time_weighted_spread_bps(quotes: pd.DataFrame) -> float:
     bid = quotes["bid"].to_numpy()
     ask = quotes["ask"].to_numpy()
-    mid = 0.5 * (bid + ask)
-    spread = (ask - bid) / mid * 1e4
-    ts = quotes["ts"].to_numpy()
-    w = np.diff(ts).astype("float64")
+    spread = (ask - bid) / (0.5 * (bid + ask)) * 1e4
+    w = np.diff(quotes["ts"].to_numpy()).astype("float64")
     if len(w) == 0 or w.sum() <= 0:
         return float(spread.mean())
     return float(np.sum(spread[:-1] * w) / w.sum())
 
 
-def inspect_market(market: Market, config: "ob.ObservationConfig | None" = None,
-                   regimes=None) -> dict[str, Any]:
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+             for k, v in row.items()} for row in df.to_dict(orient="records")]
+
+
+def inspect_market(market: Market, config: ob.ObservationConfig | None = None,
+                   regimes: Any = None) -> dict[str, Any]:
     """Summary of one market: row counts, span, arrivals, spread, vol per regime, fills."""
     config = config or ob.ObservationConfig()
-    arr = ob.arrivals(market)
     bars = ob.volatility_bars(market, config)
-    reg = ob.label_regimes(bars) if regimes is None else np.asarray(regimes)
+    if regimes is not None:
+        labels = "given"
+    elif market.truth is not None and "regime_path" in market.truth:
+        regimes = np.asarray(market.truth["regime_path"])[: len(bars)]
+        labels = "synthetic truth"
+    else:
+        labels = "placeholder (quantiles of log realized vol)"
+    reg = ob.label_regimes(bars, regimes)
+    arr = ob.arrivals(market)
     fills = ob.passive_fills(market, config, bars=bars, regimes=reg)
 
-    vol = []
-    for r, name in enumerate(ob.REGIMES):
-        sel = reg == r
-        n = int(sel.sum())
-        if n == 0:
-            vol.append({"regime": name, "bars": 0, "share": 0.0,
-                        "mean_sigma_bps": None, "pooled_sigma_bps": None})
-            continue
-        rv = bars["rv"].to_numpy()[sel]
-        vol.append({
-            "regime": name,
-            "bars": n,
-            "share": n / len(reg),
-            "mean_sigma_bps": float(bars["sigma_bps"].to_numpy()[sel].mean()),
-            "pooled_sigma_bps": float(np.sqrt(rv.sum() / (n * config.bar_seconds)) * 1e4),
-        })
-
-    side = arr["side"].to_numpy()
-    depth = arr["depth_bps"].to_numpy()
-    arrivals = {
-        "buy": int((side == 1).sum()),
-        "sell": int((side == -1).sum()),
-        "buy_per_s": float((side == 1).sum() / max(market.duration_s, 1e-9)),
-        "sell_per_s": float((side == -1).sum() / max(market.duration_s, 1e-9)),
-        "mean_depth_bps_buy": float(depth[side == 1].mean()) if (side == 1).any() else None,
-        "mean_depth_bps_sell": float(depth[side == -1].mean()) if (side == -1).any() else None,
-        "prints_per_arrival": float(arr["n_prints"].mean()) if len(arr) else None,
-    }
+    meta = {k: v for k, v in market.meta.items() if not isinstance(v, pd.DataFrame)}
     return {
         "asset": market.asset,
         "source": market.source,
@@ -79,14 +64,54 @@ def inspect_market(market: Market, config: "ob.ObservationConfig | None" = None,
         "end": _iso(market.end_ns),
         "duration_s": market.duration_s,
         "data_sha256": market.sha256(),
-        "arrivals": arrivals,
+        "arrivals": _records(ob.arrival_summary(arr, duration_s=market.duration_s)),
+        "arrivals_by_regime": _records(ob.arrival_summary(arr, bars, reg)),
         "mean_spread_bps": time_weighted_spread_bps(market.quotes),
-        "regime_labels": "given" if regimes is not None else "quantile placeholder",
-        "volatility": vol,
-        "passive_fills": ob.fill_table(fills),
+        "regime_labels": labels,
+        "volatility": _records(ob.regime_summary(bars, reg)),
+        "passive_fills": _records(ob.fill_table(fills)),
+        "passive_fills_by_regime": _records(ob.fill_table(fills, by_regime=True)),
         "observation_config": config.model_dump(),
-        "meta": market.meta,
+        "meta": meta,
     }
+
+
+def truth_comparison(market: Market, config: ob.ObservationConfig | None = None) -> list[dict[str, Any]]:
+    """The synthetic truth next to what the observation rules measure on the
+    generated data, on the true regime path: arrival rate A and depth decay kappa
+    (1 / mean depth) per regime x side, and the informed share of passive fills in
+    each depth bucket per regime, whose truth is the mean over those fills of
+    alpha_touch[r] * exp(-delta / alpha_decay_bps)."""
+    config = config or ob.ObservationConfig()
+    truth = market.truth or {}
+    params = truth.get("params", {})
+    if not params:
+        return []
+    bars = ob.volatility_bars(market, config)
+    reg = np.asarray(truth["regime_path"])[: len(bars)]
+    rows = []
+    for a in _records(ob.arrival_summary(ob.arrivals(market), bars, reg)):
+        key = f"{a['regime_name']},{a['side_name']}"
+        for name, obs_key in (("arrival_rate", "rate_per_s"), ("kappa", "kappa_mle")):
+            p = f"{name}[{key}]"
+            rows.append({"quantity": p, "truth": params.get(p), "observed": a[obs_key],
+                         "n": a["arrivals"]})
+    fills = ob.passive_fills(market, config, bars=bars, regimes=reg)
+    bucket = ob.depth_bucket(fills["depth_bps"].to_numpy())
+    fr = fills["regime"].to_numpy()
+    depth = fills["depth_bps"].to_numpy()
+    informed = fills["informed"].to_numpy(dtype=bool)
+    decay = params["alpha_decay_bps"]
+    for r, rname in enumerate(ob.REGIMES):
+        for b, blabel in enumerate(ob.DEPTH_BUCKET_LABELS):
+            sel = (fr == r) & (bucket == b)
+            n = int(sel.sum())
+            if n == 0:
+                continue
+            expected = float(np.mean(params[f"alpha_touch[{rname}]"] * np.exp(-depth[sel] / decay)))
+            rows.append({"quantity": f"informed share {blabel} bp [{rname}]", "truth": expected,
+                         "observed": float(informed[sel].mean()), "n": n})
+    return rows
 
 
 def _iso(ns: int) -> str:

@@ -1,0 +1,657 @@
+"""Observations: the model inputs computed from a market's canonical tables.
+
+DESIGN.md section 3. The rules below are part of the project's contract: the
+offline models, the synthetic market's ground truth and the live estimators all
+rely on them, so each is stated here exactly and tested on hand-built markets
+(``tests/data/test_observations.py``).
+
+Units (DESIGN.md section 2): depth in basis points of the mid, time in seconds
+(timestamps in int64 ns), sigma in bps/sqrt(s), markouts in bps.
+
+Common conventions
+------------------
+* ``mid = (bid + ask) / 2`` of the canonical ``quotes`` table.
+* "the mid just before t" is the mid of the last quote with ``ts < t`` (strictly):
+  a quote stamped at the same instant as a trade is taken to be that trade's
+  aftermath. "the mid at t" / "prevailing at t" is the last quote with ``ts <= t``.
+* The end of the data is ``market.end_ns`` (the last trade or quote, whichever
+  is later).
+
+Rules (one function each)
+-------------------------
+* :func:`arrivals` -- one row per market-order arrival. Consecutive trade rows
+  with the same ``ts`` and the same ``side`` are one sweep = one arrival.
+* :func:`volatility_bars` -- realized variance of the mid per bar.
+* :func:`label_regimes` / :func:`regime_at` -- the regime of each bar and of
+  any timestamp (the bar containing it).
+* :func:`passive_fills` / :func:`passive_quotes_posted` -- hypothetical passive
+  quotes on a depth grid, their trade-through fills and markouts.
+* :func:`fill_table` / :func:`arrival_summary` / :func:`regime_summary` --
+  summaries (``mmcal data inspect``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from models.data.tables import DataError, Market
+
+REGIMES: tuple[str, ...] = ("low", "normal", "high", "extreme")
+"""Volatility regimes, ordered (DESIGN.md section 2); regime ``i`` is ``REGIMES[i]``."""
+
+DEPTH_BUCKETS_BPS: tuple[float, ...] = (0.0, 2.0, 5.0, 10.0)
+"""Lower edges of the alpha depth buckets ``[0,2), [2,5), [5,10), [10,inf)`` in bps."""
+
+DEPTH_BUCKET_LABELS: tuple[str, ...] = ("[0,2)", "[2,5)", "[5,10)", "[10,inf)")
+
+NS = 1_000_000_000
+
+
+def _ns(seconds: float) -> int:
+    return int(round(seconds * NS))
+
+
+# --------------------------------------------------------------------------- config
+class ObservationConfig(BaseModel):
+    """Parameters of the observation rules (recorded with every fit and in the
+    synthetic market's truth, so observations can be recomputed exactly).
+
+    * ``depth_grid_bps``: depths (bps of the mid) of the hypothetical passive
+      quotes, strictly increasing, > 0.
+    * ``repost_interval_s``: the hypothetical quotes are re-posted every this
+      many seconds at the then-prevailing mid.
+    * ``markout_horizon_s``: h, the markout horizon (s).
+    * ``informed_threshold_bps``: a fill is ``informed`` when its markout at h is
+      strictly above this (bps), default 1 bp at h = 1 s (DESIGN.md section 3).
+    * ``bar_seconds``: volatility bar length (s).
+    * ``rv_sample_seconds``: the mid is sampled previous-tick on this grid for
+      realized variance; ``bar_seconds`` must be a whole multiple of it.
+    * ``rv_floor_sigma_bps``: floor for ``log_rv`` (see :func:`volatility_bars`),
+      expressed as a volatility in bps/sqrt(s): a bar whose realized variance is
+      below ``(rv_floor_sigma_bps * 1e-4)**2 * bar_seconds`` (in particular a
+      bar with no price change, rv = 0) gets ``log_rv`` of that floor instead of
+      ``-inf``. Default 0.01 bps/sqrt(s), i.e. ``log_rv`` >= log(1e-11) = -25.3 for
+      10 s bars, far below any traded market (the synthetic market's quietest
+      regime diffuses at 0.10 bps/sqrt(s) plus jumps).
+    * ``fill_at_price``: if False (default) a fill needs a trade strictly through
+      the quote price; if True a trade at exactly the quote price fills too.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    depth_grid_bps: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0)
+    repost_interval_s: float = 1.0
+    markout_horizon_s: float = 1.0
+    informed_threshold_bps: float = 1.0
+    bar_seconds: float = 10.0
+    rv_sample_seconds: float = 1.0
+    rv_floor_sigma_bps: float = 0.01
+    fill_at_price: bool = False
+
+    @field_validator("depth_grid_bps")
+    @classmethod
+    def _grid(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if len(v) == 0:
+            raise ValueError("depth_grid_bps must not be empty")
+        arr = np.asarray(v, dtype=float)
+        if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+            raise ValueError(f"depth_grid_bps must be finite and > 0, got {v}")
+        if np.any(np.diff(arr) <= 0):
+            raise ValueError(f"depth_grid_bps must be strictly increasing, got {v}")
+        return tuple(float(x) for x in v)
+
+    @field_validator("repost_interval_s", "markout_horizon_s", "bar_seconds",
+                     "rv_sample_seconds", "rv_floor_sigma_bps")
+    @classmethod
+    def _positive(cls, v: float, info) -> float:
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{info.field_name} must be finite and > 0, got {v}")
+        return v
+
+    @field_validator("informed_threshold_bps")
+    @classmethod
+    def _threshold(cls, v: float) -> float:
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"informed_threshold_bps must be finite and >= 0, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _bar_multiple(self) -> ObservationConfig:
+        bar, dt = _ns(self.bar_seconds), _ns(self.rv_sample_seconds)
+        if dt <= 0 or bar % dt != 0:
+            raise ValueError(f"bar_seconds ({self.bar_seconds}) must be a whole multiple of "
+                             f"rv_sample_seconds ({self.rv_sample_seconds})")
+        if _ns(self.repost_interval_s) <= 0:
+            raise ValueError("repost_interval_s is below 1 ns")
+        return self
+
+
+# --------------------------------------------------------------------------- helpers
+def _quote_arrays(market: Market) -> tuple[np.ndarray, np.ndarray]:
+    q = market.quotes
+    if q is None or len(q) == 0:
+        raise DataError(None, "quotes table", f"market {market.asset!r} has no quotes")
+    qts = q["ts"].to_numpy(dtype=np.int64)
+    mid = 0.5 * (q["bid"].to_numpy(dtype=float) + q["ask"].to_numpy(dtype=float))
+    return qts, mid
+
+
+def _mid_before(qts: np.ndarray, mid: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Mid of the last quote with ts < t (NaN where there is none)."""
+    idx = np.searchsorted(qts, ts, side="left") - 1
+    out = np.full(len(ts), np.nan)
+    ok = idx >= 0
+    out[ok] = mid[idx[ok]]
+    return out
+
+
+def _mid_at(qts: np.ndarray, mid: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Mid of the last quote with ts <= t (NaN where there is none)."""
+    idx = np.searchsorted(qts, ts, side="right") - 1
+    out = np.full(len(ts), np.nan)
+    ok = idx >= 0
+    out[ok] = mid[idx[ok]]
+    return out
+
+
+def depth_bucket(depth_bps: np.ndarray | Sequence[float]) -> np.ndarray:
+    """Index of the alpha depth bucket ``[0,2), [2,5), [5,10), [10,inf)`` of each
+    depth (bps). Negative depths are put in the first bucket (clipped at 0)."""
+    d = np.maximum(np.asarray(depth_bps, dtype=float), 0.0)
+    return (np.searchsorted(np.asarray(DEPTH_BUCKETS_BPS), d, side="right") - 1).astype(np.int8)
+
+
+# --------------------------------------------------------------------------- arrivals
+def arrivals(market: Market, bars: pd.DataFrame | None = None,
+             regimes: Any = None) -> pd.DataFrame:
+    """Market-order arrivals and the depth each one reached (DESIGN.md section 3).
+
+    Rules:
+
+    1. *Grouping.* Trade rows (in the canonical, time-sorted order) that are
+       consecutive and share ``ts`` and ``side`` form one sweep, i.e. one arrival.
+       Two same-side sweeps at one timestamp separated by an opposite-side row are
+       two arrivals; same ts + same side rows are never split.
+    2. *Prevailing mid.* ``mid_before`` is the mid of the last quote with
+       ``ts`` strictly before the arrival's ``ts``. Arrivals with no earlier quote
+       are dropped; their number is ``attrs['dropped_before_first_quote']``.
+    3. *Depth.* ``extreme_price`` is the sweep's highest print for a buy (side
+       +1), its lowest for a sell (side -1), and
+       ``depth_bps = side * (extreme_price - mid_before) / mid_before * 1e4``:
+       how far beyond the prevailing mid the sweep reached. It can be below the
+       half-spread (hidden or midpoint executions), and negative when the quote
+       table is stale or the trade printed on the passive side of the mid. Such
+       values are kept here, unclipped; consumers that need depth >= 0 (the kappa
+       model, :func:`arrival_summary`) clip at 0 themselves.
+
+    Columns: ``ts`` (int64 ns), ``side`` (int8, +1 buyer-initiated), ``n_prints``,
+    ``size`` (total, base units), ``vwap``, ``extreme_price``, ``mid_before``,
+    ``depth_bps``; plus ``regime`` (int8, :func:`regime_at` of the arrival's ts)
+    when ``bars`` or ``regimes`` is given (``bars`` default to
+    :func:`volatility_bars` with the default config, ``regimes`` to the placeholder
+    :func:`label_regimes`). ``attrs``: ``n_trades``, ``dropped_before_first_quote``,
+    ``duration_s`` (the market's span, the exposure for rates).
+    """
+    t = market.trades
+    qts, qmid = _quote_arrays(market)
+    ts = t["ts"].to_numpy(dtype=np.int64)
+    side = t["side"].to_numpy().astype(np.int8)
+    price = t["price"].to_numpy(dtype=float)
+    size = t["size"].to_numpy(dtype=float)
+    n = len(ts)
+    if n == 0:
+        raise DataError(None, "trades table", f"market {market.asset!r} has no trades")
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    new[1:] = (ts[1:] != ts[:-1]) | (side[1:] != side[:-1])
+    starts = np.flatnonzero(new)
+    n_prints = np.diff(np.append(starts, n))
+    a_ts = ts[starts]
+    a_side = side[starts]
+    a_size = np.add.reduceat(size, starts)
+    a_vwap = np.add.reduceat(price * size, starts) / a_size
+    hi = np.maximum.reduceat(price, starts)
+    lo = np.minimum.reduceat(price, starts)
+    extreme = np.where(a_side > 0, hi, lo)
+    mid = _mid_before(qts, qmid, a_ts)
+    keep = np.isfinite(mid)
+    dropped = int((~keep).sum())
+    mid_k = mid[keep]
+    sd = a_side[keep].astype(float)
+    out = pd.DataFrame({
+        "ts": a_ts[keep],
+        "side": a_side[keep],
+        "n_prints": n_prints[keep].astype(np.int64),
+        "size": a_size[keep],
+        "vwap": a_vwap[keep],
+        "extreme_price": extreme[keep],
+        "mid_before": mid_k,
+        "depth_bps": sd * (extreme[keep] - mid_k) / mid_k * 1e4,
+    })
+    if bars is not None or regimes is not None:
+        bars, regimes = _bars_and_regimes(market, ObservationConfig(), bars, regimes)
+        out["regime"] = regime_at(out["ts"].to_numpy(), bars, regimes)
+    out.attrs.update(n_trades=int(n), dropped_before_first_quote=dropped,
+                     duration_s=float(market.duration_s))
+    return out
+
+
+# --------------------------------------------------------------------------- bars
+def volatility_bars(market: Market, config: ObservationConfig | None = None) -> pd.DataFrame:
+    """Realized variance of the mid per bar: the regime model's input.
+
+    Rules (B = ``bar_seconds``, dt = ``rv_sample_seconds``, t0 = first quote ts,
+    tE = ``market.end_ns``):
+
+    1. Bar k covers ``[t0 + k*B, t0 + (k+1)*B)``; the last bar is open-ended for
+       :func:`regime_at` (it extends to the end of the data).
+    2. The mid is sampled previous-tick (last quote with ``ts <= g``) on the grid
+       ``g_j = t0 + j*dt``, ``j = 0..J``, ``J = floor((tE - t0)/dt)``. Return j is
+       ``log mid(g_j) - log mid(g_{j-1})`` (over ``(g_{j-1}, g_j]``) and belongs
+       to the bar containing ``g_{j-1}``. A full bar has ``B/dt`` returns.
+    3. ``rv`` = sum of the squared returns of the bar (natural log units, not
+       bps). Bars are emitted up to the last one holding at least one return, so
+       only the final bar can be incomplete (``complete`` False, ``n_returns`` <
+       B/dt); a market shorter than dt raises :class:`DataError`.
+    4. ``sigma_bps = sqrt(rv / (n_returns*dt)) * 1e4`` in bps/sqrt(s) (=
+       ``sqrt(rv/bar_seconds)*1e4`` for a complete bar).
+    5. ``log_rv = log(max(rv_full, floor))`` where ``rv_full = rv * B/(n_returns*dt)``
+       (the incomplete last bar rescaled to a full bar, = rv otherwise) and
+       ``floor = (rv_floor_sigma_bps*1e-4)**2 * B``: a bar without any price change
+       has ``log_rv = log(floor)``, never ``-inf`` (see :class:`ObservationConfig`).
+
+    Columns: ``bar_start``, ``bar_end`` (int64 ns), ``duration_s`` (time covered
+    by its returns), ``n_quotes`` (quote rows with ts in the bar), ``n_returns``,
+    ``complete``, ``rv``, ``sigma_bps``, ``log_rv``.
+    """
+    cfg = config or ObservationConfig()
+    qts, qmid = _quote_arrays(market)
+    t0, tE = int(qts[0]), int(market.end_ns)
+    bar_ns, dt_ns = _ns(cfg.bar_seconds), _ns(cfg.rv_sample_seconds)
+    m = bar_ns // dt_ns
+    J = (tE - t0) // dt_ns
+    if J < 1:
+        raise DataError(None, "quotes table",
+                        f"market {market.asset!r} spans {(tE - t0) / NS:.3g} s after its first "
+                        f"quote, less than one rv sample ({cfg.rv_sample_seconds} s)")
+    grid = t0 + dt_ns * np.arange(J + 1, dtype=np.int64)
+    lm = np.log(_mid_at(qts, qmid, grid))
+    r2 = np.diff(lm) ** 2
+    n_bars = int(-(-J // m))
+    bar_of = np.arange(J) // m
+    rv = np.bincount(bar_of, weights=r2, minlength=n_bars)
+    n_ret = np.bincount(bar_of, minlength=n_bars)
+    start = t0 + bar_ns * np.arange(n_bars, dtype=np.int64)
+    end = start + bar_ns
+    qbar = (qts - t0) // bar_ns
+    n_quotes = np.bincount(np.minimum(qbar, n_bars - 1), minlength=n_bars)
+    # quotes after the last bar's end belong to it (the last bar is open-ended)
+    covered = n_ret * cfg.rv_sample_seconds
+    sigma = np.sqrt(rv / covered) * 1e4
+    rv_full = rv * (m / n_ret)
+    floor = (cfg.rv_floor_sigma_bps * 1e-4) ** 2 * cfg.bar_seconds
+    out = pd.DataFrame({
+        "bar_start": start,
+        "bar_end": end,
+        "duration_s": covered.astype(float),
+        "n_quotes": n_quotes.astype(np.int64),
+        "n_returns": n_ret.astype(np.int64),
+        "complete": n_ret == m,
+        "rv": rv,
+        "sigma_bps": sigma,
+        "log_rv": np.log(np.maximum(rv_full, floor)),
+    })
+    out.attrs.update(bar_seconds=cfg.bar_seconds, rv_sample_seconds=cfg.rv_sample_seconds,
+                     log_rv_floor=math.log(floor))
+    return out
+
+
+# --------------------------------------------------------------------------- regimes
+def label_regimes(bars: pd.DataFrame, probs: Any = None) -> np.ndarray:
+    """Regime (int 0..3, see :data:`REGIMES`) of each bar.
+
+    * ``probs`` None: PLACEHOLDER labelling until the HMM regime model is fitted:
+      thresholds at the 25th, 75th and 95th percentiles of the bars' ``log_rv``;
+      a bar's regime is the number of thresholds strictly below its ``log_rv``
+      (ties go to the lower regime, so a mass of floored quiet bars is "low").
+      By construction the occupancy is about 25/50/20/5 %, whatever the market.
+    * ``probs`` a 1-D integer array (one regime per bar, e.g. the synthetic truth's
+      ``regime_path`` or an HMM's Viterbi path): used as is, after checks.
+    * ``probs`` a 2-D array (n_bars x 4) of regime probabilities (an HMM's
+      smoothed probabilities): the most probable regime of each bar.
+
+    Returns an int8 array of length ``len(bars)``.
+    """
+    n = len(bars)
+    if probs is None:
+        x = bars["log_rv"].to_numpy(dtype=float)
+        if n == 0:
+            return np.zeros(0, dtype=np.int8)
+        thr = np.quantile(x, [0.25, 0.75, 0.95])
+        return np.searchsorted(thr, x, side="left").astype(np.int8)
+    p = np.asarray(probs)
+    if p.ndim == 1:
+        if len(p) != n:
+            raise ValueError(f"regime array has {len(p)} entries for {n} bars")
+        if p.dtype.kind == "f":
+            if not np.all(np.isfinite(p)) or np.any(p != np.round(p)):
+                raise ValueError("regime array must hold integers 0..3")
+        if n and (p.min() < 0 or p.max() >= len(REGIMES)):
+            raise ValueError(f"regimes must be in 0..{len(REGIMES) - 1}, got "
+                             f"{p.min()}..{p.max()}")
+        return p.astype(np.int8)
+    if p.ndim == 2:
+        if p.shape != (n, len(REGIMES)):
+            raise ValueError(f"regime probabilities must have shape ({n}, {len(REGIMES)}), "
+                             f"got {p.shape}")
+        if not np.all(np.isfinite(p)):
+            raise ValueError("regime probabilities must be finite")
+        return np.argmax(p, axis=1).astype(np.int8)
+    raise ValueError(f"probs must be 1-D regimes or 2-D probabilities, got ndim={p.ndim}")
+
+
+def regime_at(ts: np.ndarray | Sequence[int] | int, bars: pd.DataFrame,
+              regimes: np.ndarray) -> np.ndarray:
+    """Regime of the bar containing each timestamp (int8 array).
+
+    A timestamp exactly on a bar boundary belongs to the bar that starts there
+    (bars are ``[start, end)``); timestamps after the last bar's end take the last
+    bar's regime (the last bar extends to the end of the data); timestamps before
+    the first bar get -1.
+    """
+    t = np.atleast_1d(np.asarray(ts, dtype=np.int64))
+    regimes = np.asarray(regimes)
+    start = bars["bar_start"].to_numpy(dtype=np.int64)
+    if len(regimes) != len(start):
+        raise ValueError(f"{len(regimes)} regimes for {len(start)} bars")
+    idx = np.searchsorted(start, t, side="right") - 1
+    out = np.full(len(t), -1, dtype=np.int8)
+    ok = idx >= 0
+    out[ok] = regimes[idx[ok]]
+    return out
+
+
+def _bars_and_regimes(market, cfg, bars, regimes):
+    if bars is None:
+        bars = volatility_bars(market, cfg)
+    if regimes is None:
+        regimes = label_regimes(bars)
+    else:
+        regimes = label_regimes(bars, regimes)
+    return bars, regimes
+
+
+# --------------------------------------------------------------------------- passive fills
+def _repost_grid(market: Market, cfg: ObservationConfig):
+    qts, qmid = _quote_arrays(market)
+    t0, tE = int(qts[0]), int(market.end_ns)
+    R = _ns(cfg.repost_interval_s)
+    K = max(1, int(-(-(tE - t0) // R)))  # reposts r_k = t0 + k R with r_k < tE
+    r = t0 + R * np.arange(K, dtype=np.int64)
+    m_post = _mid_at(qts, qmid, r)
+    return qts, qmid, r, m_post, R, tE
+
+
+def passive_fills(market: Market, config: ObservationConfig | None = None,
+                  bars: pd.DataFrame | None = None, regimes: Any = None) -> pd.DataFrame:
+    """Fills of hypothetical passive quotes on a depth grid, with markouts.
+
+    Rules (R = ``repost_interval_s``, h = ``markout_horizon_s``, t0 = first quote ts,
+    tE = ``market.end_ns``):
+
+    1. *Re-posts.* At ``r_k = t0 + k*R`` (every k with ``r_k < tE``) one bid and
+       one ask are posted at every depth delta of the grid, priced off the mid
+       prevailing at ``r_k`` (last quote with ``ts <= r_k``):
+       ``bid = mid*(1 - delta/1e4)``, ``ask = mid*(1 + delta/1e4)``. They live on
+       ``(r_k, r_k + R]``: only trades stamped strictly after ``r_k`` and at or
+       before ``r_{k+1}`` can fill them.
+    2. *Trade-through.* A bid is filled by a seller-initiated trade (side -1)
+       with ``price < bid``; an ask by a buyer-initiated trade (side +1) with
+       ``price > ask``. With ``fill_at_price`` a trade at exactly the quote price
+       fills too. Same-side trades never fill (a buy cannot hit our bid).
+    3. *First fill only.* A quote is filled at most once per interval, by the first
+       qualifying trade row (time order, then the source's row order within a
+       sweep); it is filled in full, at its own price.
+    4. *Markout.* ``side`` is +1 when our bid was filled (we bought) and -1 when
+       our ask was filled (we sold). With ``mid_h`` = mid prevailing at
+       ``ts + h`` (last quote with ts <= ts + h):
+       ``markout_bps = side * (price - mid_h) / price * 1e4``, i.e.
+       ``(price - mid_h)/price*1e4`` for a bid fill and
+       ``(mid_h - price)/price*1e4`` for an ask fill: **positive = adverse** to the
+       quote (the mid moved against the position the fill opened).
+    5. *Informed.* ``informed = markout_bps > informed_threshold_bps`` (strictly).
+    6. *End of data.* Fills with ``ts + h > tE`` are dropped; their number is
+       ``attrs['dropped_past_end']``.
+    7. *Regime.* ``regime`` is that of the bar containing the fill's ``ts``
+       (:func:`regime_at`); ``bars``/``regimes`` default to :func:`volatility_bars`
+       and the placeholder :func:`label_regimes`. ``regimes`` may be a per-bar
+       int array or an (n_bars x 4) probability array.
+
+    Columns: ``ts``, ``repost_ts`` (int64 ns), ``side`` (int8), ``depth_bps``,
+    ``price`` (our quote price = fill price), ``trade_price`` (the print that
+    filled it), ``mid_at_post``, ``mid_at_fill`` (the mid just before the fill,
+    ts strictly before), ``mid_at_horizon``, ``markout_bps``, ``informed``,
+    ``regime`` (int8). Sorted by ts, side, depth.
+    ``attrs``: ``n_reposts`` (quotes posted per depth and side: the denominator),
+    ``dropped_past_end``, and the config values used. :func:`passive_quotes_posted`
+    gives the denominators per regime.
+    """
+    cfg = config or ObservationConfig()
+    bars, regimes = _bars_and_regimes(market, cfg, bars, regimes)
+    qts, qmid, r, m_post, R, tE = _repost_grid(market, cfg)
+    t = market.trades
+    ts = t["ts"].to_numpy(dtype=np.int64)
+    tside = t["side"].to_numpy()
+    price = t["price"].to_numpy(dtype=float)
+    k_all = np.searchsorted(r, ts, side="left") - 1  # r_k < ts <= r_{k+1}
+    # trades past the last interval (ts > r_{K-1} + R) cannot happen since r_{K-1}+R >= tE
+    h_ns = _ns(cfg.markout_horizon_s)
+    pieces = []
+    dropped = 0
+    for fill_side, agg_side in ((1, -1), (-1, 1)):
+        sel = np.flatnonzero((tside == agg_side) & (k_all >= 0))
+        k = k_all[sel]
+        p = price[sel]
+        mk = m_post[k]
+        for delta in cfg.depth_grid_bps:
+            q = mk * (1.0 - fill_side * delta * 1e-4)
+            if fill_side == 1:
+                hit = p <= q if cfg.fill_at_price else p < q
+            else:
+                hit = p >= q if cfg.fill_at_price else p > q
+            hits = np.flatnonzero(hit)
+            if len(hits) == 0:
+                continue
+            kh = k[hits]
+            first = hits[np.concatenate(([True], kh[1:] != kh[:-1]))]
+            rows = sel[first]
+            f_ts = ts[rows]
+            keep = f_ts + h_ns <= tE
+            dropped += int((~keep).sum())
+            first, rows, f_ts = first[keep], rows[keep], f_ts[keep]
+            kk = k[first]
+            pieces.append(pd.DataFrame({
+                "ts": f_ts,
+                "repost_ts": r[kk],
+                "side": np.full(len(rows), fill_side, dtype=np.int8),
+                "depth_bps": np.full(len(rows), float(delta)),
+                "price": q[first],
+                "trade_price": p[first],
+                "mid_at_post": mk[first],
+            }))
+    cols = ["ts", "repost_ts", "side", "depth_bps", "price", "trade_price", "mid_at_post"]
+    if pieces:
+        out = pd.concat(pieces, ignore_index=True)
+    else:
+        out = pd.DataFrame({c: np.zeros(0, dtype=d) for c, d in zip(
+            cols, [np.int64, np.int64, np.int8, float, float, float, float])})
+    out = out.sort_values(["ts", "side", "depth_bps"], kind="stable").reset_index(drop=True)
+    f_ts = out["ts"].to_numpy(dtype=np.int64)
+    out["mid_at_fill"] = _mid_before(qts, qmid, f_ts)
+    mid_h = _mid_at(qts, qmid, f_ts + h_ns)
+    out["mid_at_horizon"] = mid_h
+    pr = out["price"].to_numpy()
+    sd = out["side"].to_numpy().astype(float)
+    out["markout_bps"] = sd * (pr - mid_h) / pr * 1e4
+    out["informed"] = out["markout_bps"].to_numpy() > cfg.informed_threshold_bps
+    out["regime"] = regime_at(f_ts, bars, regimes)
+    out.attrs.update(n_reposts=int(len(r)), dropped_past_end=dropped,
+                     repost_interval_s=cfg.repost_interval_s,
+                     markout_horizon_s=cfg.markout_horizon_s,
+                     informed_threshold_bps=cfg.informed_threshold_bps,
+                     depth_grid_bps=list(cfg.depth_grid_bps),
+                     fill_at_price=cfg.fill_at_price)
+    return out
+
+
+def passive_quotes_posted(market: Market, config: ObservationConfig | None = None,
+                          bars: pd.DataFrame | None = None, regimes: Any = None) -> pd.DataFrame:
+    """Denominators of :func:`passive_fills`: quotes posted per regime, side, depth.
+
+    Every re-post ``r_k`` posts one quote per depth and side; it is counted in the
+    regime of the bar containing ``r_k`` (a fill carries the regime at its own
+    ts, which differs only for quotes that straddle a bar boundary).
+    ``exposure_s`` = the quotes' total lifetime, ``min(r_k + R, tE) - r_k`` summed.
+
+    Columns: ``regime`` (int8), ``side`` (+1 bid / -1 ask), ``depth_bps``,
+    ``n_posted``, ``exposure_s``. Regimes with no re-post are omitted.
+    """
+    cfg = config or ObservationConfig()
+    bars, regimes = _bars_and_regimes(market, cfg, bars, regimes)
+    _, _, r, _, R, tE = _repost_grid(market, cfg)
+    reg = regime_at(r, bars, regimes)
+    life = (np.minimum(r + R, tE) - r) / NS
+    rows = []
+    for g in np.unique(reg):
+        sel = reg == g
+        n, e = int(sel.sum()), float(life[sel].sum())
+        for side in (1, -1):
+            for delta in cfg.depth_grid_bps:
+                rows.append((int(g), side, float(delta), n, e))
+    out = pd.DataFrame(rows, columns=["regime", "side", "depth_bps", "n_posted", "exposure_s"])
+    return out.astype({"regime": np.int8, "side": np.int8, "n_posted": np.int64})
+
+
+# --------------------------------------------------------------------------- summaries
+def fill_table(fills: pd.DataFrame, by_regime: bool = False) -> pd.DataFrame:
+    """Summary of passive fills by alpha depth bucket (``[0,2), [2,5), [5,10),
+    [10,inf)`` bps; :data:`DEPTH_BUCKETS_BPS`), optionally per regime.
+
+    Columns: (``regime``, ``regime_name``,) ``bucket`` (label), ``lo_bps``,
+    ``hi_bps``, ``fills``, ``informed`` (count), ``informed_share``,
+    ``informed_share_se`` (binomial, sqrt(p(1-p)/n)), ``markout_mean_bps``.
+    Every bucket appears (empty ones with ``fills`` 0 and NaN shares), for each
+    regime present when ``by_regime``.
+    """
+    b = depth_bucket(fills["depth_bps"].to_numpy()) if len(fills) else np.zeros(0, np.int8)
+    edges = list(DEPTH_BUCKETS_BPS) + [math.inf]
+    groups = [None]
+    reg = None
+    if by_regime:
+        reg = fills["regime"].to_numpy()
+        groups = [int(g) for g in range(len(REGIMES))]
+    inf = fills["informed"].to_numpy(dtype=bool) if len(fills) else np.zeros(0, bool)
+    mk = fills["markout_bps"].to_numpy(dtype=float) if len(fills) else np.zeros(0)
+    rows = []
+    for g in groups:
+        for i, lab in enumerate(DEPTH_BUCKET_LABELS):
+            sel = b == i
+            if g is not None:
+                sel &= reg == g
+            n = int(sel.sum())
+            k = int(inf[sel].sum())
+            share = k / n if n else math.nan
+            row = {}
+            if g is not None:
+                row.update(regime=g, regime_name=REGIMES[g])
+            row.update(bucket=lab, lo_bps=edges[i], hi_bps=edges[i + 1], fills=n, informed=k,
+                       informed_share=share,
+                       informed_share_se=math.sqrt(share * (1 - share) / n) if n else math.nan,
+                       markout_mean_bps=float(mk[sel].mean()) if n else math.nan)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def regime_summary(bars: pd.DataFrame, regimes: Any = None) -> pd.DataFrame:
+    """Per regime: ``bars``, ``occupancy`` (share of bars), ``duration_s``,
+    ``sigma_bps_mean`` (sqrt of the mean rv per second, bps/sqrt(s): the regime's
+    realized volatility), ``log_rv_mean``, ``log_rv_sd``. ``regimes`` as in
+    :func:`label_regimes` (default: the placeholder labelling). All four regimes
+    are listed, empty ones with 0 bars and NaN statistics."""
+    reg = label_regimes(bars, regimes)
+    rv = bars["rv"].to_numpy(dtype=float)
+    dur = bars["duration_s"].to_numpy(dtype=float)
+    lrv = bars["log_rv"].to_numpy(dtype=float)
+    rows = []
+    for g, name in enumerate(REGIMES):
+        sel = reg == g
+        n = int(sel.sum())
+        d = float(dur[sel].sum())
+        rows.append({"regime": g, "regime_name": name, "bars": n,
+                     "occupancy": n / len(reg) if len(reg) else math.nan,
+                     "duration_s": d,
+                     "sigma_bps_mean": math.sqrt(rv[sel].sum() / d) * 1e4 if d > 0 else math.nan,
+                     "log_rv_mean": float(lrv[sel].mean()) if n else math.nan,
+                     "log_rv_sd": float(lrv[sel].std(ddof=1)) if n > 1 else math.nan})
+    return pd.DataFrame(rows)
+
+
+def arrival_summary(arr: pd.DataFrame, bars: pd.DataFrame | None = None,
+                    regimes: Any = None, duration_s: float | None = None) -> pd.DataFrame:
+    """Arrival statistics per side (and per regime when ``bars`` and ``regimes``
+    are given).
+
+    * ``rate_per_s`` = arrivals / exposure; exposure is ``duration_s`` (default
+      ``arr.attrs['duration_s']``), or per regime the summed ``duration_s`` of
+      its bars.
+    * depth statistics use depth clipped at 0 (see :func:`arrivals`):
+      ``mean_depth_bps``, and ``kappa_mle`` = 1 / mean clipped depth (1/bps): the
+      maximum-likelihood decay of an exponential depth law.
+    * ``negative_depth`` counts arrivals whose raw depth was < 0 (stale quotes).
+
+    Columns: (``regime``, ``regime_name``,) ``side``, ``side_name`` (buy/sell),
+    ``arrivals``, ``exposure_s``, ``rate_per_s``, ``mean_prints``, ``mean_size``,
+    ``mean_depth_bps``, ``kappa_mle``, ``negative_depth``.
+    """
+    side = arr["side"].to_numpy()
+    depth = arr["depth_bps"].to_numpy(dtype=float)
+    dpos = np.maximum(depth, 0.0)
+    if (bars is None) != (regimes is None):
+        raise ValueError("give both bars and regimes, or neither")
+    if bars is not None:
+        reg_bar = label_regimes(bars, regimes)
+        reg = regime_at(arr["ts"].to_numpy(), bars, reg_bar)
+        dur = bars["duration_s"].to_numpy(dtype=float)
+        groups = [(g, float(dur[reg_bar == g].sum())) for g in range(len(REGIMES))]
+    else:
+        reg = None
+        T = duration_s if duration_s is not None else arr.attrs.get("duration_s")
+        if T is None:
+            raise ValueError("duration_s is needed (arrivals carry it in attrs['duration_s'])")
+        groups = [(None, float(T))]
+    rows = []
+    for g, expo in groups:
+        for s, name in ((1, "buy"), (-1, "sell")):
+            sel = side == s
+            if g is not None:
+                sel &= reg == g
+            n = int(sel.sum())
+            md = float(dpos[sel].mean()) if n else math.nan
+            row = {}
+            if g is not None:
+                row.update(regime=g, regime_name=REGIMES[g])
+            row.update(side=s, side_name=name, arrivals=n, exposure_s=expo,
+                       rate_per_s=n / expo if expo > 0 else math.nan,
+                       mean_prints=float(arr["n_prints"].to_numpy()[sel].mean()) if n else math.nan,
+                       mean_size=float(arr["size"].to_numpy()[sel].mean()) if n else math.nan,
+                       mean_depth_bps=md,
+                       kappa_mle=1.0 / md if n and md > 0 else math.nan,
+                       negative_depth=int((depth[sel] < 0).sum()))
+            rows.append(row)
+    return pd.DataFrame(rows)
