@@ -1,0 +1,75 @@
+"""Moment matching, prior-strength cap and fidelity of the exporter (models/export.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from models import export as ex
+
+RNG = np.random.default_rng(11)
+N = 200_000
+
+
+@pytest.mark.parametrize("fn,dist,expect", [
+    (ex.beta_from_draws, stats.beta(3.0, 7.0), {"a": 3.0, "b": 7.0}),
+    (ex.gamma_from_draws, stats.gamma(4.0, scale=1 / 2.5), {"shape": 4.0, "rate": 2.5}),
+    (ex.lognormal_from_draws, stats.lognorm(0.3, scale=np.exp(1.2)), {"mu": 1.2, "sigma": 0.3}),
+    (ex.normal_from_draws, stats.norm(-2.0, 0.5), {"mu": -2.0, "sigma": 0.5}),
+    (ex.inverse_gamma_from_draws, stats.invgamma(12.0, scale=5.0), {"shape": 12.0, "scale": 5.0}),
+])
+def test_moment_matching_recovers_the_family_it_was_drawn_from(fn, dist, expect):
+    s = fn(dist.rvs(N, random_state=RNG))
+    for k, v in expect.items():
+        assert s[k] == pytest.approx(v, rel=0.05), (k, s)
+    err = ex.quantile_error(s, dist.rvs(N, random_state=RNG))
+    assert err["max_err_sd"] < 0.05
+
+
+def test_moment_matched_mean_equals_posterior_mean_exactly():
+    x = RNG.beta(2, 30, size=4000)
+    s = ex.beta_from_draws(x)
+    assert s["a"] / (s["a"] + s["b"]) == pytest.approx(x.mean(), rel=1e-12)
+    g = ex.gamma_from_draws(x)
+    assert g["shape"] / g["rate"] == pytest.approx(x.mean(), rel=1e-12)
+
+
+def test_dirichlet_and_nig():
+    c = np.array([30.0, 5.0, 2.0, 1.0])
+    s = ex.dirichlet_from_draws(RNG.dirichlet(c, size=N))
+    assert np.allclose(s["concentration"], c, rtol=0.05)
+    var = stats.invgamma(10.0, scale=4.5).rvs(N, random_state=RNG)
+    mean = RNG.normal(1.5, np.sqrt(var / 8.0))
+    nig = ex.normal_inverse_gamma_from_draws(mean, var)
+    assert nig["mu"] == pytest.approx(1.5, abs=0.01)
+    assert nig["lam"] == pytest.approx(8.0, rel=0.05)
+    assert nig["shape"] == pytest.approx(10.0, rel=0.1)
+
+
+def test_fidelity_flags_a_poor_summary():
+    bimodal = np.concatenate([RNG.normal(1, 0.1, N // 2), RNG.normal(3, 0.1, N // 2)])
+    s = ex.gamma_from_draws(bimodal)
+    assert ex.quantile_error(s, bimodal)["max_err_sd"] > 0.3
+
+
+@pytest.mark.parametrize("s,key", [
+    ({"family": "beta", "a": 300.0, "b": 700.0}, lambda s: s["a"] + s["b"]),
+    ({"family": "gamma", "shape": 500.0, "rate": 250.0}, lambda s: s["shape"]),
+    ({"family": "dirichlet", "concentration": [90.0, 5.0, 3.0, 2.0]}, lambda s: sum(s["concentration"])),
+])
+def test_cap_limits_strength_and_keeps_the_mean(s, key):
+    capped = ex.cap_strength(s, 50.0)
+    assert key(capped) == pytest.approx(50.0)
+    mean = {"beta": lambda d: d["a"] / (d["a"] + d["b"]), "gamma": lambda d: d["shape"] / d["rate"],
+            "dirichlet": lambda d: d["concentration"][0] / sum(d["concentration"])}[s["family"]]
+    assert mean(capped) == pytest.approx(mean(s))
+    assert ex.cap_strength(s, None) == s
+    assert ex.cap_strength(capped, 1e9) == capped
+
+
+def test_bad_draws_are_refused():
+    with pytest.raises(ValueError, match="beta"):
+        ex.beta_from_draws(np.array([0.5, 1.5, 2.0]))
+    with pytest.raises(ValueError, match="finite"):
+        ex.gamma_from_draws(np.array([1.0, np.nan]))
