@@ -1,0 +1,104 @@
+"""mm_runtime — the live side: prior bundle schema, conjugate families, online
+estimators, the GLFT/Kelly quote ladder, the Quoter, and its metrics.
+
+Dependencies: jax, numpy, pydantic, prometheus-client and the standard library only
+(never pymc, pytensor, arviz, prefect, mlflow, pandas, scipy, ``models`` or
+``flows``; a test checks ``sys.modules`` after ``import mm_runtime``).
+
+Float64: importing this package sets ``jax_enable_x64`` (process-wide).  The quoter
+needs it: at a price of 100 000 a float32 ulp is ~0.8 µbp (fine) but epoch-second
+timestamps lose 128 s, and conjugate sums over long sessions lose counts; on CPU the
+step's cost is dominated by dispatch, not by the width of its arithmetic.  Code that
+imports ``mm_runtime`` (e.g. ``models`` for the bundle schema) therefore runs JAX
+(and NumPyro) in float64 too.
+"""
+
+import jax as _jax
+
+_jax.config.update("jax_enable_x64", True)
+
+from . import conjugate  # noqa: E402
+from .bundle import (  # noqa: E402
+    DEFAULT_DEPTH_BUCKETS_BPS,
+    REGIMES,
+    SCHEMA_VERSION,
+    SIDES,
+    BundleError,
+    ConjugateSummary,
+    PriorBundle,
+    bucket_keys,
+    canonical_json,
+    compute_checksum,
+    dump_bundle,
+    example_bundle,
+    load_bundle,
+    parse_bundle,
+    with_checksum,
+)
+from .config import QuoterConfig  # noqa: E402
+from .ladder import fill_probability, glft_quote  # noqa: E402
+from .logs import JsonFormatter, configure_json_logging  # noqa: E402
+from .metrics import RuntimeMetrics  # noqa: E402
+from .perf import configure_low_latency_cpu  # noqa: E402
+from .quoter import (  # noqa: E402
+    BINDING_NAMES,
+    REASONS,
+    MarketEvent,
+    PackedStep,
+    Quoter,
+    QuoteReport,
+    QuoterState,
+    Quotes,
+    Summary,
+    batch_step,
+    init,
+    ladder_rows,
+    make_event,
+    quote_once,
+    stack_trees,
+    step,
+    summarize,
+)
+
+__all__ = [
+    "BINDING_NAMES",
+    "DEFAULT_DEPTH_BUCKETS_BPS",
+    "REASONS",
+    "REGIMES",
+    "SCHEMA_VERSION",
+    "SIDES",
+    "BundleError",
+    "ConjugateSummary",
+    "JsonFormatter",
+    "MarketEvent",
+    "PackedStep",
+    "PriorBundle",
+    "QuoteReport",
+    "Quoter",
+    "QuoterConfig",
+    "QuoterState",
+    "Quotes",
+    "RuntimeMetrics",
+    "Summary",
+    "batch_step",
+    "bucket_keys",
+    "canonical_json",
+    "compute_checksum",
+    "configure_json_logging",
+    "configure_low_latency_cpu",
+    "conjugate",
+    "dump_bundle",
+    "example_bundle",
+    "fill_probability",
+    "glft_quote",
+    "init",
+    "ladder_rows",
+    "load_bundle",
+    "make_event",
+    "parse_bundle",
+    "quote_once",
+    "stack_trees",
+    "step",
+    "summarize",
+    "with_checksum",
+]

@@ -1,0 +1,435 @@
+"""Online estimators: pure functions on a NamedTuple state (jit/vmap-able).
+
+What is learned, from what (indices: r regime, b depth bucket, s aggressor side
+0 = buy, 1 = sell; every update is *soft*: weighted by the filtered regime
+probabilities p_r at the time of the observation):
+
+* α[r, b] (Beta–Bernoulli): a fill enters a fixed-size ring buffer with its depth
+  bucket and p; once ``markout_horizon_s`` has passed, its markout
+  ``side·(fill_price − mid)/fill_price`` in bps (positive = adverse) is compared with
+  ``informed_threshold_bps`` and α[·, b] gets a p-weighted Bernoulli observation.
+  A fill overwritten before it resolves (more than ``pending_capacity`` fills within
+  one horizon) is lost.
+* κ[r, s] (Gamma–Exponential): each public market order (one arrival = one sweep;
+  the caller aggregates a sweep's prints) is an exponential observation of its
+  depth beyond the prevailing mid, ``side·(price − mid)/mid`` in bps (clamped ≥ 0):
+  arrivals reach depth ≥ δ at rate A·exp(−κδ), so the depth reached is Exp(κ).
+* A[r, s] (Gamma–Poisson): every event credits ``p_r·dt`` seconds of exposure (a gap
+  longer than ``max_gap_s`` is credited only ``max_gap_s``: a feed outage is not
+  evidence of no trades), each arrival one event.
+* Hawkes intensities (not learned; the bundle's means): with kernel n·β·e^{−βt},
+  λ_s(t) = Σ_r p_r μ_{r,s} + E_s(t), E_s(t) = e^{−βΔt}·E_s(t⁻) + β·n_{s,source} at
+  each arrival (the exponential recursion: O(1) per event).
+* Regime probabilities: a forward filter over the bundle's HMM.  Squared mid log
+  returns (bps²) accumulate over a volatility bar of ``units.volatility_bar_s``;
+  when a bar closes, y = ln(sqrt(Σr²/elapsed)) (bps/√s) and
+  p ← normalize((p·T) ⊙ f(y)), T = the Dirichlet means of ``regime_transition``,
+  f = the Student-t posterior predictive of ``regime_emission`` (NIG).  A gap of
+  several bars counts as one transition step.
+
+Representation.  The learned families are kept as *evidence*: the sufficient
+statistics added to the prior's natural parameters, one ``(R, C)`` array whose
+columns are (see :class:`Columns`)::
+
+    [ α successes (B) | α failures (B) | κ count (S) | κ depth sum (S) | A count (S) | A exposure (S) ]
+
+so a posterior is ``prior.nat + evidence`` read as Beta(a, b), Gamma(shape, rate),
+Gamma(shape, rate).  Forgetting toward the prior with half-life h is
+``evidence *= 2**(-dt/h)`` — exactly :meth:`mm_runtime.conjugate._Family.forget`
+for these families — and a hot reload keeps the evidence and swaps the prior.  The
+layout keeps the compiled step small: on CPU each XLA kernel costs ~0.5 µs, so one
+array updated by one fused expression beats six small ones.
+
+Calibration tiers: tier ``pnl`` = α cells, tier ``intensity`` = κ and A cells.  A
+cell is trusted when ``is_calibrated(min_n, max_cv)`` of its tier holds (and
+``learn`` is on); otherwise the bundle's prior mean is used for that cell.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .bundle import REGIMES, SIDES, PriorBundle
+from ._small import umax, usum, uweighted
+from .conjugate import BetaParams, GammaParams
+
+__all__ = [
+    "Columns",
+    "PriorArrays",
+    "LearningParams",
+    "EstimatorState",
+    "Estimates",
+    "PENDING_TS",
+    "PENDING_PRICE",
+    "PENDING_SIDE",
+    "PENDING_BUCKET",
+    "PENDING_ACTIVE",
+    "PENDING_PROBS",
+    "prior_arrays",
+    "init_estimators",
+    "posterior",
+    "Observation",
+    "update",
+    "forward_filter_step",
+    "student_t_logpdf",
+    "estimates",
+    "tier_shares",
+]
+
+R, S = len(REGIMES), len(SIDES)
+_SIGMA_BAR_FLOOR = 1e-6  # bps/√s: a bar without movement reads as "very low" volatility
+
+# columns of a pending-fill row
+PENDING_TS, PENDING_PRICE, PENDING_SIDE, PENDING_BUCKET, PENDING_ACTIVE, PENDING_PROBS = range(6)
+
+
+class Columns:
+    """Column slices of the ``(R, C)`` natural-parameter / evidence arrays."""
+
+    def __init__(self, n_buckets: int):
+        B = n_buckets
+        self.B = B
+        self.alpha_a = slice(0, B)
+        self.alpha_b = slice(B, 2 * B)
+        self.kappa_shape = slice(2 * B, 2 * B + S)
+        self.kappa_rate = slice(2 * B + S, 2 * B + 2 * S)
+        self.arrival_shape = slice(2 * B + 2 * S, 2 * B + 3 * S)
+        self.arrival_rate = slice(2 * B + 3 * S, 2 * B + 4 * S)
+        self.n = 2 * B + 4 * S
+
+    def alpha(self, nat) -> BetaParams:
+        return BetaParams(nat[..., self.alpha_a], nat[..., self.alpha_b])
+
+    def kappa(self, nat) -> GammaParams:
+        return GammaParams(nat[..., self.kappa_shape], nat[..., self.kappa_rate])
+
+    def arrival(self, nat) -> GammaParams:
+        return GammaParams(nat[..., self.arrival_shape], nat[..., self.arrival_rate])
+
+    def side_of_column(self) -> np.ndarray:
+        """(C,) side index of the κ/A columns, −1 elsewhere."""
+        out = -np.ones(self.n)
+        for sl in (self.kappa_shape, self.kappa_rate, self.arrival_shape, self.arrival_rate):
+            out[sl] = np.arange(S)
+        return out
+
+
+class PriorArrays(NamedTuple):
+    """The bundle as arrays: conjugate priors of the learned families, means of the rest."""
+
+    nat: jax.Array  # (R, C) [α a | α b | κ shape | κ rate | A shape | A rate]
+    hawkes_mu: jax.Array  # (R, S) 1/s
+    hawkes_n: jax.Array  # (S, S) [target, source]
+    hawkes_beta: jax.Array  # () 1/s
+    transition: jax.Array  # (R, R) row-stochastic, per volatility bar
+    emission_loc: jax.Array  # (R,) Student-t predictive of ln σ_bar
+    emission_scale: jax.Array  # (R,)
+    emission_df: jax.Array  # (R,)
+    emission_const: jax.Array  # (R,) log-normalizer of the t density
+    sigma_bps: jax.Array  # (R,) bps/√s
+    alpha_decay_bps: jax.Array  # ()
+    adverse_move_bps: jax.Array  # ()
+    bucket_edges: jax.Array  # (B,) lower edges, bps
+    bar_s: jax.Array  # () volatility bar length, s
+    stationary: jax.Array  # (R,) stationary distribution of ``transition``
+
+
+class LearningParams(NamedTuple):
+    learn: jax.Array  # bool
+    half_life_s: jax.Array
+    markout_horizon_s: jax.Array
+    informed_threshold_bps: jax.Array
+    alpha_min_n: jax.Array
+    alpha_max_cv: jax.Array
+    intensity_min_n: jax.Array
+    intensity_max_cv: jax.Array
+    max_gap_s: jax.Array
+
+
+class EstimatorState(NamedTuple):
+    evidence: jax.Array  # (R, C) sufficient statistics since the prior (see Columns)
+    regime_probs: jax.Array  # (R,)
+    hawkes_excitation: jax.Array  # (S,) 1/s
+    pending: jax.Array  # (N, 5 + R) rows [ts, price, side, bucket, active, p_0..p_{R-1}]
+    cursor: jax.Array  # () float64 index of the next pending row to write
+    bar_start: jax.Array  # () s
+    bar_sumsq: jax.Array  # () bps²
+    last_ts: jax.Array  # () s
+    last_mid: jax.Array  # () 0 until the first valid mid
+    started: jax.Array  # () 1.0 once a valid timestamp has been seen (float64: the
+    #                    whole state is float64 so that it packs without conversions)
+
+
+class Estimates(NamedTuple):
+    """Point estimates per cell and the calibration status."""
+
+    alpha: jax.Array  # (R, B) in use (learned where trusted, else the prior mean)
+    kappa: jax.Array  # (R, S)
+    arrival: jax.Array  # (R, S)
+    alpha_learned: jax.Array  # (R, B) posterior means
+    kappa_learned: jax.Array  # (R, S)
+    arrival_learned: jax.Array  # (R, S)
+    alpha_data_weight: jax.Array  # (R, B)  n/(n + prior strength)
+    kappa_data_weight: jax.Array  # (R, S)
+    arrival_data_weight: jax.Array  # (R, S)
+    alpha_calibrated: jax.Array  # (R, B) bool
+    kappa_calibrated: jax.Array  # (R, S) bool
+    arrival_calibrated: jax.Array  # (R, S) bool
+
+
+# ----------------------------------------------------------------------------- init
+def _stationary(T: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eig(T.T)
+    i = int(np.argmin(np.abs(w - 1.0)))
+    pi = np.abs(np.real(v[:, i]))
+    return pi / pi.sum()
+
+
+def prior_arrays(bundle: PriorBundle) -> PriorArrays:
+    """Convert a validated bundle into arrays (numpy float64)."""
+    from math import lgamma, log, pi
+
+    p = bundle.params
+    buckets = bundle.bucket_keys
+    f = lambda x: np.asarray(x, dtype=np.float64)  # noqa: E731
+    cols = Columns(len(buckets))
+    nat = np.zeros((R, cols.n))
+    for i, r in enumerate(REGIMES):
+        nat[i, cols.alpha_a] = [p.alpha[r][b].a for b in buckets]
+        nat[i, cols.alpha_b] = [p.alpha[r][b].b for b in buckets]
+        nat[i, cols.kappa_shape] = [p.kappa[r][s].shape for s in SIDES]
+        nat[i, cols.kappa_rate] = [p.kappa[r][s].rate for s in SIDES]
+        nat[i, cols.arrival_shape] = [p.arrival_rate[r][s].shape for s in SIDES]
+        nat[i, cols.arrival_rate] = [p.arrival_rate[r][s].rate for s in SIDES]
+    T = f([p.regime_transition[r].mean() for r in REGIMES])
+    pred = [p.regime_emission[r].predictive() for r in REGIMES]  # (df, loc, scale)
+    const = [lgamma(0.5 * (df + 1)) - lgamma(0.5 * df) - 0.5 * log(df * pi) - log(sc) for df, _, sc in pred]
+    return PriorArrays(
+        nat=nat,
+        hawkes_mu=f([[p.hawkes_baseline[r][s].mean() for s in SIDES] for r in REGIMES]),
+        hawkes_n=f([[p.hawkes_branching[t][s].mean() for s in SIDES] for t in SIDES]),
+        hawkes_beta=f(p.hawkes_decay.mean()),
+        transition=T,
+        emission_loc=f([x[1] for x in pred]),
+        emission_scale=f([x[2] for x in pred]),
+        emission_df=f([x[0] for x in pred]),
+        emission_const=f(const),
+        sigma_bps=f([p.sigma_bps[r].mean() for r in REGIMES]),
+        alpha_decay_bps=f(p.alpha_decay_bps.mean()),
+        adverse_move_bps=f(p.adverse_move_bps.mean()),
+        bucket_edges=f(bundle.depth_buckets_bps),
+        bar_s=f(bundle.units.volatility_bar_s),
+        stationary=f(_stationary(T)),
+    )
+
+
+def init_estimators(prior: PriorArrays, capacity: int) -> EstimatorState:
+    """No evidence, regime probabilities = the HMM's stationary distribution, empty buffer."""
+    return EstimatorState(
+        evidence=np.zeros_like(np.asarray(prior.nat)),
+        regime_probs=np.asarray(prior.stationary, dtype=np.float64),
+        hawkes_excitation=np.zeros(S),
+        pending=np.zeros((capacity, PENDING_PROBS + R)),
+        cursor=np.float64(0.0),
+        bar_start=np.float64(0.0),
+        bar_sumsq=np.float64(0.0),
+        last_ts=np.float64(0.0),
+        last_mid=np.float64(0.0),
+        started=np.float64(0.0),
+    )
+
+
+def posterior(st: EstimatorState, prior: PriorArrays):
+    """Natural parameters of the posterior: ``prior.nat + evidence`` (R, C)."""
+    return prior.nat + st.evidence
+
+
+# ----------------------------------------------------------------------------- updates
+class Observation(NamedTuple):
+    """What the estimators see of one event; the ``*_ok`` masks are already
+    validated (finite, positive prices, sides ±1)."""
+
+    ts: jax.Array  # s
+    ts_ok: jax.Array  # bool
+    mid: jax.Array  # the event's mid (any finite value when not mid_ok)
+    mid_ok: jax.Array  # bool
+    trade_ok: jax.Array  # bool: a public market order is attached
+    trade_price: jax.Array
+    trade_side: jax.Array  # +1 buy / −1 sell aggressor
+    fill_ok: jax.Array  # bool: one of our quotes was filled
+    fill_price: jax.Array
+    fill_side: jax.Array  # +1 our bid (we bought) / −1 our ask (we sold)
+    fill_depth_bps: jax.Array  # quoted depth; < 0 = measure from the prevailing mid
+
+
+def student_t_logpdf(x, df, loc, scale, const=None):
+    """log of the Student-t density; ``const`` = its precomputed log-normalizer."""
+    if const is None:
+        const = (
+            jax.scipy.special.gammaln(0.5 * (df + 1.0))
+            - jax.scipy.special.gammaln(0.5 * df)
+            - 0.5 * jnp.log(df * jnp.pi)
+            - jnp.log(scale)
+        )
+    z = (x - loc) / scale
+    return const - 0.5 * (df + 1.0) * jnp.log1p(z * z / df)
+
+
+def forward_filter_step(probs, transition, loglik):
+    """One HMM forward step: normalize((probs @ T) ⊙ exp(loglik)) (unrolled over
+    the regimes; falls back to the prediction if every likelihood underflows)."""
+    pred = uweighted(probs, transition)
+    post = pred * jnp.exp(loglik - umax(loglik))
+    total = usum(post)
+    return jnp.where(total > 0, post / jnp.where(total > 0, total, 1.0), pred)
+
+
+def update(st: EstimatorState, prior: PriorArrays, lp: LearningParams, obs: Observation) -> EstimatorState:
+    """All online updates of one event, in this order: clock (forgetting, Hawkes
+    decay, exposure) → trade (κ, A, Hawkes jump; depth vs the mid *before* this
+    event) → fill (into the markout buffer) → mid (volatility bar; forward-filter
+    step when the bar closes) → markouts due (α).  Masked parts are no-ops."""
+    cols = Columns(prior.bucket_edges.shape[0])
+    B, C = cols.B, cols.n
+    N = st.pending.shape[0]
+    p = st.regime_probs
+    started = st.started > 0
+    col = np.arange(C)
+    in_ = lambda sl: jnp.asarray((col >= sl.start) & (col < sl.stop))  # noqa: E731
+
+    # --- clock
+    dt = jnp.where(obs.ts_ok & started, jnp.maximum(obs.ts - st.last_ts, 0.0), 0.0)
+    keep = jnp.exp2(-dt / lp.half_life_s)
+    exposure = jnp.minimum(dt, lp.max_gap_s)
+
+    # --- public trade: κ (Gamma–Exponential on depth), A (Gamma–Poisson), Hawkes
+    prev_mid = st.last_mid
+    t_ok = obs.trade_ok & (prev_mid > 0)
+    safe_prev = jnp.where(prev_mid > 0, prev_mid, 1.0)
+    t_depth = jnp.maximum(obs.trade_side * (obs.trade_price - prev_mid) / safe_prev * 1e4, 0.0)
+    t_side = jnp.where(obs.trade_side > 0, 0.0, 1.0)
+    on_side = t_ok & (jnp.asarray(cols.side_of_column()) == t_side)
+    inc = jnp.where(
+        on_side,
+        jnp.where(in_(cols.kappa_shape) | in_(cols.arrival_shape), 1.0, 0.0)
+        + jnp.where(in_(cols.kappa_rate), t_depth, 0.0),
+        0.0,
+    ) + jnp.where(in_(cols.arrival_rate), exposure, 0.0)
+    n_source = jnp.where(obs.trade_side > 0, prior.hawkes_n[:, 0], prior.hawkes_n[:, 1])
+    exc = st.hawkes_excitation * jnp.exp(-prior.hawkes_beta * dt) + jnp.where(
+        t_ok, prior.hawkes_beta * n_source, 0.0
+    )
+
+    # --- own fill: into the ring buffer
+    measured = obs.fill_side * (prev_mid - obs.fill_price) / safe_prev * 1e4
+    f_ok = obs.fill_ok & ((obs.fill_depth_bps >= 0) | (prev_mid > 0))
+    f_depth = jnp.maximum(jnp.where(obs.fill_depth_bps >= 0, obs.fill_depth_bps, measured), 0.0)
+    edges = prior.bucket_edges
+    bucket = usum(jnp.stack([f_depth >= edges[i] for i in range(1, B)]).astype(float)) if B > 1 else 0.0
+    row = jnp.concatenate([jnp.stack([obs.ts, obs.fill_price, obs.fill_side, bucket, 1.0]), p])
+    write = f_ok & (jnp.arange(N) == st.cursor)
+    pending = jnp.where(write[:, None], row[None, :], st.pending)
+    cursor = jnp.where(f_ok, jnp.where(st.cursor + 1 >= N, 0.0, st.cursor + 1), st.cursor)
+
+    # --- mid: volatility bar and the regime filter
+    m_ok = obs.mid_ok & obs.ts_ok
+    has_prev = prev_mid > 0
+    r_bps = jnp.log(obs.mid / jnp.where(has_prev, prev_mid, obs.mid)) * 1e4
+    r_bps = jnp.where(m_ok & has_prev & jnp.isfinite(r_bps), r_bps, 0.0)
+    bar_start = jnp.where(m_ok & ~has_prev, obs.ts, st.bar_start)
+    sumsq = st.bar_sumsq + r_bps * r_bps
+    elapsed = obs.ts - bar_start
+    close = m_ok & has_prev & (elapsed >= prior.bar_s)
+    sigma_bar = jnp.sqrt(sumsq / jnp.where(close, elapsed, 1.0))
+    y = jnp.log(jnp.maximum(sigma_bar, _SIGMA_BAR_FLOOR))
+    loglik = student_t_logpdf(y, prior.emission_df, prior.emission_loc, prior.emission_scale, prior.emission_const)
+    probs = jnp.where(close, forward_filter_step(p, prior.transition, loglik), p)
+
+    # --- markouts due: α (Beta–Bernoulli), weighted by the probabilities at the fill
+    p_price, p_side = pending[:, PENDING_PRICE], pending[:, PENDING_SIDE]
+    due = (pending[:, PENDING_ACTIVE] > 0) & m_ok & (obs.ts - pending[:, PENDING_TS] >= lp.markout_horizon_s)
+    markout = p_side * (p_price - obs.mid) / jnp.where(p_price > 0, p_price, 1.0) * 1e4
+    informed = markout > lp.informed_threshold_bps
+    # column c < B: success in bucket c; B <= c < 2B: failure in bucket c - B; others: none
+    c_bucket = jnp.asarray(np.where(col < 2 * B, col % B, -1))
+    c_success = jnp.asarray(col < B)
+    hit = (pending[:, PENDING_BUCKET][:, None] == c_bucket[None, :]) & (informed[:, None] == c_success[None, :])
+    weights = jnp.where(due[:, None], pending[:, PENDING_PROBS:], 0.0)  # (N, R)
+    resolved = weights.T @ hit.astype(float)  # (R, C)
+    active_col = jnp.asarray(np.arange(pending.shape[1]) == PENDING_ACTIVE)
+    pending = jnp.where(due[:, None] & active_col[None, :], 0.0, pending)
+
+    return EstimatorState(
+        evidence=st.evidence * keep + p[:, None] * inc[None, :] + resolved,
+        regime_probs=probs,
+        hawkes_excitation=exc,
+        pending=pending,
+        cursor=cursor,
+        bar_start=jnp.where(close, obs.ts, bar_start),
+        bar_sumsq=jnp.where(close, 0.0, sumsq),
+        last_ts=jnp.where(obs.ts_ok, jnp.where(started, jnp.maximum(obs.ts, st.last_ts), obs.ts), st.last_ts),
+        last_mid=jnp.where(m_ok, obs.mid, st.last_mid),
+        started=jnp.where(obs.ts_ok, 1.0, st.started),
+    )
+
+
+# ----------------------------------------------------------------------------- read-out
+def estimates(st: EstimatorState, prior: PriorArrays, lp: LearningParams) -> Estimates:
+    """Per-cell estimates (trusted learned value, else the prior mean) and status.
+
+    Written on the natural-parameter columns directly (the same formulas as
+    BetaBernoulli / GammaExponential / GammaPoisson in :mod:`mm_runtime.conjugate`):
+    mean a/(a+b) and shape/rate; n = strength − prior strength; cv sqrt(b/(a(a+b+1)))
+    and 1/sqrt(shape)."""
+    cols = Columns(prior.bucket_edges.shape[0])
+    B = cols.B
+    nat0 = prior.nat
+    nat = nat0 + st.evidence
+    # the three families side by side: "shape" (a / shape) and "rate" (b / rate) blocks
+    a, b = nat[:, :B], nat[:, B : 2 * B]
+    a0, b0 = nat0[:, :B], nat0[:, B : 2 * B]
+    ks, kr = cols.kappa(nat)
+    ks0, kr0 = cols.kappa(nat0)
+    rs, rr = cols.arrival(nat)
+    rs0, rr0 = cols.arrival(nat0)
+
+    a_mean, a_mean0 = a / (a + b), a0 / (a0 + b0)
+    a_n = jnp.maximum((a + b) - (a0 + b0), 0.0)
+    a_cv = jnp.sqrt(b / (a * (a + b + 1.0)))
+    a_cal = lp.learn & (a_n >= lp.alpha_min_n) & (a_cv <= lp.alpha_max_cv)
+
+    def gamma_block(shape, rate, shape0, rate0):
+        n = jnp.maximum(shape - shape0, 0.0)
+        cal = lp.learn & (n >= lp.intensity_min_n) & (1.0 / jnp.sqrt(shape) <= lp.intensity_max_cv)
+        mean = shape / rate
+        return mean, shape0 / rate0, n / (n + shape0), cal
+
+    k_mean, k_mean0, k_w, k_cal = gamma_block(ks, kr, ks0, kr0)
+    r_mean, r_mean0, r_w, r_cal = gamma_block(rs, rr, rs0, rr0)
+    return Estimates(
+        alpha=jnp.where(a_cal, a_mean, a_mean0),
+        kappa=jnp.where(k_cal, k_mean, k_mean0),
+        arrival=jnp.where(r_cal, r_mean, r_mean0),
+        alpha_learned=a_mean,
+        kappa_learned=k_mean,
+        arrival_learned=r_mean,
+        alpha_data_weight=a_n / (a_n + a0 + b0),
+        kappa_data_weight=k_w,
+        arrival_data_weight=r_w,
+        alpha_calibrated=a_cal,
+        kappa_calibrated=k_cal,
+        arrival_calibrated=r_cal,
+    )
+
+
+def tier_shares(e: Estimates, regime_probs):
+    """(pnl, intensity): regime-weighted share of trusted cells per tier."""
+    pnl = jnp.sum(regime_probs * jnp.mean(e.alpha_calibrated, axis=1))
+    intensity = jnp.sum(
+        regime_probs * 0.5 * (jnp.mean(e.kappa_calibrated, axis=1) + jnp.mean(e.arrival_calibrated, axis=1))
+    )
+    return pnl, intensity

@@ -1,0 +1,139 @@
+"""Prometheus metrics of the live quoter (label ``asset`` on every series).
+
+Each :class:`RuntimeMetrics` owns its metric families in a dedicated
+``CollectorRegistry`` (never the process-global one), so several quoters, tests and
+the exporter's own process can coexist; one ``RuntimeMetrics`` can serve many
+assets (``Quoter(..., metrics=shared)``).
+
+Series (names from the original system, DESIGN.md section 6):
+
+=================================================  ===========================================
+mm_kelly_stochastic_enabled{asset}                 1 when Kelly allocation is on
+mm_kelly_alpha_touch{asset}                        α at the touch in use
+mm_kelly_fraction{asset}                           effective Kelly fraction (regime-weighted)
+mm_kelly_alpha_decay_bps{asset}                    δ_char in use
+mm_learned_alpha{asset,regime,bucket}              posterior mean (+ ``_data_weight``)
+mm_learned_kappa{asset,regime,side}                1/bps (+ ``_data_weight``)
+mm_learned_arrival_rate{asset,regime,side}         1/s (+ ``_data_weight``)
+mm_calibration_tier{asset,tier}                    regime-weighted share of trusted cells
+mm_regime_probability{asset,regime}                filtered regime probability
+mm_hawkes_intensity{asset,side}                    current λ_s, 1/s
+mm_quote_valid{asset}                              1 when the last step produced quotes
+mm_binding_constraint{asset,side}                  0 none, 1 margin, 2 position
+mm_margin_used{asset}                              quote currency
+mm_bundle_info{asset,model_version,run_id,schema_version}  1 (an Info metric)
+mm_bundle_reload_failures_total{asset}             refused hot reloads
+mm_quote_step_latency_seconds{asset}               histogram of Quoter.on_event latency
+=================================================  ===========================================
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+
+from .bundle import REGIMES, SIDES, PriorBundle
+
+__all__ = ["RuntimeMetrics", "AssetMetrics", "LEARNED_PARAMS"]
+
+LEARNED_PARAMS = {
+    "alpha": ("regime", "bucket"),
+    "kappa": ("regime", "side"),
+    "arrival_rate": ("regime", "side"),
+}
+_LATENCY_BUCKETS = (
+    5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1,
+)
+
+
+class RuntimeMetrics:
+    """The metric families, registered once in ``registry`` (a fresh one by default)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry if registry is not None else CollectorRegistry()
+        reg = self.registry
+        a = ["asset"]
+
+        def gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(name, doc, a + list(extra), registry=reg)
+
+        self.kelly_enabled = gauge("mm_kelly_stochastic_enabled", "Kelly-stochastic allocation on (1) or off (0)")
+        self.kelly_alpha_touch = gauge("mm_kelly_alpha_touch", "Informed-fill probability at the touch in use")
+        self.kelly_fraction = gauge("mm_kelly_fraction", "Effective Kelly fraction (base x regime multiplier)")
+        self.kelly_alpha_decay = gauge("mm_kelly_alpha_decay_bps", "Alpha depth decay delta_char in use, bps")
+        self.learned = {}
+        self.learned_weight = {}
+        for name, labels in LEARNED_PARAMS.items():
+            self.learned[name] = gauge(f"mm_learned_{name}", f"Online posterior mean of {name}", labels)
+            self.learned_weight[name] = gauge(
+                f"mm_learned_{name}_data_weight", f"n/(n+prior_strength) of {name}", labels
+            )
+        self.tier = gauge("mm_calibration_tier", "Regime-weighted share of trusted learned cells", ("tier",))
+        self.regime = gauge("mm_regime_probability", "Filtered volatility-regime probability", ("regime",))
+        self.hawkes = gauge("mm_hawkes_intensity", "Current Hawkes intensity of market orders, 1/s", ("side",))
+        self.valid = gauge("mm_quote_valid", "1 when the last step produced quotes")
+        self.binding = gauge("mm_binding_constraint", "Binding constraint: 0 none, 1 margin, 2 position", ("side",))
+        self.margin_used = gauge("mm_margin_used", "Margin used by the ladder (larger side), quote currency")
+        self.bundle = Info("mm_bundle", "Prior bundle in use", a, registry=reg)
+        self.reload_failures = Counter("mm_bundle_reload_failures", "Refused hot reloads", a, registry=reg)
+        self.latency = Histogram(
+            "mm_quote_step_latency_seconds", "Quoter.on_event latency", a, buckets=_LATENCY_BUCKETS, registry=reg
+        )
+
+    def for_asset(self, asset: str) -> AssetMetrics:
+        return AssetMetrics(self, asset)
+
+    def serve(self, port: int = 0, addr: str = "127.0.0.1"):
+        """Start the HTTP exporter (loopback by default); returns (server, thread).
+        ``port=0`` picks a free port: ``server.server_port``."""
+        return start_http_server(port, addr=addr, registry=self.registry)
+
+
+class AssetMetrics:
+    """Handles bound to one asset label."""
+
+    def __init__(self, families: RuntimeMetrics, asset: str):
+        self.f = families
+        self.asset = asset
+        self.latency = families.latency.labels(asset=asset)
+
+    def set_bundle(self, bundle: PriorBundle) -> None:
+        run_id = bundle.mlflow.run_id if bundle.mlflow and bundle.mlflow.run_id else ""
+        self.f.bundle.labels(asset=self.asset).info(
+            {
+                "model_version": bundle.model_version,
+                "run_id": run_id,
+                "schema_version": str(bundle.schema_version),
+            }
+        )
+
+    def reload_failed(self) -> None:
+        self.f.reload_failures.labels(asset=self.asset).inc()
+
+    def set_kelly(self, enabled: bool, alpha_touch: float, fraction: float, decay_bps: float) -> None:
+        a = self.asset
+        self.f.kelly_enabled.labels(asset=a).set(1.0 if enabled else 0.0)
+        self.f.kelly_alpha_touch.labels(asset=a).set(alpha_touch)
+        self.f.kelly_fraction.labels(asset=a).set(fraction)
+        self.f.kelly_alpha_decay.labels(asset=a).set(decay_bps)
+
+    def set_learned(self, name: str, values, weights, keys0, keys1) -> None:
+        """``values``/``weights`` indexed [i][j] with label values ``keys0``/``keys1``."""
+        l0, l1 = LEARNED_PARAMS[name]
+        g, w = self.f.learned[name], self.f.learned_weight[name]
+        for i, k0 in enumerate(keys0):
+            for j, k1 in enumerate(keys1):
+                g.labels(**{"asset": self.asset, l0: k0, l1: k1}).set(float(values[i][j]))
+                w.labels(**{"asset": self.asset, l0: k0, l1: k1}).set(float(weights[i][j]))
+
+    def set_status(self, *, regime_probs, hawkes, tier_pnl, tier_intensity, valid, binding, margin_used) -> None:
+        a = self.asset
+        for r, p in zip(REGIMES, regime_probs, strict=True):
+            self.f.regime.labels(asset=a, regime=r).set(float(p))
+        for s, lam in zip(SIDES, hawkes, strict=True):
+            self.f.hawkes.labels(asset=a, side=s).set(float(lam))
+        self.f.tier.labels(asset=a, tier="pnl").set(float(tier_pnl))
+        self.f.tier.labels(asset=a, tier="intensity").set(float(tier_intensity))
+        self.f.valid.labels(asset=a).set(1.0 if valid else 0.0)
+        for s, b in zip(("bid", "ask"), binding, strict=True):
+            self.f.binding.labels(asset=a, side=s).set(float(b))
+        self.f.margin_used.labels(asset=a).set(float(margin_used))

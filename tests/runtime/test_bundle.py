@@ -1,0 +1,236 @@
+"""The prior bundle: round trip, checksum, and one test per refusal case."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from mm_runtime.bundle import (
+    REGIMES,
+    SIDES,
+    BundleError,
+    PriorBundle,
+    bucket_keys,
+    compute_checksum,
+    dump_bundle,
+    example_bundle,
+    load_bundle,
+    parse_bundle,
+    with_checksum,
+)
+
+
+@pytest.fixture
+def doc() -> dict:
+    """The example bundle as a JSON document (a fresh copy per test)."""
+    return json.loads(json.dumps(example_bundle().model_dump(mode="json")))
+
+
+def write(tmp_path, doc: dict, *, fix_checksum: bool = True) -> os.PathLike:
+    if fix_checksum:
+        doc = dict(doc, checksum=compute_checksum(doc))
+    p = tmp_path / "bundle.json"
+    p.write_text(json.dumps(doc))
+    return p
+
+
+def refused(tmp_path, doc, *fragments, fix_checksum=True) -> str:
+    with pytest.raises(BundleError) as exc:
+        load_bundle(write(tmp_path, doc, fix_checksum=fix_checksum))
+    msg = str(exc.value)
+    for f in fragments:
+        assert f in msg, msg
+    return msg
+
+
+# ----------------------------------------------------------------------------- round trip
+def test_round_trip(tmp_path):
+    b = example_bundle("BTC")
+    path = dump_bundle(b, tmp_path / "live" / "BTC.json")
+    again = load_bundle(path)
+    assert again == b
+    assert again.checksum == compute_checksum(json.loads(path.read_text()))
+    # dump of the loaded bundle is byte-identical
+    path2 = dump_bundle(again, tmp_path / "copy.json")
+    assert path2.read_bytes() == path.read_bytes()
+
+
+def test_dump_is_atomic_and_leaves_no_temp_files(tmp_path):
+    target = tmp_path / "b.json"
+    dump_bundle(example_bundle(), target)
+    dump_bundle(example_bundle("OTHER"), target)  # replace in place
+    assert load_bundle(target).asset == "OTHER"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.json"]
+
+
+def test_dump_recomputes_the_checksum(tmp_path):
+    b = example_bundle().model_copy(update={"checksum": "0" * 64})
+    assert load_bundle(dump_bundle(b, tmp_path / "b.json")).checksum == with_checksum(b).checksum
+
+
+def test_example_bundle_layout():
+    b = example_bundle()
+    assert b.schema_version == 1
+    assert b.regimes == list(REGIMES)
+    assert b.depth_buckets_bps == [0, 2, 5, 10]
+    assert b.bucket_keys == ["[0,2)", "[2,5)", "[5,10)", "[10,inf)"]
+    p = b.params
+    assert p.alpha["normal"]["[0,2)"].family == "beta"
+    assert abs(p.kappa["normal"]["buy"].mean() - 0.2) < 1e-12
+    assert set(p.hawkes_branching) == set(SIDES)
+    assert p.regime_emission["low"].family == "normal_inverse_gamma"
+    assert b.checksum == compute_checksum(b.body())
+
+
+def test_bucket_keys():
+    assert bucket_keys([0, 2, 5, 10]) == ["[0,2)", "[2,5)", "[5,10)", "[10,inf)"]
+    assert bucket_keys([0, 1.5]) == ["[0,1.5)", "[1.5,inf)"]
+
+
+def test_extra_params_are_validated_and_kept(tmp_path, doc):
+    doc["params"]["alpha_touch"] = {r: {"family": "beta", "a": 3.0, "b": 17.0} for r in REGIMES}
+    b = load_bundle(write(tmp_path, doc))
+    assert b.params.model_extra["alpha_touch"]["low"]["a"] == 3.0
+    doc["params"]["alpha_touch"]["low"]["b"] = -1.0
+    refused(tmp_path, doc, "params.alpha_touch.low", "greater than 0")
+
+
+# ----------------------------------------------------------------------------- refusals
+def test_refuses_bad_checksum(tmp_path, doc):
+    doc["checksum"] = compute_checksum(doc)
+    doc["params"]["kappa"]["low"]["buy"]["rate"] = 1.0  # tampered after checksumming
+    refused(tmp_path, doc, "checksum", "mismatch", fix_checksum=False)
+
+
+def test_refuses_missing_checksum(tmp_path, doc):
+    doc.pop("checksum")
+    refused(tmp_path, doc, "checksum: missing", fix_checksum=False)
+
+
+def test_refuses_unknown_schema_version(tmp_path, doc):
+    doc["schema_version"] = 2
+    refused(tmp_path, doc, "schema_version", "unknown schema version 2")
+
+
+def test_refuses_missing_schema_version(tmp_path, doc):
+    doc.pop("schema_version")
+    refused(tmp_path, doc, "schema_version: missing")
+
+
+def test_refuses_missing_parameter(tmp_path, doc):
+    doc["params"].pop("hawkes_decay")
+    refused(tmp_path, doc, "params.hawkes_decay", "Field required")
+
+
+def test_refuses_missing_regime_cell(tmp_path, doc):
+    doc["params"]["kappa"]["high"].pop("sell")
+    refused(tmp_path, doc, "params.kappa.high.sell", "missing side")
+
+
+def test_refuses_missing_bucket(tmp_path, doc):
+    doc["params"]["alpha"]["extreme"].pop("[5,10)")
+    refused(tmp_path, doc, "params.alpha.extreme.[5,10)", "missing bucket")
+
+
+def test_refuses_unknown_key(tmp_path, doc):
+    doc["params"]["arrival_rate"]["normal"]["bid"] = {"family": "gamma", "shape": 1.0, "rate": 1.0}
+    refused(tmp_path, doc, "params.arrival_rate.normal.bid", "unknown side")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "fragment"),
+    [
+        (("alpha", "low", "[0,2)", "a"), 0.0, "params.alpha.low.[0,2).a"),
+        (("kappa", "normal", "buy", "shape"), -1.0, "params.kappa.normal.buy.shape"),
+        (("arrival_rate", "high", "sell", "rate"), 0.0, "params.arrival_rate.high.sell.rate"),
+        (("hawkes_decay", "sigma"), -0.3, "params.hawkes_decay.sigma"),
+        (("regime_emission", "low", "lam"), 0.0, "params.regime_emission.low.lam"),
+    ],
+)
+def test_refuses_out_of_support(tmp_path, doc, path, value, fragment):
+    node = doc["params"]
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    refused(tmp_path, doc, fragment, "greater than 0")
+
+
+def test_refuses_wrong_family(tmp_path, doc):
+    doc["params"]["alpha"]["low"]["[0,2)"] = {"family": "gamma", "shape": 1.0, "rate": 1.0}
+    refused(tmp_path, doc, "params.alpha.low.[0,2)")
+
+
+def test_refuses_unknown_family(tmp_path, doc):
+    doc["params"]["sigma_bps"]["low"] = {"family": "weibull", "k": 1.0}
+    refused(tmp_path, doc, "params.sigma_bps.low")
+
+
+def test_refuses_bad_dirichlet_row(tmp_path, doc):
+    doc["params"]["regime_transition"]["high"]["concentration"] = [1.0, 2.0, 3.0]
+    refused(tmp_path, doc, "params.regime_transition.high.concentration", "needs 4 entries")
+    doc["params"]["regime_transition"]["high"]["concentration"] = [1.0, 2.0, 0.0, 3.0]
+    refused(tmp_path, doc, "params.regime_transition.high.concentration.2")
+
+
+def test_refuses_unordered_emission_means(tmp_path, doc):
+    doc["params"]["regime_emission"]["high"]["mu"] = doc["params"]["regime_emission"]["low"]["mu"]
+    refused(tmp_path, doc, "params.regime_emission", "increase strictly")
+
+
+def test_refuses_explosive_hawkes(tmp_path, doc):
+    for t in SIDES:
+        for s in SIDES:
+            doc["params"]["hawkes_branching"][t][s] = {"family": "beta", "a": 9.0, "b": 1.0}
+    refused(tmp_path, doc, "params.hawkes_branching", "spectral radius")
+
+
+def test_refuses_bad_buckets(tmp_path, doc):
+    doc["depth_buckets_bps"] = [0, 5, 2, 10]
+    refused(tmp_path, doc, "depth_buckets_bps")
+
+
+def test_refuses_other_regimes(tmp_path, doc):
+    doc["regimes"] = ["calm", "normal", "high", "extreme"]
+    refused(tmp_path, doc, "regimes")
+
+
+def test_refuses_bad_source(tmp_path, doc):
+    doc["source"]["data_sha256"] = "xyz"
+    refused(tmp_path, doc, "source.data_sha256")
+
+
+def test_refuses_naive_timestamp(tmp_path, doc):
+    doc["created_at"] = "2026-01-01T00:00:00"
+    refused(tmp_path, doc, "created_at")
+
+
+def test_refuses_invalid_json(tmp_path):
+    p = tmp_path / "b.json"
+    p.write_text('{"schema_version": 1, "asset": ')
+    with pytest.raises(BundleError, match="invalid JSON"):
+        load_bundle(p)
+
+
+def test_refuses_nan_token(tmp_path, doc):
+    raw = json.dumps(dict(doc, checksum=compute_checksum(doc)))
+    raw = raw.replace('"rate": 0.5', '"rate": NaN', 1)
+    with pytest.raises(BundleError, match="invalid JSON.*NaN"):
+        parse_bundle(raw)
+
+
+def test_refuses_non_object(tmp_path):
+    with pytest.raises(BundleError, match="JSON object"):
+        parse_bundle("[1, 2]")
+
+
+def test_missing_file_names_the_path(tmp_path):
+    with pytest.raises(BundleError, match="nope.json"):
+        load_bundle(tmp_path / "nope.json")
+
+
+def test_constructing_an_invalid_bundle_in_python_fails(doc):
+    doc["params"]["kappa"]["low"]["buy"]["shape"] = -2.0
+    with pytest.raises(ValueError):
+        PriorBundle.model_validate(doc)
