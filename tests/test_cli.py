@@ -113,3 +113,46 @@ def test_real_data_inspect_lobster(shared_data):
     s = json.loads(r.stdout)
     assert s["rows"]["trades"] == 23658          # visible executions, counted independently in tests/data
     assert 0.5 < s["mean_spread_bps"] < 10       # AAPL at ~$580 with a few-cent spread
+
+
+def test_quote_prints_a_ladder_from_a_bundle(tmp_path):
+    from mm_runtime import dump_bundle, example_bundle
+
+    b = tmp_path / "b.json"
+    dump_bundle(example_bundle("SYN"), b)
+    r = _run("quote", "--priors", str(b), "--mid", "100", "--sigma", "0.5", "--position", "1", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    rows = doc["ladder"]
+    assert {x["side"] for x in rows} == {"bid", "ask"}
+    for x in rows:
+        assert x["size"] >= 0 and x["p_fill"] <= 1
+        assert (x["price"] < 100) if x["side"] == "bid" else (x["price"] > 100)
+    human = _run("quote", "--priors", str(b), "--mid", "100")
+    assert human.exit_code == 0 and "P_fill" in human.stdout
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--mid", "nan"], "--mid"),
+    (["--mid", "-1"], "--mid"),
+    (["--mid", "100", "--sigma", "inf"], "--sigma"),
+])
+def test_quote_bad_numbers(tmp_path, args, expect):
+    from mm_runtime import dump_bundle, example_bundle
+
+    b = tmp_path / "b.json"
+    dump_bundle(example_bundle("SYN"), b)
+    r = _run("quote", "--priors", str(b), *args)
+    assert r.exit_code == 2 and expect in r.stderr and "Traceback" not in r.stderr
+
+
+def test_quote_tampered_bundle_names_the_problem(tmp_path):
+    from mm_runtime import dump_bundle, example_bundle
+
+    b = tmp_path / "b.json"
+    dump_bundle(example_bundle("SYN"), b)
+    doc = json.loads(b.read_text())
+    doc["params"]["kappa"]["low"]["buy"]["rate"] = 1.2345
+    b.write_text(json.dumps(doc))
+    r = _run("quote", "--priors", str(b), "--mid", "100")
+    assert r.exit_code == 2 and "checksum" in r.stderr
