@@ -1,0 +1,266 @@
+"""MLflow tracking and the model registry: the one module that talks to MLflow.
+
+Defaults (DESIGN.md section 7): tracking and registry in ``sqlite:///<artifacts>/mlflow.db``
+with the artifact store under ``<artifacts>/mlruns``, where ``<artifacts>`` is
+``$MMCAL_ARTIFACTS`` or ``./artifacts``. The standard ``MLFLOW_TRACKING_URI`` (and
+``MLFLOW_REGISTRY_URI``) switch to a real server.
+
+What a calibration leaves in MLflow:
+
+* one parent run per calibration (``asset``, data window, row counts, data sha256,
+  sampler config, model version as params; the bundle and its export fidelity),
+* one nested run per model (diagnostics as metrics: max r_hat, min ESS bulk/tail,
+  divergences, min BFMI, elpd_loo and its se, max Pareto k; artifacts:
+  InferenceData netCDF, az.summary CSV, plots as PNG),
+* a registered model ``mm-priors-<asset>`` whose versions are the bundles, logged
+  as a models-from-code pyfunc (`models/bundle_pyfunc.py`) with the bundle JSON
+  as its only artifact (no pickle); aliases ``challenger`` and ``champion``.
+
+A version carries the tag ``cache_key`` (data hash + model config + code version):
+registering the same key twice returns the existing version, so a calibration
+killed after registering and run again does not create a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from mm_runtime.bundle import BundleError, PriorBundle, canonical_json, parse_bundle
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT = "mm-calibration"
+BUNDLE_FILE = "bundle.json"
+PYFUNC_SOURCE = Path(__file__).with_name("bundle_pyfunc.py")
+
+
+class TrackingError(RuntimeError):
+    """MLflow could not be reached or refused a request (message names the URI)."""
+
+
+def artifacts_dir() -> Path:
+    return Path(os.environ.get("MMCAL_ARTIFACTS", "artifacts")).resolve()
+
+
+def default_tracking_uri() -> str:
+    return f"sqlite:///{artifacts_dir() / 'mlflow.db'}"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def registered_model_name(asset: str) -> str:
+    return f"mm-priors-{asset}"
+
+
+def configure() -> str:
+    """Point mlflow at the configured store and make sure the experiment exists.
+    Returns the experiment id. Raises TrackingError with the URI when unreachable."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    try:
+        exp = mlflow.get_experiment_by_name(EXPERIMENT)
+        if exp is None:
+            location = None
+            if uri.startswith("sqlite:"):
+                location = (artifacts_dir() / "mlruns").as_uri()
+            try:
+                return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+            except MlflowException:  # created concurrently by a parallel calibration
+                exp = mlflow.get_experiment_by_name(EXPERIMENT)
+        return exp.experiment_id
+    except MlflowException as e:
+        raise TrackingError(f"MLflow at {uri}: {e.message if hasattr(e, 'message') else e}") from None
+    except Exception as e:  # connection errors surface as requests/urllib3 exceptions
+        raise TrackingError(f"MLflow at {uri} is unreachable: {type(e).__name__}: {e}") from None
+
+
+def _flat_metrics(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat_metrics(v, key + "."))
+        elif isinstance(v, bool):
+            out[key] = float(v)
+        elif isinstance(v, (int, float)) and v == v and abs(v) != float("inf"):
+            out[key] = float(v)
+    return out
+
+
+@dataclass
+class CalibrationRun:
+    """Handle on the parent run of one calibration."""
+
+    run_id: str
+    asset: str
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        flat = {}
+        for k, v in params.items():
+            flat[k] = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+        mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
+
+    def log_metrics(self, metrics: dict[str, Any], prefix: str = "") -> None:
+        mlflow.log_metrics(_flat_metrics(metrics, prefix))
+
+    def log_model_fit(self, model: str, idata, diagnostics: dict[str, Any],
+                      summary_rows: list[dict[str, Any]] | None = None,
+                      figures: dict[str, Any] | None = None,
+                      params: dict[str, Any] | None = None) -> str:
+        """A nested run for one model: diagnostics as metrics, the InferenceData as
+        netCDF, az.summary as CSV, figures as PNG. Returns the nested run id."""
+        import arviz as az
+
+        with mlflow.start_run(run_name=f"{self.asset}:{model}", nested=True) as child:
+            mlflow.set_tags({"asset": self.asset, "model": model})
+            if params:
+                mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+            mlflow.log_metrics(_flat_metrics(diagnostics))
+            with tempfile.TemporaryDirectory() as tmp:
+                t = Path(tmp)
+                nc = t / f"{model}.nc"
+                idata.to_netcdf(str(nc))
+                mlflow.log_artifact(str(nc), artifact_path="inference_data")
+                summ = az.summary(idata, kind="all")
+                summ.to_csv(t / f"{model}_az_summary.csv")
+                mlflow.log_artifact(str(t / f"{model}_az_summary.csv"), artifact_path="summary")
+                if summary_rows:
+                    (t / f"{model}_params.json").write_text(json.dumps(summary_rows, indent=1, default=float))
+                    mlflow.log_artifact(str(t / f"{model}_params.json"), artifact_path="summary")
+                for name, fig in (figures or {}).items():
+                    png = t / f"{name}.png"
+                    fig.savefig(png, dpi=110, bbox_inches="tight")
+                    mlflow.log_artifact(str(png), artifact_path="plots")
+            return child.info.run_id
+
+    def log_bundle(self, bundle: PriorBundle) -> str:
+        """Log the bundle JSON and the pyfunc wrapper; returns the logged model's URI."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / BUNDLE_FILE
+            path.write_bytes(_bundle_bytes(bundle))
+            mlflow.log_artifact(str(path), artifact_path="bundle")
+            info = mlflow.pyfunc.log_model(
+                name="prior_bundle",
+                python_model=str(PYFUNC_SOURCE),
+                artifacts={"bundle": str(path)},
+                pip_requirements=["jax", "numpy", "pydantic>=2", "prometheus-client", "pandas", "mlflow"],
+                metadata={"asset": bundle.asset, "model_version": bundle.model_version,
+                          "bundle_checksum": bundle.checksum},
+            )
+        return info.model_uri
+
+    def fail(self, reason: str) -> None:
+        mlflow.set_tags({"status": "failed", "failure": reason[:5000]})
+
+
+def _bundle_bytes(bundle: PriorBundle) -> bytes:
+    doc = bundle.body()
+    doc["checksum"] = bundle.checksum
+    return json.dumps(doc, indent=1, sort_keys=True, allow_nan=False).encode()
+
+
+@contextmanager
+def calibration_run(asset: str, run_name: str | None = None,
+                    tags: dict[str, str] | None = None) -> Iterator[CalibrationRun]:
+    """Parent run of one calibration. An exception inside marks it FAILED (with the
+    reason as a tag) and propagates."""
+    exp_id = configure()
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name or f"calibrate:{asset}") as run:
+        mlflow.set_tags({"asset": asset, **(tags or {})})
+        handle = CalibrationRun(run.info.run_id, asset)
+        try:
+            yield handle
+        except BaseException as e:
+            handle.fail(f"{type(e).__name__}: {e}")
+            mlflow.end_run(status="FAILED")
+            raise
+
+
+def client() -> MlflowClient:
+    configure()
+    return MlflowClient()
+
+
+def register_bundle(model_uri: str, asset: str, cache_key: str, run_id: str,
+                    alias: str | None = "challenger") -> int:
+    """Register the logged bundle as a version of ``mm-priors-<asset>`` (idempotent
+    per cache_key) and point ``alias`` at it. Returns the version number."""
+    c = client()
+    name = registered_model_name(asset)
+    try:
+        c.get_registered_model(name)
+    except MlflowException:
+        try:
+            c.create_registered_model(name, description=f"Prior bundles for {asset} (mm-calibration)")
+        except MlflowException:
+            pass  # created concurrently
+    existing = [v for v in c.search_model_versions(f"name='{name}'")
+                if v.tags.get("cache_key") == cache_key]
+    if existing:
+        version = int(min(existing, key=lambda v: int(v.version)).version)
+        log.info("bundle for %s with cache key %s already registered as version %d", asset, cache_key[:12], version)
+    else:
+        mv = c.create_model_version(name, source=model_uri, run_id=run_id,
+                                    tags={"cache_key": cache_key, "asset": asset})
+        version = int(mv.version)
+    if alias:
+        c.set_registered_model_alias(name, alias, str(version))
+    return version
+
+
+def set_alias(asset: str, alias: str, version: int) -> None:
+    client().set_registered_model_alias(registered_model_name(asset), alias, str(version))
+
+
+def alias_version(asset: str, alias: str) -> int | None:
+    try:
+        return int(client().get_model_version_by_alias(registered_model_name(asset), alias).version)
+    except MlflowException:
+        return None
+
+
+def load_registered_bundle(asset: str, alias: str | None = None,
+                           version: int | None = None) -> tuple[PriorBundle, int]:
+    """Resolve ``models:/mm-priors-<asset>@<alias>`` (or a version), download its
+    bundle JSON and validate it (checksum, schema, support). A tampered bundle
+    raises BundleError naming the registry URI."""
+    if (alias is None) == (version is None):
+        raise ValueError("give exactly one of alias or version")
+    c = client()
+    name = registered_model_name(asset)
+    try:
+        mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, str(version))
+    except MlflowException as e:
+        ref = f"@{alias}" if alias else f"/{version}"
+        raise TrackingError(f"models:/{name}{ref}: not found in the registry ({tracking_uri()})") from e
+    uri = f"models:/{name}/{mv.version}"
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        found = list(local.rglob(BUNDLE_FILE))
+        if not found:
+            raise BundleError(f"{uri}: no {BUNDLE_FILE} in the registered model")
+        raw = found[0].read_bytes()
+    return parse_bundle(raw, origin=uri), int(mv.version)
+
+
+__all__ = [
+    "CalibrationRun", "TrackingError", "alias_version", "calibration_run", "configure",
+    "default_tracking_uri", "load_registered_bundle", "register_bundle", "registered_model_name",
+    "set_alias", "tracking_uri", "canonical_json",
+]
