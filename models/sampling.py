@@ -1,0 +1,454 @@
+"""Sampling, convergence diagnostics, the export gate and summary tables.
+
+Shared by every model module (regime, alpha, kappa, hawkes; DESIGN.md section 4):
+a model module builds a ``pm.Model`` and calls :func:`sample`; the flow calls
+:func:`diagnostics` and :func:`gate` (a fit that fails the gate is not exported)
+and logs :func:`summary_table`.
+
+Samplers (``SamplerConfig.sampler``), all NUTS through ``pm.sample(nuts_sampler=...)``:
+
+* ``"nutpie"`` (default): the model is compiled to numba; adaptation of the mass
+  matrix is fast and robust (it adapts on gradients, Seyboldt 2024) and per-draw
+  overhead is lowest, so on CPU it is the quickest to a converged posterior for
+  small and medium models. The numba compilation costs ~5-20 s once per process
+  (cached on disk by numba afterwards).
+* ``"pymc"``: PyMC's own NUTS on the pytensor C backend; slowest per gradient for
+  large graphs but no extra compiler; one process per chain (``cores``).
+* ``"numpyro"``: the model is converted to JAX and sampled with NumPyro's NUTS;
+  best for big data (XLA fuses the whole likelihood) and on a GPU; pays a JAX
+  compilation of ~10-20 s per call. ``numpyro_chain_method="auto"`` runs chains
+  in parallel when JAX sees enough devices (``XLA_FLAGS=
+  --xla_force_host_platform_device_count=N`` before jax is imported), else
+  sequentially (no warning spam).
+
+Reproducibility: ``seed`` fixes everything for all three samplers: the same
+config and data give bit-identical draws (tested for pymc and numpyro and nutpie).
+
+Pointwise log-likelihood (for LOO) is computed after sampling with
+``pm.compute_log_likelihood`` for every sampler (nutpie ignores ``idata_kwargs``
+and so would silently lose it otherwise), unless it would exceed
+``max_log_likelihood_size`` elements (chains x draws x observations); then it is
+skipped and ``idata.attrs["log_likelihood_note"]`` says why. Models whose
+likelihood is a ``pm.Potential`` (e.g. the Hawkes model) add their own group.
+
+LOO with several observed variables: their pointwise terms are concatenated into
+one set of observations (each observation of each variable is one left-out
+unit), so the elpd is the sum over variables. This is right when the variables
+are conditionally independent sets of data (the usual case here); a model that
+wants another unit (e.g. one variable only) passes ``loo_var=``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+SAMPLE_DIMS = ("chain", "draw")
+
+
+# =========================================================================== configs
+class SamplerConfig(BaseModel):
+    """How to sample a model (see the module docstring for the choice of sampler)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sampler: Literal["pymc", "numpyro", "nutpie"] = "nutpie"
+    draws: int = Field(1000, ge=1)
+    tune: int = Field(1000, ge=0)
+    chains: int = Field(4, ge=1)
+    target_accept: float = Field(0.9, gt=0.0, lt=1.0)
+    seed: int = 0
+    cores: int | None = Field(None, ge=1, description="parallel chains; None = min(chains, CPUs)")
+    progressbar: bool = True
+    log_likelihood: bool = True
+    max_log_likelihood_size: int = Field(
+        20_000_000, ge=0, description="skip the pointwise log-likelihood above this many "
+        "elements (chains x draws x observations; 8 bytes each)")
+    nutpie_backend: Literal["numba", "jax"] = "numba"
+    mp_ctx: Literal["auto", "fork", "forkserver", "spawn"] = Field(
+        "auto", description="process start method of PyMC's parallel chains; auto = spawn "
+        "once JAX is imported (a forked JAX process deadlocks), else PyMC's default")
+    numpyro_chain_method: Literal["auto", "parallel", "sequential", "vectorized"] = "auto"
+
+    def resolved_cores(self) -> int:
+        return self.cores or max(1, min(self.chains, os.cpu_count() or 1))
+
+
+class GateConfig(BaseModel):
+    """Thresholds a fit must meet to be exported (DESIGN.md section 4).
+
+    R-hat and ESS thresholds follow Vehtari et al. (2021, "Rank-normalization,
+    folding, and localization"): rank-normalised split R-hat < 1.01 and bulk/tail
+    ESS > 400 (100 per chain for 4 chains). BFMI < 0.3 signals poorly explored
+    energy (Betancourt 2016). Pareto k > 0.7 makes PSIS-LOO unreliable for those
+    observations (Vehtari et al. 2024); it is reported as a warning unless
+    ``pareto_k_blocks`` (point-process and time-series terms often have a few
+    influential observations without the posterior being wrong).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_r_hat: float = 1.01
+    min_ess_bulk: float = 400.0
+    min_ess_tail: float = 400.0
+    max_divergences: int = 0
+    min_bfmi: float = 0.3
+    max_pareto_k: float = 0.7
+    pareto_k_blocks: bool = False
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """``passed`` and the human-readable reasons (``failures`` block export,
+    ``warnings`` do not)."""
+
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "failures": list(self.failures), "warnings": list(self.warnings)}
+
+
+# =========================================================================== identity
+def _file_sha(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def code_version(*modules: ModuleType | str | Path) -> str:
+    """The package version plus the sha256 of the given modules' source files."""
+    try:
+        from importlib.metadata import version
+
+        pkg = version("mm-calibration")
+    except Exception:  # not installed as a distribution (e.g. run from a checkout)
+        pkg = "0+unknown"
+    shas = []
+    for m in modules:
+        path = inspect.getsourcefile(m) if isinstance(m, ModuleType) else m
+        shas.append(_file_sha(path)[:16])
+    return pkg + ("+" + ".".join(shas) if shas else "")
+
+
+def model_version(model_name: str, config: Mapping[str, Any] | BaseModel,
+                  *modules: ModuleType | str | Path) -> str:
+    """Model identity: ``"<name>-<12 hex>"``, the hash of the model config plus
+    the code version (pymc-marketing style). Stored as ``idata.attrs["model_version"]``."""
+    cfg = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config)
+    payload = json.dumps({"model": model_name, "config": cfg, "code": code_version(*modules)},
+                         sort_keys=True, default=str)
+    return f"{model_name}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+
+
+# =========================================================================== sampling
+def _chain_method(cfg: SamplerConfig) -> str:
+    if cfg.numpyro_chain_method != "auto":
+        return cfg.numpyro_chain_method
+    import jax
+
+    if cfg.chains > 1 and jax.local_device_count() >= cfg.chains and cfg.resolved_cores() > 1:
+        return "parallel"
+    return "sequential"
+
+
+def _n_observed(model) -> int:
+    n = 0
+    for rv in model.observed_RVs:
+        val = model.rvs_to_values[rv]
+        data = getattr(val, "data", None)
+        if data is None:
+            try:
+                data = val.eval()
+            except Exception:
+                return -1
+        n += int(np.size(data))
+    return n
+
+
+def sample(model, config: SamplerConfig | None = None, *, var_names: Sequence[str] | None = None):
+    """Sample ``model`` with NUTS as configured; returns an ``az.InferenceData``.
+
+    Adds ``log_likelihood`` (see the module docstring) and ``idata.attrs``:
+    ``sampler``, ``seed``, ``draws``, ``tune``, ``chains``, ``target_accept``,
+    ``sampling_wall_s`` (compilation + sampling, wall clock) and, when the
+    pointwise log-likelihood was skipped, ``log_likelihood_note``.
+    """
+    import pymc as pm
+
+    cfg = config or SamplerConfig()
+    cores = cfg.resolved_cores()
+    kwargs: dict[str, Any] = dict(
+        draws=cfg.draws, tune=cfg.tune, chains=cfg.chains, random_seed=cfg.seed,
+        target_accept=cfg.target_accept, progressbar=cfg.progressbar, model=model,
+        nuts_sampler=cfg.sampler, compute_convergence_checks=False, var_names=var_names,
+    )
+    if cfg.sampler == "pymc":
+        kwargs["cores"] = cores
+        if cores > 1 and cfg.chains > 1:
+            if cfg.mp_ctx != "auto":
+                kwargs["mp_ctx"] = cfg.mp_ctx
+            elif "jax" in sys.modules:
+                kwargs["mp_ctx"] = "spawn"
+    elif cfg.sampler == "numpyro":
+        kwargs["nuts_sampler_kwargs"] = {"chain_method": _chain_method(cfg)}
+    elif cfg.sampler == "nutpie":
+        kwargs["nuts_sampler_kwargs"] = {"backend": cfg.nutpie_backend, "cores": cores,
+                                         "save_warmup": False}
+    t0 = time.perf_counter()
+    idata = pm.sample(**kwargs)
+    wall = time.perf_counter() - t0
+    note = ""
+    if cfg.log_likelihood and model.observed_RVs:
+        n_obs = _n_observed(model)
+        size = n_obs * cfg.chains * cfg.draws
+        if n_obs < 0 or size > cfg.max_log_likelihood_size:
+            note = (f"pointwise log-likelihood skipped: {size} elements > "
+                    f"max_log_likelihood_size={cfg.max_log_likelihood_size}")
+        else:
+            pm.compute_log_likelihood(idata, model=model, extend_inferencedata=True,
+                                      progressbar=False)
+    idata.attrs.update({
+        "sampler": cfg.sampler, "seed": int(cfg.seed), "draws": int(cfg.draws),
+        "tune": int(cfg.tune), "chains": int(cfg.chains),
+        "target_accept": float(cfg.target_accept), "sampling_wall_s": float(wall),
+    })
+    if note:
+        idata.attrs["log_likelihood_note"] = note
+    return idata
+
+
+# =========================================================================== names
+def _label(v: Any) -> str:
+    if isinstance(v, (np.generic,)):
+        v = v.item()
+    return str(v)
+
+
+def flat_names(name: str, da) -> list[tuple[str, dict[str, Any]]]:
+    """Scalar names of a posterior variable and the selection for each.
+
+    ``hawkes_branching`` with dims (target, source) and coords buy/sell gives
+    ``hawkes_branching[buy,buy]``, ``hawkes_branching[buy,sell]``, ...
+    (row-major over the variable's own dims, chain/draw excluded); a scalar
+    variable keeps its name; dims without coordinates use the integer index.
+    """
+    dims = [d for d in da.dims if d not in SAMPLE_DIMS]
+    if not dims:
+        return [(name, {})]
+    values = []
+    for d in dims:
+        if d in da.coords:
+            values.append([_label(x) for x in da.coords[d].values])
+        else:
+            values.append([str(i) for i in range(da.sizes[d])])
+    out = []
+    for idx in np.ndindex(*[len(v) for v in values]):
+        labels = [values[k][i] for k, i in enumerate(idx)]
+        out.append((f"{name}[{','.join(labels)}]", {d: i for d, i in zip(dims, idx)}))
+    return out
+
+
+def flatten(ds, var_names: Iterable[str] | None = None) -> dict[str, Any]:
+    """``{flat name: value}`` for every scalar of the variables of an xarray
+    Dataset (e.g. the output of ``az.rhat``); values keep any chain/draw dims."""
+    names = list(var_names) if var_names is not None else list(ds.data_vars)
+    out: dict[str, Any] = {}
+    for v in names:
+        da = ds[v]
+        for flat, sel in flat_names(v, da):
+            out[flat] = da.isel(sel).values if sel else da.values
+    return out
+
+
+def _posterior_names(idata, var_names):
+    if var_names is None:
+        return list(idata.posterior.data_vars)
+    missing = [v for v in var_names if v not in idata.posterior]
+    if missing:
+        raise KeyError(f"not in the posterior: {missing}; have {list(idata.posterior.data_vars)}")
+    return list(var_names)
+
+
+def _finite(x: Any) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+# =========================================================================== diagnostics
+def _loo(idata, loo_var: str | None) -> dict[str, Any]:
+    import arviz as az
+    import xarray as xr
+
+    ll = idata.log_likelihood
+    names = [loo_var] if loo_var else list(ll.data_vars)
+    if len(names) == 1:
+        src, var = idata, names[0]
+    else:
+        C, D = ll.sizes["chain"], ll.sizes["draw"]
+        vals = np.concatenate([ll[v].transpose("chain", "draw", ...).values.reshape(C, D, -1)
+                               for v in names], axis=2)
+        joint = xr.Dataset({"__joint__": (("chain", "draw", "__obs__"), vals)},
+                           coords={"chain": ll.chain, "draw": ll.draw})
+        src, var = az.InferenceData(posterior=idata.posterior, log_likelihood=joint), "__joint__"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = az.loo(src, pointwise=True, var_name=var)
+    k = np.asarray(res["pareto_k"]).ravel()
+    return {
+        "loo_elpd": _finite(res["elpd_loo"]), "loo_se": _finite(res["se"]),
+        "p_loo": _finite(res["p_loo"]), "pareto_k_max": _finite(np.max(k)) if k.size else None,
+        "pareto_k_over_0.7": int(np.sum(k > 0.7)), "loo_n": int(k.size),
+        "loo_vars": names, "loo_warnings": sorted({str(w.message).split("\n")[0] for w in caught}),
+        "pareto_k": k,
+    }
+
+
+def diagnostics(idata, var_names: Sequence[str] | None = None, *, loo_var: str | None = None) -> dict[str, Any]:
+    """Convergence and fit diagnostics of a posterior (JSON-friendly; None = not available).
+
+    Keys: ``r_hat_max`` / ``r_hat_worst`` (rank-normalised split R-hat, the worst
+    scalar by its flat name), ``ess_bulk_min`` / ``ess_bulk_worst``,
+    ``ess_tail_min`` / ``ess_tail_worst``, ``per_param`` ({flat name: {r_hat,
+    ess_bulk, ess_tail}}), ``divergences``, ``bfmi_min`` (over chains, az.bfmi),
+    ``chains``, ``draws``, ``sampling_time_s``, and with a ``log_likelihood``
+    group ``loo_elpd``, ``loo_se``, ``p_loo``, ``pareto_k_max``,
+    ``pareto_k_over_0.7``, ``loo_n`` (see the module docstring for several
+    observed variables). Scalars whose R-hat is undefined (constants) are skipped.
+    """
+    import arviz as az
+
+    names = _posterior_names(idata, var_names)
+    post = idata.posterior
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rh = flatten(az.rhat(idata, var_names=names))
+        eb = flatten(az.ess(idata, var_names=names, method="bulk"))
+        et = flatten(az.ess(idata, var_names=names, method="tail"))
+    per = {k: {"r_hat": _finite(rh[k]), "ess_bulk": _finite(eb[k]), "ess_tail": _finite(et[k])}
+           for k in rh}
+
+    def worst(key, fn):
+        items = [(v[key], k) for k, v in per.items() if v[key] is not None]
+        if not items:
+            return None, None
+        val, name = fn(items)
+        return val, name
+
+    r_max, r_name = worst("r_hat", max)
+    b_min, b_name = worst("ess_bulk", min)
+    t_min, t_name = worst("ess_tail", min)
+    out: dict[str, Any] = {
+        "r_hat_max": r_max, "r_hat_worst": r_name,
+        "ess_bulk_min": b_min, "ess_bulk_worst": b_name,
+        "ess_tail_min": t_min, "ess_tail_worst": t_name,
+        "per_param": per,
+        "chains": int(post.sizes["chain"]), "draws": int(post.sizes["draw"]),
+        "divergences": None, "bfmi_min": None,
+        "sampling_time_s": _finite(idata.attrs.get("sampling_wall_s",
+                                                   post.attrs.get("sampling_time", float("nan")))),
+    }
+    stats = idata.get("sample_stats") if hasattr(idata, "get") else getattr(idata, "sample_stats", None)
+    if stats is not None:
+        if "diverging" in stats:
+            out["divergences"] = int(np.asarray(stats["diverging"]).sum())
+        if "energy" in stats:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out["bfmi_min"] = _finite(np.min(az.bfmi(idata)))
+    if "log_likelihood" in idata.groups():
+        loo = _loo(idata, loo_var)
+        loo.pop("pareto_k")
+        out.update(loo)
+    else:
+        out["loo_note"] = idata.attrs.get("log_likelihood_note", "no log_likelihood group")
+    return out
+
+
+def gate(diag: Mapping[str, Any], config: GateConfig | None = None) -> GateVerdict:
+    """Check diagnostics against the gate; failures read like
+    ``"r_hat 1.04 > 1.01 for hawkes_decay (and 2 more)"``."""
+    cfg = config or GateConfig()
+    failures: list[str] = []
+    notes: list[str] = []
+    per = diag.get("per_param") or {}
+
+    def more(key, bad):
+        n = sum(1 for v in per.values() if v.get(key) is not None and bad(v[key]))
+        return f" (and {n - 1} more)" if n > 1 else ""
+
+    r = diag.get("r_hat_max")
+    if r is None:
+        failures.append("r_hat unavailable (no finite R-hat for any parameter)")
+    elif r > cfg.max_r_hat:
+        failures.append(f"r_hat {r:.3f} > {cfg.max_r_hat:g} for {diag.get('r_hat_worst')}"
+                        + more("r_hat", lambda x: x > cfg.max_r_hat))
+    for key, lim in (("ess_bulk", cfg.min_ess_bulk), ("ess_tail", cfg.min_ess_tail)):
+        v = diag.get(f"{key}_min")
+        if v is None:
+            failures.append(f"{key} unavailable")
+        elif v < lim:
+            failures.append(f"{key} {v:.0f} < {lim:g} for {diag.get(f'{key}_worst')}"
+                            + more(key, lambda x, lim=lim: x < lim))
+    dv = diag.get("divergences")
+    total = (diag.get("chains") or 0) * (diag.get("draws") or 0)
+    if dv is None:
+        notes.append("no divergence statistics in sample_stats")
+    elif dv > cfg.max_divergences:
+        failures.append(f"{dv} divergent transitions > {cfg.max_divergences} allowed "
+                        f"(of {total} draws)")
+    b = diag.get("bfmi_min")
+    if b is None:
+        notes.append("BFMI unavailable (no energy in sample_stats)")
+    elif b < cfg.min_bfmi:
+        failures.append(f"BFMI {b:.2f} < {cfg.min_bfmi:g} (energy poorly explored)")
+    k = diag.get("pareto_k_max")
+    if k is not None and k > cfg.max_pareto_k:
+        msg = (f"Pareto k {k:.2f} > {cfg.max_pareto_k:g} for {diag.get('pareto_k_over_0.7', '?')} "
+               f"of {diag.get('loo_n', '?')} observations (PSIS-LOO unreliable for them)")
+        (failures if cfg.pareto_k_blocks else notes).append(msg)
+    if "loo_note" in diag:
+        notes.append(f"LOO not computed: {diag['loo_note']}")
+    return GateVerdict(passed=not failures, failures=failures, warnings=notes)
+
+
+# =========================================================================== summaries
+def summary_table(idata, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """One row per scalar parameter: ``name`` (flat, e.g. ``kappa[high,buy]``),
+    ``mean``, ``sd``, ``q05``, ``q95``, ``r_hat``, ``ess_bulk``, ``ess_tail``.
+
+    ``names``: posterior variables to include (default: all).
+    """
+    import arviz as az
+
+    var_names = _posterior_names(idata, names)
+    draws = flatten(idata.posterior, var_names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rh = flatten(az.rhat(idata, var_names=var_names))
+        eb = flatten(az.ess(idata, var_names=var_names, method="bulk"))
+        et = flatten(az.ess(idata, var_names=var_names, method="tail"))
+    rows = []
+    for name, x in draws.items():
+        x = np.asarray(x, dtype=float).ravel()
+        q05, q95 = np.quantile(x, [0.05, 0.95])
+        rows.append({"name": name, "mean": float(x.mean()), "sd": float(x.std(ddof=1)) if x.size > 1 else 0.0,
+                     "q05": float(q05), "q95": float(q95), "r_hat": _finite(rh[name]),
+                     "ess_bulk": _finite(eb[name]), "ess_tail": _finite(et[name])})
+    return rows

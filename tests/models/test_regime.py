@@ -1,0 +1,367 @@
+"""The volatility-regime HMM (models/regime.py; DESIGN.md section 4).
+
+* The forward algorithm (numpy and the pytensor scan inside the PyMC model) equals
+  a brute-force sum over all 4^T state paths; smoothed probabilities too.
+* Parameter recovery from the model's own generative process (NumPyro NUTS).
+* Summaries: moment-matched Dirichlet rows keep the posterior means; all pass the
+  bundle's schema.
+* Samplers: PyMC's default NUTS (small smoke run), nutpie (compiles + samples).
+* End to end on the synthetic market: decoded path vs the true regime path.
+
+Sampling is kept tiny (2 chains, a few hundred draws, a few hundred bars).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+
+import arviz as az
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from models import regime as rg
+from models.data.observations import REGIMES
+from models.sampling import SamplerConfig, diagnostics
+
+K = 4
+
+
+# --------------------------------------------------------------------------- brute force
+def _random_params(rng, T=6):
+    m = np.sort(rng.normal(-19.0, 1.0, K))
+    s = rng.uniform(0.3, 1.2, K)
+    P = np.stack([rng.dirichlet(np.ones(K) + 5 * np.eye(K)[k]) for k in range(K)])
+    pi = rg.stationary_distribution(P)
+    y = rng.normal(-19.0, 1.5, T)
+    return m, s, P, pi, y
+
+
+def _brute_force(le, P, pi):
+    """log p(y_{1:t}) for every t and P(z_t = k | y_{1:T}) by enumerating all paths."""
+    T = le.shape[0]
+    paths = np.array(list(itertools.product(range(K), repeat=T)))  # (K^T, T)
+    cum = np.log(pi)[paths[:, 0]] + le[0, paths[:, 0]]
+    prefix = []
+    for t in range(T):
+        if t:
+            cum = cum + np.log(P)[paths[:, t - 1], paths[:, t]] + le[t, paths[:, t]]
+        # log p(y_{1:t}): the joint of y_{1:t} and z_{1:t}, summed over the distinct z_{1:t}
+        _, first = np.unique(paths[:, : t + 1], axis=0, return_index=True)
+        prefix.append(logsumexp(cum[first]))
+    total = logsumexp(cum)
+    w = np.exp(cum - total)
+    gamma = np.zeros((T, K))
+    for t in range(T):
+        np.add.at(gamma[t], paths[:, t], w)
+    return np.array(prefix), total, gamma
+
+
+@pytest.mark.parametrize("seed,T,censor", [(0, 5, False), (1, 6, True), (2, 6, False)])
+def test_forward_equals_brute_force(seed, T, censor):
+    rng = np.random.default_rng(seed)
+    m, s, P, pi, y = _random_params(rng, T)
+    censored = np.zeros(T, bool)
+    c_val = None
+    if censor:
+        censored[2] = True
+        c_val = float(m[0] - 0.5)
+    le = rg.emission_logp(y, m, s, censored, c_val)
+    prefix, total, gamma = _brute_force(le, P, pi)
+    brute_c = np.diff(prefix, prepend=0.0)
+
+    _, c = rg.forward(le, np.log(P), np.log(pi))
+    np.testing.assert_allclose(c, brute_c, rtol=0, atol=1e-10)
+    assert abs(c.sum() - total) < 1e-10
+
+    probs, ll = rg.forward_backward(le, np.log(P), np.log(pi))
+    np.testing.assert_allclose(probs, gamma, rtol=0, atol=1e-10)
+    assert abs(ll - total) < 1e-10
+
+    # the pytensor scan of the PyMC model (C backend)
+    import pytensor
+    import pytensor.tensor as pt
+
+    mv, sv, Pv, piv = pt.vector("m"), pt.vector("s"), pt.matrix("P"), pt.vector("pi")
+    out = rg._forward_scan(pt.as_tensor(y), mv, sv, pt.log(Pv), pt.log(piv), censored, c_val)
+    f = pytensor.function([mv, sv, Pv, piv], out)
+    np.testing.assert_allclose(f(m, s, P, pi), brute_c, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("censor", [False, True])
+def test_model_logp_is_the_forward_algorithm(censor):
+    """The observed CustomDist's elementwise log-density at a point = the
+    one-step-ahead terms of the brute-force sum at the same parameters (with a
+    left-censored bar in the second case); the JAX translation agrees."""
+    import pymc as pm
+
+    obs = rg.simulate(None, 3, n_bars=6)
+    if censor:
+        cen = np.zeros(6, bool)
+        cen[3] = True
+        obs = rg.RegimeObs(log_rv=obs.log_rv, censored=cen, censor_log_rv=float(obs.log_rv.min()))
+    model = rg.build_model(obs)
+    rv = model["log_rv"]
+    ip = model.initial_point()
+    rng = np.random.default_rng(0)
+    point = {k: v + 0.1 * rng.standard_normal(np.shape(v)) for k, v in ip.items()}
+    params = model.replace_rvs_by_values([model[n] for n in ("log_rv_mean", "log_rv_sd",
+                                                             "regime_transition", "regime_stationary")])
+    fn = model.compile_fn([model.logp(vars=[rv], sum=False)[0], *params], inputs=model.value_vars,
+                          on_unused_input="ignore")
+    c_model, m, s, P, pi = fn(point)
+    le = rg.emission_logp(obs.log_rv, m, s, obs.censored, obs.censor_log_rv)
+    prefix, total, _ = _brute_force(le, P, pi)
+    np.testing.assert_allclose(c_model, np.diff(prefix, prepend=0.0), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(pi @ P, pi, atol=1e-12)
+    if censor:
+        return
+    # and the JAX translation (what NumPyro samples) agrees
+    from pymc.sampling.jax import get_jaxified_graph
+
+    jfn = get_jaxified_graph(inputs=model.value_vars, outputs=[model.logp()])
+    (lp_jax,) = jfn(*[point[v.name] for v in model.value_vars])
+    lp_c = model.compile_logp()(point)
+    assert abs(float(lp_jax) - float(lp_c)) < 1e-8
+    with model:
+        pm.draw(rv, draws=1)  # the random function works (prior predictive)
+
+
+def test_smoothed_probabilities_average_over_draws():
+    rng = np.random.default_rng(5)
+    T = 6
+    draws = [_random_params(rng, T) for _ in range(3)]
+    y = draws[0][4]
+    obs = rg.RegimeObs(log_rv=y, bar_seconds=10.0)
+    post = {
+        "log_rv_mean": np.stack([d[0] for d in draws])[None],
+        "log_rv_sd": np.stack([d[1] for d in draws])[None],
+        "regime_transition": np.stack([d[2] for d in draws])[None],
+        "regime_stationary": np.stack([d[3] for d in draws])[None],
+        "sigma_bps": np.ones((1, 3, K)),
+    }
+    idata = az.from_dict(posterior=post)
+    idata.attrs["bar_seconds"] = 10.0
+    expected = np.mean([_brute_force(rg.emission_logp(y, d[0], d[1]), d[2], d[3])[2] for d in draws], axis=0)
+    got = rg.smoothed_probabilities(idata, obs)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-12)
+    assert np.array_equal(rg.regime_path(idata, obs), np.argmax(expected, axis=1))
+    mean_p = rg.smoothed_probabilities(idata, obs, method="mean")
+    assert mean_p.shape == (T, K) and np.allclose(mean_p.sum(axis=1), 1.0)
+
+
+def test_simulate_is_the_generative_process():
+    obs = rg.simulate(None, 11, n_bars=40_000)
+    t = rg.truth_arrays({f"sigma_bps[{r}]": v for r, v in zip(REGIMES, (0.10, 0.17, 0.27, 0.40))})
+    z, y = obs.regimes, obs.log_rv
+    counts = np.zeros((K, K))
+    np.add.at(counts, (z[:-1], z[1:]), 1)
+    emp = counts / counts.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(emp, t["transition"], atol=0.01)
+    for k in range(K):
+        assert abs(y[z == k].mean() - t["log_rv_mean"][k]) < 0.03
+        assert abs(y[z == k].std() - t["log_rv_sd"][k]) < 0.03
+    # sigma_bps of the truth: sqrt(E[rv]/B) 1e4 = the input volatilities
+    tp = obs.meta["truth"]
+    for r, v in zip(REGIMES, (0.10, 0.17, 0.27, 0.40)):
+        assert abs(tp[f"sigma_bps[{r}]"] - v) < 1e-12
+    assert abs(sum(tp[f"regime_stationary[{r}]"] for r in REGIMES) - 1) < 1e-12
+
+
+def test_observations_censor_floored_bars():
+    """A bar without any mid change has log_rv at the floor: it is marked censored
+    at the smallest unfloored log_rv; the synthetic truth path is attached."""
+    from models.data.synthetic import simulate_market
+
+    market = simulate_market(1, duration_s=120.0)
+    q = market.quotes.copy()
+    t0 = int(q["ts"].iloc[0])
+    in_bar = (q["ts"] >= t0 + 20 * 10**9) & (q["ts"] < t0 + 31 * 10**9)  # bar 2, and the grid point after it
+    first = q.index[in_bar][0]
+    q.loc[in_bar, ["bid", "ask"]] = q.loc[first, ["bid", "ask"]].to_numpy()
+    market.quotes = q
+    obs = rg.observations(market)
+    assert obs.n_bars == 12 and obs.censored.tolist() == [i == 2 for i in range(12)]
+    assert obs.censor_log_rv == obs.log_rv[~obs.censored].min()
+    assert np.array_equal(obs.regimes, np.asarray(market.truth["regime_path"], dtype=np.int8))
+    raw = rg.observations(market, config=rg.RegimeConfig(censor_floored=False))
+    assert raw.n_censored == 0 and raw.meta["n_floored"] == 1
+
+
+def test_obs_validation():
+    with pytest.raises(ValueError, match="finite"):
+        rg.RegimeObs(log_rv=np.array([1.0, np.nan, 2.0]))
+    with pytest.raises(ValueError, match="censor_log_rv"):
+        rg.RegimeObs(log_rv=np.zeros(3), censored=np.array([True, False, False]))
+    with pytest.raises(ValueError, match="increase"):
+        rg.truth_arrays({f"log_rv_mean[{r}]": 0.0 for r in REGIMES})
+
+
+# --------------------------------------------------------------------------- recovery (NumPyro)
+RECOVERY = SamplerConfig(sampler="numpyro", draws=200, tune=200, chains=2, seed=1, progressbar=False)
+RECOVERY_BARS, RECOVERY_SEED = 400, 5  # a path that visits every regime >= 30 bars (asserted)
+
+
+@pytest.fixture(scope="module")
+def recovery():
+    obs = rg.simulate(None, RECOVERY_SEED, n_bars=RECOVERY_BARS)
+    assert np.bincount(obs.regimes, minlength=K).min() >= 30
+    t0 = time.perf_counter()
+    idata = rg.fit(obs, RECOVERY)
+    return obs, idata, time.perf_counter() - t0
+
+
+def test_em_reference_finds_every_regime():
+    """The EM start: with unequal occupancy the quantile start alone puts two states
+    on one regime (this path: 129/172/68/31 bars); the multi-start EM does not."""
+    obs = rg.simulate(None, RECOVERY_SEED, n_bars=RECOVERY_BARS)
+    em = rg.em_fit(obs)
+    truth = rg.truth_arrays({f"sigma_bps[{r}]": v for r, v in zip(REGIMES, (0.10, 0.17, 0.27, 0.40))})
+    assert np.max(np.abs(em["log_rv_mean"] - truth["log_rv_mean"])) < 0.2
+    assert rg.path_accuracy(np.argmax(em["smoothed"], axis=1), obs.regimes) > 0.9
+    assert em["converged"] and len(em["starts"]) == 6
+
+
+def test_recovery_from_simulation(recovery):
+    """Every true emission mean/sd and stay probability is inside its 99 % posterior
+    interval, and at most 2 of the 12 fall outside the 90 % interval (12 checks at
+    90 % each: a calibrated posterior has all 12 inside only 28 % of the time; <= 2
+    outside has probability 0.89)."""
+    obs, idata, wall = recovery
+    truth = obs.meta["truth"]
+    names = ([f"log_rv_mean[{r}]" for r in REGIMES] + [f"log_rv_sd[{r}]" for r in REGIMES]
+             + [f"regime_transition[{r},{r}]" for r in REGIMES])
+    post = idata.posterior
+    draws = {}
+    for r in REGIMES:
+        draws[f"log_rv_mean[{r}]"] = post["log_rv_mean"].sel(regime=r).values.ravel()
+        draws[f"log_rv_sd[{r}]"] = post["log_rv_sd"].sel(regime=r).values.ravel()
+        draws[f"regime_transition[{r},{r}]"] = post["regime_transition"].sel(
+            regime_from=r, regime_to=r).values.ravel()
+    out90, out99 = [], []
+    for n in names:
+        q = np.quantile(draws[n], [0.005, 0.05, 0.95, 0.995])
+        line = f"{n}: true {truth[n]:.4f}, 90% [{q[1]:.4f}, {q[2]:.4f}], 99% [{q[0]:.4f}, {q[3]:.4f}]"
+        if not q[1] <= truth[n] <= q[2]:
+            out90.append(line)
+        if not q[0] <= truth[n] <= q[3]:
+            out99.append(line)
+    print("outside the 90% interval:", out90)
+    assert not out99, out99
+    assert len(out90) <= 2, out90
+    d = diagnostics(idata)
+    assert d["r_hat_max"] < 1.05, (d["r_hat_worst"], d["r_hat_max"])  # ordered means: no label switching
+    assert d["divergences"] <= 2
+    # decoded path
+    acc = rg.path_accuracy(rg.regime_path(idata, obs), obs.regimes)
+    assert acc >= 0.9, acc
+    # pointwise log-likelihood for LOO: one term per bar
+    ll = idata.log_likelihood["log_rv"]
+    assert ll.shape == (2, RECOVERY.draws, obs.n_bars)
+    assert np.isfinite(d["loo_elpd"])
+    assert idata.attrs["model_version"].startswith("regime-")
+    print(f"numpyro recovery: {obs.n_bars} bars, {wall:.1f} s, accuracy {acc:.3f}, "
+          f"r_hat {d['r_hat_max']:.3f}, ess_bulk {d['ess_bulk_min']:.0f}, divergences {d['divergences']}")
+
+
+def test_summarize_round_trip(recovery):
+    from mm_runtime.bundle import DirichletSummary, LogNormalSummary, NormalInverseGammaSummary
+
+    _, idata, _ = recovery
+    summ = rg.summarize(idata)
+    assert set(summ) == {"regime_transition", "regime_emission", "sigma_bps"}
+    post = idata.posterior
+    P = post["regime_transition"].stack(s=("chain", "draw")).transpose("s", ...).values
+    B = idata.attrs["bar_seconds"]
+    for i, r in enumerate(REGIMES):
+        d = DirichletSummary(**summ["regime_transition"][r])
+        np.testing.assert_allclose(d.mean(), P[:, i, :].mean(axis=0), rtol=0, atol=1e-9)
+        # the posterior is far more concentrated than the prior (13 pseudo-transitions)
+        assert sum(d.concentration) > 13
+        nig = NormalInverseGammaSummary(**summ["regime_emission"][r])
+        m = post["log_rv_mean"].sel(regime=r).values.ravel()
+        s = post["log_rv_sd"].sel(regime=r).values.ravel()
+        assert abs(nig.mu - np.mean(0.5 * m + math.log(1e4) - 0.5 * math.log(B))) < 1e-9
+        assert abs(nig.scale / (nig.shape - 1) - np.mean(0.25 * s**2)) < 1e-9
+        ln = LogNormalSummary(**summ["sigma_bps"][r])
+        sig = post["sigma_bps"].sel(regime=r).values.ravel()
+        assert abs(ln.median() / np.median(sig) - 1) < 0.02
+    mus = [summ["regime_emission"][r]["mu"] for r in REGIMES]
+    assert np.all(np.diff(mus) > 0)  # the bundle requires increasing emission means
+
+
+# --------------------------------------------------------------------------- other samplers
+SMOKE_BARS = 100  # simulate(None, 0, n_bars=100) visits every regime (15/13/31/41 bars)
+
+
+def _smoke(sampler: str, tune: int, draws: int):
+    obs = rg.simulate(None, 0, n_bars=SMOKE_BARS)
+    cfg = SamplerConfig(sampler=sampler, draws=draws, tune=tune, chains=2, cores=1, seed=1, progressbar=False)
+    t0 = time.perf_counter()
+    idata = rg.fit(obs, cfg)
+    wall = time.perf_counter() - t0
+    assert idata.log_likelihood["log_rv"].shape == (2, draws, SMOKE_BARS)
+    acc = rg.path_accuracy(rg.regime_path(idata, obs, method="mean"), obs.regimes)
+    d = diagnostics(idata)
+    print(f"{sampler} sampler: {SMOKE_BARS} bars, {tune}+{draws} iterations x 2 chains, {wall:.1f} s "
+          f"(compilation included), accuracy {acc:.3f}, r_hat {d['r_hat_max']:.3f}")
+    assert acc >= 0.85, acc
+    # the chains agree on the states (no label switching / stuck chain)
+    m = idata.posterior["log_rv_mean"].mean("draw").values
+    assert np.max(np.abs(m[0] - m[1])) < 0.3, m
+
+
+def test_pymc_default_sampler_smoke():
+    """PyMC's own NUTS on the C backend (slowest: the scan costs ~10-20 us per bar
+    per gradient there), kept to a small run."""
+    _smoke("pymc", tune=100, draws=60)
+
+
+@pytest.mark.slow
+def test_nutpie_sampler():
+    """nutpie (numba backend; SamplerConfig's default): the scan compiles and samples."""
+    pytest.importorskip("nutpie")
+    _smoke("nutpie", tune=150, draws=60)
+
+
+# --------------------------------------------------------------------------- synthetic market
+def test_end_to_end_synthetic_market():
+    """One hour of the synthetic market (360 bars of 10 s), decoded path vs the truth.
+
+    Why the bound is 0.75 and not the ~0.95 of the model's own data: the synthetic
+    market's log rv per regime is not Gaussian. Informed sweeps jump the mid by
+    ~4-6 bp, which outweighs a whole bar of diffusion, so each regime's log rv is a
+    mixture of jump-free bars (at log(sigma_r^2 B)) and jump bars (near log J^2,
+    the same for every regime), with the jump share rising from ~7 % (low) to
+    ~60 % (extreme) of bars (models/data/synthetic.py). A 4-state Gaussian HMM
+    then spends its upper states partly on jump bars. Measured on one-hour markets
+    (seeds 1-8): decoding with the *true* emission densities and P gives 94-99.7 %,
+    with Gaussians at the true per-regime moments 78-95 %, the fitted Gaussian HMM
+    (EM reference) 65-87 %, the placeholder quantile labelling 33-71 %. This seed's
+    hour gives ~0.82-0.87 (the posterior of the upper rows is bimodal, "jump-bar
+    state" vs "persistent level", so r_hat is poor on one hour and it varies a bit
+    between runs)."""
+    import pandas as pd
+
+    from models.data.observations import label_regimes
+    from models.data.synthetic import simulate_market
+
+    market = simulate_market(7, duration_s=3600.0)
+    obs = rg.observations(market)
+    assert obs.regimes is not None and obs.n_bars == 360 and obs.n_censored == 0
+    cfg = SamplerConfig(sampler="numpyro", draws=100, tune=150, chains=2, seed=1, progressbar=False)
+    idata = rg.fit(obs, cfg)
+    path = rg.regime_path(idata, obs)
+    acc = rg.path_accuracy(path, obs.regimes)
+    placeholder = rg.path_accuracy(label_regimes(pd.DataFrame({"log_rv": obs.log_rv})), obs.regimes)
+    d = diagnostics(idata)
+    print(f"synthetic market: accuracy {acc:.3f} (placeholder quantile labelling {placeholder:.3f}), "
+          f"r_hat {d['r_hat_max']:.2f} ({d['r_hat_worst']}); confusion (true x decoded):\n"
+          f"{np.histogram2d(obs.regimes, path, bins=[np.arange(5) - 0.5] * 2)[0].astype(int)}")
+    assert acc >= 0.75, acc
+    assert acc > placeholder + 0.05
+    # the quiet regimes are decoded almost perfectly; the errors sit in high/extreme
+    assert np.mean(path[obs.regimes == 0] == 0) > 0.9
