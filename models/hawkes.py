@@ -162,6 +162,7 @@ from pytensor.graph.op import Op  # noqa: E402
 from pytensor.link.jax.dispatch import jax_funcify  # noqa: E402
 
 from models.sampling import SamplerConfig, model_version, sample  # noqa: E402
+from models.data.synthetic import simulate_hawkes_arrivals  # noqa: E402
 
 REGIMES: tuple[str, ...] = ("low", "normal", "high", "extreme")
 """Volatility regimes in order (DESIGN.md section 2); same tuple as models.data.observations."""
@@ -449,29 +450,7 @@ def simulate(truth: HawkesTruth | Mapping[str, Any], rng: np.random.Generator | 
     n_bars = int(math.ceil(T / B - 1e-12))
     path = path[:n_bars]
     b0 = B * np.arange(n_bars)
-    blen = np.minimum(B, T - b0)
-    ts, ss = [], []
-    for s in range(2):
-        cnt = rng.poisson(mu[path, s] * blen)
-        t = np.repeat(b0, cnt) + rng.random(int(cnt.sum())) * np.repeat(blen, cnt)
-        ts.append(t)
-        ss.append(np.full(len(t), s, dtype=np.int8))
-    par_t, par_s = np.concatenate(ts), np.concatenate(ss)
-    all_t, all_s = [par_t], [par_s]
-    while len(par_t):
-        kt, ks = [], []
-        for target in range(2):
-            cnt = rng.poisson(n[target, par_s])
-            t = np.repeat(par_t, cnt) + rng.exponential(1.0 / beta, int(cnt.sum()))
-            keep = t < T
-            kt.append(t[keep])
-            ks.append(np.full(int(keep.sum()), target, dtype=np.int8))
-        par_t, par_s = np.concatenate(kt), np.concatenate(ks)
-        all_t.append(par_t)
-        all_s.append(par_s)
-    t, s = np.concatenate(all_t), np.concatenate(all_s)
-    order = np.argsort(t, kind="stable")
-    t, s = t[order], s[order]
+    t, s = simulate_hawkes_arrivals(rng, T, B, path, mu, n, beta)
     k = np.minimum((t // B).astype(np.int64), n_bars - 1)
     return HawkesObs(assets=(truth.asset,), t=t, side=s, asset=np.zeros(len(t), np.int32),
                      regime=path[k], duration_s=np.array([T]), bar_edges=(b0,),

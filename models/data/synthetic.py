@@ -411,9 +411,13 @@ def _regime_path(rng: np.random.Generator, P: np.ndarray, pi: np.ndarray,
     return path
 
 
-def _hawkes(rng, T: float, bar_s: float, path: np.ndarray, mu: np.ndarray,
-            n: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
-    """Exact cluster simulation; returns sorted times (s) and side indices."""
+def simulate_hawkes_arrivals(rng, T: float, bar_s: float, path: np.ndarray, mu: np.ndarray,
+                             n: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact cluster (branching) simulation of the bivariate exponential Hawkes process
+    on [0, T) with baseline mu[regime, side] piecewise constant on bars of ``bar_s``
+    (regime ``path[k]`` on bar k), branching n[target, source] and decay beta.
+    Returns sorted times (s) and side indices (0 buy, 1 sell). Also used by
+    `models.hawkes.simulate`."""
     n_bars = len(path)
     b0 = bar_s * np.arange(n_bars)
     blen = np.minimum(bar_s, T - b0)
@@ -463,7 +467,7 @@ def simulate_market(seed: int, duration_s: float = 3600.0,
     path = _regime_path(rng, P, pi, n_bars)
 
     # arrivals
-    t_s, s_idx = _hawkes(rng, T, B, path, cfg.hawkes_baseline(), cfg.branching(),
+    t_s, s_idx = simulate_hawkes_arrivals(rng, T, B, path, cfg.hawkes_baseline(), cfg.branching(),
                          cfg.hawkes_decay)
     a_ns = np.floor(t_s * NS).astype(np.int64)
     # unique, >= 2 ns apart, >= 2 ns after start (room for the pre-sweep quote)
