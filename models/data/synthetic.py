@@ -350,18 +350,11 @@ def _truth(cfg: SyntheticConfig) -> dict[str, Any]:
         p[f"alpha_touch[{rn}]"] = float(at[r])
     p["alpha_decay_bps"] = float(cfg.alpha_decay_bps)
     p["adverse_move_bps"] = adverse_all
-    for r, rn in enumerate(REGIMES):
-        for s, sn in enumerate(SIDES):
-            p[f"adverse_move_bps[{rn},{sn}]"] = float(adverse[r, s])
-    for r, rn in enumerate(REGIMES):
-        for s, sn in enumerate(SIDES):
-            p[f"kappa[{rn},{sn}]"] = float(kap[r, s])
-    for r, rn in enumerate(REGIMES):
-        for s, sn in enumerate(SIDES):
-            p[f"arrival_rate[{rn},{sn}]"] = float(A[r, s])
-    for r, rn in enumerate(REGIMES):
-        for s, sn in enumerate(SIDES):
-            p[f"hawkes_baseline[{rn},{sn}]"] = float(mu[r, s])
+    for name, per_regime_side in (("adverse_move_bps", adverse), ("kappa", kap),
+                                  ("arrival_rate", A), ("hawkes_baseline", mu)):
+        for r, rn in enumerate(REGIMES):
+            for s, sn in enumerate(SIDES):
+                p[f"{name}[{rn},{sn}]"] = float(per_regime_side[r, s])
     for t, tn in enumerate(SIDES):
         for s, sn in enumerate(SIDES):
             p[f"hawkes_branching[{tn},{sn}]"] = float(n[t, s])
