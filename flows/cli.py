@@ -262,6 +262,198 @@ def data_inspect(
 
 
 # ---------------------------------------------------------------------------
+# fit
+
+SAMPLERS = ("pymc", "numpyro", "nutpie")
+
+
+def _fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess):
+    """SamplerConfig and GateConfig from the options (defaults: the configs' own)."""
+    from models.sampling import GateConfig, SamplerConfig
+
+    if sampler is not None and sampler not in SAMPLERS:
+        raise CliError(f"--sampler: unknown sampler {sampler!r}; one of {', '.join(SAMPLERS)}")
+    for opt, v, lo in (("--draws", draws, 1), ("--tune", tune, 0), ("--chains", chains, 1)):
+        if v is not None and v < lo:
+            raise CliError(f"{opt}: must be >= {lo}, got {v}")
+    if max_r_hat is not None and not (math.isfinite(max_r_hat) and max_r_hat >= 1.0):
+        raise CliError(f"--max-r-hat: must be a finite number >= 1, got {max_r_hat}")
+    if min_ess is not None and not (math.isfinite(min_ess) and min_ess >= 0):
+        raise CliError(f"--min-ess: must be a finite number >= 0, got {min_ess}")
+    kw: dict[str, Any] = {"progressbar": progress}
+    for k, v in (("sampler", sampler), ("draws", draws), ("tune", tune), ("chains", chains),
+                 ("seed", seed)):
+        if v is not None:
+            kw[k] = v
+    gkw: dict[str, Any] = {}
+    if max_r_hat is not None:
+        gkw["max_r_hat"] = max_r_hat
+    if min_ess is not None:
+        gkw["min_ess_bulk"] = gkw["min_ess_tail"] = min_ess
+    return SamplerConfig(**kw), GateConfig(**gkw)
+
+
+def _stage(msg: str) -> None:
+    """A progress line on stderr, never wrapped or read as markup (paths may hold '[')."""
+    err.print(msg, markup=False, highlight=False, soft_wrap=True)
+
+
+def run_fit(model: str, source: str, path: Path, asset: Optional[str], regimes: str,
+            sampler_config, gate_config) -> dict:
+    """Load, prepare, sample, diagnose and gate one model; the `mmcal fit --json` document."""
+    import time
+
+    from models import catalog
+    from models.sampling import gate
+
+    spec = catalog.spec(model)
+    if regimes not in catalog.REGIME_SOURCES:
+        raise CliError(f"--regimes: unknown choice {regimes!r}; one of {', '.join(catalog.REGIME_SOURCES)}")
+    t_start = time.perf_counter()
+    _stage(f"loading {source} data from {path} ...")
+    market = _load(source, path, asset)
+    if asset is not None and str(market.asset).upper() != asset.upper():
+        raise CliError(f"--asset: {path} holds {market.asset!r}, not {asset!r}")
+    if regimes == "truth" and not catalog.has_truth_path(market):
+        raise CliError(f"--regimes truth: {path} ({source}) has no true regime path; "
+                       "only the synthetic market has one (use --regimes em)")
+    if spec.uses_regimes:
+        how = {"em": "EM/MAP path of the regime HMM", "truth": "the synthetic truth's path",
+               "quantile": "placeholder quantile labels"}[regimes]
+        _stage(f"computing {spec.obs_unit} with regimes from {how} ...")
+    else:
+        _stage(f"computing {spec.obs_unit} ...")
+    obs = catalog.prepare(model, market, regimes)
+    n = catalog.n_obs(model, obs)
+    _stage(f"{n:,} {spec.obs_unit} ({time.perf_counter() - t_start:.1f} s)")
+    sc = sampler_config
+    _stage(f"sampling {model}: {sc.sampler}, {sc.chains} chains x {sc.draws} draws "
+           f"(+{sc.tune} tune), seed {sc.seed} ...")
+    t0 = time.perf_counter()
+    idata = catalog.fit(model, obs, sc)
+    _stage(f"sampled in {time.perf_counter() - t0:.1f} s; diagnostics and LOO ...")
+    rows = catalog.parameter_rows(model, idata)
+    diag = catalog.diagnostics(model, idata)
+    verdict = gate(diag, gate_config)
+    diag.pop("per_param", None)  # the same numbers are in "parameters"
+    a = idata.attrs
+    doc = {
+        "model": model,
+        "asset": str(market.asset),
+        "source": source,
+        "path": str(path),
+        "regimes": regimes if spec.uses_regimes else None,
+        "n_obs": n,
+        "obs_unit": spec.obs_unit,
+        "sampler": {"sampler": a.get("sampler", sc.sampler), "draws": a.get("draws", sc.draws),
+                    "tune": a.get("tune", sc.tune), "chains": a.get("chains", sc.chains),
+                    "seed": a.get("seed", sc.seed), "target_accept": a.get("target_accept", sc.target_accept),
+                    "wall_s": a.get("sampling_wall_s")},
+        "gate": {**verdict.as_dict(), "config": gate_config.model_dump()},
+        "diagnostics": diag,
+        "parameters": {r["name"]: {k: r[k] for k in ("mean", "sd", "q05", "q95", "r_hat", "ess_bulk",
+                                                      "ess_tail")} for r in rows},
+        "model_version": a.get("model_version"),
+        "wall_s": time.perf_counter() - t_start,
+    }
+    _stage(f"done in {doc['wall_s']:.1f} s")
+    return doc
+
+
+def _print_wide(table: Table) -> None:
+    """Print a table without truncating its cells: parameter names are never cut to
+    'kappa[hi…'. Redirected output gets the table's natural width; on a terminal
+    the first column folds instead."""
+    from rich.measure import Measurement
+
+    table.columns[0].overflow = "fold"
+    if out.is_terminal:
+        out.print(table)
+        return
+    width = Measurement.get(out, out.options.update(width=10_000), table).maximum
+    Console(width=max(out.width, width)).print(table)  # stdout as `out`, only wider
+
+
+def render_fit(doc: dict) -> None:
+    s = doc["sampler"]
+    regimes = f", regimes {doc['regimes']}" if doc["regimes"] else ""
+    ess = lambda v: None if v is None else int(round(v))  # noqa: E731
+    _print_wide(_table(f"{doc['model']} posterior: {doc['asset']} ({doc['source']}), {doc['n_obs']:,} "
+                       f"{doc['obs_unit']}{regimes}; {s['sampler']}, {s['chains']} chains x {s['draws']} draws",
+                       ["parameter", "mean", "sd", "5%", "95%", "r_hat", "ess_bulk", "ess_tail"],
+                       [[name, p["mean"], p["sd"], p["q05"], p["q95"], p["r_hat"], ess(p["ess_bulk"]),
+                         ess(p["ess_tail"])] for name, p in doc["parameters"].items()]))
+    d = doc["diagnostics"]
+    f = lambda v, n=3: _fmt(v, n)  # noqa: E731
+    lines = [
+        f"max r_hat {f(d.get('r_hat_max'))} ({d.get('r_hat_worst') or '-'});  "
+        f"min ess bulk {f(ess(d.get('ess_bulk_min')))} ({d.get('ess_bulk_worst') or '-'}), "
+        f"tail {f(ess(d.get('ess_tail_min')))} ({d.get('ess_tail_worst') or '-'})",
+        f"divergences {f(d.get('divergences'))};  min BFMI {f(d.get('bfmi_min'), 2)};  "
+        f"sampling {f(s.get('wall_s'), 1)} s",
+    ]
+    if "loo_elpd" in d:
+        lines.append(f"elpd_loo {f(d.get('loo_elpd'), 1)} ± {f(d.get('loo_se'), 1)} "
+                     f"(p_loo {f(d.get('p_loo'), 1)}; {d.get('loo_n')} terms of "
+                     f"{', '.join(d.get('loo_vars', []))});  max Pareto k {f(d.get('pareto_k_max'), 2)} "
+                     f"({d.get('pareto_k_over_0.7')} above 0.7)")
+    else:
+        lines.append(f"LOO: {d.get('loo_note', 'not computed')}")
+    g = doc["gate"]
+    lines.append(f"gate: {'PASS' if g['passed'] else 'FAIL (not exportable)'}")
+    lines += [f"  - {msg}" for msg in g["failures"]]
+    lines += [f"  warning: {msg}" for msg in g["warnings"]]
+    lines.append(f"model version {doc['model_version']}")
+    for ln in lines:
+        out.print(ln, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def fit(
+    path: Path = typer.Argument(..., help="File or folder of market data."),
+    model: str = typer.Option(..., "--model", "-m", help="regime | alpha | kappa | hawkes"),
+    source: str = typer.Option(..., "--source", help="lobster | binance | hyperliquid | synthetic"),
+    asset: Optional[str] = typer.Option(None, "--asset", help="Asset, where the path holds several."),
+    sampler: Optional[str] = typer.Option(None, "--sampler",
+                                          help="pymc | numpyro | nutpie (default: nutpie, SamplerConfig's)."),
+    draws: Optional[int] = typer.Option(None, "--draws", help="Draws per chain (default 1000)."),
+    tune: Optional[int] = typer.Option(None, "--tune", help="Tuning steps per chain (default 1000)."),
+    chains: Optional[int] = typer.Option(None, "--chains", help="Chains (default 4)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0): same seed, same draws."),
+    regimes: str = typer.Option("em", "--regimes",
+                                help="Regime path for alpha/kappa/hawkes: em (the regime HMM's EM/MAP path), "
+                                     "truth (synthetic market only), quantile (placeholder labels)."),
+    max_r_hat: Optional[float] = typer.Option(None, "--max-r-hat", help="Gate: largest R-hat (default 1.01)."),
+    min_ess: Optional[float] = typer.Option(None, "--min-ess",
+                                            help="Gate: smallest bulk and tail ESS (default 400)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit with status 1 when the fit fails the gate."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Sampler progress bars on stderr."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+):
+    """Fit one model to one market: posterior summary, diagnostics and the export gate's verdict.
+
+    Exit status: 0 when the fit ran, whether or not it passes the gate (the verdict is reported); with --strict, 1 when it fails the gate; 2 on bad input.
+    """
+
+    def body():
+        from models import catalog
+
+        if model not in catalog.MODELS:
+            raise CliError(f"--model: unknown model {model!r}; one of {', '.join(catalog.MODELS)}")
+        sc, gc = _fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess)
+        doc = run_fit(model, source, path, asset, regimes, sc, gc)
+        if as_json:
+            emit_json(doc)
+        else:
+            render_fit(doc)
+        return doc["gate"]["passed"]
+
+    passed = guarded(body)
+    if strict and not passed:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------
 # quote
 
 

@@ -72,8 +72,8 @@ Derived, per posterior draw (Deterministics):
 
 * ``sigma_bps[k] = sqrt(E[rv | k] / bar_seconds) * 1e4`` (bps/sqrt(s)),
   ``E[rv | k] = exp(m_k + s_k^2 / 2)`` (the log-normal mean). This is the
-  *total* realized volatility of the regime, jumps included; the synthetic
-  market's truth calls it ``sigma_total_bps`` (its ``sigma_bps`` is the diffusion
+  *total* realized volatility of the regime, jumps included, as the synthetic
+  market's truth ``sigma_bps`` (its ``sigma_diffusion_bps`` is the diffusion
   part only).
 * ``regime_stationary`` (pi), ``log_rv_mean`` (m), ``log_rv_sd`` (s).
 
@@ -279,6 +279,9 @@ def observations(market, regimes: Any = None, config: RegimeConfig | Observation
     cfg = rc.observation
     if bars is None:
         bars = ob.volatility_bars(market, cfg)
+    elif float(bars.attrs.get("bar_seconds", cfg.bar_seconds)) != cfg.bar_seconds:
+        # bars made with other rules (e.g. ob.auto_bar_config): their bar length wins
+        cfg = cfg.model_copy(update={"bar_seconds": float(bars.attrs["bar_seconds"])})
     y = bars["log_rv"].to_numpy(dtype=np.float64)
     floor = float(bars.attrs.get("log_rv_floor", math.log((cfg.rv_floor_sigma_bps * 1e-4) ** 2 * cfg.bar_seconds)))
     floored = y <= floor + 1e-9
@@ -336,8 +339,8 @@ def truth_arrays(truth: Mapping[str, Any], bar_seconds: float | None = None) -> 
       ``regime_transition[<from>,<to>]`` (default :data:`DEFAULT_TRANSITION`);
     * emission sd: ``log_rv_sd[<regime>]`` (default :data:`DEFAULT_LOG_RV_SD`);
     * emission mean: ``log_rv_mean[<regime>]``, else from the expected bar rv
-      ``rv_mean[<regime>]``, else from ``sigma_total_bps[<regime>]`` or
-      ``sigma_bps[<regime>]`` (bps/sqrt(s)): ``m = log(E rv) - s^2/2`` (the
+      ``rv_mean[<regime>]``, else from ``sigma_bps[<regime>]`` (total
+      volatility, bps/sqrt(s)): ``m = log(E rv) - s^2/2`` (the
       log-normal mean, module docstring).
     """
     p = _flat(truth)
@@ -355,7 +358,6 @@ def truth_arrays(truth: Mapping[str, Any], bar_seconds: float | None = None) -> 
         m = np.array([float(p[f"log_rv_mean[{r}]"]) for r in REGIMES])
     else:
         for key, conv in (("rv_mean", lambda v: v),
-                          ("sigma_total_bps", lambda v: (v * 1e-4) ** 2 * B),
                           ("sigma_bps", lambda v: (v * 1e-4) ** 2 * B)):
             if all(f"{key}[{r}]" in p for r in REGIMES):
                 erv = np.array([conv(float(p[f"{key}[{r}]"])) for r in REGIMES])
@@ -363,7 +365,7 @@ def truth_arrays(truth: Mapping[str, Any], bar_seconds: float | None = None) -> 
                 break
         else:
             raise ValueError("truth needs log_rv_mean[<regime>], rv_mean[<regime>], "
-                             "sigma_total_bps[<regime>] or sigma_bps[<regime>] for every regime")
+                             "or sigma_bps[<regime>] for every regime")
     if np.any(np.diff(m) <= 0) or np.any(s <= 0):
         raise ValueError(f"emission means must increase strictly and sds be > 0, got {m}, {s}")
     return {"transition": P, "log_rv_mean": m, "log_rv_sd": s, "bar_seconds": B}

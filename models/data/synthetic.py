@@ -167,7 +167,8 @@ truth.json layout
 ``kappa[low,buy]``, ``arrival_rate[low,buy]``, ``hawkes_baseline[low,buy]``,
 ``hawkes_branching[buy,sell]`` (= n[target=buy, source=sell]),
 ``hawkes_decay``, ``regime_transition[low,normal]`` (from low to normal),
-``regime_stationary[low]``, ``sigma_bps[low]`` (diffusion), ``sigma_total_bps[low]``,
+``regime_stationary[low]``, ``sigma_bps[low]`` (total volatility, jumps included:
+what the regime model and the bundle call sigma), ``sigma_diffusion_bps[low]``,
 ``half_spread_bps[low]``, ``rv_mean[low]``, ``alpha_gen_scale[low,buy]`` (= a));
 ``derived`` (matrices: count covariance, jump margins); ``config`` (the
 SyntheticConfig), ``observation_config``; ``counts`` (rows, arrivals, informed
@@ -365,9 +366,9 @@ def _truth(cfg: SyntheticConfig) -> dict[str, Any]:
     for r, rn in enumerate(REGIMES):
         p[f"regime_stationary[{rn}]"] = float(pi[r])
     for r, rn in enumerate(REGIMES):
-        p[f"sigma_bps[{rn}]"] = float(sig[r])
+        p[f"sigma_diffusion_bps[{rn}]"] = float(sig[r])
     for r, rn in enumerate(REGIMES):
-        p[f"sigma_total_bps[{rn}]"] = float(math.sqrt(sig_tot2[r]))
+        p[f"sigma_bps[{rn}]"] = float(math.sqrt(sig_tot2[r]))
     for r, rn in enumerate(REGIMES):
         p[f"rv_mean[{rn}]"] = float(sig_tot2[r] * cfg.observation.bar_seconds * 1e-8)
     for r, rn in enumerate(REGIMES):

@@ -379,3 +379,31 @@ def test_fill_table_buckets():
     assert tr.query("regime == 2")["fills"].sum() == 0
     assert np.isnan(tr.query("regime == 2")["informed_share"]).all()
     assert list(ob.depth_bucket([-1.0, 0.0, 1.99, 2.0, 9.99, 10.0, 1e9])) == [0, 0, 0, 1, 2, 3, 3]
+
+
+# --------------------------------------------------------------------------- bar length
+def _moving_market(every_s: float, duration_s: float = 600.0) -> Market:
+    """A mid that moves by one tick every ``every_s`` seconds (alternating)."""
+    ts = np.arange(0.0, duration_s + 1e-9, every_s)
+    return market([mid_quote(t, 100.0 + 0.01 * (i % 2)) for i, t in enumerate(ts)], [(1.0, 100.0, 1.0, 1)])
+
+
+@pytest.mark.parametrize("every_s,expected", [(1.0, 10.0), (2.0, 20.0), (3.0, 30.0), (4.0, 60.0),
+                                              (20.0, 300.0)])
+def test_choose_bar_seconds_wants_ten_price_moves_per_bar(every_s, expected):
+    m = _moving_market(every_s)
+    assert ob.choose_bar_seconds(m) == expected
+    cfg = ob.auto_bar_config(m, ObservationConfig(informed_threshold_bps=2.0))
+    assert (cfg.bar_seconds, cfg.informed_threshold_bps) == (expected, 2.0)
+
+
+def test_choose_bar_seconds_on_real_and_synthetic_markets(shared_data):
+    from models.data import loaders
+    from models.data.synthetic import simulate_market
+
+    aapl = loaders.load("lobster", shared_data / "lobster" / "LOBSTER_SampleFile_AAPL_2012-06-21_1.zip", None)
+    btc = loaders.load("hyperliquid", shared_data / "hyperliquid" / "recorder_2025-09-04", "BTC")
+    # the mid moves in ~50 % of AAPL's 1 s intervals, ~25 % of Hyperliquid BTC's, every one of the synthetic's
+    assert ob.choose_bar_seconds(aapl) == 30.0
+    assert ob.choose_bar_seconds(btc) == 60.0
+    assert ob.choose_bar_seconds(simulate_market(0, 300.0)) == 10.0

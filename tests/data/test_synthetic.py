@@ -121,7 +121,7 @@ def test_config_checks_and_truth_names():
                  "adverse_move_bps", "kappa[high,buy]", "kappa[low,sell]",
                  "arrival_rate[normal,sell]", "hawkes_baseline[extreme,buy]",
                  "hawkes_branching[buy,sell]", "hawkes_decay", "regime_transition[low,normal]",
-                 "sigma_bps[high]", "sigma_total_bps[high]", "half_spread_bps[low]",
+                 "sigma_bps[high]", "sigma_diffusion_bps[high]", "half_spread_bps[low]",
                  "alpha_gen_scale[extreme,sell]"):
         assert name in p, name
     # A_r = (I - n)^{-1} mu_r and a = alpha_touch (kappa d + 1)/(kappa d) <= 1
@@ -258,10 +258,10 @@ def test_realized_vol_per_regime_matches_sigma_total(long_run):
     full = bars["complete"].to_numpy()
     for r, rn in enumerate(ob.REGIMES):
         rv = bars.loc[(reg == r) & full, "rv"].to_numpy()
-        target = p[f"sigma_total_bps[{rn}]"] ** 2 * B * 1e-8
+        target = p[f"sigma_bps[{rn}]"] ** 2 * B * 1e-8
         assert p[f"rv_mean[{rn}]"] == pytest.approx(target)
         z = (rv.mean() - target) / (rv.std(ddof=1) / math.sqrt(len(rv)))
-        assert abs(z) < 4, (rn, math.sqrt(rv.mean() / B) * 1e4, p[f"sigma_total_bps[{rn}]"], z)
+        assert abs(z) < 4, (rn, math.sqrt(rv.mean() / B) * 1e4, p[f"sigma_bps[{rn}]"], z)
     # regimes are ordered by volatility
-    s = [p[f"sigma_total_bps[{rn}]"] for rn in ob.REGIMES]
+    s = [p[f"sigma_bps[{rn}]"] for rn in ob.REGIMES]
     assert s == sorted(s)
