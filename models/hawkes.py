@@ -136,8 +136,10 @@ pointwise terms are added after sampling as the ``log_likelihood`` group.
 Names (DESIGN.md section 8): ``hawkes_baseline[low,buy]`` (dims regime, side),
 ``hawkes_branching[buy,sell]`` (= n[target=buy, source=sell]), ``hawkes_decay``;
 with several assets the asset is the first coordinate, e.g.
-``hawkes_baseline[BTC,low,buy]``; :func:`summarize` takes ``asset=`` and returns
-the single-asset names.
+``hawkes_baseline[BTC,low,buy]``. :func:`summarize` (conjugate summaries) and
+:func:`summary_draws` (the draws behind them) use the nested layout of
+``mm_runtime.bundle`` (``{"hawkes_baseline": {regime: {side: ...}}, ...}``) and take
+``asset=`` with several assets.
 """
 
 from __future__ import annotations
@@ -1586,32 +1588,8 @@ def version(obs: HawkesObs, priors: HawkesPriors | None = None, likelihood: str 
 
 
 # =========================================================================== summaries
-def _gamma(x: np.ndarray) -> dict[str, Any]:
-    m, v = float(np.mean(x)), float(np.var(x, ddof=1))
-    return {"family": "gamma", "shape": m * m / v, "rate": m / v}
-
-
-def _beta(x: np.ndarray) -> dict[str, Any]:
-    m, v = float(np.mean(x)), float(np.var(x, ddof=1))
-    k = m * (1.0 - m) / v - 1.0
-    if not k > 0:
-        raise ValueError(f"posterior variance {v:.3g} too large for a beta with mean {m:.3g}")
-    return {"family": "beta", "alpha": m * k, "beta": (1.0 - m) * k}
-
-
-def _lognormal(x: np.ndarray) -> dict[str, Any]:
-    lx = np.log(x)
-    return {"family": "lognormal", "mu": float(np.mean(lx)), "sigma": float(np.std(lx, ddof=1))}
-
-
-def summarize(idata, asset: str | None = None) -> dict[str, dict[str, Any]]:
-    """Conjugate summaries by moment matching, keyed by DESIGN.md section 8 names:
-    ``hawkes_baseline[r,s]`` gamma (shape = mean^2/var, rate = mean/var),
-    ``hawkes_branching[t,s]`` beta (alpha = m k, beta = (1 - m) k with
-    k = m (1 - m)/var - 1), ``hawkes_decay`` lognormal (mean and sd of log beta).
-
-    With several assets pass ``asset=``; the names are then the single-asset ones.
-    """
+def _asset_posterior(idata, asset: str | None):
+    """The posterior of one asset (the ``asset`` dim selected away)."""
     post = idata.posterior
     if "asset" in post.dims:
         assets = [str(a) for a in post["asset"].values]
@@ -1622,14 +1600,47 @@ def summarize(idata, asset: str | None = None) -> dict[str, dict[str, Any]]:
         post = post.sel(asset=asset)
     elif asset is not None and "assets" in idata.attrs and asset not in json.loads(idata.attrs["assets"]):
         raise KeyError(f"asset {asset!r} not in {idata.attrs['assets']}")
-    flat = lambda da: da.transpose("chain", "draw", ...).values.reshape((-1,) + da.shape[2:])  # noqa: E731
-    mu, n, beta = flat(post["hawkes_baseline"]), flat(post["hawkes_branching"]), flat(post["hawkes_decay"])
-    out: dict[str, dict[str, Any]] = {}
-    for i, r in enumerate(REGIMES):
-        for j, s in enumerate(SIDES):
-            out[f"hawkes_baseline[{r},{s}]"] = _gamma(mu[:, i, j])
-    for i, a in enumerate(SIDES):
-        for j, b in enumerate(SIDES):
-            out[f"hawkes_branching[{a},{b}]"] = _beta(n[:, i, j])
-    out["hawkes_decay"] = _lognormal(beta)
-    return out
+    return post
+
+
+def summary_draws(idata, asset: str | None = None) -> dict[str, Any]:
+    """Posterior draws (chains x draws, flattened) of every summarized quantity, in the
+    layout of :func:`summarize` (the exporter measures each summary's fidelity on them):
+    ``{"hawkes_baseline": {regime: {side: draws}}, "hawkes_branching": {target:
+    {source: draws}}, "hawkes_decay": draws}``. With several assets pass ``asset=``."""
+    post = _asset_posterior(idata, asset)
+
+    def flat(name: str, *dims: str) -> np.ndarray:
+        da = post[name].transpose("chain", "draw", *dims)
+        return np.asarray(da.values, dtype=float).reshape((-1,) + da.shape[2:])
+
+    mu = flat("hawkes_baseline", "regime", "side")        # (S, 4, 2)
+    n = flat("hawkes_branching", "target", "source")      # (S, 2, 2)
+    return {
+        "hawkes_baseline": {r: {s: mu[:, i, j] for j, s in enumerate(SIDES)} for i, r in enumerate(REGIMES)},
+        "hawkes_branching": {t: {s: n[:, i, j] for j, s in enumerate(SIDES)} for i, t in enumerate(SIDES)},
+        "hawkes_decay": flat("hawkes_decay"),
+    }
+
+
+def summarize(idata, asset: str | None = None) -> dict[str, Any]:
+    """Conjugate summaries by moment matching (the families and equations of
+    :mod:`models.export`), in the nested layout of ``mm_runtime.bundle``:
+    ``{"hawkes_baseline": {regime: {side: gamma}}, "hawkes_branching": {target:
+    {source: beta}}, "hawkes_decay": lognormal}``. The gamma (``shape = m^2/v,
+    rate = m/v``) and the beta (``a = m k, b = (1 - m) k``, ``k = m (1 - m)/v - 1``)
+    have the posterior's mean ``m`` and variance ``v``; the lognormal's ``mu`` and
+    ``sigma`` are the mean and sd of ``log(beta)`` draws.
+
+    With several assets pass ``asset=``; the layout is the single-asset one.
+    """
+    from models.export import beta_from_draws, gamma_from_draws, lognormal_from_draws
+
+    d = summary_draws(idata, asset)
+    return {
+        "hawkes_baseline": {r: {s: gamma_from_draws(x) for s, x in per.items()}
+                            for r, per in d["hawkes_baseline"].items()},
+        "hawkes_branching": {t: {s: beta_from_draws(x) for s, x in per.items()}
+                             for t, per in d["hawkes_branching"].items()},
+        "hawkes_decay": lognormal_from_draws(d["hawkes_decay"]),
+    }

@@ -287,24 +287,29 @@ def test_fit_attrs_and_summaries(recovery):
     assert idata.attrs["model_version"] == H.version(obs) and idata.attrs["model_version"].startswith("hawkes-")
     assert json.loads(idata.attrs["assets"]) == ["SIM"]
     summ = H.summarize(idata)
-    assert set(summ) == set(truth.flat())
+    draws = H.summary_draws(idata)
+    # the nested layout of mm_runtime.bundle: one leaf per DESIGN.md section 8 name
+    leaves = {f"hawkes_baseline[{r},{s}]": (summ["hawkes_baseline"][r][s], draws["hawkes_baseline"][r][s])
+              for r in H.REGIMES for s in H.SIDES}
+    leaves |= {f"hawkes_branching[{t},{s}]": (summ["hawkes_branching"][t][s], draws["hawkes_branching"][t][s])
+               for t in H.SIDES for s in H.SIDES}
+    leaves["hawkes_decay"] = (summ["hawkes_decay"], draws["hawkes_decay"])
+    assert set(summ) == set(H.PARAM_VARS) and set(leaves) == set(truth.flat())
     post = idata.posterior
-    for key, d in summ.items():
-        if key.startswith("hawkes_baseline"):
+    for key, (d, x) in leaves.items():
+        name, _, idx = key.partition("[")
+        sel = dict(zip(post[name].dims[2:], idx.rstrip("]").split(","))) if idx else {}
+        np.testing.assert_array_equal(x, post[name].sel(**sel).values.ravel())
+        if name == "hawkes_baseline":
             assert d["family"] == "gamma" and d["shape"] > 0 and d["rate"] > 0
-            r, s = key[len("hawkes_baseline["):-1].split(",")
-            x = post["hawkes_baseline"].sel(regime=r, side=s).values.ravel()
             assert d["shape"] / d["rate"] == pytest.approx(x.mean(), rel=1e-9)
             assert d["shape"] / d["rate"] ** 2 == pytest.approx(x.var(ddof=1), rel=1e-9)
-        elif key.startswith("hawkes_branching"):
-            assert d["family"] == "beta" and d["alpha"] > 0 and d["beta"] > 0
-            t, s = key[len("hawkes_branching["):-1].split(",")
-            x = post["hawkes_branching"].sel(target=t, source=s).values.ravel()
-            assert d["alpha"] / (d["alpha"] + d["beta"]) == pytest.approx(x.mean(), rel=1e-9)
+        elif name == "hawkes_branching":
+            assert d["family"] == "beta" and d["a"] > 0 and d["b"] > 0
+            assert d["a"] / (d["a"] + d["b"]) == pytest.approx(x.mean(), rel=1e-9)
         else:
             assert key == "hawkes_decay" and d["family"] == "lognormal"
-            x = np.log(post["hawkes_decay"].values.ravel())
-            assert d["mu"] == pytest.approx(x.mean()) and d["sigma"] == pytest.approx(x.std(ddof=1))
+            assert d["mu"] == pytest.approx(np.log(x).mean()) and d["sigma"] == pytest.approx(np.log(x).std(ddof=1))
     assert float(post["hawkes_spectral_radius"].max()) < 1
 
 
@@ -324,7 +329,10 @@ def test_several_assets_thin_borrows_strength():
     assert list(post["hawkes_baseline"].coords["asset"].values) == ["LIQ", "THIN"]
     assert post["hawkes_branching"].dims[-3:] == ("asset", "target", "source")
     summ = H.summarize(idata, asset="THIN")
-    assert set(summ) == set(thin.flat())
+    assert set(summ) == set(H.PARAM_VARS)
+    assert set(summ["hawkes_baseline"]) == set(H.REGIMES) and set(summ["hawkes_branching"]) == set(H.SIDES)
+    np.testing.assert_array_equal(H.summary_draws(idata, asset="THIN")["hawkes_decay"],
+                                  post["hawkes_decay"].sel(asset="THIN").values.ravel())
     with pytest.raises(ValueError):
         H.summarize(idata)
     d = diagnostics(idata, var_names=list(H.PARAM_VARS))
