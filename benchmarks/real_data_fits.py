@@ -3,6 +3,7 @@ the summaries a quant would look at first.
 
     uv run python benchmarks/real_data_fits.py                       # AAPL_1 + Hyperliquid BTC
     uv run python benchmarks/real_data_fits.py --datasets hl-btc --models regime,kappa
+    uv run python benchmarks/real_data_fits.py --multi-asset         # 4 Hyperliquid coins jointly
     uv run python benchmarks/real_data_fits.py --report              # print the saved results
 
 Per dataset, as the calibrate flow does it: the volatility bars with the automatic
@@ -37,6 +38,8 @@ DATASETS = {
     "hl-btc": ("hyperliquid", "../shared/data/hyperliquid/recorder_2025-09-04", "BTC"),
 }
 MODELS = ("regime", "alpha", "kappa", "hawkes")
+HL_COINS = ("BTC", "ETH", "SOL", "WLFI")
+HL_RECORDER = "../shared/data/hyperliquid/recorder_2025-09-04"
 
 
 def _save(path: Path, doc: dict) -> None:
@@ -130,7 +133,64 @@ def run(datasets, models, out: Path) -> dict:
     return doc
 
 
+def run_multi(models, out: Path) -> dict:
+    """alpha, kappa and hawkes fitted jointly on the four Hyperliquid coins (asset-level
+    effects under shared hyperpriors); each coin's regime path from its own regime
+    HMM posterior (same automatic bar length rule, per coin)."""
+    from models import catalog, regime
+    from models.data import loaders
+    from models.data import observations as ob
+    from models.sampling import SamplerConfig, gate
+
+    doc = json.loads(out.read_text()) if out.exists() else {}
+    per_coin = {}
+    for coin in HL_COINS:
+        t0 = time.perf_counter()
+        market = loaders.load("hyperliquid", HL_RECORDER, coin)
+        cfg = ob.auto_bar_config(market)
+        bars = ob.volatility_bars(market, cfg)
+        robs = regime.observations(market, config=cfg, bars=bars)
+        ridata = regime.fit(robs, SamplerConfig(), regime.RegimeConfig(observation=cfg))
+        per_coin[coin] = (market, bars, regime.regime_path(ridata, robs))
+        print(f"[hl-4] {coin}: {len(bars)} bars of {cfg.bar_seconds:g} s, regime fit "
+              f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    res = doc.setdefault("hl-4coins", {})
+    for model in [m for m in models if m != "regime"]:
+        t1 = time.perf_counter()
+        mod = catalog.spec(model).module
+        obs = mod.combine(*[mod.observations(m, p, bars=b) for m, b, p in per_coin.values()])
+        idata = catalog.fit(model, obs, SamplerConfig())
+        d = catalog.diagnostics(model, idata)
+        v = gate(d)
+        summ = {}
+        for coin in HL_COINS:
+            sub = idata.posterior.sel(asset=coin) if "asset" in idata.posterior.dims else idata.posterior
+            summ[coin] = {k: np.asarray(sub[k].mean(("chain", "draw")).values).tolist()
+                          for k in catalog.spec(model).var_names if k in sub}
+        res[model] = {"gate_passed": bool(v), "gate_failures": list(v.failures), "r_hat_max": d["r_hat_max"],
+                      "ess_bulk_min": d["ess_bulk_min"], "ess_tail_min": d["ess_tail_min"],
+                      "divergences": d["divergences"], "n_obs": catalog.n_obs(model, obs),
+                      "wall_s": time.perf_counter() - t1, "per_asset_means": summ}
+        _save(out, doc)
+        print(f"[hl-4] {model}: gate {'PASS' if v else 'FAIL'} r_hat {d['r_hat_max']:.4f} "
+              f"ESS {d['ess_bulk_min']:.0f}/{d['ess_tail_min']:.0f} div {d['divergences']} "
+              f"({time.perf_counter() - t1:.0f} s) {'' if v else v.failures}", file=sys.stderr, flush=True)
+    return doc
+
+
 def report(doc: dict) -> None:
+    multi = doc.pop("hl-4coins", None)
+    if multi:
+        print("\n## Hyperliquid, 4 coins jointly\n")
+        print("| model | gate | max r_hat | min ESS bulk / tail | divergences | obs | time s |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for m, r in multi.items():
+            print(f"| {m} | {'pass' if r['gate_passed'] else 'FAIL'} | {r['r_hat_max']:.4f} | "
+                  f"{r['ess_bulk_min']:.0f} / {r['ess_tail_min']:.0f} | {r['divergences']} | {r['n_obs']} | "
+                  f"{r['wall_s']:.0f} |")
+        for m, r in multi.items():
+            for coin, s in r["per_asset_means"].items():
+                print(f"{m} {coin}: " + "; ".join(f"{k} {np.round(np.asarray(v), 3).tolist()}" for k, v in s.items()))
     for ds, res in doc.items():
         print(f"\n## {ds}\n")
         print("| model | gate | max r_hat | min ESS bulk / tail | divergences | obs | time s |")
@@ -172,12 +232,17 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--out", default="artifacts/benchmarks/real_data_fits.json")
     ap.add_argument("--report", action="store_true", help="only print the saved results")
+    ap.add_argument("--multi-asset", action="store_true",
+                    help="alpha, kappa, hawkes jointly on the four Hyperliquid coins")
     a = ap.parse_args()
     out = Path(a.out)
     if a.report:
         report(json.loads(out.read_text()))
         return
-    doc = run(a.datasets.split(","), a.models.split(","), out)
+    if a.multi_asset:
+        doc = run_multi(a.models.split(","), out)
+    else:
+        doc = run(a.datasets.split(","), a.models.split(","), out)
     report(doc)
 
 

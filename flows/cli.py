@@ -56,6 +56,10 @@ class CliError(Exception):
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
           verbose: bool = typer.Option(False, "--verbose", "-v", help="More log output on stderr.")):
     _State.debug = debug
+    if not verbose:  # a performance hint printed by every process that compiles a model
+        import warnings
+
+        warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         stream=sys.stderr,
@@ -113,6 +117,11 @@ def guarded(fn: Callable[[], Any]) -> Any:
         err.print("mmcal: interrupted")
         raise typer.Exit(130)
     except Exception as e:  # a bug, not bad input: still one line unless --debug
+        tracking = sys.modules.get("models.tracking")
+        if tracking is not None and isinstance(e, tracking.TrackingError) and not _State.debug:
+            # the registry or tracking server refused or is unreachable: the message names it
+            err.print(f"mmcal: error: {e}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2)
         if _State.debug:
             raise
         err.print(f"mmcal: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
@@ -518,42 +527,370 @@ def quote(
 
 
 # ---------------------------------------------------------------------------
+# calibrate, compare, deploy, rollback (Prefect flows: flows/calibrate.py, compare.py, deploy.py)
+
+TASK_RUNNERS = ("threads", "processes", "dask")
+
+
+class _NoTraceback(logging.Filter):
+    """Drops the traceback from Prefect's log records (their one-line message stays)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("prefect"):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _flows_quiet() -> None:
+    """Prefect logs an exception raised in a flow or task with its traceback; mmcal
+    reports it as one line (the convention above), so on the console the traceback
+    is kept for ``--debug`` only (Prefect's API still gets the full record)."""
+    if _State.debug:
+        return
+    handlers = logging.getLogger().handlers + logging.getLogger("prefect").handlers
+    for h in handlers:
+        if not any(isinstance(f, _NoTraceback) for f in h.filters) and "APILog" not in type(h).__name__:
+            h.addFilter(_NoTraceback())
+
+
+def _check_choice(opt: str, value: Optional[str], choices) -> None:
+    if value is not None and value not in choices:
+        raise CliError(f"{opt}: unknown choice {value!r}; one of {', '.join(choices)}")
+
+
+def _check_window(opt: str, window: Optional[str]) -> str:
+    from models.data.tables import WindowSpec
+
+    try:
+        return str(WindowSpec.parse(window)) if window else ""
+    except ValueError as e:
+        raise CliError(f"{opt}: {e}") from None
+
+
+def render_calibration(doc: dict) -> None:
+    d = doc["data"]
+    ess = lambda v: None if v is None else int(round(v))  # noqa: E731
+    rows = []
+    for m, r in doc["models"].items():
+        rows.append([m, "hit" if r["cache_hit"] else "sampled", r["n_obs"], r["sampling_wall_s"], r["r_hat_max"],
+                     ess(r["ess_bulk_min"]), ess(r["ess_tail_min"]), r["divergences"], r["bfmi_min"],
+                     r["loo_elpd"], r["pareto_k_max"], "PASS" if r["gate"]["passed"] else "FAIL"])
+    _print_wide(_table(f"calibration of {doc['asset']}: {d['source']} {d['path']} window {d['window']} "
+                       f"({d['duration_s']:.0f} s, {d['rows']['trades']:,} trades, {d['bar_seconds']:g} s bars)",
+                       ["model", "cache", "n obs", "sampling s", "max r_hat", "min ess bulk", "min ess tail",
+                        "divergences", "min BFMI", "elpd_loo", "max Pareto k", "gate"], rows))
+    lines = []
+    st = doc["status"]
+    if st == "gate_failed":
+        lines.append(f"gate FAILED: not exported, not registered (MLflow run {doc['run_id']}, status FAILED)")
+        lines += [f"  - {f}" for f in doc["failures"]]
+    elif st in ("registered", "already_registered"):
+        how = "registered" if st == "registered" else "unchanged calibration, already registered"
+        lines.append(f"{how}: models:/{doc['registered_model']}/{doc['version']} "
+                     f"(aliases: {', '.join(doc['aliases'])}); MLflow run {doc['run_id']}")
+        lines.append(f"bundle: {doc['bundle_path']}")
+    else:
+        lines.append(f"logged (not registered): MLflow run {doc['run_id']}; bundle {doc['bundle_path']}")
+    lines.append(f"look: {doc['mlflow_ui']}")
+    for ln in lines:
+        out.print(ln, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def calibrate(
+    path: Path = typer.Argument(..., help="File or folder of market data."),
+    source: str = typer.Option(..., "--source", help="lobster | binance | hyperliquid | synthetic"),
+    assets: Optional[list[str]] = typer.Option(None, "--asset", help="Asset (repeat for several: fitted one "
+                                               "after another, or in parallel with --parallel-assets)."),
+    window: Optional[str] = typer.Option(None, "--window", help="Fit window START:END, fractions of the span "
+                                         "(0:0.8) or seconds from its start (600s:3000s); default all."),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="pymc | numpyro | nutpie (default nutpie)."),
+    draws: Optional[int] = typer.Option(None, "--draws", help="Draws per chain (default 1000)."),
+    tune: Optional[int] = typer.Option(None, "--tune", help="Tuning steps per chain (default 1000)."),
+    chains: Optional[int] = typer.Option(None, "--chains", help="Chains (default 4)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
+    max_r_hat: Optional[float] = typer.Option(None, "--max-r-hat", help="Gate: largest R-hat (default 1.01)."),
+    min_ess: Optional[float] = typer.Option(None, "--min-ess", help="Gate: smallest bulk and tail ESS (default 400)."),
+    model_samplers: Optional[list[str]] = typer.Option(None, "--model-sampler", help="MODEL=SAMPLER: another "
+                                                       "sampler for one model (repeatable), e.g. regime=numpyro."),
+    alpha_variant: str = typer.Option("threshold", "--alpha-variant", help="threshold | mixture (markout mixture)."),
+    max_prior_strength: Optional[float] = typer.Option(None, "--max-prior-strength",
+                                                       help="Cap every summary at this many pseudo-observations."),
+    runner: Optional[str] = typer.Option(None, "--task-runner", help="threads (default) | processes | dask "
+                                         "(or $MMCAL_TASK_RUNNER)."),
+    parallel_fits: Optional[int] = typer.Option(None, "--parallel-fits", help="Fits sampled at once "
+                                                "(default: CPUs / chains)."),
+    parallel_assets: int = typer.Option(1, "--parallel-assets", help="Assets calibrated at once."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Trace, posterior and PPC plots to MLflow."),
+    progress: bool = typer.Option(False, "--progress/--no-progress", help="Sampler progress bars on stderr "
+                                  "(the flow logs each step either way)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+):
+    """Calibrate one asset (or several): fit the four models, gate, export, log to MLflow and register the bundle
+    as the challenger.
+
+    Exit status: 0 when registered (or already registered); 1 when a gate failed (the MLflow run is kept, marked
+    FAILED; nothing registered); 2 on bad input.
+    """
+
+    def body():
+        sc, gc = _fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess)
+        _check_choice("--alpha-variant", alpha_variant, ("threshold", "mixture"))
+        _check_choice("--task-runner", runner, TASK_RUNNERS)
+        w = _check_window("--window", window)
+        if source not in SOURCES:
+            raise CliError(f"--source: unknown source {source!r}; one of {', '.join(SOURCES)}")
+        if not Path(path).exists():
+            raise CliError(f"{path}: no such file or directory")
+        for opt, v in (("--parallel-fits", parallel_fits), ("--parallel-assets", parallel_assets)):
+            if v is not None and v < 1:
+                raise CliError(f"{opt}: must be >= 1, got {v}")
+        if max_prior_strength is not None and not (math.isfinite(max_prior_strength) and max_prior_strength > 0):
+            raise CliError(f"--max-prior-strength: must be a positive number, got {max_prior_strength}")
+        overrides: dict[str, dict] = {}
+        for item in model_samplers or []:
+            m, eq, smp = item.partition("=")
+            if not eq or m not in ("regime", "alpha", "kappa", "hawkes") or smp not in SAMPLERS:
+                raise CliError(f"--model-sampler: {item!r}: expected MODEL=SAMPLER with MODEL one of regime, alpha, "
+                               f"kappa, hawkes and SAMPLER one of {', '.join(SAMPLERS)}")
+            overrides[m] = {"sampler": smp}
+        from flows.calibrate import run_calibration, run_many
+        _flows_quiet()
+
+        kw = dict(window=w, sampler=sc.model_dump(mode="json"), sampler_overrides=overrides,
+                  gate=gc.model_dump(mode="json"),
+                  alpha_variant=alpha_variant, max_prior_strength=max_prior_strength, plots=plots)
+        names = list(assets or [None])
+        _stage(f"calibrating {', '.join(a or '(the file’s asset)' for a in names)} from {source} {path} "
+               f"({sc.sampler}, {sc.chains} chains x {sc.draws} draws) ...")
+        if len(names) == 1:
+            docs = [run_calibration(source, str(path), names[0], runner=runner, parallel_fits=parallel_fits, **kw)]
+        else:
+            docs = run_many(source, str(path), names, runner=runner, parallel_assets=parallel_assets,
+                            parallel_fits=parallel_fits, **kw)
+        if as_json:
+            emit_json(docs[0] if len(docs) == 1 else docs)
+        else:
+            for d in docs:
+                render_calibration(d)
+        return all(d["status"] != "gate_failed" for d in docs)
+
+    if not guarded(body):
+        raise typer.Exit(1)
+
+
+def render_comparison(doc: dict) -> None:
+    ch, champ = doc["challenger"], doc["champion"]
+    title = (f"{doc['asset']}: challenger v{ch['version']} vs "
+             + (f"champion v{champ['version']}" if champ else "no champion"))
+    if doc.get("heldout"):
+        h = doc["heldout"]
+        title += f" on held-out data ({h['duration_s']:.0f} s, {h['rows']['trades']:,} trades)"
+    if doc["rows"]:
+        _print_wide(_table(title, ["model", "unit", "n", "challenger elpd", "champion elpd", "difference", "se",
+                                   "paired", "z"],
+                           [[r["model"], r.get("unit"), r.get("n"), r["challenger_elpd"], r["champion_elpd"],
+                             r["elpd_diff"], r["se"], {True: "yes", False: "no"}.get(r["paired"], "-"),
+                             r["z_score"]] for r in doc["rows"]]))
+    else:
+        out.print(title, markup=False, highlight=False)
+    verdict = ("promoted: the challenger is now the champion" if doc["promoted"]
+               else "kept the champion" if champ else "not promoted (--no-promote)")
+    out.print(f"{verdict} ({doc['reason']})", markup=False, highlight=False, soft_wrap=True)
+    if doc.get("run_id"):
+        out.print(f"comparison logged: MLflow run {doc['run_id']}", markup=False, highlight=False)
+
+
+@app.command()
+def compare(
+    asset: str = typer.Option(..., "--asset", help="Asset whose champion and challenger to compare."),
+    path: Optional[Path] = typer.Argument(None, help="Held-out data (default: the challenger's data file)."),
+    source: Optional[str] = typer.Option(None, "--source", help="Source of PATH."),
+    window: Optional[str] = typer.Option(None, "--window", help="Held-out window START:END of the data (default: "
+                                         "from the end of the later fit window to the end of the data)."),
+    z: float = typer.Option(2.0, "--z", help="Promote when the held-out elpd gain exceeds z standard errors."),
+    promote: bool = typer.Option(True, "--promote/--no-promote", help="Move the champion alias when warranted."),
+    max_draws: int = typer.Option(400, "--max-draws", help="Posterior draws used for the held-out scores."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+):
+    """Champion vs challenger on held-out data (log predictive density per model); promote by moving the champion
+    alias; the comparison table is logged to MLflow."""
+
+    def body():
+        if (path is None) != (source is None):
+            raise CliError("--source and PATH go together (held-out data from another file)")
+        if source is not None and source not in SOURCES:
+            raise CliError(f"--source: unknown source {source!r}; one of {', '.join(SOURCES)}")
+        if path is not None and not Path(path).exists():
+            raise CliError(f"{path}: no such file or directory")
+        if not (math.isfinite(z) and z >= 0):
+            raise CliError(f"--z: must be a finite number >= 0, got {z}")
+        if max_draws < 1:
+            raise CliError(f"--max-draws: must be >= 1, got {max_draws}")
+        w = _check_window("--window", window)
+        from flows.compare import compare as compare_flow
+        _flows_quiet()
+
+        _stage(f"comparing the challenger of {asset} with its champion on held-out data ...")
+        doc = compare_flow(asset=asset, source=source, path=str(path) if path else None, window=w or None, z=z,
+                           promote=promote, max_draws=max_draws)
+        if as_json:
+            emit_json(doc)
+        else:
+            render_comparison(doc)
+
+    guarded(body)
+
+
+def _render_deploy(doc: dict) -> None:
+    if doc["status"] == "unchanged":
+        msg = f"{doc['target']} already holds this bundle ({doc['ref']}, model {doc['model_version']}): unchanged"
+    elif doc["action"] == "rollback":
+        msg = (f"rolled back {doc['target']} to model {doc['model_version']}"
+               + (f" (version {doc['version']})" if doc.get("version") else ""))
+    else:
+        msg = (f"deployed {doc['ref']} (version {doc['version']}, model {doc['model_version']}) to {doc['target']}"
+               + (f"; previous kept as {doc['previous']}" if doc.get("previous") else ""))
+    out.print(msg, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def deploy(
+    asset: str = typer.Option(..., "--asset", help="Asset to deploy."),
+    alias: Optional[str] = typer.Option(None, "--alias", help="Registry alias to deploy (default champion)."),
+    version: Optional[int] = typer.Option(None, "--version", help="Registered version to deploy instead."),
+    target: Optional[Path] = typer.Option(None, "--target", help="Live bundle path "
+                                          "(default artifacts/live/ASSET.json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+):
+    """Validate a registered bundle and write it to the live path atomically (the previous one is kept for
+    rollback); a running quoter hot-reloads it."""
+
+    def body():
+        if alias is not None and version is not None:
+            raise CliError("--alias and --version: give one of them")
+        if version is not None and version < 1:
+            raise CliError(f"--version: must be >= 1, got {version}")
+        from flows.deploy import deploy as deploy_flow
+        _flows_quiet()
+
+        doc = deploy_flow(asset=asset, alias=None if version is not None else (alias or "champion"),
+                          version=version, target=str(target) if target else None)
+        if as_json:
+            emit_json(doc)
+        else:
+            _render_deploy(doc)
+
+    guarded(body)
+
+
+@app.command()
+def rollback(
+    asset: str = typer.Option(..., "--asset", help="Asset to roll back."),
+    target: Optional[Path] = typer.Option(None, "--target", help="Live bundle path "
+                                          "(default artifacts/live/ASSET.json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+):
+    """Put the previously deployed bundle back (a second rollback rolls forward again)."""
+
+    def body():
+        from flows.deploy import rollback as rollback_flow
+        _flows_quiet()
+
+        doc = rollback_flow(asset=asset, target=str(target) if target else None)
+        if as_json:
+            emit_json(doc)
+        else:
+            _render_deploy(doc)
+
+    guarded(body)
+
+
+# ---------------------------------------------------------------------------
 # demo
 
 
 @app.command()
 def demo(
-    out_dir: Path = typer.Option(Path("artifacts/demo"), "--out", help="Where the demo writes."),
-    seed: int = typer.Option(7, "--seed"),
-    duration: float = typer.Option(3600.0, "--duration", help="Simulated seconds of market."),
+    out_dir: Path = typer.Option(Path("artifacts/demo"), "--out", help="Where the demo writes its market."),
+    seed: int = typer.Option(7, "--seed", help="Seed of the synthetic market."),
+    duration: float = typer.Option(1800.0, "--duration", help="Simulated seconds of market."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ):
-    """The main job on the embedded default: the synthetic market end to end."""
+    """The main job on the embedded default: simulate -> calibrate (both alpha variants) -> register -> compare ->
+    deploy -> a Quoter on the deployed bundle, and where to look."""
 
     def body():
-        from models.data.loaders import load
-        from models.data.summary import inspect_market, truth_comparison
+        import time
 
+        from models.data.loaders import load
+        from models.data.tables import WindowSpec, window_market
+
+        t0 = time.perf_counter()
         market_dir = Path(out_dir) / "market"
         write_synthetic(market_dir, seed, duration, force=True)
         market = load("synthetic", market_dir)
-        s = inspect_market(market)
-        truth_cmp = truth_comparison(market)
-        doc = {"market_dir": str(market_dir), "summary": s, "truth_vs_observed": truth_cmp}
+        from flows.demo import DEMO_GATE, DEMO_SAMPLER, FIT_WINDOW, demo as demo_flow, replay_ladder
+
+        _flows_quiet()
+        _stage(f"demo: fit window {FIT_WINDOW} of {duration:.0f} s; CI-sized sampling, {DEMO_SAMPLER['chains']} "
+               f"chains x {DEMO_SAMPLER['draws']} draws (regime, hawkes: nutpie; alpha, kappa: pymc) and a gate "
+               f"such chains can meet: r_hat <= {DEMO_GATE['max_r_hat']}, ESS >= {DEMO_GATE['min_ess_bulk']:g} "
+               "(a real calibration: 4 x 1000 draws, r_hat <= 1.01, ESS >= 400)")
+        res = demo_flow(market_dir=str(market_dir), asset=market.asset)
+        doc: dict[str, Any] = {"market_dir": str(market_dir), "rows": market.row_counts(), **res, "ladder": None}
+        if res["deploy"] is not None:
+            heldout = window_market(market, *WindowSpec.parse(FIT_WINDOW.split(":")[1] + ":").bounds_ns(market))
+            doc["ladder"] = replay_ladder(res["deploy"]["target"], heldout)
+        from models import tracking
+
+        doc["look"] = {"mlflow_ui": tracking.ui_command(), "tracking_uri": tracking.tracking_uri(),
+                       "live_bundle": res["deploy"]["target"] if res["deploy"] else None,
+                       "prefect_home": os.environ.get("PREFECT_HOME")}
+        doc["wall_s"] = time.perf_counter() - t0
         if as_json:
             emit_json(doc)
-            return
+            return res["deploy"] is not None
         out.rule("1. synthetic market")
-        out.print(f"written to {market_dir} (trades.parquet, quotes.parquet, truth.json)")
-        render_inspect(s)
-        out.rule("2. observations vs the generator's truth")
-        out.print(_table("measured by the observation rules on the true regime path",
-                         ["parameter", "truth", "observed", "n"],
-                         [[r["quantity"], r["truth"], r["observed"], r["n"]] for r in truth_cmp]))
-        out.print("\nnext: `mmcal data inspect --source lobster ../shared/data/lobster/"
-                  "LOBSTER_SampleFile_AAPL_2012-06-21_1.zip` for real data.")
+        out.print(f"{market.asset}: {duration:.0f} s, {market.row_counts()['trades']:,} trades, "
+                  f"{market.row_counts()['quotes']:,} quotes in {market_dir} (truth.json beside it); "
+                  f"fit on {FIT_WINDOW}, the rest held out", markup=False, highlight=False)
+        for i, cal in enumerate(res["calibrations"]):
+            variant = "threshold" if i == 0 else "mixture"
+            out.rule(f"{2 + i}. calibrate (alpha {variant} variant)")
+            render_calibration(cal)
+        n = 2 + len(res["calibrations"])
+        if res["comparison"] is not None:
+            out.rule(f"{n}. compare on the held-out quarter")
+            render_comparison(res["comparison"])
+            n += 1
+        if res["deploy"] is None:
+            out.print("the calibration failed the gate: nothing deployed (see the failures above)")
+            return False
+        out.rule(f"{n}. deploy")
+        _render_deploy(res["deploy"])
+        lad = doc["ladder"]
+        out.rule(f"{n + 1}. a Quoter on the deployed bundle (replay of the last {lad['replay']['seconds']:.0f} s, "
+                 f"{lad['replay']['events']} events)")
+        render_ladder(lad)
+        out.rule("where to look")
+        last = res["calibrations"][-1]
+        lines = [f"MLflow: {doc['look']['mlflow_ui']}   (then http://127.0.0.1:5000, experiment mm-calibration)",
+                 f"  calibration runs: {', '.join(c['run_id'] for c in res['calibrations'])}"
+                 + (f"; comparison run: {res['comparison']['run_id']}" if res["comparison"] and
+                    res["comparison"].get("run_id") else ""),
+                 f"  registered model: {last['registered_model']} (aliases champion, challenger)",
+                 f"live bundle: {res['deploy']['target']} (a Quoter watching it hot-reloads each "
+                 "`mmcal deploy` / `mmcal rollback`)",
+                 f"Prefect runs: PREFECT_HOME={doc['look']['prefect_home']} prefect server start",
+                 f"done in {doc['wall_s']:.0f} s"]
+        for ln in lines:
+            out.print(ln, markup=False, highlight=False, soft_wrap=True)
+        return True
 
-    guarded(body)
+    if not guarded(body):
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -117,6 +117,8 @@ __all__ = [
     "load_bundle",
     "parse_bundle",
     "dump_bundle",
+    "bundle_bytes",
+    "atomic_write_bytes",
     "example_bundle",
 ]
 
@@ -480,20 +482,17 @@ def load_bundle(path: str | os.PathLike) -> PriorBundle:
     return parse_bundle(raw, origin=str(p))
 
 
-def dump_bundle(bundle: PriorBundle, path: str | os.PathLike) -> Path:
-    """Write ``bundle`` (with a fresh checksum) atomically: temp file, fsync, rename.
-
-    A reader (the hot-reloading Quoter) sees either the old file or the new one,
-    never a partial write.  Returns the path written.
-    """
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temp file in the same directory,
+    fsync, rename over ``path``, fsync the directory.  A reader (the hot-reloading
+    Quoter) sees either the old file or the new one, never a partial write.
+    Returns the path written."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    b = with_checksum(bundle)
-    data = json.dumps(b.model_dump(mode="json"), indent=2, ensure_ascii=False, allow_nan=False)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data + "\n")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
@@ -512,6 +511,19 @@ def dump_bundle(bundle: PriorBundle, path: str | os.PathLike) -> Path:
     except OSError:  # pragma: no cover - e.g. platforms without directory fsync
         pass
     return p
+
+
+def bundle_bytes(bundle: PriorBundle) -> bytes:
+    """The file form of ``bundle`` (with a fresh checksum): indented JSON, UTF-8."""
+    b = with_checksum(bundle)
+    data = json.dumps(b.model_dump(mode="json"), indent=2, ensure_ascii=False, allow_nan=False)
+    return (data + "\n").encode("utf-8")
+
+
+def dump_bundle(bundle: PriorBundle, path: str | os.PathLike) -> Path:
+    """Write ``bundle`` (with a fresh checksum) atomically (:func:`atomic_write_bytes`).
+    Returns the path written."""
+    return atomic_write_bytes(path, bundle_bytes(bundle))
 
 
 # ----------------------------------------------------------------------------- example

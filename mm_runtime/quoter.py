@@ -98,6 +98,7 @@ __all__ = [
     "Quoter",
     "QuoteReport",
     "quote_once",
+    "quote_report",
     "ladder_rows",
 ]
 
@@ -840,6 +841,12 @@ def quote_once(
     ev = make_event(0.0, mid, bid=bid, ask=ask, sigma_bps=sigma_bps, position=position,
                     margin_available=margin_available)
     _, q = step(state, ev)
+    return quote_report(q, b, config)
+
+
+def quote_report(q: Quotes, b: PriorBundle, config: QuoterConfig) -> QuoteReport:
+    """The ladder rows and summary of one step's quotes ``q`` (from ``bundle`` ``b``
+    under ``config``): what ``mmcal quote`` prints, and the demo after a replay."""
     q = jax.tree.map(np.asarray, q)
     summary = {
         "asset": b.asset,

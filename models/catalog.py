@@ -192,11 +192,16 @@ def parameter_rows(name: str, idata) -> list[dict[str, Any]]:
 
 def diagnostics(name: str, idata) -> dict[str, Any]:
     """:func:`models.sampling.diagnostics` on the reported variables with the model's
-    ``loo_var``; parameter names (``per_param``, ``*_worst``) as reported."""
+    ``loo_var`` (or, for a variant whose observed variable differs -- alpha's markout
+    mixture observes ``markout`` -- the fit's own log-likelihood); parameter names
+    (``per_param``, ``*_worst``) as reported."""
     from models.sampling import diagnostics as diag
 
     s = spec(name)
-    d = diag(idata, s.var_names, loo_var=s.loo_var)
+    loo_var = s.loo_var
+    if "log_likelihood" in idata.groups() and loo_var not in idata.log_likelihood:
+        loo_var = None  # another variant's observed variable (alpha's mixture: markout): use what is there
+    d = diag(idata, s.var_names, loo_var=loo_var)
     d["per_param"] = {s.reported_name(k): v for k, v in d["per_param"].items()}
     for k in ("r_hat_worst", "ess_bulk_worst", "ess_tail_worst"):
         if d.get(k):

@@ -100,7 +100,7 @@ centred (``log A[c] ~ Normal(m, tau)``) where the data pin it and non-centred
 (``m + tau z[c]``) elsewhere -- the same model, other sampler coordinates. "Pin":
 the sampling sd of the cell's crude log estimate (1/sqrt(arrivals)) is below a
 third of the spread of the cells' estimates (which stands in for tau;
-:func:`models.alpha.centred_groups`), separately for A and kappa: arrival rates of
+:func:`models.sampling.centred_groups`), separately for A and kappa: arrival rates of
 the 8 cells can be close (log sd ~ 0.2 on the synthetic market), kappas less so.
 With thousands of arrivals per cell the fully non-centred form ties the level,
 the scale and every z together (posterior correlations > 0.9, ~100 leapfrog steps
@@ -141,7 +141,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.data.observations import REGIMES, ObservationConfig
-from models.sampling import SamplerConfig, model_version, sample
+from models.sampling import SamplerConfig, centred_groups, mixed_normal, model_version, sample
 
 MODEL_NAME = "kappa"
 SIDES: tuple[str, ...] = ("buy", "sell")
@@ -455,26 +455,6 @@ class KappaConfig(BaseModel):
     centre_min_spread: float = Field(0.1, gt=0.0, description="floor of that spread")
 
 
-def _mixed_normal(name: str, loc, scale, centred: np.ndarray):
-    """Normal(loc, scale) over the flattened cells, centred where ``centred`` and
-    non-centred (``loc + scale * z``) elsewhere: the same distribution, only the
-    sampler's coordinates differ (Papaspiliopoulos, Roberts & Skold 2007)."""
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    n = len(centred)
-    loc = pt.broadcast_to(loc, (n,))
-    out = pt.zeros(n)
-    ic, inc = np.flatnonzero(centred), np.flatnonzero(~centred)
-    if len(inc):
-        z = pm.Normal(f"{name}_z", 0.0, 1.0, shape=len(inc))
-        out = pt.set_subtensor(out[inc], loc[inc] + scale * z)
-    if len(ic):
-        x = pm.Normal(f"{name}_centred", loc[ic], scale, shape=len(ic))
-        out = pt.set_subtensor(out[ic], x)
-    return out
-
-
 def _pooled_log(name: str, obs: KappaObs, median: float, log_sd: float, cfg: KappaConfig,
                 cell_est: np.ndarray, cell_counts: np.ndarray):
     """log x[a, r, s] (A x 4 x 2 tensor); registers ``name`` = exp(log x).
@@ -493,7 +473,7 @@ def _pooled_log(name: str, obs: KappaObs, median: float, log_sd: float, cfg: Kap
     m = pm.Normal(f"{name}_log_mu", math.log(median), log_sd)
     tau = pm.HalfNormal(f"{name}_cell_scale", cfg.cell_scale)
     if A == 1:
-        lx = pt.reshape(_mixed_normal(f"{name}_cell", m, tau, _centred(cell_est, cell_counts, cfg)), (1, R, 2))
+        lx = pt.reshape(mixed_normal(f"{name}_cell", m, tau, _centred(cell_est, cell_counts, cfg)), (1, R, 2))
         pm.Deterministic(name, pt.exp(lx[0]), dims=("regime", "side"))
         return lx
     C = len(REGIMES) * 2
@@ -501,7 +481,7 @@ def _pooled_log(name: str, obs: KappaObs, median: float, log_sd: float, cfg: Kap
     e_ac = np.asarray(cell_est, dtype=float).reshape(A, C)
     w_ac = np.where(n_ac > 0, n_ac, 0.0)
     pooled_est = np.where(n_ac.sum(0) > 0, (np.nan_to_num(e_ac) * w_ac).sum(0) / np.maximum(n_ac.sum(0), 1), np.nan)
-    beta = _mixed_normal(f"{name}_cell", m, tau, _centred(pooled_est, n_ac.sum(0), cfg))  # (C,) shared pattern
+    beta = mixed_normal(f"{name}_cell", m, tau, _centred(pooled_est, n_ac.sum(0), cfg))  # (C,) shared pattern
     # across-asset scales are fixed hyperparameters (module docstring)
     nu = cfg.asset_scale * pm.ZeroSumNormal(f"{name}_asset_z", sigma=1.0, dims="asset")
     w = cfg.asset_cell_scale * pm.ZeroSumNormal(f"{name}_asset_cell_z", sigma=1.0, dims=("asset", "cell"),
@@ -513,7 +493,6 @@ def _pooled_log(name: str, obs: KappaObs, median: float, log_sd: float, cfg: Kap
 
 def _centred(est: np.ndarray, n: np.ndarray, cfg: KappaConfig) -> np.ndarray:
     """Centring mask from per-cell log estimates and arrival counts (sd 1/sqrt(n))."""
-    from models.alpha import centred_groups
 
     n = np.asarray(n, dtype=float)
     if cfg.parametrization == "noncentred":
@@ -549,16 +528,13 @@ def count_blocks(obs: KappaObs, block_bars: int) -> np.ndarray:
     return np.cumsum(cut) - 1
 
 
-def build_model(obs: KappaObs, config: KappaConfig | None = None):
-    """The kappa / arrival-rate model as a ``pm.Model`` (module docstring).
+def block_rows(obs: KappaObs, config: KappaConfig | None = None) -> dict[str, Any]:
+    """The likelihood's rows: one per (count block, side), blocks by :func:`count_blocks`.
 
-    Observed variable ``arrivals``: one row per (count block, side) holding (count,
-    sum of depth excesses); its logp per row is the count term plus ``n log kappa -
-    kappa S``, so the pointwise log-likelihood is per (block, side). A block is
-    ``count_block_bars`` consecutive bars of one regime (fewer at a regime change)."""
-    import pymc as pm
-    import pytensor.tensor as pt
-
+    ``value`` (rows, 2): the block's count of arrivals reaching ``min_depth_bps`` and
+    the sum of their depth excesses; ``exposure_s`` the block's seconds; ``block``,
+    ``side`` (0 buy, 1 sell), ``asset``, ``regime`` and ``cell`` (flat asset x regime x
+    side index) per row; ``n_blocks``."""
     cfg = config or KappaConfig()
     st = obs.bar_stats(cfg.min_depth_bps)
     blk = count_blocks(obs, cfg.count_block_bars)
@@ -572,9 +548,27 @@ def build_model(obs: KappaObs, config: KappaConfig | None = None):
     b_asset, b_regime = obs.bar_asset[first], obs.bar_regime[first]
     rows_bar = np.repeat(np.arange(nb), 2)
     rows_side = np.tile([0, 1], nb)
-    cell = (b_asset[rows_bar].astype(np.int64) * len(REGIMES) + b_regime[rows_bar]) * 2 + rows_side
-    value = np.stack([cnt.ravel(), ssum.ravel()], axis=1)
-    expo = b_expo[rows_bar]
+    asset, regime = b_asset[rows_bar].astype(np.int64), b_regime[rows_bar].astype(np.int64)
+    return {"value": np.stack([cnt.ravel(), ssum.ravel()], axis=1), "exposure_s": b_expo[rows_bar],
+            "block": rows_bar, "side": rows_side, "asset": asset, "regime": regime,
+            "cell": (asset * len(REGIMES) + regime) * 2 + rows_side, "n_blocks": nb}
+
+
+def build_model(obs: KappaObs, config: KappaConfig | None = None):
+    """The kappa / arrival-rate model as a ``pm.Model`` (module docstring).
+
+    Observed variable ``arrivals``: one row per (count block, side) holding (count,
+    sum of depth excesses); its logp per row is the count term plus ``n log kappa -
+    kappa S``, so the pointwise log-likelihood is per (block, side). A block is
+    ``count_block_bars`` consecutive bars of one regime (fewer at a regime change)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    cfg = config or KappaConfig()
+    rows = block_rows(obs, cfg)
+    nb = rows["n_blocks"]
+    rows_side, cell = rows["side"], rows["cell"]
+    value, expo = rows["value"], rows["exposure_s"]
     coords: dict[str, Any] = {"regime": list(REGIMES), "side": list(SIDES),
                               "bar_side": np.arange(2 * nb), "arrival_stat": ["count", "depth_sum"]}
     if obs.n_assets > 1:
@@ -595,7 +589,7 @@ def build_model(obs: KappaObs, config: KappaConfig | None = None):
             od_dims = ("asset", "side") if obs.n_assets > 1 else ("side",)
             od = pt.reshape(pm.HalfNormal("count_overdispersion", cfg.overdispersion_scale, dims=od_dims),
                             (obs.n_assets, 2))
-            row_od = od[obs.bar_asset[rows_bar], rows_side]
+            row_od = od[rows["asset"], rows_side]   # the row's asset (not bar_asset[block])
             pm.CustomDist("arrivals", mean, mean / row_od, log_k[cell], kap[cell], logp=_nb_logp,
                           observed=value, dims=("bar_side", "arrival_stat"), signature="(),(),(),()->(2)")
         else:
@@ -687,6 +681,46 @@ def summarize(idata, asset: str | None = None) -> dict[str, Any]:
     d = summary_draws(idata, asset)
     return {name: {rn: {sn: gamma_from_draws(x) for sn, x in per.items()} for rn, per in grid.items()}
             for name, grid in d.items()}
+
+
+# =========================================================================== held-out predictive
+def heldout_lpd(idata, obs: KappaObs, asset: str | None = None, max_draws: int | None = 400) -> dict[str, Any]:
+    """Log predictive density of held-out arrivals ``obs`` (one asset, a window the
+    fit did not see), one term per (count block, side) as in the fit's
+    ``log_likelihood`` (:func:`block_rows` with the fit's :class:`KappaConfig`):
+    the block's count (negative binomial of type 1 with mean ``A T exp(-kappa
+    delta0)`` and Fano factor ``1 + d``, or Poisson) plus its depths
+    (``n log kappa - kappa S``), at up to ``max_draws`` thinned posterior draws,
+    averaged per row (:func:`models.sampling.predictive_density`). ``asset``
+    selects the fitted asset (default: ``obs``'s single asset)."""
+    from scipy import stats
+
+    from models.sampling import predictive_density, thin_index
+
+    if obs.n_assets != 1:
+        raise ValueError("heldout_lpd takes the observations of one asset")
+    cfg = KappaConfig.model_validate(json.loads(idata.attrs["kappa_config"])) \
+        if "kappa_config" in idata.attrs else KappaConfig()
+    a = _asset_index(idata, asset or obs.assets[0])
+    A, kap = _draws(idata, "arrival_rate", a), _draws(idata, "kappa", a)     # (S, 4, 2)
+    idx = thin_index(len(A), max_draws)
+    A, kap = A[idx], kap[idx]
+    rows = block_rows(obs, cfg)
+    n, ssum = rows["value"][:, 0], rows["value"][:, 1]
+    r, sd = rows["regime"], rows["side"]
+    k_row = kap[:, r, sd]                                                   # (S, rows)
+    mean = A[:, r, sd] * np.exp(-k_row * cfg.min_depth_bps) * rows["exposure_s"][None, :]
+    if cfg.count_likelihood == "negative_binomial":
+        od = idata.posterior["count_overdispersion"]
+        if "asset" in od.dims:
+            od = od.isel(asset=a)
+        d = np.asarray(od.transpose("chain", "draw", "side").values).reshape(-1, 2)[idx][:, sd]
+        phi = mean / d                                  # NB(mu, alpha=phi): var = mu (1 + d)
+        count = stats.nbinom.logpmf(n[None, :], phi, phi / (phi + mean))
+    else:
+        count = stats.poisson.logpmf(n[None, :], mean)
+    ll = count + n[None, :] * np.log(k_row) - k_row * ssum[None, :]
+    return predictive_density(ll, unit="(count block, side) rows")
 
 
 # =========================================================================== posterior predictive

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,10 @@ class TrackingError(RuntimeError):
     """MLflow could not be reached or refused a request (message names the URI)."""
 
 
+class RegistryNotFound(TrackingError):
+    """The registry has no such version or alias (not worth retrying)."""
+
+
 def artifacts_dir() -> Path:
     return Path(os.environ.get("MMCAL_ARTIFACTS", "artifacts")).resolve()
 
@@ -69,6 +74,7 @@ def configure() -> str:
     """Point mlflow at the configured store and make sure the experiment exists.
     Returns the experiment id. Raises TrackingError with the URI when unreachable."""
     uri = tracking_uri()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # small files: bars are noise
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
@@ -109,6 +115,7 @@ class CalibrationRun:
 
     run_id: str
     asset: str
+    experiment_id: str | None = None
 
     def log_params(self, params: dict[str, Any]) -> None:
         flat = {}
@@ -124,10 +131,15 @@ class CalibrationRun:
                       figures: dict[str, Any] | None = None,
                       params: dict[str, Any] | None = None) -> str:
         """A nested run for one model: diagnostics as metrics, the InferenceData as
-        netCDF, az.summary as CSV, figures as PNG. Returns the nested run id."""
+        netCDF, az.summary as CSV, figures as PNG (matplotlib figures, or paths of PNG
+        files already written). ``idata`` may be an InferenceData or the path of its
+        netCDF file. Returns the nested run id."""
         import arviz as az
 
-        with mlflow.start_run(run_name=f"{self.asset}:{model}", nested=True) as child:
+        # the parent's experiment (without it MLflow puts a nested run in the active
+        # experiment, "Default", where nothing finds it)
+        with mlflow.start_run(run_name=f"{self.asset}:{model}", nested=True,
+                              experiment_id=self.experiment_id) as child:
             mlflow.set_tags({"asset": self.asset, "model": model})
             if params:
                 mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
@@ -135,7 +147,11 @@ class CalibrationRun:
             with tempfile.TemporaryDirectory() as tmp:
                 t = Path(tmp)
                 nc = t / f"{model}.nc"
-                idata.to_netcdf(str(nc))
+                if isinstance(idata, (str, Path)):
+                    nc.write_bytes(Path(idata).read_bytes())
+                    idata = az.from_netcdf(str(nc))
+                else:
+                    idata.to_netcdf(str(nc))
                 mlflow.log_artifact(str(nc), artifact_path="inference_data")
                 summ = az.summary(idata, kind="all")
                 summ.to_csv(t / f"{model}_az_summary.csv")
@@ -144,14 +160,18 @@ class CalibrationRun:
                     (t / f"{model}_params.json").write_text(json.dumps(summary_rows, indent=1, default=float))
                     mlflow.log_artifact(str(t / f"{model}_params.json"), artifact_path="summary")
                 for name, fig in (figures or {}).items():
-                    png = t / f"{name}.png"
-                    fig.savefig(png, dpi=110, bbox_inches="tight")
+                    if isinstance(fig, (str, Path)):  # a PNG already written
+                        png = t / f"{name}.png"
+                        png.write_bytes(Path(fig).read_bytes())
+                    else:
+                        png = t / f"{name}.png"
+                        fig.savefig(png, dpi=110, bbox_inches="tight")
                     mlflow.log_artifact(str(png), artifact_path="plots")
             return child.info.run_id
 
     def log_bundle(self, bundle: PriorBundle) -> str:
         """Log the bundle JSON and the pyfunc wrapper; returns the logged model's URI."""
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, _no_type_hint_warning(), _quiet("mlflow.utils.environment"):
             path = Path(tmp) / BUNDLE_FILE
             path.write_bytes(_bundle_bytes(bundle))
             mlflow.log_artifact(str(path), artifact_path="bundle")
@@ -168,6 +188,70 @@ class CalibrationRun:
     def fail(self, reason: str) -> None:
         mlflow.set_tags({"status": "failed", "failure": reason[:5000]})
 
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        mlflow.set_tags({k: str(v)[:5000] for k, v in tags.items()})
+
+    def log_table(self, name: str, rows: list[dict[str, Any]], markdown: str | None = None,
+                  artifact_path: str = "tables") -> None:
+        """``rows`` as ``<name>.csv`` (and ``markdown`` as ``<name>.md``) artifacts."""
+        import csv
+
+        with tempfile.TemporaryDirectory() as tmp:
+            t = Path(tmp)
+            cols: list[str] = []
+            for r in rows:
+                cols += [k for k in r if k not in cols]
+            with open(t / f"{name}.csv", "w", newline="", encoding="utf-8") as fh:
+                w = csv.DictWriter(fh, fieldnames=cols)
+                w.writeheader()
+                for r in rows:
+                    w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
+            mlflow.log_artifact(str(t / f"{name}.csv"), artifact_path=artifact_path)
+            if markdown is not None:
+                (t / f"{name}.md").write_text(markdown, encoding="utf-8")
+                mlflow.log_artifact(str(t / f"{name}.md"), artifact_path=artifact_path)
+
+    def log_json(self, name: str, doc: Any, artifact_path: str = "") -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            path.write_text(json.dumps(doc, indent=1, sort_keys=True, default=str), encoding="utf-8")
+            mlflow.log_artifact(str(path), artifact_path=artifact_path or None)
+
+    def end_failed(self, reason: str) -> None:
+        """Finish this run as FAILED with ``reason`` (a gate failure: the run stays in
+        MLflow, visibly failed, and nothing is registered)."""
+        self.fail(reason)
+        mlflow.end_run(status="FAILED")
+
+
+@contextmanager
+def _no_type_hint_warning() -> Iterator[None]:
+    """Drop MLflow's advice to type-hint ``predict`` (the wrapper takes rows of market
+    state with any columns on purpose). MLflow re-enables the warning inside its own
+    call (``simplefilter("once")``), so a filter cannot hold it: the display is
+    dropped instead, for this one message and only here."""
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def filtered(message, category, *args, **kwargs):
+            if "type hints to the `predict` method" not in str(message):
+                show(message, category, *args, **kwargs)
+
+        warnings.showwarning = filtered
+        yield
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Raise one logger's level to ERROR for the duration."""
+    lg = logging.getLogger(logger_name)
+    old = lg.level
+    lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        lg.setLevel(old)
+
 
 def _bundle_bytes(bundle: PriorBundle) -> bytes:
     doc = bundle.body()
@@ -177,13 +261,13 @@ def _bundle_bytes(bundle: PriorBundle) -> bytes:
 
 @contextmanager
 def calibration_run(asset: str, run_name: str | None = None,
-                    tags: dict[str, str] | None = None) -> Iterator[CalibrationRun]:
-    """Parent run of one calibration. An exception inside marks it FAILED (with the
-    reason as a tag) and propagates."""
+                    tags: dict[str, str] | None = None, kind: str = "calibrate") -> Iterator[CalibrationRun]:
+    """Parent run of one calibration (``kind="compare"``: of one comparison). An
+    exception inside marks it FAILED (with the reason as a tag) and propagates."""
     exp_id = configure()
-    with mlflow.start_run(experiment_id=exp_id, run_name=run_name or f"calibrate:{asset}") as run:
-        mlflow.set_tags({"asset": asset, **(tags or {})})
-        handle = CalibrationRun(run.info.run_id, asset)
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name or f"{kind}:{asset}") as run:
+        mlflow.set_tags({"asset": asset, "kind": kind, **(tags or {})})
+        handle = CalibrationRun(run.info.run_id, asset, exp_id)
         try:
             yield handle
         except BaseException as e:
@@ -198,9 +282,10 @@ def client() -> MlflowClient:
 
 
 def register_bundle(model_uri: str, asset: str, cache_key: str, run_id: str,
-                    alias: str | None = "challenger") -> int:
+                    alias: str | None = "challenger", tags: dict[str, Any] | None = None) -> int:
     """Register the logged bundle as a version of ``mm-priors-<asset>`` (idempotent
-    per cache_key) and point ``alias`` at it. Returns the version number."""
+    per cache_key) and point ``alias`` at it. ``tags`` go on a new version. Returns
+    the version number."""
     c = client()
     name = registered_model_name(asset)
     try:
@@ -216,8 +301,9 @@ def register_bundle(model_uri: str, asset: str, cache_key: str, run_id: str,
         version = int(min(existing, key=lambda v: int(v.version)).version)
         log.info("bundle for %s with cache key %s already registered as version %d", asset, cache_key[:12], version)
     else:
+        vtags = {k: str(v)[:5000] for k, v in (tags or {}).items()}
         mv = c.create_model_version(name, source=model_uri, run_id=run_id,
-                                    tags={"cache_key": cache_key, "asset": asset})
+                                    tags={**vtags, "cache_key": cache_key, "asset": asset})
         version = int(mv.version)
     if alias:
         c.set_registered_model_alias(name, alias, str(version))
@@ -235,6 +321,88 @@ def alias_version(asset: str, alias: str) -> int | None:
         return None
 
 
+@dataclass
+class VersionInfo:
+    """One registered version of ``mm-priors-<asset>``: its number, the run that
+    logged it, its tags and the aliases pointing at it."""
+
+    asset: str
+    version: int
+    run_id: str
+    tags: dict[str, str]
+    aliases: list[str]
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{registered_model_name(self.asset)}/{self.version}"
+
+
+def _info(asset: str, mv) -> VersionInfo:
+    return VersionInfo(asset=asset, version=int(mv.version), run_id=mv.run_id, tags=dict(mv.tags or {}),
+                       aliases=list(getattr(mv, "aliases", []) or []))
+
+
+def version_info(asset: str, alias: str | None = None, version: int | None = None) -> VersionInfo | None:
+    """The version an alias points at (or version ``version``); None when there is none."""
+    if (alias is None) == (version is None):
+        raise ValueError("give exactly one of alias or version")
+    c = client()
+    name = registered_model_name(asset)
+    try:
+        mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, str(version))
+    except MlflowException:
+        return None
+    return _info(asset, mv)
+
+
+def find_version(asset: str, cache_key: str) -> VersionInfo | None:
+    """The (first) registered version carrying ``cache_key``; None when there is none."""
+    c = client()
+    name = registered_model_name(asset)
+    try:
+        found = [v for v in c.search_model_versions(f"name='{name}'") if v.tags.get("cache_key") == cache_key]
+    except MlflowException:
+        return None
+    if not found:
+        return None
+    mv = min(found, key=lambda v: int(v.version))
+    # search results may not carry aliases: read the version itself
+    return _info(asset, c.get_model_version(name, mv.version))
+
+
+def download_fit(run_id: str, model: str, dst_dir: str | Path) -> Path:
+    """The InferenceData netCDF of ``model`` logged by calibration run ``run_id`` (its
+    nested run tagged ``model``), downloaded into ``dst_dir``. TrackingError when the
+    run has none."""
+    configure()
+    c = MlflowClient()
+    run = c.get_run(run_id)
+    children = c.search_runs([run.info.experiment_id],
+                             filter_string=f"tags.`mlflow.parentRunId` = '{run_id}' and tags.model = '{model}'")
+    if not children:
+        raise RegistryNotFound(f"run {run_id}: no nested run for model {model!r} ({tracking_uri()})")
+    dst = Path(dst_dir)
+    dst.mkdir(parents=True, exist_ok=True)
+    path = mlflow.artifacts.download_artifacts(run_id=children[0].info.run_id,
+                                               artifact_path=f"inference_data/{model}.nc", dst_path=str(dst))
+    return Path(path)
+
+
+def run_params(run_id: str) -> dict[str, str]:
+    """The params of a run (e.g. the data source and window of a calibration)."""
+    configure()
+    return dict(MlflowClient().get_run(run_id).data.params)
+
+
+def ui_command() -> str:
+    """How to look at the store: the ``mlflow ui`` command for a local sqlite store,
+    else the server's URI."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:"):
+        return f"mlflow ui --backend-store-uri {uri}"
+    return f"open {uri}"
+
+
 def load_registered_bundle(asset: str, alias: str | None = None,
                            version: int | None = None) -> tuple[PriorBundle, int]:
     """Resolve ``models:/mm-priors-<asset>@<alias>`` (or a version), download its
@@ -248,7 +416,7 @@ def load_registered_bundle(asset: str, alias: str | None = None,
         mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, str(version))
     except MlflowException as e:
         ref = f"@{alias}" if alias else f"/{version}"
-        raise TrackingError(f"models:/{name}{ref}: not found in the registry ({tracking_uri()})") from e
+        raise RegistryNotFound(f"models:/{name}{ref}: not found in the registry ({tracking_uri()})") from e
     uri = f"models:/{name}/{mv.version}"
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
@@ -260,7 +428,8 @@ def load_registered_bundle(asset: str, alias: str | None = None,
 
 
 __all__ = [
-    "CalibrationRun", "TrackingError", "alias_version", "calibration_run", "configure",
-    "default_tracking_uri", "load_registered_bundle", "register_bundle", "registered_model_name",
-    "set_alias", "tracking_uri", "canonical_json",
+    "CalibrationRun", "RegistryNotFound", "TrackingError", "VersionInfo", "alias_version", "calibration_run", "configure",
+    "default_tracking_uri", "download_fit", "find_version", "load_registered_bundle", "register_bundle",
+    "registered_model_name", "run_params", "set_alias", "tracking_uri", "ui_command", "version_info",
+    "canonical_json",
 ]

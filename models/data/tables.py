@@ -28,6 +28,7 @@ before returning, so a caller never sees a half-valid table.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,105 @@ class Market:
     def row_counts(self) -> dict[str, int]:
         return {"trades": len(self.trades), "quotes": len(self.quotes),
                 "books": 0 if self.books is None else len(self.books)}
+
+
+# --------------------------------------------------------------------------- time windows
+@dataclass(frozen=True)
+class WindowSpec:
+    """A time window of a market, written ``START:END`` (the ``--window`` option).
+
+    Each end is a *fraction* of the market's span (a number in [0, 1]: ``0.8``) or
+    *seconds* from the market's start (a number with the suffix ``s``: ``600s``);
+    an empty end is open (``:0.8`` = from the start to 80 %, ``0.8:`` = from 80 %
+    to the end, ``:`` or ``""`` = everything). The window is half-open,
+    ``[start, end)``, in the market's own clock (``Market.start_ns`` plus the offset).
+    ``0:0.8`` for the fit and ``0.8:1`` for held-out data never share a row.
+    """
+
+    start: float | None = None
+    start_unit: str = "fraction"
+    end: float | None = None
+    end_unit: str = "fraction"
+
+    @classmethod
+    def parse(cls, text: str | None) -> WindowSpec:
+        """``"0:0.8"``, ``"600s:3000s"``, ``"0.8:"``; ValueError naming the problem."""
+        if text is None or str(text).strip() in ("", ":"):
+            return cls()
+        s = str(text).strip()
+        if s.count(":") != 1:
+            raise ValueError(f"window {text!r}: expected START:END (fractions like 0:0.8 or "
+                             "seconds like 600s:3000s; an empty end is open)")
+        ends = []
+        for part in s.split(":"):
+            part = part.strip()
+            if not part:
+                ends.append((None, "fraction"))
+                continue
+            unit = "seconds" if part.endswith("s") else "fraction"
+            try:
+                v = float(part[:-1] if unit == "seconds" else part)
+            except ValueError:
+                raise ValueError(f"window {text!r}: {part!r} is not a number (fraction) or "
+                                 "a number of seconds with the suffix s") from None
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"window {text!r}: {part!r} must be a finite number >= 0")
+            if unit == "fraction" and v > 1:
+                raise ValueError(f"window {text!r}: fraction {part!r} is above 1 "
+                                 f"(seconds are written with the suffix s: {part}s)")
+            ends.append((v, unit))
+        (a, au), (b, bu) = ends
+        if a is not None and b is not None and au == bu and b <= a:
+            raise ValueError(f"window {text!r}: the end must come after the start")
+        return cls(a, au, b, bu)
+
+    @property
+    def is_full(self) -> bool:
+        return self.start is None and self.end is None
+
+    def __str__(self) -> str:
+        def one(v, u):
+            return "" if v is None else (f"{v:g}s" if u == "seconds" else f"{v:g}")
+
+        return f"{one(self.start, self.start_unit)}:{one(self.end, self.end_unit)}"
+
+    def bounds_ns(self, market: Market) -> tuple[int, int]:
+        """``[start_ns, end_ns)`` of this window on ``market`` (end exclusive; an open end
+        is one past the market's last row)."""
+        t0, t1 = market.start_ns, market.end_ns
+        span = t1 - t0
+
+        def at(v, unit, default):
+            if v is None:
+                return default
+            off = v * span if unit == "fraction" else v * 1e9
+            return t0 + int(round(off))
+
+        return at(self.start, self.start_unit, t0), at(self.end, self.end_unit, t1 + 1)
+
+
+def window_market(market: Market, start_ns: int | None = None, end_ns: int | None = None) -> Market:
+    """The rows of ``market`` with ``start_ns <= ts < end_ns`` (None = open), as a new
+    validated ``Market`` (same asset, source, files and truth; ``meta['window']``
+    records the bounds). DataError when the window holds no trade or no quote."""
+    lo = market.start_ns if start_ns is None else int(start_ns)
+    hi = market.end_ns + 1 if end_ns is None else int(end_ns)
+
+    def cut(df):
+        if df is None:
+            return None
+        ts = df["ts"].to_numpy()
+        i, j = np.searchsorted(ts, lo, side="left"), np.searchsorted(ts, hi, side="left")
+        return df.iloc[i:j].reset_index(drop=True)
+
+    trades, quotes, books = cut(market.trades), cut(market.quotes), cut(market.books)
+    where = f"window [{lo}, {hi}) ns of {market.asset!r}"
+    if len(trades) == 0 or len(quotes) == 0:
+        raise DataError(None, where, f"no {'trades' if len(trades) == 0 else 'quotes'} in the window "
+                                     f"(the data span {market.start_ns}..{market.end_ns} ns)")
+    if books is not None and len(books) == 0:
+        books = None
+    meta = {**market.meta, "window": {"start_ns": lo, "end_ns": hi,
+                                      "parent_start_ns": market.start_ns, "parent_end_ns": market.end_ns}}
+    return Market(asset=market.asset, source=market.source, trades=trades, quotes=quotes, books=books,
+                  files=market.files, truth=market.truth, meta=meta)

@@ -1,0 +1,219 @@
+"""The ``calibrate`` flows (DESIGN.md section 7): one asset, or many mapped.
+
+One asset (:func:`calibrate_asset`)::
+
+    load-data (validate, window, bar length)
+      -> fit regime -> regime-path (from the regime posterior)
+      -> fit alpha | fit kappa | fit hawkes        (submitted together: parallel on a runner that can)
+      -> diagnose x4 (diagnostics + gate) -> plots x4
+      -> export (only when every gate passed) -> find-registered (an unchanged re-run stops here)
+      -> track-calibration: one MLflow run, a nested run per model, the bundle registered
+         with alias ``challenger`` (and ``champion`` when there is none)
+
+A failed gate: the MLflow run is logged with the failures and ends FAILED, nothing
+is exported or registered, and the flow run ends ``Failed`` with the reasons (its
+data is the same result document, so callers still get the details).
+
+Fits are cached by :func:`flows.tasks.fit_key` (data hash + model config + sampler
+config + code version): an unchanged re-run samples nothing; the per-model
+``cache_hit`` in the result says so (task state ``Cached``, or a posterior found
+in the cache).
+
+Many assets (:func:`calibrate`): the one-asset flow mapped over the assets (a task
+per asset running the subflow), as many at a time as ``parallel_assets``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flows.runtime import cache_dir, default_parallel_fits, prepare_environment, task_runner
+
+prepare_environment()
+
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.states import Failed  # noqa: E402
+
+from flows import tasks as T  # noqa: E402
+
+FIT_ORDER = ("alpha", "kappa", "hawkes")
+
+
+def _configs(sampler: dict | None, overrides: dict[str, dict] | None, gate: dict | None
+             ) -> tuple[dict[str, dict], dict]:
+    """Per-model sampler configs (``sampler`` with the model's ``overrides`` on top)
+    and the gate config, as JSON-ready dicts."""
+    from models.sampling import GateConfig, SamplerConfig
+
+    unknown = set(overrides or {}) - set(T.MODELS)
+    if unknown:
+        raise ValueError(f"sampler overrides for unknown model(s) {sorted(unknown)}; models: {', '.join(T.MODELS)}")
+    per = {m: SamplerConfig.model_validate({**(sampler or {}), **(overrides or {}).get(m, {})}).model_dump(mode="json")
+           for m in T.MODELS}
+    return per, GateConfig.model_validate(gate or {}).model_dump(mode="json")
+
+
+def _submit_fit(model: str, key: str, **kw):
+    return T.fit_model.with_options(result_storage=cache_dir()).submit(model, key=key, **kw)
+
+
+def _fit_result(model: str, key: str, future, **kw) -> dict[str, Any]:
+    """Wait for a fit; a cached record whose netCDF is gone is refreshed."""
+    future.wait()
+    res = future.result()
+    cached = future.state.name == "Cached"
+    if cached and not Path(res["idata_path"]).exists():
+        get_run_logger().warning("%s: cached record without its posterior file; sampling again", model)
+        fut = T.fit_model.with_options(result_storage=cache_dir(), refresh_cache=True).submit(model, key=key, **kw)
+        res, cached = fut.result(), False
+    return {**res, "cache_hit": bool(cached or res.get("reused"))}
+
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    p = flow_run.parameters
+    what = p.get("asset") or Path(str(p.get("path", "data"))).name
+    return f"calibrate-{what}-{p.get('window') or 'all'}-{p.get('alpha_variant', 'threshold')}"
+
+
+@flow(name="calibrate-asset", flow_run_name=_run_name)
+def calibrate_asset(source: str, path: str, asset: str | None = None, window: str = "",
+                    sampler: dict | None = None, sampler_overrides: dict[str, dict] | None = None,
+                    gate: dict | None = None, alpha_variant: str = "threshold",
+                    max_prior_strength: float | None = None, plots: bool = True,
+                    register_version: bool = True) -> dict[str, Any]:
+    """Calibrate one asset end to end (module docstring). ``sampler`` / ``gate``:
+    ``SamplerConfig`` / ``GateConfig`` fields (defaults: theirs), ``sampler_overrides``
+    per model on top of ``sampler`` (e.g. ``{"regime": {"sampler": "numpyro"}}``); ``window``: the fit
+    window (``WindowSpec`` text, e.g. ``0:0.8``); ``alpha_variant``: ``threshold``
+    or ``mixture``. Returns the result document (status ``registered``,
+    ``already_registered``, ``logged`` or ``gate_failed``)."""
+    logger = get_run_logger()
+    if alpha_variant not in T.ALPHA_VARIANTS:
+        raise ValueError(f"alpha_variant {alpha_variant!r}: one of {', '.join(T.ALPHA_VARIANTS)}")
+    samplers, gate_d = _configs(sampler, sampler_overrides, gate)
+    ref = T.DataRef(source=source, path=str(path), asset=asset, window=window or "").model_dump()
+    info = T.load_data(ref)
+    asset = info["asset"]
+    sha, bar = info["data_sha256"], info["bar_seconds"]
+    common = dict(ref=ref, data_sha256=sha, bar_seconds=bar, alpha_variant=alpha_variant)
+
+    keys = {"regime": T.fit_key("regime", data_sha256=sha, bar_seconds=bar, sampler=samplers["regime"],
+                                regime_path_sha=None)}
+    kw = dict(regime_path_file=None, sampler=samplers["regime"], **common)
+    fits = {"regime": _fit_result("regime", keys["regime"], _submit_fit("regime", keys["regime"], **kw), **kw)}
+    rpath = T.regime_path(fits["regime"], ref, sha, bar)
+    logger.info("regime path: bars per regime (low, normal, high, extreme) %s", rpath["occupancy"])
+    futures, kws = {}, {}
+    for m in FIT_ORDER:
+        keys[m] = T.fit_key(m, data_sha256=sha, bar_seconds=bar, sampler=samplers[m],
+                            regime_path_sha=rpath["sha256"], alpha_variant=alpha_variant)
+        kws[m] = dict(regime_path_file=rpath["path"], sampler=samplers[m], **common)
+        futures[m] = _submit_fit(m, keys[m], **kws[m])
+    for m in FIT_ORDER:
+        fits[m] = _fit_result(m, keys[m], futures[m], **kws[m])
+    models = ("regime",) + FIT_ORDER
+    diag_f = {m: T.diagnose.submit(m, fits[m], gate_d) for m in models}
+    diags = {m: f.result() for m, f in diag_f.items()}
+    figures: dict[str, dict] = {}
+    if plots:
+        plot_f = {m: T.plot_fit.submit(m, fits[m], ref, sha, bar, None if m == "regime" else rpath["path"])
+                  for m in models}
+        figures = {m: f.result() for m, f in plot_f.items()}
+    failures = [f"{m}: {msg}" for m in models for msg in diags[m]["gate"]["failures"]]
+    params = {"sampler": samplers, "gate": gate_d, "alpha_variant": alpha_variant,
+              "max_prior_strength": max_prior_strength if max_prior_strength is not None else "none"}
+    bundle_path = key = None
+    tracked: dict[str, Any] | None = None
+    if not failures:
+        key = T.bundle_key({m: fits[m]["key"] for m in models}, max_prior_strength)
+        bundle_path = T.export(asset, {m: fits[m] for m in models}, info["bundle_source"], max_prior_strength, key)
+        if register_version:
+            found = T.find_registered(asset, key)
+            if found is not None:
+                T.point_alias(asset, "challenger", found["version"])
+                logger.info("unchanged calibration: already registered as version %d (run %s)",
+                            found["version"], found["run_id"])
+                tracked = {"status": "already_registered", "run_id": found["run_id"], "version": found["version"],
+                           "aliases": sorted(set(found["aliases"]) | {"challenger"}), "failures": []}
+    if tracked is None:
+        tracked = T.track_calibration(asset, ref, info, fits, diags, figures, bundle_path, params, key,
+                                      register_version)
+    result = _result(asset, ref, info, fits, diags, rpath, bundle_path, key, tracked, failures)
+    if tracked["status"] == "gate_failed":
+        return Failed(message=f"{asset}: gate failed, not registered: " + "; ".join(failures), data=result)
+    return result
+
+
+def _result(asset, ref, info, fits, diags, rpath, bundle_path, key, tracked, failures) -> dict[str, Any]:
+    from models import tracking
+
+    per = {}
+    for m, f in fits.items():
+        d = diags[m]["diagnostics"]
+        per[m] = {"cache_hit": f["cache_hit"], "cache_key": f["key"], "n_obs": f["n_obs"],
+                  "sampling_wall_s": f["wall_s"], "gate": diags[m]["gate"], "model_version": diags[m]["model_version"],
+                  "r_hat_max": d.get("r_hat_max"), "ess_bulk_min": d.get("ess_bulk_min"),
+                  "ess_tail_min": d.get("ess_tail_min"), "divergences": d.get("divergences"),
+                  "bfmi_min": d.get("bfmi_min"), "loo_elpd": d.get("loo_elpd"), "loo_se": d.get("loo_se"),
+                  "pareto_k_max": d.get("pareto_k_max"), "idata_path": f["idata_path"]}
+    return {"asset": asset, "status": tracked["status"], "run_id": tracked["run_id"],
+            "version": tracked["version"], "aliases": tracked["aliases"],
+            "registered_model": tracking.registered_model_name(asset), "bundle_path": bundle_path,
+            "bundle_cache_key": key, "failures": failures, "data": {**{k: info[k] for k in (
+                "source", "data_sha256", "rows", "start_ns", "end_ns", "duration_s", "bar_seconds")},
+                "path": ref["path"], "window": ref["window"] or ":"},
+            "regime_occupancy": rpath["occupancy"], "models": per,
+            "tracking_uri": tracking.tracking_uri(), "mlflow_ui": tracking.ui_command()}
+
+
+def result_of(state) -> dict[str, Any]:
+    """The result document of a finished ``calibrate_asset`` run (also of a Failed one:
+    a gate failure carries it as its data); an exception is re-raised."""
+    res = state.result(raise_on_failure=False)
+    if isinstance(res, BaseException):
+        raise res
+    return res
+
+
+def run_calibration(source: str, path: str, asset: str | None = None, *, runner: str | None = None,
+                    parallel_fits: int | None = None, **kw: Any) -> dict[str, Any]:
+    """Run :func:`calibrate_asset` on the configured task runner; returns the result
+    document whether or not the gate passed (``status``)."""
+    from models.sampling import SamplerConfig
+
+    chains = SamplerConfig.model_validate(kw.get("sampler") or {}).chains
+    workers = parallel_fits or default_parallel_fits(chains)
+    fl = calibrate_asset.with_options(task_runner=task_runner(runner, workers))
+    return result_of(fl(source=source, path=str(path), asset=asset, return_state=True, **kw))
+
+
+@task(name="calibrate-one", task_run_name="calibrate-{asset}")
+def _calibrate_one(source: str, path: str, asset: str | None, runner: str | None, parallel_fits: int | None,
+                   kw: dict[str, Any]) -> dict[str, Any]:
+    return run_calibration(source, path, asset, runner=runner, parallel_fits=parallel_fits, **kw)
+
+
+@flow(name="calibrate", flow_run_name="calibrate-{source}")
+def calibrate(source: str, path: str, assets: list[str | None], runner: str | None = None,
+              parallel_fits: int | None = None, options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """:func:`calibrate_asset` mapped over ``assets`` of one source (each asset a
+    subflow run; the results in order). ``options``: the one-asset flow's keyword
+    arguments (window, sampler, gate, ...)."""
+    from prefect.utilities.annotations import unmapped
+
+    futures = _calibrate_one.map(source, path, assets, runner, parallel_fits, unmapped(options or {}))
+    return [f.result() for f in futures]
+
+
+def run_many(source: str, path: str, assets: list[str | None], *, runner: str | None = None,
+             parallel_assets: int = 1, parallel_fits: int | None = None, **kw: Any) -> list[dict[str, Any]]:
+    """Run :func:`calibrate` with ``parallel_assets`` assets at a time."""
+    fl = calibrate.with_options(task_runner=task_runner(runner, parallel_assets))
+    return fl(source=source, path=str(path), assets=list(assets), runner=runner, parallel_fits=parallel_fits,
+              options=kw)
+
+
+__all__ = ["calibrate", "calibrate_asset", "result_of", "run_calibration", "run_many"]

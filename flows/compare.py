@@ -1,0 +1,183 @@
+"""The ``compare`` flow (DESIGN.md section 7): champion vs challenger on held-out data.
+
+::
+
+    resolve the aliases (challenger, champion) -> held-out window (later than both fits)
+      -> download both calibrations' posteriors from MLflow -> score on held-out data
+      -> comparison table (MLflow run: CSV + markdown + metrics) -> promote: move ``champion``
+
+Held-out data: by default the challenger's own data source and file, from the end
+of the later of the two fit windows to the end of the data (calibrate with
+``--window 0:0.8`` to leave the last 20 % out); or any other source / path /
+window given (a newer file). A held-out window that starts before either fit's
+window ends is refused: it would score a model on data it was fitted to.
+
+Scores and the promotion rule: :mod:`models.heldout` (held-out log predictive
+density per model, paired differences, promote when the total gain exceeds 2 se
+or when there is no champion). The paper-trading replay joins when it lands.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.runtime import cache_dir, prepare_environment
+
+prepare_environment()
+
+from prefect import flow, get_run_logger, task  # noqa: E402
+
+from flows import tasks as T  # noqa: E402
+
+
+@task(name="resolve-versions", retries=3, retry_delay_seconds=[2, 5, 10], retry_condition_fn=T._transient)
+def resolve_versions(asset: str) -> dict[str, Any]:
+    """The challenger and champion versions with their runs' data parameters."""
+    from models import tracking
+
+    out: dict[str, Any] = {}
+    for alias in ("challenger", "champion"):
+        v = tracking.version_info(asset, alias=alias)
+        out[alias] = None if v is None else {"version": v.version, "run_id": v.run_id,
+                                             "params": tracking.run_params(v.run_id)}
+    return out
+
+
+@task(name="download-fits", retries=3, retry_delay_seconds=[2, 5, 10], retry_condition_fn=T._transient)
+def download_fits(run_id: str) -> dict[str, str]:
+    """The four posteriors of a calibration run, as local netCDF paths (downloaded
+    once into ``<cache>/runs/<run_id>/``)."""
+    from models import tracking
+
+    dst = cache_dir() / "runs" / run_id
+    out = {}
+    for m in T.MODELS:
+        local = dst / f"{m}.nc"
+        out[m] = str(local if local.exists() else tracking.download_fit(run_id, m, dst))
+    return out
+
+
+@task(name="score-heldout", task_run_name="score-{label}")
+def score_heldout(label: str, fits: dict[str, str], ref: dict, data_sha256: str, bar_seconds: float,
+                  max_draws: int) -> dict[str, Any]:
+    """Held-out log predictive density of every model of one calibration
+    (:func:`models.heldout.score`) on the held-out window ``ref``."""
+    import arviz as az
+
+    from models import catalog, heldout
+    from models.data.observations import ObservationConfig, volatility_bars
+
+    market, _ = T.load_market(ref, data_sha256)
+    bars = volatility_bars(market, ObservationConfig(bar_seconds=bar_seconds))
+    regimes = catalog.regime_path(market, "em", bars=bars)
+    res = heldout.score({m: az.from_netcdf(p) for m, p in fits.items()}, market, bars=bars, regimes=regimes,
+                        max_draws=max_draws)
+    get_run_logger().info("%s: held-out elpd %s", label,
+                          ", ".join(f"{m} {r['elpd']:.1f}" for m, r in res.items()))
+    return T._jsonable(res)
+
+
+@task(name="track-comparison", retries=2, retry_delay_seconds=[5, 15], retry_condition_fn=T._transient)
+def track_comparison(asset: str, doc: dict[str, Any], markdown: str, promote: bool) -> str:
+    """One MLflow run for the comparison (the table as CSV and markdown, the
+    differences as metrics, the decision as tags) and, when promoting, the
+    ``champion`` alias moved to the challenger. Returns the run id."""
+    from models import tracking
+
+    with tracking.calibration_run(asset, kind="compare", tags={
+            "challenger_version": doc["challenger"]["version"],
+            "champion_version": (doc["champion"] or {}).get("version", "none"),
+            "decision": "promote" if doc["promote"] else "keep", "reason": doc["reason"]}) as run:
+        run.log_params({"heldout_window_start_ns": doc["heldout"]["start_ns"],
+                        "heldout_window_end_ns": doc["heldout"]["end_ns"], "heldout_source": doc["heldout"]["source"],
+                        "heldout_path": doc["heldout"]["path"], "z": doc["z"],
+                        "heldout_data_sha256": doc["heldout"]["data_sha256"]})
+        metrics = {}
+        for r in doc["rows"]:
+            for k in ("challenger_elpd", "champion_elpd", "elpd_diff", "se", "z_score"):
+                if r.get(k) is not None:
+                    metrics[f"{r['model']}.{k}"] = r[k]
+        metrics["promoted"] = bool(promote)
+        run.log_metrics(metrics)
+        run.log_table("comparison", [{k: v for k, v in r.items()} for r in doc["rows"]], markdown=markdown)
+        run.log_json("comparison.json", doc)
+        if promote:
+            tracking.set_alias(asset, "champion", doc["challenger"]["version"])
+        return run.run_id
+
+
+def _window_ns(params: dict[str, str]) -> tuple[int, int]:
+    return int(params["window_start_ns"]), int(params["window_end_ns"])
+
+
+@flow(name="compare", flow_run_name="compare-{asset}")
+def compare(asset: str, source: str | None = None, path: str | None = None, window: str | None = None,
+            z: float = 2.0, promote: bool = True, max_draws: int = 400) -> dict[str, Any]:
+    """Champion vs challenger of ``asset`` on held-out data (module docstring).
+    Returns the comparison document (rows, decision, versions, run id)."""
+    from models.data.tables import WindowSpec
+    from models.heldout import Comparison, compare as compare_scores
+    from models import tracking
+
+    logger = get_run_logger()
+    v = resolve_versions(asset)
+    ch, champ = v["challenger"], v["champion"]
+    if ch is None:
+        raise ValueError(f"{tracking.registered_model_name(asset)}: no challenger to compare "
+                         f"(run `mmcal calibrate` first; registry {tracking.tracking_uri()})")
+    base = {"asset": asset, "challenger": {"version": ch["version"], "run_id": ch["run_id"]},
+            "champion": None if champ is None else {"version": champ["version"], "run_id": champ["run_id"]},
+            "z": z, "run_id": None, "registered_model": tracking.registered_model_name(asset)}
+    if champ is not None and champ["version"] == ch["version"]:
+        logger.info("the challenger is the champion (version %d): nothing to compare", ch["version"])
+        return {**base, "rows": [], "promote": False, "promoted": False, "heldout": None,
+                "reason": f"the challenger is the champion (version {ch['version']})"}
+
+    # held-out data: after both fit windows
+    p = ch["params"]
+    fit_end = max(_window_ns(ch["params"])[1], _window_ns(champ["params"])[1] if champ else 0)
+    ref = T.DataRef(source=source or p["source"], path=path or p["path"], asset=asset, window="").model_dump()
+    market, _ = T.load_market(ref)
+    if window:
+        lo, hi = WindowSpec.parse(window).bounds_ns(market)
+        if lo < fit_end:
+            raise ValueError(f"--window {window}: the held-out window starts before the end of a fit window "
+                             f"({fit_end} ns); it must be later than both fits")
+    else:
+        lo, hi = max(fit_end, market.start_ns), market.end_ns + 1
+    if lo > market.end_ns:
+        raise ValueError(f"{ref['path']}: no data after the fit windows (they end at {fit_end} ns, the data at "
+                         f"{market.end_ns} ns): calibrate on an earlier window (e.g. --window 0:0.8) or give "
+                         "newer held-out data (--source/PATH)")
+    href = {**ref, "window": f"{(lo - market.start_ns) / 1e9:.9f}s:{(hi - market.start_ns) / 1e9:.9f}s"}
+    hmarket, hsha = T.load_market(href)
+    info = {"source": ref["source"], "path": ref["path"], "start_ns": int(hmarket.start_ns),
+            "end_ns": int(hmarket.end_ns) + 1, "duration_s": float(hmarket.duration_s),
+            "rows": hmarket.row_counts(), "data_sha256": hsha}
+    logger.info("held-out data: %.0f s (%s trades) after the fit windows", info["duration_s"],
+                f"{info['rows']['trades']:,}")
+    ch_fits = download_fits(ch["run_id"])
+    bar = float(_bar_seconds(ch_fits["regime"]))
+    ch_score = score_heldout.submit("challenger", ch_fits, href, hsha, bar, max_draws)
+    champ_score = None
+    if champ is not None:
+        champ_score = score_heldout.submit("champion", download_fits(champ["run_id"]), href, hsha, bar, max_draws)
+    cmp: Comparison = compare_scores(ch_score.result(), champ_score.result() if champ_score else None, z=z)
+    cmp.heldout = info
+    doc = {**base, **T._jsonable(cmp.as_dict())}
+    do_promote = bool(promote and cmp.promote)
+    doc["run_id"] = track_comparison(asset, doc, cmp.markdown(), do_promote)
+    doc["promoted"] = do_promote
+    doc["champion_after"] = ch["version"] if do_promote else (champ or {}).get("version")
+    logger.info("%s: %s (%s)", asset, "challenger promoted to champion" if do_promote else "champion kept",
+                cmp.reason)
+    return doc
+
+
+def _bar_seconds(nc_path: str) -> float:
+    import arviz as az
+
+    return float(az.from_netcdf(nc_path).attrs["bar_seconds"])
+
+
+__all__ = ["compare"]
