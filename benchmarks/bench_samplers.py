@@ -61,6 +61,13 @@ def _row(model: str, sampler: str, idata, wall: float) -> dict:
             "divergences": d["divergences"]}
 
 
+def _write(out: Path, a, rows: list) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"settings": vars(a), "cpu_count": os.cpu_count(), "rows": rows}, indent=2))
+    os.replace(tmp, out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="alpha,hawkes")
@@ -92,15 +99,11 @@ def main() -> None:
                 wall = float(idata.attrs.get("sampling_wall_s", time.perf_counter() - t0))
                 r = _row(model, sampler, idata, wall) | {"run": run}
                 rows.append(r)
+                _write(Path(a.out), a, rows)  # after every fit: a crash keeps what was measured
                 print(f"[{model}] {sampler:8s} {run}: wall {wall:7.1f} s, min ESS bulk "
                       f"{r['min_ess_bulk']:7.0f}, ESS/s {r['ess_per_s']:7.1f}, r_hat {r['max_r_hat']:.3f}, "
                       f"div {r['divergences']}", file=sys.stderr, flush=True)
     out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"settings": vars(a), "cpu_count": os.cpu_count(), "rows": rows}
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2))
-    os.replace(tmp, out)
     print("| model | sampler | wall cold s | ESS/s cold | wall warm s | ESS/s warm | min ESS bulk (warm) | max r_hat | divergences |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for model in a.models.split(","):

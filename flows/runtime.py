@@ -84,3 +84,25 @@ def task_runner(kind: str | None = None, max_workers: int | None = None) -> Any:
 
 __all__ = ["TASK_RUNNERS", "artifacts_dir", "cache_dir", "default_parallel_fits", "prepare_environment",
            "task_runner"]
+
+
+def jsonable(x: Any) -> Any:
+    """Plain JSON values from what the flows and the CLI report: numpy arrays and
+    scalars to lists and numbers, non-finite floats to null, paths to strings."""
+    import math
+
+    import numpy as np
+
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return jsonable(x.item())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, Path):
+        return str(x)
+    return x

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flows.runtime import cache_dir, prepare_environment
+from flows.runtime import cache_dir, jsonable, prepare_environment
 
 prepare_environment()
 
@@ -470,22 +470,7 @@ def point_alias(asset: str, alias: str, version: int) -> None:
     tracking.set_alias(asset, alias, version)
 
 
-def _jsonable(x: Any) -> Any:
-    import math
-
-    import numpy as np
-
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, np.generic):
-        return _jsonable(x.item())
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
+_jsonable = jsonable
 
 
 __all__ = ["ALPHA_VARIANTS", "DataRef", "MODELS", "bundle_key", "diagnose", "export", "find_registered",

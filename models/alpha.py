@@ -180,7 +180,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import special
 
 from models.data.observations import DEPTH_BUCKET_LABELS, DEPTH_BUCKETS_BPS, REGIMES, ObservationConfig
-from models.sampling import SamplerConfig, centred_groups, mixed_normal, model_version, sample
+from models.sampling import SamplerConfig, asset_index, centred_groups, mixed_normal, model_version, sample
 
 MODEL_NAME = "alpha"
 MIXTURE_NAME = "alpha_mixture"
@@ -722,14 +722,7 @@ def _draws(idata, name: str, asset_index: int | None) -> np.ndarray:
 
 
 def _asset_index(idata, asset: str | None) -> int:
-    assets = _assets(idata)
-    if asset is None:
-        if len(assets) > 1:
-            raise ValueError(f"the fit holds several assets {assets}: pass asset=")
-        return 0
-    if asset not in assets:
-        raise ValueError(f"asset {asset!r} not in the fit ({assets})")
-    return assets.index(asset)
+    return asset_index(_assets(idata), asset)
 
 
 def summary_draws(idata, asset: str | None = None) -> dict[str, Any]:

@@ -141,7 +141,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.data.observations import REGIMES, ObservationConfig
-from models.sampling import SamplerConfig, centred_groups, mixed_normal, model_version, sample
+from models.sampling import SamplerConfig, asset_index, centred_groups, mixed_normal, model_version, sample
 
 MODEL_NAME = "kappa"
 SIDES: tuple[str, ...] = ("buy", "sell")
@@ -642,14 +642,7 @@ def _assets(idata) -> list[str]:
 
 
 def _asset_index(idata, asset: str | None) -> int:
-    assets = _assets(idata)
-    if asset is None:
-        if len(assets) > 1:
-            raise ValueError(f"the fit holds several assets {assets}: pass asset=")
-        return 0
-    if asset not in assets:
-        raise ValueError(f"asset {asset!r} not in the fit ({assets})")
-    return assets.index(asset)
+    return asset_index(_assets(idata), asset)
 
 
 def _draws(idata, name: str, a: int) -> np.ndarray:

@@ -279,6 +279,18 @@ def mixed_normal(name: str, loc, scale, centred: np.ndarray, dims: tuple[str, ..
     return out
 
 
+def asset_index(assets: Sequence[str], asset: str | None) -> int:
+    """Index of ``asset`` among a fit's ``assets``; None is allowed for a one-asset fit."""
+    assets = list(assets)
+    if asset is None:
+        if len(assets) > 1:
+            raise ValueError(f"the fit holds several assets {assets}: pass asset=")
+        return 0
+    if asset not in assets:
+        raise ValueError(f"asset {asset!r} not in the fit ({assets})")
+    return assets.index(asset)
+
+
 # =========================================================================== names
 def _label(v: Any) -> str:
     if isinstance(v, (np.generic,)):
