@@ -796,6 +796,54 @@ def rollback(
 
 
 # ---------------------------------------------------------------------------
+# serve
+
+
+@app.command()
+def serve(
+    config: Optional[Path] = typer.Option(None, "--config", help="Schedules file (default $MMCAL_SCHEDULES or "
+                                          "./schedules.toml)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Flow runs at once (default: no limit)."),
+    check: bool = typer.Option(False, "--check", help="Validate the file and list the deployments; serve nothing."),
+    as_json: bool = typer.Option(False, "--json", help="With --check: print one JSON document on stdout."),
+):
+    """Serve the scheduled calibrations: one Prefect deployment per asset of the schedules file (calibrate on its
+    cron, then compare with the champion), until interrupted. Needs a Prefect API that stays up: set
+    PREFECT_API_URL to a Prefect server (`prefect server start`)."""
+
+    def body():
+        if limit is not None and limit < 1:
+            raise CliError(f"--limit: must be >= 1, got {limit}")
+        from flows.schedules import build_deployments, config_path, load_config
+        _flows_quiet()
+
+        cfg = load_config(config)
+        deps = build_deployments(cfg)
+        rows = [{"deployment": f"{d.flow_name}/{d.name}", "cron": d.schedules[0].schedule.cron,
+                 "timezone": d.schedules[0].schedule.timezone, "asset": d.parameters["asset"],
+                 "source": d.parameters["source"], "path": d.parameters["path"],
+                 "window": d.parameters["window"]} for d in deps]
+        if check:
+            if as_json:
+                emit_json({"config": str(config_path(config)), "deployments": rows})
+            else:
+                _print_wide(_table(f"{config_path(config)}: {len(rows)} scheduled calibration(s)",
+                                   ["deployment", "cron", "timezone", "source", "path", "window"],
+                                   [[r["deployment"], r["cron"], r["timezone"], r["source"], r["path"], r["window"]]
+                                    for r in rows]))
+            return
+        if not os.environ.get("PREFECT_API_URL"):
+            _stage("mmcal serve: PREFECT_API_URL is not set: serving on a temporary local API that stops with this "
+                   "process (runs are kept in PREFECT_HOME)")
+        from flows.schedules import serve as serve_deployments
+
+        _stage(f"serving {', '.join(r['deployment'] for r in rows)} (Ctrl-C stops) ...")
+        serve_deployments(cfg, limit=limit)
+
+    guarded(body)
+
+
+# ---------------------------------------------------------------------------
 # demo
 
 

@@ -302,7 +302,10 @@ def register_bundle(model_uri: str, asset: str, cache_key: str, run_id: str,
         log.info("bundle for %s with cache key %s already registered as version %d", asset, cache_key[:12], version)
     else:
         vtags = {k: str(v)[:5000] for k, v in (tags or {}).items()}
-        mv = c.create_model_version(name, source=model_uri, run_id=run_id,
+        # a logged model's URI (models:/m-<id>) must come with its model_id: a tracking
+        # server refuses the version otherwise (a local sqlite store does not check)
+        model_id = model_uri[len("models:/"):] if model_uri.startswith("models:/m-") else None
+        mv = c.create_model_version(name, source=model_uri, run_id=run_id, model_id=model_id,
                                     tags={**vtags, "cache_key": cache_key, "asset": asset})
         version = int(mv.version)
     if alias:

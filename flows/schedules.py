@@ -1,0 +1,247 @@
+"""Schedules (DESIGN.md section 7): Prefect deployments with cron schedules,
+declared in code from a small config file, served by one command (``mmcal serve``).
+
+The config (``schedules.toml`` in the repository root by default, or
+``$MMCAL_SCHEDULES``, or ``mmcal serve --config``) lists the assets::
+
+    timezone = "UTC"            # of every cron (optional, default UTC)
+
+    [[calibrate]]
+    asset = "SYN"               # the registered model is mm-priors-SYN
+    source = "synthetic"        # lobster | binance | hyperliquid | synthetic
+    path = "artifacts/demo/market"   # relative paths: from the config file's folder
+    cron = "0 2 * * *"          # default: daily at 02:00
+    window = "0:0.8"            # fit window; compare scores the rest (held out)
+    # optional: alpha_variant, z, promote, max_prior_strength,
+    #           [calibrate.sampler] / [calibrate.gate] (SamplerConfig / GateConfig fields)
+
+Each entry becomes one deployment ``calibrate-<ASSET>`` of the flow
+``scheduled-calibration``: calibrate the asset (:func:`flows.calibrate.calibrate_asset`)
+and, when a challenger was registered, compare it with the champion right after
+(:func:`flows.compare.compare`, which promotes when warranted). One flow run does
+both, so the comparison always sees the calibration that ran just before it.
+
+A bad config is a :class:`ScheduleConfigError` naming the file and the field
+(``schedules.toml: calibrate[0].cron: Invalid cron string ...``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from flows.runtime import prepare_environment
+
+prepare_environment()
+
+from prefect import flow, get_run_logger  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator  # noqa: E402
+
+SOURCES = ("lobster", "binance", "hyperliquid", "synthetic")
+DEFAULT_CONFIG = "schedules.toml"
+DEFAULT_CRON = "0 2 * * *"
+
+
+class ScheduleConfigError(ValueError):
+    """A schedules file that cannot be used; the message names the file and field."""
+
+
+class CalibrationSchedule(BaseModel):
+    """One ``[[calibrate]]`` entry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    asset: str = Field(min_length=1)
+    source: str
+    path: str = Field(min_length=1)
+    cron: str = DEFAULT_CRON
+    window: str = "0:0.8"
+    alpha_variant: str = "threshold"
+    z: float = Field(2.0, ge=0)
+    promote: bool = True
+    max_prior_strength: float | None = Field(None, gt=0)
+    sampler: dict[str, Any] = Field(default_factory=dict)
+    gate: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if v not in SOURCES:
+            raise ValueError(f"unknown source {v!r}; one of {', '.join(SOURCES)}")
+        return v
+
+    @field_validator("asset")
+    @classmethod
+    def _asset(cls, v: str) -> str:
+        if not all(c.isalnum() or c in "-_." for c in v):
+            raise ValueError(f"asset {v!r}: letters, digits, '-', '_' and '.' only")
+        return v
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from prefect.client.schemas.schedules import CronSchedule
+
+        try:
+            CronSchedule(cron=v)
+        except ValidationError as e:
+            raise ValueError(e.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        return v
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: str) -> str:
+        from models.data.tables import WindowSpec
+
+        WindowSpec.parse(v)
+        return v
+
+    @field_validator("alpha_variant")
+    @classmethod
+    def _variant(cls, v: str) -> str:
+        if v not in ("threshold", "mixture"):
+            raise ValueError(f"alpha_variant {v!r}: one of threshold, mixture")
+        return v
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, v: dict) -> dict:
+        from models.sampling import SamplerConfig
+
+        return SamplerConfig.model_validate(v).model_dump(mode="json") if v else {}
+
+    @field_validator("gate")
+    @classmethod
+    def _gate(cls, v: dict) -> dict:
+        from models.sampling import GateConfig
+
+        return GateConfig.model_validate(v).model_dump(mode="json") if v else {}
+
+
+class SchedulesConfig(BaseModel):
+    """The whole file: a timezone and the ``[[calibrate]]`` entries (assets unique)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str = "UTC"
+    calibrate: list[CalibrationSchedule] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _unique(self) -> "SchedulesConfig":
+        seen: set[str] = set()
+        for i, s in enumerate(self.calibrate):
+            if s.asset.upper() in seen:
+                raise ValueError(f"calibrate[{i}].asset: {s.asset!r} is scheduled twice")
+            seen.add(s.asset.upper())
+        return self
+
+
+def config_path(path: str | os.PathLike | None = None) -> Path:
+    """``path``, else ``$MMCAL_SCHEDULES``, else ``./schedules.toml``."""
+    return Path(path or os.environ.get("MMCAL_SCHEDULES") or DEFAULT_CONFIG)
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_config(path: str | os.PathLike | None = None) -> SchedulesConfig:
+    """Read and validate a schedules file; relative data paths are resolved against
+    the file's folder. A :class:`ScheduleConfigError` names the file and field."""
+    p = config_path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScheduleConfigError(f"{p}: no such schedules file") from None
+    except OSError as e:
+        raise ScheduleConfigError(f"{p}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ScheduleConfigError(f"{p}: not valid TOML: {e}") from None
+    try:
+        cfg = SchedulesConfig.model_validate(raw)
+    except ValidationError as e:
+        errs = []
+        for err in e.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            errs.append(f"{_loc(err['loc'])}: {msg}" if err["loc"] else msg)
+        raise ScheduleConfigError(f"{p}: " + "; ".join(errs)) from None
+    base = p.resolve().parent
+    for s in cfg.calibrate:
+        s.path = str((base / s.path).resolve()) if not Path(s.path).is_absolute() else s.path
+    return cfg
+
+
+def deployment_name(asset: str) -> str:
+    return f"calibrate-{asset}"
+
+
+@flow(name="scheduled-calibration", flow_run_name="scheduled-{asset}")
+def scheduled_calibration(asset: str, source: str, path: str, window: str = "0:0.8",
+                          sampler: dict | None = None, gate: dict | None = None,
+                          alpha_variant: str = "threshold", max_prior_strength: float | None = None,
+                          z: float = 2.0, promote: bool = True) -> dict[str, Any]:
+    """Calibrate ``asset`` and, when a challenger stands, compare it with the champion.
+    Returns ``{"calibration": <calibrate document>, "comparison": <compare document or None>}``;
+    a failed gate fails the flow run (nothing registered, nothing compared)."""
+    from prefect.states import Failed
+
+    from flows.calibrate import run_calibration
+    from flows.compare import compare
+
+    logger = get_run_logger()
+    cal = run_calibration(source, path, asset, sampler=sampler or {}, gate=gate or {}, window=window,
+                          alpha_variant=alpha_variant, max_prior_strength=max_prior_strength)
+    out: dict[str, Any] = {"calibration": cal, "comparison": None}
+    if cal["status"] == "gate_failed":
+        return Failed(message=f"{asset}: gate failed, nothing compared: " + "; ".join(cal["failures"]), data=out)
+    if cal["status"] in ("registered", "already_registered"):
+        out["comparison"] = compare(asset=asset, z=z, promote=promote)
+        logger.info("%s: %s", asset, out["comparison"]["reason"])
+    return out
+
+
+def build_deployments(config: SchedulesConfig | str | os.PathLike | None = None) -> list:
+    """One Prefect deployment per ``[[calibrate]]`` entry (cron in the file's timezone,
+    parameters from the entry); nothing is sent to an API."""
+    from prefect.schedules import Schedule
+
+    cfg = config if isinstance(config, SchedulesConfig) else load_config(config)
+    out = []
+    for s in cfg.calibrate:
+        params = {"asset": s.asset, "source": s.source, "path": s.path, "window": s.window,
+                  "sampler": s.sampler, "gate": s.gate, "alpha_variant": s.alpha_variant,
+                  "max_prior_strength": s.max_prior_strength, "z": s.z, "promote": s.promote}
+        out.append(scheduled_calibration.to_deployment(
+            name=deployment_name(s.asset), schedule=Schedule(cron=s.cron, timezone=cfg.timezone),
+            parameters=params, tags=["mmcal", "calibrate", s.asset],
+            description=f"Calibrate {s.asset} ({s.source} {s.path}, window {s.window}) on '{s.cron}' "
+                        f"{cfg.timezone}, then compare with the champion."))
+    return out
+
+
+def serve(config: SchedulesConfig | str | os.PathLike | None = None, limit: int | None = None) -> None:
+    """Serve every deployment of the config until interrupted (Prefect's ``serve``:
+    registers them with the API and runs their scheduled flow runs)."""
+    from prefect import serve as prefect_serve
+
+    prefect_serve(*build_deployments(config), limit=limit, print_starting_message=True)
+
+
+__all__ = ["CalibrationSchedule", "ScheduleConfigError", "SchedulesConfig", "build_deployments", "config_path",
+           "deployment_name", "load_config", "scheduled_calibration", "serve"]

@@ -1,0 +1,144 @@
+"""Schedules (flows/schedules.py): the deployments built from a schedules file
+(names, cron, timezone, parameters) without serving anything, bad files named by
+file and field, ``mmcal serve --check``, and that ``serve`` hands every deployment
+to Prefect's ``serve``. Fixtures: tests/flows/conftest.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+GOOD = """
+timezone = "Europe/London"
+
+[[calibrate]]
+asset = "SYN"
+source = "synthetic"
+path = "market"
+cron = "30 3 * * *"
+window = "0:0.7"
+z = 1.5
+[calibrate.sampler]
+sampler = "pymc"
+draws = 150
+chains = 2
+[calibrate.gate]
+max_r_hat = 1.5
+
+[[calibrate]]
+asset = "BTC"
+source = "hyperliquid"
+path = "/data/hl/btc"
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "schedules.toml"
+    p.write_text(text)
+    return p
+
+
+def test_deployments_from_the_config(tmp_path):
+    from flows.schedules import DEFAULT_CRON, build_deployments
+
+    deps = build_deployments(_write(tmp_path, GOOD))
+    assert [d.name for d in deps] == ["calibrate-SYN", "calibrate-BTC"]
+    assert {d.flow_name for d in deps} == {"scheduled-calibration"}
+    assert all(d.entrypoint == "flows/schedules.py:scheduled_calibration" for d in deps)
+    syn, btc = deps
+    crons = [(d.schedules[0].schedule.cron, d.schedules[0].schedule.timezone) for d in deps]
+    assert crons == [("30 3 * * *", "Europe/London"), (DEFAULT_CRON, "Europe/London")]
+    p = syn.parameters
+    assert p["asset"] == "SYN" and p["source"] == "synthetic" and p["window"] == "0:0.7" and p["z"] == 1.5
+    assert p["path"] == str((tmp_path / "market").resolve())        # relative to the file's folder
+    assert p["sampler"]["draws"] == 150 and p["sampler"]["chains"] == 2 and p["gate"]["max_r_hat"] == 1.5
+    assert btc.parameters["path"] == "/data/hl/btc" and btc.parameters["window"] == "0:0.8"
+    assert btc.parameters["sampler"] == {} and btc.parameters["promote"] is True
+    assert "SYN" in syn.tags
+    # the parameters satisfy the flow's own schema (enforced when a run is created)
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.schedules import scheduled_calibration
+    assert set(p) <= set(parameter_schema(scheduled_calibration).properties)
+
+
+def test_the_repository_example_is_valid():
+    from flows.schedules import build_deployments
+
+    root = Path(__file__).resolve().parents[2]
+    deps = build_deployments(root / "schedules.toml")
+    assert deps and deps[0].parameters["source"] == "synthetic"
+
+
+@pytest.mark.parametrize("text, where", [
+    ('[[calibrate]]\nasset = "SYN"\nsource = "synthetic"\npath = "m"\ncron = "61 * * * *"\n', "calibrate[0].cron"),
+    ('[[calibrate]]\nasset = "SYN"\nsource = "csv"\npath = "m"\n', "calibrate[0].source"),
+    ('[[calibrate]]\nasset = "SYN"\nsource = "synthetic"\n', "calibrate[0].path"),
+    ('[[calibrate]]\nasset = "SYN"\nsource = "synthetic"\npath = "m"\nwindow = "0.9:0.1"\n', "calibrate[0].window"),
+    ('[[calibrate]]\nasset = "SYN"\nsource = "synthetic"\npath = "m"\ncrn = "0 2 * * *"\n', "calibrate[0].crn"),
+    ('[[calibrate]]\nasset = "SYN"\nsource = "synthetic"\npath = "m"\n[calibrate.sampler]\ndraws = -1\n',
+     "calibrate[0].sampler"),
+    ('timezone = "Mars/Olympus"\n[[calibrate]]\nasset = "SYN"\nsource = "synthetic"\npath = "m"\n', "timezone"),
+    ('timezone = "UTC"\n', "calibrate"),
+    ('[[calibrate]]\nasset = "SYN"\nsource = "synthetic"\npath = "m"\n'
+     '[[calibrate]]\nasset = "syn"\nsource = "synthetic"\npath = "n"\n', "scheduled twice"),
+    ("[[calibrate]\n", "not valid TOML"),
+])
+def test_a_bad_config_names_file_and_field(tmp_path, text, where):
+    from flows.schedules import ScheduleConfigError, load_config
+
+    p = _write(tmp_path, text)
+    with pytest.raises(ScheduleConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert msg.startswith(f"{p}: ") and where in msg and "\n" not in msg, msg
+
+
+def test_a_missing_config(tmp_path):
+    from flows.schedules import ScheduleConfigError, load_config
+
+    with pytest.raises(ScheduleConfigError, match="no such schedules file"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_serve_check_lists_the_deployments(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    r = CliRunner().invoke(app, ["serve", "--config", str(_write(tmp_path, GOOD)), "--check", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert [d["deployment"] for d in doc["deployments"]] == ["scheduled-calibration/calibrate-SYN",
+                                                             "scheduled-calibration/calibrate-BTC"]
+    assert doc["deployments"][0]["cron"] == "30 3 * * *"
+
+
+def test_serve_bad_config_is_one_line_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    p = _write(tmp_path, '[[calibrate]]\nasset = "SYN"\nsource = "synthetic"\npath = "m"\ncron = "every day"\n')
+    r = CliRunner().invoke(app, ["serve", "--config", str(p)])
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mmcal: error: ") and "calibrate[0].cron" in lines[0]
+
+
+def test_serve_hands_the_deployments_to_prefect(tmp_path, monkeypatch):
+    """``mmcal serve`` calls Prefect's ``serve`` with every deployment (patched here:
+    the real one registers them and runs until interrupted)."""
+    import prefect
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    got = {}
+    monkeypatch.setattr(prefect, "serve", lambda *deps, **kw: got.update(deps=deps, kw=kw))
+    r = CliRunner().invoke(app, ["serve", "--config", str(_write(tmp_path, GOOD)), "--limit", "2"])
+    assert r.exit_code == 0, r.output
+    assert [d.name for d in got["deps"]] == ["calibrate-SYN", "calibrate-BTC"] and got["kw"]["limit"] == 2
