@@ -345,17 +345,21 @@ def _info(asset: str, mv) -> VersionInfo:
                        aliases=list(getattr(mv, "aliases", []) or []))
 
 
-def version_info(asset: str, alias: str | None = None, version: int | None = None) -> VersionInfo | None:
-    """The version an alias points at (or version ``version``); None when there is none."""
+def _model_version(asset: str, alias: str | None, version: int | None):
+    """The registry's model version for an alias or a version number (exactly one);
+    raises MlflowException when there is none."""
     if (alias is None) == (version is None):
         raise ValueError("give exactly one of alias or version")
-    c = client()
-    name = registered_model_name(asset)
+    c, name = client(), registered_model_name(asset)
+    return c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, str(version))
+
+
+def version_info(asset: str, alias: str | None = None, version: int | None = None) -> VersionInfo | None:
+    """The version an alias points at (or version ``version``); None when there is none."""
     try:
-        mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, str(version))
+        return _info(asset, _model_version(asset, alias, version))
     except MlflowException:
         return None
-    return _info(asset, mv)
 
 
 def find_version(asset: str, cache_key: str) -> VersionInfo | None:
@@ -411,12 +415,9 @@ def load_registered_bundle(asset: str, alias: str | None = None,
     """Resolve ``models:/mm-priors-<asset>@<alias>`` (or a version), download its
     bundle JSON and validate it (checksum, schema, support). A tampered bundle
     raises BundleError naming the registry URI."""
-    if (alias is None) == (version is None):
-        raise ValueError("give exactly one of alias or version")
-    c = client()
     name = registered_model_name(asset)
     try:
-        mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, str(version))
+        mv = _model_version(asset, alias, version)
     except MlflowException as e:
         ref = f"@{alias}" if alias else f"/{version}"
         raise RegistryNotFound(f"models:/{name}{ref}: not found in the registry ({tracking_uri()})") from e
