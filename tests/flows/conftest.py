@@ -8,8 +8,9 @@
   the tracking store is ``sqlite:///<tmp>/artifacts/mlflow.db``, the fit cache
   ``<tmp>/artifacts/cache``); ``MLFLOW_TRACKING_URI`` is unset.
 * One 15-minute synthetic market; the fits use tiny sampler settings (the point is
-  the orchestration, not converged posteriors) and a gate loose enough for them
-  (:data:`LOOSE_GATE`); the default gate (:data:`STRICT_GATE`) fails them, which
+  the orchestration, not converged posteriors: 150 draws of the regime HMM on 63
+  bars give r_hat up to ~1.5 and bulk ESS down to ~4, the upper states being
+  bimodal on so little data) and a gate loose enough for them (:data:`LOOSE_GATE`); the default gate (:data:`STRICT_GATE`) fails them, which
   is the gate-failure case. The fits are cached by the flows themselves, so every
   test that calibrates the same data again samples nothing.
 
@@ -32,9 +33,9 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ["PREFECT_HOME"] = str(_ROOT / "prefect")
 (_ROOT / "prefect").mkdir()
 
-SAMPLER = {"sampler": "pymc", "draws": 150, "tune": 150, "chains": 2, "cores": 1, "seed": 3, "progressbar": False}
+SAMPLER = {"sampler": "numpyro", "draws": 150, "tune": 150, "chains": 2, "cores": 1, "seed": 3, "progressbar": False}
 SAMPLER_OVERRIDES = {"regime": {"sampler": "nutpie"}, "hawkes": {"sampler": "nutpie"}}
-LOOSE_GATE = {"max_r_hat": 1.5, "min_ess_bulk": 10, "min_ess_tail": 10, "max_divergences": 50, "min_bfmi": 0.05}
+LOOSE_GATE = {"max_r_hat": 2.0, "min_ess_bulk": 3, "min_ess_tail": 3, "max_divergences": 50, "min_bfmi": 0.05}
 STRICT_GATE: dict = {}
 FIT_WINDOW = "0:0.7"
 

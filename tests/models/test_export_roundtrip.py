@@ -36,7 +36,7 @@ SEED, DURATION_S = 0, 1800.0
 _CI = dict(chains=2, cores=1, seed=4, progressbar=False, log_likelihood=False)
 FAST = SamplerConfig(sampler="pymc", draws=300, tune=300, **_CI)         # alpha, kappa: ~5 s each
 HAWKES = SamplerConfig(sampler="nutpie", draws=300, tune=300, **_CI)     # ~380 events
-REGIME = SamplerConfig(sampler="nutpie", draws=100, tune=100, **_CI)     # 180 bars: the slow one
+REGIME = SamplerConfig(sampler="numpyro", draws=100, tune=100, **_CI)    # 180 bars: the slow one
 REL_TOL = 1e-12
 CAP = 20.0
 

@@ -30,6 +30,12 @@ K = 4
 
 
 # --------------------------------------------------------------------------- brute force
+# pytensor mode of the graph checks below: python implementations (compile in a
+# second). The C backend compiles the scan and its gradient with g++ (~1-2 minutes
+# on a fresh machine): checked in test_c_backend_equals_python_backend (heavy).
+PT_MODE = "FAST_COMPILE"
+
+
 def _random_params(rng, T=6):
     m = np.sort(rng.normal(-19.0, 1.0, K))
     s = rng.uniform(0.3, 1.2, K)
@@ -80,13 +86,14 @@ def test_forward_equals_brute_force(seed, T, censor):
     np.testing.assert_allclose(probs, gamma, rtol=0, atol=1e-10)
     assert abs(ll - total) < 1e-10
 
-    # the pytensor scan of the PyMC model (C backend)
+    # the pytensor scan of the PyMC model (python linker here; the C backend: the
+    # heavy test below)
     import pytensor
     import pytensor.tensor as pt
 
     mv, sv, Pv, piv = pt.vector("m"), pt.vector("s"), pt.matrix("P"), pt.vector("pi")
     out = rg._forward_scan(pt.as_tensor(y), mv, sv, pt.log(Pv), pt.log(piv), censored, c_val)
-    f = pytensor.function([mv, sv, Pv, piv], out)
+    f = pytensor.function([mv, sv, Pv, piv], out, mode=PT_MODE)
     np.testing.assert_allclose(f(m, s, P, pi), brute_c, rtol=0, atol=1e-10)
 
 
@@ -110,7 +117,7 @@ def test_model_logp_is_the_forward_algorithm(censor):
     params = model.replace_rvs_by_values([model[n] for n in ("log_rv_mean", "log_rv_sd",
                                                              "regime_transition", "regime_stationary")])
     fn = model.compile_fn([model.logp(vars=[rv], sum=False)[0], *params], inputs=model.value_vars,
-                          on_unused_input="ignore")
+                          on_unused_input="ignore", mode=PT_MODE)
     c_model, m, s, P, pi = fn(point)
     le = rg.emission_logp(obs.log_rv, m, s, obs.censored, obs.censor_log_rv)
     prefix, total, _ = _brute_force(le, P, pi)
@@ -123,10 +130,28 @@ def test_model_logp_is_the_forward_algorithm(censor):
 
     jfn = get_jaxified_graph(inputs=model.value_vars, outputs=[model.logp()])
     (lp_jax,) = jfn(*[point[v.name] for v in model.value_vars])
-    lp_c = model.compile_logp()(point)
+    lp_c = model.compile_logp(mode=PT_MODE)(point)
     assert abs(float(lp_jax) - float(lp_c)) < 1e-8
     with model:
         pm.draw(rv, draws=1)  # the random function works (prior predictive)
+
+
+@pytest.mark.heavy
+def test_c_backend_equals_python_backend():
+    """PyMC's own sampler runs the model's log-density and gradient on the C
+    backend: they equal the python backend's at a random point (censored bar included)."""
+    obs = rg.simulate(None, 4, n_bars=12)
+    cen = np.zeros(12, bool)
+    cen[5] = True
+    obs = rg.RegimeObs(log_rv=obs.log_rv, censored=cen, censor_log_rv=float(obs.log_rv.min()))
+    model = rg.build_model(obs)
+    ip = model.initial_point()
+    rng = np.random.default_rng(1)
+    point = {k: v + 0.1 * rng.standard_normal(np.shape(v)) for k, v in ip.items()}
+    c_lp, py_lp = (model.compile_logp(mode=m)(point) for m in ("FAST_RUN", PT_MODE))
+    c_g, py_g = (model.compile_dlogp(mode=m)(point) for m in ("FAST_RUN", PT_MODE))
+    assert abs(float(c_lp) - float(py_lp)) < 1e-10
+    np.testing.assert_allclose(c_g, py_g, rtol=1e-10, atol=1e-10)
 
 
 def test_smoothed_probabilities_average_over_draws():
@@ -297,9 +322,10 @@ def test_summarize_round_trip(recovery):
 SMOKE_BARS = 100  # simulate(None, 0, n_bars=100) visits every regime (15/13/31/41 bars)
 
 
-def _smoke(sampler: str, tune: int, draws: int):
+def _smoke(sampler: str, tune: int, draws: int, **kw):
     obs = rg.simulate(None, 0, n_bars=SMOKE_BARS)
-    cfg = SamplerConfig(sampler=sampler, draws=draws, tune=tune, chains=2, cores=1, seed=1, progressbar=False)
+    cfg = SamplerConfig(sampler=sampler, draws=draws, tune=tune, chains=2, cores=1, seed=1, progressbar=False,
+                        **kw)
     t0 = time.perf_counter()
     idata = rg.fit(obs, cfg)
     wall = time.perf_counter() - t0
@@ -314,17 +340,22 @@ def _smoke(sampler: str, tune: int, draws: int):
     assert np.max(np.abs(m[0] - m[1])) < 0.3, m
 
 
+@pytest.mark.heavy
 def test_pymc_default_sampler_smoke():
     """PyMC's own NUTS on the C backend (slowest: the scan costs ~10-20 us per bar
     per gradient there), kept to a small run."""
     _smoke("pymc", tune=100, draws=60)
 
 
-@pytest.mark.slow
 def test_nutpie_sampler():
-    """nutpie (numba backend; SamplerConfig's default): the scan compiles and samples."""
-    pytest.importorskip("nutpie")
+    """nutpie (SamplerConfig's default, JAX backend): the scan compiles and samples."""
     _smoke("nutpie", tune=150, draws=60)
+
+
+@pytest.mark.heavy
+def test_nutpie_numba_backend():
+    """nutpie's numba backend (1-2.5 minutes of numba compilation on a fresh machine)."""
+    _smoke("nutpie", tune=150, draws=60, nutpie_backend="numba")
 
 
 # --------------------------------------------------------------------------- synthetic market
