@@ -100,7 +100,7 @@ def calibrate_asset(source: str, path: str, asset: str | None = None, window: st
     sha, bar = info["data_sha256"], info["bar_seconds"]
     common = dict(ref=ref, data_sha256=sha, bar_seconds=bar, alpha_variant=alpha_variant)
 
-    keys = {"regime": T.fit_key("regime", data_sha256=sha, bar_seconds=bar, sampler=samplers["regime"],
+    keys = {"regime": T.fit_key("regime", asset=asset, data_sha256=sha, bar_seconds=bar, sampler=samplers["regime"],
                                 regime_path_sha=None)}
     kw = dict(regime_path_file=None, sampler=samplers["regime"], **common)
     fits = {"regime": _fit_result("regime", keys["regime"], _submit_fit("regime", keys["regime"], **kw), **kw)}
@@ -108,7 +108,7 @@ def calibrate_asset(source: str, path: str, asset: str | None = None, window: st
     logger.info("regime path: bars per regime (low, normal, high, extreme) %s", rpath["occupancy"])
     futures, kws = {}, {}
     for m in FIT_ORDER:
-        keys[m] = T.fit_key(m, data_sha256=sha, bar_seconds=bar, sampler=samplers[m],
+        keys[m] = T.fit_key(m, asset=asset, data_sha256=sha, bar_seconds=bar, sampler=samplers[m],
                             regime_path_sha=rpath["sha256"], alpha_variant=alpha_variant)
         kws[m] = dict(regime_path_file=rpath["path"], sampler=samplers[m], **common)
         futures[m] = _submit_fit(m, keys[m], **kws[m])

@@ -8,7 +8,7 @@ runner loads it once; a process or Dask worker once per worker) and checks its
 sha256 against the one the flow saw, so every runner computes on the same data.
 
 Fit cache (DESIGN.md section 7: "cache keys are data hash + model config + code
-version"): :func:`fit_key` hashes the model name, the data's sha256 (of the
+version"): :func:`fit_key` hashes the model name, the asset, the data's sha256 (of the
 window), the bar length, the regime path the model conditions on (its sha), the
 model's own config (alpha variant, regime observation rules), the sampler config
 and the code version of the model module plus the sampling, observation and
@@ -161,12 +161,14 @@ SAMPLER_RUNTIME_ONLY = ("progressbar", "cores")
 """SamplerConfig fields that change how a fit runs, not its draws (same seed, same draws)."""
 
 
-def fit_key(model: str, *, data_sha256: str, bar_seconds: float, sampler: dict, regime_path_sha: str | None,
-            alpha_variant: str = "threshold") -> str:
+def fit_key(model: str, *, asset: str, data_sha256: str, bar_seconds: float, sampler: dict,
+            regime_path_sha: str | None, alpha_variant: str = "threshold") -> str:
     """The cache key of one fit (module docstring). The sampler settings that do not
-    change the draws (progress bars, parallel cores) are not part of it."""
+    change the draws (progress bars, parallel cores) are not part of it. ``asset``
+    is: the data hash covers the tables' contents, not the asset's name, and a
+    posterior carries the name in its coordinates and attributes."""
     draws_cfg = {k: v for k, v in sampler.items() if k not in SAMPLER_RUNTIME_ONLY}
-    doc = {"model": model, "data_sha256": data_sha256, "bar_seconds": float(bar_seconds),
+    doc = {"model": model, "asset": str(asset).upper(), "data_sha256": data_sha256, "bar_seconds": float(bar_seconds),
            "regime_path_sha256": regime_path_sha, "sampler": draws_cfg, "code": fit_code_version(model),
            "model_config": {"alpha_variant": alpha_variant} if model == "alpha" else {}}
     return f"{model}-{_sha(doc)[:24]}"
