@@ -402,21 +402,13 @@ def truth_params(truth: Mapping[str, Any], bar_seconds: float | None = None) -> 
 def simulate_path(P: np.ndarray, n_bars: int, rng: np.random.Generator,
                   initial: np.ndarray | None = None) -> np.ndarray:
     """A Markov chain path (int8) of ``n_bars`` steps, the first drawn from
-    ``initial`` (default: the stationary distribution of P)."""
+    ``initial`` (default: the stationary distribution of P); the synthetic
+    market's path simulator."""
+    from models.data.synthetic import markov_path
+
     P = np.asarray(P, dtype=float)
     init = stationary_distribution(P) if initial is None else np.asarray(initial, dtype=float)
-    cum = np.cumsum(P, axis=1)
-    cum[:, -1] = 1.0
-    ci = np.cumsum(init)
-    ci[-1] = 1.0
-    u = rng.random(n_bars)
-    path = np.empty(n_bars, dtype=np.int8)
-    z = int(np.searchsorted(ci, u[0], side="right"))
-    path[0] = z
-    for t in range(1, n_bars):
-        z = int(np.searchsorted(cum[z], u[t], side="right"))
-        path[t] = z
-    return path
+    return markov_path(rng, P, init, n_bars)
 
 
 def simulate(truth: Mapping[str, Any] | None = None, rng: np.random.Generator | int | None = None, *,

@@ -388,9 +388,10 @@ def _truth(cfg: SyntheticConfig) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- simulation
-def _regime_path(rng: np.random.Generator, P: np.ndarray, pi: np.ndarray,
-                 n_bars: int) -> np.ndarray:
-    """Markov chain path of n_bars steps, the first drawn from pi."""
+def markov_path(rng: np.random.Generator, P: np.ndarray, pi: np.ndarray,
+                n_bars: int) -> np.ndarray:
+    """Markov chain path (int8) of n_bars steps, the first drawn from pi (inverse
+    CDF of one uniform per step; also the regime model's simulator)."""
     cum = np.cumsum(P, axis=1)
     cum[:, -1] = 1.0
     u = rng.random(n_bars)
@@ -458,7 +459,7 @@ def simulate_market(seed: int, duration_s: float = 3600.0,
     n_bars = max(1, math.ceil(T / B))
     P = np.asarray(cfg.regime_transition, dtype=float)
     pi = cfg.stationary()
-    path = _regime_path(rng, P, pi, n_bars)
+    path = markov_path(rng, P, pi, n_bars)
 
     # arrivals
     t_s, s_idx = simulate_hawkes_arrivals(rng, T, B, path, cfg.hawkes_baseline(), cfg.branching(),

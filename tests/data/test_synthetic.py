@@ -23,9 +23,9 @@ from models.data import observations as ob
 from models.data.synthetic import (
     SIDES,
     SyntheticConfig,
-    _regime_path,
     file_sha256,
     load_synthetic,
+    markov_path,
     simulate_market,
     write_market,
 )
@@ -243,7 +243,7 @@ def test_regime_occupancy_matches_stationary(long_run):
     Z = np.linalg.inv(np.eye(4) - P + np.outer(np.ones(4), pi))
     avar = pi * (2 * np.diag(Z) - 1 - pi)
     rng = np.random.default_rng(0)
-    for path in (np.array(tr["regime_path"]), _regime_path(rng, P, pi, 200_000)):
+    for path in (np.array(tr["regime_path"]), markov_path(rng, P, pi, 200_000)):
         N = len(path)
         frac = np.bincount(path, minlength=4) / N
         z = (frac - pi) / np.sqrt(avar / N)
