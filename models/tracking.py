@@ -62,8 +62,26 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{artifacts_dir() / 'mlflow.db'}"
 
 
+# What configure() handed to mlflow.set_tracking_uri / set_registry_uri. MLflow
+# exports both to the environment (for child processes), so without this a later
+# configure() would read its own earlier choice back as if the user had set it
+# (e.g. keep the registry of a previous store after MLFLOW_TRACKING_URI changed).
+_SET_BY_US: dict[str, str] = {}
+
+
+def _user_env(name: str) -> str | None:
+    """``os.environ[name]`` unless it is only the value configure() exported."""
+    v = os.environ.get(name)
+    return None if not v or v == _SET_BY_US.get(name) else v
+
+
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    return _user_env("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def registry_uri() -> str:
+    """``MLFLOW_REGISTRY_URI`` when the user set it, else the tracking store."""
+    return _user_env("MLFLOW_REGISTRY_URI") or tracking_uri()
 
 
 def registered_model_name(asset: str) -> str:
@@ -77,8 +95,15 @@ def configure() -> str:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # small files: bars are noise
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    reg = registry_uri()
+    user = {k: _user_env(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    mlflow.set_registry_uri(reg)
+    for k, v in (("MLFLOW_TRACKING_URI", uri), ("MLFLOW_REGISTRY_URI", reg)):
+        if user[k] is None:       # our choice, now exported by mlflow
+            _SET_BY_US[k] = v
+        else:                     # the user's: keep reading it
+            _SET_BY_US.pop(k, None)
     try:
         exp = mlflow.get_experiment_by_name(EXPERIMENT)
         if exp is None:

@@ -83,3 +83,21 @@ def test_unreachable_server_is_a_tracking_error(store, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     with pytest.raises(tr.TrackingError, match="127.0.0.1:9"):
         tr.configure()
+
+
+def test_configure_does_not_read_back_what_mlflow_exported(store, tmp_path, monkeypatch):
+    """mlflow.set_tracking_uri / set_registry_uri export their values to the
+    environment; a later configure() for another store must not take them for the
+    user's settings (the registry would stay on the first store)."""
+    tr.configure()
+    first = tr.tracking_uri()
+    assert mlflow.get_registry_uri() == first
+    second = f"sqlite:///{tmp_path / 'other' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", second)
+    tr.configure()
+    assert tr.tracking_uri() == second and mlflow.get_registry_uri() == second
+    # a registry the user sets is kept
+    own = f"sqlite:///{tmp_path / 'registry.db'}"
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", own)
+    tr.configure()
+    assert mlflow.get_tracking_uri() == second and mlflow.get_registry_uri() == own
