@@ -1,0 +1,618 @@
+"""Derived constants: closed-form replacements for the original system's magic numbers.
+
+Pure functions of plain Python floats (or numpy scalars; ``confidence_threshold_roc``
+takes arrays), returning floats.  Out-of-domain inputs raise ``ValueError`` with a
+message that names the argument.  Units follow DESIGN.md section 2: depths, spreads,
+fees and adverse moves in bps of the mid; σ in bps/√s (except where a function says
+"fraction"); κ in 1/bps; A in 1/s; times in seconds unless stated.
+
+Source: ``original-bayesian-learning-notes.txt`` (background), "Files Created" §3,
+``derived_constants.rs``, which lists one ``derive_*`` function per constant below.
+The notes give the formulas as one-liners; the derivations, units and domains here
+are this module's own and are written out in each docstring.
+
+Functions
+---------
+* :func:`gamma_for_target_spread` — GLFT risk aversion γ whose half-spread equals a target.
+* :func:`latency_slippage_bps` — z·σ·√latency.
+* :func:`spread_floor_bps` — fee + adverse selection + latency slippage.
+* :func:`sigma_daily_from_bps` — σ[bps/√s]·√(day)·1e-4, the daily σ as a fraction.
+* :func:`max_daily_loss` — account × Kelly fraction × 2σ_daily.
+* :func:`var99` — z₀.₉₉·σ·√horizon.
+* :func:`max_drawdown` — VaR₉₉ × horizon factor.
+* :func:`kill_switch_limits` — the daily-loss and drawdown limits together.
+* :func:`ewma_alpha` / :func:`ewma_half_life` — α = 1 − 2^(−dt/h) and its inverse.
+* :func:`kalman_q_r` — Q = (tick volatility)², R = (spread/2)²/3.
+* :func:`regime_hazard_rate` — 1/E[duration].
+* :func:`regime_sticky_diagonal` — p_stay = exp(−hazard·bar).
+* :func:`toxic_hour_multiplier` — (toxic AS + fee)/(normal AS + fee).
+* :func:`quote_latch_threshold_bps` — 2·(fee + slippage).
+* :func:`confidence_threshold_roc` — the score threshold minimising c_FP·FP + c_FN·FN.
+* :func:`depth_spacing_ratio` — geometric depth ratio from the intensity curve A·e^(−κδ).
+* :func:`reduce_only_threshold` — min(margin / margin per unit, position limit).
+
+No scipy: ``mm_runtime`` must not import it (``tests/runtime/test_imports.py``), so
+the normal quantile is ``statistics.NormalDist`` and the one root-finder is a
+bisection written here.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+from .ladder import glft_quote
+
+__all__ = [
+    "Z_99",
+    "gamma_for_target_spread",
+    "latency_slippage_bps",
+    "spread_floor_bps",
+    "sigma_daily_from_bps",
+    "max_daily_loss",
+    "var99",
+    "max_drawdown",
+    "kill_switch_limits",
+    "ewma_alpha",
+    "ewma_half_life",
+    "kalman_q_r",
+    "regime_hazard_rate",
+    "regime_sticky_diagonal",
+    "toxic_hour_multiplier",
+    "quote_latch_threshold_bps",
+    "RocThreshold",
+    "confidence_threshold_roc",
+    "depth_spacing_ratio",
+    "reduce_only_threshold",
+]
+
+Z_99: float = NormalDist().inv_cdf(0.99)
+"""One-sided 99% standard-normal quantile, 2.3263478740408408."""
+
+SECONDS_PER_DAY = 86_400.0
+
+
+# ----------------------------------------------------------------------------- checks
+def _real(name: str, x) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real scalar, got {x!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    return v
+
+
+def _positive(name: str, x) -> float:
+    v = _real(name, x)
+    if v <= 0:
+        raise ValueError(f"{name} must be > 0, got {v}")
+    return v
+
+
+def _non_negative(name: str, x) -> float:
+    v = _real(name, x)
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0, got {v}")
+    return v
+
+
+def _open_unit(name: str, x) -> float:
+    v = _real(name, x)
+    if not 0.0 < v < 1.0:
+        raise ValueError(f"{name} must be in (0, 1), got {v}")
+    return v
+
+
+# ----------------------------------------------------------------------------- 1. GLFT γ
+def _h(A: float, kappa: float, sigma: float, gamma, xi, delta: float) -> np.ndarray:
+    """GLFT half-spread (bps) via :func:`glft_quote`, as numpy float64."""
+    return np.asarray(glft_quote(A, kappa, sigma, gamma, xi, delta)[0], dtype=float)
+
+
+def gamma_for_target_spread(
+    target_half_spread_bps: float,
+    A: float,
+    kappa: float,
+    sigma: float,
+    *,
+    xi: float | None = None,
+    delta: float = 1.0,
+    root: Literal["smallest", "largest"] = "smallest",
+    rtol: float = 1e-13,
+) -> float:
+    """Risk aversion γ at which the GLFT half-spread equals a target.
+
+    Solves ``h(γ) = target`` for the GLFT half-spread (Guéant, Lehalle &
+    Fernandez-Tapia 2013; closed form as in Guéant 2017 eq. (4.6)–(4.7), evaluated by
+    :func:`mm_runtime.ladder.glft_quote`, DESIGN.md §6)::
+
+        h(γ) = c1(ξ) + (Δ/2)·σ·c2(γ, ξ)
+        c1 = ln(1 + ξΔ/κ)/(ξΔ),  c2 = sqrt( γ/(2AΔκ) · (1 + ξΔ/κ)^(κ/(ξΔ) + 1) )
+
+    Units: ``target_half_spread_bps`` bps from the mid (one side, not the full
+    spread); ``A`` 1/s; ``kappa`` 1/bps; ``sigma`` bps/√s (> 0); ``xi`` and the
+    result γ in 1/(bps·base unit); ``delta`` (Δ) base units.
+
+    Fixed ``xi``: c1 does not depend on γ and c2 ∝ √γ, so h is increasing in γ and
+    the inverse is closed form, ``γ = (2·(target − c1)/(Δ·σ·c2(1, ξ)))²``.  As γ → 0
+    the half-spread tends to c1(ξ) = ln(1 + ξΔ/κ)/(ξΔ) (< 1/κ); a target at or below it
+    raises ``ValueError``.
+
+    ``xi=None`` (ξ = γ, the paper's model and the quoter's default): c1 now shrinks
+    as γ grows while the inventory term grows, so h(γ) has no closed-form inverse and
+    is found by bisection on log γ (no scipy: ``mm_runtime`` must not import it).
+    The γ → 0 limit is 1/κ: with no inventory aversion the GLFT quote is the
+    risk-neutral optimum of the expected fill profit δ·A·e^(−κδ), maximised at
+    δ = 1/κ.  In dimensionless form κ·h = ln(1+u)/u + b·sqrt(u·(1+u)^(1/u+1)) with
+    u = γΔ/κ and b = κσ/(2√(2A)); it is increasing in γ (range (1/κ, ∞)) only when
+    b ≥ 0.1938 (found numerically).  For smaller b h first rises slightly above 1/κ,
+    falls to a local minimum and then grows without bound, so a target may have up
+    to three roots; for b < 0.1536 that minimum is *below* 1/κ, so targets somewhat
+    under 1/κ are reachable.  This is the common case: κ = 0.2/bp, σ = 0.6 bps/√s,
+    A = 1/s gives b = 0.042, h ranges over [3.17, ∞) bps with 1/κ = 5 bps, and the
+    default γ = 0.1 sits on the falling part.  ``root`` picks one: ``"smallest"`` (default:
+    the least risk aversion that yields the target) or ``"largest"`` (the root on
+    the final, increasing branch: every larger γ quotes wider).  A target below the
+    minimum of h over γ raises ``ValueError``.  Roots are located on a log-γ grid of
+    4097 points (two roots closer than one cell, ~1/30 decade, can be missed) and
+    then refined by bisection to relative width ``rtol``.
+
+    Source: ``derive_gamma_from_glft()`` ("γ from target spread, κ, σ, T") in the
+    original notes.  The original named a horizon T (the finite-horizon
+    Avellaneda–Stoikov spread); the quoter uses GLFT's horizon-free asymptotic
+    quotes, so there is no T here: Δ and ξ take its place.
+    """
+    target = _positive("target_half_spread_bps", target_half_spread_bps)
+    A = _positive("A", A)
+    kappa = _positive("kappa", kappa)
+    sigma = _positive("sigma", sigma)
+    delta = _positive("delta", delta)
+    if root not in ("smallest", "largest"):
+        raise ValueError(f"root must be 'smallest' or 'largest', got {root!r}")
+
+    if xi is not None:
+        xi = _positive("xi", xi)
+        c1 = float(_h(A, kappa, 0.0, 1.0, xi, delta))  # σ = 0 leaves only c1
+        slope = float(_h(A, kappa, sigma, 1.0, xi, delta)) - c1  # (Δ/2)·σ·c2 at γ = 1
+        if target <= c1:
+            raise ValueError(
+                f"target_half_spread_bps={target} is not above the gamma -> 0 limit c1 = ln(1 + xi*delta/kappa)"
+                f"/(xi*delta) = {c1} bps of the GLFT half-spread with xi={xi}"
+            )
+        return ((target - c1) / slope) ** 2
+
+    # ξ = γ: bracket on a log-γ grid, then bisect.  u = γΔ/κ.
+    b = kappa * sigma / (2.0 * math.sqrt(2.0 * A))
+    t = kappa * target  # the target in units of 1/κ
+    u_hi = 2.0 * t / b  # κ·h(u) > b·u, so h > target at u_hi
+    u_lo = 1e-12
+    if t > 1.0:  # make sure h(u_lo) < target: κ·h ≤ 1 + b·sqrt(e·u·(1+u))
+        u_lo = min(u_lo, max(((t - 1.0) / (4.0 * b)) ** 2 / math.e, 1e-300))
+    log_g = np.linspace(math.log(u_lo * kappa / delta), math.log(u_hi * kappa / delta), 4097)
+    f = _h(A, kappa, sigma, np.exp(log_g), None, delta) - target
+    above = f > 0
+    crossings = np.nonzero(above[1:] != above[:-1])[0]
+    if crossings.size == 0:
+        raise ValueError(
+            f"target_half_spread_bps={target} is below every GLFT half-spread reachable with xi = gamma "
+            f"(minimum ~{float(np.min(f)) + target} bps over gamma; the gamma -> 0 limit is 1/kappa = "
+            f"{1.0 / kappa} bps, the risk-neutral optimum of delta*A*exp(-kappa*delta))"
+        )
+    i = int(crossings[0] if root == "smallest" else crossings[-1])
+    lo, hi = float(log_g[i]), float(log_g[i + 1])
+    f_lo = float(f[i])
+    for _ in range(200):
+        if hi - lo <= rtol:
+            break
+        mid = 0.5 * (lo + hi)
+        f_mid = float(_h(A, kappa, sigma, math.exp(mid), None, delta)) - target
+        if f_mid == 0.0:
+            return math.exp(mid)
+        if (f_mid > 0) == (f_lo > 0):
+            lo, f_lo = mid, f_mid
+        else:
+            hi = mid
+    return math.exp(0.5 * (lo + hi))
+
+
+# ----------------------------------------------------------------------------- 2. spread floor
+def latency_slippage_bps(sigma_bps: float, latency_s: float, z: float = 1.0) -> float:
+    """Adverse mid move while a quote update is in flight: ``z · σ · √latency``.
+
+    Units: ``sigma_bps`` bps/√s, ``latency_s`` seconds (order round trip: decision to
+    acknowledgement), ``z`` standard deviations (dimensionless, ≥ 0); result bps.
+
+    The mid is Brownian with volatility σ (DESIGN.md §6), so over the latency L it
+    moves N(0, σ²L).  ``z = 1`` (default) charges one standard deviation;
+    ``z = √(2/π) ≈ 0.798`` charges the expected absolute move E|ΔW|;
+    ``z = NormalDist().inv_cdf(0.95) ≈ 1.645`` a one-sided 95% bound.
+
+    Source: the "latency_slippage" term of ``derive_spread_floor()`` in the original
+    notes, which name it without a formula; this Brownian scaling is this module's.
+    """
+    sigma = _non_negative("sigma_bps", sigma_bps)
+    latency = _non_negative("latency_s", latency_s)
+    z = _non_negative("z", z)
+    return z * sigma * math.sqrt(latency)
+
+
+def spread_floor_bps(fee_bps: float, adverse_selection_bps: float, latency_slippage_bps: float) -> float:
+    """Minimum profitable quote depth: ``δ_min = fee + AS + latency slippage``.
+
+    A fill at depth δ earns δ − fee (spread capture SC, DESIGN.md §6) and then loses
+    the expected adverse move AS and the slippage accrued while the quote was stale;
+    the expected edge δ − fee − AS − slippage is ≥ 0 iff δ ≥ δ_min.
+
+    Units: all bps of the mid, per fill, one side (a depth / half-spread, not the
+    full bid–ask spread).  ``fee_bps`` may be negative (a maker rebate); the other
+    two must be ≥ 0.  The result can be ≤ 0 when a rebate exceeds the costs.
+
+    Source: ``derive_spread_floor()`` in the original notes ("δ_min = fee + AS +
+    latency_slippage").  (The background README notes that the original's *learned*
+    ``spread_floor_bps`` actually tracked mean adverse selection only; this is the
+    full floor.)
+    """
+    fee = _real("fee_bps", fee_bps)
+    adverse = _non_negative("adverse_selection_bps", adverse_selection_bps)
+    slip = _non_negative("latency_slippage_bps", latency_slippage_bps)
+    return fee + adverse + slip
+
+
+# ----------------------------------------------------------------------------- 3-4, 13. risk limits
+def sigma_daily_from_bps(sigma_bps: float, day_s: float = SECONDS_PER_DAY) -> float:
+    """Daily return volatility as a fraction: ``σ_daily = σ · √day_s · 1e-4``.
+
+    Units: ``sigma_bps`` bps/√s (the quoter's σ), ``day_s`` seconds per day (86 400 for
+    a 24 h market); result a fraction per day (0.03 = 3%).  Square-root-of-time
+    scaling of Brownian volatility.  A unit bridge for :func:`max_daily_loss`.
+    """
+    sigma = _non_negative("sigma_bps", sigma_bps)
+    day = _positive("day_s", day_s)
+    return sigma * math.sqrt(day) * 1e-4
+
+
+def max_daily_loss(account_value: float, kelly_fraction: float, sigma_daily: float) -> float:
+    """Daily loss limit: ``L = account × f × 2σ_daily``.
+
+    The Kelly-sized exposure f·account has a daily P&L standard deviation of about
+    f·account·σ_daily; a loss beyond two of those (a one-sided ~2.3% day under a
+    normal approximation) stops trading for the day.  ``f × 2σ_daily`` alone is the
+    limit as a fraction of the account (the original's ``max_daily_loss_fraction``).
+
+    Units: ``account_value`` quote currency (≥ 0); ``kelly_fraction`` f, the fraction
+    of the account deployed, in (0, 1] (the original's 0.25, ``QuoterConfig.kelly_fraction``);
+    ``sigma_daily`` the asset's daily return volatility as a fraction (≥ 0; see
+    :func:`sigma_daily_from_bps`).  Result: quote currency.
+
+    Source: ``derive_max_daily_loss()`` ("Kelly-scaled from account × f × 2σ") and
+    ``KillSwitchConfig::from_account_kelly()`` in the original notes.
+    """
+    account = _non_negative("account_value", account_value)
+    f = _real("kelly_fraction", kelly_fraction)
+    if not 0.0 < f <= 1.0:
+        raise ValueError(f"kelly_fraction must be in (0, 1], got {f}")
+    sigma = _non_negative("sigma_daily", sigma_daily)
+    return account * f * 2.0 * sigma
+
+
+def var99(sigma: float, horizon: float = 1.0) -> float:
+    """One-sided 99% value at risk of a zero-mean normal return: ``z₀.₉₉ · σ · √horizon``.
+
+    z₀.₉₉ = ``NormalDist().inv_cdf(0.99)`` = 2.3263478740408408 (:data:`Z_99`).
+    Units: ``sigma`` the return volatility per unit of time (a fraction, e.g. daily σ;
+    or bps per √unit, the result is then in bps); ``horizon`` in that unit of time
+    (> 0).  Result: a loss, in σ's unit (a fraction of the position's value).
+    Square-root-of-time scaling; drift ignored (negligible at these horizons).
+
+    Source: "VaR parameters" among the first-principles derivations of the original
+    notes (used by ``derive_max_drawdown()``).
+    """
+    sigma = _non_negative("sigma", sigma)
+    horizon = _positive("horizon", horizon)
+    return Z_99 * sigma * math.sqrt(horizon)
+
+
+def max_drawdown(var99_fraction: float, horizon_factor: float) -> float:
+    """Drawdown limit: ``DD = VaR₉₉ × horizon_factor``.
+
+    Units: ``var99_fraction`` the 99% VaR over one base period as a fraction of the
+    account (≥ 0, see :func:`var99`); ``horizon_factor`` dimensionless (> 0), the
+    scaling from the VaR period to the drawdown window — √N for an N-period window
+    by the square-root-of-time rule.  Result: a fraction of the account (a value ≥ 1
+    means the limit cannot bind before the account is gone).
+
+    Source: ``derive_max_drawdown()`` ("VaR_99 × horizon_factor") in the original notes.
+    """
+    v = _non_negative("var99_fraction", var99_fraction)
+    k = _positive("horizon_factor", horizon_factor)
+    return v * k
+
+
+def kill_switch_limits(
+    account_value: float, kelly_fraction: float, sigma_daily: float, drawdown_horizon_days: float = 5.0
+) -> dict[str, float]:
+    """Kill-switch limits derived from the account, the Kelly fraction and daily σ.
+
+    With f = ``kelly_fraction``, σ_d = ``sigma_daily`` (fraction per day),
+    H = ``drawdown_horizon_days``::
+
+        max_daily_loss_fraction = f · 2σ_d                         (:func:`max_daily_loss`)
+        max_drawdown_fraction   = VaR₉₉(f·σ_d, 1 day) · √H = z₀.₉₉ · f · σ_d · √H
+                                                                  (:func:`var99`, :func:`max_drawdown`)
+        max_daily_loss = account · max_daily_loss_fraction         [quote currency]
+        max_drawdown   = account · max_drawdown_fraction           [quote currency]
+
+    The drawdown limit is the 99% VaR of the Kelly-sized exposure over an H-day
+    window; since z₀.₉₉ > 2 it is never tighter than the daily limit for H ≥ 1.
+    H = 5 (a trading week) is this module's convention, not from the notes.
+
+    Units: ``account_value`` quote currency; ``kelly_fraction`` in (0, 1];
+    ``sigma_daily`` fraction per day; ``drawdown_horizon_days`` days (> 0).
+
+    Source: ``KillSwitchConfig::from_account_kelly()`` in the original notes.
+    """
+    account = _non_negative("account_value", account_value)
+    daily = max_daily_loss(account, kelly_fraction, sigma_daily)
+    f, sigma = float(kelly_fraction), float(sigma_daily)
+    horizon = _positive("drawdown_horizon_days", drawdown_horizon_days)
+    dd_fraction = max_drawdown(var99(f * sigma, 1.0), math.sqrt(horizon))
+    return {
+        "max_daily_loss": daily,
+        "max_daily_loss_fraction": f * 2.0 * sigma,
+        "max_drawdown": account * dd_fraction,
+        "max_drawdown_fraction": dd_fraction,
+    }
+
+
+# ----------------------------------------------------------------------------- 5. EWMA
+def ewma_alpha(half_life: float, dt: float = 1.0) -> float:
+    """EWMA weight of a new observation for a given half-life: ``α = 1 − 2^(−dt/h)``.
+
+    Convention: ``x ← α·y + (1 − α)·x``.  After n steps of dt an old observation's
+    weight is (1 − α)^n = 2^(−n·dt/h): it halves every h.  Same decay as the
+    estimators' forgetting ``evidence *= 2**(-dt/h)`` (``QuoterConfig.forgetting_half_life_s``).
+
+    Units: ``half_life`` and ``dt`` in the same unit — steps (dt = 1, the default) or
+    seconds for irregular updates; both > 0.  Result dimensionless, in (0, 1).
+
+    Source: ``derive_ewma_alpha()`` ("from target half-life") in the original notes.
+    """
+    h = _positive("half_life", half_life)
+    dt = _positive("dt", dt)
+    return -math.expm1(-math.log(2.0) * dt / h)
+
+
+def ewma_half_life(alpha: float, dt: float = 1.0) -> float:
+    """Inverse of :func:`ewma_alpha`: ``h = dt · ln 2 / (−ln(1 − α))``.
+
+    ``alpha`` in (0, 1) (weight of the new observation); result in dt's unit.
+    E.g. the original's "0.2 smoothing factor" for α_touch has h = 3.11 updates.
+    """
+    a = _open_unit("alpha", alpha)
+    dt = _positive("dt", dt)
+    return dt * math.log(2.0) / -math.log1p(-a)
+
+
+# ----------------------------------------------------------------------------- 6. Kalman
+def kalman_q_r(tick_volatility: float, spread: float) -> tuple[float, float]:
+    """Noise variances of a random-walk Kalman filter on the efficient price.
+
+    State x_t = x_{t−1} + w_t, w ~ N(0, Q); observation y_t = x_t + v_t (a mid or
+    trade price), v ~ (0, R)::
+
+        Q = tick_volatility²          (variance of the efficient price per step)
+        R = (spread/2)² / 3 = spread²/12
+
+    R is the variance of a uniform error on ±half-spread: an observed price lies
+    anywhere inside the bid–ask spread around the efficient price.  The original
+    notes say only "Q and R from tick volatility and spread"; this choice of R is
+    this module's.
+
+    Units: ``tick_volatility`` the standard deviation of the price change per
+    update step and ``spread`` the full bid–ask spread, in the same unit — a fraction
+    of the price (e.g. 2e-4 and 1e-3) or bps; both ≥ 0.  Result (Q, R) in that unit
+    squared (price fraction² or bps²).
+
+    Source: ``derive_kalman_noise()`` in the original notes.
+    """
+    vol = _non_negative("tick_volatility", tick_volatility)
+    s = _non_negative("spread", spread)
+    return vol * vol, (0.5 * s) ** 2 / 3.0
+
+
+# ----------------------------------------------------------------------------- 7. regimes
+def regime_hazard_rate(expected_duration: float) -> float:
+    """Regime switching hazard: ``λ = 1/E[duration]``.
+
+    A regime whose exit is memoryless (exponential duration, the continuous-time
+    analogue of the HMM's geometric duration) with mean E[D] leaves at rate 1/E[D].
+    Units: ``expected_duration`` seconds (> 0); result 1/s.
+
+    Source: ``derive_hazard_rate()`` in the original notes.
+    """
+    return 1.0 / _positive("expected_duration", expected_duration)
+
+
+def regime_sticky_diagonal(hazard_rate: float, bar_s: float) -> float:
+    """Probability of staying in the regime over one bar: ``p_stay = exp(−λ·bar)``.
+
+    The diagonal of the regime HMM's transition matrix (the sticky prior's mean
+    diagonal; DESIGN.md §4) for bars of ``bar_s`` seconds (default bar 10 s,
+    ``units.volatility_bar_s``).  For λ·bar ≪ 1, p_stay ≈ 1 − bar/E[D].
+
+    Units: ``hazard_rate`` 1/s (≥ 0), ``bar_s`` seconds (> 0); result a probability.
+
+    Source: ``regime_sticky_diagonal`` (Tier 3) and ``derive_hazard_rate()`` in the
+    original notes.
+    """
+    lam = _non_negative("hazard_rate", hazard_rate)
+    bar = _positive("bar_s", bar_s)
+    return math.exp(-lam * bar)
+
+
+# ----------------------------------------------------------------------------- 8-9. multipliers
+def toxic_hour_multiplier(toxic_as_bps: float, normal_as_bps: float, fee_bps: float) -> float:
+    """Spread multiplier for toxic hours: ``m = (AS_toxic + fee)/(AS_normal + fee)``.
+
+    The cost a fill must cover is fee + adverse selection (:func:`spread_floor_bps`
+    without slippage); in an hour whose AS is higher the spread scales by the ratio
+    of those costs.
+
+    Units: ``toxic_as_bps`` and ``normal_as_bps`` the mean adverse move per fill in
+    those hours (bps, ≥ 0); ``fee_bps`` bps per fill (negative = rebate).  Requires
+    AS_normal + fee > 0 and AS_toxic + fee ≥ 0.  Result dimensionless.
+
+    Source: ``derive_toxic_hour_multiplier()`` and ``calibrate_toxic_hours()`` in the
+    original notes.
+    """
+    toxic = _non_negative("toxic_as_bps", toxic_as_bps)
+    normal = _non_negative("normal_as_bps", normal_as_bps)
+    fee = _real("fee_bps", fee_bps)
+    if normal + fee <= 0:
+        raise ValueError(f"normal_as_bps + fee_bps must be > 0, got {normal} + {fee}")
+    if toxic + fee < 0:
+        raise ValueError(f"toxic_as_bps + fee_bps must be >= 0, got {toxic} + {fee}")
+    return (toxic + fee) / (normal + fee)
+
+
+def quote_latch_threshold_bps(fee_bps: float, slippage_bps: float) -> float:
+    """Requote hysteresis: ``θ = 2·(fee + slippage)``, clamped at 0.
+
+    A resting quote is kept ("latched") until its target price moves by more than θ.
+    Moving it is worth it only if the move exceeds what a trade on the wrong price
+    would cost on the way in and out: a round trip of two legs, each paying the fee
+    and the slippage.
+
+    Units: ``fee_bps`` bps per fill (negative = rebate); ``slippage_bps`` bps (≥ 0);
+    result bps (≥ 0: a rebate larger than the slippage means requote on any move).
+
+    Source: ``derive_quote_latch_threshold()`` ("2 × (fee + slippage)") in the
+    original notes.
+    """
+    fee = _real("fee_bps", fee_bps)
+    slip = _non_negative("slippage_bps", slippage_bps)
+    return max(0.0, 2.0 * (fee + slip))
+
+
+# ----------------------------------------------------------------------------- 10. ROC
+class RocThreshold(NamedTuple):
+    """Result of :func:`confidence_threshold_roc`."""
+
+    threshold: float  # predict positive iff score >= threshold (inf: never)
+    expected_cost: float  # (c_FP·FP + c_FN·FN)/n at that threshold, cost units per observation
+    tpr: float  # true-positive rate at that threshold (nan without positives)
+    fpr: float  # false-positive rate at that threshold (nan without negatives)
+
+
+def confidence_threshold_roc(scores, labels, cost_fp: float, cost_fn: float) -> RocThreshold:
+    """Score threshold minimising the empirical expected misclassification cost.
+
+    The rule is "positive iff score ≥ t".  Over every operating point of the
+    empirical ROC — t in the distinct scores, plus t = +inf (never positive) —
+    minimise::
+
+        cost(t) = (c_FP · FP(t) + c_FN · FN(t)) / n
+                = (c_FP · FPR(t) · N₋ + c_FN · (1 − TPR(t)) · N₊) / n
+
+    Ties (equal minimal cost, to 1e-12 relative): the **largest** threshold, i.e. the
+    fewest positive calls.  With calibrated probabilities as scores the population
+    optimum is t* = c_FP/(c_FP + c_FN) (Bayes decision rule; Elkan 2001, "The
+    foundations of cost-sensitive learning").
+
+    Units: ``scores`` any real, larger = more likely positive (1-D, finite);
+    ``labels`` 0/1 or bool (1 = positive, e.g. an informed fill), same length,
+    non-empty; ``cost_fp``, ``cost_fn`` ≥ 0 in any common unit (e.g. bps per
+    event).  Result: :class:`RocThreshold` (threshold in score units, expected cost in
+    cost units per observation).  O(n log n).
+
+    Source: ``derive_confidence_threshold()`` ("cost-sensitive ROC optimization") in
+    the original notes.
+    """
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels)
+    if s.ndim != 1 or s.size == 0:
+        raise ValueError(f"scores must be a non-empty 1-D array, got shape {s.shape}")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores must be finite")
+    if y.shape != s.shape:
+        raise ValueError(f"labels must have the shape of scores {s.shape}, got {y.shape}")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("labels must be 0/1 (or bool)")
+    c_fp = _non_negative("cost_fp", cost_fp)
+    c_fn = _non_negative("cost_fn", cost_fn)
+
+    pos = np.sort(s[y == 1])
+    neg = np.sort(s[y == 0])
+    n_pos, n_neg, n = pos.size, neg.size, s.size
+    thresholds = np.append(np.unique(s), np.inf)  # ascending
+    fn = np.searchsorted(pos, thresholds, side="left")  # positives with score < t
+    fp = n_neg - np.searchsorted(neg, thresholds, side="left")  # negatives with score >= t
+    cost = (c_fp * fp + c_fn * fn) / n
+    best = cost.min()
+    tol = 1e-12 * max(abs(best), (c_fp + c_fn) / n)
+    i = int(np.nonzero(cost <= best + tol)[0][-1])  # ties: the largest threshold
+    tpr = (n_pos - fn[i]) / n_pos if n_pos else math.nan
+    fpr = fp[i] / n_neg if n_neg else math.nan
+    return RocThreshold(float(thresholds[i]), float(cost[i]), float(tpr), float(fpr))
+
+
+# ----------------------------------------------------------------------------- 11. ladder spacing
+def depth_spacing_ratio(kappa: float, n_levels: int, first_depth_bps: float, intensity_ratio: float) -> float:
+    """Geometric ratio ρ of ladder depths from the fill-intensity curve A·e^(−κδ).
+
+    Market orders reach depth ≥ δ at rate λ(δ) = A·e^(−κδ) (DESIGN.md §4, kappa
+    model).  Asking each level to be filled ``intensity_ratio`` = r ∈ (0, 1) times as
+    often as the previous one, λ(δ_{k+1}) = r·λ(δ_k), gives a constant *additive* gap
+    δ_{k+1} − δ_k = ln(1/r)/κ.  The quoter's ladder is geometric, δ_k = δ₀·ρ^k
+    (``QuoterConfig.level_ratio``), so ρ is chosen to match the two ends of that
+    ladder — the first depth δ₀ (the GLFT half-spread) and the last,
+    δ₀ + (K−1)·ln(1/r)/κ, whose intensity is r^(K−1)·λ(δ₀)::
+
+        ρ = (1 + (K − 1)·ln(1/r)/(κ·δ₀))^(1/(K − 1))
+
+    For K = 2 this is the exact first gap, 1 + ln(1/r)/(κδ₀).  Inner levels of the
+    geometric ladder sit closer to the touch than the equal-intensity-ratio ones
+    (fill more often), the outer end matches.
+
+    Units: ``kappa`` 1/bps (> 0); ``n_levels`` K ≥ 2 (levels per side);
+    ``first_depth_bps`` δ₀ bps (> 0); ``intensity_ratio`` r in (0, 1).  Result
+    dimensionless, > 1.
+
+    Source: ``derive_depth_spacing_ratio()`` ("from fill intensity curve") and the
+    Tier 4 ``depth_spacing_ratio`` in the original notes.
+    """
+    kappa = _positive("kappa", kappa)
+    if isinstance(n_levels, bool) or int(n_levels) != n_levels or n_levels < 2:
+        raise ValueError(f"n_levels must be an integer >= 2, got {n_levels!r}")
+    k = int(n_levels)
+    d0 = _positive("first_depth_bps", first_depth_bps)
+    r = _open_unit("intensity_ratio", intensity_ratio)
+    gap = -math.log(r) / kappa
+    return (1.0 + (k - 1) * gap / d0) ** (1.0 / (k - 1))
+
+
+# ----------------------------------------------------------------------------- 12. reduce-only
+def reduce_only_threshold(margin_available: float, margin_per_unit: float, position_limit: float) -> float:
+    """|Inventory| at which quoting becomes reduce-only: ``min(M / m, q_max)``.
+
+    The position the margin can carry, M/m, capped by the hard limit q_max.  Past
+    it only the side that reduces |q| is quoted (``build_ladder``'s reduce-only rule,
+    which switches at ``QuoterConfig.max_position``: pass this value there).
+
+    Units: ``margin_available`` M, the margin that may back this asset's position,
+    quote currency (≥ 0; the account's allocation, not what is left after the
+    current position); ``margin_per_unit`` m, quote currency per base unit (> 0;
+    price/leverage with ``QuoterConfig.leverage``); ``position_limit`` q_max, base
+    units (> 0).  Result: base units.
+
+    Source: ``derive_reduce_only_threshold()`` ("from margin analysis") in the
+    original notes.
+    """
+    margin = _non_negative("margin_available", margin_available)
+    per_unit = _positive("margin_per_unit", margin_per_unit)
+    limit = _positive("position_limit", position_limit)
+    return min(margin / per_unit, limit)
