@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .power import tier_min_n
+
 __all__ = ["QuoterConfig"]
 
 Pos = Annotated[float, Field(gt=0)]
@@ -105,13 +107,26 @@ class QuoterConfig(BaseModel):
     """Ring buffer of fills awaiting their markout; the oldest is overwritten."""
     forgetting_half_life_s: Pos = 4 * 3600.0
     """Learned evidence halves every this many seconds (the original's 4 h staleness)."""
-    alpha_min_n: NonNeg = 100.0
-    """Tier 'pnl' (α): trusted after this many effective fills (the original's 100) …"""
+    alpha_min_n: NonNeg = float(tier_min_n("pnl"))
+    """Tier 'pnl' (α): a (regime, bucket) cell is trusted after this many effective
+    resolved fills (data alone) …  Default 170, the power analysis's "alpha" row
+    (:func:`mm_runtime.power.calibration_thresholds`): α_touch ≈ 0.15 to ±30 % at 90 %,
+    n = (1.6449/0.3)²·(0.85/0.15) − 1 = 169.35 → 170.  (The original system used 100,
+    which gives only ±39 % at 90 % for α = 0.15.)"""
     alpha_max_cv: Pos = 0.5
-    """… and a posterior cv at most this (the original's 0.5)."""
-    intensity_min_n: NonNeg = 30.0
-    """Tier 'intensity' (κ, A): trusted after this many effective arrivals …"""
+    """… and a posterior cv (prior included) at most this (the original's 0.5).  Not
+    the power analysis's target (its CV form is 0.30/1.6449 = 0.18): a backstop that,
+    once ``alpha_min_n`` fills are in, withholds trust only from cells with a tiny α
+    (cv = sqrt((1−α)/(α(a+b+1))) > 0.5 ⇔ α < 1/(1 + 0.25(a+b+1)), about 2 % at
+    a + b = 190), where the ±30 % target would ask for some 1,500 fills."""
+    intensity_min_n: NonNeg = float(tier_min_n("intensity"))
+    """Tier 'intensity' (κ, A): trusted after this many effective arrivals …  Default
+    68, the larger of the power analysis's rows "kappa" (κ to ±20 % at 90 %:
+    (1.6449/0.2)² = 67.64 → 68) and "arrival_rate" (A to ±30 % at 90 %: 31).  (The
+    previous default 30 gave κ only ±30 % at 90 %.)"""
     intensity_max_cv: Pos = 0.5
+    """… and a posterior cv 1/sqrt(shape) at most this: implied by the count once
+    a0 + n ≥ 4, so only a backstop (the targets' CV forms are 0.12 and 0.18)."""
 
     # ---- Quoter class (Python side) ---------------------------------------------
     reload_check_interval_s: NonNeg = 1.0

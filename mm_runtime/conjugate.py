@@ -18,7 +18,10 @@ Each family is a namespace class of pure, jit- and vmap-friendly functions over 
     Effective observations absorbed since the prior, and
     ``data_weight = n / (n + prior_strength)``.
 ``is_calibrated(post, prior, min_n, max_cv)``
-    ``n >= min_n`` and coefficient of variation ``std/|mean| <= max_cv``.
+    ``n >= min_n`` and coefficient of variation ``std/|mean| <= max_cv``.  To choose
+    them, :mod:`mm_runtime.power` gives the ``n`` for a target relative precision
+    (a half-width ``±r`` at confidence c is ``cv <= r/z_c``) per family, and the
+    quoter's thresholds (:func:`mm_runtime.power.calibration_thresholds`).
 ``forget(post, prior, dt, half_life)``
     Exponential forgetting toward the prior: the data part of the natural
     parameters (sufficient statistics) is multiplied by ``2**(-dt/half_life)``.

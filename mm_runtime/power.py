@@ -1,0 +1,390 @@
+"""Power analysis: how many observations a learned value needs before it is trusted.
+
+Each function answers "how many observations ``n`` until the estimate is within
+``±rel_precision`` (a fraction of the true value) with probability ``confidence``?"
+for one conjugate family of :mod:`mm_runtime.conjugate`, and its inverse "what
+relative precision do ``n`` observations give?".  :func:`calibration_thresholds`
+applies them to the quantities the live quoter learns and gives the ``min_n`` of
+``is_calibrated(min_n, max_cv)`` (wired into :class:`mm_runtime.config.QuoterConfig`).
+
+Definition used throughout (normal approximation of the posterior, two-sided)::
+
+    z · sd(posterior) <= rel_precision · mean      i.e.      cv <= rel_precision / z
+
+with ``z = Φ⁻¹((1 + confidence)/2)`` (:func:`z_value`) and ``cv = sd/mean`` the
+posterior coefficient of variation, the quantity ``is_calibrated`` tests.  So the
+Beta, Gamma and Normal ``n_*`` come in two forms: the half-width form ``n_*(…, rel_precision, confidence)``
+and the CV form ``n_*_for_cv(…, max_cv)``; the former is the latter at
+``max_cv = rel_precision / z``.  ``n`` is rounded up to an integer (a slack of
+1e-9 absorbs floating-point error, so ``n → precision → n`` round-trips) and
+floored at 0; the prior's pseudo-observations are subtracted (``prior_* = 0``: the
+data alone must reach the target, the conservative reading used for the table).
+
+====================  ========================================  ======================
+family                posterior cv after n observations         n for a target cv c
+====================  ========================================  ======================
+Beta (proportion p)   sqrt((1-p) / (p (n + s + 1)))              (1-p)/(p c²) - s - 1
+Gamma (rate)          1 / sqrt(a0 + n)       (n = events)        1/c² - a0
+Normal (mean)         cv1 / sqrt(n0 + n)     (cv1 = σ/μ of one)  (cv1/c)² - n0
+Hawkes baseline μ     1 / ((1-b) sqrt(n))    (n = all events)    1/(c (1-b))²
+====================  ========================================  ======================
+
+Sources: the Beta, Gamma and Normal posterior moments are the standard conjugate
+results (Gelman et al., *Bayesian Data Analysis*, 3rd ed., ch. 2; the same formulas
+as ``BetaBernoulli.std``, ``_GammaBase.cv``, ``NormalKnownVariance`` here); the
+sample-size-for-relative-precision algebra is the classical one (Cochran, *Sampling
+Techniques*, 3rd ed., §4.4: n = z²·S²/(r·Ȳ)²); the Hawkes count variance is
+Λ·T/(1-b)² for a long window (Hawkes & Oakes 1974 cluster representation; Bacry,
+Mastromatteo & Muzy 2015, *Hawkes processes in finance*, §3).  The original system's
+``PowerAnalysis`` (background notes, ``historical_calibrator.rs``) is the motivation;
+its formulas are not in the notes, so everything here is derived afresh.
+
+Only the standard library (``statistics.NormalDist`` for z; no scipy: see
+``tests/runtime/test_imports.py``).  Out-of-domain inputs raise ``ValueError``
+naming the argument.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+from typing import NamedTuple
+
+__all__ = [
+    "z_value",
+    "n_beta_proportion",
+    "n_beta_for_cv",
+    "cv_after_beta",
+    "rel_precision_after_beta",
+    "n_gamma_rate",
+    "n_gamma_for_cv",
+    "cv_after_gamma",
+    "rel_precision_after_gamma",
+    "exposure_for_events",
+    "n_normal_mean",
+    "n_normal_for_cv",
+    "cv_after_normal",
+    "rel_precision_after_normal",
+    "n_hawkes_baseline",
+    "cv_after_hawkes_baseline",
+    "Threshold",
+    "calibration_thresholds",
+    "tier_min_n",
+    "ALPHA_TOUCH_REF",
+    "HAWKES_BRANCHING_REF",
+    "ADVERSE_MOVE_CV_REF",
+]
+
+ALPHA_TOUCH_REF: float = 0.15
+"""α at the touch the table is sized for: the original system's ``kelly_alpha_touch``
+(and the first-bucket prior of ``example_bundle`` in the normal regime, ≈ 0.14)."""
+HAWKES_BRANCHING_REF: float = 0.4
+"""Branching ratio (spectral radius of the branching matrix) the Hawkes row assumes:
+``example_bundle``'s rows sum to 0.3 + 0.1 = 0.4."""
+ADVERSE_MOVE_CV_REF: float = 1.0
+"""sd/mean of one informed fill's adverse move: exceedances of a threshold are
+approximately exponential (generalised Pareto with shape 0; Pickands–Balkema–de Haan),
+cv = 1; the move itself (threshold + excess) has cv < 1, so 1 is conservative."""
+
+_SLACK = 1e-9  # ceil(170.00000000003) (float error) must be 170, not 171
+
+
+# ----------------------------------------------------------------------------- checks
+def _real(name: str, x) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real scalar, got {x!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    return v
+
+
+def _positive(name: str, x) -> float:
+    v = _real(name, x)
+    if not v > 0:
+        raise ValueError(f"{name} must be > 0, got {v}")
+    return v
+
+
+def _nonneg(name: str, x) -> float:
+    v = _real(name, x)
+    if not v >= 0:
+        raise ValueError(f"{name} must be >= 0, got {v}")
+    return v
+
+
+def _unit(name: str, x) -> float:
+    v = _real(name, x)
+    if not 0 < v < 1:
+        raise ValueError(f"{name} must be in (0, 1), got {v}")
+    return v
+
+
+def _ceil(x: float) -> int:
+    """Round a required count up (slack 1e-9·max(1, |x|) for float error), floored at 0."""
+    return max(0, math.ceil(x - _SLACK * max(1.0, abs(x))))
+
+
+def z_value(confidence: float = 0.95) -> float:
+    """Two-sided standard-normal quantile ``z = Φ⁻¹((1 + confidence)/2)``.
+
+    0.90 → 1.6449, 0.95 → 1.9600, 0.99 → 2.5758 (``statistics.NormalDist``)."""
+    c = _unit("confidence", confidence)
+    return NormalDist().inv_cdf(0.5 + 0.5 * c)
+
+
+def _target_cv(rel_precision, confidence) -> float:
+    r = _positive("rel_precision", rel_precision)
+    return r / z_value(confidence)
+
+
+# ----------------------------------------------------------------------------- Beta
+def cv_after_beta(n: float, p: float, prior_strength: float = 0.0) -> float:
+    """Posterior cv of a proportion after ``n`` Bernoulli observations.
+
+    ``cv = sqrt((1-p) / (p·(n + s + 1)))``: a Beta(a, b) with mean ``p`` and
+    ``a + b = s + n`` has variance ``p(1-p)/(a+b+1)`` (BDA3 §2.4; ``BetaBernoulli.std``).
+    ``n`` counts observations (fills; soft updates count fractionally), ``s`` is the
+    prior's pseudo-observations ``a0 + b0``; ``p`` the proportion the cell is at.
+    Dimensionless."""
+    p = _unit("p", p)
+    total = _nonneg("n", n) + _nonneg("prior_strength", prior_strength) + 1.0
+    return math.sqrt((1.0 - p) / (p * total))
+
+
+def rel_precision_after_beta(n: float, p: float, confidence: float = 0.95, prior_strength: float = 0.0) -> float:
+    """Relative half-width ``z·cv_after_beta(n, p, s)`` reached after ``n`` observations:
+    the estimate is within ``±(this)·p`` of ``p`` with probability ``confidence``."""
+    return z_value(confidence) * cv_after_beta(n, p, prior_strength)
+
+
+def n_beta_for_cv(p: float, max_cv: float, prior_strength: float = 0.0) -> int:
+    """Observations until the Beta posterior cv is at most ``max_cv`` (CV form).
+
+    ``n = ceil((1-p)/(p·max_cv²) - s - 1)`` (:func:`cv_after_beta` solved for n),
+    floored at 0.  Small ``p`` needs many more: n ∝ (1-p)/p."""
+    p = _unit("p", p)
+    c = _positive("max_cv", max_cv)
+    s = _nonneg("prior_strength", prior_strength)
+    return _ceil((1.0 - p) / (p * c * c) - s - 1.0)
+
+
+def n_beta_proportion(p: float, rel_precision: float, confidence: float = 0.95, prior_strength: float = 0.0) -> int:
+    """Bernoulli observations needed to estimate a proportion ``p`` to ``±rel_precision·p``
+    at ``confidence`` (two-sided).
+
+    Definition: the posterior half-width ``z·sqrt(p(1-p)/(n + s + 1)) <= rel_precision·p``,
+    z = :func:`z_value`, so ``n = ceil((z/rel)²·(1-p)/p - s - 1)`` with ``s =
+    prior_strength`` (the prior's pseudo-observations a0 + b0, subtracted).  With s = 0
+    this is the Wald sample size ``(z/rel)²(1-p)/p`` minus one (the Beta posterior's
+    ``+1``).  Units: ``n`` counts observations (for α: resolved fills in one
+    regime × depth-bucket cell).
+
+    Example: p = 0.15, ±30 % at 90 %: (1.6449/0.3)² = 30.06; × 0.85/0.15 = 170.35;
+    − 1 = 169.35 → 170 fills."""
+    return n_beta_for_cv(p, _target_cv(rel_precision, confidence), prior_strength)
+
+
+# ----------------------------------------------------------------------------- Gamma
+def cv_after_gamma(n: float, prior_shape: float = 0.0) -> float:
+    """Posterior cv of a Gamma–Poisson / Gamma–Exponential rate after ``n`` events.
+
+    ``cv = 1/sqrt(a0 + n)``: Gamma(shape, rate) has cv ``1/sqrt(shape)`` and each event
+    (Poisson count or exponential observation) adds 1 to the shape (``_GammaBase.cv``).
+    ``n`` counts EVENTS, not exposure: the exposure only sets the mean.  Needs
+    ``a0 + n > 0``."""
+    total = _nonneg("n", n) + _nonneg("prior_shape", prior_shape)
+    if not total > 0:
+        raise ValueError("n + prior_shape must be > 0")
+    return 1.0 / math.sqrt(total)
+
+
+def rel_precision_after_gamma(n: float, confidence: float = 0.95, prior_shape: float = 0.0) -> float:
+    """Relative half-width ``z/sqrt(a0 + n)`` of a rate after ``n`` events."""
+    return z_value(confidence) * cv_after_gamma(n, prior_shape)
+
+
+def n_gamma_for_cv(max_cv: float, prior_shape: float = 0.0) -> int:
+    """Events until the Gamma posterior cv is at most ``max_cv``: ``ceil(1/max_cv² - a0)``."""
+    c = _positive("max_cv", max_cv)
+    return _ceil(1.0 / (c * c) - _nonneg("prior_shape", prior_shape))
+
+
+def n_gamma_rate(rel_precision: float, confidence: float = 0.95, prior_shape: float = 0.0) -> int:
+    """Events needed to estimate a rate (Gamma–Poisson arrival rate, Gamma–Exponential
+    κ) to ``±rel_precision`` relative at ``confidence``.
+
+    ``z/sqrt(a0 + n) <= rel``  ⇒  ``n = ceil((z/rel)² - a0)``, ``a0 = prior_shape``
+    (pseudo-events, subtracted).  ``n`` counts events (arrivals; for κ, observed sweep
+    depths), whatever the exposure; the exposure that brings them is
+    :func:`exposure_for_events` ``= n/rate``.  The rate's value does not enter.
+
+    Example: ±20 % at 90 %: (1.6449/0.2)² = 67.64 → 68 events; at 95 %:
+    (1.9600/0.2)² = 96.04 → 97."""
+    return n_gamma_for_cv(_target_cv(rel_precision, confidence), prior_shape)
+
+
+def exposure_for_events(n_events: float, rate: float) -> float:
+    """Expected exposure until ``n_events`` events of a Poisson process: ``n/rate``
+    (seconds when ``rate`` is per second)."""
+    return _nonneg("n_events", n_events) / _positive("rate", rate)
+
+
+# ----------------------------------------------------------------------------- Normal
+def cv_after_normal(n: float, sigma_over_mean: float, prior_n: float = 0.0) -> float:
+    """Posterior cv of a mean after ``n`` observations of known per-observation cv.
+
+    ``cv = cv1/sqrt(n0 + n)``, ``cv1 = sigma_over_mean`` = σ/|μ| of ONE observation:
+    the posterior variance of a Normal mean with known variance is σ²/(n0 + n)
+    (BDA3 §2.5; ``NormalKnownVariance.strength = obs_var/var = n0``)."""
+    cv1 = _positive("sigma_over_mean", sigma_over_mean)
+    total = _nonneg("n", n) + _nonneg("prior_n", prior_n)
+    if not total > 0:
+        raise ValueError("n + prior_n must be > 0")
+    return cv1 / math.sqrt(total)
+
+
+def rel_precision_after_normal(
+    n: float, sigma_over_mean: float, confidence: float = 0.95, prior_n: float = 0.0
+) -> float:
+    """Relative half-width ``z·cv1/sqrt(n0 + n)`` of a mean after ``n`` observations."""
+    return z_value(confidence) * cv_after_normal(n, sigma_over_mean, prior_n)
+
+
+def n_normal_for_cv(sigma_over_mean: float, max_cv: float, prior_n: float = 0.0) -> int:
+    """Observations until the mean's posterior cv is at most ``max_cv``:
+    ``ceil((cv1/max_cv)² - n0)``."""
+    cv1 = _positive("sigma_over_mean", sigma_over_mean)
+    c = _positive("max_cv", max_cv)
+    return _ceil((cv1 / c) ** 2 - _nonneg("prior_n", prior_n))
+
+
+def n_normal_mean(sigma_over_mean: float, rel_precision: float, confidence: float = 0.95, prior_n: float = 0.0) -> int:
+    """Observations needed to estimate a mean to ``±rel_precision`` relative at
+    ``confidence`` (Cochran §4.4).
+
+    ``z·cv1/sqrt(n0 + n) <= rel``  ⇒  ``n = ceil((z·cv1/rel)² - n0)``, ``cv1 =
+    sigma_over_mean`` (σ/|μ| of one observation, dimensionless), ``n0 = prior_n``
+    (subtracted).  Normal approximation: for skewed observations it holds by the CLT
+    once n is moderate (tens).
+
+    Example: cv1 = 1, ±30 % at 90 %: (1.6449·1/0.3)² = 30.06 → 31."""
+    return n_normal_for_cv(sigma_over_mean, _target_cv(rel_precision, confidence), prior_n)
+
+
+# ----------------------------------------------------------------------------- Hawkes
+def cv_after_hawkes_baseline(n_events: float, branching_ratio: float = 0.0) -> float:
+    """Relative sd of the Hawkes baseline μ after ``n_events`` events (all events,
+    immigrants and offspring), branching ratio ``b`` taken as known.
+
+    Over a window T long against the kernel, a Hawkes count has variance
+    ``Λ·T/(1-b)²`` (cluster representation: clusters of mean size 1/(1-b) arrive as
+    a Poisson process; Hawkes & Oakes 1974), so Λ̂ = N/T has relative sd
+    ``1/((1-b)·sqrt(N))``, and μ̂ = (1-b)·Λ̂ the same.  The maximum-likelihood μ̂ with
+    a known kernel does no worse (its Fisher information T·E[1/λ] >= T/Λ); with the
+    kernel estimated too it does worse, so this is a lower bound on the events
+    needed.  For a multivariate process, ``b`` = the spectral radius of the branching
+    matrix over-states each component's variance (conservative)."""
+    n = _positive("n_events", n_events)
+    b = _real("branching_ratio", branching_ratio)
+    if not 0 <= b < 1:
+        raise ValueError(f"branching_ratio must be in [0, 1), got {b}")
+    return 1.0 / ((1.0 - b) * math.sqrt(n))
+
+
+def n_hawkes_baseline(rel_precision: float, confidence: float = 0.95, branching_ratio: float = 0.0) -> int:
+    """Events (all of them) needed to estimate a Hawkes baseline to ``±rel_precision``
+    at ``confidence``: ``n = ceil((z/rel)² / (1-b)²)`` (:func:`cv_after_hawkes_baseline`
+    solved for n).  b = 0 is the Poisson rate (:func:`n_gamma_rate` with no prior).
+
+    Example: ±30 % at 90 %, b = 0.4: 30.06/0.36 = 83.5 → 84 events."""
+    c = _target_cv(rel_precision, confidence)
+    b = _real("branching_ratio", branching_ratio)
+    if not 0 <= b < 1:
+        raise ValueError(f"branching_ratio must be in [0, 1), got {b}")
+    return _ceil(1.0 / (c * (1.0 - b)) ** 2)
+
+
+# ----------------------------------------------------------------------------- the table
+class Threshold(NamedTuple):
+    """One row of :func:`calibration_thresholds`."""
+
+    quantity: str
+    """Learned value (``Estimates`` / bundle parameter name)."""
+    family: str
+    """Conjugate family (``beta``, ``gamma``, ``normal``, ``hawkes``)."""
+    target: str
+    """The precision target in words."""
+    rel_precision: float
+    confidence: float
+    min_n: int
+    """Observations needed, data alone (prior pseudo-observations not credited)."""
+    max_cv: float
+    """The same target in CV form, ``rel_precision / z`` (the posterior cv it means)."""
+    counts: str
+    """What ``min_n`` counts, per cell."""
+    tier: str | None
+    """Calibration tier of ``mm_runtime.estimators`` gated by it; None = not learned online."""
+
+
+def calibration_thresholds() -> dict[str, Threshold]:
+    """Recommended ``min_n`` per learned quantity of the live quoter.
+
+    Derivations (z₀.₉₀ = 1.6449, two-sided; data alone, no prior credit: the gate
+    decides when the data may replace the prior, so it should not lean on it):
+
+    * ``alpha`` — α[regime, bucket], Beta–Bernoulli, tier ``pnl``.  Target (issue #7):
+      α_touch ≈ 0.15 (:data:`ALPHA_TOUCH_REF`) to ±30 % at 90 %, i.e. ±0.045.  For
+      scale: Kelly's edge E = (1-α)·SC − α·AS changes sign at α* = SC/(SC + AS); with
+      SC = AS/4 (α* = 0.2) the upper end 0.195 still gives E > 0.
+      n = (1.6449/0.3)²·(0.85/0.15) − 1 = 30.06·5.667 − 1 = 169.35 → **170** fills per
+      cell.  Deeper buckets (smaller α) need more for the same *relative* precision
+      (n ∝ (1-p)/p, :func:`n_beta_proportion`), but their α error moves E less; the
+      gate uses the touch's n for every bucket.
+    * ``kappa`` — κ[regime, side], Gamma–Exponential, tier ``intensity``.  Target ±20 %
+      at 90 %: the GLFT half-spread term c1 = ln(1 + ξΔ/κ)/(ξΔ) ≈ 1/κ, so κ's
+      relative error passes one-for-one to the spread.
+      n = (1.6449/0.2)² = 67.64 → **68** arrivals (observed sweep depths).
+    * ``arrival_rate`` — A[regime, side], Gamma–Poisson, tier ``intensity``.  Target
+      ±30 % at 90 %: A enters GLFT only through c2 ∝ A^(-1/2), so ±30 % on A is about
+      ±15 % on the inventory term.  n = (1.6449/0.3)² = 30.06 → **31** arrivals
+      (exposure ≈ 31/A: 62 s at 0.5/s).
+    * ``hawkes_baseline`` — μ[regime, side], not learned online (the bundle's means;
+      a fit-time check).  Same target as A (it replaces A when ``use_hawkes_intensity``):
+      ±30 % at 90 % with branching ratio 0.4 (:data:`HAWKES_BRANCHING_REF`):
+      n = 30.06/(1 − 0.4)² = 83.5 → **84** events per (regime, side).
+    * ``adverse_move`` — E[adverse move | informed fill] (``adverse_move_bps``), mean of
+      roughly exponential moves (cv1 = 1, :data:`ADVERSE_MOVE_CV_REF`), not learned
+      online (fit-time check).  Target ±30 % at 90 %, like α (AS multiplies α in E):
+      n = (1.6449·1/0.3)² = 30.06 → **31** informed fills (≈ 31/0.15 ≈ 207 fills).
+
+    The ``intensity`` tier gates κ and A with one ``min_n``: the larger, 68
+    (:func:`tier_min_n`).  ``max_cv`` in each row is ``rel_precision / z``: 0.1824
+    (±30 % at 90 %) and 0.1216 (±20 % at 90 %).
+    """
+    z90 = 0.90
+    rows = [
+        Threshold("alpha", "beta", f"alpha_touch ~ {ALPHA_TOUCH_REF} to ±30% at 90%", 0.30, z90,
+                  n_beta_proportion(ALPHA_TOUCH_REF, 0.30, z90), 0.0, "resolved fills per (regime, bucket)", "pnl"),
+        Threshold("kappa", "gamma", "kappa to ±20% at 90%", 0.20, z90,
+                  n_gamma_rate(0.20, z90), 0.0, "arrivals (sweep depths) per (regime, side)", "intensity"),
+        Threshold("arrival_rate", "gamma", "arrival rate A to ±30% at 90%", 0.30, z90,
+                  n_gamma_rate(0.30, z90), 0.0, "arrivals per (regime, side)", "intensity"),
+        Threshold("hawkes_baseline", "hawkes",
+                  f"Hawkes baseline mu to ±30% at 90%, branching ratio {HAWKES_BRANCHING_REF}", 0.30, z90,
+                  n_hawkes_baseline(0.30, z90, HAWKES_BRANCHING_REF), 0.0, "events per (regime, side)", None),
+        Threshold("adverse_move", "normal",
+                  f"mean adverse move to ±30% at 90%, per-fill cv {ADVERSE_MOVE_CV_REF}", 0.30, z90,
+                  n_normal_mean(ADVERSE_MOVE_CV_REF, 0.30, z90), 0.0, "informed fills", None),
+    ]
+    return {r.quantity: r._replace(max_cv=r.rel_precision / z_value(r.confidence)) for r in rows}
+
+
+def tier_min_n(tier: str) -> int:
+    """``min_n`` of a calibration tier (``pnl``, ``intensity``): the largest row of
+    :func:`calibration_thresholds` in it (one gate serves all its quantities)."""
+    ns = [r.min_n for r in calibration_thresholds().values() if r.tier == tier]
+    if not ns:
+        raise ValueError(f"tier must be one of 'pnl', 'intensity', got {tier!r}")
+    return max(ns)
