@@ -328,7 +328,7 @@ def test_several_assets_thin_borrows_strength():
                          branching=((0.25, 0.1), (0.05, 0.2)), decay=1.2,
                          regime_path=regime_path(rng, 240), asset="THIN")
     obs = H.combine(H.simulate(liquid, 1), H.simulate(thin, 2))
-    cfg = SamplerConfig(sampler="nutpie", draws=250, tune=300, chains=2, cores=1, seed=2, progressbar=False)
+    cfg = SamplerConfig(sampler="nutpie", draws=200, tune=200, chains=2, cores=1, seed=2, progressbar=False)
     idata = H.fit(obs, cfg)
     post = idata.posterior
     assert list(post["hawkes_baseline"].coords["asset"].values) == ["LIQ", "THIN"]
