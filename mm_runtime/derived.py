@@ -44,6 +44,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from . import _checks as _c
 from .ladder import glft_quote
 
 __all__ = [
@@ -73,38 +74,6 @@ Z_99: float = NormalDist().inv_cdf(0.99)
 """One-sided 99% standard-normal quantile, 2.3263478740408408."""
 
 SECONDS_PER_DAY = 86_400.0
-
-
-# ----------------------------------------------------------------------------- checks
-def _real(name: str, x) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real scalar, got {x!r}") from None
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {v}")
-    return v
-
-
-def _positive(name: str, x) -> float:
-    v = _real(name, x)
-    if v <= 0:
-        raise ValueError(f"{name} must be > 0, got {v}")
-    return v
-
-
-def _non_negative(name: str, x) -> float:
-    v = _real(name, x)
-    if v < 0:
-        raise ValueError(f"{name} must be >= 0, got {v}")
-    return v
-
-
-def _open_unit(name: str, x) -> float:
-    v = _real(name, x)
-    if not 0.0 < v < 1.0:
-        raise ValueError(f"{name} must be in (0, 1), got {v}")
-    return v
 
 
 # ----------------------------------------------------------------------------- 1. GLFT γ
@@ -166,16 +135,16 @@ def gamma_for_target_spread(
     Avellaneda–Stoikov spread); the quoter uses GLFT's horizon-free asymptotic
     quotes, so there is no T here: Δ and ξ take its place.
     """
-    target = _positive("target_half_spread_bps", target_half_spread_bps)
-    A = _positive("A", A)
-    kappa = _positive("kappa", kappa)
-    sigma = _positive("sigma", sigma)
-    delta = _positive("delta", delta)
+    target = _c.positive("target_half_spread_bps", target_half_spread_bps)
+    A = _c.positive("A", A)
+    kappa = _c.positive("kappa", kappa)
+    sigma = _c.positive("sigma", sigma)
+    delta = _c.positive("delta", delta)
     if root not in ("smallest", "largest"):
         raise ValueError(f"root must be 'smallest' or 'largest', got {root!r}")
 
     if xi is not None:
-        xi = _positive("xi", xi)
+        xi = _c.positive("xi", xi)
         c1 = float(_h(A, kappa, 0.0, 1.0, xi, delta))  # σ = 0 leaves only c1
         slope = float(_h(A, kappa, sigma, 1.0, xi, delta)) - c1  # (Δ/2)·σ·c2 at γ = 1
         if target <= c1:
@@ -234,9 +203,9 @@ def latency_slippage_bps(sigma_bps: float, latency_s: float, z: float = 1.0) -> 
     Source: the "latency_slippage" term of ``derive_spread_floor()`` in the original
     notes, which name it without a formula; this Brownian scaling is this module's.
     """
-    sigma = _non_negative("sigma_bps", sigma_bps)
-    latency = _non_negative("latency_s", latency_s)
-    z = _non_negative("z", z)
+    sigma = _c.non_negative("sigma_bps", sigma_bps)
+    latency = _c.non_negative("latency_s", latency_s)
+    z = _c.non_negative("z", z)
     return z * sigma * math.sqrt(latency)
 
 
@@ -256,9 +225,9 @@ def spread_floor_bps(fee_bps: float, adverse_selection_bps: float, latency_slipp
     ``spread_floor_bps`` actually tracked mean adverse selection only; this is the
     full floor.)
     """
-    fee = _real("fee_bps", fee_bps)
-    adverse = _non_negative("adverse_selection_bps", adverse_selection_bps)
-    slip = _non_negative("latency_slippage_bps", latency_slippage_bps)
+    fee = _c.real("fee_bps", fee_bps)
+    adverse = _c.non_negative("adverse_selection_bps", adverse_selection_bps)
+    slip = _c.non_negative("latency_slippage_bps", latency_slippage_bps)
     return fee + adverse + slip
 
 
@@ -270,8 +239,8 @@ def sigma_daily_from_bps(sigma_bps: float, day_s: float = SECONDS_PER_DAY) -> fl
     a 24 h market); result a fraction per day (0.03 = 3%).  Square-root-of-time
     scaling of Brownian volatility.  A unit bridge for :func:`max_daily_loss`.
     """
-    sigma = _non_negative("sigma_bps", sigma_bps)
-    day = _positive("day_s", day_s)
+    sigma = _c.non_negative("sigma_bps", sigma_bps)
+    day = _c.positive("day_s", day_s)
     return sigma * math.sqrt(day) * 1e-4
 
 
@@ -291,11 +260,11 @@ def max_daily_loss(account_value: float, kelly_fraction: float, sigma_daily: flo
     Source: ``derive_max_daily_loss()`` ("Kelly-scaled from account × f × 2σ") and
     ``KillSwitchConfig::from_account_kelly()`` in the original notes.
     """
-    account = _non_negative("account_value", account_value)
-    f = _real("kelly_fraction", kelly_fraction)
+    account = _c.non_negative("account_value", account_value)
+    f = _c.real("kelly_fraction", kelly_fraction)
     if not 0.0 < f <= 1.0:
         raise ValueError(f"kelly_fraction must be in (0, 1], got {f}")
-    sigma = _non_negative("sigma_daily", sigma_daily)
+    sigma = _c.non_negative("sigma_daily", sigma_daily)
     return account * f * 2.0 * sigma
 
 
@@ -311,8 +280,8 @@ def var99(sigma: float, horizon: float = 1.0) -> float:
     Source: "VaR parameters" among the first-principles derivations of the original
     notes (used by ``derive_max_drawdown()``).
     """
-    sigma = _non_negative("sigma", sigma)
-    horizon = _positive("horizon", horizon)
+    sigma = _c.non_negative("sigma", sigma)
+    horizon = _c.positive("horizon", horizon)
     return Z_99 * sigma * math.sqrt(horizon)
 
 
@@ -327,8 +296,8 @@ def max_drawdown(var99_fraction: float, horizon_factor: float) -> float:
 
     Source: ``derive_max_drawdown()`` ("VaR_99 × horizon_factor") in the original notes.
     """
-    v = _non_negative("var99_fraction", var99_fraction)
-    k = _positive("horizon_factor", horizon_factor)
+    v = _c.non_negative("var99_fraction", var99_fraction)
+    k = _c.positive("horizon_factor", horizon_factor)
     return v * k
 
 
@@ -355,10 +324,10 @@ def kill_switch_limits(
 
     Source: ``KillSwitchConfig::from_account_kelly()`` in the original notes.
     """
-    account = _non_negative("account_value", account_value)
+    account = _c.non_negative("account_value", account_value)
     daily = max_daily_loss(account, kelly_fraction, sigma_daily)
     f, sigma = float(kelly_fraction), float(sigma_daily)
-    horizon = _positive("drawdown_horizon_days", drawdown_horizon_days)
+    horizon = _c.positive("drawdown_horizon_days", drawdown_horizon_days)
     dd_fraction = max_drawdown(var99(f * sigma, 1.0), math.sqrt(horizon))
     return {
         "max_daily_loss": daily,
@@ -381,8 +350,8 @@ def ewma_alpha(half_life: float, dt: float = 1.0) -> float:
 
     Source: ``derive_ewma_alpha()`` ("from target half-life") in the original notes.
     """
-    h = _positive("half_life", half_life)
-    dt = _positive("dt", dt)
+    h = _c.positive("half_life", half_life)
+    dt = _c.positive("dt", dt)
     return -math.expm1(-math.log(2.0) * dt / h)
 
 
@@ -392,8 +361,8 @@ def ewma_half_life(alpha: float, dt: float = 1.0) -> float:
     ``alpha`` in (0, 1) (weight of the new observation); result in dt's unit.
     E.g. the original's "0.2 smoothing factor" for α_touch has h = 3.11 updates.
     """
-    a = _open_unit("alpha", alpha)
-    dt = _positive("dt", dt)
+    a = _c.open_unit("alpha", alpha)
+    dt = _c.positive("dt", dt)
     return dt * math.log(2.0) / -math.log1p(-a)
 
 
@@ -419,8 +388,8 @@ def kalman_q_r(tick_volatility: float, spread: float) -> tuple[float, float]:
 
     Source: ``derive_kalman_noise()`` in the original notes.
     """
-    vol = _non_negative("tick_volatility", tick_volatility)
-    s = _non_negative("spread", spread)
+    vol = _c.non_negative("tick_volatility", tick_volatility)
+    s = _c.non_negative("spread", spread)
     return vol * vol, (0.5 * s) ** 2 / 3.0
 
 
@@ -434,7 +403,7 @@ def regime_hazard_rate(expected_duration: float) -> float:
 
     Source: ``derive_hazard_rate()`` in the original notes.
     """
-    return 1.0 / _positive("expected_duration", expected_duration)
+    return 1.0 / _c.positive("expected_duration", expected_duration)
 
 
 def regime_sticky_diagonal(hazard_rate: float, bar_s: float) -> float:
@@ -449,8 +418,8 @@ def regime_sticky_diagonal(hazard_rate: float, bar_s: float) -> float:
     Source: ``regime_sticky_diagonal`` (Tier 3) and ``derive_hazard_rate()`` in the
     original notes.
     """
-    lam = _non_negative("hazard_rate", hazard_rate)
-    bar = _positive("bar_s", bar_s)
+    lam = _c.non_negative("hazard_rate", hazard_rate)
+    bar = _c.positive("bar_s", bar_s)
     return math.exp(-lam * bar)
 
 
@@ -469,9 +438,9 @@ def toxic_hour_multiplier(toxic_as_bps: float, normal_as_bps: float, fee_bps: fl
     Source: ``derive_toxic_hour_multiplier()`` and ``calibrate_toxic_hours()`` in the
     original notes.
     """
-    toxic = _non_negative("toxic_as_bps", toxic_as_bps)
-    normal = _non_negative("normal_as_bps", normal_as_bps)
-    fee = _real("fee_bps", fee_bps)
+    toxic = _c.non_negative("toxic_as_bps", toxic_as_bps)
+    normal = _c.non_negative("normal_as_bps", normal_as_bps)
+    fee = _c.real("fee_bps", fee_bps)
     if normal + fee <= 0:
         raise ValueError(f"normal_as_bps + fee_bps must be > 0, got {normal} + {fee}")
     if toxic + fee < 0:
@@ -493,8 +462,8 @@ def quote_latch_threshold_bps(fee_bps: float, slippage_bps: float) -> float:
     Source: ``derive_quote_latch_threshold()`` ("2 × (fee + slippage)") in the
     original notes.
     """
-    fee = _real("fee_bps", fee_bps)
-    slip = _non_negative("slippage_bps", slippage_bps)
+    fee = _c.real("fee_bps", fee_bps)
+    slip = _c.non_negative("slippage_bps", slippage_bps)
     return max(0.0, 2.0 * (fee + slip))
 
 
@@ -542,8 +511,8 @@ def confidence_threshold_roc(scores, labels, cost_fp: float, cost_fn: float) -> 
         raise ValueError(f"labels must have the shape of scores {s.shape}, got {y.shape}")
     if not np.all((y == 0) | (y == 1)):
         raise ValueError("labels must be 0/1 (or bool)")
-    c_fp = _non_negative("cost_fp", cost_fp)
-    c_fn = _non_negative("cost_fn", cost_fn)
+    c_fp = _c.non_negative("cost_fp", cost_fp)
+    c_fn = _c.non_negative("cost_fn", cost_fn)
 
     pos = np.sort(s[y == 1])
     neg = np.sort(s[y == 0])
@@ -585,12 +554,12 @@ def depth_spacing_ratio(kappa: float, n_levels: int, first_depth_bps: float, int
     Source: ``derive_depth_spacing_ratio()`` ("from fill intensity curve") and the
     Tier 4 ``depth_spacing_ratio`` in the original notes.
     """
-    kappa = _positive("kappa", kappa)
+    kappa = _c.positive("kappa", kappa)
     if isinstance(n_levels, bool) or int(n_levels) != n_levels or n_levels < 2:
         raise ValueError(f"n_levels must be an integer >= 2, got {n_levels!r}")
     k = int(n_levels)
-    d0 = _positive("first_depth_bps", first_depth_bps)
-    r = _open_unit("intensity_ratio", intensity_ratio)
+    d0 = _c.positive("first_depth_bps", first_depth_bps)
+    r = _c.open_unit("intensity_ratio", intensity_ratio)
     gap = -math.log(r) / kappa
     return (1.0 + (k - 1) * gap / d0) ** (1.0 / (k - 1))
 
@@ -612,7 +581,7 @@ def reduce_only_threshold(margin_available: float, margin_per_unit: float, posit
     Source: ``derive_reduce_only_threshold()`` ("from margin analysis") in the
     original notes.
     """
-    margin = _non_negative("margin_available", margin_available)
-    per_unit = _positive("margin_per_unit", margin_per_unit)
-    limit = _positive("position_limit", position_limit)
+    margin = _c.non_negative("margin_available", margin_available)
+    per_unit = _c.positive("margin_per_unit", margin_per_unit)
+    limit = _c.positive("position_limit", position_limit)
     return min(margin / per_unit, limit)

@@ -50,6 +50,8 @@ import math
 from statistics import NormalDist
 from typing import NamedTuple
 
+from . import _checks as _c
+
 __all__ = [
     "z_value",
     "n_beta_proportion",
@@ -90,37 +92,6 @@ _SLACK = 1e-9  # ceil(170.00000000003) (float error) must be 170, not 171
 
 
 # ----------------------------------------------------------------------------- checks
-def _real(name: str, x) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real scalar, got {x!r}") from None
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {v}")
-    return v
-
-
-def _positive(name: str, x) -> float:
-    v = _real(name, x)
-    if not v > 0:
-        raise ValueError(f"{name} must be > 0, got {v}")
-    return v
-
-
-def _nonneg(name: str, x) -> float:
-    v = _real(name, x)
-    if not v >= 0:
-        raise ValueError(f"{name} must be >= 0, got {v}")
-    return v
-
-
-def _unit(name: str, x) -> float:
-    v = _real(name, x)
-    if not 0 < v < 1:
-        raise ValueError(f"{name} must be in (0, 1), got {v}")
-    return v
-
-
 def _ceil(x: float) -> int:
     """Round a required count up (slack 1e-9·max(1, |x|) for float error), floored at 0."""
     return max(0, math.ceil(x - _SLACK * max(1.0, abs(x))))
@@ -130,12 +101,12 @@ def z_value(confidence: float = 0.95) -> float:
     """Two-sided standard-normal quantile ``z = Φ⁻¹((1 + confidence)/2)``.
 
     0.90 → 1.6449, 0.95 → 1.9600, 0.99 → 2.5758 (``statistics.NormalDist``)."""
-    c = _unit("confidence", confidence)
+    c = _c.open_unit("confidence", confidence)
     return NormalDist().inv_cdf(0.5 + 0.5 * c)
 
 
 def _target_cv(rel_precision, confidence) -> float:
-    r = _positive("rel_precision", rel_precision)
+    r = _c.positive("rel_precision", rel_precision)
     return r / z_value(confidence)
 
 
@@ -148,8 +119,8 @@ def cv_after_beta(n: float, p: float, prior_strength: float = 0.0) -> float:
     ``n`` counts observations (fills; soft updates count fractionally), ``s`` is the
     prior's pseudo-observations ``a0 + b0``; ``p`` the proportion the cell is at.
     Dimensionless."""
-    p = _unit("p", p)
-    total = _nonneg("n", n) + _nonneg("prior_strength", prior_strength) + 1.0
+    p = _c.open_unit("p", p)
+    total = _c.non_negative("n", n) + _c.non_negative("prior_strength", prior_strength) + 1.0
     return math.sqrt((1.0 - p) / (p * total))
 
 
@@ -164,9 +135,9 @@ def n_beta_for_cv(p: float, max_cv: float, prior_strength: float = 0.0) -> int:
 
     ``n = ceil((1-p)/(p·max_cv²) - s - 1)`` (:func:`cv_after_beta` solved for n),
     floored at 0.  Small ``p`` needs many more: n ∝ (1-p)/p."""
-    p = _unit("p", p)
-    c = _positive("max_cv", max_cv)
-    s = _nonneg("prior_strength", prior_strength)
+    p = _c.open_unit("p", p)
+    c = _c.positive("max_cv", max_cv)
+    s = _c.non_negative("prior_strength", prior_strength)
     return _ceil((1.0 - p) / (p * c * c) - s - 1.0)
 
 
@@ -194,7 +165,7 @@ def cv_after_gamma(n: float, prior_shape: float = 0.0) -> float:
     (Poisson count or exponential observation) adds 1 to the shape (``_GammaBase.cv``).
     ``n`` counts EVENTS, not exposure: the exposure only sets the mean.  Needs
     ``a0 + n > 0``."""
-    total = _nonneg("n", n) + _nonneg("prior_shape", prior_shape)
+    total = _c.non_negative("n", n) + _c.non_negative("prior_shape", prior_shape)
     if not total > 0:
         raise ValueError("n + prior_shape must be > 0")
     return 1.0 / math.sqrt(total)
@@ -207,8 +178,8 @@ def rel_precision_after_gamma(n: float, confidence: float = 0.95, prior_shape: f
 
 def n_gamma_for_cv(max_cv: float, prior_shape: float = 0.0) -> int:
     """Events until the Gamma posterior cv is at most ``max_cv``: ``ceil(1/max_cv² - a0)``."""
-    c = _positive("max_cv", max_cv)
-    return _ceil(1.0 / (c * c) - _nonneg("prior_shape", prior_shape))
+    c = _c.positive("max_cv", max_cv)
+    return _ceil(1.0 / (c * c) - _c.non_negative("prior_shape", prior_shape))
 
 
 def n_gamma_rate(rel_precision: float, confidence: float = 0.95, prior_shape: float = 0.0) -> int:
@@ -228,7 +199,7 @@ def n_gamma_rate(rel_precision: float, confidence: float = 0.95, prior_shape: fl
 def exposure_for_events(n_events: float, rate: float) -> float:
     """Expected exposure until ``n_events`` events of a Poisson process: ``n/rate``
     (seconds when ``rate`` is per second)."""
-    return _nonneg("n_events", n_events) / _positive("rate", rate)
+    return _c.non_negative("n_events", n_events) / _c.positive("rate", rate)
 
 
 # ----------------------------------------------------------------------------- Normal
@@ -238,8 +209,8 @@ def cv_after_normal(n: float, sigma_over_mean: float, prior_n: float = 0.0) -> f
     ``cv = cv1/sqrt(n0 + n)``, ``cv1 = sigma_over_mean`` = σ/|μ| of ONE observation:
     the posterior variance of a Normal mean with known variance is σ²/(n0 + n)
     (BDA3 §2.5; ``NormalKnownVariance.strength = obs_var/var = n0``)."""
-    cv1 = _positive("sigma_over_mean", sigma_over_mean)
-    total = _nonneg("n", n) + _nonneg("prior_n", prior_n)
+    cv1 = _c.positive("sigma_over_mean", sigma_over_mean)
+    total = _c.non_negative("n", n) + _c.non_negative("prior_n", prior_n)
     if not total > 0:
         raise ValueError("n + prior_n must be > 0")
     return cv1 / math.sqrt(total)
@@ -255,9 +226,9 @@ def rel_precision_after_normal(
 def n_normal_for_cv(sigma_over_mean: float, max_cv: float, prior_n: float = 0.0) -> int:
     """Observations until the mean's posterior cv is at most ``max_cv``:
     ``ceil((cv1/max_cv)² - n0)``."""
-    cv1 = _positive("sigma_over_mean", sigma_over_mean)
-    c = _positive("max_cv", max_cv)
-    return _ceil((cv1 / c) ** 2 - _nonneg("prior_n", prior_n))
+    cv1 = _c.positive("sigma_over_mean", sigma_over_mean)
+    c = _c.positive("max_cv", max_cv)
+    return _ceil((cv1 / c) ** 2 - _c.non_negative("prior_n", prior_n))
 
 
 def n_normal_mean(sigma_over_mean: float, rel_precision: float, confidence: float = 0.95, prior_n: float = 0.0) -> int:
@@ -286,8 +257,8 @@ def cv_after_hawkes_baseline(n_events: float, branching_ratio: float = 0.0) -> f
     kernel estimated too it does worse, so this is a lower bound on the events
     needed.  For a multivariate process, ``b`` = the spectral radius of the branching
     matrix over-states each component's variance (conservative)."""
-    n = _positive("n_events", n_events)
-    b = _real("branching_ratio", branching_ratio)
+    n = _c.positive("n_events", n_events)
+    b = _c.real("branching_ratio", branching_ratio)
     if not 0 <= b < 1:
         raise ValueError(f"branching_ratio must be in [0, 1), got {b}")
     return 1.0 / ((1.0 - b) * math.sqrt(n))
@@ -300,7 +271,7 @@ def n_hawkes_baseline(rel_precision: float, confidence: float = 0.95, branching_
 
     Example: ±30 % at 90 %, b = 0.4: 30.06/0.36 = 83.5 → 84 events."""
     c = _target_cv(rel_precision, confidence)
-    b = _real("branching_ratio", branching_ratio)
+    b = _c.real("branching_ratio", branching_ratio)
     if not 0 <= b < 1:
         raise ValueError(f"branching_ratio must be in [0, 1), got {b}")
     return _ceil(1.0 / (c * (1.0 - b)) ** 2)
