@@ -49,7 +49,7 @@ def test_two_assets_on_a_dask_cluster(calibrated, lab, cluster, tmp_path, monkey
     write_market(simulate_market(seed=12, duration_s=900.0, config=SyntheticConfig(asset="SYN2")), syn2)
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)   # else the session's registry is kept
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)   # a registry set in the environment would win
     monkeypatch.setenv("MMCAL_DASK_ADDRESS", cluster.scheduler_address)   # the subflows' runners too
     assert isinstance(task_runner("dask"), DaskTaskRunner)
     assert tracking.tracking_uri() == store
