@@ -10,7 +10,8 @@
 * One 15-minute synthetic market; the fits use tiny sampler settings (the point is
   the orchestration, not converged posteriors: 150 draws of the regime HMM on 63
   bars give r_hat up to ~1.5 and bulk ESS down to ~4, the upper states being
-  bimodal on so little data) and a gate loose enough for them (:data:`LOOSE_GATE`); the default gate (:data:`STRICT_GATE`) fails them, which
+  bimodal on so little data) and a gate loose enough for them (:data:`LOOSE_GATE`);
+  the default gate (:data:`STRICT_GATE`) fails them, which
   is the gate-failure case. The fits are cached by the flows themselves, so every
   test that calibrates the same data again samples nothing.
 
@@ -72,15 +73,22 @@ def lab():
 
 
 @pytest.fixture(scope="session")
-def calibrate(lab):
+def fit_settings():
+    """The session's calibration settings (window, sampler, per-model samplers, loose
+    gate): a calibration of the session's market with them hits its fit cache."""
+    return dict(window=FIT_WINDOW, sampler=dict(SAMPLER), sampler_overrides=dict(SAMPLER_OVERRIDES),
+                gate=dict(LOOSE_GATE))
+
+
+@pytest.fixture(scope="session")
+def calibrate(lab, fit_settings):
     """``calibrate(**kw)``: the one-asset calibration of the session's market (tiny
     sampler, loose gate, fit window 0:0.7 unless ``kw`` says otherwise); the result
     document, or with ``state=True`` the Prefect flow run's final state."""
     from flows.calibrate import calibrate_asset, run_calibration
 
     def run(state: bool = False, **kw):
-        args = dict(sampler=SAMPLER, sampler_overrides=SAMPLER_OVERRIDES, gate=LOOSE_GATE, window=FIT_WINDOW)
-        args.update(kw)
+        args = {**fit_settings, **kw}
         if state:
             return calibrate_asset(source="synthetic", path=str(lab["market"]), return_state=True, **args)
         return run_calibration("synthetic", str(lab["market"]), **args)

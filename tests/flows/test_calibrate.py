@@ -175,16 +175,13 @@ def test_calibrate_cli_missing_data_is_exit_2(tmp_path):
     assert r.exit_code == 2 and "no such file" in r.output
 
 
-def test_calibrate_mapped_over_assets(calibrated, lab):
+def test_calibrate_mapped_over_assets(calibrated, lab, fit_settings):
     """The many-asset flow: one subflow per asset through the task runner, results in
     order (the session's market holds one asset, so it is mapped twice: both cached)."""
     from flows.calibrate import run_many
     from models import tracking
 
-    args = dict(window="0:0.7", gate={"max_r_hat": 2.0, "min_ess_bulk": 3, "min_ess_tail": 3,
-                                      "max_divergences": 50, "min_bfmi": 0.05},
-                sampler={"sampler": "numpyro", "draws": 150, "tune": 150, "chains": 2, "cores": 1, "seed": 3},
-                sampler_overrides={"regime": {"sampler": "nutpie"}, "hawkes": {"sampler": "nutpie"}})
+    args = dict(fit_settings)
     tracking.set_alias("SYN", "challenger", 1)
     docs = run_many("synthetic", str(lab["market"]), ["SYN", "SYN"], parallel_assets=2, **args)
     assert [d["asset"] for d in docs] == ["SYN", "SYN"]

@@ -18,12 +18,6 @@ import logging
 
 import pytest
 
-# the session's settings (tests/flows/conftest.py): the same fit cache keys
-SAMPLER = {"sampler": "numpyro", "draws": 150, "tune": 150, "chains": 2, "cores": 1, "seed": 3, "progressbar": False}
-SAMPLER_OVERRIDES = {"regime": {"sampler": "nutpie"}, "hawkes": {"sampler": "nutpie"}}
-LOOSE_GATE = {"max_r_hat": 2.0, "min_ess_bulk": 3, "min_ess_tail": 3, "max_divergences": 50, "min_bfmi": 0.05}
-FIT_WINDOW = "0:0.7"
-
 
 @pytest.fixture()
 def cluster():
@@ -35,7 +29,7 @@ def cluster():
 
 
 @pytest.mark.slow
-def test_two_assets_on_a_dask_cluster(calibrated, lab, cluster, tmp_path, monkeypatch, caplog):
+def test_two_assets_on_a_dask_cluster(calibrated, lab, fit_settings, cluster, tmp_path, monkeypatch, caplog):
     import mlflow
     from mlflow import MlflowClient
     from prefect_dask import DaskTaskRunner
@@ -54,8 +48,7 @@ def test_two_assets_on_a_dask_cluster(calibrated, lab, cluster, tmp_path, monkey
     assert isinstance(task_runner("dask"), DaskTaskRunner)
     assert tracking.tracking_uri() == store
     tracking.configure()
-    opts = dict(window=FIT_WINDOW, sampler=SAMPLER, sampler_overrides=SAMPLER_OVERRIDES, gate=LOOSE_GATE,
-                plots=False)
+    opts = dict(**fit_settings, plots=False)
 
     from prefect import flow
 
