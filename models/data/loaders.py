@@ -341,3 +341,19 @@ def with_rows(df: pd.DataFrame, rows) -> pd.DataFrame:
     """Attach the source row numbers used in validation error messages."""
     df.attrs["source_rows"] = np.asarray(rows)
     return df
+
+
+def replay_data(market: Market):
+    """The market's trades and best quotes as :class:`mm_runtime.paper.replay.ReplayData`
+    (numpy arrays, seconds since the epoch), for paper trading."""
+    from mm_runtime.paper.replay import ReplayData
+
+    tr, qt = market.trades, market.quotes
+    return ReplayData(
+        asset=market.asset, source=market.source,
+        trade_ts=tr["ts"].to_numpy(np.int64) / 1e9,
+        trade_price=tr["price"].to_numpy(float), trade_size=tr["size"].to_numpy(float),
+        trade_side=tr["side"].to_numpy(float),
+        quote_ts=qt["ts"].to_numpy(np.int64) / 1e9,
+        bid=qt["bid"].to_numpy(float), ask=qt["ask"].to_numpy(float),
+    ).check()

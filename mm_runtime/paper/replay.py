@@ -1,0 +1,410 @@
+"""Replay recorded market data through a :class:`~mm_runtime.Quoter` (paper trading).
+
+Inputs are numpy arrays (:class:`ReplayData`: trades and best quotes, times in
+seconds), so this module stays free of pandas; ``models.data.loaders.replay_data``
+builds them from any source's canonical tables.
+
+The simulated exchange (one asset, one account):
+
+* **Quotes** are recomputed every ``refresh_s`` seconds of market time from the
+  prevailing best bid/offer, our position and our free margin; a new ladder rests
+  from ``t + latency_s`` on, and the previous one rests until then (cancel and
+  replace take the same latency).
+* **Fills** (trade-through): a public trade whose aggressor bought at price ``p``
+  fills every resting ask priced strictly below ``p``; a sell at ``p`` fills every
+  bid strictly above ``p``.  With ``queue_factor > 0`` a trade *at* our price also
+  fills ``queue_factor`` × its size (we were somewhere in the queue).  A fill is
+  capped by the trade's size when ``cap_by_trade_size`` (one print cannot fill more
+  than it traded); a level fills at most its remaining size until the next ladder.
+* **Accounting** (:mod:`.accounting`): maker fee ``fee_bps`` of notional per fill
+  (negative = rebate); equity = cash + position × mid, sampled at every refresh;
+  free margin = equity − |position|·mid/leverage.
+* **Learning**: every public trade and every own fill is also passed to the quoter
+  (``learn=True`` configurations update κ, A and the Hawkes intensities from trades
+  and α from the fills' markouts); those intermediate outputs are not quotes — only
+  the refresh ticks place orders.
+* **Markouts** of each fill at the horizons ``markout_horizons_s``: side ×
+  (mid(t+h) − fill price)/fill price in bps, positive = the fill made money; NaN
+  where t+h is past the end of the data (never counted in means).
+
+Nothing fills after the last trade of the data; orders still resting at the end are
+cancelled, and the final equity marks the position at the last mid.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Annotated, NamedTuple
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..bundle import DEFAULT_DEPTH_BUCKETS_BPS, PriorBundle
+from ..config import QuoterConfig
+from ..quoter import Quoter, summarize
+from .accounting import apply_fills, mark_to_market
+
+__all__ = ["ReplayConfig", "ReplayData", "ReplayResult", "replay", "summarize_replay"]
+
+
+class ReplayData(NamedTuple):
+    """One asset's market events, sorted by time (seconds since the epoch)."""
+
+    asset: str
+    source: str
+    trade_ts: np.ndarray
+    trade_price: np.ndarray
+    trade_size: np.ndarray
+    trade_side: np.ndarray  # +1 aggressor bought, -1 sold
+    quote_ts: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+
+    def check(self) -> ReplayData:
+        """Refuse arrays that would make a replay meaningless, naming the field."""
+        where = f"{self.source}:{self.asset}"
+        for name in ("trade_ts", "trade_price", "trade_size", "trade_side", "quote_ts", "bid", "ask"):
+            a = getattr(self, name)
+            if a.ndim != 1:
+                raise ValueError(f"{where}: {name}: expected a 1-d array, got shape {a.shape}")
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"{where}: {name}: {int(np.sum(~np.isfinite(a)))} non-finite values")
+        if len(self.trade_ts) == 0 or len(self.quote_ts) == 0:
+            raise ValueError(f"{where}: nothing to replay ({len(self.trade_ts)} trades, {len(self.quote_ts)} quotes)")
+        if not (len(self.trade_ts) == len(self.trade_price) == len(self.trade_size) == len(self.trade_side)):
+            raise ValueError(f"{where}: trades: columns have different lengths")
+        if not (len(self.quote_ts) == len(self.bid) == len(self.ask)):
+            raise ValueError(f"{where}: quotes: columns have different lengths")
+        if np.any(np.diff(self.trade_ts) < 0) or np.any(np.diff(self.quote_ts) < 0):
+            raise ValueError(f"{where}: timestamps must be sorted (trades and quotes)")
+        if np.any(self.trade_price <= 0) or np.any(self.trade_size <= 0):
+            raise ValueError(f"{where}: trades: price and size must be positive")
+        if not np.all(np.isin(self.trade_side, (-1.0, 1.0))):
+            raise ValueError(f"{where}: trade_side: must be +1 or -1")
+        if np.any(self.bid <= 0) or np.any(self.ask <= 0):
+            raise ValueError(f"{where}: quotes: bid and ask must be positive")
+        return self
+
+    @property
+    def start(self) -> float:
+        return float(min(self.trade_ts[0], self.quote_ts[0]))
+
+    @property
+    def end(self) -> float:
+        return float(max(self.trade_ts[-1], self.quote_ts[-1]))
+
+    def window(self, start: float, end: float) -> ReplayData:
+        """The events with ``start <= ts < end``."""
+        t = (self.trade_ts >= start) & (self.trade_ts < end)
+        q = (self.quote_ts >= start) & (self.quote_ts < end)
+        return self._replace(trade_ts=self.trade_ts[t], trade_price=self.trade_price[t],
+                             trade_size=self.trade_size[t], trade_side=self.trade_side[t],
+                             quote_ts=self.quote_ts[q], bid=self.bid[q], ask=self.ask[q])
+
+
+Pos = Annotated[float, Field(gt=0)]
+
+
+class ReplayConfig(BaseModel):
+    """How the simulated exchange behaves (units: s, bps, quote currency)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    refresh_s: Pos = 1.0
+    """Quotes are recomputed this often (market time)."""
+    latency_s: Annotated[float, Field(ge=0)] = 0.05
+    """Decision → resting (and cancel) delay."""
+    fee_bps: float = 0.0
+    """Maker fee in bps of notional (negative = rebate).  Also the quoter's fee."""
+    queue_factor: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Share of a trade *at* our price that fills us (0 = trade-through only)."""
+    cap_by_trade_size: bool = True
+    capital: Pos = 100_000.0
+    """Starting cash (quote currency); free margin = equity − |q|·mid/leverage."""
+    max_position_notional: Pos | None = 20_000.0
+    """Sets the quoter's ``max_position`` to this notional at the first mid (so one
+    setting means the same risk on AAPL and on BTC); None keeps the QuoterConfig's."""
+    markout_horizons_s: tuple[float, ...] = (1.0, 5.0, 30.0)
+    block_s: Pos = 600.0
+    """Time blocks of the paired comparison (:mod:`.compare`)."""
+    learn_from_trades: bool = True
+    """Pass every public trade to the quoter (its online κ, A, Hawkes updates)."""
+    progress_every_s: Annotated[float, Field(ge=0)] = 0.0
+    """Call ``progress`` every this many wall-clock seconds (0 = never)."""
+
+
+class ReplayResult(NamedTuple):
+    name: str
+    asset: str
+    source: str
+    config: dict
+    # equity curve, sampled at every refresh tick
+    t: np.ndarray
+    mid: np.ndarray
+    equity: np.ndarray  # cash + position·mid − capital (PnL)
+    position: np.ndarray
+    # the ladder over time: best bid/ask we quoted (NaN = no quote) and the market's
+    our_bid: np.ndarray
+    our_ask: np.ndarray
+    mkt_bid: np.ndarray
+    mkt_ask: np.ndarray
+    # fills (one row per fill)
+    fills: dict[str, np.ndarray]
+    summary: dict
+    seconds: float
+
+
+_FILL_FIELDS = ("ts", "side", "price", "size", "level", "depth_bps", "fee", "trade_price", "mid")
+
+
+def _prevailing(ts: np.ndarray, t: float, strict: bool) -> int:
+    """Index of the last quote at (or strictly before) ``t``; -1 if none."""
+    return int(np.searchsorted(ts, t, side="left" if strict else "right")) - 1
+
+
+def replay(
+    data: ReplayData,
+    bundle: PriorBundle,
+    quoter_config: QuoterConfig | None = None,
+    config: ReplayConfig | None = None,
+    *,
+    name: str = "replay",
+    progress: Callable[[float], None] | None = None,
+) -> ReplayResult:
+    """Run one configuration over ``data``; see the module docstring for the rules."""
+    cfg = config or ReplayConfig()
+    data = data.check()
+    t_wall = time.perf_counter()
+    first_mid = 0.5 * (data.bid[0] + data.ask[0])
+    qc = quoter_config or QuoterConfig()
+    update = {"fee_bps": cfg.fee_bps}
+    if cfg.max_position_notional is not None:
+        update["max_position"] = cfg.max_position_notional / first_mid
+    qc = qc.model_copy(update=update)
+    quoter = Quoter(bundle, qc, replay=True, metrics=False)
+    fee = cfg.fee_bps * 1e-4
+
+    t0 = float(data.quote_ts[0])  # the first moment a quote is possible
+    t_end = float(data.trade_ts[-1])
+    ticks = np.arange(t0, t_end, cfg.refresh_s)
+    n_ticks = len(ticks)
+    if n_ticks == 0:
+        raise ValueError(f"{data.source}:{data.asset}: the data spans less than one refresh interval ({cfg.refresh_s} s)")
+
+    cash, pos = cfg.capital, 0.0
+    K = qc.n_levels
+    rest_px = np.zeros((2, K))
+    rest_sz = np.zeros((2, K))
+    rest_depth = np.zeros((2, K))
+    pending = None  # (activation time, price, size, depth)
+    fills = {k: [] for k in _FILL_FIELDS}
+    out = {k: np.full(n_ticks, np.nan) for k in ("mid", "equity", "position", "our_bid", "our_ask", "mkt_bid", "mkt_ask")}
+    last_ts = t0
+
+    def market_at(t: float, strict: bool):
+        i = _prevailing(data.quote_ts, t, strict)
+        if i < 0:
+            return 0.0, 0.0, 0.0, -math.inf
+        b, a = float(data.bid[i]), float(data.ask[i])
+        return b, a, 0.5 * (b + a), float(data.quote_ts[i])
+
+    def free_margin(mid: float) -> float:
+        eq = mark_to_market(cash, pos, mid)
+        return max(0.0, eq - abs(pos) * mid / qc.leverage)
+
+    j = 0  # next trade
+    n_trades = len(data.trade_ts)
+    last_progress = time.monotonic()
+    for i in range(n_ticks + 1):
+        t_next = ticks[i] if i < n_ticks else t_end + 1e-9  # trades up to and including the last
+        while j < n_trades and data.trade_ts[j] < t_next:
+            tt = float(data.trade_ts[j])
+            if pending is not None and pending[0] <= tt:
+                _, rest_px, rest_sz, rest_depth = pending
+                pending = None
+            px, side, tsize = float(data.trade_price[j]), float(data.trade_side[j]), float(data.trade_size[j])
+            b, a, mid, qts = market_at(tt, strict=True)
+            last_ts = max(qts, tt)
+            row = 1 if side > 0 else 0  # a buy lifts asks (row 1); a sell hits bids (row 0)
+            live = rest_sz[row] > 0
+            through = (rest_px[row] < px) if side > 0 else (rest_px[row] > px)
+            at = rest_px[row] == px
+            hit = live & (through | (at & (cfg.queue_factor > 0)))
+            my_fills = []
+            left = tsize
+            # nearest levels first (best price for the aggressor)
+            for k in (np.argsort(rest_px[row]) if side > 0 else np.argsort(-rest_px[row])):
+                if not hit[k] or left <= 0:
+                    continue
+                cap = left if cfg.cap_by_trade_size else math.inf
+                if at[k] and not through[k]:
+                    cap = min(cap, cfg.queue_factor * tsize)
+                q = min(rest_sz[row, k], cap)
+                if q <= 0:
+                    continue
+                if cfg.cap_by_trade_size:
+                    left -= q
+                rest_sz[row, k] -= q
+                signed = q if row == 0 else -q  # our bid filled: we buy
+                fprice = float(rest_px[row, k])
+                cash, pos = apply_fills(cash, pos, fprice, signed, fee)
+                for key, v in zip(_FILL_FIELDS, (tt, 1.0 if row == 0 else -1.0, fprice, q, float(k),
+                                                 float(rest_depth[row, k]), fee * abs(fprice * q), px, mid), strict=True):
+                    fills[key].append(v)
+                my_fills.append((fprice, 1.0 if row == 0 else -1.0, float(rest_depth[row, k])))
+            if mid > 0 and (cfg.learn_from_trades or my_fills):
+                first_fill = my_fills[0] if my_fills else None
+                quoter.on_event(last_ts, mid, bid=b, ask=a, position=pos, margin_available=free_margin(mid),
+                                trade=(px, side) if cfg.learn_from_trades else None, fill=first_fill, now=tt)
+                for extra in my_fills[1:]:
+                    quoter.on_event(last_ts, mid, bid=b, ask=a, position=pos,
+                                    margin_available=free_margin(mid), fill=extra, now=tt)
+            j += 1
+        if i == n_ticks:
+            break
+        t = float(ticks[i])
+        if pending is not None and pending[0] <= t:
+            _, rest_px, rest_sz, rest_depth = pending
+            pending = None
+        b, a, mid, qts = market_at(t, strict=False)
+        last_ts = max(last_ts, qts)
+        if mid <= 0:
+            continue
+        qt = quoter.on_event(last_ts, mid, bid=b, ask=a, position=pos, margin_available=free_margin(mid), now=t)
+        if bool(qt.valid):
+            new_px, new_sz, new_depth = np.array(qt.price), np.array(qt.size), np.array(qt.depth_bps)
+        else:  # no quotes: cancel everything (after the latency)
+            new_px, new_sz, new_depth = np.zeros((2, K)), np.zeros((2, K)), np.zeros((2, K))
+        pending = (t + cfg.latency_s, new_px, new_sz, new_depth)
+        if cfg.latency_s == 0:
+            _, rest_px, rest_sz, rest_depth = pending
+            pending = None
+        out["mid"][i] = mid
+        out["mkt_bid"][i], out["mkt_ask"][i] = b, a
+        out["equity"][i] = mark_to_market(cash, pos, mid) - cfg.capital
+        out["position"][i] = pos
+        bids, asks = new_px[0][new_sz[0] > 0], new_px[1][new_sz[1] > 0]
+        out["our_bid"][i] = bids.max() if bids.size else np.nan
+        out["our_ask"][i] = asks.min() if asks.size else np.nan
+        if progress is not None and cfg.progress_every_s > 0 and time.monotonic() - last_progress >= cfg.progress_every_s:
+            last_progress = time.monotonic()
+            progress((t - t0) / max(t_end - t0, 1e-9))
+
+    # final mark at the last mid of the data
+    _, _, last_mid, _ = market_at(data.end, strict=False)
+    fills_np = {k: np.asarray(v, dtype=float) for k, v in fills.items()}
+    fills_np.update(_markouts(data, fills_np, cfg.markout_horizons_s))
+    keep = ~np.isnan(out["mid"])
+    res = ReplayResult(
+        name=name, asset=data.asset, source=data.source,
+        config={"replay": cfg.model_dump(), "quoter": qc.model_dump(), "model_version": bundle.model_version},
+        t=ticks[keep], mid=out["mid"][keep], equity=out["equity"][keep], position=out["position"][keep],
+        our_bid=out["our_bid"][keep], our_ask=out["our_ask"][keep],
+        mkt_bid=out["mkt_bid"][keep], mkt_ask=out["mkt_ask"][keep],
+        fills=fills_np,
+        summary={}, seconds=0.0,
+    )
+    final_pnl = float(mark_to_market(cash, pos, last_mid) - cfg.capital)
+    summary = summarize_replay(res, final_pnl=final_pnl, final_position=pos, last_mid=last_mid)
+    summary["learning"] = _learning(quoter)
+    return res._replace(summary=summary, seconds=time.perf_counter() - t_wall)
+
+
+def _learning(quoter: Quoter) -> dict:
+    """How much the online estimators learned during the replay (data weights are 0
+    everywhere when the configuration does not learn)."""
+    s = summarize(quoter.state)
+    e = s.estimates
+    return {
+        "alpha_data_weight_max": float(np.max(e.alpha_data_weight)),
+        "kappa_data_weight_max": float(np.max(e.kappa_data_weight)),
+        "arrival_data_weight_max": float(np.max(e.arrival_data_weight)),
+        "tier_pnl": float(s.tier_pnl),
+        "tier_intensity": float(s.tier_intensity),
+        "events": int(quoter.n_events),
+    }
+
+
+def _markouts(data: ReplayData, fills: dict[str, np.ndarray], horizons) -> dict[str, np.ndarray]:
+    out = {}
+    mids = 0.5 * (data.bid + data.ask)
+    for h in horizons:
+        th = fills["ts"] + h
+        idx = np.searchsorted(data.quote_ts, th, side="right") - 1
+        ok = (idx >= 0) & (th <= data.quote_ts[-1])
+        m = np.where(ok, mids[np.clip(idx, 0, len(mids) - 1)], np.nan)
+        out[f"markout_{h:g}s_bps"] = fills["side"] * (m - fills["price"]) / fills["price"] * 1e4 if len(th) else np.zeros(0)
+    return out
+
+
+def _max_drawdown(equity: np.ndarray) -> float:
+    if equity.size == 0:
+        return 0.0
+    peak = np.maximum.accumulate(np.concatenate([[0.0], equity]))[1:]
+    return float(np.max(peak - equity))
+
+
+def summarize_replay(res: ReplayResult, *, final_pnl: float, final_position: float, last_mid: float) -> dict:
+    """PnL, Sharpe, drawdown, fills, markouts by depth bucket, inventory statistics.
+
+    Sharpe: mean / sd of the PnL change per ``block_s`` block, times √(blocks per
+    day of 86,400 s) — a per-day Sharpe of the replayed window (not annualised: one
+    day of data says nothing about a year).
+    """
+    cfg = res.config["replay"]
+    f = res.fills
+    n = len(f["ts"])
+    h0 = cfg["markout_horizons_s"][0]
+    mk = f.get(f"markout_{h0:g}s_bps", np.zeros(0))
+    edges = list(DEFAULT_DEPTH_BUCKETS_BPS) + [math.inf]
+    by_bucket = {}
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = (f["depth_bps"] >= lo) & (f["depth_bps"] < hi) if n else np.zeros(0, bool)
+        vals = mk[sel] if n else np.zeros(0)
+        vals = vals[np.isfinite(vals)]
+        key = f"[{lo:g},{hi:g})" if math.isfinite(hi) else f"[{lo:g},inf)"
+        by_bucket[key] = {"fills": int(sel.sum()) if n else 0,
+                          "mean_markout_bps": float(vals.mean()) if vals.size else None,
+                          "mean_depth_bps": float(f["depth_bps"][sel].mean()) if n and sel.any() else None}
+    blocks = block_pnl(res, cfg["block_s"])
+    sharpe = None
+    if blocks.size >= 2 and blocks.std(ddof=1) > 0:
+        sharpe = float(blocks.mean() / blocks.std(ddof=1) * math.sqrt(86_400.0 / cfg["block_s"]))
+    finite_mk = mk[np.isfinite(mk)] if n else np.zeros(0)
+    notional = float(np.sum(f["price"] * f["size"])) if n else 0.0
+    dur = float(res.t[-1] - res.t[0]) if res.t.size > 1 else 0.0
+    pos = res.position
+    return {
+        "pnl": final_pnl,
+        "sharpe_per_day": sharpe,
+        "max_drawdown": _max_drawdown(res.equity),
+        "fills": n,
+        "fills_bid": int(np.sum(f["side"] > 0)) if n else 0,
+        "fills_ask": int(np.sum(f["side"] < 0)) if n else 0,
+        "volume_notional": notional,
+        "fees": float(np.sum(f["fee"])) if n else 0.0,
+        f"mean_markout_{h0:g}s_bps": float(finite_mk.mean()) if finite_mk.size else None,
+        "markout_by_bucket": by_bucket,
+        "inventory_mean": float(pos.mean()) if pos.size else 0.0,
+        "inventory_sd": float(pos.std()) if pos.size else 0.0,
+        "inventory_max_abs": float(np.max(np.abs(pos))) if pos.size else 0.0,
+        "inventory_mean_abs_notional": float(np.mean(np.abs(pos) * res.mid)) if pos.size else 0.0,
+        "final_position": float(final_position),
+        "last_mid": float(last_mid),
+        "quoted_share": float(np.mean(np.isfinite(res.our_bid) | np.isfinite(res.our_ask))) if res.t.size else 0.0,
+        "duration_s": dur,
+        "refreshes": int(res.t.size),
+    }
+
+
+def block_pnl(res: ReplayResult, block_s: float) -> np.ndarray:
+    """PnL made in each ``block_s`` block (equity difference at block edges)."""
+    if res.t.size < 2:
+        return np.zeros(0)
+    edges = np.arange(res.t[0], res.t[-1] + block_s, block_s)
+    idx = np.searchsorted(res.t, edges, side="right") - 1
+    idx = np.clip(idx, 0, res.t.size - 1)
+    eq = np.concatenate([[0.0], res.equity[idx[1:]]])
+    return np.diff(eq)

@@ -1,0 +1,155 @@
+"""Paper-trading replay (issue #6 items 1-2): the fill rules, the accounting
+invariants and the A/B comparison."""
+
+import math
+
+import numpy as np
+import pytest
+
+from mm_runtime import QuoterConfig, example_bundle
+from mm_runtime.paper.compare import STATIC_KAPPA_PER_BP, config_for, paired, run_ab
+from mm_runtime.paper.replay import ReplayConfig, ReplayData, replay
+
+T0 = 1_700_000_000.0
+
+
+def _market(seconds=240.0, seed=0, trade_rate=2.0, spread_bps=2.0, vol_bps=0.8):
+    """A random-walk mid with best quotes every 0.1 s and Poisson trades whose prices
+    spread a few bps around the mid (so some print through our levels)."""
+    rng = np.random.default_rng(seed)
+    qt = T0 + np.arange(0.0, seconds, 0.1)
+    mid = 100.0 * np.exp(np.cumsum(rng.normal(0, vol_bps * 1e-4 * math.sqrt(0.1), qt.size)))
+    half = 0.5 * spread_bps * 1e-4 * mid
+    n = rng.poisson(trade_rate * seconds)
+    tt = np.sort(T0 + rng.uniform(0.05, seconds - 0.05, n))
+    side = rng.choice([-1.0, 1.0], n)
+    m_at = mid[np.searchsorted(qt, tt, side="left") - 1]
+    depth = rng.exponential(3.0, n) * 1e-4 * m_at  # how far the sweep went, ~ Exp(mean 3 bp)
+    price = m_at + side * (0.5 * spread_bps * 1e-4 * m_at + depth)
+    return ReplayData("TEST", "unit", tt, price, rng.exponential(2.0, n) + 0.01, side,
+                      qt, mid - half, mid + half)
+
+
+@pytest.fixture(scope="module")
+def market():
+    return _market()
+
+
+@pytest.fixture(scope="module")
+def run(market):
+    return replay(market, example_bundle("TEST"), QuoterConfig(), ReplayConfig(fee_bps=1.0, block_s=60.0))
+
+
+def test_fills_happen_only_where_the_market_traded_through(run, market):
+    f = run.fills
+    assert len(f["ts"]) > 20
+    bids, asks = f["side"] > 0, f["side"] < 0
+    assert np.all(f["price"][bids] > f["trade_price"][bids])  # a sell printed below our bid
+    assert np.all(f["price"][asks] < f["trade_price"][asks])  # a buy printed above our ask
+    # each fill's print is a real trade of the data, at that time, on the aggressor side that hits us
+    for ts, tp, side in zip(f["ts"], f["trade_price"], f["side"], strict=True):
+        k = np.flatnonzero((market.trade_ts == ts) & (market.trade_price == tp))
+        assert k.size >= 1 and np.all(market.trade_side[k] == -side)
+
+
+def test_no_fill_after_the_replay_ends(run, market):
+    assert run.fills["ts"].max() <= market.trade_ts[-1]
+    cut = market.window(market.start, T0 + 120.0)
+    short = replay(cut, example_bundle("TEST"), QuoterConfig(), ReplayConfig())
+    assert short.fills["ts"].size > 0 and short.fills["ts"].max() < T0 + 120.0
+    assert short.t.max() < T0 + 120.0
+
+
+def test_pnl_is_the_sum_of_fill_edges_minus_fees(run):
+    """Accounting identity: final PnL = Σ side·size·(last mid − fill price) − fees."""
+    f = run.fills
+    edge = np.sum(f["side"] * f["size"] * (run.summary["last_mid"] - f["price"]))
+    assert run.summary["pnl"] == pytest.approx(edge - np.sum(f["fee"]), rel=1e-9, abs=1e-9)
+    assert np.sum(f["fee"]) == pytest.approx(1e-4 * np.sum(f["price"] * f["size"]))
+    assert run.summary["final_position"] == pytest.approx(np.sum(f["side"] * f["size"]))
+
+
+def test_fills_never_exceed_the_print_or_the_position_limit(run, market):
+    f = run.fills
+    for ts, tp in set(zip(f["ts"], f["trade_price"], strict=True)):
+        sel = (f["ts"] == ts) & (f["trade_price"] == tp)
+        k = np.flatnonzero((market.trade_ts == ts) & (market.trade_price == tp))
+        assert f["size"][sel].sum() <= market.trade_size[k].sum() + 1e-12
+    max_pos = run.config["quoter"]["max_position"]
+    # the ladder never adds past the limit; one refresh's fills can overshoot by at most one ladder side
+    assert run.summary["inventory_max_abs"] <= 2 * max_pos
+
+
+def test_latency_longer_than_the_data_means_no_fills(market):
+    r = replay(market, example_bundle("TEST"), QuoterConfig(), ReplayConfig(latency_s=10_000.0))
+    assert r.fills["ts"].size == 0 and r.summary["pnl"] == 0.0
+
+
+def test_queue_factor_adds_fills_at_our_price():
+    m = _market(seconds=60.0, seed=3)
+    qc = QuoterConfig(tick_size=0.01, learn=False)
+    # buys printing at the mid never reach our asks: a ladder with no fills at all
+    quiet = m._replace(trade_price=0.5 * (m.bid + m.ask)[np.searchsorted(m.quote_ts, m.trade_ts) - 1],
+                       trade_side=np.ones(m.trade_ts.size))
+    base = replay(quiet, example_bundle("TEST"), qc, ReplayConfig(latency_s=0.0, learn_from_trades=False))
+    assert base.fills["ts"].size == 0
+    # sells printing exactly at our best bid of each refresh: only the queue factor can fill them
+    ok = np.isfinite(base.our_bid)
+    tt = base.t[ok] + 0.5
+    at = m._replace(trade_ts=tt, trade_price=base.our_bid[ok], trade_size=np.full(tt.size, 1.0),
+                    trade_side=-np.ones(tt.size))
+    none = replay(at, example_bundle("TEST"), qc, ReplayConfig(latency_s=0.0, learn_from_trades=False))
+    some = replay(at, example_bundle("TEST"), qc, ReplayConfig(latency_s=0.0, learn_from_trades=False, queue_factor=0.5))
+    assert none.fills["ts"].size == 0
+    f = some.fills
+    assert f["ts"].size > 0 and np.any(f["price"] == f["trade_price"])
+    assert np.all(f["price"] >= f["trade_price"]) and np.all(f["size"][f["price"] == f["trade_price"]] <= 0.5 + 1e-12)
+
+
+def test_learning_happens_only_in_learning_configurations(market):
+    ab = run_ab(market, example_bundle("TEST"), ("static", "learned"), ReplayConfig(block_s=60.0))
+    static, learned = ab["results"]["static"], ab["results"]["learned"]
+    # both see the same evidence (learn=False keeps shadow statistics) but only
+    # "learned" may trust it
+    assert static.summary["learning"]["tier_intensity"] == 0.0
+    assert learned.summary["learning"]["kappa_data_weight_max"] > 0.5
+    assert learned.summary["learning"]["tier_intensity"] > 0.0
+    cmp = ab["paired"]["learned"]
+    assert cmp["blocks"] == 4 and cmp["ci_low"] <= cmp["mean_diff"] <= cmp["ci_high"]
+    assert [row["config"] for row in ab["table"]] == ["static", "learned"]
+
+
+def test_static_configuration_uses_the_original_constants():
+    b, qc = config_for("static", example_bundle("TEST"))
+    assert qc.learn is False and qc.kelly_alpha_touch == 0.15 and qc.kelly_alpha_decay_bps == 10.0
+    assert qc.kelly_fraction == 0.25
+    k = b.params.kappa
+    for r in k.values():
+        for g in r.values():
+            assert g.shape / g.rate == pytest.approx(STATIC_KAPPA_PER_BP) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="unknown configuration"):
+        config_for("greedy", b)
+
+
+def test_paired_interval_matches_a_t_interval(run):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    other = run._replace(equity=run.equity * 1.1 + np.linspace(0, 1, run.equity.size))
+    p = paired(run, other, 60.0)
+    from mm_runtime.paper.replay import block_pnl
+    d = block_pnl(other, 60.0) - block_pnl(run, 60.0)
+    lo, hi = scipy_stats.t.interval(0.95, d.size - 1, loc=d.mean(), scale=scipy_stats.sem(d))
+    assert (p["ci_low"], p["ci_high"]) == (pytest.approx(lo, rel=1e-6), pytest.approx(hi, rel=1e-6))
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [({"trade_price": np.array([np.nan])}, "trade_price"), ({"trade_side": np.array([2.0])}, "trade_side"),
+     ({"trade_ts": np.array([]), "trade_price": np.array([]), "trade_size": np.array([]), "trade_side": np.array([])},
+      "nothing to replay"),
+     ({"quote_ts": np.array([2.0, 1.0]), "bid": np.array([1.0, 1.0]), "ask": np.array([1.1, 1.1])}, "sorted")],
+)
+def test_bad_data_is_refused_with_the_field_named(change, match):
+    base = ReplayData("X", "unit", np.array([1.0]), np.array([1.0]), np.array([1.0]), np.array([1.0]),
+                      np.array([0.5, 0.9]), np.array([0.99, 0.99]), np.array([1.01, 1.01]))
+    with pytest.raises(ValueError, match=match):
+        base._replace(**change).check()
