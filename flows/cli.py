@@ -36,6 +36,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Inspect market data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+params_app = typer.Typer(help="The learned-parameter registry (mm_runtime.params).", no_args_is_help=True)
+app.add_typer(params_app, name="params")
 
 out = Console()                   # stdout: tables
 err = Console(stderr=True)        # stderr: progress, logs, errors
@@ -847,6 +849,148 @@ def serve(
 # demo
 
 
+def render_paper(doc: dict) -> None:
+    rows = [[r["config"], r["pnl"], r["sharpe_per_day"], r["max_drawdown"], r["fills"], r["mean_markout_bps"],
+             r["inventory_sd"], r["inventory_max_abs"], r["fees"], r["quoted_share"]] for r in doc["table"]]
+    _print_wide(_table(f"paper trading {doc['asset']} ({doc['source']}, window {doc.get('window') or 'all'})",
+                       ["config", "PnL", "Sharpe/day", "max DD", "fills", "markout bps", "inv sd", "inv max|q|",
+                        "fees", "quoted"], rows))
+    if doc["paired"]:
+        prow = [[k, v["blocks"], v["mean_diff"], v["ci_low"], v["ci_high"], f"{v['wins']}/{v['blocks']}"]
+                for k, v in doc["paired"].items()]
+        out.print(_table(f"paired by {next(iter(doc['paired'].values()))['block_s']:.0f} s blocks vs "
+                         f"{doc['baseline']} (PnL difference, 95% t interval)",
+                         ["config", "blocks", "mean diff", "low", "high", "blocks won"], prow))
+    if doc.get("report"):
+        out.print(f"report: {doc['report']}", markup=False, highlight=False, soft_wrap=True)
+
+
+def render_as(rows: list[dict]) -> None:
+    t = [[r["gamma"], r["strategy"], r["spread"], r["profit_mean"], r["profit_std"], r["final_q_mean"],
+          r["final_q_std"], r["paper"]["spread"], r["paper"]["profit_mean"], r["paper"]["profit_std"],
+          r["paper"]["final_q_mean"], r["paper"]["final_q_std"], r["max_abs_z"]] for r in rows]
+    _print_wide(_table(f"Avellaneda-Stoikov (2008) market, {rows[0]['n_paths']} paths, seed {rows[0]['seed']} "
+                       "(ours | the paper's table; z: difference / Monte Carlo SE)",
+                       ["gamma", "strategy", "spread", "profit", "sd", "q_T", "sd(q_T)", "paper spread",
+                        "paper profit", "sd", "q_T", "sd(q_T)", "max|z|"], t))
+
+
+def _replay_bundle(priors: Optional[Path], asset: str):
+    from mm_runtime import load_bundle
+
+    if priors is not None:
+        return load_bundle(priors), str(priors)
+    from models import tracking
+
+    try:
+        bundle, version = tracking.load_registered_bundle(asset, alias="champion")
+    except tracking.RegistryNotFound as e:
+        raise CliError(f"--priors: not given, and no champion for {asset} ({e}); calibrate first "
+                       "(mmcal calibrate) or pass --priors BUNDLE") from None
+    return bundle, f"models:/{tracking.registered_model_name(asset)}@champion (version {version})"
+
+
+@app.command()
+def paper(
+    path: Optional[Path] = typer.Argument(None, metavar="[path]", help="Market data to replay (not with --market)."),
+    source: Optional[str] = typer.Option(None, "--source", help=f"{' | '.join(SOURCES)}"),
+    asset: Optional[str] = typer.Option(None, "--asset", help="Asset, where the path holds several."),
+    configs: str = typer.Option("static,learned", "--configs", help="Comma-separated: static, learned, bundle "
+                                "(the first is the baseline of the paired comparison)."),
+    priors: Optional[Path] = typer.Option(None, "--priors", help="Bundle file (default: the registered champion)."),
+    window: Optional[str] = typer.Option(None, "--window", help="Replay window START:END (fractions or seconds), "
+                                         "e.g. 0.5:1 to replay data the priors were not fitted on."),
+    refresh_s: float = typer.Option(1.0, "--refresh-s", help="Quote refresh interval, s."),
+    latency_s: float = typer.Option(0.05, "--latency-s", help="Order latency, s."),
+    fee_bps: float = typer.Option(0.0, "--fee-bps", help="Maker fee in bps of notional (negative = rebate)."),
+    queue_factor: float = typer.Option(0.0, "--queue-factor", help="Share of a print at our price that fills us."),
+    max_position_notional: float = typer.Option(20_000.0, "--max-position-notional", help="Position limit, notional."),
+    block_s: float = typer.Option(600.0, "--block-s", help="Block length of the paired comparison, s."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder (default artifacts/paper/ASSET-...)."),
+    market: Optional[str] = typer.Option(None, "--market", help="avellaneda-stoikov: the synthetic market instead."),
+    gamma: Optional[list[float]] = typer.Option(None, "--gamma", help="AS risk aversion (repeat; default 0.1 0.01 1)."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="inventory | symmetric (default both)."),
+    paths: int = typer.Option(1000, "--paths", help="AS Monte Carlo paths."),
+    seed: int = typer.Option(0, "--seed", help="AS random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+):
+    """Paper trading: replay market data through the Quoter for several configurations (static vs learned)
+    and write an HTML report; or run the Avellaneda-Stoikov (2008) market against the paper's table."""
+
+    def as_body():
+        from mm_runtime.paper import avellaneda_stoikov as AS
+
+        if market != "avellaneda-stoikov":
+            raise CliError(f"--market: unknown market {market!r}; the one synthetic market is avellaneda-stoikov")
+        if path is not None or source is not None:
+            raise CliError("--market: replays take PATH --source; the synthetic market takes neither")
+        strategies = AS.STRATEGIES if strategy is None else (strategy,)
+        _check_choice("--strategy", strategy, AS.STRATEGIES)
+        rows = []
+        for g in (gamma or [0.1, 0.01, 1.0]):
+            for s in strategies:
+                try:
+                    res = AS.simulate(g, s, paths, seed)
+                except ValueError as e:
+                    raise CliError(f"--gamma/--paths: {e}") from None
+                row = res.row()
+                if (float(g), s) in AS.PAPER_TABLE:
+                    row.update(AS.compare_to_paper(res))
+                else:
+                    row.update(paper={k: None for k in ("spread", "profit_mean", "profit_std", "final_q_mean",
+                                                        "final_q_std")}, z=None, max_abs_z=None)
+                rows.append(row)
+        if as_json:
+            emit_json({"market": "avellaneda-stoikov", "rows": rows})
+        else:
+            render_as(rows)
+
+    def replay_body():
+        import time
+
+        from models.data.loaders import replay_data
+        from models.data.tables import WindowSpec, window_market
+        from models.paper_report import ab_document, write_report
+        from mm_runtime.paper.compare import CONFIGS, run_ab
+        from mm_runtime.paper.replay import ReplayConfig
+
+        if path is None or source is None:
+            raise CliError("paper: give PATH and --source (a replay), or --market avellaneda-stoikov")
+        names = tuple(c.strip() for c in configs.split(",") if c.strip())
+        for c in names:
+            if c not in CONFIGS:
+                raise CliError(f"--configs: unknown configuration {c!r}; choose from {', '.join(CONFIGS)}")
+        if len(set(names)) != len(names) or not names:
+            raise CliError(f"--configs: give distinct configurations, got {configs!r}")
+        mkt = _load(source, path, asset)
+        win = _check_window("--window", window)
+        if win:
+            mkt = window_market(mkt, *WindowSpec.parse(win).bounds_ns(mkt))
+        bundle, origin = _replay_bundle(priors, mkt.asset)
+        if bundle.asset != mkt.asset:
+            raise CliError(f"--priors: the bundle is for {bundle.asset!r}, the data is {mkt.asset!r}")
+        try:
+            rc = ReplayConfig(refresh_s=refresh_s, latency_s=latency_s, fee_bps=fee_bps, queue_factor=queue_factor,
+                              max_position_notional=max_position_notional, block_s=block_s, progress_every_s=5.0)
+        except ValueError as e:
+            raise CliError(f"paper: {e}") from None
+        data = replay_data(mkt)
+        _stage(f"paper: {mkt.asset} ({source}), {len(data.trade_ts):,} trades, {len(data.quote_ts):,} quotes, "
+               f"{data.end - data.start:,.0f} s; configurations {', '.join(names)}; priors {origin}")
+        ab = run_ab(data, bundle, names, rc, progress=lambda c, f: _stage(f"  {c}: {100 * f:.0f}%"))
+        ab["window"], ab["priors"] = win or None, origin
+        target = out_dir or Path("artifacts/paper") / f"{mkt.asset}-{source}-{time.strftime('%Y%m%dT%H%M%S')}"
+        report = write_report(ab, target)
+        doc = {**ab_document(ab), "report": str(report)}
+        if as_json:
+            emit_json(doc)
+        else:
+            render_paper(doc)
+
+    if not guarded(as_body if market is not None else replay_body):
+        raise typer.Exit(1)
+
+
 @app.command()
 def demo(
     out_dir: Path = typer.Option(Path("artifacts/demo"), "--out", help="Where the demo writes its market."),
@@ -927,6 +1071,66 @@ def demo(
 
     if not guarded(body):
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------
+# params (the learned-parameter registry, mm_runtime.params)
+
+
+def _g(v: Any) -> str:
+    """4 significant digits (the registry's values span 1e-3 .. 1e3 and sit near 1)."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    s = f"{v:.4g}"
+    return f"{v:.6g}" if s in ("1", "-1") and v != float(s) else s  # 0.99997 is not 1
+
+
+def render_params(doc: dict) -> None:
+    rows = []
+    for p in doc["params"]:
+        lo, hi = p["interval"]
+        rows.append([p["name"], p["tier"], p["family"], f"{_g(p['prior_mean'])} (s={_g(p['prior_strength'])})",
+                     _g(p["estimate"]), _g(lo), _g(hi), f"{p['data_weight']:.3f}", f"{_g(p['n'])}/{p['min_n']}",
+                     "yes" if p["calibrated"] else "no", p["in_use"], p["unit"]])
+    _print_wide(_table(f"learned parameters{' of ' + doc['asset'] if doc['asset'] else ''}",
+                       ["parameter", "tier", "family", "prior mean (strength)", "estimate", "95% lo", "95% hi",
+                        "data weight", "n/min_n", "calibrated", "in use", "unit"], rows))
+    for t, name in doc["tier_names"].items():
+        ps = [p for p in doc["params"] if str(p["tier"]) == t]
+        ready = doc[f"tier{t}_ready"]
+        out.print(f"tier {t} ({name}): {'ready' if ready else 'not ready'} "
+                  f"({sum(p['calibrated'] for p in ps)}/{len(ps)} calibrated)", markup=False, highlight=False)
+    sources = sorted({p["prior_source"] for p in doc["params"]})
+    out.print("priors: " + "; ".join(sources), markup=False, highlight=False, soft_wrap=True)
+
+
+@params_app.command("show")
+def params_show(
+    state: Optional[Path] = typer.Option(None, "--state", help="Registry state file (JSON) to show."),
+    priors: Optional[Path] = typer.Option(
+        None, "--priors", help="Prior bundle whose priors replace the defaults (with --state: the state's "
+                               "evidence re-based onto them)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+):
+    """Every learned parameter: tier, family, prior, estimate, 95% interval, data weight, calibrated."""
+
+    def body():
+        from mm_runtime import load_bundle
+        from mm_runtime.params import STATE_SCHEMA_VERSION, TIER_NAMES, Registry
+
+        reg = Registry.from_bundle(load_bundle(priors)) if priors is not None else Registry()
+        if state is not None:
+            reg.load(state, keep_priors=priors is not None)
+        st = reg.calibration_status()
+        doc = {"asset": reg.asset, "state": state, "priors": priors, "schema_version": STATE_SCHEMA_VERSION,
+               **st.tiers(), "tier_names": {str(t): n for t, n in TIER_NAMES.items()},
+               "params": [reg.summary(n, st).to_dict() for n in reg.names]}
+        if as_json:
+            emit_json(doc)
+        else:
+            render_params(_jsonable(doc))
+
+    guarded(body)
 
 
 def main() -> None:

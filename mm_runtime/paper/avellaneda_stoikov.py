@@ -99,14 +99,20 @@ def _check(gamma: float, strategy: str, n_paths: int, p: ASParams) -> None:
 
 
 def simulate(gamma: float, strategy: str = "inventory", n_paths: int = 1000, seed: int = 0,
-             params: ASParams = ASParams()) -> ASResult:
+             params: ASParams = ASParams(), fixed_spread: float | None = None) -> ASResult:
     """Run ``n_paths`` independent paths of the paper's market for one strategy.
+
+    ``fixed_spread``: quote this constant total spread instead of eq. (30)'s (a
+    diagnostic: the paper's γ = 1 table reports a spread of 1.15, which eq. (30)
+    cannot produce; see :data:`PAPER_TABLE`).
 
     Vectorized over paths (numpy; one loop over the ``T/dt`` steps): 1,000 paths ×
     200 steps take a few milliseconds.
     """
     p = params
     _check(gamma, strategy, n_paths, p)
+    if fixed_spread is not None and not (math.isfinite(fixed_spread) and fixed_spread > 0):
+        raise ValueError(f"fixed_spread must be a positive finite number, got {fixed_spread!r}")
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     n_steps = int(round(p.T / p.dt))
@@ -119,7 +125,7 @@ def simulate(gamma: float, strategy: str = "inventory", n_paths: int = 1000, see
     spread_sum = 0.0
     for i in range(n_steps):
         tau = p.T - i * p.dt
-        half = 0.5 * gamma * p.sigma**2 * tau + half_base
+        half = 0.5 * gamma * p.sigma**2 * tau + half_base if fixed_spread is None else 0.5 * fixed_spread
         centre = s - q * gamma * p.sigma**2 * tau if strategy == "inventory" else s
         bid, ask = centre - half, centre + half
         spread_sum += 2.0 * half

@@ -85,3 +85,13 @@ def test_bad_arguments_are_refused_with_the_field_named(kwargs, match):
 
 def test_paper_table_has_every_row():
     assert sorted(PAPER_TABLE) == sorted((g, s) for g in (0.01, 0.1, 1.0) for s in ("inventory", "symmetric"))
+
+
+def test_the_papers_gamma_1_symmetric_row_is_a_constant_1_15_spread():
+    """The paper's γ = 1 rows report a spread of 1.15, which its eq. (30) cannot give
+    (≥ 1.02 at t = T, 3.03 on average); its symmetric row is reproduced by a symmetric
+    strategy quoting a constant spread of 1.15 (benchmarks/README.md)."""
+    res = simulate(1.0, "symmetric", n_paths=1000, seed=1, fixed_spread=1.15)
+    assert compare_to_paper(res)["max_abs_z"] < 3
+    with pytest.raises(ValueError, match="fixed_spread"):
+        simulate(1.0, "symmetric", n_paths=10, fixed_spread=-1.0)

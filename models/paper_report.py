@@ -1,0 +1,227 @@
+"""The paper-trading report: one HTML page plus PNGs per A/B comparison.
+
+``write_report(ab, out_dir)`` takes the document of :func:`mm_runtime.paper.compare.run_ab`
+and writes ``index.html`` (tables: the A/B table, the paired block comparison,
+markouts by depth bucket), ``equity.png``, ``inventory.png``, ``markouts.png``,
+``ladder.png``, ``blocks.png`` and ``ab.json`` (every number of the page) into
+``out_dir``, atomically (a temporary folder renamed into place).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mm_runtime.paper.replay import block_pnl  # noqa: E402
+
+__all__ = ["ab_document", "write_report"]
+
+_MAX_POINTS = 4000
+
+
+def _thin(*arrays):
+    n = len(arrays[0])
+    if n <= _MAX_POINTS:
+        return arrays
+    idx = np.linspace(0, n - 1, _MAX_POINTS).astype(int)
+    return tuple(a[idx] for a in arrays)
+
+
+def _hours(res, t0):
+    return (res.t - t0) / 3600.0
+
+
+def ab_document(ab: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-ready part of an A/B result (no arrays)."""
+    return {
+        "asset": ab["asset"], "source": ab["source"], "baseline": ab["baseline"],
+        "window": ab.get("window"), "priors": ab.get("priors"),
+        "table": ab["table"], "paired": ab["paired"],
+        "summaries": {k: r.summary for k, r in ab["results"].items()},
+        "configs": {k: r.config for k, r in ab["results"].items()},
+        "seconds": {k: r.seconds for k, r in ab["results"].items()},
+    }
+
+
+def _fig_equity(results, t0, path):
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    for name, r in results.items():
+        x, y = _thin(_hours(r, t0), r.equity)
+        ax.plot(x, y, label=f"{name} ({r.summary['pnl']:+.2f})", lw=1.1)
+    ax.axhline(0, color="0.6", lw=0.6)
+    ax.set_xlabel("hours from start")
+    ax.set_ylabel("PnL (quote currency, marked to mid)")
+    ax.set_title("Equity")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fig_inventory(results, t0, path):
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    for name, r in results.items():
+        x, y = _thin(_hours(r, t0), r.position)
+        ax.plot(x, y, label=name, lw=0.9)
+    ax.axhline(0, color="0.6", lw=0.6)
+    ax.set_xlabel("hours from start")
+    ax.set_ylabel("position (base units)")
+    ax.set_title("Inventory")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fig_markouts(results, path):
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    names = list(results)
+    buckets = list(next(iter(results.values())).summary["markout_by_bucket"])
+    w = 0.8 / max(len(names), 1)
+    x = np.arange(len(buckets))
+    for i, name in enumerate(names):
+        mb = results[name].summary["markout_by_bucket"]
+        a1.bar(x + i * w, [mb[b]["fills"] for b in buckets], w, label=name)
+        a2.bar(x + i * w, [mb[b]["mean_markout_bps"] if mb[b]["mean_markout_bps"] is not None else 0.0
+                           for b in buckets], w, label=name)
+    for a, title in ((a1, "fills by quoted depth (bps)"), (a2, "mean markout at the first horizon (bps)")):
+        a.set_xticks(x + w * (len(names) - 1) / 2)
+        a.set_xticklabels(buckets)
+        a.set_title(title, fontsize=10)
+    a2.axhline(0, color="0.4", lw=0.6)
+    a1.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fig_ladder(results, t0, path):
+    n = len(results)
+    fig, axes = plt.subplots(n, 1, figsize=(9, 2.6 * n), sharex=True, squeeze=False)
+    for ax, (name, r) in zip(axes[:, 0], results.items(), strict=True):
+        mid = r.mid
+        bps = lambda p: (p - mid) / mid * 1e4  # noqa: E731
+        x, mb, ma, ob, oa = _thin(_hours(r, t0), bps(r.mkt_bid), bps(r.mkt_ask), bps(r.our_bid), bps(r.our_ask))
+        ax.fill_between(x, mb, ma, color="0.85", label="market bid–ask", step="post")
+        ax.plot(x, ob, lw=0.7, color="tab:blue", label="our best bid")
+        ax.plot(x, oa, lw=0.7, color="tab:red", label="our best ask")
+        ax.set_ylabel("bps from mid")
+        ax.set_title(f"{name}: the ladder's touch over time", fontsize=10)
+        ax.legend(loc="upper right", fontsize=7)
+    axes[-1, 0].set_xlabel("hours from start")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fig_blocks(ab, path):
+    base = ab["results"][ab["baseline"]]
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    for name, cmp in ab["paired"].items():
+        d = block_pnl(ab["results"][name], cmp["block_s"]) - block_pnl(base, cmp["block_s"])
+        ax.plot(np.arange(d.size), d, marker="o", ms=3, lw=0.8, label=f"{name} − {ab['baseline']}")
+        if cmp["ci_low"] is not None:
+            ax.axhspan(cmp["ci_low"], cmp["ci_high"], alpha=0.15)
+    ax.axhline(0, color="0.4", lw=0.6)
+    ax.set_xlabel("block")
+    ax.set_ylabel("PnL difference per block")
+    ax.set_title("Paired comparison (shaded: 95% interval of the mean difference)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "–"
+        return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    return html.escape(str(v))
+
+
+def _table(rows: list[dict], cols: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:0.6em 0 1.4em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%;margin:0.4em 0}
+.note{color:#555;font-size:0.92em}"""
+
+
+def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
+    """Write the page and its figures; returns the path of ``index.html``."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        results = ab["results"]
+        t0 = min(float(r.t[0]) for r in results.values() if r.t.size)
+        _fig_equity(results, t0, tmp / "equity.png")
+        _fig_inventory(results, t0, tmp / "inventory.png")
+        _fig_markouts(results, tmp / "markouts.png")
+        _fig_ladder(results, t0, tmp / "ladder.png")
+        if ab["paired"]:
+            _fig_blocks(ab, tmp / "blocks.png")
+        doc = ab_document(ab)
+        (tmp / "ab.json").write_text(json.dumps(doc, indent=1, default=float))
+        paired_rows = [{"config": k, **v} for k, v in ab["paired"].items()]
+        bucket_rows = []
+        for name, r in results.items():
+            for b, v in r.summary["markout_by_bucket"].items():
+                bucket_rows.append({"config": name, "depth bucket (bps)": b, **v})
+        learn_rows = [{"config": k, **r.summary["learning"]} for k, r in results.items()]
+        rc = next(iter(results.values())).config["replay"]
+        parts = [
+            f"<h1>Paper trading: {html.escape(ab['asset'])} ({html.escape(ab['source'])})</h1>",
+            f"<p class=note>window {html.escape(str(ab.get('window') or 'all'))}; priors "
+            f"{html.escape(str(ab.get('priors') or '–'))}; refresh {rc['refresh_s']} s, latency "
+            f"{rc['latency_s']} s, maker fee {rc['fee_bps']} bps, queue factor {rc['queue_factor']}, "
+            f"position limit {rc['max_position_notional']} notional. Fills: trade-through (a print beyond "
+            "our price); markout = side × (mid(t+h) − fill price) in bps, positive = profitable.</p>",
+            "<h2>Side by side</h2>",
+            _table(doc["table"], list(doc["table"][0])),
+        ]
+        if paired_rows:
+            parts += [f"<h2>Paired comparison against {html.escape(ab['baseline'])}</h2>",
+                      "<p class=note>PnL difference per time block; Student-t 95% interval of the mean.</p>",
+                      _table(paired_rows, list(paired_rows[0])), '<img src="blocks.png" alt="blocks">']
+        parts += ['<h2>Equity</h2><img src="equity.png" alt="equity">',
+                  '<h2>Inventory</h2><img src="inventory.png" alt="inventory">',
+                  '<h2>Fills and markouts by depth</h2><img src="markouts.png" alt="markouts">',
+                  _table(bucket_rows, list(bucket_rows[0])) if bucket_rows else "",
+                  '<h2>The ladder over time</h2><img src="ladder.png" alt="ladder">',
+                  "<h2>Online learning at the end of the replay</h2>",
+                  _table(learn_rows, list(learn_rows[0])),
+                  '<p class=note>Every number: <a href="ab.json">ab.json</a>.</p>']
+        page = (f"<!doctype html><html><head><meta charset=utf-8><title>paper {html.escape(ab['asset'])}</title>"
+                f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
+        (tmp / "index.html").write_text(page)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir / "index.html"
