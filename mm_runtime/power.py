@@ -27,6 +27,8 @@ Beta (proportion p)   sqrt((1-p) / (p (n + s + 1)))              (1-p)/(p c²) -
 Gamma (rate)          1 / sqrt(a0 + n)       (n = events)        1/c² - a0
 Normal (mean)         cv1 / sqrt(n0 + n)     (cv1 = σ/μ of one)  (cv1/c)² - n0
 Hawkes baseline μ     1 / ((1-b) sqrt(n))    (n = all events)    1/(c (1-b))²
+Inverse-Gamma (var.)  1 / sqrt((s + n)/2 - 2)                    2/c² + 4 - s
+LogNormal (median)    sqrt(expm1(s_log² / (n0 + n)))             s_log²/ln(1+c²) - n0
 ====================  ========================================  ======================
 
 Sources: the Beta, Gamma and Normal posterior moments are the standard conjugate
@@ -69,6 +71,10 @@ __all__ = [
     "rel_precision_after_normal",
     "n_hawkes_baseline",
     "cv_after_hawkes_baseline",
+    "cv_after_inverse_gamma",
+    "n_inverse_gamma_for_cv",
+    "cv_after_lognormal",
+    "n_lognormal_for_cv",
     "Threshold",
     "calibration_thresholds",
     "tier_min_n",
@@ -275,6 +281,57 @@ def n_hawkes_baseline(rel_precision: float, confidence: float = 0.95, branching_
     if not 0 <= b < 1:
         raise ValueError(f"branching_ratio must be in [0, 1), got {b}")
     return _ceil(1.0 / (c * (1.0 - b)) ** 2)
+
+
+# ----------------------------------------------------------------------------- Inverse-Gamma
+def cv_after_inverse_gamma(n: float, prior_strength: float = 0.0) -> float:
+    """Posterior cv of a variance (Inverse-Gamma, known mean) after ``n`` observations.
+
+    InvGamma(shape, scale) has mean scale/(shape−1) and sd mean/sqrt(shape−2) (shape > 2;
+    BDA3 Table A.1), so cv = ``1/sqrt(shape − 2)``; each observation adds 1/2 to the
+    shape and the prior's strength is ``s = 2·shape0`` (``InverseGammaKnownMean.strength``),
+    so ``shape = (s + n)/2``.  Needs ``(s + n)/2 > 2`` (else the sd is infinite)."""
+    shape = 0.5 * (_c.non_negative("n", n) + _c.non_negative("prior_strength", prior_strength))
+    if not shape > 2.0:
+        raise ValueError(f"n + prior_strength must be > 4 (a finite posterior sd), got {2 * shape}")
+    return 1.0 / math.sqrt(shape - 2.0)
+
+
+def n_inverse_gamma_for_cv(max_cv: float, prior_strength: float = 0.0) -> int:
+    """Observations until an Inverse-Gamma variance has cv at most ``max_cv``:
+    ``ceil(2/max_cv² + 4 − s)`` (:func:`cv_after_inverse_gamma` solved for n).  For
+    large n this is the classical ``var(s²)/σ⁴ = 2/n`` of a sample variance; the ``+4``
+    is the Inverse-Gamma's ``shape − 2``.
+
+    Example: ±30 % at 90 % (cv 0.30/1.6449 = 0.1824): 2/0.03327 + 4 = 64.1 → 65."""
+    c = _c.positive("max_cv", max_cv)
+    return _ceil(2.0 / (c * c) + 4.0 - _c.non_negative("prior_strength", prior_strength))
+
+
+# ----------------------------------------------------------------------------- LogNormal
+def cv_after_lognormal(n: float, sigma_log: float, prior_n: float = 0.0) -> float:
+    """Posterior cv of the median ``exp(mu)`` of log-normal observations after ``n``.
+
+    With ``log x ~ N(mu, s²)`` and s (``sigma_log``, the sd of one observation's log)
+    taken as known, mu's posterior is normal with variance ``s²/(n0 + n)`` (BDA3 §2.5),
+    so exp(mu) is log-normal with cv ``sqrt(exp(s²/(n0+n)) − 1)`` (``LogNormal.cv``,
+    which uses the Normal–Inverse-Gamma's E[s²] in place of s²)."""
+    s = _c.positive("sigma_log", sigma_log)
+    total = _c.non_negative("n", n) + _c.non_negative("prior_n", prior_n)
+    if not total > 0:
+        raise ValueError("n + prior_n must be > 0")
+    return math.sqrt(math.expm1(s * s / total))
+
+
+def n_lognormal_for_cv(sigma_log: float, max_cv: float, prior_n: float = 0.0) -> int:
+    """Observations until the median of log-normal observations has cv at most
+    ``max_cv``: ``ceil(s²/ln(1 + max_cv²) − n0)`` (:func:`cv_after_lognormal` solved
+    for n).  A per-observation cv of c1 is ``s² = ln(1 + c1²)``.
+
+    Example: c1 = 0.2 (s² = 0.0392), ±30 % at 90 % (cv 0.1824): 0.0392/0.0327 = 1.2 → 2."""
+    s = _c.positive("sigma_log", sigma_log)
+    c = _c.positive("max_cv", max_cv)
+    return _ceil(s * s / math.log1p(c * c) - _c.non_negative("prior_n", prior_n))
 
 
 # ----------------------------------------------------------------------------- the table

@@ -280,3 +280,36 @@ def test_quoter_config_defaults_come_from_the_table():
 def test_bad_inputs_raise_naming_the_argument(call, name):
     with pytest.raises(ValueError, match=rf"\b{name}\b"):
         call()
+
+
+# ----------------------------------------------------------------------------- Inverse-Gamma, LogNormal (registry)
+def test_inverse_gamma_and_lognormal_counts():
+    from mm_runtime.conjugate import InverseGammaKnownMean, InverseGammaParams, LogNormal, NIGParams
+    from mm_runtime.power import (
+        cv_after_inverse_gamma,
+        cv_after_lognormal,
+        n_inverse_gamma_for_cv,
+        n_lognormal_for_cv,
+    )
+
+    c = 0.3 / Z90
+    n = n_inverse_gamma_for_cv(c)
+    assert n == 65  # 2/c² + 4 = 64.13
+    assert cv_after_inverse_gamma(n) <= c < cv_after_inverse_gamma(n - 1)
+    assert n_inverse_gamma_for_cv(c, prior_strength=20) == 45
+    # the same cv as the family's: shape = (s + n)/2
+    post = InverseGammaParams(shape=(20 + 45) / 2, scale=3.0, mu=0.0)
+    assert float(InverseGammaKnownMean.cv(post)) == pytest.approx(cv_after_inverse_gamma(45, 20))
+    with pytest.raises(ValueError, match="> 4"):
+        cv_after_inverse_gamma(2)
+
+    s_log = math.sqrt(math.log1p(0.5**2))
+    n = n_lognormal_for_cv(s_log, c)
+    assert n == math.ceil(s_log**2 / math.log1p(c * c))
+    assert cv_after_lognormal(n, s_log) <= c < cv_after_lognormal(n - 1, s_log)
+    # LogNormal.cv with E[s²] = s_log² (shape = 1 + lam/2, scale = s_log²·lam/2) is the same formula
+    lam = 40.0
+    post = NIGParams(mu=0.0, lam=lam, shape=1 + lam / 2, scale=s_log**2 * lam / 2)
+    assert float(LogNormal.cv(post)) == pytest.approx(cv_after_lognormal(lam, s_log))
+    with pytest.raises(ValueError, match="sigma_log"):
+        n_lognormal_for_cv(0.0, c)
