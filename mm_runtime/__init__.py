@@ -1,5 +1,6 @@
 """mm_runtime — the live side: prior bundle schema, conjugate families, online
-estimators, the GLFT/Kelly quote ladder, the Quoter, and its metrics.
+estimators, the GLFT/Kelly quote ladder, the Quoter, its metrics, and the
+learned-parameter registry (:mod:`mm_runtime.params`).
 
 Dependencies: jax, numpy, pydantic, prometheus-client and the standard library only
 (never pymc, pytensor, arviz, prefect, mlflow, pandas, scipy, ``models`` or
@@ -39,6 +40,7 @@ from .config import QuoterConfig  # noqa: E402
 from .ladder import fill_probability, glft_quote  # noqa: E402
 from .logs import JsonFormatter, configure_json_logging  # noqa: E402
 from .metrics import RuntimeMetrics  # noqa: E402
+from .params import CalibrationStatus, Evidence, Registry, RegistryStateError  # noqa: E402
 from .perf import configure_low_latency_cpu  # noqa: E402
 from .quoter import (  # noqa: E402
     BINDING_NAMES,
@@ -68,7 +70,9 @@ __all__ = [
     "SCHEMA_VERSION",
     "SIDES",
     "BundleError",
+    "CalibrationStatus",
     "ConjugateSummary",
+    "Evidence",
     "JsonFormatter",
     "MarketEvent",
     "PackedStep",
@@ -77,6 +81,8 @@ __all__ = [
     "Quoter",
     "QuoterConfig",
     "QuoterState",
+    "Registry",
+    "RegistryStateError",
     "Quotes",
     "RuntimeMetrics",
     "Summary",

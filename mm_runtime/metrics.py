@@ -16,6 +16,9 @@ mm_learned_alpha{asset,regime,bucket}              posterior mean (+ ``_data_wei
 mm_learned_kappa{asset,regime,side}                1/bps (+ ``_data_weight``)
 mm_learned_arrival_rate{asset,regime,side}         1/s (+ ``_data_weight``)
 mm_calibration_tier{asset,tier}                    regime-weighted share of trusted cells
+mm_learned_<name>{asset}                           registry parameter <name>: posterior mean
+                                                   (+ ``_data_weight``), see below
+mm_learned_params_calibrated{asset,tier}           1 when registry tier "1".."4" is ready
 mm_regime_probability{asset,regime}                filtered regime probability
 mm_hawkes_intensity{asset,side}                    current λ_s, 1/s
 mm_quote_valid{asset}                              1 when the last step produced quotes
@@ -25,6 +28,17 @@ mm_bundle_info{asset,model_version,run_id,schema_version}  1 (an Info metric)
 mm_bundle_reload_failures_total{asset}             refused hot reloads
 mm_quote_step_latency_seconds{asset}               histogram of Quoter.on_event latency
 =================================================  ===========================================
+
+The learned-parameter registry (:class:`mm_runtime.params.Registry`, issue #7) publishes
+``mm_learned_<name>`` and ``mm_learned_<name>_data_weight`` per parameter, label
+``asset`` only (one pooled value per asset).  A Prometheus family name can be
+registered only once, with one label set, so a registry parameter whose name is
+already a per-cell family above (``kappa``: ``mm_learned_kappa{asset,regime,side}``,
+1/bps in both) is published into that family as the pooled cell, every extra label
+``"all"`` (:data:`POOLED`): ``mm_learned_kappa{asset,regime="all",side="all"}``.
+Aggregations over ``regime``/``side`` should exclude ``"all"``.  Every other
+registry name gets its own family (``mm_learned_alpha_touch{asset}``, …), created on
+first use.
 """
 
 from __future__ import annotations
@@ -33,13 +47,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from .bundle import REGIMES, SIDES, PriorBundle
 
-__all__ = ["RuntimeMetrics", "AssetMetrics", "LEARNED_PARAMS"]
+__all__ = ["RuntimeMetrics", "AssetMetrics", "LEARNED_PARAMS", "POOLED"]
 
 LEARNED_PARAMS = {
     "alpha": ("regime", "bucket"),
     "kappa": ("regime", "side"),
     "arrival_rate": ("regime", "side"),
 }
+POOLED = "all"
+"""Label value of a registry parameter's pooled cell in a per-cell ``mm_learned_*`` family."""
 _LATENCY_BUCKETS = (
     5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1,
 )
@@ -67,6 +83,10 @@ class RuntimeMetrics:
             self.learned_weight[name] = gauge(
                 f"mm_learned_{name}_data_weight", f"n/(n+prior_strength) of {name}", labels
             )
+        self.params_calibrated = gauge(
+            "mm_learned_params_calibrated", "1 when every registry parameter of the tier is calibrated", ("tier",)
+        )
+        self._param_gauges: dict[str, tuple[Gauge, Gauge, dict[str, str]]] = {}
         self.tier = gauge("mm_calibration_tier", "Regime-weighted share of trusted learned cells", ("tier",))
         self.regime = gauge("mm_regime_probability", "Filtered volatility-regime probability", ("regime",))
         self.hawkes = gauge("mm_hawkes_intensity", "Current Hawkes intensity of market orders, 1/s", ("side",))
@@ -78,6 +98,19 @@ class RuntimeMetrics:
         self.latency = Histogram(
             "mm_quote_step_latency_seconds", "Quoter.on_event latency", a, buckets=_LATENCY_BUCKETS, registry=reg
         )
+
+    def learned_param(self, name: str) -> tuple[Gauge, Gauge, dict[str, str]]:
+        """(estimate gauge, data-weight gauge, extra labels) of registry parameter
+        ``name`` (module docstring: a per-cell family's pooled cell, or its own family)."""
+        if name in LEARNED_PARAMS:
+            return self.learned[name], self.learned_weight[name], {k: POOLED for k in LEARNED_PARAMS[name]}
+        if name not in self._param_gauges:
+            reg = self.registry
+            g = Gauge(f"mm_learned_{name}", f"Learned-parameter registry: posterior mean of {name}",
+                      ["asset"], registry=reg)
+            w = Gauge(f"mm_learned_{name}_data_weight", f"n/(n+prior_strength) of {name}", ["asset"], registry=reg)
+            self._param_gauges[name] = (g, w, {})
+        return self._param_gauges[name]
 
     def for_asset(self, asset: str) -> AssetMetrics:
         return AssetMetrics(self, asset)
@@ -124,6 +157,15 @@ class AssetMetrics:
             for j, k1 in enumerate(keys1):
                 g.labels(**{"asset": self.asset, l0: k0, l1: k1}).set(float(values[i][j]))
                 w.labels(**{"asset": self.asset, l0: k0, l1: k1}).set(float(weights[i][j]))
+
+    def set_learned_param(self, name: str, estimate: float, data_weight: float) -> None:
+        """A registry parameter's estimate and data weight (:meth:`RuntimeMetrics.learned_param`)."""
+        g, w, extra = self.f.learned_param(name)
+        g.labels(asset=self.asset, **extra).set(float(estimate))
+        w.labels(asset=self.asset, **extra).set(float(data_weight))
+
+    def set_params_calibrated(self, tier: int | str, ready: bool) -> None:
+        self.f.params_calibrated.labels(asset=self.asset, tier=str(tier)).set(1.0 if ready else 0.0)
 
     def set_status(self, *, regime_probs, hawkes, tier_pnl, tier_intensity, valid, binding, margin_used) -> None:
         a = self.asset
