@@ -156,6 +156,33 @@ informed threshold of the recorded :class:`ObservationConfig`.
    1.4-1.5 apart); the placeholder quantile labelling agrees with the true path
    on ~67 % of bars.
 
+6. **Open interest and liquidation cascades (optional,** ``SyntheticConfig.open_interest``,
+   default off). With an :class:`OpenInterestConfig` the market also has an
+   ``open_interest`` table (ts, oi), a snapshot every ``interval_s`` (a whole
+   multiple of ``grid_seconds``, so every snapshot is a quote grid point). Log OI
+   relative to ``oi0`` is a mean-reverting random walk,
+   ``x_k = x_{k-1} exp(-interval/reversion_s) + noise_sd z_k + sum log(1 - F_c)``
+   over the cascades c in ``(t_{k-1}, t_k]``: ordinary position changes plus
+   cascades. Cascades arrive as a Poisson process (``cascade_rate_per_hour``,
+   uniform times in ``[0, T - move_seconds)``); cascade c removes a fraction
+   ``F_c ~ LogUniform(drop_min, drop_max)`` of the open interest at once (a sharp
+   drop: liquidated positions close), and if ``F_c >= threshold`` (the truth's
+   ``cascade_oi_threshold``) it is followed by an adverse price move: the log-mid
+   moves by ``e_c M_c 1e-4`` linearly over ``[t_c, t_c + move_seconds]``,
+   ``e_c = +-1`` (short or long liquidation, probability 1/2 each) and
+   ``M_c = move_bps + Exponential(mean move_extra_mean_bps)``. Smaller drops move
+   nothing. The move is added to the log-mid at every quote point, so sweeps after
+   it are priced off the moved mid (trades stay consistent with the quotes); no
+   trades are added. The realized variance then includes the cascade moves, which
+   ``sigma_bps`` / ``rv_mean`` in the truth do not. All of this randomness comes
+   from a separate stream (``SeedSequence(seed).spawn(1)[0]``): the main stream's
+   draws (regimes, arrivals, depths, diffusion, sizes) are the same with and
+   without open interest, so the market without OI is byte-identical to what it
+   was before the option existed, and with OI differs only by the cascade moves.
+   Truth: ``params['cascade_oi_threshold']``; ``counts['cascades']``,
+   ``counts['cascades_triggered']``; ``derived['cascades']`` (time s, drop
+   fraction, triggered, move bps signed) for tests.
+
 truth.json layout
 -----------------
 ``format``/``format_version``; ``asset``, ``source``, ``seed``, ``duration_s``,
@@ -188,9 +215,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from scipy.signal import lfilter
 
 from models.data.observations import REGIMES, ObservationConfig
-from models.data.tables import DataError, Market, validate_quotes, validate_trades
+from models.data.tables import DataError, Market, validate_open_interest, validate_quotes, validate_trades
 
 SIDES: tuple[str, ...] = ("buy", "sell")
 """Market-order (aggressor) sides; index 0 = buy (+1), 1 = sell (-1)."""
@@ -202,6 +230,47 @@ TRUTH_FORMAT_VERSION = 1
 
 Pair = tuple[float, float]
 Quad = tuple[float, float, float, float]
+
+
+class OpenInterestConfig(BaseModel):
+    """Open interest with liquidation cascades (module docstring, step 6). Fractions
+    are of the open interest; ``threshold`` is the truth's ``cascade_oi_threshold``.
+
+    Defaults: a snapshot per second, 1e6 base units, ordinary changes of 0.02 % per
+    snapshot reverting over 10 minutes, 20 cascades per hour with drops log-uniform
+    in 0.2-5 % (so ~37 % of them, those of 1.5 % or more, are followed by a move of
+    8 bp + Exp(mean 4 bp) over 5 s)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    interval_s: float = 1.0
+    oi0: float = 1.0e6
+    noise_sd: float = 2.0e-4
+    reversion_s: float = 600.0
+    cascade_rate_per_hour: float = 20.0
+    drop_min: float = 0.002
+    drop_max: float = 0.05
+    threshold: float = 0.015
+    move_bps: float = 8.0
+    move_extra_mean_bps: float = 4.0
+    move_seconds: float = 5.0
+
+    @model_validator(mode="after")
+    def _check(self) -> OpenInterestConfig:
+        for name in ("interval_s", "oi0", "reversion_s", "move_seconds"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"open_interest.{name} must be finite and > 0, got {v}")
+        for name in ("noise_sd", "cascade_rate_per_hour", "move_bps", "move_extra_mean_bps"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"open_interest.{name} must be finite and >= 0, got {v}")
+        if not (0 < self.drop_min <= self.drop_max < 1):
+            raise ValueError("open_interest: need 0 < drop_min <= drop_max < 1, got "
+                             f"{self.drop_min}, {self.drop_max}")
+        if not (0 < self.threshold < 1):
+            raise ValueError(f"open_interest.threshold must be in (0, 1), got {self.threshold}")
+        return self
 
 
 class SyntheticConfig(BaseModel):
@@ -239,6 +308,7 @@ class SyntheticConfig(BaseModel):
     quote_size_median: float = 5.0
     size_log_sd: float = 0.8
     observation: ObservationConfig = Field(default_factory=ObservationConfig)
+    open_interest: OpenInterestConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> SyntheticConfig:
@@ -271,7 +341,17 @@ class SyntheticConfig(BaseModel):
         b, g = round(self.bar_seconds * NS), round(self.grid_seconds * NS)
         if g < 10 or b % g:
             raise ValueError("bar_seconds must be a whole multiple of grid_seconds (>= 10 ns)")
+        if self.open_interest is not None and round(self.open_interest.interval_s * NS) % g:
+            raise ValueError("open_interest.interval_s must be a whole multiple of grid_seconds")
         return self
+
+    def config_doc(self) -> dict[str, Any]:
+        """The config as written to ``truth.json`` (JSON types); ``open_interest`` only
+        when set, so a market without it has the same truth file as before the option."""
+        doc = self.model_dump(mode="json")
+        if doc.get("open_interest") is None:
+            doc.pop("open_interest", None)
+        return doc
 
     @classmethod
     def busy(cls, **overrides: Any) -> SyntheticConfig:
@@ -497,6 +577,11 @@ def simulate_market(seed: int, duration_s: float = 3600.0,
     incr = np.zeros(len(pt_ns))
     incr[1:] = sig[reg_pt[:-1]] * np.sqrt(dt) * rng.standard_normal(len(dt))
     logm = math.log(cfg.price0) + np.cumsum(incr + pt_jump)
+    oi_table, cascades = None, None
+    if cfg.open_interest is not None:
+        oi_rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(1)[0])
+        oi_table, cascades, move = _open_interest(oi_rng, cfg.open_interest, T, pt_ns)
+        logm = logm + move
     mid = np.exp(logm)
     hs = np.asarray(cfg.half_spread_bps, dtype=float)[reg_pt] * 1e-4
     nq = len(pt_ns)
@@ -541,6 +626,13 @@ def simulate_market(seed: int, duration_s: float = 3600.0,
     truth = _truth(cfg)
     counts: dict[str, int] = {"trades": nt, "quotes": nq, "arrivals": na,
                               "informed_arrivals": int(informed.sum()), "bars": n_bars}
+    if cascades is not None:
+        truth["params"]["cascade_oi_threshold"] = float(cfg.open_interest.threshold)
+        truth["derived"]["cascades"] = cascades
+        counts["open_interest"] = len(oi_table)
+        counts["cascades"] = len(cascades["time_s"])
+        counts["cascades_triggered"] = int(sum(cascades["triggered"]))
+        oi_table = validate_open_interest(oi_table.assign(ts=oi_table["ts"] + cfg.start_ns))
     for s, sn in enumerate(SIDES):
         counts[f"arrivals[{sn}]"] = int((s_idx == s).sum())
     for r, rn in enumerate(REGIMES):
@@ -565,7 +657,7 @@ def simulate_market(seed: int, duration_s: float = 3600.0,
         "regime_path": [int(x) for x in path],
         "params": truth["params"],
         "derived": truth["derived"],
-        "config": cfg.model_dump(mode="json"),
+        "config": cfg.config_doc(),
         "observation_config": cfg.observation.model_dump(mode="json"),
         "counts": counts,
     }
@@ -573,7 +665,39 @@ def simulate_market(seed: int, duration_s: float = 3600.0,
         "ts": a_ns + cfg.start_ns, "side": SIDE_SIGN[s_idx], "regime": a_reg,
         "depth_bps": D, "informed": informed, "jump_bps": np.where(informed, J, 0.0)})}
     return Market(asset=cfg.asset, source="synthetic", trades=trades, quotes=quotes,
-                  truth=doc, meta=meta)
+                  truth=doc, meta=meta, open_interest=oi_table)
+
+
+def _open_interest(rng: np.random.Generator, oc: OpenInterestConfig, T: float,
+                   pt_ns: np.ndarray) -> tuple[pd.DataFrame, dict[str, list], np.ndarray]:
+    """Open-interest snapshots (ts from the start, ns), the cascades, and the cascade
+    moves of log-mid at the quote points ``pt_ns`` (module docstring, step 6)."""
+    n_c = int(rng.poisson(oc.cascade_rate_per_hour * T / 3600.0))
+    t_c = np.sort(rng.random(n_c)) * max(T - oc.move_seconds, 0.0)
+    F = np.exp(rng.uniform(math.log(oc.drop_min), math.log(oc.drop_max), n_c))
+    sign = np.where(rng.random(n_c) < 0.5, 1.0, -1.0)
+    M = oc.move_bps + rng.exponential(oc.move_extra_mean_bps, n_c) if oc.move_extra_mean_bps > 0 \
+        else np.full(n_c, oc.move_bps)
+    trig = F >= oc.threshold
+    I_ns = round(oc.interval_s * NS)
+    k = np.arange(int(round(T * NS)) // I_ns + 1, dtype=np.int64)
+    s_ns = k * I_ns
+    c_ns = np.floor(t_c * NS).astype(np.int64)
+    # the drop of cascade c enters the first snapshot at or after it
+    kc = -(-c_ns // I_ns)
+    shock = np.bincount(np.minimum(kc, len(k) - 1), weights=np.log1p(-F), minlength=len(k))
+    phi = math.exp(-oc.interval_s / oc.reversion_s)
+    eps = oc.noise_sd * rng.standard_normal(len(k))
+    eps[0] = 0.0
+    x = lfilter([1.0], [1.0, -phi], eps + shock)  # x_k = phi x_{k-1} + eps_k + shock_k
+    table = pd.DataFrame({"ts": s_ns, "oi": oc.oi0 * np.exp(x)})
+    t_pt = pt_ns / NS
+    move = np.zeros(len(pt_ns))
+    for tc, e, m in zip(t_c[trig], sign[trig], M[trig]):
+        move += e * m * 1e-4 * np.clip((t_pt - tc) / oc.move_seconds, 0.0, 1.0)
+    cascades = {"time_s": t_c.tolist(), "drop": F.tolist(), "triggered": trig.tolist(),
+                "move_bps": np.where(trig, sign * M, 0.0).tolist()}
+    return table, cascades, move
 
 
 # --------------------------------------------------------------------------- files
@@ -583,6 +707,7 @@ trades.parquet  canonical trades: ts (int64 ns UTC), price, size, side (+1 buyer
                 initiated / -1 seller-initiated), trade_id. Rows of one sweep share
                 ts and side.
 quotes.parquet  canonical best bid/offer: ts, bid, ask, bid_size, ask_size.
+open_interest.parquet  (only when the market has open interest) ts, oi.
 truth.json      the generator's ground truth: parameters under the names used by
                 the fits and the prior bundle ("params"), the regime path per
                 {bar_seconds} s bar ("regime_path"), the generator config and the
@@ -602,7 +727,8 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
 
 def write_market(market: Market, out_dir: str | Path) -> dict[str, Path]:
     """Write a synthetic market to ``out_dir`` (created if needed): trades.parquet,
-    quotes.parquet, truth.json, README.txt. Deterministic bytes: the same market
+    quotes.parquet, truth.json, README.txt, and open_interest.parquet when the market
+    has open interest. Deterministic bytes: the same market
     gives byte-identical files (pyarrow writes no timestamps; JSON is written with
     fixed key order). Returns {name: path}."""
     if market.truth is None:
@@ -613,6 +739,9 @@ def write_market(market: Market, out_dir: str | Path) -> dict[str, Path]:
              "truth": out / "truth.json", "readme": out / "README.txt"}
     _write_parquet(market.trades, paths["trades"])
     _write_parquet(market.quotes, paths["quotes"])
+    if market.open_interest is not None:
+        paths["open_interest"] = out / "open_interest.parquet"
+        _write_parquet(market.open_interest, paths["open_interest"])
     paths["truth"].write_text(json.dumps(market.truth, indent=1) + "\n", encoding="utf-8")
     c = market.truth.get("counts", {})
     paths["readme"].write_text(_README.format(
@@ -624,8 +753,9 @@ def write_market(market: Market, out_dir: str | Path) -> dict[str, Path]:
 
 
 def load_synthetic(path: str | Path) -> Market:
-    """Read a directory written by :func:`write_market`; tables validated, truth
-    attached. Raises :class:`DataError` naming the file on any problem."""
+    """Read a directory written by :func:`write_market`; tables validated (the
+    optional open_interest.parquet too, when present), truth attached. Raises
+    :class:`DataError` naming the file on any problem."""
     d = Path(path)
     if not d.is_dir():
         raise DataError(d, "", "not a directory (expected a synthetic market written by "
@@ -653,10 +783,20 @@ def load_synthetic(path: str | Path) -> Market:
         except Exception as e:  # pyarrow raises several types for corrupt files
             raise DataError(files[name], "", f"cannot read parquet: {e}") from None
         tables[name] = (validate_trades if name == "trades" else validate_quotes)(df, files[name])
+    oi, names = None, ["trades", "quotes", "truth"]
+    oi_path = d / "open_interest.parquet"
+    if oi_path.is_file():
+        try:
+            oi_df = pq.read_table(oi_path).to_pandas()
+        except Exception as e:  # as above
+            raise DataError(oi_path, "", f"cannot read parquet: {e}") from None
+        oi = validate_open_interest(oi_df, oi_path)
+        files["open_interest"] = oi_path
+        names.append("open_interest")
     return Market(asset=str(truth.get("asset", "SYN")), source="synthetic",
                   trades=tables["trades"], quotes=tables["quotes"],
-                  files=tuple(str(files[n]) for n in ("trades", "quotes", "truth")),
-                  truth=truth)
+                  files=tuple(str(files[n]) for n in names),
+                  truth=truth, open_interest=oi)
 
 
 def file_sha256(path: str | Path) -> str:

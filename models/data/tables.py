@@ -16,6 +16,9 @@ Tables
 ``trades``  ts, price, size, side, trade_id (int64; -1 when the source has none)
 ``quotes``  ts, bid, ask, bid_size, ask_size (best bid/offer after each change)
 ``books``   ts, side (+1 bid / -1 ask), level (0 = best), price, size  (optional)
+``open_interest``  ts, oi (open interest in base units, >= 0; optional: a perpetual
+            venue's open-interest snapshots; the historical calibrator's liquidation-
+            cascade threshold needs it, nothing else reads it)
 
 Rows of one taker sweep share ``ts`` and ``side`` and keep the source's order
 (stable sort): they are one *arrival* for the observation rules.
@@ -56,6 +59,10 @@ BOOK_COLUMNS: dict[str, str] = {
     "level": "int16",
     "price": "float64",
     "size": "float64",
+}
+OPEN_INTEREST_COLUMNS: dict[str, str] = {
+    "ts": "int64",
+    "oi": "float64",
 }
 
 SOURCES = ("lobster", "binance", "hyperliquid", "synthetic")
@@ -191,12 +198,31 @@ def validate_books(df: pd.DataFrame, path=None) -> pd.DataFrame:
     return _finish(df, BOOK_COLUMNS)
 
 
+def validate_open_interest(df: pd.DataFrame, path=None) -> pd.DataFrame:
+    """Check and normalise open-interest snapshots (ts sorted, oi finite and >= 0)."""
+    if len(df) == 0:
+        raise DataError(path, "", "no open-interest snapshots")
+    _check_columns(df, OPEN_INTEREST_COLUMNS, path, "open_interest")
+    df = _coerce_numeric(df, list(OPEN_INTEREST_COLUMNS), path, "open_interest")
+    _check_finite_positive(df, ["oi"], path, "open_interest", positive=False)
+    oi = df["oi"].to_numpy(dtype="float64")
+    bad = oi < 0
+    if bad.any():
+        i = _first_bad(bad)
+        raise DataError(path, f"{_row_label(df, i)}, column 'oi'",
+                        f"open interest must be >= 0, got {float(oi[i])!r}")
+    _check_sorted(df, path, "open_interest")
+    return _finish(df, OPEN_INTEREST_COLUMNS)
+
+
 @dataclass
 class Market:
     """One asset's canonical tables from one source, plus where they came from.
 
     ``truth`` is the synthetic market's ground truth (``truth.json``), None for
     real data. ``meta`` holds loader facts worth reporting (e.g. dropped rows and why).
+    ``open_interest`` is the optional open-interest table (None when the source has
+    none; it is not part of ``start_ns``/``end_ns``, which the trades and quotes define).
     """
 
     asset: str
@@ -207,6 +233,7 @@ class Market:
     files: tuple[str, ...] = ()
     truth: dict[str, Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    open_interest: pd.DataFrame | None = None
 
     @property
     def start_ns(self) -> int:
@@ -222,9 +249,11 @@ class Market:
 
     def sha256(self) -> str:
         """Hash of the canonical tables' contents (not of the raw files): the data
-        identity used in cache keys and in the prior bundle's ``source``."""
+        identity used in cache keys and in the prior bundle's ``source``. A market
+        without open interest hashes as before the table existed."""
         h = hashlib.sha256()
-        for name, df in (("trades", self.trades), ("quotes", self.quotes), ("books", self.books)):
+        for name, df in (("trades", self.trades), ("quotes", self.quotes), ("books", self.books),
+                         ("open_interest", self.open_interest)):
             if df is None:
                 continue
             h.update(name.encode())
@@ -234,8 +263,11 @@ class Market:
         return h.hexdigest()
 
     def row_counts(self) -> dict[str, int]:
-        return {"trades": len(self.trades), "quotes": len(self.quotes),
-                "books": 0 if self.books is None else len(self.books)}
+        out = {"trades": len(self.trades), "quotes": len(self.quotes),
+               "books": 0 if self.books is None else len(self.books)}
+        if self.open_interest is not None:
+            out["open_interest"] = len(self.open_interest)
+        return out
 
 
 # --------------------------------------------------------------------------- time windows
@@ -328,13 +360,16 @@ def window_market(market: Market, start_ns: int | None = None, end_ns: int | Non
         return df.iloc[i:j].reset_index(drop=True)
 
     trades, quotes, books = cut(market.trades), cut(market.quotes), cut(market.books)
+    oi = cut(market.open_interest)
     where = f"window [{lo}, {hi}) ns of {market.asset!r}"
     if len(trades) == 0 or len(quotes) == 0:
         raise DataError(None, where, f"no {'trades' if len(trades) == 0 else 'quotes'} in the window "
                                      f"(the data span {market.start_ns}..{market.end_ns} ns)")
     if books is not None and len(books) == 0:
         books = None
+    if oi is not None and len(oi) == 0:
+        oi = None
     meta = {**market.meta, "window": {"start_ns": lo, "end_ns": hi,
                                       "parent_start_ns": market.start_ns, "parent_end_ns": market.end_ns}}
     return Market(asset=market.asset, source=market.source, trades=trades, quotes=quotes, books=books,
-                  files=market.files, truth=market.truth, meta=meta)
+                  files=market.files, truth=market.truth, meta=meta, open_interest=oi)

@@ -22,6 +22,7 @@ import pytest
 from models.data import observations as ob
 from models.data.synthetic import (
     SIDES,
+    OpenInterestConfig,
     SyntheticConfig,
     file_sha256,
     load_synthetic,
@@ -29,7 +30,7 @@ from models.data.synthetic import (
     simulate_market,
     write_market,
 )
-from models.data.tables import DataError, validate_quotes, validate_trades
+from models.data.tables import DataError, validate_open_interest, validate_quotes, validate_trades
 
 REPO = Path(__file__).resolve().parents[2]
 HOURS = 24
@@ -104,6 +105,58 @@ def test_load_errors_name_the_file(tmp_path):
     (tmp_path / "trades.parquet").unlink()
     with pytest.raises(DataError, match="trades.parquet: missing file"):
         load_synthetic(tmp_path)
+
+
+def test_open_interest_option(tmp_path):
+    """Open interest (module docstring, step 6) is drawn from its own random stream:
+    the trades' times, sides and sizes and the arrivals are those of the market without
+    it; prices differ only after a triggered cascade (the moved mid); the table is
+    written, loaded back and validated; cascades above the threshold and only those
+    move the mid by their drawn move."""
+    base = simulate_market(3, 1800.0)
+    cfg = SyntheticConfig(open_interest=OpenInterestConfig())
+    m = simulate_market(3, 1800.0, cfg)
+    assert "open_interest" not in base.truth["config"] and base.open_interest is None
+    for c in ("ts", "side", "size", "trade_id"):
+        np.testing.assert_array_equal(m.trades[c].to_numpy(), base.trades[c].to_numpy())
+    cas = m.truth["derived"]["cascades"]
+    trig = np.asarray(cas["triggered"])
+    assert m.truth["params"]["cascade_oi_threshold"] == 0.015
+    assert trig.any() and (~trig).any()
+    np.testing.assert_array_equal(trig, np.asarray(cas["drop"]) >= 0.015)
+    t_first = min(np.asarray(cas["time_s"])[trig])
+    before = (m.trades["ts"].to_numpy() - cfg.start_ns) / 1e9 < t_first
+    np.testing.assert_allclose(m.trades["price"].to_numpy()[before], base.trades["price"].to_numpy()[before])
+    assert not np.allclose(m.trades["price"].to_numpy(), base.trades["price"].to_numpy())
+    oi = m.open_interest
+    pd.testing.assert_frame_equal(validate_open_interest(oi), oi)
+    assert len(oi) == 1801 and (np.diff(oi["ts"].to_numpy()) == 1_000_000_000).all()
+    # each cascade shows as a one-snapshot drop of its fraction (up to the ordinary noise)
+    k = np.ceil(np.asarray(cas["time_s"])).astype(int)
+    ratio = oi["oi"].to_numpy()[k] / oi["oi"].to_numpy()[k - 1]
+    np.testing.assert_allclose(ratio, 1.0 - np.asarray(cas["drop"]), atol=0.002)
+    # the mid moves by the cascade's move over move_seconds after a triggered cascade
+    q = m.quotes
+    mid = 0.5 * (q["bid"].to_numpy() + q["ask"].to_numpy())
+    qb = base.quotes
+    mid0 = 0.5 * (qb["bid"].to_numpy() + qb["ask"].to_numpy())
+    np.testing.assert_array_equal(q["ts"].to_numpy(), qb["ts"].to_numpy())
+    extra = np.log(mid / mid0) * 1e4
+    t_q = (q["ts"].to_numpy() - cfg.start_ns) / 1e9
+    expect = sum(mv * np.clip((t_q - tc) / 5.0, 0, 1)
+                 for tc, mv in zip(cas["time_s"], cas["move_bps"]))
+    np.testing.assert_allclose(extra, expect, atol=1e-6)
+    write_market(m, tmp_path)
+    back = load_synthetic(tmp_path)
+    pd.testing.assert_frame_equal(back.open_interest, oi)
+    assert back.sha256() == m.sha256() != base.sha256()
+    assert back.row_counts()["open_interest"] == 1801
+    with pytest.raises(ValueError, match="drop_min"):
+        OpenInterestConfig(drop_min=0.1, drop_max=0.05)
+    with pytest.raises(ValueError, match="multiple of grid_seconds"):
+        SyntheticConfig(open_interest=OpenInterestConfig(interval_s=0.25))
+    with pytest.raises(DataError, match="open interest must be >= 0"):
+        validate_open_interest(pd.DataFrame({"ts": [1, 2], "oi": [1.0, -1.0]}))
 
 
 # --------------------------------------------------------------------------- config/truth
