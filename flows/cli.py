@@ -944,6 +944,7 @@ def paper(
             emit_json({"market": "avellaneda-stoikov", "rows": rows})
         else:
             render_as(rows)
+        return True
 
     def replay_body():
         import time
@@ -986,6 +987,7 @@ def paper(
             emit_json(doc)
         else:
             render_paper(doc)
+        return True
 
     if not guarded(as_body if market is not None else replay_body):
         raise typer.Exit(1)

@@ -33,6 +33,7 @@ cancelled, and the final equity marks the position at the last mid.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -105,6 +106,11 @@ class ReplayData(NamedTuple):
 
 
 Pos = Annotated[float, Field(gt=0)]
+
+_QUOTER_LOG = logging.getLogger("mm_runtime.paper.quoter")
+"""The replayed quoter's own per-status log lines are noise in a replay (thousands per
+hour); only its warnings and errors (e.g. a refused bundle) pass by default."""
+_QUOTER_LOG.setLevel(logging.WARNING)
 
 
 class ReplayConfig(BaseModel):
@@ -183,7 +189,7 @@ def replay(
     if cfg.max_position_notional is not None:
         update["max_position"] = cfg.max_position_notional / first_mid
     qc = qc.model_copy(update=update)
-    quoter = Quoter(bundle, qc, replay=True, metrics=False)
+    quoter = Quoter(bundle, qc, replay=True, metrics=False, logger=_QUOTER_LOG)
     fee = cfg.fee_bps * 1e-4
 
     t0 = float(data.quote_ts[0])  # the first moment a quote is possible
