@@ -685,6 +685,10 @@ def render_comparison(doc: dict) -> None:
                              r["z_score"]] for r in doc["rows"]]))
     else:
         out.print(title, markup=False, highlight=False)
+    if doc.get("paper"):
+        p = doc["paper"]
+        render_paper({**p, "asset": doc["asset"], "source": "held-out replay", "report": p.get("report")})
+        out.print(p.get("verdict", ""), markup=False, highlight=False, soft_wrap=True)
     verdict = ("promoted: the challenger is now the champion" if doc["promoted"]
                else "kept the champion" if champ else "not promoted (--no-promote)")
     out.print(f"{verdict} ({doc['reason']})", markup=False, highlight=False, soft_wrap=True)
@@ -1013,7 +1017,7 @@ def demo(
         market_dir = Path(out_dir) / "market"
         write_synthetic(market_dir, seed, duration, force=True)
         market = load("synthetic", market_dir)
-        from flows.demo import DEMO_GATE, DEMO_SAMPLER, FIT_WINDOW, demo as demo_flow, replay_ladder
+        from flows.demo import DEMO_GATE, DEMO_SAMPLER, FIT_WINDOW, demo as demo_flow, paper_ab, replay_ladder
 
         _flows_quiet()
         _stage(f"demo: fit window {FIT_WINDOW} of {duration:.0f} s; CI-sized sampling, {DEMO_SAMPLER['chains']} "
@@ -1022,9 +1026,12 @@ def demo(
                "(a real calibration: 4 x 1000 draws, r_hat <= 1.01, ESS >= 400)")
         res = demo_flow(market_dir=str(market_dir), asset=market.asset)
         doc: dict[str, Any] = {"market_dir": str(market_dir), "rows": market.row_counts(), **res, "ladder": None}
+        doc["paper"] = None
         if res["deploy"] is not None:
             heldout = window_market(market, *WindowSpec.parse(FIT_WINDOW.split(":")[1] + ":").bounds_ns(market))
             doc["ladder"] = replay_ladder(res["deploy"]["target"], heldout)
+            _stage("demo: paper trading the deployed bundle on the held-out quarter (static vs learned) ...")
+            doc["paper"] = paper_ab(res["deploy"]["target"], heldout, Path(out_dir) / "paper")
         from models import tracking
 
         doc["look"] = {"mlflow_ui": tracking.ui_command(), "tracking_uri": tracking.tracking_uri(),
@@ -1056,6 +1063,8 @@ def demo(
         out.rule(f"{n + 1}. a Quoter on the deployed bundle (replay of the last {lad['replay']['seconds']:.0f} s, "
                  f"{lad['replay']['events']} events)")
         render_ladder(lad)
+        out.rule(f"{n + 2}. paper trading on the held-out quarter: learned vs the original static constants")
+        render_paper(doc["paper"])
         out.rule("where to look")
         last = res["calibrations"][-1]
         lines = [f"MLflow: {doc['look']['mlflow_ui']}   (then http://127.0.0.1:5000, experiment mm-calibration)",
@@ -1065,6 +1074,7 @@ def demo(
                  f"  registered model: {last['registered_model']} (aliases champion, challenger)",
                  f"live bundle: {res['deploy']['target']} (a Quoter watching it hot-reloads each "
                  "`mmcal deploy` / `mmcal rollback`)",
+                 f"paper-trading report: {doc['paper']['report']}",
                  f"Prefect runs: PREFECT_HOME={doc['look']['prefect_home']} prefect server start",
                  f"done in {doc['wall_s']:.0f} s"]
         for ln in lines:

@@ -14,14 +14,24 @@ window ends is refused: it would score a model on data it was fitted to.
 
 Scores and the promotion rule: :mod:`models.heldout` (held-out log predictive
 density per model, paired differences, promote when the total gain exceeds 2 se
-or when there is no champion). The paper-trading replay joins when it lands.
+or when there is no champion).
+
+Replay PnL (``replay=True``, the default): both bundles are paper-traded on the same
+held-out window (:mod:`mm_runtime.paper`, configuration ``learned``: the bundle plus
+online updates; without a champion the challenger is compared with the original
+system's ``static`` constants). The paired block comparison (challenger − champion)
+and the HTML report are logged with the comparison run (artifacts ``paper/``). It
+can veto a promotion over an existing champion: a challenger whose replay PnL is
+worse with 95 % confidence (the interval of the mean block difference lies below 0)
+is not promoted even when its held-out density is better (:func:`mm_runtime.paper.compare.replay_verdict`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from flows.runtime import cache_dir, prepare_environment
+from flows.runtime import artifacts_dir, cache_dir, prepare_environment
 
 prepare_environment()
 
@@ -77,6 +87,35 @@ def score_heldout(label: str, fits: dict[str, str], ref: dict, data_sha256: str,
     return T._jsonable(res)
 
 
+@task(name="paper-replay", task_run_name="paper-replay-{asset}")
+def paper_replay(asset: str, versions: dict[str, int], ref: dict, data_sha256: str, out_dir: str) -> dict[str, Any]:
+    """Paper-trade each registered version (label -> version; the first label is the
+    baseline) on the held-out window ``ref``; writes the report into ``out_dir``."""
+    from models import tracking
+    from models.data.loaders import replay_data
+    from models.paper_report import ab_document, write_report
+    from mm_runtime.paper.compare import config_for, run_configs
+    from mm_runtime.paper.replay import ReplayConfig
+
+    market, _ = T.load_market(ref, data_sha256)
+    data = replay_data(market)
+    setups = {}
+    for label, version in versions.items():
+        bundle, _ = tracking.load_registered_bundle(asset, version=version)
+        kind = "static" if label == "static" else "learned"
+        setups[label] = config_for(kind, bundle)
+    rc = ReplayConfig(block_s=max(30.0, (data.end - data.start) / 20))
+    ab = run_configs(data, setups, rc)
+    ab["window"] = ref["window"]
+    ab["priors"] = ", ".join(f"{k}: version {v}" for k, v in versions.items())
+    report = write_report(ab, out_dir)
+    doc = ab_document(ab)
+    doc["report"] = str(report)
+    get_run_logger().info("paper replay on the held-out window: %s", ", ".join(
+        f"{r['config']} PnL {r['pnl']:.2f} ({r['fills']} fills)" for r in doc["table"]))
+    return T._jsonable({k: doc[k] for k in ("table", "paired", "baseline", "report", "window")})
+
+
 @task(name="track-comparison", retries=2, retry_delay_seconds=[5, 15], retry_condition_fn=T._transient)
 def track_comparison(asset: str, doc: dict[str, Any], markdown: str, promote: bool) -> str:
     """One MLflow run for the comparison (the table as CSV and markdown, the
@@ -101,6 +140,19 @@ def track_comparison(asset: str, doc: dict[str, Any], markdown: str, promote: bo
         run.log_metrics(metrics)
         run.log_table("comparison", [{k: v for k, v in r.items()} for r in doc["rows"]], markdown=markdown)
         run.log_json("comparison.json", doc)
+        paper = doc.get("paper")
+        if paper:
+            for r in paper["table"]:
+                metrics[f"paper.{r['config']}.pnl"] = r["pnl"]
+                metrics[f"paper.{r['config']}.fills"] = r["fills"]
+            for name, p in paper["paired"].items():
+                if p["mean_diff"] is not None:
+                    metrics[f"paper.{name}_minus_{paper['baseline']}.mean_block_diff"] = p["mean_diff"]
+            run.log_metrics(metrics)
+            run.log_table("paper_trading", paper["table"])
+            import mlflow
+
+            mlflow.log_artifacts(str(Path(paper["report"]).parent), artifact_path="paper")
         if promote:
             tracking.set_alias(asset, "champion", doc["challenger"]["version"])
         return run.run_id
@@ -112,7 +164,7 @@ def _window_ns(params: dict[str, str]) -> tuple[int, int]:
 
 @flow(name="compare", flow_run_name="compare-{asset}")
 def compare(asset: str, source: str | None = None, path: str | None = None, window: str | None = None,
-            z: float = 2.0, promote: bool = True, max_draws: int = 400) -> dict[str, Any]:
+            z: float = 2.0, promote: bool = True, max_draws: int = 400, replay: bool = True) -> dict[str, Any]:
     """Champion vs challenger of ``asset`` on held-out data (module docstring).
     Returns the comparison document (rows, decision, versions, run id)."""
     from models.data.tables import WindowSpec
@@ -162,10 +214,26 @@ def compare(asset: str, source: str | None = None, path: str | None = None, wind
     champ_score = None
     if champ is not None:
         champ_score = score_heldout.submit("champion", download_fits(champ["run_id"]), href, hsha, bar, max_draws)
+    paper_f = None
+    if replay:
+        versions = ({"champion": champ["version"]} if champ is not None else {"static": ch["version"]})
+        versions["challenger"] = ch["version"]
+        out_dir = artifacts_dir() / "paper" / (f"compare-{asset}-v{ch['version']}-"
+                                              + (f"v{champ['version']}" if champ else "static"))
+        paper_f = paper_replay.submit(asset, versions, href, hsha, str(out_dir))
     cmp: Comparison = compare_scores(ch_score.result(), champ_score.result() if champ_score else None, z=z)
     cmp.heldout = info
     doc = {**base, **T._jsonable(cmp.as_dict())}
     do_promote = bool(promote and cmp.promote)
+    if paper_f is not None:
+        from mm_runtime.paper.compare import replay_verdict
+
+        doc["paper"] = paper_f.result()
+        veto, why = replay_verdict(doc["paper"]["paired"].get("challenger"))
+        doc["paper"]["verdict"] = why
+        if do_promote and veto and champ is not None:
+            do_promote = False
+            doc["reason"] = f"{doc['reason']}; but vetoed by the paper replay: {why}"
     doc["run_id"] = track_comparison(asset, doc, cmp.markdown(), do_promote)
     doc["promoted"] = do_promote
     doc["champion_after"] = ch["version"] if do_promote else (champ or {}).get("version")

@@ -9,7 +9,10 @@ One Prefect flow (``demo``) with the real flows as subflows::
     deploy the champion to artifacts/live/<ASSET>.json
 
 then (:func:`replay_ladder`) a ``Quoter`` on the deployed file, hot-reload armed,
-replays the last minutes of the held-out data and prints its ladder.
+replays the last minutes of the held-out data and prints its ladder, and
+(:func:`paper_ab`) the deployed bundle is paper-traded on the whole held-out quarter,
+learned (bundle + online updates) against the original system's static constants,
+with an HTML report.
 
 Sampler settings are CI-sized (:data:`DEMO_SAMPLER`: 2 chains x 500 draws, 600 for the
 regime HMM) on half an hour of market so the job finishes in about three minutes on
@@ -109,4 +112,19 @@ def replay_ladder(bundle_path: str | Path, market, seconds: float = 120.0) -> di
     return rep
 
 
-__all__ = ["DEMO_GATE", "DEMO_SAMPLER", "DEMO_SAMPLER_OVERRIDES", "FIT_WINDOW", "demo", "replay_ladder"]
+def paper_ab(bundle_path: str | Path, market, out_dir: str | Path) -> dict[str, Any]:
+    """Paper-trade the deployed bundle on ``market`` (static vs learned, 60 s blocks);
+    writes the report into ``out_dir`` and returns the ``mmcal paper`` document."""
+    from mm_runtime import load_bundle
+    from mm_runtime.paper.compare import run_ab
+    from mm_runtime.paper.replay import ReplayConfig
+    from models.data.loaders import replay_data
+    from models.paper_report import ab_document, write_report
+
+    ab = run_ab(replay_data(market), load_bundle(bundle_path), ("static", "learned"), ReplayConfig(block_s=60.0))
+    ab["window"], ab["priors"] = "held-out quarter", str(bundle_path)
+    report = write_report(ab, out_dir)
+    return {**ab_document(ab), "report": str(report)}
+
+
+__all__ = ["DEMO_GATE", "DEMO_SAMPLER", "DEMO_SAMPLER_OVERRIDES", "FIT_WINDOW", "demo", "paper_ab", "replay_ladder"]

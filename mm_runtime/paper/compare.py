@@ -36,7 +36,7 @@ from ..config import QuoterConfig
 from ..conjugate import student_t_ppf
 from .replay import ReplayConfig, ReplayData, ReplayResult, block_pnl, replay
 
-__all__ = ["CONFIGS", "STATIC_KAPPA_PER_BP", "config_for", "run_ab", "paired", "ab_table"]
+__all__ = ["CONFIGS", "STATIC_KAPPA_PER_BP", "config_for", "run_ab", "run_configs", "paired", "replay_verdict", "ab_table"]
 
 CONFIGS = ("static", "learned", "bundle")
 STATIC_KAPPA_PER_BP = 2000.0 * 1e-4
@@ -88,6 +88,28 @@ def paired(a: ReplayResult, b: ReplayResult, block_s: float, level: float = 0.95
     return out
 
 
+def run_configs(
+    data: ReplayData,
+    setups: dict[str, tuple[PriorBundle, QuoterConfig]],
+    replay_config: ReplayConfig | None = None,
+    progress: Callable[[str, float], None] | None = None,
+) -> dict:
+    """Replay ``data`` once per named (bundle, quoter config); the first name is the
+    baseline of the paired comparison.  Returns the results, the table and the paired
+    comparison of every other setup against the baseline."""
+    if not setups:
+        raise ValueError("configs: give at least one configuration")
+    rc = replay_config or ReplayConfig()
+    results: dict[str, ReplayResult] = {}
+    for name, (b, qc) in setups.items():
+        cb = (lambda frac, c=name: progress(c, frac)) if progress is not None else None
+        results[name] = replay(data, b, qc, rc, name=name, progress=cb)
+    names = list(setups)
+    comparisons = {c: paired(results[names[0]], results[c], rc.block_s) for c in names[1:]}
+    return {"asset": data.asset, "source": data.source, "baseline": names[0],
+            "results": results, "table": ab_table(results), "paired": comparisons}
+
+
 def run_ab(
     data: ReplayData,
     bundle: PriorBundle,
@@ -96,23 +118,25 @@ def run_ab(
     base: QuoterConfig | None = None,
     progress: Callable[[str, float], None] | None = None,
 ) -> dict:
-    """Replay ``data`` once per configuration; returns the results, the table and the
-    paired comparison of every configuration against the first."""
+    """:func:`run_configs` over the named configurations (``CONFIGS``) of one bundle."""
     if not configs:
         raise ValueError("configs: give at least one configuration")
     for c in configs:
         if c not in CONFIGS:
             raise ValueError(f"configs: unknown configuration {c!r}; choose from {', '.join(CONFIGS)}")
-    rc = replay_config or ReplayConfig()
-    results: dict[str, ReplayResult] = {}
-    for c in configs:
-        b, qc = config_for(c, bundle, base)
-        cb = (lambda frac, c=c: progress(c, frac)) if progress is not None else None
-        results[c] = replay(data, b, qc, rc, name=c, progress=cb)
-    base_name = configs[0]
-    comparisons = {c: paired(results[base_name], results[c], rc.block_s) for c in configs[1:]}
-    return {"asset": data.asset, "source": data.source, "baseline": base_name,
-            "results": results, "table": ab_table(results), "paired": comparisons}
+    return run_configs(data, {c: config_for(c, bundle, base) for c in configs}, replay_config, progress)
+
+
+def replay_verdict(paired_doc: dict | None) -> tuple[bool, str]:
+    """(veto, reason) of a challenger's paired replay comparison: veto when the 95 %
+    interval of the mean block PnL difference (challenger − baseline) lies below 0."""
+    if not paired_doc or paired_doc.get("ci_high") is None:
+        return False, "replay: too few blocks for an interval"
+    lo, hi, m = paired_doc["ci_low"], paired_doc["ci_high"], paired_doc["mean_diff"]
+    text = f"mean block PnL difference {m:+.4g} (95% [{lo:+.4g}, {hi:+.4g}], {paired_doc['blocks']} blocks)"
+    if hi < 0:
+        return True, f"challenger worse in replay: {text}"
+    return False, f"replay: {text}"
 
 
 def ab_table(results: dict[str, ReplayResult]) -> list[dict]:

@@ -59,6 +59,14 @@ def test_compare_scores_both_on_later_data_and_keeps_the_champion(calibrated, mi
     assert run.data.tags["kind"] == "compare" and run.data.tags["decision"] == "keep"
     assert {"tables/comparison.csv", "tables/comparison.md", "comparison.json"} <= set(_artifacts(c, doc["run_id"]))
     assert "alpha.elpd_diff" in run.data.metrics and run.data.metrics["promoted"] == 0.0
+    # the paper-trading replay of both versions on the same held-out window
+    paper = doc["paper"]
+    assert [r["config"] for r in paper["table"]] == ["champion", "challenger"]
+    assert paper["paired"]["challenger"]["blocks"] >= 5 and paper["verdict"].startswith(("replay", "challenger"))
+    assert all(r["fills"] > 0 for r in paper["table"])
+    arts = set(_artifacts(c, doc["run_id"]))
+    assert {"paper/index.html", "paper/equity.png", "paper/ab.json", "tables/paper_trading.csv"} <= arts
+    assert "paper.challenger.pnl" in run.data.metrics
 
 
 def test_compare_promotes_when_there_is_no_champion(calibrated, mixture):
