@@ -289,7 +289,7 @@ STATE_SCHEMA_VERSION = 1
 STATE_KIND = "mm_runtime.params.Registry"
 LOG_INTERVAL_S = 60.0
 """Default interval of the "learned parameters" log record (:meth:`Registry.maybe_log`)."""
-DEFAULT_SOURCE = "default (issue #7 prior)"
+DEFAULT_SOURCE = "default (the original system's prior)"
 _QUOTER_ROWS = {"alpha_touch": "alpha", "kappa": "kappa", "hawkes_mu": "hawkes_baseline"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _MAX_SOURCES = 20

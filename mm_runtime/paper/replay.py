@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..bundle import DEFAULT_DEPTH_BUCKETS_BPS, PriorBundle
 from ..config import QuoterConfig
-from ..quoter import Quoter, summarize
+from ..quoter import REASONS, Quoter, summarize
 from .accounting import apply_fills, mark_to_market
 
 __all__ = ["ReplayConfig", "ReplayData", "ReplayResult", "replay", "summarize_replay"]
@@ -208,6 +208,7 @@ def replay(
     fills = {k: [] for k in _FILL_FIELDS}
     out = {k: np.full(n_ticks, np.nan) for k in ("mid", "equity", "position", "our_bid", "our_ask", "mkt_bid", "mkt_ask")}
     last_ts = t0
+    why_not = {}  # refresh ticks without a resting order, by reason
 
     def market_at(t: float, strict: bool):
         i = _prevailing(data.quote_ts, t, strict)
@@ -281,8 +282,13 @@ def replay(
         qt = quoter.on_event(last_ts, mid, bid=b, ask=a, position=pos, margin_available=free_margin(mid), now=t)
         if bool(qt.valid):
             new_px, new_sz, new_depth = np.array(qt.price), np.array(qt.size), np.array(qt.depth_bps)
+            if not np.any(new_sz > 0):
+                key = "no level with a positive Kelly edge or notional above the minimum"
+                why_not[key] = why_not.get(key, 0) + 1
         else:  # no quotes: cancel everything (after the latency)
             new_px, new_sz, new_depth = np.zeros((2, K)), np.zeros((2, K)), np.zeros((2, K))
+            key = REASONS[int(qt.reason)]
+            why_not[key] = why_not.get(key, 0) + 1
         pending = (t + cfg.latency_s, new_px, new_sz, new_depth)
         if cfg.latency_s == 0:
             _, rest_px, rest_sz, rest_depth = pending
@@ -315,6 +321,7 @@ def replay(
     final_pnl = float(mark_to_market(cash, pos, last_mid) - cfg.capital)
     summary = summarize_replay(res, final_pnl=final_pnl, final_position=pos, last_mid=last_mid)
     summary["learning"] = _learning(quoter)
+    summary["not_quoting"] = why_not
     return res._replace(summary=summary, seconds=time.perf_counter() - t_wall)
 
 
