@@ -38,7 +38,7 @@ with the sweep as the cluster, ``V = C/(C-1) sum_c (k_c - p m_c)^2 / m^2`` (Came
 This is the registry's ``alpha_touch`` (the touch *bucket's* share). The Bayesian
 model's ``alpha_touch[r]`` is alpha at depth 0, ``alpha(delta) = alpha_touch
 exp(-delta/alpha_decay_bps)``: the bucket share is that times the fills' mean
-``exp(-delta/alpha_decay_bps)`` (0.91-0.94 for the default grid's 0.5 and 1 bp
+``exp(-delta/alpha_decay_bps)`` (0.91-0.96 for the default grid's 0.5 and 1 bp
 quotes and decays of 8-20 bp).
 
 kappa
@@ -508,7 +508,7 @@ def _share(informed: np.ndarray, cl: np.ndarray, level: float) -> Estimate | Non
     p, se, C = _clustered_mean(x, cl)
     if not (se > 0):  # all flags equal (or one sweep): the sweeps are the trials
         n_eff = float(C)
-        se = math.sqrt(max(p * (1 - p), 0.25 / max(n_eff, 1.0) ** 2) / max(n_eff, 1.0))
+        se = math.sqrt(p * (1 - p) / n_eff)
     else:
         n_eff = min(float(m), p * (1 - p) / se**2) if 0 < p < 1 else float(C)
     return Estimate(value=p, se=float(se), ci=_wilson(p, n_eff, level), n=float(n_eff))
