@@ -1145,6 +1145,118 @@ def params_show(
     guarded(body)
 
 
+# ---------------------------------------------------------------------------
+# live (mm_runtime.live)
+
+LIVE_FEEDS = ("replay", "hyperliquid")
+
+
+@app.command()
+def live(
+    asset: str = typer.Option(..., "--asset", help="Asset to quote (the bundle's; the Hyperliquid coin)."),
+    priors: Path = typer.Option(..., "--priors", help="Deployed bundle (JSON); watched and hot-reloaded."),
+    feed: str = typer.Option(..., "--feed", help=f"{' | '.join(LIVE_FEEDS)}"),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on "
+                                               "127.0.0.1:PORT (0 = a free port, logged; default: none)."),
+    state: Optional[Path] = typer.Option(None, "--state", help="State file, restored at start and saved "
+                                         "atomically at shutdown (default: ASSET.state.json beside PRIORS)."),
+    speed: float = typer.Option(1.0, "--speed", help="Replay: market seconds per wall second (0 or inf = "
+                                "as fast as possible)."),
+    source: Optional[str] = typer.Option(None, "--source", help=f"Replay: {' | '.join(SOURCES)}"),
+    data: Optional[Path] = typer.Option(None, "--data", help="Replay: the market data file or folder."),
+    url: str = typer.Option("wss://api.hyperliquid.xyz/ws", "--url", help="Hyperliquid: websocket URL."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many wall seconds."),
+    refresh_s: float = typer.Option(1.0, "--refresh-s", help="Publish (and log) a ladder at most this often, s."),
+    capital: float = typer.Option(100_000.0, "--capital", help="Paper account capital, quote currency."),
+    fee_bps: float = typer.Option(0.0, "--fee-bps", help="Maker fee in bps of notional (negative = rebate)."),
+    no_fills: bool = typer.Option(False, "--no-fills", help="No paper fills: position 0, margin = capital."),
+    as_json: bool = typer.Option(False, "--json", help="At exit, print one JSON summary on stdout."),
+):
+    """Run the quoter in real time on a feed (a replay of recorded data, or the Hyperliquid websocket): hot-reload
+    the deployed bundle, serve metrics, log each ladder (JSON lines on stderr), keep a paper account (no orders
+    are sent), and save the online state on SIGTERM/SIGINT."""
+
+    def body():
+        import asyncio
+
+        from mm_runtime import BundleError, load_bundle
+        from mm_runtime.live import HyperliquidFeed, LiveConfig, LiveRunner, ReplayFeed
+        from mm_runtime.logs import configure_json_logging
+
+        _check_choice("--feed", feed, LIVE_FEEDS)
+        if feed == "replay":
+            if source is None or data is None:
+                raise CliError("--feed replay: give --source and --data")
+            if math.isnan(speed) or speed < 0:
+                raise CliError(f"--speed: must be >= 0 (0 or inf = as fast as possible), got {speed}")
+        elif source is not None or data is not None:
+            raise CliError("--source/--data: only with --feed replay")
+        if feed == "hyperliquid" and not url.startswith(("ws://", "wss://")):
+            raise CliError(f"--url: expected ws:// or wss://, got {url!r}")
+        if metrics_port is not None and not 0 <= metrics_port <= 65535:
+            raise CliError(f"--metrics-port: must be 0..65535, got {metrics_port}")
+        if duration is not None and not (math.isfinite(duration) and duration > 0):
+            raise CliError(f"--duration: must be a positive number of seconds, got {duration}")
+        if not Path(priors).is_file():
+            raise CliError(f"{priors}: no such file")
+        try:
+            bundle = load_bundle(priors)
+        except BundleError as e:
+            raise CliError(str(e)) from None
+        if bundle.asset != asset:
+            raise CliError(f"--priors: the bundle is for {bundle.asset!r}, not --asset {asset!r}")
+        state_path = state if state is not None else Path(priors).with_name(f"{asset}.state.json")
+        folder = state_path.parent if str(state_path.parent) else Path(".")
+        if not (folder.is_dir() and os.access(folder, os.W_OK)):
+            raise CliError(f"--state: {state_path}: its folder does not exist or is not writable "
+                           "(the state is saved there at shutdown)")
+        try:
+            live_cfg = LiveConfig(refresh_s=refresh_s, capital=capital, fee_bps=fee_bps, paper_fills=not no_fills)
+        except ValueError as e:  # pydantic: name the option and the rule
+            first = e.errors()[0] if hasattr(e, "errors") else {"loc": ("live",), "msg": str(e)}
+            opt = "--" + str(first["loc"][0]).replace("_", "-")
+            raise CliError(f"{opt}: {first['msg']}") from None
+
+        if feed == "replay":
+            from models.data.loaders import replay_data
+
+            mkt = _load(source, data, asset)
+            if mkt.asset != asset:
+                raise CliError(f"--asset: {data} holds {mkt.asset!r}, not {asset!r}")
+            rd = replay_data(mkt)
+            the_feed = ReplayFeed(rd, speed)
+            _stage(f"live: replaying {asset} ({source}), {len(rd.trade_ts):,} trades, {len(rd.quote_ts):,} quotes, "
+                   f"{rd.end - rd.start:,.0f} s at {speed:g}x")
+        else:
+            the_feed = HyperliquidFeed(url, asset)
+            _stage(f"live: {asset} from {url}")
+
+        # JSON lines on stderr for the runtime's records (not through the plain root handler as well)
+        rt_log = logging.getLogger("mm_runtime")
+        handler = configure_json_logging(level=rt_log.level or logging.INFO, stream=sys.stderr)
+        propagate, rt_log.propagate = rt_log.propagate, False
+        try:
+            runner = LiveRunner(priors, live=live_cfg, state_path=state_path, market_clock=the_feed.market_clock)
+            if metrics_port is not None:
+                try:
+                    runner.serve_metrics(metrics_port)
+                except OSError as e:
+                    raise CliError(f"--metrics-port: cannot listen on 127.0.0.1:{metrics_port}: "
+                                   f"{e.strerror or e}") from None
+            summary = asyncio.run(runner.run(the_feed, duration))
+        finally:
+            rt_log.removeHandler(handler)
+            rt_log.propagate = propagate
+        if as_json:
+            emit_json(summary)
+        else:
+            _stage(f"live: stopped ({summary['stopped']}): {summary['events']:,} events, {summary['ladders']:,} "
+                   f"ladders, {summary['fills']} paper fills, position {summary['position']:.6g}, "
+                   f"model {summary['model_version']}; state saved to {summary['state']}")
+
+    guarded(body)
+
+
 def main() -> None:
     app()
 
