@@ -144,7 +144,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 # simulate
 
 
-def write_synthetic(out_dir: Path, seed: int, duration: float, force: bool):
+def write_synthetic(out_dir: Path, seed: int, duration: float, force: bool, open_interest: bool = False):
     """Simulate and write the synthetic market atomically: into a temporary folder
     beside the target, renamed into place only when complete."""
     from models.data.synthetic import simulate_market, write_market
@@ -158,7 +158,10 @@ def write_synthetic(out_dir: Path, seed: int, duration: float, force: bool):
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         err.print(f"simulating {duration:.0f} s of synthetic market (seed {seed}) ...")
-        market = simulate_market(seed=seed, duration_s=duration)
+        from models.data.synthetic import OpenInterestConfig, SyntheticConfig
+
+        config = SyntheticConfig(open_interest=OpenInterestConfig()) if open_interest else None
+        market = simulate_market(seed=seed, duration_s=duration, config=config)
         write_market(market, tmp)
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
@@ -179,12 +182,14 @@ def simulate(
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives byte-identical files."),
     duration: float = typer.Option(3600.0, "--duration", help="Simulated seconds."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
+    open_interest: bool = typer.Option(False, "--open-interest", help="Also an open-interest series with "
+                                       "liquidation cascades (truth: cascade_oi_threshold)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ):
     """Generate the synthetic market (known ground truth) into a folder."""
 
     def body():
-        market = write_synthetic(out_dir, seed, duration, force)
+        market = write_synthetic(out_dir, seed, duration, force, open_interest)
         files = sorted(str(p) for p in Path(out_dir).iterdir())
         doc = {"out": str(out_dir), "seed": seed, "duration_s": duration,
                "rows": market.row_counts(), "files": files}
@@ -1143,6 +1148,76 @@ def params_show(
             render_params(_jsonable(doc))
 
     guarded(body)
+
+
+def render_moved(doc: dict) -> None:
+    rows = [[m["name"], m["tier"], m["evidence"], m["before"], m["after"], m["data_weight_before"],
+             m["data_weight_after"], "yes" if m["calibrated_after"] else "no", m["source"]] for m in doc["moved"]]
+    _print_wide(_table(f"historical calibration of {doc['asset']} ({doc['source']}, {doc['duration_s']:,.0f} s): "
+                       "what moved", ["parameter", "tier", "evidence", "before", "after", "weight before",
+                                      "weight after", "calibrated", "from"], rows))
+    for name, ok in doc["tiers"].items():
+        out.print(f"{name}: {'ready' if ok else 'not ready'}", markup=False, highlight=False)
+    for note in doc["notes"]:
+        out.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    if doc.get("state"):
+        out.print(f"state saved: {doc['state']}", markup=False, highlight=False)
+
+
+@params_app.command("calibrate")
+def params_calibrate(
+    path: Path = typer.Argument(..., metavar="PATH", help="Market data (file or folder)."),
+    source: str = typer.Option(..., "--source", help=f"{' | '.join(SOURCES)}"),
+    asset: Optional[str] = typer.Option(None, "--asset", help="Asset, where the path holds several."),
+    window: Optional[str] = typer.Option(None, "--window", help="Data window START:END (fractions or seconds)."),
+    state: Optional[Path] = typer.Option(None, "--state", help="Registry state: loaded if it exists, and the "
+                                         "updated state saved there (atomically)."),
+    priors: Optional[Path] = typer.Option(None, "--priors", help="Prior bundle whose priors replace the defaults."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+):
+    """Run the historical calibrator (method of moments, models.historical) on market data and feed its
+    estimates to the registry's conjugate updates; prints what moved."""
+
+    def body():
+        from mm_runtime import load_bundle
+        from mm_runtime.params import Registry
+        from models import historical
+        from models.data.tables import WindowSpec, window_market
+
+        mkt = _load(source, path, asset)
+        win = _check_window("--window", window)
+        if win:
+            mkt = window_market(mkt, *WindowSpec.parse(win).bounds_ns(mkt))
+        reg = Registry.from_bundle(load_bundle(priors)) if priors is not None else Registry(asset=mkt.asset)
+        if state is not None and state.exists():
+            reg.load(state, keep_priors=priors is not None)
+        before = {n: reg.summary(n) for n in reg.names}
+        _stage(f"historical calibration of {mkt.asset} ({source}, {mkt.duration_s:,.0f} s) ...")
+        res = historical.calibrate(mkt)
+        evidence = historical.to_evidence(res)
+        reg.update_all(evidence)
+        st = reg.calibration_status()
+        moved = []
+        for ev in evidence:
+            b, a = before[ev.name], reg.summary(ev.name, st)
+            amount = {"bernoulli": f"{ev.successes:g}/{ev.trials:g}", "poisson": f"{ev.count:g} in {ev.exposure:g} s",
+                      "exponential": f"n {ev.count:g}, sum {ev.total:.4g}", "values": f"{len(ev.values)} values"}
+            moved.append({"name": ev.name, "tier": a.tier, "evidence": f"{ev.kind} {amount[ev.kind]}",
+                          "before": b.estimate, "after": a.estimate, "data_weight_before": b.data_weight,
+                          "data_weight_after": a.data_weight, "calibrated_after": a.calibrated,
+                          "source": ev.source})
+        saved = str(reg.save(state)) if state is not None else None
+        doc = {"asset": mkt.asset, "source": source, "window": win or None, "duration_s": mkt.duration_s,
+               "moved": moved, "tiers": st.tiers(), "notes": list(res.notes), "state": saved,
+               "estimates": res.model_dump(mode="json")}
+        if as_json:
+            emit_json(doc)
+        else:
+            render_moved(_jsonable(doc))
+        return True
+
+    if not guarded(body):
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------------------

@@ -856,7 +856,9 @@ def _est(value: float, se: float, level: float, n: float, *, log: bool = False,
     if log and value > 0 and math.isfinite(se):
         z = _z(level)
         s = se / value
-        ci = (value * math.exp(-z * s), value * math.exp(z * s))
+        # a huge relative se (a decay the windows cannot pin down) must give (≈0, inf),
+        # not an OverflowError: exponents above ~709 overflow a double
+        ci = (value * math.exp(-min(z * s, 700.0)), value * math.exp(z * s) if z * s < 700.0 else math.inf)
     else:
         ci = _normal_ci(value, se, level, lo, hi)
     return Estimate(value=float(value), se=float(se), ci=(float(ci[0]), float(ci[1])), n=float(n))
