@@ -1235,6 +1235,9 @@ def live(
                                                "127.0.0.1:PORT (0 = a free port, logged; default: none)."),
     state: Optional[Path] = typer.Option(None, "--state", help="State file, restored at start and saved "
                                          "atomically at shutdown (default: ASSET.state.json beside PRIORS)."),
+    params_state: Optional[Path] = typer.Option(None, "--params-state", help="Learned-parameter registry state "
+                                                "(from `mmcal params calibrate --state`): published as "
+                                                "mm_learned_<name> gauges and logged every minute."),
     speed: float = typer.Option(1.0, "--speed", help="Replay: market seconds per wall second (0 or inf = "
                                 "as fast as possible)."),
     source: Optional[str] = typer.Option(None, "--source", help=f"Replay: {' | '.join(SOURCES)}"),
@@ -1311,7 +1314,8 @@ def live(
         handler = configure_json_logging(level=rt_log.level or logging.INFO, stream=sys.stderr)
         propagate, rt_log.propagate = rt_log.propagate, False
         try:
-            runner = LiveRunner(priors, live=live_cfg, state_path=state_path, market_clock=the_feed.market_clock)
+            runner = LiveRunner(priors, live=live_cfg, state_path=state_path, params_state=params_state,
+                                market_clock=the_feed.market_clock)
             if metrics_port is not None:
                 try:
                     runner.serve_metrics(metrics_port)

@@ -80,6 +80,7 @@ from .bundle import atomic_write_bytes
 from .config import QuoterConfig
 from .estimators import EstimatorState
 from .paper.accounting import apply_fills, mark_to_market
+from .params import Registry, RegistryStateError
 from .quoter import BINDING_NAMES, REASONS, Quoter, Quotes, init
 
 __all__ = [
@@ -383,6 +384,9 @@ class LiveConfig(BaseModel):
     """Paper fills pay this maker fee (bps of notional, negative = rebate)."""
     paper_fills: bool = True
     """Simulate fills of the resting ladder by trades through it (module docstring)."""
+    params_log_s: Pos = 60.0
+    """The "learned parameters" log record (every registry parameter's estimate, data
+    weight and calibration) at most this often, wall clock."""
 
 
 class StateFileError(ValueError):
@@ -395,6 +399,7 @@ class LiveRunner:
 
     def __init__(self, bundle_path: str | os.PathLike, config: QuoterConfig | None = None,
                  live: LiveConfig | None = None, *, state_path: str | os.PathLike | None = None,
+                 params_state: str | os.PathLike | None = None,
                  market_clock: bool = False, logger: logging.Logger | None = None):
         self.live = live or LiveConfig()
         self.log = logger or log
@@ -426,11 +431,31 @@ class LiveRunner:
                                 registry=reg)
         self.m_reconnects = Counter("mm_live_feed_reconnects", "Feed reconnect attempts", a, registry=reg)
         self.m_restored.labels(asset=self.asset).set(0)
+        # the learned-parameter registry (mm_runtime.params): priors from the deployed
+        # bundle, evidence from a registry state (``mmcal params calibrate --state``),
+        # published as mm_learned_<name> and logged every LiveConfig.params_log_s
+        self.params_state = Path(params_state) if params_state is not None else None
+        self.registry = self._registry()
+        if self.quoter.metrics is not None:
+            self.registry.publish(self.quoter.metrics)
         if self.state_path is not None and self.state_path.exists():
             self.restore_state(self.state_path)
         elif self.state_path is not None:
             self.log.info("no state file; starting fresh", extra={"fields": {
                 "asset": self.asset, "path": str(self.state_path)}})
+
+    def _registry(self) -> Registry:
+        """The registry on the current bundle's priors, with the state file's evidence
+        re-based onto them; a refused state file is logged and ignored."""
+        reg = Registry.from_bundle(self.quoter.bundle)
+        if self.params_state is not None and self.params_state.exists():
+            try:
+                reg.load(self.params_state, keep_priors=True)
+            except RegistryStateError as exc:
+                self.log.warning("learned-parameter state refused; priors only", extra={"fields": {
+                    "asset": self.asset, "path": str(self.params_state), "error": str(exc)}})
+        self._registry_version = self.quoter.bundle.model_version
+        return reg
 
     # -- metrics -------------------------------------------------------------------------
     def serve_metrics(self, port: int = 0, addr: str = "127.0.0.1") -> int:
@@ -623,6 +648,11 @@ class LiveRunner:
         pnl = float(mark_to_market(self.cash, self.position, mid) - self.live.capital)
         self.m_position.labels(asset=self.asset).set(self.position)
         self.m_pnl.labels(asset=self.asset).set(pnl)
+        if self.quoter.bundle.model_version != self._registry_version:  # a hot reload: new priors
+            self.registry = self._registry()
+        if self.quoter.metrics is not None:
+            self.registry.publish(self.quoter.metrics)
+        self.registry.maybe_log(time.monotonic(), self.live.params_log_s, logger=self.log)
 
         def side(i: int) -> list[list[float]]:
             return [[float(self._rest_px[i, k]), float(self._rest_sz[i, k])]

@@ -459,3 +459,32 @@ def test_mmcal_live_bad_input_is_one_line_and_exit_2(tmp_path, btc_bundle):
     bad.write_text("{")
     r = CliRunner().invoke(app, ["live", "--asset", "BTC", "--priors", str(bad), "--feed", "hyperliquid"])
     assert r.exit_code == 2 and str(bad) in r.stderr
+
+
+def test_learned_parameter_registry_is_published_and_logged(btc_bundle, tmp_path, records):
+    """The registry (mm_runtime.params) rides along: priors from the deployed bundle,
+    evidence from a registry state file, mm_learned_<name> gauges, a periodic record;
+    a corrupt registry state is refused with a warning and the priors used."""
+    from mm_runtime.live import LiveConfig
+    from mm_runtime.params import Evidence, Registry
+
+    reg = Registry(asset="BTC")
+    reg.update(Evidence.bernoulli("alpha_touch", 60, 300, source="test"))
+    reg.update(Evidence.exponential("kappa", 500, 100.0, source="test"))
+    st = reg.save(tmp_path / "params.json")
+    r = LiveRunner(btc_bundle, live=LiveConfig(params_log_s=0.01), params_state=st, market_clock=True)
+    r.on_feed_event(FeedEvent(1.7e9, 104_999.0, 105_001.0))
+    m = r.quoter.runtime_metrics.registry
+    w = m.get_sample_value("mm_learned_alpha_touch_data_weight", {"asset": "BTC"})
+    assert w == pytest.approx(r.registry.data_weight("alpha_touch")) and w > 0.5
+    assert m.get_sample_value("mm_learned_kappa", {"asset": "BTC", "regime": "all", "side": "all"}) == \
+        pytest.approx(r.registry.estimate("kappa"))
+    assert m.get_sample_value("mm_learned_params_calibrated", {"asset": "BTC", "tier": "1"}) in (0.0, 1.0)
+    logged = [f for msg, f in records if msg == "learned parameters"]
+    assert logged and logged[-1]["params"]["alpha_touch"]["data_weight"] == pytest.approx(w)
+
+    (tmp_path / "bad.json").write_text(st.read_text()[:40])
+    records.clear()
+    r2 = LiveRunner(btc_bundle, params_state=tmp_path / "bad.json", market_clock=True)
+    assert r2.registry.data_weight("alpha_touch") == 0.0
+    assert any(msg.startswith("learned-parameter state refused") for msg, _ in records)
