@@ -9,7 +9,8 @@ The simulated exchange (one asset, one account):
 * **Quotes** are recomputed every ``refresh_s`` seconds of market time from the
   prevailing best bid/offer, our position and our free margin; a new ladder rests
   from ``t + latency_s`` on, and the previous one rests until then (cancel and
-  replace take the same latency).
+  replace take the same latency; with a latency longer than ``refresh_s`` several
+  ladders are in flight and each rests in turn).
 * **Fills** (trade-through): a public trade whose aggressor bought at price ``p``
   fills every resting ask priced strictly below ``p``; a sell at ``p`` fills every
   bid strictly above ``p``.  With ``queue_factor > 0`` a trade *at* our price also
@@ -33,6 +34,7 @@ cancelled, and the final equity marks the position at the last mid.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import time
@@ -204,7 +206,7 @@ def replay(
     rest_px = np.zeros((2, K))
     rest_sz = np.zeros((2, K))
     rest_depth = np.zeros((2, K))
-    pending = None  # (activation time, price, size, depth)
+    pending: collections.deque = collections.deque()  # (activation time, price, size, depth), in time order
     fills = {k: [] for k in _FILL_FIELDS}
     out = {k: np.full(n_ticks, np.nan) for k in ("mid", "equity", "position", "our_bid", "our_ask", "mkt_bid", "mkt_ask")}
     last_ts = t0
@@ -228,9 +230,8 @@ def replay(
         t_next = ticks[i] if i < n_ticks else t_end + 1e-9  # trades up to and including the last
         while j < n_trades and data.trade_ts[j] < t_next:
             tt = float(data.trade_ts[j])
-            if pending is not None and pending[0] <= tt:
-                _, rest_px, rest_sz, rest_depth = pending
-                pending = None
+            while pending and pending[0][0] <= tt:
+                _, rest_px, rest_sz, rest_depth = pending.popleft()
             px, side, tsize = float(data.trade_price[j]), float(data.trade_side[j]), float(data.trade_size[j])
             b, a, mid, qts = market_at(tt, strict=True)
             last_ts = max(qts, tt)
@@ -272,9 +273,8 @@ def replay(
         if i == n_ticks:
             break
         t = float(ticks[i])
-        if pending is not None and pending[0] <= t:
-            _, rest_px, rest_sz, rest_depth = pending
-            pending = None
+        while pending and pending[0][0] <= t:
+            _, rest_px, rest_sz, rest_depth = pending.popleft()
         b, a, mid, qts = market_at(t, strict=False)
         last_ts = max(last_ts, qts)
         if mid <= 0:
@@ -289,10 +289,9 @@ def replay(
             new_px, new_sz, new_depth = np.zeros((2, K)), np.zeros((2, K)), np.zeros((2, K))
             key = REASONS[int(qt.reason)]
             why_not[key] = why_not.get(key, 0) + 1
-        pending = (t + cfg.latency_s, new_px, new_sz, new_depth)
+        pending.append((t + cfg.latency_s, new_px, new_sz, new_depth))
         if cfg.latency_s == 0:
-            _, rest_px, rest_sz, rest_depth = pending
-            pending = None
+            _, rest_px, rest_sz, rest_depth = pending.popleft()
         out["mid"][i] = mid
         out["mkt_bid"][i], out["mkt_ask"][i] = b, a
         out["equity"][i] = mark_to_market(cash, pos, mid) - cfg.capital

@@ -153,3 +153,11 @@ def test_bad_data_is_refused_with_the_field_named(change, match):
                       np.array([0.5, 0.9]), np.array([0.99, 0.99]), np.array([1.01, 1.01]))
     with pytest.raises(ValueError, match=match):
         base._replace(**change).check()
+
+
+def test_ladders_in_flight_rest_in_turn_when_latency_exceeds_the_refresh(market):
+    """A 2.5 s latency with a 1 s refresh: every ladder still rests (2.5 s late), so
+    fills happen, and none before the first ladder could have rested."""
+    r = replay(market, example_bundle("TEST"), QuoterConfig(), ReplayConfig(latency_s=2.5))
+    assert r.fills["ts"].size > 0
+    assert r.fills["ts"].min() >= market.quote_ts[0] + 2.5
