@@ -158,19 +158,13 @@ def write_synthetic(out_dir: Path, seed: int, duration: float, force: bool, open
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         err.print(f"simulating {duration:.0f} s of synthetic market (seed {seed}) ...")
+        from mm_runtime.bundle import replace_dir
         from models.data.synthetic import OpenInterestConfig, SyntheticConfig
 
         config = SyntheticConfig(open_interest=OpenInterestConfig()) if open_interest else None
         market = simulate_market(seed=seed, duration_s=duration, config=config)
         write_market(market, tmp)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return market

@@ -75,6 +75,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -480,6 +481,23 @@ def load_bundle(path: str | os.PathLike) -> PriorBundle:
     except OSError as exc:
         raise BundleError(f"{p}: cannot read: {exc.strerror or exc}") from None
     return parse_bundle(raw, origin=str(p))
+
+
+def replace_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Put the finished folder ``tmp`` at ``target`` (same parent directory): an
+    existing ``target`` is renamed aside first and removed after, so ``target`` is the
+    old complete folder or the new complete one, never a half-written one (two
+    renames: a directory cannot be swapped in one atomic step on POSIX)."""
+    tmp, target = Path(tmp), Path(target)
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+    return target
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -24,6 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mm_runtime.bundle import replace_dir  # noqa: E402
 from mm_runtime.paper.replay import block_pnl  # noqa: E402
 
 __all__ = ["ab_document", "write_report"]
@@ -214,14 +215,7 @@ def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
         page = (f"<!doctype html><html><head><meta charset=utf-8><title>paper {html.escape(ab['asset'])}</title>"
                 f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
         (tmp / "index.html").write_text(page)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir / "index.html"
