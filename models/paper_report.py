@@ -56,30 +56,16 @@ def ab_document(ab: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _fig_equity(results, t0, path):
-    fig, ax = plt.subplots(figsize=(9, 3.8))
+def _fig_series(results, t0, path, field: str, ylabel: str, title: str, label=lambda name, r: name):
+    """One line per configuration of ``ReplayResult.<field>`` over hours from ``t0``."""
+    fig, ax = plt.subplots(figsize=(9, 3.5))
     for name, r in results.items():
-        x, y = _thin(_hours(r, t0), r.equity)
-        ax.plot(x, y, label=f"{name} ({r.summary['pnl']:+.2f})", lw=1.1)
+        x, y = _thin(_hours(r, t0), getattr(r, field))
+        ax.plot(x, y, label=label(name, r), lw=1.0)
     ax.axhline(0, color="0.6", lw=0.6)
     ax.set_xlabel("hours from start")
-    ax.set_ylabel("PnL (quote currency, marked to mid)")
-    ax.set_title("Equity")
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _fig_inventory(results, t0, path):
-    fig, ax = plt.subplots(figsize=(9, 3.2))
-    for name, r in results.items():
-        x, y = _thin(_hours(r, t0), r.position)
-        ax.plot(x, y, label=name, lw=0.9)
-    ax.axhline(0, color="0.6", lw=0.6)
-    ax.set_xlabel("hours from start")
-    ax.set_ylabel("position (base units)")
-    ax.set_title("Inventory")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -175,8 +161,9 @@ def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     try:
         results = ab["results"]
         t0 = min(float(r.t[0]) for r in results.values() if r.t.size)
-        _fig_equity(results, t0, tmp / "equity.png")
-        _fig_inventory(results, t0, tmp / "inventory.png")
+        _fig_series(results, t0, tmp / "equity.png", "equity", "PnL (quote currency, marked to mid)", "Equity",
+                    label=lambda name, r: f"{name} ({r.summary['pnl']:+.2f})")
+        _fig_series(results, t0, tmp / "inventory.png", "position", "position (base units)", "Inventory")
         _fig_markouts(results, tmp / "markouts.png")
         _fig_ladder(results, t0, tmp / "ladder.png")
         if ab["paired"]:
