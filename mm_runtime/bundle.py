@@ -430,6 +430,30 @@ def _reject_constant(token: str):
     raise ValueError(f"non-finite number {token} (JSON allows finite numbers only)")
 
 
+def parse_state_document(raw: bytes | str, origin: str, *, kind: str, schema_version: int,
+                         error: type[Exception] = ValueError, what: str = "state file") -> dict[str, Any]:
+    """The JSON object of a versioned state file (the live runner's, the registry's):
+    finite numbers only, a top-level object whose ``kind`` and ``schema_version`` are
+    the expected ones.  Raises ``error`` naming ``origin`` and the problem."""
+    def fail(msg: str):
+        raise error(f"{origin}: {msg}")
+
+    try:
+        doc = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        fail(f"invalid JSON (truncated or corrupt?): {exc}")
+    if not isinstance(doc, dict):
+        fail("top level must be a JSON object")
+    if doc.get("kind") != kind:
+        fail(f"kind: expected {kind!r}, got {doc.get('kind')!r} (not a {what})")
+    v = doc.get("schema_version")
+    if "schema_version" not in doc:
+        fail("schema_version: missing")
+    if isinstance(v, bool) or v != schema_version:
+        fail(f"schema_version: unknown schema version {v!r} (this runtime reads {schema_version})")
+    return doc
+
+
 def _format_validation(exc: ValidationError) -> str:
     msgs = []
     for e in exc.errors():

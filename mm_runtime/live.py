@@ -76,7 +76,7 @@ import numpy as np
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, ConfigDict, Field
 
-from .bundle import atomic_write_bytes
+from .bundle import atomic_write_bytes, parse_state_document
 from .config import QuoterConfig
 from .estimators import EstimatorState
 from .paper.accounting import apply_fills, mark_to_market
@@ -500,20 +500,8 @@ class LiveRunner:
         def fail(msg: str):
             raise StateFileError(f"{origin}: {msg}")
 
-        def reject(token: str):
-            raise ValueError(f"non-finite number {token}")
-
-        try:
-            doc = json.loads(raw, parse_constant=reject)
-        except (ValueError, UnicodeDecodeError) as exc:
-            fail(f"invalid JSON (truncated or corrupt?): {exc}")
-        if not isinstance(doc, dict):
-            fail("top level must be a JSON object")
-        if doc.get("kind") != STATE_KIND:
-            fail(f"kind: expected {STATE_KIND!r}, got {doc.get('kind')!r} (not a live state file)")
-        v = doc.get("schema_version")
-        if isinstance(v, bool) or v != STATE_SCHEMA_VERSION:
-            fail(f"schema_version: unknown schema version {v!r} (this runtime reads {STATE_SCHEMA_VERSION})")
+        doc = parse_state_document(raw, origin, kind=STATE_KIND, schema_version=STATE_SCHEMA_VERSION,
+                                   error=StateFileError, what="live state file")
         if doc.get("asset") != self.asset:
             fail(f"asset: the state is for {doc.get('asset')!r}, this quoter quotes {self.asset!r}")
         est_doc = doc.get("est")

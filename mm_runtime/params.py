@@ -152,6 +152,7 @@ from .bundle import (
     NormalSummary,
     PriorBundle,
     atomic_write_bytes,
+    parse_state_document,
 )
 from .conjugate import (
     BetaBernoulli,
@@ -1015,22 +1016,8 @@ class Registry:
         def fail(msg: str):
             raise RegistryStateError(f"{origin}: {msg}")
 
-        def reject(token: str):
-            raise ValueError(f"non-finite number {token}")
-
-        try:
-            doc = json.loads(raw, parse_constant=reject)
-        except (ValueError, UnicodeDecodeError) as exc:
-            fail(f"invalid JSON (truncated or corrupt?): {exc}")
-        if not isinstance(doc, dict):
-            fail("top level must be a JSON object")
-        v = doc.get("schema_version")
-        if "schema_version" not in doc:
-            fail("schema_version: missing")
-        if isinstance(v, bool) or v != STATE_SCHEMA_VERSION:
-            fail(f"schema_version: unknown schema version {v!r} (this runtime reads {STATE_SCHEMA_VERSION})")
-        if doc.get("kind") != STATE_KIND:
-            fail(f"kind: expected {STATE_KIND!r}, got {doc.get('kind')!r} (not a registry state file)")
+        doc = parse_state_document(raw, origin, kind=STATE_KIND, schema_version=STATE_SCHEMA_VERSION,
+                                   error=RegistryStateError, what="registry state file")
         asset = doc.get("asset", "")
         if not isinstance(asset, str):
             fail("asset: must be a string")
