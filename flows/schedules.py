@@ -13,7 +13,9 @@ The config (``schedules.toml`` in the repository root by default, or
     cron = "0 2 * * *"          # default: daily at 02:00
     window = "0:0.8"            # fit window; compare scores the rest (held out)
     # optional: alpha_variant, z, promote, max_prior_strength,
-    #           [calibrate.sampler] / [calibrate.gate] (SamplerConfig / GateConfig fields)
+    #           [calibrate.sampler] / [calibrate.gate] (SamplerConfig / GateConfig fields),
+    #           [calibrate.sampler_overrides.MODEL] (SamplerConfig fields for one model on
+    #           top of [calibrate.sampler], as `mmcal calibrate --model-sampler`)
 
 Each entry becomes one deployment ``calibrate-<ASSET>`` of the flow
 ``scheduled-calibration``: calibrate the asset (:func:`flows.calibrate.calibrate_asset`)
@@ -37,7 +39,8 @@ from flows.runtime import prepare_environment
 prepare_environment()
 
 from prefect import flow, get_run_logger  # noqa: E402
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator  # noqa: E402
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,  # noqa: E402
+                      model_validator)
 
 SOURCES = ("lobster", "binance", "hyperliquid", "synthetic")
 DEFAULT_CONFIG = "schedules.toml"
@@ -63,6 +66,7 @@ class CalibrationSchedule(BaseModel):
     promote: bool = True
     max_prior_strength: float | None = Field(None, gt=0)
     sampler: dict[str, Any] = Field(default_factory=dict)
+    sampler_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     gate: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("source")
@@ -111,6 +115,24 @@ class CalibrationSchedule(BaseModel):
         from models.sampling import SamplerConfig
 
         return SamplerConfig.model_validate(v).model_dump(mode="json") if v else {}
+
+    @field_validator("sampler_overrides")
+    @classmethod
+    def _overrides(cls, v: dict, info: ValidationInfo) -> dict:
+        from flows.tasks import MODELS
+        from models.sampling import SamplerConfig
+
+        out = {}
+        for model, fields in v.items():
+            if model not in MODELS:
+                raise ValueError(f"unknown model {model!r}; one of {', '.join(MODELS)}")
+            try:  # on top of [calibrate.sampler] (when that one is valid), as the flow merges them
+                merged = SamplerConfig.model_validate({**info.data.get("sampler", {}), **fields})
+            except ValidationError as e:
+                err = e.errors()[0]
+                raise ValueError(f"{model}.{_loc(err['loc'])}: {err['msg']}") from None
+            out[model] = {k: merged.model_dump(mode="json")[k] for k in fields}
+        return out
 
     @field_validator("gate")
     @classmethod
@@ -194,6 +216,7 @@ def deployment_name(asset: str) -> str:
 @flow(name="scheduled-calibration", flow_run_name="scheduled-{asset}")
 def scheduled_calibration(asset: str, source: str, path: str, window: str = "0:0.8",
                           sampler: dict | None = None, gate: dict | None = None,
+                          sampler_overrides: dict[str, dict] | None = None,
                           alpha_variant: str = "threshold", max_prior_strength: float | None = None,
                           z: float = 2.0, promote: bool = True) -> dict[str, Any]:
     """Calibrate ``asset`` and, when a challenger stands, compare it with the champion.
@@ -205,7 +228,8 @@ def scheduled_calibration(asset: str, source: str, path: str, window: str = "0:0
     from flows.compare import compare
 
     logger = get_run_logger()
-    cal = run_calibration(source, path, asset, sampler=sampler or {}, gate=gate or {}, window=window,
+    cal = run_calibration(source, path, asset, sampler=sampler or {}, sampler_overrides=sampler_overrides or {},
+                          gate=gate or {}, window=window,
                           alpha_variant=alpha_variant, max_prior_strength=max_prior_strength)
     out: dict[str, Any] = {"calibration": cal, "comparison": None}
     if cal["status"] == "gate_failed":
@@ -225,7 +249,7 @@ def build_deployments(config: SchedulesConfig | str | os.PathLike | None = None)
     out = []
     for s in cfg.calibrate:
         params = {"asset": s.asset, "source": s.source, "path": s.path, "window": s.window,
-                  "sampler": s.sampler, "gate": s.gate, "alpha_variant": s.alpha_variant,
+                  "sampler": s.sampler, "sampler_overrides": s.sampler_overrides, "gate": s.gate, "alpha_variant": s.alpha_variant,
                   "max_prior_strength": s.max_prior_strength, "z": s.z, "promote": s.promote}
         out.append(scheduled_calibration.to_deployment(
             name=deployment_name(s.asset), schedule=Schedule(cron=s.cron, timezone=cfg.timezone),

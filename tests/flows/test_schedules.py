@@ -24,6 +24,8 @@ z = 1.5
 sampler = "pymc"
 draws = 150
 chains = 2
+[calibrate.sampler_overrides.regime]
+sampler = "nutpie"
 [calibrate.gate]
 max_r_hat = 1.5
 
@@ -55,7 +57,9 @@ def test_deployments_from_the_config(tmp_path):
     assert p["path"] == str((tmp_path / "market").resolve())        # relative to the file's folder
     assert p["sampler"]["draws"] == 150 and p["sampler"]["chains"] == 2 and p["gate"]["max_r_hat"] == 1.5
     assert btc.parameters["path"] == "/data/hl/btc" and btc.parameters["window"] == "0:0.8"
+    assert p["sampler_overrides"] == {"regime": {"sampler": "nutpie"}}       # only the fields given
     assert btc.parameters["sampler"] == {} and btc.parameters["promote"] is True
+    assert btc.parameters["sampler_overrides"] == {}
     assert "SYN" in syn.tags
     # the parameters satisfy the flow's own schema (enforced when a run is created)
     from prefect.utilities.callables import parameter_schema
@@ -80,6 +84,10 @@ def test_the_repository_example_is_valid():
     ('[[calibrate]]\nasset = "SYN"\nsource = "synthetic"\npath = "m"\ncrn = "0 2 * * *"\n', "calibrate[0].crn"),
     ('[[calibrate]]\nasset = "SYN"\nsource = "synthetic"\npath = "m"\n[calibrate.sampler]\ndraws = -1\n',
      "calibrate[0].sampler"),
+    ('[[calibrate]]\nasset = "SYN"\nsource = "synthetic"\npath = "m"\n[calibrate.sampler_overrides.vol]\n'
+     'sampler = "nutpie"\n', "calibrate[0].sampler_overrides: unknown model 'vol'"),
+    ('[[calibrate]]\nasset = "SYN"\nsource = "synthetic"\npath = "m"\n[calibrate.sampler_overrides.regime]\n'
+     'sampler = "stan"\n', "calibrate[0].sampler_overrides: regime.sampler"),
     ('timezone = "Mars/Olympus"\n[[calibrate]]\nasset = "SYN"\nsource = "synthetic"\npath = "m"\n', "timezone"),
     ('timezone = "UTC"\n', "calibrate"),
     ('[[calibrate]]\nasset = "SYN"\nsource = "synthetic"\npath = "m"\n'
