@@ -29,7 +29,10 @@ A bad config is a :class:`ScheduleConfigError` naming the file and the field
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import signal
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -249,8 +252,9 @@ def build_deployments(config: SchedulesConfig | str | os.PathLike | None = None)
     out = []
     for s in cfg.calibrate:
         params = {"asset": s.asset, "source": s.source, "path": s.path, "window": s.window,
-                  "sampler": s.sampler, "sampler_overrides": s.sampler_overrides, "gate": s.gate, "alpha_variant": s.alpha_variant,
-                  "max_prior_strength": s.max_prior_strength, "z": s.z, "promote": s.promote}
+                  "sampler": s.sampler, "sampler_overrides": s.sampler_overrides, "gate": s.gate,
+                  "alpha_variant": s.alpha_variant, "max_prior_strength": s.max_prior_strength, "z": s.z,
+                  "promote": s.promote}
         out.append(scheduled_calibration.to_deployment(
             name=deployment_name(s.asset), schedule=Schedule(cron=s.cron, timezone=cfg.timezone),
             parameters=params, tags=["mmcal", "calibrate", s.asset],
@@ -260,11 +264,76 @@ def build_deployments(config: SchedulesConfig | str | os.PathLike | None = None)
 
 
 def serve(config: SchedulesConfig | str | os.PathLike | None = None, limit: int | None = None) -> None:
-    """Serve every deployment of the config until interrupted (Prefect's ``serve``:
-    registers them with the API and runs their scheduled flow runs)."""
-    from prefect import serve as prefect_serve
+    """Serve every deployment of the config until SIGINT or SIGTERM (a Prefect runner:
+    registers them with the API and runs their scheduled flow runs in subprocesses).
 
-    prefect_serve(*build_deployments(config), limit=limit, print_starting_message=True)
+    On the first signal the runner stops polling, cancels the flow runs in flight
+    (state ``Cancelled``, "Runner is shutting down.") and pauses the deployments'
+    schedules, as Prefect's ``serve`` means to; a second signal exits at once. Not
+    Prefect's ``serve`` itself: its SIGTERM handler (Prefect 3.8) calls ``Runner.stop``
+    from inside the event loop, which only creates the ``astop`` coroutine (never
+    awaited), then ``sys.exit``: a run in flight had its process killed and stayed
+    ``Running`` in the API for good, and the exit could log an asyncio traceback."""
+    from prefect.runner import Runner
+
+    runner = Runner(limit=limit, pause_on_shutdown=True)
+    for d in build_deployments(config):
+        runner.add_deployment(d)       # registers it with the API (before the runner's loop starts)
+    asyncio.run(_run_until_signalled(runner))
+
+
+async def _run_until_signalled(runner) -> None:
+    """``runner.start()``, stopped gracefully (``runner.astop()``) by SIGINT or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    signalled: list[str] = []
+    stopping: list[asyncio.Task] = []
+
+    async def stop(signame: str) -> None:
+        logging.getLogger("prefect.runner").info(
+            "%s received: stopping (flow runs in flight are cancelled, schedules paused) ...", signame)
+        await runner.astop()
+
+    def on_signal(signum: int, frame: Any = None) -> None:   # in the main thread, between two steps of the loop
+        if signalled or not runner.started:
+            raise KeyboardInterrupt       # a second signal, or one before the runner is up: at once
+        signalled.append(signal.Signals(signum).name)
+        loop.call_soon_threadsafe(lambda: stopping.append(loop.create_task(stop(signalled[0]))))
+
+    runner.handle_sigterm = on_signal      # Runner.start installs this one for SIGTERM
+    _cancel_only_unfinished(runner)
+    previous = signal.signal(signal.SIGINT, on_signal)
+    try:
+        await runner.start()
+        for t in stopping:
+            await t
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _cancel_only_unfinished(runner) -> None:
+    """Make ``runner.cancel_all`` (called by ``astop``) leave alone the flow runs that
+    have already finished: Prefect's cancels every run whose process it still tracks,
+    so a run that had just Completed while its process exited turned Cancelled.
+    Needs the runner's process and cancellation managers (Prefect 3.8, set when the
+    runner starts); without them Prefect's own ``cancel_all`` runs."""
+    prefects = runner.cancel_all
+
+    async def cancel_all() -> None:
+        procs, cancels = getattr(runner, "_process_manager", None), getattr(runner, "_cancellation_manager", None)
+        if not (hasattr(procs, "flow_run_ids") and hasattr(cancels, "cancel")):
+            return await prefects()
+        logger = logging.getLogger("prefect.runner")
+        for flow_run_id in procs.flow_run_ids():
+            try:
+                fr = await runner._client.read_flow_run(flow_run_id)
+                if fr.state is not None and fr.state.is_final():
+                    logger.info("flow run '%s' already %s: left to exit", fr.name, fr.state.name)
+                    continue
+                await cancels.cancel(fr, state_msg="Runner is shutting down.")
+            except Exception:
+                logger.exception("could not cancel flow run %s", flow_run_id)
+
+    runner.cancel_all = cancel_all
 
 
 __all__ = ["CalibrationSchedule", "ScheduleConfigError", "SchedulesConfig", "build_deployments", "config_path",

@@ -1,7 +1,7 @@
 """Schedules (flows/schedules.py): the deployments built from a schedules file
 (names, cron, timezone, parameters) without serving anything, bad files named by
 file and field, ``mmcal serve --check``, and that ``serve`` hands every deployment
-to Prefect's ``serve``. Fixtures: tests/flows/conftest.py."""
+to a Prefect runner. Fixtures: tests/flows/conftest.py."""
 
 from __future__ import annotations
 
@@ -136,17 +136,32 @@ def test_serve_bad_config_is_one_line_exit_2(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("mmcal: error: ") and "calibrate[0].cron" in lines[0]
 
 
-def test_serve_hands_the_deployments_to_prefect(tmp_path, monkeypatch):
-    """``mmcal serve`` calls Prefect's ``serve`` with every deployment (patched here:
-    the real one registers them and runs until interrupted)."""
-    import prefect
+def test_serve_hands_the_deployments_to_a_prefect_runner(tmp_path, monkeypatch):
+    """``mmcal serve`` adds every deployment to one Prefect runner (with ``--limit``)
+    and runs it until signalled (both patched here: the real runner registers them
+    and runs until interrupted; tests/flows/test_serve.py serves for real)."""
+    import prefect.runner
 
     from typer.testing import CliRunner
 
+    import flows.schedules as S
     from flows.cli import app
 
-    got = {}
-    monkeypatch.setattr(prefect, "serve", lambda *deps, **kw: got.update(deps=deps, kw=kw))
+    got = {"deps": []}
+
+    class FakeRunner:
+        def __init__(self, **kw):
+            got["kw"] = kw
+
+        def add_deployment(self, d):
+            got["deps"].append(d)
+
+    async def run(runner):
+        got["ran"] = runner
+
+    monkeypatch.setattr(prefect.runner, "Runner", FakeRunner)
+    monkeypatch.setattr(S, "_run_until_signalled", run)
     r = CliRunner().invoke(app, ["serve", "--config", str(_write(tmp_path, GOOD)), "--limit", "2"])
     assert r.exit_code == 0, r.output
     assert [d.name for d in got["deps"]] == ["calibrate-SYN", "calibrate-BTC"] and got["kw"]["limit"] == 2
+    assert got["kw"]["pause_on_shutdown"] is True and isinstance(got["ran"], FakeRunner)
