@@ -2,8 +2,8 @@
 
 * Prefect: its ephemeral local API with a temporary ``PREFECT_HOME`` (set here,
   before anything imports prefect: Prefect reads its settings at import). A
-  ``PREFECT_API_URL`` of the environment is ignored: these tests never touch a
-  real server.
+  ``PREFECT_API_URL`` of the environment is ignored: only the ``integration``
+  tests touch real servers, the ones :func:`servers` starts on loopback.
 * MLflow and the artifacts: ``MMCAL_ARTIFACTS`` points at a temporary folder (so
   the tracking store is ``sqlite:///<tmp>/artifacts/mlflow.db``, the fit cache
   ``<tmp>/artifacts/cache``); ``MLFLOW_TRACKING_URI`` is unset.
@@ -24,7 +24,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -110,3 +116,142 @@ def mixture(calibrate, calibrated):
     res = calibrate(alpha_variant="mixture")
     assert res["status"] == "registered", res
     return res
+
+
+# --------------------------------------------------------------------------- real servers (integration)
+START_TIMEOUT = float(os.environ.get("MMCAL_SERVER_TIMEOUT", "90"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _bin(name: str) -> str:
+    exe = Path(sys.executable).with_name(name)
+    if exe.exists():
+        return str(exe)
+    found = shutil.which(name)
+    if not found:
+        pytest.skip(f"`{name}` is not installed next to {sys.executable} nor on PATH")
+    return found
+
+
+class _Server:
+    """A background process in a session of its own (``stop`` ends it and its children),
+    stdout and stderr to ``log``; ``health``: a URL that answers 200 once it is up."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], health: str | None, log: Path,
+                 cwd: str | os.PathLike | None = None):
+        self.name, self.health, self.log = name, health, log
+        self._out = open(log, "wb")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd)
+
+    def tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def healthy(self) -> bool:
+        if self.health is None:
+            return self.proc.poll() is None
+        try:
+            with urllib.request.urlopen(self.health, timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)   # the server and its workers (its own session)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        try:                                          # children it left behind (its session)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._out.close()
+
+
+def _wait(servers: list[_Server]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    pending = list(servers)
+    while pending:
+        for s in list(pending):
+            if s.proc.poll() is not None:
+                pytest.fail(f"{s.name} exited with status {s.proc.returncode} before it was healthy:\n{s.tail()}")
+            if s.healthy():
+                pending.remove(s)
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            names = ", ".join(f"{s.name} ({s.health})" for s in pending)
+            pytest.fail(f"not healthy after {START_TIMEOUT:.0f} s (MMCAL_SERVER_TIMEOUT): {names}\n"
+                        + "\n".join(f"--- {s.name} log:\n{s.tail()}" for s in pending))
+        time.sleep(1.0)
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """``{"mlflow": url, "prefect": api_url}``: a real ``mlflow server`` (sqlite backend,
+    proxied artifacts) and a real ``prefect server start`` (temporary ``PREFECT_HOME``),
+    on loopback at free ports, up and healthy; stopped when the module is done (each
+    module that uses them gets its own, with an empty registry)."""
+    root = tmp_path_factory.mktemp("servers")
+    base = _server_env()
+    mport, pport = _free_port(), _free_port()
+    mlflow_url, prefect_url = f"http://127.0.0.1:{mport}", f"http://127.0.0.1:{pport}/api"
+    (root / "prefect").mkdir()
+    started: list[_Server] = []
+    try:
+        started.append(_Server("mlflow server", [
+            _bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(mport), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination", str(root / "mlartifacts"), "--serve-artifacts"],
+            # no job-execution workers (seven huey consumers importing mlflow: a slower start; unused here)
+            {**base, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, f"{mlflow_url}/health", root / "mlflow.log"))
+        started.append(_Server("prefect server", [
+            _bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(pport)],
+            {**base, "PREFECT_HOME": str(root / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+             "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_UI_ENABLED": "false"},
+            f"{prefect_url}/health", root / "prefect.log"))
+        t0 = time.perf_counter()
+        _wait(started)
+        print(f"mlflow server and prefect server healthy in {time.perf_counter() - t0:.1f} s")
+        yield {"mlflow": mlflow_url, "prefect": prefect_url}
+    finally:
+        for s in reversed(started):
+            s.stop()
+
+
+def _server_env() -> dict[str, str]:
+    """The environment without any PREFECT_* / MLFLOW_* variable."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+
+
+@pytest.fixture
+def background(tmp_path):
+    """``background(name, cmd, env, cwd=None)``: start ``cmd`` (``cmd[0]`` found next to
+    this Python, else on PATH) as a :class:`_Server` without a health URL, in this
+    environment less its PREFECT_* / MLFLOW_* variables plus ``env``, output in
+    ``<tmp>/<name>.log``; whatever is still running is stopped at teardown."""
+    started: list[_Server] = []
+
+    def start(name: str, cmd: list[str], env: dict[str, str], cwd: str | os.PathLike | None = None) -> _Server:
+        s = _Server(name, [_bin(cmd[0]), *cmd[1:]], {**_server_env(), **env}, None,
+                    tmp_path / f"{name.replace(' ', '-')}.log", cwd=cwd)
+        started.append(s)
+        return s
+
+    yield start
+    for s in reversed(started):
+        s.stop()

@@ -11,125 +11,17 @@ registered version and its aliases (MlflowClient), and the flow run's state
 ran first, so the test mostly measures the two servers (a minute or two alone).
 
 ``pytest -m integration tests/flows/test_servers.py``; ``MMCAL_SERVER_TIMEOUT``
-(seconds, default 90) bounds each server's start.
+(seconds, default 90) bounds each server's start. The servers: the ``servers``
+fixture of tests/flows/conftest.py.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.integration
-
-START_TIMEOUT = float(os.environ.get("MMCAL_SERVER_TIMEOUT", "90"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _bin(name: str) -> str:
-    exe = Path(sys.executable).with_name(name)
-    if exe.exists():
-        return str(exe)
-    found = shutil.which(name)
-    if not found:
-        pytest.skip(f"`{name}` is not installed next to {sys.executable} nor on PATH")
-    return found
-
-
-class _Server:
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], health: str, log: Path):
-        self.name, self.health, self.log = name, health, log
-        self._out = open(log, "wb")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-
-    def tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
-
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.health, timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)   # the server and its workers (its own session)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self._out.close()
-
-
-def _wait(servers: list[_Server]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    pending = list(servers)
-    while pending:
-        for s in list(pending):
-            if s.proc.poll() is not None:
-                pytest.fail(f"{s.name} exited with status {s.proc.returncode} before it was healthy:\n{s.tail()}")
-            if s.healthy():
-                pending.remove(s)
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            names = ", ".join(f"{s.name} ({s.health})" for s in pending)
-            pytest.fail(f"not healthy after {START_TIMEOUT:.0f} s (MMCAL_SERVER_TIMEOUT): {names}\n"
-                        + "\n".join(f"--- {s.name} log:\n{s.tail()}" for s in pending))
-        time.sleep(1.0)
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    """``{"mlflow": url, "prefect": api_url}``: both servers up and healthy."""
-    root = tmp_path_factory.mktemp("servers")
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("PREFECT_", "MLFLOW_"))}
-    mport, pport = _free_port(), _free_port()
-    mlflow_url, prefect_url = f"http://127.0.0.1:{mport}", f"http://127.0.0.1:{pport}/api"
-    (root / "prefect").mkdir()
-    started: list[_Server] = []
-    try:
-        started.append(_Server("mlflow server", [
-            _bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(mport), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination", str(root / "mlartifacts"), "--serve-artifacts"],
-            base, f"{mlflow_url}/health", root / "mlflow.log"))
-        started.append(_Server("prefect server", [
-            _bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(pport)],
-            {**base, "PREFECT_HOME": str(root / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-             "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_UI_ENABLED": "false"},
-            f"{prefect_url}/health", root / "prefect.log"))
-        t0 = time.perf_counter()
-        _wait(started)
-        print(f"mlflow server and prefect server healthy in {time.perf_counter() - t0:.1f} s")
-        yield {"mlflow": mlflow_url, "prefect": prefect_url}
-    finally:
-        for s in reversed(started):
-            s.stop()
-
 
 def test_calibrate_against_real_mlflow_and_prefect_servers(servers, calibrate, lab, monkeypatch):
     import mlflow
