@@ -94,19 +94,43 @@ shared one to within ~25 %): with a handful of assets they are not identified
 (Gelman 2006), and learning them (half-normal or boundary-avoiding gamma priors,
 centred or not) left divergent transitions in 2-asset fits.
 
-Sampling coordinates (``KappaConfig.parametrization="auto"``): a cell's level
-(``log A[c]``, ``log kappa[c]``; with several assets the shared pattern) is
-centred (``log A[c] ~ Normal(m, tau)``) where the data pin it and non-centred
-(``m + tau z[c]``) elsewhere -- the same model, other sampler coordinates. "Pin":
-the sampling sd of the cell's crude log estimate (1/sqrt(arrivals)) is below a
-third of the spread of the cells' estimates (which stands in for tau;
-:func:`models.sampling.centred_groups`), separately for A and kappa: arrival rates of
-the 8 cells can be close (log sd ~ 0.2 on the synthetic market), kappas less so.
-With thousands of arrivals per cell the fully non-centred form ties the level,
-the scale and every z together (posterior correlations > 0.9, ~100 leapfrog steps
-per draw); centred, ~7 (4 h of simulated data); and a centred cell the data do
-not pin has the funnel (a fixed threshold of 20 arrivals gave 17 divergent
-transitions on a 1-hour synthetic market). ``"noncentred"`` forces it everywhere.
+Sampling coordinates (``KappaConfig.parametrization``; the same model, other
+coordinates for the sampler). ``"auto"`` (default): each cell's level is sampled
+whitened by its conditional posterior under a normal approximation of its data
+(:func:`models.sampling.whitened_normal`). With the cell's crude log estimate y
+(log of arrivals / exposure, resp. arrivals / depth sum) and its sampling sd s::
+
+    log A[c] = m + w (y - m) + h x[c],   x[c] ~ Normal(w (m - y) / h, tau / h)
+    w = tau^2 / (tau^2 + s^2),   h = tau s / sqrt(tau^2 + s^2)
+
+(with several assets the same for the shared pattern beta[c], y the mean of the
+assets' estimates). A cell without data gets the non-centred form (w = 0), one the
+data pin (s << tau) the centred form standardised by s, and the weight moves between
+the two with tau itself. The common level m is whitened the same way by its
+conditional posterior given the cells (:func:`models.sampling.whitened_mean`: its sd
+is ~tau / sqrt(cells with data), so it follows tau down when few cells hold data).
+s = 1/sqrt(arrivals) for kappa; for A the block counts are overdispersed, s = sqrt(F
+/ arrivals) with F their Fano factor (:func:`count_fano`: the Pearson estimate shrunk
+to the prior mean 1 + E[d] ~ 5 with the weight of 4 blocks).
+
+Why: short real windows. 172 s of Binance BTCUSDT perp (9 bars of 20 s; on the EM
+regime path all in one regime: one count block per side, six cells without data) and
+17 min of Hyperliquid BTC (7-9 blocks): d and tau_A trade off (the between-cell spread
+of the counts is tau^2 + F / n), and tau's posterior runs from ~0.01 to ~1. The former
+coordinates (a fixed choice per cell: centred where 1/sqrt(arrivals) is below a third
+of the spread of the cells' estimates, :func:`models.sampling.centred_groups`; m
+centred) centred A cells that 200-1000 arrivals seem to pin but, with F ~ 4-9, do not:
+the funnel at tau_A -> 0, 159 (Binance) and 16 (Hyperliquid) divergent transitions in
+4 x 1000 draws (180 and 21 on the HMM posterior's regime path); target_accept 0.99
+left 30 at 63 leapfrog steps per draw. With F in that rule (``"mixed"``, kept as an
+option) the A cells are non-centred, and the reverse funnel at tau_A ~ 1 and the
+corner d -> 0 remained (4-6); whitened cells under a centred m still had m's funnel at
+small tau_kappa where two cells hold all the data (1-3). Whitened cells and m: none,
+in 4 seeds of each case, 14 leapfrog steps per draw (26 before on the Binance window). With
+thousands of arrivals per cell (the reason centring was introduced: fully non-centred
+~100 leapfrog steps per draw, centred ~7 on 4 h of simulated data) it is the centred
+form: 12.2 steps per draw against 13.1 with the former rule there. ``"noncentred"``
+forces the non-centred form everywhere.
 
 Priors (:class:`KappaConfig`): ``m_A ~ Normal(log 1/s, 3)`` (95 % from 0.003 to
 400 events/s: equities to crypto), ``m_kappa ~ Normal(log 0.5/bp, 1.5)`` (95 %
@@ -141,7 +165,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.data.observations import REGIMES, ObservationConfig
-from models.sampling import SamplerConfig, asset_index, centred_groups, mixed_normal, model_version, sample
+from models.sampling import (SamplerConfig, asset_index, centred_groups, mixed_normal, model_version, sample,
+                             whitened_mean, whitened_normal)
 
 MODEL_NAME = "kappa"
 SIDES: tuple[str, ...] = ("buy", "sell")
@@ -449,8 +474,8 @@ class KappaConfig(BaseModel):
     overdispersion_scale: float = Field(5.0, gt=0.0, description="HalfNormal scale of d (Fano - 1)")
     count_block_bars: int = Field(6, ge=1, description="bars per counting block (consecutive bars of "
                                   "one regime; module docstring)")
-    parametrization: Literal["auto", "noncentred"] = "auto"
-    centre_ratio: float = Field(3.0, gt=0.0, description="auto: a cell is centred when its log "
+    parametrization: Literal["auto", "mixed", "noncentred"] = "auto"
+    centre_ratio: float = Field(3.0, gt=0.0, description="mixed: a cell is centred when its log "
                                 "estimate's sd (1/sqrt(arrivals)) is below 1/ratio of the cells' spread")
     centre_min_spread: float = Field(0.1, gt=0.0, description="floor of that spread")
 
@@ -463,25 +488,32 @@ def _pooled_log(name: str, obs: KappaObs, median: float, log_sd: float, cfg: Kap
     Several: ``log x[a,c] = beta[c] + sigma_asset u[a] + sigma_ac w[a,c]``,
     ``beta[c] ~ Normal(m, tau)`` (the pattern averaged over assets), u and w
     zero-sum normals (over assets, resp. over assets and cells) so that the three
-    are identifiable, sigma_asset and sigma_ac fixed. ``beta`` is centred where the
-    data pin it (:func:`_centred` on the crude per-cell estimates ``cell_est`` =
-    log MLE, sd 1/sqrt(arrivals)), non-centred elsewhere."""
+    are identifiable, sigma_asset and sigma_ac fixed. The cells (``beta``) are sampled
+    in the coordinates of ``cfg.parametrization`` (:func:`_cells`) from the crude
+    per-cell estimates ``cell_est`` (log MLE) and ``cell_counts`` (arrivals, for the
+    arrival rate divided by the count Fano factor: sd 1/sqrt(cell_counts))."""
     import pymc as pm
     import pytensor.tensor as pt
 
     R, A = len(REGIMES), obs.n_assets
-    m = pm.Normal(f"{name}_log_mu", math.log(median), log_sd)
     tau = pm.HalfNormal(f"{name}_cell_scale", cfg.cell_scale)
     if A == 1:
-        lx = pt.reshape(mixed_normal(f"{name}_cell", m, tau, _centred(cell_est, cell_counts, cfg)), (1, R, 2))
+        m = _level(f"{name}_log_mu", math.log(median), log_sd, tau, cell_est, cell_counts, cfg)
+        lx = pt.reshape(_cells(f"{name}_cell", m, tau, cell_est, cell_counts, cfg), (1, R, 2))
         pm.Deterministic(name, pt.exp(lx[0]), dims=("regime", "side"))
         return lx
     C = len(REGIMES) * 2
     n_ac = np.asarray(cell_counts, dtype=float).reshape(A, C)
     e_ac = np.asarray(cell_est, dtype=float).reshape(A, C)
-    w_ac = np.where(n_ac > 0, n_ac, 0.0)
-    pooled_est = np.where(n_ac.sum(0) > 0, (np.nan_to_num(e_ac) * w_ac).sum(0) / np.maximum(n_ac.sum(0), 1), np.nan)
-    beta = mixed_normal(f"{name}_cell", m, tau, _centred(pooled_est, n_ac.sum(0), cfg))  # (C,) shared pattern
+    # beta[c] is the mean over assets of log x[a, c] (u and w sum to zero): its crude
+    # estimate is the mean of the assets' estimates, its variance the sum of theirs / A^2
+    # (an asset without arrivals in c contributes its spread around the pattern)
+    has, k = n_ac > 0, (n_ac > 0).sum(0)
+    pooled_est = np.where(k > 0, np.where(has, e_ac, 0.0).sum(0) / np.maximum(k, 1), np.nan)
+    var_ac = np.where(has, 1.0 / np.where(has, n_ac, 1.0), cfg.asset_cell_scale**2)
+    pooled_n = np.where(k > 0, A**2 / var_ac.sum(0), 0.0)   # 1 / variance, in arrivals
+    m = _level(f"{name}_log_mu", math.log(median), log_sd, tau, pooled_est, pooled_n, cfg)
+    beta = _cells(f"{name}_cell", m, tau, pooled_est, pooled_n, cfg)  # (C,) shared pattern
     # across-asset scales are fixed hyperparameters (module docstring)
     nu = cfg.asset_scale * pm.ZeroSumNormal(f"{name}_asset_z", sigma=1.0, dims="asset")
     w = cfg.asset_cell_scale * pm.ZeroSumNormal(f"{name}_asset_cell_z", sigma=1.0, dims=("asset", "cell"),
@@ -491,8 +523,66 @@ def _pooled_log(name: str, obs: KappaObs, median: float, log_sd: float, cfg: Kap
     return lx
 
 
+def _level(name: str, mu0: float, sd0: float, tau, est: np.ndarray, n: np.ndarray, cfg: KappaConfig):
+    """The cells' common level m ~ Normal(mu0, sd0): whitened by the cells' data with
+    ``parametrization="auto"`` (:func:`models.sampling.whitened_mean`), else plain."""
+    import pymc as pm
+
+    if cfg.parametrization != "auto":
+        return pm.Normal(name, mu0, sd0)
+    n, est = np.asarray(n, dtype=float).ravel(), np.asarray(est, dtype=float).ravel()
+    ok = (n > 0) & np.isfinite(est)
+    return whitened_mean(name, mu0, sd0, tau, np.where(ok, est, np.nan),
+                         np.where(ok, 1.0 / np.sqrt(np.where(ok, n, 1.0)), np.inf))
+
+
+def _cells(name: str, m, tau, est: np.ndarray, n: np.ndarray, cfg: KappaConfig):
+    """The cells' log levels ~ Normal(m, tau) (flat), in the sampling coordinates of
+    ``cfg.parametrization`` (module docstring): ``est`` the crude log estimates, ``n``
+    the (effective) arrivals behind them (sd 1/sqrt(n); 0 = no data)."""
+    n, est = np.asarray(n, dtype=float).ravel(), np.asarray(est, dtype=float).ravel()
+    ok = (n > 0) & np.isfinite(est)
+    if cfg.parametrization == "auto":
+        sd = np.where(ok, 1.0 / np.sqrt(np.where(ok, n, 1.0)), np.inf)
+        return whitened_normal(name, m, tau, np.where(ok, est, np.nan), sd)
+    return mixed_normal(name, m, tau, _centred(np.where(ok, est, np.nan), np.where(ok, n, 0.0), cfg))
+
+
+def count_fano(rows: Mapping[str, Any], cfg: KappaConfig, n_assets: int = 1) -> np.ndarray:
+    """(n_assets, 2) Fano factor of the block counts per asset and side, as the
+    sampling coordinates use it (module docstring, "Sampling coordinates"): the Pearson
+    statistic ``X2 = sum (N_b - m_b)^2 / m_b`` of the blocks around their cell's
+    rate (``m_b = n_c T_b / T_c``, ``df`` = blocks - cells with arrivals) shrunk
+    toward the prior mean Fano factor ``F0 = 1 + E[d] = 1 + overdispersion_scale
+    sqrt(2/pi)`` with the weight of ``FANO_PRIOR_BLOCKS`` blocks: ``(X2 + nu0 F0) /
+    (df + nu0)``. 1 for ``count_likelihood="poisson"`` (the model's own Fano factor)."""
+    out = np.ones((n_assets, 2))
+    if cfg.count_likelihood != "negative_binomial":
+        return out
+    n, T, cell = rows["value"][:, 0], rows["exposure_s"], rows["cell"]
+    C = n_assets * len(REGIMES) * 2
+    n_c = np.bincount(cell, weights=n, minlength=C)
+    T_c = np.bincount(cell, weights=T, minlength=C)
+    has = n_c[cell] > 0
+    m = np.where(has, n_c[cell] * T / np.where(T_c[cell] > 0, T_c[cell], 1.0), 1.0)
+    x2 = np.where(has, (n - m) ** 2 / m, 0.0)
+    f0 = 1.0 + cfg.overdispersion_scale * math.sqrt(2.0 / math.pi)
+    for a in range(n_assets):
+        for s in range(2):
+            sel = has & (rows["asset"] == a) & (rows["side"] == s)
+            df = int(sel.sum()) - len(np.unique(cell[sel]))
+            out[a, s] = (x2[sel].sum() + FANO_PRIOR_BLOCKS * f0) / (df + FANO_PRIOR_BLOCKS)
+    return out
+
+
+FANO_PRIOR_BLOCKS = 4.0
+"""Weight (in blocks) of the prior mean Fano factor in :func:`count_fano`: X2/df has a
+relative sd of sqrt(2/df), so a handful of blocks do not estimate it."""
+
+
 def _centred(est: np.ndarray, n: np.ndarray, cfg: KappaConfig) -> np.ndarray:
-    """Centring mask from per-cell log estimates and arrival counts (sd 1/sqrt(n))."""
+    """Centring mask from per-cell log estimates and (effective) arrival counts: the
+    estimate's sd is 1/sqrt(n) (for the arrival rate n = arrivals / Fano factor)."""
 
     n = np.asarray(n, dtype=float)
     if cfg.parametrization == "noncentred":
@@ -580,7 +670,10 @@ def build_model(obs: KappaObs, config: KappaConfig | None = None):
         with np.errstate(divide="ignore", invalid="ignore"):
             est_A = np.log(counts / np.bincount(cell, weights=expo, minlength=C))
             est_k = np.log(counts / np.bincount(cell, weights=value[:, 1], minlength=C))
-        log_A = _pooled_log("arrival_rate", obs, cfg.rate_median, cfg.rate_log_sd, cfg, est_A, counts).ravel()
+        # a count of n arrivals with Fano factor F pins log A as well as n / F Poisson arrivals would
+        fano = count_fano(rows, cfg, obs.n_assets)
+        n_eff_A = counts / fano[np.arange(C) // (2 * len(REGIMES)), np.arange(C) % 2]
+        log_A = _pooled_log("arrival_rate", obs, cfg.rate_median, cfg.rate_log_sd, cfg, est_A, n_eff_A).ravel()
         log_k = _pooled_log("kappa", obs, cfg.kappa_median, cfg.kappa_log_sd, cfg, est_k, counts).ravel()
         kap = pt.exp(log_k)
         log_mean_cell = log_A - kap * cfg.min_depth_bps

@@ -289,6 +289,81 @@ def mixed_normal(name: str, loc, scale, centred: np.ndarray, dims: tuple[str, ..
     return out
 
 
+def _data_terms(est, sd, has_data):
+    """(mask, est with 0 where no data, precision 1/sd^2 with 0 where no data): numpy
+    arrays (mask from NaN / inf) or tensors (mask ``has_data`` required)."""
+    import pytensor.tensor as pt
+
+    if has_data is None:
+        est, sd = np.asarray(est, dtype=float), np.asarray(sd, dtype=float)
+        ok = np.isfinite(est) & np.isfinite(sd) & (sd > 0)
+        return ok, np.where(ok, est, 0.0), np.where(ok, 1.0 / np.where(ok, sd, 1.0) ** 2, 0.0)
+    ok = np.asarray(has_data, dtype=bool)
+    one = pt.ones_like(pt.as_tensor_variable(sd))
+    return ok, pt.where(ok, est, 0.0), pt.where(ok, 1.0 / pt.where(ok, sd, one) ** 2, 0.0)
+
+
+def whitened_normal(name: str, loc, scale, est, sd, has_data: np.ndarray | None = None,
+                    dims: tuple[str, ...] | None = None):
+    """Normal(loc, scale) over groups in coordinates whitened by each group's
+    conditional posterior under a normal approximation of its data (``est`` the crude
+    estimate, ``sd`` its sampling sd: numpy arrays with NaN / inf where a group has no
+    data, or tensors -- e.g. functions of other parameters -- with the mask
+    ``has_data``).
+
+    Given loc, scale and data y ~ Normal(x, sd), x has the conditional posterior
+    Normal(loc + w (y - loc), h) with ``w = scale^2 / (scale^2 + sd^2)`` and ``h = scale
+    sd / sqrt(scale^2 + sd^2)``. The sampled variable ``<name>_white`` is ``x_w = (x - loc
+    - w (est - loc)) / h``, so ``x = loc + w (est - loc) + h x_w`` with prior ``x_w ~
+    Normal(w (loc - est) / h, scale / h)`` (x ~ Normal(loc, scale) exactly, given
+    whatever est and sd depend on: a reparametrisation, not an approximation); its
+    posterior is ~Normal(0, 1) whatever loc and scale are. A group without data (w = 0,
+    h = scale) gets the non-centred form, one whose data pin it (sd << scale) the
+    centred form standardised by sd, and the weight moves between the two with the
+    hierarchical scale itself -- which a fixed choice (:func:`mixed_normal`) cannot: on
+    a short window the scale's posterior runs from ~0 (centred groups then have the
+    funnel) to several times sd (non-centred ones then the reverse funnel). Returns a
+    tensor of est's shape (``dims`` name the sampled variable's axes)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    ok, y, prec = _data_terms(est, sd, has_data)
+    shape = ok.shape
+    loc = pt.broadcast_to(loc, shape)
+    tp = scale**2 * prec                       # scale^2 / sd^2, 0 without data
+    w = tp / (1.0 + tp)
+    h = scale / pt.sqrt(1.0 + tp)
+    kw = {"dims": dims} if dims else {"shape": shape}
+    xw = pm.Normal(f"{name}_white", w * (loc - y) / h, pt.sqrt(1.0 + tp), **kw)
+    return loc + w * (y - loc) + h * xw
+
+
+def whitened_mean(name: str, mu0, sd0: float, scale, est, sd, has_data: np.ndarray | None = None,
+                  dims: str | None = None):
+    """The hierarchical mean ``m ~ Normal(mu0, sd0)`` of groups ``x[g] ~ Normal(m, scale)``
+    (the last axis of ``est`` indexes the groups; leading axes, named ``dims``, give
+    several means), whitened by its conditional posterior given the groups' data
+    (``est``, ``sd``, ``has_data`` as in :func:`whitened_normal`): under the normal
+    approximation ``est[g] ~ Normal(m, scale^2 + sd[g]^2)``, m has precision ``P =
+    1/sd0^2 + sum_g 1/(scale^2 + sd[g]^2)`` and mean ``c = (mu0/sd0^2 + sum_g est[g] /
+    (scale^2 + sd[g]^2)) / P``; the sampled ``<name>_white`` is ``(m - c) sqrt(P)``
+    with the prior ``Normal((mu0 - c) sqrt(P), sd0 sqrt(P))`` (exact). m is registered
+    as the deterministic ``<name>``. Without it m is the neck of the next funnel: with
+    few groups pinned by their data, m's conditional sd is ~scale / sqrt(groups) and
+    follows the scale down."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    ok, y, prec = _data_terms(est, sd, has_data)
+    wts = pt.where(ok, prec / (1.0 + scale**2 * prec), 0.0)    # 1 / (scale^2 + sd^2)
+    P = 1.0 / sd0**2 + pt.sum(wts, axis=-1)
+    c = (mu0 / sd0**2 + pt.sum(wts * y, axis=-1)) / P
+    root = pt.sqrt(P)
+    kw = {"dims": dims} if dims else {"shape": ok.shape[:-1]}
+    mw = pm.Normal(f"{name}_white", (mu0 - c) * root, sd0 * root, **kw)
+    return pm.Deterministic(name, c + mw / root, **({"dims": dims} if dims else {}))
+
+
 def asset_index(assets: Sequence[str], asset: str | None) -> int:
     """Index of ``asset`` among a fit's ``assets``; None is allowed for a one-asset fit."""
     assets = list(assets)

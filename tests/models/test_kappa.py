@@ -209,6 +209,24 @@ def test_multi_asset_thin_asset_borrows_strength():
         kp.summarize(joint)
 
 
+# --------------------------------------------------------------------------- sampling coordinates
+
+
+def test_short_window_samples_without_divergences():
+    """A short window: 180 s, nine 20 s bars all in one regime (one count block per
+    side, six cells without data), clustered arrivals -- the shape of 172 s of Binance
+    BTCUSDT on its EM regime path. The overdispersion and the cells' scale trade off
+    there, and the scale's posterior runs from ~0 to ~1; the former coordinates (a fixed
+    centred / non-centred choice per cell, a centred common level) left 7-42 divergent
+    transitions in each of seeds 0-3 of this simulation, the whitened ones none (module
+    docstring, "Sampling coordinates")."""
+    obs = kp.simulate_hawkes(_truth(5.0), np.random.default_rng(0), branching=0.6, decay=0.5,
+                             regime_path=[1] * 9, bar_seconds=20.0)
+    idata = kp.fit(obs, CFG)
+    assert diagnostics(idata)["divergences"] == 0
+    assert set(idata.posterior["kappa"].dims) == {"chain", "draw", "regime", "side"}
+
+
 # --------------------------------------------------------------------------- posterior predictive
 
 

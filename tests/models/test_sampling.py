@@ -10,7 +10,7 @@ import pymc as pm
 import pytest
 
 from models.sampling import (GateConfig, GateVerdict, SamplerConfig, diagnostics, flat_names, gate,
-                             model_version, sample, summary_table)
+                             model_version, sample, summary_table, whitened_mean, whitened_normal)
 
 TRUE_MEAN = 1.5
 Y = np.random.default_rng(0).normal(TRUE_MEAN, 1.0, 60)
@@ -156,3 +156,20 @@ def test_log_likelihood_skipped_when_too_large():
     assert "log_likelihood" not in idata.groups()
     assert "skipped" in idata.attrs["log_likelihood_note"]
     assert "loo_note" in diagnostics(idata)
+
+
+def test_whitened_coordinates_keep_the_prior():
+    """whitened_mean / whitened_normal are reparametrisations: forward draws give
+    m ~ Normal(mu0, sd0) independent of the scale and x[g] ~ Normal(m, scale) for
+    groups with data (pinned or not) and without."""
+    est, sd = np.array([0.5, np.nan, 2.0, 1.0]), np.array([0.05, np.inf, 0.3, 3.0])
+    with pm.Model():
+        tau = pm.HalfNormal("tau", 1.0)
+        m = whitened_mean("m", 1.0, 2.0, tau, est, sd)
+        x = whitened_normal("x", m, tau, est, sd)
+    t, mv, xv = pm.draw([tau, m, x], draws=40_000, random_seed=3)
+    assert abs(mv.mean() - 1.0) < 0.05 and abs(mv.std() - 2.0) < 0.05
+    assert abs(np.corrcoef(t, mv)[0, 1]) < 0.03
+    z = (xv - mv[:, None]) / t[:, None]
+    np.testing.assert_allclose(z.mean(0), 0.0, atol=0.03)
+    np.testing.assert_allclose(z.std(0), 1.0, atol=0.03)
