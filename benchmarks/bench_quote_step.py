@@ -182,8 +182,8 @@ def numpy_step(state, ev):
     else:
         alpha = alpha_b[np.searchsorted(prior.bucket_edges, depth, side="right") - 1]
     alpha = np.clip(alpha, 0, 1)
-    sc = depth - lad.fee_bps
-    AS = prior.adverse_move_bps
+    sc = cfg.spread_capture * depth - lad.fee_bps
+    AS = prior.adverse_move_bps + lad.fee_bps  # the fee is paid on informed fills too
     edge = (1 - alpha) * sc - alpha * AS
     var = (sc + AS) ** 2 * alpha * (1 - alpha)
     kelly_f = np.where(edge > 0, np.minimum(edge / np.maximum(var, 1e-300), lad.max_kelly_f), 0.0)

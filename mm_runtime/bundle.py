@@ -43,6 +43,10 @@ the aggressor side of public market orders, so a *buy* arrival lifts our ASK and
                                               of one volatility bar: y ~ N(mu_r, s_r²),
                                               (mu_r, s_r²) ~ NIG; means strictly increasing
     sigma_bps[regime]              lognormal|gamma  the regime's volatility, bps/sqrt(s)
+    spread_capture                 normal     optional: c, the share of the quoted depth δ an
+                                              uninformed fill earns at the markout horizon
+                                              (E[-markout | uninformed, δ] = c·δ); the ladder's
+                                              SC = c·δ - fee; absent = 1 (DESIGN.md §6)
 
 Each summary is ``{"family": …, …parameters}``:
 
@@ -129,6 +133,12 @@ SIDES: tuple[str, ...] = ("buy", "sell")
 DEFAULT_DEPTH_BUCKETS_BPS: tuple[float, ...] = (0.0, 2.0, 5.0, 10.0)
 
 
+def _is_none(v: Any) -> bool:
+    """Optional summary fields are left out of the document when unset, so that a
+    loaded bundle dumps to the same bytes (and checksum) as the file it came from."""
+    return v is None
+
+
 class BundleError(ValueError):
     """A bundle that the runtime refuses; the message names the file and the field."""
 
@@ -170,7 +180,7 @@ class NormalSummary(_Model):
     family: Literal["normal"] = "normal"
     mu: Finite
     sigma: Pos
-    obs_sigma: Pos | None = None
+    obs_sigma: Pos | None = Field(None, exclude_if=_is_none)
 
     def mean(self) -> float:
         return self.mu
@@ -180,7 +190,7 @@ class InverseGammaSummary(_Model):
     family: Literal["inverse_gamma"] = "inverse_gamma"
     shape: Pos
     scale: Pos
-    mu: Finite | None = None
+    mu: Finite | None = Field(None, exclude_if=_is_none)
 
     def mean(self) -> float:
         return self.scale / (self.shape - 1.0) if self.shape > 1.0 else math.inf
@@ -304,6 +314,9 @@ class Params(BaseModel):
     regime_transition: dict[str, DirichletSummary]
     regime_emission: dict[str, NormalInverseGammaSummary]
     sigma_bps: dict[str, PositiveSummary]
+    # optional (absent = 1); left out of the document when None so that bundles without
+    # it keep their bytes and checksum
+    spread_capture: NormalSummary | None = Field(None, exclude_if=_is_none)
 
     @model_validator(mode="after")
     def _extras(self):

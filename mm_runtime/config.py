@@ -55,7 +55,12 @@ class QuoterConfig(BaseModel):
     quote_horizon_s: Pos = 30.0
     """τ of the first-passage fill probability P(δ, τ) = 2Φ(-δ/(σ√τ)): a quote's life."""
     fee_bps: float = 0.0
-    """Maker fee in bps (negative = rebate); spread capture SC = δ - fee."""
+    """Maker fee in bps (negative = rebate), paid on every fill: an uninformed fill
+    gains c·δ - fee, an informed one loses AS + fee (``mm_runtime.ladder.build_ladder``)."""
+    spread_capture: float | None = None
+    """c, the share of the quoted depth an uninformed fill earns at the markout horizon;
+    None = the bundle's ``spread_capture`` mean, or 1 (DESIGN.md §6's SC = δ - fee) when
+    the bundle has none."""
     use_hawkes_intensity: bool = False
     """GLFT arrival rate A from the current Hawkes intensity instead of the Poisson rate."""
     sigma_floor_bps: Pos = 1e-3

@@ -111,6 +111,9 @@ def alpha_parametric(depth, alpha_touch, decay_bps):
 def kelly_optimal_fraction(alpha, spread_capture_bps, adverse_move_bps, max_f=jnp.inf):
     """f* = E/Var with E = (1-α)·SC - α·AS and Var = (SC+AS)²·α(1-α); 0 if E ≤ 0.
 
+    The Kelly bet of a two-outcome fill: win SC with probability 1-α, lose AS with
+    probability α (the original system's ``kelly_optimal_fraction``; DESIGN.md §6).
+    :func:`build_ladder` passes SC = c·δ - fee and AS = AS_informed + fee (see there).
     Returns (f*, E).  Computed in bps as in the original system, so f* carries 1/bps:
     it is a relative allocation intensity, capped at ``max_f`` (Var → 0 as α → 0).
     """
@@ -140,6 +143,7 @@ class LadderInputs(NamedTuple):
     alpha_touch: jax.Array  # parametric α_touch
     alpha_decay_bps: jax.Array  # parametric δ_char
     adverse_move_bps: jax.Array  # AS (E[adverse move | informed]), bps
+    spread_capture: jax.Array  # c: E[markout gain | uninformed fill] / δ (1 = the whole depth)
     regime_multiplier: jax.Array  # Σ_r p_r · regime_kelly_multiplier_r
 
 
@@ -183,7 +187,7 @@ class Ladder(NamedTuple):
     fill_prob: jax.Array  # (2,K) P(δ, τ)
     alpha: jax.Array  # (2,K) α(δ)
     kelly_f: jax.Array  # (2,K) f* (0 where E <= 0)
-    edge_bps: jax.Array  # (2,K) E = (1-α)·SC - α·AS
+    edge_bps: jax.Array  # (2,K) E = (1-α)·(c·δ - fee) - α·(AS + fee)
     half_spread_bps: jax.Array  # (2,) GLFT half-spread per side
     skew_bps: jax.Array  # (2,) GLFT skew per base unit of inventory
     shift_bps: jax.Array  # (2,) depth shift applied (+ = further from the mid)
@@ -201,9 +205,18 @@ def build_ladder(inp: LadderInputs, prm: LadderParams) -> Ladder:
        (q = position: a long position pushes the bid away and pulls the ask in),
        |shift| ≤ max_skew_bps and shift ≥ min_depth - h_s; depths clamped to
        [min_depth, max_depth]; prices rounded to the tick away from the mid.
-    3. Per level: P = 2Φ(-δ/(σ√τ)), α(δ), SC = δ - fee, E and f* (Kelly).  The
-       adverse move AS is E[adverse move | informed fill] from the bundle, the same
-       at every depth (the bundle carries one ``adverse_move_bps`` summary).
+    3. Per level: P = 2Φ(-δ/(σ√τ)), α(δ), E and f* (Kelly) of the two outcomes of a
+       fill: uninformed, gain SC = c·δ - fee; informed, loss AS + fee.  AS is
+       E[adverse move | informed fill] from the bundle, the same at every depth (one
+       ``adverse_move_bps`` summary); c is the bundle's ``spread_capture`` (1 without
+       one).  Two corrections to DESIGN.md §6's E = (1-α)(δ - fee) - α·AS, which
+       overstates the edge: (a) an uninformed fill does not earn the whole quoted
+       depth: a resting quote is filled by a print through its price, which happens
+       after the mid has moved toward it, so at the markout horizon it has earned c·δ
+       with c < 1 (measured on LOBSTER AAPL: c ≈ 0.25; ``models.alpha`` estimates c
+       from the uninformed fills' markouts); (b) the fee is paid on informed fills
+       too.  With c = 1 and fee = 0 this is DESIGN's formula; Var = (cδ + AS)²·α(1-α)
+       either way (the fee shifts both outcomes).
     4. Weights: Kelly on: raw_k = P_k·f*_k·f_eff (a fraction of the bankroll);
        off: raw_k = f_eff·P_k·E⁺_k / Σ P·E⁺ (proportional, sums to f_eff).
     5. Bankroll B = margin·leverage/mid (base units); desired sizes raw_k·B.  Per side
@@ -252,8 +265,8 @@ def build_ladder(inp: LadderInputs, prm: LadderParams) -> Ladder:
         alpha_from_buckets(depth, inp.alpha_buckets, prm.bucket_edges),
     )
     alpha = jnp.clip(alpha, 0.0, 1.0)
-    sc = depth - prm.fee_bps
-    kelly_f, edge = kelly_optimal_fraction(alpha, sc, inp.adverse_move_bps, prm.max_kelly_f)
+    sc = inp.spread_capture * depth - prm.fee_bps
+    kelly_f, edge = kelly_optimal_fraction(alpha, sc, inp.adverse_move_bps + prm.fee_bps, prm.max_kelly_f)
     f_eff = jnp.clip(prm.kelly_fraction * inp.regime_multiplier, prm.kelly_fraction_min, prm.kelly_fraction_max)
 
     # 4. allocation weights (fractions of the bankroll)

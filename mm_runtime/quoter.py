@@ -127,6 +127,7 @@ class RuntimeConfig(NamedTuple):
     max_age_s: jax.Array
     alpha_touch: jax.Array  # 0 = from the bucket-0 estimate
     alpha_decay_bps: jax.Array  # 0 = from the bundle
+    spread_capture: jax.Array  # c of the ladder's SC = c·δ - fee (config, else bundle, else 1)
     use_hawkes_intensity: jax.Array  # bool
 
 
@@ -228,8 +229,17 @@ def _runtime_config(bundle: PriorBundle, config: QuoterConfig) -> RuntimeConfig:
         max_age_s=f(c.max_age_s),
         alpha_touch=f(c.kelly_alpha_touch or 0.0),
         alpha_decay_bps=f(c.kelly_alpha_decay_bps or 0.0),
+        spread_capture=f(_spread_capture(bundle, c)),
         use_hawkes_intensity=np.bool_(c.use_hawkes_intensity),
     )
+
+
+def _spread_capture(bundle: PriorBundle, config: QuoterConfig) -> float:
+    """c: the config's override, else the bundle's ``spread_capture`` mean, else 1."""
+    if config.spread_capture is not None:
+        return float(config.spread_capture)
+    sc = bundle.params.spread_capture
+    return 1.0 if sc is None else float(sc.mean())
 
 
 def _to_jax(tree):
@@ -323,6 +333,7 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
             alpha_touch=alpha_touch,
             alpha_decay_bps=alpha_decay,
             adverse_move_bps=prior.adverse_move_bps,
+            spread_capture=cfg.spread_capture,
             regime_multiplier=regime_multiplier,
         ),
         cfg.ladder,

@@ -6,7 +6,8 @@ Configurations (``CONFIGS``):
     The original system's constants, no learning: α(δ) = 0.15·exp(−δ/10 bp)
     (``kelly_alpha_touch``, ``kelly_alpha_decay_bps``), Kelly fraction 0.25, and κ =
     2000 per unit of price fraction = 0.2 per bp in every regime and side (1 bp =
-    1e-4 of the price, so κ_bp = κ_frac · 1e-4).  The rest (arrival rates, σ per
+    1e-4 of the price, so κ_bp = κ_frac · 1e-4), and the whole quoted depth as spread
+    capture (c = 1: SC = δ − fee, as the original system assumed).  The rest (arrival rates, σ per
     regime, the HMM) comes from the same bundle as ``learned``, so the comparison
     isolates α, κ and online learning.
 ``learned``
@@ -44,6 +45,7 @@ STATIC_KAPPA_PER_BP = 2000.0 * 1e-4
 STATIC_ALPHA_TOUCH = 0.15
 STATIC_ALPHA_DECAY_BPS = 10.0
 STATIC_KELLY_FRACTION = 0.25
+STATIC_SPREAD_CAPTURE = 1.0
 
 
 def static_bundle(bundle: PriorBundle) -> PriorBundle:
@@ -64,7 +66,8 @@ def config_for(name: str, bundle: PriorBundle, base: QuoterConfig | None = None)
         qc = base.model_copy(update={"learn": False, "alpha_model": "parametric",
                                      "kelly_alpha_touch": STATIC_ALPHA_TOUCH,
                                      "kelly_alpha_decay_bps": STATIC_ALPHA_DECAY_BPS,
-                                     "kelly_fraction": STATIC_KELLY_FRACTION})
+                                     "kelly_fraction": STATIC_KELLY_FRACTION,
+                                     "spread_capture": STATIC_SPREAD_CAPTURE})
         return static_bundle(bundle), qc
     if name == "learned":
         return bundle, base.model_copy(update={"learn": True, "alpha_model": "buckets"})

@@ -17,6 +17,7 @@ from mm_runtime.bundle import (
     dump_bundle,
     example_bundle,
     load_bundle,
+    bundle_bytes,
     parse_bundle,
     with_checksum,
 )
@@ -55,6 +56,20 @@ def test_round_trip(tmp_path):
     # dump of the loaded bundle is byte-identical
     path2 = dump_bundle(again, tmp_path / "copy.json")
     assert path2.read_bytes() == path.read_bytes()
+
+
+def test_spread_capture_is_optional(tmp_path, doc):
+    """Without ``spread_capture`` the document has no such key (old bundles keep their
+    bytes and checksum); with one it is a normal summary and round-trips."""
+    assert "spread_capture" not in doc["params"]
+    assert "spread_capture" not in json.loads(bundle_bytes(example_bundle()))["params"]
+    doc["params"]["spread_capture"] = {"family": "normal", "mu": 0.27, "sigma": 0.03}
+    b = load_bundle(write(tmp_path, doc))
+    assert b.params.spread_capture.mean() == pytest.approx(0.27)
+    again = load_bundle(dump_bundle(b, tmp_path / "again.json"))
+    assert again == b
+    doc["params"]["spread_capture"] = {"family": "beta", "a": 1.0, "b": 2.0}
+    refused(tmp_path, doc, "params.spread_capture")
 
 
 def test_dump_is_atomic_and_leaves_no_temp_files(tmp_path):

@@ -132,6 +132,7 @@ def inputs(mid=100.0, sigma=0.6, position=0.0, margin=1000.0, A=(1.0, 1.0), kapp
         alpha_touch=jnp.float64(0.15),
         alpha_decay_bps=jnp.float64(10.0),
         adverse_move_bps=jnp.float64(8.0),
+        spread_capture=jnp.float64(1.0),
         regime_multiplier=jnp.float64(mult),
     )
     base.update(kw)
@@ -139,6 +140,31 @@ def inputs(mid=100.0, sigma=0.6, position=0.0, margin=1000.0, A=(1.0, 1.0), kapp
 
 
 ladder = jax.jit(build_ladder)
+
+
+@pytest.mark.parametrize("capture,fee", [(1.0, 0.0), (0.25, 0.0), (0.25, -0.4), (0.6, 2.0)])
+def test_edge_is_the_mean_pnl_of_a_fill(capture, fee):
+    """E per level = (1-α)(c·δ - fee) - α(AS + fee): the mean of the two outcomes of a
+    fill (uninformed: the mid ends c·δ from the fill price in our favour; informed: AS
+    against us), the fee paid on both; Var and f* as the two-point Kelly bet."""
+    out = ladder(inputs(spread_capture=jnp.float64(capture)), prm(fee_bps=fee, alpha_model="buckets"))
+    d, a = np.asarray(out.depth_bps), np.asarray(out.alpha)
+    gain, loss = capture * d - fee, 8.0 + fee
+    E = (1 - a) * gain - a * loss
+    np.testing.assert_allclose(out.edge_bps, E, rtol=1e-12, atol=1e-12)
+    var = (gain + loss) ** 2 * a * (1 - a)
+    f = np.where(E > 0, np.minimum(E / var, 10.0), 0.0)
+    np.testing.assert_allclose(out.kelly_f, f, rtol=1e-12)
+    if capture == 1.0 and fee == 0.0:  # DESIGN.md §6 as written
+        np.testing.assert_allclose(out.edge_bps, (1 - a) * d - a * 8.0, rtol=1e-12)
+
+
+def test_lower_spread_capture_never_adds_size():
+    """A smaller c lowers every level's edge, so no level gets more size."""
+    full = ladder(inputs(), prm())
+    part = ladder(inputs(spread_capture=jnp.float64(0.3)), prm())
+    assert np.all(np.asarray(part.edge_bps) < np.asarray(full.edge_bps))
+    assert np.all(np.asarray(part.size) <= np.asarray(full.size) + 1e-12)
 
 
 def test_symmetric_ladder_at_zero_inventory():

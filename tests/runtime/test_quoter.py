@@ -114,6 +114,27 @@ def test_valid_quotes_on_a_normal_event():
     assert float(np.sum(q.size)) > 0
 
 
+def _with_capture(c):
+    doc = mr.example_bundle().model_dump(mode="json")
+    doc["params"]["spread_capture"] = {"family": "normal", "mu": c, "sigma": 0.02}
+    doc["checksum"] = ""
+    return mr.bundle.with_checksum(mr.PriorBundle.model_validate(doc))
+
+
+@pytest.mark.parametrize(("bundle_c", "config_c", "used"), [(None, None, 1.0), (0.3, None, 0.3), (0.3, 1.0, 1.0)])
+def test_spread_capture_from_bundle_or_config(bundle_c, config_c, used):
+    """c comes from the config's override, else the bundle, else 1; the quotes' edge
+    is (1-α)(c·δ - fee) - α(AS + fee)."""
+    b = mr.example_bundle() if bundle_c is None else _with_capture(bundle_c)
+    cfg = mr.QuoterConfig(spread_capture=config_c, fee_bps=0.5)
+    state = init(b, cfg)
+    assert float(state.cfg.spread_capture) == used
+    _, q = step(state, make_event(1.0, MID, margin_available=1e5))
+    a, d = np.asarray(q.alpha), np.asarray(q.depth_bps)
+    AS = b.params.adverse_move_bps.mean()
+    np.testing.assert_allclose(q.edge_bps, (1 - a) * (used * d - 0.5) - a * (AS + 0.5), rtol=1e-10)
+
+
 @pytest.mark.parametrize(
     ("kw", "reason"),
     [
