@@ -102,17 +102,42 @@ asset. In the threshold variant this enters as a
 ``pm.Potential`` on the weighted sufficient statistics (n, sum m, sum log m) of
 the flagged fills, so it does not enter that model's LOO (which is about alpha).
 
+Spread capture. DESIGN.md section 6 takes the gain of an uninformed fill to be the
+whole quoted depth, SC = delta - fee. It is not: a resting quote is filled by a
+print through its price, which happens after the mid has moved toward it, so at
+the markout horizon an uninformed fill has earned only part of delta (LOBSTER AAPL:
+uninformed touch fills at a mean depth of 0.71 bp earn 0.16 bp; the mid had moved
+~75 % of the way in every depth bucket). Both variants therefore estimate the
+share ``spread_capture`` = c (per asset) in::
+
+    m | uninformed ~ Normal(-c * delta, markout_noise_bps[r])
+
+(threshold variant: the fills whose flag is 0; mixture variant: its uninformed
+component, with ``markout_offset_bps`` added). In the threshold variant this is
+a least-squares (Gaussian quasi-likelihood) regression through the origin of the
+unflagged fills' markouts on their depth, with one noise scale per regime: its
+estimate of c is consistent for ``E[-m | flag 0, delta] / delta`` whatever the
+markouts' distribution (they are truncated at the threshold and heavy-tailed on
+real data), which is exactly what the ladder's ``SC = c * delta - fee`` needs next
+to ``AS = E[m | flag 1]``: together they give the mean markout of a fill. It enters
+as a ``pm.Potential`` on weighted sufficient statistics per (asset, regime), so it
+does not enter the LOO either. Prior ``spread_capture ~ Normal(1, 1)``: centred on
+the original system's assumption (c = 1). The noise scales are nuisance parameters
+(``markout_noise_bps``, not exported).
+
 Mixture variant (:func:`fit_mixture`)
 -------------------------------------
 Instead of the hard threshold, every fill's markout m comes from a two-component
 mixture with the same depth-decaying weight::
 
     m | informed   ~ Gamma(shape k, mean adverse_move_bps)          (adverse, m > 0)
-    m | uninformed ~ Normal(-delta + markout_offset_bps, markout_noise_bps[r])
+    m | uninformed ~ Normal(-spread_capture * delta + markout_offset_bps, markout_noise_bps[r])
     P(informed)    = alpha_{a,r}(delta)
 
 The uninformed component is spread capture: a fill at depth delta whose mid does
-not move has markout -delta (the markout is measured from the fill price);
+not move has markout -delta (the markout is measured from the fill price; c = 1),
+one whose mid had moved part of the way toward the quote before the fill earns
+less (c < 1, see "Spread capture" above);
 ``markout_noise_bps[r] ~ LogNormal(log 1 bp, 1)`` (per regime and asset,
 independent: a nuisance parameter, never exported, and pooling it would only add
 posterior correlations) absorbs the diffusion over the horizon, which grows with
@@ -152,7 +177,9 @@ Summaries (:func:`summarize`, moment matching, DESIGN.md section 5)
   shares if the asset has no fill in the bucket; the bucket's representative depth
   -- midpoint 1, 3.5, 7.5 bp, and 15 bp for [10,inf) -- if no asset has one).
   The weights are stored in ``idata.attrs["alpha_bucket_depths"]`` (JSON).
-* ``alpha_decay_bps``: lognormal; ``adverse_move_bps``: lognormal.
+* ``alpha_decay_bps``: lognormal; ``adverse_move_bps``: lognormal;
+  ``spread_capture``: normal (the bundle's optional ``spread_capture``; the ladder's
+  SC = c * delta - fee).
 The moment equations are those of :mod:`models.export` (one definition for every
 model): a beta's mean and variance equal the posterior's (``a + b = m(1-m)/v -
 1``); a lognormal's ``mu``, ``sigma`` are the mean and sd of the log draws. Keys
@@ -162,7 +189,7 @@ follow ``mm_runtime.bundle``: ``{"family": "beta", "a", "b"}``, ``{"family":
 posterior draws behind each summary (for the exporter's quantile-error report).
 
 Names (DESIGN.md section 8): ``alpha_touch[normal]``, ``alpha_decay_bps``,
-``adverse_move_bps``; with several assets the asset is the first coordinate
+``adverse_move_bps``, ``spread_capture``; with several assets the asset is the first coordinate
 (``alpha_touch[BTC,normal]``, ``alpha_decay_bps[BTC]``) and :func:`summarize`
 takes ``asset=``.
 """
@@ -387,13 +414,13 @@ def simulate(truth: Mapping[str, Any], rng: np.random.Generator | int | None = N
 
     ``truth`` (flat names or a synthetic truth dict): ``alpha_touch[<regime>]`` for
     the 4 regimes and ``alpha_decay_bps`` (required); ``adverse_move_bps`` (5),
-    ``adverse_shape`` (2), ``markout_offset_bps`` (0), ``markout_noise_bps[<regime>]``
-    (0.3, 0.5, 0.8, 1.2) optional. Design: a fill's regime ~ Categorical
+    ``adverse_shape`` (2), ``markout_offset_bps`` (0), ``spread_capture`` (1),
+    ``markout_noise_bps[<regime>]`` (0.3, 0.5, 0.8, 1.2) optional. Design: a fill's regime ~ Categorical
     (``regime_weights``), its depth on ``depth_grid_bps`` (default the observation
     grid) with P(delta) proportional to ``exp(-fill_depth_decay delta)`` (deep quotes fill
     rarely). Then ``informed ~ Bernoulli(alpha_touch[r] exp(-delta/alpha_decay_bps))``
     and the markout ~ Gamma(shape, mean adverse_move_bps) if informed, else
-    Normal(-delta + markout_offset_bps, markout_noise_bps[r]): exactly the mixture
+    Normal(-spread_capture * delta + markout_offset_bps, markout_noise_bps[r]): exactly the mixture
     model, and (``flag="coin"``) the threshold model's flag is the generator's
     coin, so both variants are exactly specified on this data. ``flag="threshold"``
     applies the observation rule instead (``informed = markout > threshold``), as
@@ -406,6 +433,7 @@ def simulate(truth: Mapping[str, Any], rng: np.random.Generator | int | None = N
     as_mean = p.get("adverse_move_bps", 5.0)
     shape = p.get("adverse_shape", 2.0)
     off = p.get("markout_offset_bps", 0.0)
+    capture = p.get("spread_capture", 1.0)
     noise = np.array([p.get(f"markout_noise_bps[{r}]", d) for r, d in zip(REGIMES, DEFAULT_MARKOUT_NOISE_BPS)])
     grid = np.asarray(depth_grid_bps if depth_grid_bps is not None else ObservationConfig().depth_grid_bps, float)
     rw = np.asarray(regime_weights, float)
@@ -415,13 +443,13 @@ def simulate(truth: Mapping[str, Any], rng: np.random.Generator | int | None = N
     alpha = at[reg] * np.exp(-depth / decay)
     informed = rng.random(n_fills) < alpha
     mk = np.where(informed, rng.gamma(shape, as_mean / shape, n_fills),
-                  -depth + off + noise[reg] * rng.standard_normal(n_fills))
+                  -capture * depth + off + noise[reg] * rng.standard_normal(n_fills))
     side = np.where(rng.random(n_fills) < 0.5, 1, -1).astype(np.int8)
     if flag == "threshold":
         informed = mk > informed_threshold_bps
     truth_flat = {f"alpha_touch[{r}]": float(at[i]) for i, r in enumerate(REGIMES)}
     truth_flat.update({"alpha_decay_bps": decay, "adverse_move_bps": as_mean, "adverse_shape": shape,
-                       "markout_offset_bps": off})
+                       "markout_offset_bps": off, "spread_capture": capture})
     truth_flat.update({f"markout_noise_bps[{r}]": float(noise[i]) for i, r in enumerate(REGIMES)})
     return AlphaObs(assets=(asset,), asset=np.zeros(n_fills, np.int32), regime=reg, side=side,
                     depth_bps=depth, informed=informed, markout_bps=mk, weight=np.ones(n_fills),
@@ -453,6 +481,8 @@ class AlphaPrior(BaseModel):
                                 "sampling sd is below 1/ratio of the spread of the regimes' logits")
     centre_min_spread: float = Field(0.1, gt=0.0, description="floor of that spread")
     offset_sd_bps: float = Field(2.0, gt=0.0)
+    capture_mean: float = Field(1.0, description="prior mean of spread_capture (c = 1: DESIGN.md's SC = delta - fee)")
+    capture_sd: float = Field(1.0, gt=0.0)
 
 
 def _coords(obs: AlphaObs) -> dict[str, Any]:
@@ -536,6 +566,36 @@ def _adverse_block(obs: AlphaObs, prior: AlphaPrior):
     return as_mean, pt.reshape(shape, (obs.n_assets,))
 
 
+def _capture_block(obs: AlphaObs, prior: AlphaPrior):
+    """``spread_capture`` (A,) and the log markout noise (A x R) of uninformed fills."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    dims = "asset" if obs.n_assets > 1 else None
+    capture = pt.reshape(pm.Normal("spread_capture", prior.capture_mean, prior.capture_sd, dims=dims),
+                         (obs.n_assets,))
+    ndims = ("asset", "regime") if obs.n_assets > 1 else ("regime",)
+    log_noise = pm.Normal("markout_noise_log", math.log(prior.noise_median_bps), prior.noise_log_sd, dims=ndims)
+    pm.Deterministic("markout_noise_bps", pt.exp(log_noise), dims=ndims)
+    return capture, pt.reshape(log_noise, (obs.n_assets, len(REGIMES)))
+
+
+def uninformed_moments(obs: AlphaObs) -> dict[str, np.ndarray]:
+    """Weighted sufficient statistics of the unflagged fills' markouts m on their
+    depths d per (asset, regime), each (A, R): ``w`` = sum w, ``mm``, ``md``, ``dd``
+    = sum w m^2, sum w m d, sum w d^2 (the Gaussian regression through the origin
+    of the threshold variant's spread-capture term)."""
+    R = len(REGIMES)
+    sel = ~obs.informed
+    g = obs.asset[sel].astype(np.int64) * R + obs.regime[sel]
+    w, m, d = obs.weight[sel], obs.markout_bps[sel], obs.depth_bps[sel]
+
+    def s(x):
+        return np.bincount(g, weights=w * x, minlength=obs.n_assets * R).reshape(obs.n_assets, R)
+
+    return {"w": s(np.ones_like(m)), "mm": s(m * m), "md": s(m * d), "dd": s(d * d)}
+
+
 def _log_alpha(eta, decay, asset, regime, depth):
     """log alpha = log_sigmoid(eta[a, r]) - delta / decay[a]."""
     import pytensor.tensor as pt
@@ -574,6 +634,13 @@ def build_model(obs: AlphaObs, prior: AlphaPrior | None = None):
         rate = shape / as_mean
         pm.Potential("adverse_move_loglik", pt.sum(
             n_a * (shape * pt.log(rate) - pt.gammaln(shape)) + (shape - 1.0) * sl - rate * s1))
+        # unflagged fills: m ~ Normal(-c d, s_r), from their sufficient statistics
+        capture, log_noise = _capture_block(obs, prior)
+        u = uninformed_moments(obs)
+        c = capture[:, None]
+        sq = u["mm"] + 2.0 * c * u["md"] + c * c * u["dd"]  # sum w (m + c d)^2
+        pm.Potential("spread_capture_loglik", pt.sum(
+            -u["w"] * log_noise - 0.5 * sq * pt.exp(-2.0 * log_noise)))
     return model
 
 
@@ -613,11 +680,7 @@ def build_mixture_model(obs: AlphaObs, prior: AlphaPrior | None = None):
         log_w = _log_alpha(eta, decay, ca, cr, cd)
         log_1mw = pt.log1mexp(pt.minimum(log_w, -1e-12))
         as_mean, shape = _adverse_block(obs, prior)
-        ndims = ("asset", "regime") if obs.n_assets > 1 else ("regime",)
-        log_noise = pm.Normal("markout_noise_log", math.log(prior.noise_median_bps), prior.noise_log_sd,
-                              dims=ndims)
-        pm.Deterministic("markout_noise_bps", pt.exp(log_noise), dims=ndims)
-        log_noise = pt.reshape(log_noise, (obs.n_assets, len(REGIMES)))
+        capture, log_noise = _capture_block(obs, prior)
         odims = "asset" if obs.n_assets > 1 else None
         offset = pt.reshape(pm.Normal("markout_offset_bps", 0.0, prior.offset_sd_bps, dims=odims),
                             (obs.n_assets,))
@@ -625,7 +688,7 @@ def build_mixture_model(obs: AlphaObs, prior: AlphaPrior | None = None):
         rate = shape / as_mean
         gamma_c = shape * pt.log(rate) - pt.gammaln(shape)
         a = obs.asset
-        pm.CustomDist("markout", log_w[cell_of], log_1mw[cell_of], (-cd + offset[ca])[cell_of],
+        pm.CustomDist("markout", log_w[cell_of], log_1mw[cell_of], (-capture[ca] * cd + offset[ca])[cell_of],
                       pt.exp(log_noise_c)[cell_of], log_noise_c[cell_of], gamma_c[a], shape[a], rate[a],
                       pt.as_tensor_variable(obs.weight), logp=_mixture_logp, observed=obs.markout_bps,
                       dims="fill", signature="(),(),(),(),(),(),(),(),()->()")
@@ -729,7 +792,7 @@ def summary_draws(idata, asset: str | None = None) -> dict[str, Any]:
     """Posterior draws of every summarized quantity (the inputs of :func:`summarize`;
     the exporter uses them to report how faithful each summary is):
     ``{"alpha": {regime: {bucket label: draws}}, "alpha_decay_bps": draws,
-    "adverse_move_bps": draws}``."""
+    "adverse_move_bps": draws, "spread_capture": draws}``."""
     a = _asset_index(idata, asset)
     at = _draws(idata, "alpha_touch", a)  # (S, R)
     decay = _draws(idata, "alpha_decay_bps", a)  # (S,)
@@ -740,22 +803,29 @@ def summary_draws(idata, asset: str | None = None) -> dict[str, Any]:
     bucket_factor = decay_curve @ W.T  # (S, B): sum_d w[b,d] exp(-d/decay)
     alpha = {rn: {lab: at[:, r] * bucket_factor[:, b] for b, lab in enumerate(DEPTH_BUCKET_LABELS)}
              for r, rn in enumerate(REGIMES)}
-    return {"alpha": alpha, "alpha_decay_bps": decay, "adverse_move_bps": _draws(idata, "adverse_move_bps", a)}
+    out = {"alpha": alpha, "alpha_decay_bps": decay, "adverse_move_bps": _draws(idata, "adverse_move_bps", a)}
+    if "spread_capture" in idata.posterior:  # fits of model versions before it have none
+        out["spread_capture"] = _draws(idata, "spread_capture", a)
+    return out
 
 
 def summarize(idata, asset: str | None = None) -> dict[str, Any]:
     """Conjugate summaries by moment matching (module docstring; the families and
     equations of :mod:`models.export`): ``{"alpha": {regime: {bucket: beta}},
-    "alpha_decay_bps": lognormal, "adverse_move_bps": lognormal}``, the layout of
+    "alpha_decay_bps": lognormal, "adverse_move_bps": lognormal, "spread_capture":
+    normal}``, the layout of
     ``mm_runtime.bundle``. Works for both variants."""
-    from models.export import beta_from_draws, lognormal_from_draws
+    from models.export import beta_from_draws, lognormal_from_draws, normal_from_draws
 
     d = summary_draws(idata, asset)
-    return {
+    out = {
         "alpha": {rn: {lab: beta_from_draws(x) for lab, x in per.items()} for rn, per in d["alpha"].items()},
         "alpha_decay_bps": lognormal_from_draws(d["alpha_decay_bps"]),
         "adverse_move_bps": lognormal_from_draws(d["adverse_move_bps"]),
     }
+    if "spread_capture" in d:
+        out["spread_capture"] = normal_from_draws(d["spread_capture"])
+    return out
 
 
 # =========================================================================== flag predictive & LOO
@@ -782,10 +852,12 @@ def _per_fill_draws(idata, obs: AlphaObs) -> dict[str, np.ndarray]:
         shape = arr("adverse_shape").reshape(alpha.shape[0], -1)
         noise = arr("markout_noise_bps")
         off = arr("markout_offset_bps").reshape(alpha.shape[0], -1)
+        cap = (arr("spread_capture").reshape(alpha.shape[0], -1) if "spread_capture" in post
+               else np.ones_like(off))
         if noise.ndim == 2:
             noise = noise[:, None, :]
         out.update(as_mean=as_mean[:, idx], shape=shape[:, idx], noise=noise[:, idx, obs.regime],
-                   offset=off[:, idx])
+                   offset=off[:, idx], capture=cap[:, idx])
     return out
 
 
@@ -798,7 +870,7 @@ def _flag_and_lik(idata, obs: AlphaObs) -> tuple[np.ndarray, np.ndarray]:
     y = obs.informed
     if idata.attrs.get("alpha_variant") == "mixture":
         alpha, k, mean = p["alpha"], p["shape"], p["as_mean"]
-        mu_u = -obs.depth_bps[None, :] + p["offset"]
+        mu_u = -p["capture"] * obs.depth_bps[None, :] + p["offset"]
         s_inf = special.gammaincc(k, thr * k / mean) if thr > 0 else np.ones_like(alpha)
         s_un = special.ndtr((mu_u - thr) / p["noise"])
         p1 = np.clip(alpha * s_inf + (1.0 - alpha) * s_un, 1e-300, 1.0 - 1e-16)

@@ -302,7 +302,7 @@ MODELS: tuple[str, ...] = ("regime", "alpha", "kappa", "hawkes")
 
 SUMMARY_VARS: dict[str, tuple[str, ...]] = {
     "regime": ("log_rv_mean", "log_rv_sd", "regime_transition", "sigma_bps"),
-    "alpha": ("alpha_touch", "alpha_decay_bps", "adverse_move_bps"),
+    "alpha": ("alpha_touch", "alpha_decay_bps", "adverse_move_bps", "spread_capture"),
     "kappa": ("kappa", "arrival_rate"),
     "hawkes": ("hawkes_baseline", "hawkes_branching", "hawkes_decay"),
 }
