@@ -200,13 +200,15 @@ def simulate(
 # data inspect
 
 
-def _load(source: str, path: Path, asset: Optional[str]):
+def _load(source: str, path: Path, asset: Optional[str], with_books: bool = False):
     from models.data.loaders import load
 
     if source not in SOURCES:
         raise CliError(f"--source: unknown source {source!r}; one of {', '.join(SOURCES)}")
     if not Path(path).exists():
         raise CliError(f"{path}: no such file or directory")
+    if with_books and source != "synthetic":  # the synthetic market has no books
+        return load(source, path, asset=asset, with_books=True)
     return load(source, path, asset=asset)
 
 
@@ -878,6 +880,10 @@ def render_as(rows: list[dict]) -> None:
                         "paper profit", "sd", "q_T", "sd(q_T)", "max|z|"], t))
 
 
+QUEUE_MODELS = ("auto", "book", "factor", "none")
+"""``mmcal paper --queue-model``: ``mm_runtime.paper.replay.ReplayConfig.queue_model``."""
+
+
 def _replay_bundle(priors: Optional[Path], asset: str):
     from mm_runtime import load_bundle
 
@@ -906,7 +912,13 @@ def paper(
     refresh_s: float = typer.Option(1.0, "--refresh-s", help="Quote refresh interval, s."),
     latency_s: float = typer.Option(0.05, "--latency-s", help="Order latency, s."),
     fee_bps: float = typer.Option(0.0, "--fee-bps", help="Maker fee in bps of notional (negative = rebate)."),
-    queue_factor: float = typer.Option(0.0, "--queue-factor", help="Share of a print at our price that fills us."),
+    queue_model: str = typer.Option("auto", "--queue-model", help="Fills at our price: auto (book where the data "
+                                    "has L2 snapshots, else factor) | book (queue position from the book) | factor "
+                                    "(--queue-factor x the print) | none (trade-through only)."),
+    queue_factor: float = typer.Option(0.0, "--queue-factor", help="Share of a print at our price that fills us "
+                                       "(--queue-model factor, and auto's fallback without books)."),
+    tick_size: Optional[float] = typer.Option(None, "--tick-size", help="Price grid the quotes are rounded to "
+                                              "(default: none, or the data's tick under the book model)."),
     max_position_notional: float = typer.Option(20_000.0, "--max-position-notional", help="Position limit, notional."),
     block_s: float = typer.Option(600.0, "--block-s", help="Block length of the paired comparison, s."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder (default artifacts/paper/ASSET-...)."),
@@ -953,7 +965,7 @@ def paper(
         import time
 
         from models.data.loaders import replay_data
-        from models.data.tables import WindowSpec, window_market
+        from models.data.tables import DataError, WindowSpec, window_market
         from models.paper_report import ab_document, write_report
         from mm_runtime.paper.compare import CONFIGS, run_ab
         from mm_runtime.paper.replay import ReplayConfig
@@ -966,7 +978,17 @@ def paper(
                 raise CliError(f"--configs: unknown configuration {c!r}; choose from {', '.join(CONFIGS)}")
         if len(set(names)) != len(names) or not names:
             raise CliError(f"--configs: give distinct configurations, got {configs!r}")
-        mkt = _load(source, path, asset)
+        _check_choice("--queue-model", queue_model, QUEUE_MODELS)
+        if queue_model in ("auto", "book"):
+            try:
+                mkt = _load(source, path, asset, with_books=True)
+            except DataError as e:
+                if queue_model == "book":
+                    raise CliError(f"--queue-model book: cannot load the book snapshots: {e}") from None
+                _stage(f"paper: no book snapshots ({e}); fills at our price by --queue-factor")
+                mkt = _load(source, path, asset)
+        else:
+            mkt = _load(source, path, asset)
         win = _check_window("--window", window)
         if win:
             mkt = window_market(mkt, *WindowSpec.parse(win).bounds_ns(mkt))
@@ -975,13 +997,19 @@ def paper(
             raise CliError(f"--priors: the bundle is for {bundle.asset!r}, the data is {mkt.asset!r}")
         try:
             rc = ReplayConfig(refresh_s=refresh_s, latency_s=latency_s, fee_bps=fee_bps, queue_factor=queue_factor,
+                              queue_model=queue_model, tick_size=tick_size,
                               max_position_notional=max_position_notional, block_s=block_s, progress_every_s=5.0)
         except ValueError as e:
             raise CliError(f"paper: {e}") from None
         data = replay_data(mkt)
-        _stage(f"paper: {mkt.asset} ({source}), {len(data.trade_ts):,} trades, {len(data.quote_ts):,} quotes, "
+        books = (f"{len(data.book_ts):,} book snapshots ({data.book_bid_px.shape[1]} levels)" if data.has_book
+                 else "no books")
+        _stage(f"paper: {mkt.asset} ({source}), {len(data.trade_ts):,} trades, {len(data.quote_ts):,} quotes, {books}, "
                f"{data.end - data.start:,.0f} s; configurations {', '.join(names)}; priors {origin}")
-        ab = run_ab(data, bundle, names, rc, progress=lambda c, f: _stage(f"  {c}: {100 * f:.0f}%"))
+        try:
+            ab = run_ab(data, bundle, names, rc, progress=lambda c, f: _stage(f"  {c}: {100 * f:.0f}%"))
+        except ValueError as e:
+            raise CliError(f"paper: {e}") from None
         ab["window"], ab["priors"] = win or None, origin
         target = out_dir or Path("artifacts/paper") / f"{mkt.asset}-{source}-{time.strftime('%Y%m%dT%H%M%S')}"
         report = write_report(ab, target)

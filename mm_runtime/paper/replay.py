@@ -13,10 +13,37 @@ The simulated exchange (one asset, one account):
   ladders are in flight and each rests in turn).
 * **Fills** (trade-through): a public trade whose aggressor bought at price ``p``
   fills every resting ask priced strictly below ``p``; a sell at ``p`` fills every
-  bid strictly above ``p``.  With ``queue_factor > 0`` a trade *at* our price also
-  fills ``queue_factor`` × its size (we were somewhere in the queue).  A fill is
-  capped by the trade's size when ``cap_by_trade_size`` (one print cannot fill more
-  than it traded); a level fills at most its remaining size until the next ladder.
+  bid strictly above ``p``.  A fill is capped by the trade's size when
+  ``cap_by_trade_size`` (one print cannot fill more than it traded); a level fills at
+  most its remaining size until the next ladder.  A trade *at* our price fills us
+  according to ``queue_model``:
+
+  - ``none``: never; ``factor``: ``queue_factor`` × its size (we were somewhere in the
+    queue), the rule for data without books;
+  - ``book`` (the default, through ``auto``, when the data carries L2 snapshots):
+    *queue position*.  When an order starts resting (after the latency) it joins the
+    back of its price level: the queue ahead of it is the size the last snapshot
+    strictly before that moment displays there (0 at a price the book shows empty or
+    that improves the best; unknown = ∞ at a price deeper than a full snapshot's last
+    level).  Every print at that price consumes the queue first and fills us only
+    with what is left of it, in the order of our lots' places; a print strictly
+    through the price empties the queue.  Cancellations are assumed to come from
+    behind us: the queue never shrinks with them, except that it can never exceed
+    what a later snapshot displays at our price (queue ahead = min(queue, displayed)).
+    This is hftbacktest's ``RiskAverseQueueModel`` (N. Kaz, hftbacktest, "Queue
+    models": advances only on trades, ``q = min(q, new_qty)`` on a depth change), the
+    conservative end of the probabilistic queue models there and of Moallemi & Yuan,
+    "A model for queue position valuation in a limit order book" (2017), which treat
+    cancellations ahead of us as a share of all cancellations.  A ladder that re-quotes
+    a price where our order still rests keeps that order's place for up to its
+    remaining size (an amend down keeps priority at Nasdaq, Binance and Hyperliquid);
+    any extra size joins the back.  Prints are not our market impact: the queue ahead
+    falls by the whole print whoever it filled.  Snapshots come from the data's own
+    clock: a snapshot at the same timestamp as a print already reflects it, so it
+    applies after that print.  Quotes must lie on the price grid for this model
+    (``tick_size``; default the data's tick).
+
+  Prices within a relative 1e-9 are the same level (float rounding of tick multiples).
 * **Accounting** (:mod:`.accounting`): maker fee ``fee_bps`` of notional per fill
   (negative = rebate); equity = cash + position × mid, sampled at every refresh;
   free margin = equity − |position|·mid/leverage.
@@ -27,6 +54,11 @@ The simulated exchange (one asset, one account):
 * **Markouts** of each fill at the horizons ``markout_horizons_s``: side ×
   (mid(t+h) − fill price)/fill price in bps, positive = the fill made money; NaN
   where t+h is past the end of the data (never counted in means).
+
+The book is not used for the mid or the marks: the best quotes already are the book's
+top level (LOBSTER: the same orderbook rows; Hyperliquid: the ``prices`` stream, ~4x
+more frequent than the 0.5 s snapshots; Binance: bookTicker), and the quoter keeps
+seeing the same best bid/offer with or without books.
 
 Nothing fills after the last trade of the data; orders still resting at the end are
 cancelled, and the final equity marks the position at the last mid.
@@ -39,10 +71,10 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Annotated, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..bundle import DEFAULT_DEPTH_BUCKETS_BPS, PriorBundle
 from ..config import QuoterConfig
@@ -53,7 +85,13 @@ __all__ = ["ReplayConfig", "ReplayData", "ReplayResult", "replay", "summarize_re
 
 
 class ReplayData(NamedTuple):
-    """One asset's market events, sorted by time (seconds since the epoch)."""
+    """One asset's market events, sorted by time (seconds since the epoch).
+
+    The ``book_*`` arrays are optional L2 snapshots (``None`` = trades and best quotes
+    only): ``book_ts`` (n,), and per side (n, L) level prices, best first (NaN where the
+    snapshot has no level there), and displayed sizes (0 there).  ``tick`` is the
+    data's price grid (0 = unknown or continuous); the book queue model needs it.
+    """
 
     asset: str
     source: str
@@ -64,6 +102,16 @@ class ReplayData(NamedTuple):
     quote_ts: np.ndarray
     bid: np.ndarray
     ask: np.ndarray
+    book_ts: np.ndarray | None = None
+    book_bid_px: np.ndarray | None = None
+    book_bid_sz: np.ndarray | None = None
+    book_ask_px: np.ndarray | None = None
+    book_ask_sz: np.ndarray | None = None
+    tick: float = 0.0
+
+    @property
+    def has_book(self) -> bool:
+        return self.book_ts is not None
 
     def check(self) -> ReplayData:
         """Refuse arrays that would make a replay meaningless, naming the field."""
@@ -88,7 +136,36 @@ class ReplayData(NamedTuple):
             raise ValueError(f"{where}: trade_side: must be +1 or -1")
         if np.any(self.bid <= 0) or np.any(self.ask <= 0):
             raise ValueError(f"{where}: quotes: bid and ask must be positive")
+        if not (math.isfinite(self.tick) and self.tick >= 0):
+            raise ValueError(f"{where}: tick: must be a finite number >= 0, got {self.tick!r}")
+        self._check_book(where)
         return self
+
+    def _check_book(self, where: str) -> None:
+        names = ("book_ts", "book_bid_px", "book_bid_sz", "book_ask_px", "book_ask_sz")
+        given = [n for n in names if getattr(self, n) is not None]
+        if not given:
+            return
+        if len(given) != len(names):
+            missing = [n for n in names if n not in given]
+            raise ValueError(f"{where}: {missing[0]}: book snapshots need all of {', '.join(names)}")
+        ts = self.book_ts
+        if ts.ndim != 1 or not np.all(np.isfinite(ts)):
+            raise ValueError(f"{where}: book_ts: expected a 1-d array of finite times")
+        if np.any(np.diff(ts) < 0):
+            raise ValueError(f"{where}: book_ts: timestamps must be sorted")
+        shape = self.book_bid_px.shape
+        for n in names[1:]:
+            a = getattr(self, n)
+            if a.ndim != 2 or a.shape[0] != ts.size or a.shape != shape:
+                raise ValueError(f"{where}: {n}: expected shape ({ts.size}, levels) like book_bid_px "
+                                 f"{shape}, got {a.shape}")
+        for px, sz in (("book_bid_px", "book_bid_sz"), ("book_ask_px", "book_ask_sz")):
+            p, s = getattr(self, px), getattr(self, sz)
+            if np.any(p[np.isfinite(p)] <= 0) or np.any(np.isinf(p)):
+                raise ValueError(f"{where}: {px}: level prices must be > 0 (NaN = no level)")
+            if not np.all(np.isfinite(s)) or np.any(s < 0):
+                raise ValueError(f"{where}: {sz}: sizes must be finite and >= 0")
 
     @property
     def start(self) -> float:
@@ -102,9 +179,15 @@ class ReplayData(NamedTuple):
         """The events with ``start <= ts < end``."""
         t = (self.trade_ts >= start) & (self.trade_ts < end)
         q = (self.quote_ts >= start) & (self.quote_ts < end)
-        return self._replace(trade_ts=self.trade_ts[t], trade_price=self.trade_price[t],
-                             trade_size=self.trade_size[t], trade_side=self.trade_side[t],
-                             quote_ts=self.quote_ts[q], bid=self.bid[q], ask=self.ask[q])
+        out = self._replace(trade_ts=self.trade_ts[t], trade_price=self.trade_price[t],
+                            trade_size=self.trade_size[t], trade_side=self.trade_side[t],
+                            quote_ts=self.quote_ts[q], bid=self.bid[q], ask=self.ask[q])
+        if self.has_book:
+            b = (self.book_ts >= start) & (self.book_ts < end)
+            out = out._replace(book_ts=self.book_ts[b], book_bid_px=self.book_bid_px[b],
+                               book_bid_sz=self.book_bid_sz[b], book_ask_px=self.book_ask_px[b],
+                               book_ask_sz=self.book_ask_sz[b])
+        return out
 
 
 Pos = Annotated[float, Field(gt=0)]
@@ -126,8 +209,21 @@ class ReplayConfig(BaseModel):
     """Decision → resting (and cancel) delay."""
     fee_bps: float = 0.0
     """Maker fee in bps of notional (negative = rebate).  Also the quoter's fee."""
+    queue_model: Literal["auto", "none", "factor", "book"] = "auto"
+    """How a print *at* our price fills us (prints strictly through it always do):
+    ``none`` never (trade-through only); ``factor`` ``queue_factor`` × the print;
+    ``book`` after the displayed size ahead of us is consumed (queue position from the
+    L2 snapshots, see the module docstring); ``auto`` = ``book`` when the data carries
+    book snapshots, else ``factor`` (with the default ``queue_factor`` 0 that is
+    trade-through only, the replay's behaviour before books were used)."""
     queue_factor: Annotated[float, Field(ge=0, le=1)] = 0.0
-    """Share of a trade *at* our price that fills us (0 = trade-through only)."""
+    """Share of a trade *at* our price that fills us (0 = trade-through only); the
+    ``factor`` model, and ``auto``'s fallback on data without books."""
+    tick_size: Annotated[float, Field(ge=0)] | None = None
+    """The venue's price grid; quotes are rounded to it away from the mid (the
+    quoter's ``tick_size``).  None: the quoter config's own, except that under the
+    ``book`` model a 0 becomes the data's tick (``ReplayData.tick``), since a queue
+    exists only at a price level of the book."""
     cap_by_trade_size: bool = True
     capital: Pos = 100_000.0
     """Starting cash (quote currency); free margin = equity − |q|·mid/leverage."""
@@ -141,6 +237,14 @@ class ReplayConfig(BaseModel):
     """Pass every public trade to the quoter (its online κ, A, Hawkes updates)."""
     progress_every_s: Annotated[float, Field(ge=0)] = 0.0
     """Call ``progress`` every this many wall-clock seconds (0 = never)."""
+
+    @model_validator(mode="after")
+    def _queue_settings(self) -> ReplayConfig:
+        if self.queue_factor > 0 and self.queue_model in ("none", "book"):
+            raise ValueError(f"queue_factor: {self.queue_factor} has no effect with queue_model="
+                             f"{self.queue_model!r} (it is the 'factor' model's share; 'auto' uses it "
+                             "only on data without books)")
+        return self
 
 
 class ReplayResult(NamedTuple):
@@ -164,12 +268,88 @@ class ReplayResult(NamedTuple):
     seconds: float
 
 
-_FILL_FIELDS = ("ts", "side", "price", "size", "level", "depth_bps", "fee", "trade_price", "mid")
+_FILL_FIELDS = ("ts", "side", "price", "size", "level", "depth_bps", "fee", "trade_price", "mid", "at_price")
+
+_PRICE_RTOL = 1e-9
+"""Two prices within this relative distance are the same level (a tick-rounded quote,
+``k·tick`` in floating point, and a source's ``k/10⁴`` can differ in the last bits)."""
 
 
 def _prevailing(ts: np.ndarray, t: float, strict: bool) -> int:
     """Index of the last quote at (or strictly before) ``t``; -1 if none."""
     return int(np.searchsorted(ts, t, side="left" if strict else "right")) - 1
+
+
+def infer_tick(prices: np.ndarray, min_share: float = 0.99) -> float:
+    """The price grid of ``prices``: the smallest gap between distinct prices, to 4
+    significant digits, if at least ``min_share`` of the prices lie on its multiples;
+    else 0 (continuous or unknown)."""
+    p = np.unique(np.asarray(prices, float)[np.isfinite(prices)])
+    if p.size < 2:
+        return 0.0
+    gap = float(np.min(np.diff(p)))
+    if not gap > 0:
+        return 0.0
+    tick = float(f"{gap:.4g}")
+    r = p / tick
+    on = np.abs(r - np.round(r)) <= 1e-4  # within 1e-4 of a tick (float error of p / tick)
+    return tick if on.mean() >= min_share else 0.0
+
+
+class _Book:
+    """The L2 snapshots seen from one resting price: the displayed size there, and
+    whether the snapshot shows that price at all.
+
+    A snapshot *shows* price p on a side when p is at or inside its deepest level, or
+    when the side has fewer levels than the file's depth (then every resting order is
+    in it).  A price it shows with no level there has 0 displayed (also a price
+    better than the best: we would be alone at a new best level).  A price deeper
+    than the last level of a full snapshot is not shown: its queue is unknown.
+    """
+
+    def __init__(self, data: ReplayData):
+        self.ts = data.book_ts
+        self.px = (data.book_bid_px, data.book_ask_px)  # row 0 = bids, 1 = asks (our ladder's rows)
+        self.sz = (data.book_bid_sz, data.book_ask_sz)
+        L = data.book_bid_px.shape[1]
+        deepest = []
+        for row, px in enumerate(self.px):
+            full = np.isfinite(px).sum(axis=1) == L
+            last = px[:, L - 1] if L else np.full(len(px), np.nan)
+            deepest.append(np.where(full, last, -np.inf if row == 0 else np.inf))
+        self.deepest = tuple(deepest)
+
+    def before(self, t: float) -> int:
+        """Number of snapshots strictly before ``t`` (one at ``t`` already reflects the
+        trades at ``t``, see ``models.data.loaders``)."""
+        return int(np.searchsorted(self.ts, t, side="left"))
+
+    def displayed(self, row: int, p: float, a: int, b: int) -> np.ndarray:
+        """Displayed size at ``p`` in snapshots ``a..b-1`` (NaN where not shown)."""
+        tol = _PRICE_RTOL * p
+        px, sz = self.px[row][a:b], self.sz[row][a:b]
+        d = np.where(np.abs(px - p) <= tol, sz, 0.0).sum(axis=1)
+        deep = self.deepest[row][a:b]
+        shown = (p >= deep - tol) if row == 0 else (p <= deep + tol)
+        return np.where(shown, d, np.nan)
+
+    def cap(self, row: int, p: float, q: float, a: int, b: int) -> float:
+        """``q`` after the risk-averse rule over snapshots ``a..b-1``: never more
+        ahead of us than displayed at our price."""
+        if b <= a or q <= 0:
+            return q
+        d = self.displayed(row, p, a, b)
+        d = d[np.isfinite(d)]
+        return min(q, float(d.min())) if d.size else q
+
+    def queue_at(self, row: int, p: float, b: int) -> float:
+        """Queue ahead of a new order at ``p`` given the snapshots before index ``b``:
+        everything the last one displays there (we join the back); inf when no
+        snapshot yet or it does not show ``p``."""
+        if b <= 0:
+            return math.inf
+        d = float(self.displayed(row, p, b - 1, b)[0])
+        return d if math.isfinite(d) else math.inf
 
 
 def replay(
@@ -184,33 +364,55 @@ def replay(
     """Run one configuration over ``data``; see the module docstring for the rules."""
     cfg = config or ReplayConfig()
     data = data.check()
+    where = f"{data.source}:{data.asset}"
     t_wall = time.perf_counter()
     first_mid = 0.5 * (data.bid[0] + data.ask[0])
     qc = quoter_config or QuoterConfig()
+    mode = cfg.queue_model
+    if mode == "auto":
+        mode = "book" if data.has_book else "factor"
+    if mode == "book" and not data.has_book:
+        raise ValueError(f"{where}: queue_model: 'book' needs book snapshots, and this data has none "
+                         "(load it with with_books=True, or use queue_model 'factor' or 'none')")
+    tick = cfg.tick_size if cfg.tick_size is not None else qc.tick_size
+    if mode == "book" and tick == 0:
+        tick = data.tick
+        if tick == 0:
+            raise ValueError(f"{where}: tick_size: the book queue model needs quotes on the price grid and "
+                             "the data's tick is unknown (ReplayData.tick = 0); pass tick_size")
     update = {"fee_bps": cfg.fee_bps}
+    if tick != qc.tick_size:
+        update["tick_size"] = tick
     if cfg.max_position_notional is not None:
         update["max_position"] = cfg.max_position_notional / first_mid
     qc = qc.model_copy(update=update)
     quoter = Quoter(bundle, qc, replay=True, metrics=False, logger=_QUOTER_LOG)
     fee = cfg.fee_bps * 1e-4
+    qf = cfg.queue_factor if mode == "factor" else 0.0
+    book = _Book(data) if mode == "book" else None
 
     t0 = float(data.quote_ts[0])  # the first moment a quote is possible
     t_end = float(data.trade_ts[-1])
     ticks = np.arange(t0, t_end, cfg.refresh_s)
     n_ticks = len(ticks)
     if n_ticks == 0:
-        raise ValueError(f"{data.source}:{data.asset}: the data spans less than one refresh interval ({cfg.refresh_s} s)")
+        raise ValueError(f"{where}: the data spans less than one refresh interval ({cfg.refresh_s} s)")
 
     cash, pos = cfg.capital, 0.0
     K = qc.n_levels
-    rest_px = np.zeros((2, K))
-    rest_sz = np.zeros((2, K))
-    rest_depth = np.zeros((2, K))
+    # resting orders: columns 0..K-1 = the ladder's levels, K..2K-1 = a second lot per
+    # level (book model only: the part of a level added behind its kept front part)
+    rest_px = np.zeros((2, 2 * K))
+    rest_sz = np.zeros((2, 2 * K))
+    rest_depth = np.zeros((2, 2 * K))
+    rest_q = np.full((2, 2 * K), math.inf)  # others' displayed size ahead of each lot
+    rest_qi = np.zeros((2, 2 * K), dtype=np.int64)  # snapshots already applied to rest_q
     pending: collections.deque = collections.deque()  # (activation time, price, size, depth), in time order
     fills = {k: [] for k in _FILL_FIELDS}
     out = {k: np.full(n_ticks, np.nan) for k in ("mid", "equity", "position", "our_bid", "our_ask", "mkt_bid", "mkt_ask")}
     last_ts = t0
     why_not = {}  # refresh ticks without a resting order, by reason
+    queue_stats = {"kept": 0, "joined": 0, "unknown": 0}
 
     def market_at(t: float, strict: bool):
         i = _prevailing(data.quote_ts, t, strict)
@@ -223,45 +425,120 @@ def replay(
         eq = mark_to_market(cash, pos, mid)
         return max(0.0, eq - abs(pos) * mid / qc.leverage)
 
+    def activate(t_a: float, new_px, new_sz, new_depth) -> None:
+        """The ladder decided ``latency_s`` ago starts resting at ``t_a``."""
+        nonlocal rest_px, rest_sz, rest_depth, rest_q, rest_qi
+        px2 = np.concatenate([new_px, new_px], axis=1)
+        sz2 = np.concatenate([new_sz, np.zeros_like(new_sz)], axis=1)
+        d2 = np.concatenate([new_depth, new_depth], axis=1)
+        q2 = np.full((2, 2 * K), math.inf)
+        qi2 = np.zeros((2, 2 * K), dtype=np.int64)
+        if book is not None:
+            b = book.before(t_a)
+            qi2[:] = b
+            old_left = rest_sz.copy()
+            for row in (0, 1):
+                for k in range(K):
+                    n = float(sz2[row, k])
+                    if n <= 0:
+                        continue
+                    p = float(px2[row, k])
+                    # our orders already resting at p keep their place (an amend down keeps
+                    # priority); what this level adds beyond them joins the back of the queue
+                    same = np.flatnonzero((old_left[row] > 0) & (np.abs(rest_px[row] - p) <= _PRICE_RTOL * p))
+                    lots = []
+                    for j in same:
+                        q_old = book.cap(row, p, float(rest_q[row, j]), int(rest_qi[row, j]), b)
+                        lots.append((q_old, int(j)))
+                    lots.sort()
+                    parts = []  # (size, queue ahead)
+                    for q_old, j in lots:
+                        if n <= 0:
+                            break
+                        take = min(n, float(old_left[row, j]))
+                        old_left[row, j] -= take
+                        parts.append((take, q_old))
+                        n -= take
+                    if parts:
+                        queue_stats["kept"] += 1
+                    if n > 0:
+                        q_new = book.queue_at(row, p, b)
+                        queue_stats["unknown" if math.isinf(q_new) else "joined"] += 1
+                        parts.append((n, q_new))
+                    front = parts[0]
+                    back = (sum(s for s, _ in parts[1:]), max((q for _, q in parts[1:]), default=math.inf))
+                    sz2[row, k], q2[row, k] = front
+                    if back[0] > 0:  # later parts merged: the worst place among them (conservative)
+                        sz2[row, K + k], q2[row, K + k] = back
+        rest_px, rest_sz, rest_depth, rest_q, rest_qi = px2, sz2, d2, q2, qi2
+
     j = 0  # next trade
     n_trades = len(data.trade_ts)
     last_progress = time.monotonic()
     for i in range(n_ticks + 1):
-        t_next = ticks[i] if i < n_ticks else t_end + 1e-9  # trades up to and including the last
+        t_next = ticks[i] if i < n_ticks else math.inf  # trades up to and including the last
         while j < n_trades and data.trade_ts[j] < t_next:
             tt = float(data.trade_ts[j])
             while pending and pending[0][0] <= tt:
-                _, rest_px, rest_sz, rest_depth = pending.popleft()
+                activate(*pending.popleft())
             px, side, tsize = float(data.trade_price[j]), float(data.trade_side[j]), float(data.trade_size[j])
             b, a, mid, qts = market_at(tt, strict=True)
             last_ts = max(qts, tt)
             row = 1 if side > 0 else 0  # a buy lifts asks (row 1); a sell hits bids (row 0)
             live = rest_sz[row] > 0
-            through = (rest_px[row] < px) if side > 0 else (rest_px[row] > px)
-            at = rest_px[row] == px
-            hit = live & (through | (at & (cfg.queue_factor > 0)))
+            tol = _PRICE_RTOL * px
+            through = (rest_px[row] < px - tol) if side > 0 else (rest_px[row] > px + tol)
+            at = np.abs(rest_px[row] - px) <= tol
+            if book is not None:
+                hit = live & (through | at)
+            else:
+                hit = live & (through | (at & (qf > 0)))
             my_fills = []
             left = tsize
-            # nearest levels first (best price for the aggressor)
-            for k in (np.argsort(rest_px[row]) if side > 0 else np.argsort(-rest_px[row])):
+            if book is not None and np.any(live & at):
+                nb = book.before(tt)
+                for k in np.flatnonzero(live & at):
+                    rest_q[row, k] = book.cap(row, px, float(rest_q[row, k]), int(rest_qi[row, k]), nb)
+                    rest_qi[row, k] = nb
+            # nearest levels first (best price for the aggressor); at one price, the lot
+            # with the least ahead of it first
+            order = np.lexsort((rest_q[row], rest_px[row] if side > 0 else -rest_px[row]))
+            own_ahead = 0.0  # our own size at this print's price ahead of the lot (book model)
+            at_left = None  # the print as it reaches its own price level
+            for k in order:
                 if not hit[k] or left <= 0:
                     continue
                 cap = left if cfg.cap_by_trade_size else math.inf
-                if at[k] and not through[k]:
-                    cap = min(cap, cfg.queue_factor * tsize)
-                q = min(rest_sz[row, k], cap)
+                at_price = bool(at[k] and not through[k])
+                if at_price and book is not None:
+                    if at_left is None:
+                        at_left = left
+                    q = min(rest_sz[row, k], max(0.0, at_left - rest_q[row, k] - own_ahead))
+                    own_ahead += rest_sz[row, k]
+                    left = max(0.0, at_left - rest_q[row, k] - own_ahead) if cfg.cap_by_trade_size else left
+                else:
+                    if at_price:
+                        cap = min(cap, qf * tsize)
+                    q = min(rest_sz[row, k], cap)
+                    if cfg.cap_by_trade_size:
+                        left -= q
                 if q <= 0:
                     continue
-                if cfg.cap_by_trade_size:
-                    left -= q
                 rest_sz[row, k] -= q
                 signed = q if row == 0 else -q  # our bid filled: we buy
                 fprice = float(rest_px[row, k])
+                lvl = int(k % K)
                 cash, pos = apply_fills(cash, pos, fprice, signed, fee)
-                for key, v in zip(_FILL_FIELDS, (tt, 1.0 if row == 0 else -1.0, fprice, q, float(k),
-                                                 float(rest_depth[row, k]), fee * abs(fprice * q), px, mid), strict=True):
+                for key, v in zip(_FILL_FIELDS, (tt, 1.0 if row == 0 else -1.0, fprice, q, float(lvl),
+                                                 float(rest_depth[row, k]), fee * abs(fprice * q), px, mid,
+                                                 float(at_price)), strict=True):
                     fills[key].append(v)
                 my_fills.append((fprice, 1.0 if row == 0 else -1.0, float(rest_depth[row, k])))
+            if book is not None:
+                # the print consumed the queue at its price (whoever it filled in the data);
+                # a level it traded through is empty
+                rest_q[row] = np.where(at & ~through, np.maximum(0.0, rest_q[row] - tsize), rest_q[row])
+                rest_q[row] = np.where(through, 0.0, rest_q[row])
             if mid > 0 and (cfg.learn_from_trades or my_fills):
                 first_fill = my_fills[0] if my_fills else None
                 quoter.on_event(last_ts, mid, bid=b, ask=a, position=pos, margin_available=free_margin(mid),
@@ -274,7 +551,7 @@ def replay(
             break
         t = float(ticks[i])
         while pending and pending[0][0] <= t:
-            _, rest_px, rest_sz, rest_depth = pending.popleft()
+            activate(*pending.popleft())
         b, a, mid, qts = market_at(t, strict=False)
         last_ts = max(last_ts, qts)
         if mid <= 0:
@@ -291,7 +568,7 @@ def replay(
             why_not[key] = why_not.get(key, 0) + 1
         pending.append((t + cfg.latency_s, new_px, new_sz, new_depth))
         if cfg.latency_s == 0:
-            _, rest_px, rest_sz, rest_depth = pending.popleft()
+            activate(*pending.popleft())
         out["mid"][i] = mid
         out["mkt_bid"][i], out["mkt_ask"][i] = b, a
         out["equity"][i] = mark_to_market(cash, pos, mid) - cfg.capital
@@ -310,7 +587,8 @@ def replay(
     keep = ~np.isnan(out["mid"])
     res = ReplayResult(
         name=name, asset=data.asset, source=data.source,
-        config={"replay": cfg.model_dump(), "quoter": qc.model_dump(), "model_version": bundle.model_version},
+        config={"replay": cfg.model_dump(), "quoter": qc.model_dump(), "model_version": bundle.model_version,
+                "queue_model": mode},
         t=ticks[keep], mid=out["mid"][keep], equity=out["equity"][keep], position=out["position"][keep],
         our_bid=out["our_bid"][keep], our_ask=out["our_ask"][keep],
         mkt_bid=out["mkt_bid"][keep], mkt_ask=out["mkt_ask"][keep],
@@ -321,6 +599,10 @@ def replay(
     summary = summarize_replay(res, final_pnl=final_pnl, final_position=pos, last_mid=last_mid)
     summary["learning"] = _learning(quoter)
     summary["not_quoting"] = why_not
+    summary["fill_model"] = {"queue_model": mode, "tick_size": float(qc.tick_size),
+                             "fills_at_price": int(np.sum(fills_np["at_price"] > 0)),
+                             "fills_through": int(np.sum(fills_np["at_price"] == 0)),
+                             **({"book_levels": queue_stats} if book is not None else {})}
     return res._replace(summary=summary, seconds=time.perf_counter() - t_wall)
 
 

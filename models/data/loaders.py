@@ -343,12 +343,37 @@ def with_rows(df: pd.DataFrame, rows) -> pd.DataFrame:
     return df
 
 
-def replay_data(market: Market):
+def replay_data(market: Market, books: bool = True):
     """The market's trades and best quotes as :class:`mm_runtime.paper.replay.ReplayData`
-    (numpy arrays, seconds since the epoch), for paper trading."""
-    from mm_runtime.paper.replay import ReplayData
+    (numpy arrays, seconds since the epoch), for paper trading.
+
+    With ``books`` and a market loaded with its L2 snapshots (``with_books=True``), the
+    long ``books`` table becomes wide arrays, one row per snapshot timestamp (the last
+    state at that ts), ``L`` = the deepest level in the table; a level a snapshot lacks
+    has price NaN and size 0.  ``tick`` is the price grid inferred from the trade,
+    quote and book prices (:func:`mm_runtime.paper.replay.infer_tick`; 0 if they are
+    not on one grid)."""
+    from mm_runtime.paper.replay import ReplayData, infer_tick
 
     tr, qt = market.trades, market.quotes
+    prices = [tr["price"].to_numpy(float), qt["bid"].to_numpy(float), qt["ask"].to_numpy(float)]
+    book = {}
+    bk = market.books if books else None
+    if bk is not None and len(bk):
+        bk = bk.drop_duplicates(["ts", "side", "level"], keep="last")
+        uts, row = np.unique(bk["ts"].to_numpy(np.int64), return_inverse=True)
+        L = int(bk["level"].max()) + 1
+        lvl = bk["level"].to_numpy(np.int64)
+        side = bk["side"].to_numpy()
+        for name, sgn in (("bid", 1), ("ask", -1)):
+            px = np.full((uts.size, L), np.nan)
+            sz = np.zeros((uts.size, L))
+            m = side == sgn
+            px[row[m], lvl[m]] = bk["price"].to_numpy(float)[m]
+            sz[row[m], lvl[m]] = bk["size"].to_numpy(float)[m]
+            book[f"book_{name}_px"], book[f"book_{name}_sz"] = px, sz
+        book["book_ts"] = uts / 1e9
+        prices.append(bk["price"].to_numpy(float))
     return ReplayData(
         asset=market.asset, source=market.source,
         trade_ts=tr["ts"].to_numpy(np.int64) / 1e9,
@@ -356,4 +381,6 @@ def replay_data(market: Market):
         trade_side=tr["side"].to_numpy(float),
         quote_ts=qt["ts"].to_numpy(np.int64) / 1e9,
         bid=qt["bid"].to_numpy(float), ask=qt["ask"].to_numpy(float),
+        tick=infer_tick(np.concatenate(prices)),
+        **book,
     ).check()
