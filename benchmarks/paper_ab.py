@@ -11,8 +11,10 @@ output): the A/B then says what those priors would have done, and the gate's ver
 is reported next to it. Then ``mmcal paper``'s replay on the held-out window
 ``0.5:1`` with the configurations static, bundle and learned (static = the original
 system's constants; bundle = the calibrated priors, no online learning; learned =
-bundle + online updates), 1 s refresh, 50 ms latency, trade-through fills, the
-venue's maker fee (``FEES_BPS``) and a 20,000 notional position limit. Reports go
+bundle + online updates), 1 s refresh, 50 ms latency, quotes on the data's tick
+grid, trade-through fills plus fills at our price after the displayed queue ahead
+(the replay's ``book`` queue model, from the L2 snapshots), the venue's maker fee
+(``FEES_BPS``) and a 20,000 notional position limit. Reports go
 to artifacts/paper/ab-<dataset>/, numbers to artifacts/benchmarks/paper_ab.json.
 """
 
@@ -82,7 +84,7 @@ def run(name: str) -> dict:
     cal = run_calibration(source, path, asset, window=FIT_WINDOW, sampler=SAMPLER, gate=GATE, plots=False)
     cal_s = time.perf_counter() - t0
     bundle, origin = _bundle(source, path, asset, cal)
-    market = load(source, path, asset=asset)
+    market = load(source, path, asset=asset, with_books=True)
     market = window_market(market, *WindowSpec.parse(REPLAY_WINDOW).bounds_ns(market))
     data = replay_data(market)
     block = max(60.0, (data.end - data.start) / 20)
@@ -101,7 +103,10 @@ def run(name: str) -> dict:
         "models": {m: {k: v[k] for k in ("n_obs", "r_hat_max", "ess_bulk_min", "divergences", "cache_hit")}
                    for m, v in cal["models"].items()}},
         replay={"trades": int(data.trade_ts.size), "quotes": int(data.quote_ts.size),
-                "seconds": float(data.end - data.start), "fee_bps": FEES_BPS[source]})
+                "seconds": float(data.end - data.start), "fee_bps": FEES_BPS[source],
+                "fill_model": ab["results"]["learned"].summary.get("fill_model") if "results" in ab else None},
+        spread_capture=(bundle.params.spread_capture.model_dump() if bundle.params.spread_capture else None))
+    doc["priors"] = ab["priors"]
     return doc
 
 
