@@ -51,7 +51,7 @@ chains, sampler, target_accept). ``--report-only`` prints the tables of an
 existing file. The report is printed with rich and written as markdown
 (``--markdown``).
 
-    uv run python benchmarks/coverage.py --models alpha,kappa,hawkes --seeds 20
+    uv run python benchmarks/coverage_study.py --models alpha,kappa,hawkes --seeds 20
 
 Sampler: nutpie for alpha, kappa and hawkes (measured here, 2 x (500 + 500)
 draws on a one-hour market: nutpie 12 / 24 / 26 s per fit after the first,
@@ -77,10 +77,7 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-# Run as a script, this file's folder is sys.path[0] and this module's name would
-# shadow the ``coverage`` package (numba imports it): drop the folder, add the repo.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != _HERE]
+# run as a script: make the repository importable
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
