@@ -104,3 +104,42 @@ def test_deploy_cli(calibrated, tmp_path):
     r = run.invoke(app, ["deploy", "--asset", "SYN", "--version", "99", "--target", str(target)])
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert r.output.strip().splitlines()[-1].startswith("mmcal: error: models:/mm-priors-SYN/99: not found")
+
+
+def test_an_unreachable_tracking_server_fails_after_retries_and_leaves_the_live_file(calibrated, tmp_path,
+                                                                                     monkeypatch):
+    """issue #5, faults: with MLflow unreachable the deploy flow retries the fetch (3
+    retries, a transient error), then fails naming the server; the live bundle and
+    its neighbours are untouched."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    import flows.deploy as fd
+    from models import tracking
+
+    target = tmp_path / "SYN.json"
+    fd.deploy(asset="SYN", version=1, target=str(target))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://127.0.0.1:9")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    # the same task and retry policy, without the 2 + 5 + 10 s waits
+    monkeypatch.setattr(fd, "fetch_bundle", fd.fetch_bundle.with_options(retry_delay_seconds=0))
+    state = fd.deploy(asset="SYN", version=2, target=str(target), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(tracking.TrackingError, match="127.0.0.1:9"):
+        state.result()
+
+    async def task_runs():
+        async with get_client() as client:
+            flt = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+            return await client.read_task_runs(flow_run_filter=flt)
+
+    runs = [r for r in asyncio.run(task_runs()) if r.name.startswith("fetch-bundle")]
+    assert len(runs) == 1 and runs[0].run_count == 4  # the first try and 3 retries
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    monkeypatch.undo()
+    tracking.configure()
