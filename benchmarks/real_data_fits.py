@@ -70,6 +70,8 @@ def _summaries(model: str, idata, obs) -> dict:
         return {"alpha_touch": dict(zip(REGIMES, _mean(idata, "alpha_touch").tolist())),
                 "alpha_decay_bps": float(_mean(idata, "alpha_decay_bps")),
                 "adverse_move_bps": float(_mean(idata, "adverse_move_bps")),
+                "spread_capture": (float(_mean(idata, "spread_capture")) if "spread_capture" in idata.posterior
+                                   else None),
                 "n_fills": int(obs.n_fills)}
     if model == "kappa":
         k, a = _mean(idata, "kappa"), _mean(idata, "arrival_rate")
@@ -212,6 +214,7 @@ def report(doc: dict) -> None:
             s = res["alpha"]["summary"]
             print("alpha_touch: " + ", ".join(f"{r} {v:.3f}" for r, v in s["alpha_touch"].items())
                   + f"; alpha_decay_bps {s['alpha_decay_bps']:.2f}; adverse_move_bps {s['adverse_move_bps']:.2f}"
+                  + (f"; spread_capture {s['spread_capture']:.3f}" if s.get("spread_capture") is not None else "")
                   + f" ({s['n_fills']} fills)")
         if "kappa" in res:
             s = res["kappa"]["summary"]
