@@ -35,7 +35,8 @@ as position (skew, reduce-only) and free margin = equity − |q|·mid/leverage. 
 quoter's estimator state (every :class:`~mm_runtime.estimators.EstimatorState` leaf
 by name: shape + flat values; floats round-trip exactly), the paper account, the
 asset and the bundle's ``model_version``; written atomically (temp file, fsync,
-rename) on shutdown (SIGTERM/SIGINT, end of feed, ``duration``).  On start a state
+rename) on shutdown (SIGTERM/SIGINT, end of feed, ``duration``) and every
+``LiveConfig.checkpoint_s`` while running (a crash loses at most that).  On start a state
 file that is unreadable, truncated, of another kind/schema/asset, or whose shapes
 differ from this quoter's (e.g. another ``pending_capacity`` or bucket layout) is
 refused with one log line saying why, and the fresh state is used.  A state saved
@@ -387,6 +388,10 @@ class LiveConfig(BaseModel):
     params_log_s: Pos = 60.0
     """The "learned parameters" log record (every registry parameter's estimate, data
     weight and calibration) at most this often, wall clock."""
+    checkpoint_s: Pos | None = 300.0
+    """The state file is also saved this often (wall clock) while running, so that a
+    crash (SIGKILL, power loss) loses at most this much learning; None = only at
+    shutdown."""
 
 
 class StateFileError(ValueError):
@@ -678,10 +683,21 @@ class LiveRunner:
                 return
 
     async def _heartbeat(self) -> None:
-        """Check the bundle file even while the feed is quiet."""
+        """Check the bundle file even while the feed is quiet, and save the state every
+        ``checkpoint_s`` (a failed save is logged and retried at the next one: the
+        previous file stays, the write being atomic)."""
+        every = self.live.checkpoint_s
+        last = time.monotonic()
         while True:
             await asyncio.sleep(max(self.quoter.config.reload_check_interval_s, 0.05))
             self.quoter._maybe_reload()
+            if self.state_path is not None and every is not None and time.monotonic() - last >= every:
+                last = time.monotonic()
+                try:
+                    self.save_state()
+                except (OSError, ValueError) as e:
+                    self.log.error("state checkpoint failed", extra={"fields": {
+                        "asset": self.asset, "path": str(self.state_path), "error": str(e)}})
 
     async def run(self, feed, duration_s: float | None = None, *, handle_signals: bool = True) -> dict[str, Any]:
         """Consume ``feed`` until it ends, ``duration_s`` wall seconds pass, or SIGTERM/SIGINT

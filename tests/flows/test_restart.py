@@ -4,7 +4,7 @@ completes, with no duplicate model version (issue #5, faults).
 The killed process is a real one: ``run_calibration`` (what ``mmcal calibrate``
 runs) in a child Python with its own ephemeral Prefect, on the session's market and
 MLflow store. Its regime, kappa and hawkes fits are the session's cached ones and its
-alpha fit is new (another sampler: PyMC's), so the child is killed while it samples
+alpha fit is new (another sampler seed), so the child is killed while it samples
 alpha: after the MLflow run was opened, before anything was registered. The re-run
 (in this process) samples alpha again, registers one version, and a third run adds
 nothing: versions are keyed by the calibration's cache key (data hash, model config,
@@ -48,7 +48,7 @@ def test_a_calibration_killed_half_way_reruns_to_one_version(calibrated, mixture
     client = MlflowClient()
     before = {v.version for v in client.search_model_versions(f"name='{name}'")}
     settings = {**fit_settings, "sampler_overrides": {**fit_settings["sampler_overrides"],
-                                                      "alpha": {"sampler": "pymc"}}, "plots": False}
+                                                      "alpha": {"seed": 5}}, "plots": False}
     proc = _child(lab, settings, tmp_path)
     seen, deadline = [], time.monotonic() + TIMEOUT_S
     try:

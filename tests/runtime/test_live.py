@@ -23,7 +23,7 @@ import pytest
 
 from mm_runtime import QuoterConfig, dump_bundle, example_bundle, with_checksum
 from mm_runtime.paper.replay import ReplayData
-from mm_runtime.live import FeedEvent, HyperliquidFeed, HyperliquidParser, LiveRunner, ReplayFeed
+from mm_runtime.live import FeedEvent, HyperliquidFeed, HyperliquidParser, LiveConfig, LiveRunner, ReplayFeed
 
 REPO = Path(__file__).resolve().parents[2]
 CAPTURE = "hyperliquid/ws_2025-01-26/btc_20250126.gz"
@@ -269,6 +269,31 @@ def test_paper_fills_trade_through_the_resting_ladder(btc_bundle, records):
 
 
 # ----------------------------------------------------------------------------- state file
+def test_state_checkpointed_while_running(shared_data, btc_bundle, tmp_path, records):
+    """With ``checkpoint_s`` the state file exists, and is valid, before shutdown."""
+    evs = _events(_capture(shared_data))[:400]
+    st = tmp_path / "BTC.state.json"
+    seen = []
+
+    class SlowFeed(ListFeed):
+        async def __aiter__(self):
+            for i, ev in enumerate(self.list):
+                if i % 50 == 0:
+                    seen.append(st.exists())
+                    await asyncio.sleep(0.15)
+                yield ev
+
+    r = LiveRunner(btc_bundle, QuoterConfig(reload_check_interval_s=0.01), LiveConfig(checkpoint_s=0.02),
+                   state_path=st, market_clock=True)
+    asyncio.run(r.run(SlowFeed(evs), handle_signals=False))
+    saved = [f for m, f in records if m == "state saved"]
+    assert len(saved) >= 2 and any(seen[1:]) and not seen[0]  # checkpoints, then the one at shutdown
+    assert saved[0]["events"] < saved[-1]["events"] == r.quoter.n_events
+    assert [f["events"] for f in saved] == sorted(f["events"] for f in saved)
+    r2 = LiveRunner(btc_bundle, state_path=st, market_clock=True)
+    assert r2.restored
+
+
 def test_state_saved_atomically_restored_and_bad_files_refused(shared_data, btc_bundle, tmp_path, records):
     evs = _events(_capture(shared_data))
     st = tmp_path / "BTC.state.json"
