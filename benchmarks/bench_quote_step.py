@@ -5,7 +5,8 @@ Run:  uv run python benchmarks/bench_quote_step.py [--calls N] [--batch 256] [--
 Measures, in one run, on the same stream of synthetic events (Brownian mid, ~30 %
 of events with a public trade, ~10 % with an own fill):
 
-* JAX, one asset, the Quoter's path (``PackedStep``: flat vectors, donated state,
+* JAX, one asset, the Quoter's path (``PackedStep``: one donated state vector in
+  and out, plus the event vector,
   compiled with ``mm_runtime.perf.PACKED_STEP_COMPILER_OPTIONS``), per call with
   ``block_until_ready``, after warm-up: median and p99; interleaved (20 alternating
   blocks) with the same packed function compiled with XLA's default options;
@@ -301,22 +302,21 @@ def measure_jax(calls, batch, warmup):
     state0 = mr.init(bundle, config)
     packed = mr.PackedStep(state0)
     evecs = [packed.event_vector(e) for e in events]
-    est_vec, const_vec = packed.pack(state0)
-    holder = [est_vec]
+    holder = [packed.pack(state0)]
 
     def one_packed(i):
-        holder[0], qv = packed(holder[0], const_vec, evecs[i % len(evecs)])
-        qv.block_until_ready()
+        holder[0] = packed(holder[0], evecs[i % len(evecs)])
+        holder[0].block_until_ready()
 
     # the same packed function compiled with XLA's default options (the step before
     # PACKED_STEP_COMPILER_OPTIONS): timed interleaved with the Quoter's path, so the
     # two medians see the same machine load
     default_fn = jax.jit(packed._fn.__wrapped__, donate_argnums=(0,))
-    holder_d = [packed.pack(state0)[0]]
+    holder_d = [packed.pack(state0)]
 
     def one_packed_default(i):
-        holder_d[0], qv = default_fn(holder_d[0], const_vec, evecs[i % len(evecs)])
-        qv.block_until_ready()
+        holder_d[0] = default_fn(holder_d[0], evecs[i % len(evecs)])
+        holder_d[0].block_until_ready()
 
     time_calls(one_packed, warmup)
     time_calls(one_packed_default, warmup)
