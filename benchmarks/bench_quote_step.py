@@ -5,8 +5,11 @@ Run:  uv run python benchmarks/bench_quote_step.py [--calls N] [--batch 256] [--
 Measures, in one run, on the same stream of synthetic events (Brownian mid, ~30 %
 of events with a public trade, ~10 % with an own fill):
 
-* JAX, one asset, the Quoter's path (``PackedStep``: flat vectors, donated state),
-  per call with ``block_until_ready``, after warm-up: median and p99;
+* JAX, one asset, the Quoter's path (``PackedStep``: one donated state vector in
+  and out, plus the event vector,
+  compiled with ``mm_runtime.perf.PACKED_STEP_COMPILER_OPTIONS``), per call with
+  ``block_until_ready``, after warm-up: median and p99; interleaved (20 alternating
+  blocks) with the same packed function compiled with XLA's default options;
 * JAX, one asset, the plain pytree API ``mm_runtime.step(state, event)``;
 * JAX, a batch of ``--batch`` assets in one ``mm_runtime.batch_step`` call (vmap):
   per call, and per asset (call time / batch);
@@ -274,6 +277,16 @@ def time_calls(fn, n):
     return out
 
 
+def time_interleaved(fns, n, rounds=20):
+    """``n`` timed calls of each of ``fns``, in ``rounds`` alternating blocks."""
+    out = [[] for _ in fns]
+    per = max(n // rounds, 1)
+    for r in range(rounds):
+        for f, o in zip(fns, out, strict=True):
+            o.extend(time_calls(lambda i, f=f: f(r * per + i), per))
+    return out
+
+
 def measure_jax(calls, batch, warmup):
     import jax
 
@@ -289,15 +302,27 @@ def measure_jax(calls, batch, warmup):
     state0 = mr.init(bundle, config)
     packed = mr.PackedStep(state0)
     evecs = [packed.event_vector(e) for e in events]
-    est_vec, const_vec = packed.pack(state0)
-    holder = [est_vec]
+    holder = [packed.pack(state0)]
 
     def one_packed(i):
-        holder[0], qv = packed(holder[0], const_vec, evecs[i % len(evecs)])
-        qv.block_until_ready()
+        holder[0] = packed(holder[0], evecs[i % len(evecs)])
+        holder[0].block_until_ready()
+
+    # the same packed function compiled with XLA's default options (the step before
+    # PACKED_STEP_COMPILER_OPTIONS): timed interleaved with the Quoter's path, so the
+    # two medians see the same machine load
+    default_fn = jax.jit(packed._fn.__wrapped__, donate_argnums=(0,))
+    holder_d = [packed.pack(state0)]
+
+    def one_packed_default(i):
+        holder_d[0] = default_fn(holder_d[0], evecs[i % len(evecs)])
+        holder_d[0].block_until_ready()
 
     time_calls(one_packed, warmup)
-    res["jax_packed_single"] = stats_us(time_calls(one_packed, calls))
+    time_calls(one_packed_default, warmup)
+    t_new, t_default = time_interleaved([one_packed, one_packed_default], calls)
+    res["jax_packed_single"] = stats_us(t_new)
+    res["jax_packed_single_default_xla_options"] = stats_us(t_default)
 
     # ---- one asset, the pytree API
     st = [state0]
@@ -393,6 +418,7 @@ def main() -> None:
 
     import mm_runtime as mr
 
+    load_start = os.getloadavg()
     res, events, state0 = measure_jax(args.calls, args.batch, args.warmup)
     worst = check_numpy_matches(events, state0)
     res["numpy_single"] = measure_numpy(events, state0, args.calls, args.warmup)
@@ -403,6 +429,7 @@ def main() -> None:
         low = json.loads(out.stdout.strip().splitlines()[-1])
         res["low_latency"] = low
 
+    load_end = os.getloadavg()
     np_us = res["numpy_single"]["median_us"]
     batch_us = res["jax_batch"]["per_asset_median_us"]
     report = {
@@ -415,6 +442,8 @@ def main() -> None:
             "numpy": np.__version__,
             "x64": bool(jax.config.jax_enable_x64),
             "backend": jax.default_backend(),
+            "loadavg_1_5_15_start": load_start,
+            "loadavg_1_5_15_end": load_end,
         },
         "config": {"n_levels": mr.QuoterConfig().n_levels, "pending_capacity": mr.QuoterConfig().pending_capacity,
                    "calls": args.calls, "batch": args.batch},
@@ -433,18 +462,22 @@ def main() -> None:
 
     rows = [
         ("JAX packed step (Quoter path), 1 asset", res["jax_packed_single"]),
+        ("  same, default XLA options (interleaved)", res["jax_packed_single_default_xla_options"]),
         ("JAX pytree step(state, event), 1 asset", res["jax_pytree_single"]),
     ]
     if "low_latency" in res:
         rows += [
-            ("  same, low-latency CPU mode", res["low_latency"]["jax_packed_single"]),
+            ("  packed, low-latency CPU mode", res["low_latency"]["jax_packed_single"]),
+            ("  packed, low-latency, default XLA options", res["low_latency"]["jax_packed_single_default_xla_options"]),
             ("  pytree, low-latency CPU mode", res["low_latency"]["jax_pytree_single"]),
         ]
     rows += [
         (f"JAX batch_step, {args.batch} assets (per call)", res["jax_batch"]),
         ("NumPy step, 1 asset", res["numpy_single"]),
     ]
-    print(f"\nquote step latency ({report['machine']['cpus']} CPUs, jax {jax.__version__}, float64)")
+    print(f"\nquote step latency ({report['machine']['cpus']} CPUs, jax {jax.__version__}, float64; "
+          f"load average 1/5/15 min {'/'.join(f'{x:.1f}' for x in load_start)} at start, "
+          f"{'/'.join(f'{x:.1f}' for x in load_end)} at end)")
     print(f"{'':46s} {'median µs':>11s} {'p99 µs':>11s}")
     for name, r in rows:
         print(f"{name:46s} {r['median_us']:11.1f} {r['p99_us']:11.1f}")
@@ -454,6 +487,9 @@ def main() -> None:
         lb = res["low_latency"]["jax_batch"]
         print(f"{'  same, low-latency CPU mode':46s} {lb['per_asset_median_us']:11.2f} "
               f"{lb['per_asset_p99_us']:11.2f}")
+    for label, r in [("default mode", res)] + ([("low-latency mode", res["low_latency"])] if "low_latency" in res else []):
+        a, b = r["jax_packed_single"]["median_us"], r["jax_packed_single_default_xla_options"]["median_us"]
+        print(f"packed step, {label}: {a:.1f} us vs {b:.1f} us with default XLA options (ratio {a / b:.2f})")
     print(f"\nbatch per-asset throughput vs NumPy: {np_us / batch_us:.0f}x (target >= 10x)")
     print(f"NumPy and JAX agree to {worst:.1e} (max relative difference over 400 events)")
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")

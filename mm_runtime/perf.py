@@ -1,11 +1,15 @@
-"""Process-level latency settings for a live quoter on CPU (opt-in).
+"""Latency settings for a live quoter on CPU: the process-level, opt-in
+:func:`configure_low_latency_cpu`, and :data:`PACKED_STEP_COMPILER_OPTIONS`, the
+per-function XLA options that ``PackedStep`` always compiles with.
 
 Why: XLA's CPU runtime runs a compiled step as a sequence of kernels ("thunks");
-with a multi-threaded client each kernel hand-off goes through its thread pool,
-which on a small machine costs ~1 µs per kernel — more than the kernels' work for
-a step of this size (~65 kernels).  With a single-threaded client the kernels run
-inline in the calling thread (~0.4 µs each): the measured single-asset step goes
-from ~80 µs to ~35 µs on a 2-core VM (see benchmarks/README.md).
+kernels that become ready side by side are handed to the client's thread pool,
+which on a small machine costs ~1 µs per kernel with the default multi-threaded
+client — more than the kernels' work for a step of this size (~70 kernels).  With a
+single-threaded client the pool has one thread and the hand-offs are cheaper
+(~0.4 µs per kernel): the measured single-asset step went from ~80 µs to ~30 µs on a
+2-core VM; :data:`PACKED_STEP_COMPILER_OPTIONS` then cuts the hand-offs themselves
+(see benchmarks/README.md).
 
 XLA sizes that pool from the CPU affinity mask at client creation and offers no
 flag for it, so :func:`configure_low_latency_cpu` creates the CPU client while the
@@ -21,7 +25,52 @@ import os
 
 import jax
 
-__all__ = ["configure_low_latency_cpu"]
+__all__ = ["configure_low_latency_cpu", "PACKED_STEP_COMPILER_OPTIONS", "packed_step_compiler_options"]
+
+PACKED_STEP_COMPILER_OPTIONS: dict[str, object] = {
+    "xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED",
+    "xla_cpu_use_fusion_emitters": False,
+}
+"""XLA options of the jitted single-asset step (``PackedStep``), whatever the client.
+
+XLA:CPU runs a compiled program through a dataflow executor over its ~70 kernels.
+Unless every kernel touches only tiny buffers (≤ 512 bytes; here the estimator
+state vector alone is 5 kB) or each kernel depends on the one before, the executor
+hands ready kernels beyond the first to the client's intra-op thread pool and the
+caller waits for them.  With the default schedule the step's kernel graph has 9
+source kernels (ready at once); with the memory-optimized schedule (more buffer
+reuse, hence more ordering edges between kernels) the same kernels form a graph
+with a single source and fewer kernels ready side by side, so fewer hand-offs
+happen (XLA's executor VLOG: 73 nodes, 9 → 1 source nodes; still not fully
+sequential).  Same HLO, same kernels, same numbers.  Measured on the 2-core VM,
+interleaved with the default compilation (both options): single-asset step
+32.6 → 22.6 µs median in low-latency mode and 99.8 → 52.6 µs with the default
+client (benchmarks/README.md).
+Of that, ``xla_cpu_use_fusion_emitters = False`` (XLA's older elemental emitter
+for the same fusions) is ~5 % (22.5 → 21.4 µs interleaved), the schedule the rest.  Outputs are bit-identical to the
+default compilation (checked over 2 000 events; the packed-vs-pytree test holds).
+The scheduler option does not help the pytree ``step`` or ``batch_step``
+(measured), so only ``PackedStep`` uses these options."""
+
+_OPTIONS_OK: dict | None = None
+
+
+def packed_step_compiler_options() -> dict:
+    """The entries of :data:`PACKED_STEP_COMPILER_OPTIONS` that this jaxlib accepts
+    (each checked once with a trivial compile; an unknown option is left out)."""
+    global _OPTIONS_OK
+    if _OPTIONS_OK is None:
+        import numpy as np
+
+        ok = {}
+        for name, value in PACKED_STEP_COMPILER_OPTIONS.items():
+            try:
+                jax.jit(lambda x: x + 1.0, compiler_options={name: value}).lower(np.float64(0.0)).compile()
+                ok[name] = value
+            except Exception:  # pragma: no cover - a jaxlib without this option
+                pass
+        _OPTIONS_OK = ok
+    return dict(_OPTIONS_OK)
 
 
 def configure_low_latency_cpu(sync_dispatch: bool = True) -> bool:

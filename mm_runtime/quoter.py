@@ -78,6 +78,7 @@ from .estimators import (
 )
 from .ladder import LadderInputs, LadderParams, build_ladder
 from .metrics import AssetMetrics, RuntimeMetrics
+from .perf import packed_step_compiler_options
 
 __all__ = [
     "RuntimeConfig",
@@ -508,15 +509,22 @@ _PACKED_CACHE: dict = {}
 
 
 class PackedStep:
-    """The same step on flat float64 vectors, for the latency-critical single-asset
-    path (``Quoter``).  On CPU each pytree leaf passed to or returned from a jitted
-    function costs ~0.5–1.5 µs of dispatch, and each XLA kernel ~0.3–1 µs, so:
+    """The same step on one flat float64 vector, for the latency-critical
+    single-asset path (``Quoter``).  On CPU each array passed to or returned from a
+    jitted function costs ~0.5–1.5 µs of dispatch, and each XLA kernel ~0.3–1 µs, so:
 
-    * the read-only part of the state (config + priors) is one vector that is
-      passed in but never returned;
-    * the mutable part (the estimators) is one vector, donated and returned;
-    * the event is one vector in field order; the quotes come back as one vector,
-      made finite by a single ``where`` over the whole vector.
+    * the whole state is one vector ``[estimators | config + priors | last quotes]``,
+      donated and returned: one array in (plus the event), one array out.  The
+      config + priors part is copied through unchanged (a 1.4 kB copy is cheaper
+      than a second argument and a second result); the quotes part is written by the
+      step (its input value is ignored), made finite by a single ``where``;
+    * the event is one vector in field order;
+    * it is compiled with :data:`mm_runtime.perf.PACKED_STEP_COMPILER_OPTIONS`
+      (XLA's memory-optimized schedule: the same kernels, ordered so that the CPU
+      runtime hands far fewer of them to its thread pool; bit-identical results).
+
+    The vector passed in is donated: do not keep it (or numpy views of it) across a
+    call; :meth:`quotes` copies what it returns.
     """
 
     def __init__(self, state: QuoterState):
@@ -525,41 +533,52 @@ class PackedStep:
         self.event_layout = _Layout(make_event(0.0))
         _, q = jax.eval_shape(_step_raw, state, make_event(0.0))
         self.quotes_layout = _Layout(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), q))
+        ne, nc = self.est_layout.size, self.const_layout.size
+        self.est_slice = slice(0, ne)
+        self.const_slice = slice(ne, ne + nc)
+        self.quotes_slice = slice(ne + nc, ne + nc + self.quotes_layout.size)
         key = (self.const_layout.key, self.est_layout.key)
         fn = _PACKED_CACHE.get(key)
         if fn is None:  # one compilation per state structure, shared by every Quoter
             cl, sl, el, ql = self.const_layout, self.est_layout, self.event_layout, self.quotes_layout
 
-            def packed(est_vec, const_vec, ev_vec):
+            def packed(vec, ev_vec):
+                est_vec, const_vec = vec[:ne], vec[ne : ne + nc]
                 cfg, prior = cl.unpack_jnp(const_vec)
                 s, q = _step_raw(QuoterState(cfg, prior, sl.unpack_jnp(est_vec)), el.unpack_jnp(ev_vec))
                 qv = ql.pack_jnp(q)
-                return sl.pack_jnp(s.est), jnp.where(jnp.isfinite(qv), qv, 0.0)
+                return jnp.concatenate([sl.pack_jnp(s.est), const_vec, jnp.where(jnp.isfinite(qv), qv, 0.0)])
 
-            fn = _PACKED_CACHE[key] = jax.jit(packed, donate_argnums=(0,))
+            fn = _PACKED_CACHE[key] = jax.jit(
+                packed, donate_argnums=(0,), compiler_options=packed_step_compiler_options()
+            )
         self._fn = fn
 
     def pack(self, state: QuoterState):
-        """(est_vec, const_vec) device arrays of ``state``."""
-        return (
-            jnp.asarray(self.est_layout.pack_np(state.est)),
-            jnp.asarray(self.const_layout.pack_np((state.cfg, state.prior))),
-        )
+        """The state vector (a device array) of ``state``; its quotes part is zeros."""
+        return jnp.asarray(np.concatenate([
+            self.est_layout.pack_np(state.est),
+            self.const_layout.pack_np((state.cfg, state.prior)),
+            np.zeros(self.quotes_layout.size),
+        ]))
 
-    def unpack(self, est_vec, const_vec) -> QuoterState:
-        cfg, prior = self.const_layout.unpack_np(np.asarray(const_vec))
-        return _to_jax(QuoterState(cfg, prior, self.est_layout.unpack_np(np.asarray(est_vec))))
+    def unpack(self, vec) -> QuoterState:
+        """The :class:`QuoterState` in ``vec`` (copied into new arrays)."""
+        v = np.asarray(vec)
+        cfg, prior = self.const_layout.unpack_np(v[self.const_slice])
+        return _to_jax(QuoterState(cfg, prior, self.est_layout.unpack_np(v[self.est_slice])))
 
-    def __call__(self, est_vec, const_vec, ev_vec):
-        """(est vector [donated], const vector, event vector) -> (est vector, quotes vector)."""
-        return self._fn(est_vec, const_vec, ev_vec)
+    def __call__(self, vec, ev_vec):
+        """(state vector [donated], event vector) -> state vector holding the quotes."""
+        return self._fn(vec, ev_vec)
 
     @staticmethod
     def event_vector(ev: MarketEvent) -> np.ndarray:
         return np.array(ev, dtype=np.float64)  # all leaves are scalars, in field order
 
-    def quotes(self, qvec) -> Quotes:
-        return self.quotes_layout.unpack_np(np.asarray(qvec))
+    def quotes(self, vec) -> Quotes:
+        """The quotes written by the last step into ``vec`` (numpy, a copy)."""
+        return self.quotes_layout.unpack_np(np.array(np.asarray(vec)[self.quotes_slice]))
 
 
 # ----------------------------------------------------------------------------- Quoter
@@ -599,7 +618,7 @@ class Quoter:
         self.asset = self.bundle.asset
         state = init(self.bundle, self.config)
         self._packed = PackedStep(state)
-        self._est_vec, self._const_vec = self._packed.pack(state)
+        self._vec = self._packed.pack(state)
         if metrics is False:
             self.metrics: AssetMetrics | None = None
             self.runtime_metrics = None
@@ -618,13 +637,13 @@ class Quoter:
     @property
     def state(self) -> QuoterState:
         """The current state as a pytree (a copy)."""
-        return self._packed.unpack(self._est_vec, self._const_vec)
+        return self._packed.unpack(self._vec)
 
     @state.setter
     def state(self, value: QuoterState) -> None:
         if _Layout(value).shapes != _Layout(self.state).shapes:
             self._packed = PackedStep(value)
-        self._est_vec, self._const_vec = self._packed.pack(value)
+        self._vec = self._packed.pack(value)
 
     # -- events ------------------------------------------------------------------------
     def on_event(
@@ -669,8 +688,8 @@ class Quoter:
             (fill[2] if len(fill) > 2 else -1.0) if fill is not None else -1.0,
         )
         evec = np.array(ev, dtype=np.float64)
-        self._est_vec, qvec = self._packed(self._est_vec, self._const_vec, evec)
-        quotes = self._packed.quotes(qvec)
+        self._vec = self._packed(self._vec, evec)
+        quotes = self._packed.quotes(self._vec)
         self.last_quotes = quotes
         self.n_events += 1
         if self.metrics is not None:
