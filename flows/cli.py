@@ -466,9 +466,14 @@ def render_ladder(rep: dict) -> None:
               f"kelly fraction {s['kelly_fraction']:.3f}  alpha_touch {s['alpha_touch']:.3f}  "
               f"binding bid/ask {s['binding']['bid']}/{s['binding']['ask']}  "
               f"margin used {s['margin_used']:.2f}", markup=False, highlight=False)
-    out.print(_table("ladder", ["side", "level", "depth bps", "price", "size", "P_fill", "alpha", "Kelly f"],
+    if "spread_capture" in s:
+        out.print(f"edge per fill = (1-alpha)(c*depth - fee) - alpha(AS + fee): spread capture c "
+                  f"{s['spread_capture']:.3f}, adverse move AS {s['adverse_move_bps']:.3g} bps, "
+                  f"fee {s['fee_bps']:g} bps", markup=False, highlight=False)
+    out.print(_table("ladder", ["side", "level", "depth bps", "price", "size", "P_fill", "alpha", "edge bps",
+                                "Kelly f"],
                      [[r["side"], r["level"], r["depth_bps"], r["price"], r["size"], r["p_fill"],
-                       r["alpha"], r["kelly_f"]] for r in rep["ladder"]]))
+                       r["alpha"], r["edge_bps"], r["kelly_f"]] for r in rep["ladder"]]))
 
 
 @app.command()

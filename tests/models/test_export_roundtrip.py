@@ -103,8 +103,8 @@ def test_loaded_prior_means_equal_posterior_means(loaded, draws):
     items = ex.leaves(summary_tree(b), draws)
     # every leaf of the schema: alpha 16, alpha_decay_bps, adverse_move_bps, kappa 8,
     # arrival_rate 8, hawkes_baseline 8, hawkes_branching 4, hawkes_decay,
-    # regime_transition 4, regime_emission 4, sigma_bps 4
-    assert len(items) == 59
+    # regime_transition 4, regime_emission 4, sigma_bps 4, spread_capture
+    assert len(items) == 60
     for path, s, x in items:
         name, fam = ex.flat_name(path), s["family"]
         summ = leaf(b.params, path)
@@ -114,6 +114,8 @@ def test_loaded_prior_means_equal_posterior_means(loaded, draws):
             d = rel(summ.mean(), np.mean(x, axis=0))
         elif fam == "normal_inverse_gamma":
             d = rel(summ.mean(), np.mean(x["mean"]), floor=1.0)  # on ln sigma
+        elif fam == "normal":
+            d = max(rel(summ.mean(), np.mean(x)), rel(summ.sigma ** 2, np.var(x, ddof=1)))
         else:
             assert fam == "lognormal", name
             d = max(rel(summ.mean(), np.mean(x)),
@@ -148,6 +150,8 @@ def test_runtime_state_carries_the_posterior_means(loaded, draws):
                    (prior.sigma_bps, [draws["sigma_bps"][r] for r in REGIMES])):
         assert rel(got, np.asarray(x).mean(-1)) < REL_TOL
     assert float(prior.bar_s) == float(b.units.volatility_bar_s) == 10.0
+    # the ladder's spread capture c is the posterior mean
+    assert rel(state.cfg.spread_capture, np.mean(draws["spread_capture"])) < REL_TOL
 
 
 def test_bundle_metadata(exported, loaded, fits, market):
@@ -204,7 +208,7 @@ def test_cap_limits_strength_keeps_means_and_is_recorded(market, fits, exported,
                                         ex.leaves(summary_tree(uncapped), draws), strict=True):
         summ, summ0 = leaf(capped.params, path), leaf(uncapped.params, path)
         fam = s["family"]
-        if fam == "lognormal":  # no pseudo-observation count: left alone
+        if fam in ("lognormal", "normal"):  # no pseudo-observation count: left alone
             assert s == s0
             continue
         strength = {"beta": lambda d: d["a"] + d["b"], "gamma": lambda d: d["shape"],
