@@ -85,8 +85,14 @@ class ObservationConfig(BaseModel):
       ``sigma_bps``) is computed from its sampled returns (:func:`volatility_bars`,
       :data:`VOLATILITY_ESTIMATORS`): ``"realized"`` (sum of squares: diffusion
       plus jumps), or a jump-robust estimator of the diffusive (integrated)
-      variance: ``"bipower"`` (Barndorff-Nielsen & Shephard 2004), ``"medrv"`` or
-      ``"minrv"`` (Andersen, Dobrev & Schaumburg 2012).
+      variance: ``"bipower"`` (Barndorff-Nielsen & Shephard 2004; scaling
+      mu1^-2 = pi/2), ``"medrv"`` (Andersen, Dobrev & Schaumburg 2012;
+      pi/(6 - 4 sqrt(3) + pi) = 1.419) or ``"minrv"`` (same paper; pi/(pi - 2) =
+      2.752), each on the bar's non-zero returns. Default ``"realized"``: the
+      live regime filter (``mm_runtime.estimators``) computes realized variance,
+      and the jump-robust bars recover the synthetic market's diffusive
+      volatilities only on a finer grid (benchmarks/README.md, "regime on the
+      synthetic market: jump-robust bars").
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
