@@ -29,7 +29,10 @@ How each model is fitted (as in ``tests/models/test_*.py``' end-to-end tests):
 * ``kappa``: :func:`models.kappa.fit` on the market's arrivals, true regime path.
 * ``hawkes``: :func:`models.hawkes.fit` on the market's arrivals, true regime path.
 * ``regime``: :func:`models.regime.fit` on :func:`models.regime.observations`
-  (log realized variance per bar; the truth path is not used by the fit).
+  (log variance per bar by ``--volatility-estimator``, default the
+  ``ObservationConfig`` default; the truth path is not used by the fit). Scored
+  against :func:`models.regime.market_truth`: with a jump-robust estimator the
+  regimes' ``sigma_bps`` is the truth's ``sigma_diffusion_bps``.
 * ``regime-sim``: :func:`models.regime.fit` on bars drawn from the HMM's own
   generative process (:func:`models.regime.simulate`, 360 bars, the synthetic
   market's transition matrix and volatility levels): the recovery check of the
@@ -89,6 +92,9 @@ REGIME_SIM_BARS = 360
 FORMAT = "mm-calibration/coverage"
 FORMAT_VERSION = 1
 SETTING_KEYS = ("duration_s", "draws", "tune", "chains", "sampler", "target_accept")
+REGIME_SETTING_KEYS = ("volatility_estimator",)
+"""Settings of the ``regime`` model only (a record without one predates the option:
+realized variance)."""
 
 
 # =========================================================================== fitting
@@ -98,8 +104,15 @@ def _n_obs(model: str, obs) -> int:
                 "regime-sim": lambda o: o.n_bars}[model](obs))
 
 
-def fit_model(model: str, market, cfg):
-    """Observations and fit of one model on one synthetic market (module docstring)."""
+def _regime_observation(estimator: str | None):
+    from models.data.observations import ObservationConfig
+
+    return ObservationConfig() if estimator is None else ObservationConfig(volatility_estimator=estimator)
+
+
+def fit_model(model: str, market, cfg, estimator: str | None = None):
+    """Observations and fit of one model on one synthetic market (module docstring);
+    ``estimator``: the regime model's ``volatility_estimator`` (None: the default)."""
     path = np.asarray(market.truth["regime_path"])
     if model == "alpha":
         from models import alpha as m
@@ -119,8 +132,9 @@ def fit_model(model: str, market, cfg):
     if model == "regime":
         from models import regime as m
 
-        obs = m.observations(market)
-        return obs, m.fit(obs, cfg)
+        oc = _regime_observation(estimator)
+        obs = m.observations(market, config=oc)
+        return obs, m.fit(obs, cfg, m.RegimeConfig(observation=oc))
     if model == "regime-sim":
         from models import regime as m
 
@@ -222,13 +236,18 @@ def _settings(args, model: str) -> dict[str, Any]:
     from models.sampling import SamplerConfig
 
     ta = args.target_accept if args.target_accept is not None else SamplerConfig().target_accept
-    return {"duration_s": float(args.duration), "draws": int(args.draws), "tune": int(args.tune),
-            "chains": int(args.chains), "sampler": args.sampler or DEFAULT_SAMPLER[model],
-            "target_accept": float(ta)}
+    st = {"duration_s": float(args.duration), "draws": int(args.draws), "tune": int(args.tune),
+          "chains": int(args.chains), "sampler": args.sampler or DEFAULT_SAMPLER[model],
+          "target_accept": float(ta)}
+    if model == "regime":
+        st["volatility_estimator"] = args.volatility_estimator
+    return st
 
 
 def _matches(run: dict[str, Any], settings: dict[str, Any]) -> bool:
-    return all(run.get(k) == settings[k] for k in SETTING_KEYS)
+    extra = {"volatility_estimator": "realized"}
+    return all(run.get(k, extra.get(k)) == settings[k] for k in SETTING_KEYS + REGIME_SETTING_KEYS
+               if k in settings)
 
 
 # =========================================================================== report
@@ -301,7 +320,8 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
         out[model] = {
             "rows": rows, "fits": len(rs), "seeds": [r["seed"] for r in rs],
-            "settings": {k: rs[0][k] for k in SETTING_KEYS},
+            "settings": {k: rs[0].get(k, "realized" if k == "volatility_estimator" else None)
+                         for k in SETTING_KEYS + (REGIME_SETTING_KEYS if model == "regime" else ())},
             "pooled90": (k90_all, n_all, *_wilson(k90_all, n_all)),
             "pooled50": (k50_all, n_all, *_wilson(k50_all, n_all)),
             "gate_passed": sum(bool(r["gate"]["passed"]) for r in rs),
@@ -361,7 +381,8 @@ def _model_line(model: str, s: dict[str, Any]) -> list[str]:
     return [
         f"{s['fits']} fits ({st['sampler']}, {st['chains']} x ({st['tune']} + {st['draws']}) draws, "
         f"target_accept {st['target_accept']:g}, "
-        f"{st['duration_s']:.0f} s markets, median {s['n_obs_median']:.0f} observations per fit); "
+        + (f"bars by {st['volatility_estimator']}, " if "volatility_estimator" in st else "")
+        + f"{st['duration_s']:.0f} s markets, median {s['n_obs_median']:.0f} observations per fit); "
         f"median {s['wall_median_s']:.1f} s per fit, {s['wall_total_s'] / 60:.1f} min in all.",
         f"Pooled coverage 90 %: {k}/{n} = {k / n:.1%} (Wilson 95 % [{lo:.1%}, {hi:.1%}]); "
         f"50 %: {k5}/{n5} = {k5 / n5:.1%} ([{lo5:.1%}, {hi5:.1%}]).",
@@ -509,6 +530,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "coverage.json")
     p.add_argument("--markdown", type=Path, default=None,
                    help="markdown report (default: --out with suffix .md)")
+    p.add_argument("--volatility-estimator", default=None,
+                   choices=("realized", "bipower", "medrv", "minrv"),
+                   help="regime: the bars' variance estimator (default: ObservationConfig's)")
     p.add_argument("--report-only", action="store_true", help="no fits: report what --out holds")
     p.add_argument("--alpha-estimands", action="store_true",
                    help="no fits: print what the alpha fit estimates vs the truth on these seeds' markets")
@@ -521,6 +545,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error(f"unknown model(s) {bad}; expected a subset of {list(MODELS)}")
     if a.markdown is None:
         a.markdown = a.out.with_suffix(".md")
+    if a.volatility_estimator is None:
+        from models.data.observations import ObservationConfig
+
+        a.volatility_estimator = ObservationConfig().volatility_estimator
     return a
 
 
@@ -572,6 +600,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if model == "regime-sim":
                 sim = regime_sim_obs(seed)
                 path, truth = sim.regimes, {"params": sim.meta["truth"]}
+            elif model == "regime":
+                from models.regime import market_truth
+
+                truth = {"params": market_truth(truth, _regime_observation(args.volatility_estimator))}
             bars = np.bincount(path, minlength=4).tolist()
             cfg = SamplerConfig(sampler=st["sampler"], draws=args.draws, tune=args.tune, chains=args.chains,
                                 target_accept=st["target_accept"], seed=seed, progressbar=False,
@@ -579,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[{i}/{total}] seed {seed} {model}: fitting ({st['sampler']}) ...", file=sys.stderr,
                   flush=True)
             t0 = time.perf_counter()
-            obs, idata = fit_model(model, market, cfg)
+            obs, idata = fit_model(model, market, cfg, args.volatility_estimator)
             wall = time.perf_counter() - t0
             rec = evaluate(model, idata, truth, bars, gate_config)
             run = {"seed": seed, "model": model, **st, "wall_s": wall, "n_obs": _n_obs(model, obs),

@@ -185,6 +185,80 @@ def test_volatility_bars_too_short_market():
         ob.volatility_bars(m, BARCFG)
 
 
+def test_bar_variance_hand_computed():
+    """The jump-robust estimators on the non-zero returns of each bar; pairs and
+    triples never cross a bar boundary; too few moves fall back to rv."""
+    r = np.array([1.0, 0.0, -2.0, 3.0, 0.0, 0.0, 1.0,   # bar 0: moves 1, 2, 3, 1 (n = 4)
+                  0.0, 5.0, 0.0,                        # bar 1: one move
+                  1.0, -2.0,                            # bar 2: two moves
+                  0.0])                                 # bar 3: flat
+    bar_of = np.array([0] * 7 + [1] * 3 + [2] * 2 + [3])
+    rv_expect = [15.0, 25.0, 5.0, 0.0]
+    expect = {
+        "realized": rv_expect,
+        # pi/2 * n/(n-1) * sum |x_i||x_{i-1}|: bar 0 (1*2 + 2*3 + 3*1) = 11; bar 2: 1*2 = 2
+        "bipower": [math.pi / 2 * 4 / 3 * 11, 25.0, math.pi / 2 * 2 * 2, 0.0],
+        # pi/(pi-2) * n/(n-1) * sum min^2: bar 0 1 + 4 + 1 = 6; bar 2: 1
+        "minrv": [math.pi / (math.pi - 2) * 4 / 3 * 6, 25.0, math.pi / (math.pi - 2) * 2 * 1, 0.0],
+        # c * n/(n-2) * sum med^2: bar 0 med(1,2,3)^2 + med(2,3,1)^2 = 8; bar 2 (n = 2 < 3): rv
+        "medrv": [math.pi / (6 - 4 * math.sqrt(3) + math.pi) * 2 * 8, 25.0, 5.0, 0.0],
+    }
+    for est, want in expect.items():
+        rv, iv, n = ob.bar_variance(r, bar_of, 4, est)
+        np.testing.assert_allclose(rv, rv_expect, rtol=1e-12)
+        np.testing.assert_allclose(iv, want, rtol=1e-12, err_msg=est)
+        assert list(n) == [4, 1, 2, 0]
+    with pytest.raises(ValueError, match="unknown volatility_estimator 'rv2'"):
+        ob.bar_variance(r, bar_of, 4, "rv2")
+    with pytest.raises(ValidationError):
+        ObservationConfig(volatility_estimator="rv2")
+
+
+def test_bar_variance_constants_and_jump_robustness():
+    """Gaussian returns: every estimator is unbiased (its constant); an isolated
+    20-sd jump per bar multiplies rv by ~21 but MedRV/MinRV by < 1.3 (bipower,
+    whose jump term is jump x neighbour, by ~3.5). Zero returns (a mid that did not
+    move in the sampling interval) change nothing: the estimators see the moves."""
+    rng = np.random.default_rng(3)
+    n, nb = 20, 5000
+    r = rng.standard_normal(n * nb)
+    bar_of = np.repeat(np.arange(nb), n)
+    for est, spec in ob.VOLATILITY_ESTIMATORS.items():
+        _, iv, _ = ob.bar_variance(r, bar_of, nb, est)
+        se = math.sqrt(spec["variance_factor"] * n) / math.sqrt(nb)  # sd of iv is sqrt(v/n) * n
+        assert abs(iv.mean() - n) < 4 * se, (est, iv.mean())
+    jumped = r.copy()
+    jumped[5::n] += 20.0
+    ratio = {est: ob.bar_variance(jumped, bar_of, nb, est)[1].mean() / n for est in ob.VOLATILITY_ESTIMATORS}
+    assert ratio["realized"] > 15 and ratio["bipower"] > 2
+    assert ratio["medrv"] < 1.3 and ratio["minrv"] < 1.3, ratio
+    padded = np.zeros(2 * n * nb)
+    padded[::2] = r  # a zero after every move, same bars
+    for est in ob.VOLATILITY_ESTIMATORS:
+        np.testing.assert_allclose(ob.bar_variance(padded, np.repeat(np.arange(nb), 2 * n), nb, est)[1],
+                                   ob.bar_variance(r, bar_of, nb, est)[1], rtol=1e-12)
+
+
+def test_volatility_bars_estimator_option():
+    """log_rv and sigma_bps follow ``iv``; rv stays the realized variance; bars with
+    fewer moves than the estimator needs keep rv (bars_market: at most 2 per bar)."""
+    m = bars_market(6.0)
+    base = ob.volatility_bars(m, BARCFG)
+    cfg = BARCFG.model_copy(update={"volatility_estimator": "medrv"})
+    b = ob.volatility_bars(m, cfg)
+    assert b.attrs["volatility_estimator"] == "medrv" and base.attrs["volatility_estimator"] == "realized"
+    assert list(b["n_moves"]) == [2, 1, 0]
+    np.testing.assert_allclose(b["iv"], base["rv"], rtol=1e-12)
+    np.testing.assert_allclose(b["log_rv"], base["log_rv"], rtol=1e-12)
+    # bipower uses bar 0's two moves: pi/2 * 2 * |ln 1.01| |ln(100/101)|
+    bp = ob.volatility_bars(m, BARCFG.model_copy(update={"volatility_estimator": "bipower"}))
+    want = math.pi / 2 * 2 * math.log(1.01) * abs(math.log(100 / 101))
+    assert bp["iv"].iloc[0] == pytest.approx(want, rel=1e-12)
+    assert bp["sigma_bps"].iloc[0] == pytest.approx(math.sqrt(want / 2) * 1e4, rel=1e-12)
+    assert bp["log_rv"].iloc[0] == pytest.approx(math.log(want), rel=1e-12)
+    np.testing.assert_allclose(bp["rv"], base["rv"], rtol=1e-12)
+
+
 # --------------------------------------------------------------------------- regimes
 def test_label_regimes_placeholder_quantiles_and_explicit():
     bars = pd.DataFrame({"log_rv": np.arange(20.0)})

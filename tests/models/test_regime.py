@@ -396,3 +396,71 @@ def test_end_to_end_synthetic_market():
     assert acc > placeholder + 0.05
     # the quiet regimes are decoded almost perfectly; the errors sit in high/extreme
     assert np.mean(path[obs.regimes == 0] == 0) > 0.9
+
+
+@pytest.mark.slow
+def test_recovery_on_synthetic_market_jump_robust_bars():
+    """Issue #3: on the synthetic market itself (not regime.simulate), with MedRV
+    bars on a 0.1 s grid (``volatility_estimator="medrv"``, Andersen, Dobrev &
+    Schaumburg 2012; ``rv_sample_seconds=0.1``: 100 returns per 10 s bar), the
+    regime model recovers the market's truth: the decoded path, every regime's
+    *diffusive* volatility (``sigma_diffusion_bps``, what jump-robust bars measure:
+    :func:`models.regime.market_truth`) and the transition probabilities.
+
+    Why it can fail: with realized-variance bars the top states collect the
+    informed-jump bars (test_end_to_end_synthetic_market): on this hour the EM
+    decoding of realized bars (checked here, no sampling) stays below the accuracy
+    the MedRV fit must reach, and the top state's sigma_bps lies 4-5x above the
+    extreme regime's diffusion level (benchmarks/README.md, "regime on the
+    synthetic market: jump-robust bars").
+    The extreme regime's MedRV sigma is ~5 % high (measured 0.41-0.44 against
+    0.40): Hawkes-clustered informed jumps sometimes fall in neighbouring 0.1 s
+    returns, which nearest-neighbour truncation does not remove; hence the 10 %
+    tolerance on the posterior means next to the interval count. Seed 1005
+    visits all four regimes (118/90/78/74 bars). Measured on the shared 2-core
+    machine: 37 s after another regime fit in the same session (graph compiled),
+    125 s alone under load average 6; marked slow."""
+    from models.data.observations import ObservationConfig
+    from models.data.synthetic import simulate_market
+
+    market = simulate_market(1005, duration_s=3600.0)
+    oc = ObservationConfig(volatility_estimator="medrv", rv_sample_seconds=0.1)
+    obs = rg.observations(market, config=oc)
+    assert obs.n_bars == 360 and obs.meta["observation_config"]["volatility_estimator"] == "medrv"
+    counts = np.bincount(obs.regimes, minlength=K)
+    assert counts.min() >= 50, counts  # the seed still visits every regime
+    # the contrast: realized-variance bars of the same hour (EM decoding, no sampling)
+    raw = rg.observations(market, config=ObservationConfig(volatility_estimator="realized"))
+    acc_raw = rg.path_accuracy(np.argmax(rg.em_fit(raw)["smoothed"], axis=1), raw.regimes)
+    assert acc_raw < 0.9, acc_raw
+
+    cfg = SamplerConfig(sampler="numpyro", draws=150, tune=150, chains=2, seed=2, progressbar=False,
+                        log_likelihood=False)
+    t0 = time.perf_counter()
+    idata = rg.fit(obs, cfg, rg.RegimeConfig(observation=oc))
+    wall = time.perf_counter() - t0
+    path = rg.regime_path(idata, obs)
+    acc = rg.path_accuracy(path, obs.regimes)
+    truth = rg.market_truth(market.truth, oc)
+    assert truth["sigma_bps[low]"] == market.truth["params"]["sigma_diffusion_bps[low]"]
+    d = rg.posterior_draws(idata)
+    out90, rel = [], {}
+    for k, r in enumerate(REGIMES):
+        x, t = d["sigma_bps"][:, k], truth[f"sigma_bps[{r}]"]
+        q = np.quantile(x, [0.05, 0.95])
+        rel[r] = float(x.mean() / t - 1.0)
+        if not q[0] <= t <= q[1]:
+            out90.append(f"sigma_bps[{r}]: true {t:.3f}, 90% [{q[0]:.3f}, {q[1]:.3f}]")
+    for i, a in enumerate(REGIMES):
+        for j, b in enumerate(REGIMES):
+            t = truth[f"regime_transition[{a},{b}]"]
+            q = np.quantile(d["regime_transition"][:, i, j], [0.05, 0.95])
+            if not q[0] <= t <= q[1]:
+                out90.append(f"regime_transition[{a},{b}]: true {t:.3f}, 90% [{q[0]:.3f}, {q[1]:.3f}]")
+    print(f"synthetic market, MedRV bars: accuracy {acc:.3f} (realized bars, EM: {acc_raw:.3f}), "
+          f"{wall:.0f} s; sigma_bps mean / truth - 1: {rel}; outside the 90% interval: {out90}")
+    assert acc >= 0.95, acc
+    assert all(abs(v) < 0.10 for v in rel.values()), rel
+    # 4 sigmas + 16 transition probabilities at 90 %: a calibrated posterior leaves
+    # <= 4 of 20 outside with probability ~0.96 (as if independent)
+    assert len(out90) <= 4, out90
