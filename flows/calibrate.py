@@ -190,10 +190,39 @@ def run_calibration(source: str, path: str, asset: str | None = None, *, runner:
     return result_of(fl(source=source, path=str(path), asset=asset, return_state=True, **kw))
 
 
+def _in_dask_worker() -> bool:
+    try:
+        from distributed import get_worker
+
+        get_worker()
+        return True
+    except (ImportError, ValueError):
+        return False
+
+
 @task(name="calibrate-one", task_run_name="calibrate-{asset}")
 def _calibrate_one(source: str, path: str, asset: str | None, runner: str | None, parallel_fits: int | None,
                    kw: dict[str, Any]) -> dict[str, Any]:
-    return run_calibration(source, path, asset, runner=runner, parallel_fits=parallel_fits, **kw)
+    """One asset's subflow. On a Dask worker this task only orchestrates: its fits are
+    tasks on the same cluster, so it leaves the worker's thread pool while it waits
+    (``distributed.secede`` / ``rejoin``, Dask's rule for tasks that launch tasks).
+    Without that, as many assets as the cluster has worker threads (``mmcal calibrate
+    --task-runner dask --parallel-assets 4``: 4 single-threaded workers) hold every
+    thread waiting for fits that can never start: a deadlock (measured: 4 Hyperliquid
+    coins hung with no progress for 10 minutes)."""
+    seceded = False
+    if _in_dask_worker():
+        from distributed import secede
+
+        secede()
+        seceded = True
+    try:
+        return run_calibration(source, path, asset, runner=runner, parallel_fits=parallel_fits, **kw)
+    finally:
+        if seceded:
+            from distributed import rejoin
+
+            rejoin()
 
 
 @flow(name="calibrate", flow_run_name="calibrate-{source}")

@@ -78,6 +78,13 @@ def task_runner(kind: str | None = None, max_workers: int | None = None) -> Any:
     address = os.environ.get("MMCAL_DASK_ADDRESS")
     if address:
         return DaskTaskRunner(address=address)
+    # a local cluster: its scheduler, nannies and workers log every connection at
+    # INFO on the console; keep warnings and errors (the worker processes read the
+    # environment variable when they import distributed)
+    import logging
+
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     return DaskTaskRunner(cluster_kwargs={"n_workers": max_workers or 1, "threads_per_worker": 1,
                                           "processes": True})
 

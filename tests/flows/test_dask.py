@@ -23,7 +23,10 @@ import pytest
 def cluster():
     distributed = pytest.importorskip("distributed")
     pytest.importorskip("prefect_dask")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=4, processes=False,
+    # one thread per worker, as `mmcal calibrate --task-runner dask` starts them: with
+    # as many assets as worker threads, an asset task that held its thread while its
+    # fits wait for one would deadlock the cluster (flows.calibrate._calibrate_one)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as c:
         yield c
 
@@ -61,7 +64,8 @@ def test_two_assets_on_a_dask_cluster(calibrated, lab, fit_settings, cluster, tm
 
     caplog.set_level(logging.WARNING)
     try:
-        fl = two.with_options(task_runner=DaskTaskRunner(address=cluster.scheduler_address))
+        fl = two.with_options(task_runner=DaskTaskRunner(address=cluster.scheduler_address),
+                              timeout_seconds=600)  # a deadlock fails instead of hanging
         docs = fl([(str(lab["market"]), "SYN"), (str(syn2), "SYN2")])
         assert [d["asset"] for d in docs] == ["SYN", "SYN2"]
         assert all(d["status"] == "registered" and d["version"] == 1 for d in docs), \
