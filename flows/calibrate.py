@@ -233,6 +233,13 @@ def calibrate(source: str, path: str, assets: list[str | None], runner: str | No
     arguments (window, sampler, gate, ...)."""
     from prefect.utilities.annotations import unmapped
 
+    from models import tracking
+
+    # create (or migrate) the tracking store here, once, before the assets run in
+    # parallel: several processes initialising a new sqlite store at the same time race
+    # on its schema migration (measured: "table _alembic_tmp_tags already exists" with 4
+    # Dask worker processes on an empty store)
+    tracking.configure()
     futures = _calibrate_one.map(source, path, assets, runner, parallel_fits, unmapped(options or {}))
     return [f.result() for f in futures]
 
