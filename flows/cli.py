@@ -923,7 +923,7 @@ def paper(
     queue_factor: float = typer.Option(0.0, "--queue-factor", help="Share of a print at our price that fills us "
                                        "(--queue-model factor, and auto's fallback without books)."),
     tick_size: Optional[float] = typer.Option(None, "--tick-size", help="Price grid the quotes are rounded to "
-                                              "(default: none, or the data's tick under the book model)."),
+                                              "(default: the data's tick, inferred from its prices; 0 = none)."),
     max_position_notional: float = typer.Option(20_000.0, "--max-position-notional", help="Position limit, notional."),
     block_s: float = typer.Option(600.0, "--block-s", help="Block length of the paired comparison, s."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder (default artifacts/paper/ASSET-...)."),
