@@ -104,9 +104,8 @@ def run(name: str) -> dict:
                    for m, v in cal["models"].items()}},
         replay={"trades": int(data.trade_ts.size), "quotes": int(data.quote_ts.size),
                 "seconds": float(data.end - data.start), "fee_bps": FEES_BPS[source],
-                "fill_model": ab["results"]["learned"].summary.get("fill_model") if "results" in ab else None},
+                "fill_model": ab["results"]["learned"].summary.get("fill_model")},
         spread_capture=(bundle.params.spread_capture.model_dump() if bundle.params.spread_capture else None))
-    doc["priors"] = ab["priors"]
     return doc
 
 

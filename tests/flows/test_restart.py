@@ -65,12 +65,12 @@ def test_a_calibration_killed_half_way_reruns_to_one_version(calibrated, mixture
     assert proc.returncode == -signal.SIGKILL
     assert {v.version for v in client.search_model_versions(f"name='{name}'")} == before  # nothing registered
 
-    again = calibrate(**{k: v for k, v in settings.items() if k != "plots"})
+    again = calibrate(**settings)
     assert again["status"] == "registered", again
     assert not again["models"]["alpha"]["cache_hit"] and again["models"]["kappa"]["cache_hit"]
     after = [v for v in client.search_model_versions(f"name='{name}'") if v.version not in before]
     assert [int(v.version) for v in after] == [again["version"]]
 
-    third = calibrate(**{k: v for k, v in settings.items() if k != "plots"})
+    third = calibrate(**settings)
     assert third["version"] == again["version"] and all(m["cache_hit"] for m in third["models"].values())
     assert len(client.search_model_versions(f"name='{name}'")) == len(before) + 1
