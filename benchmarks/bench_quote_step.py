@@ -308,21 +308,33 @@ def measure_jax(calls, batch, warmup):
         holder[0] = packed(holder[0], evecs[i % len(evecs)])
         holder[0].block_until_ready()
 
-    # the same packed function compiled with XLA's default options (the step before
-    # PACKED_STEP_COMPILER_OPTIONS): timed interleaved with the Quoter's path, so the
-    # two medians see the same machine load
-    default_fn = jax.jit(packed._fn.__wrapped__, donate_argnums=(0,))
-    holder_d = [packed.pack(state0)]
+    # the same packed function as the multi-kernel XLA program (~70 kernels through
+    # XLA's executor): with PACKED_STEP_COMPILER_OPTIONS (what the Quoter runs when
+    # the one-kernel form is not in use) and with XLA's default options; timed
+    # interleaved with the Quoter's path, so the medians see the same machine load
+    from mm_runtime.perf import packed_step_compiler_options
 
-    def one_packed_default(i):
-        holder_d[0] = default_fn(holder_d[0], evecs[i % len(evecs)])
-        holder_d[0].block_until_ready()
+    refs = {"jax_packed_single_default_xla_options": jax.jit(packed.python_fn, donate_argnums=(0,))}
+    if packed.one_kernel:
+        refs["jax_packed_single_multi_kernel"] = jax.jit(
+            packed.python_fn, donate_argnums=(0,), compiler_options=packed_step_compiler_options())
 
-    time_calls(one_packed, warmup)
-    time_calls(one_packed_default, warmup)
-    t_new, t_default = time_interleaved([one_packed, one_packed_default], calls)
-    res["jax_packed_single"] = stats_us(t_new)
-    res["jax_packed_single_default_xla_options"] = stats_us(t_default)
+    def caller(fn):
+        h = [packed.pack(state0)]
+
+        def one(i):
+            h[0] = fn(h[0], evecs[i % len(evecs)])
+            h[0].block_until_ready()
+
+        return one
+
+    fns = [one_packed] + [caller(f) for f in refs.values()]
+    for f in fns:
+        time_calls(f, warmup)
+    timed = time_interleaved(fns, calls)
+    res["jax_packed_single"] = dict(stats_us(timed[0]), one_kernel=bool(packed.one_kernel))
+    for name, t in zip(refs, timed[1:], strict=True):
+        res[name] = stats_us(t)
 
     # ---- one asset, the pytree API
     st = [state0]
@@ -466,10 +478,14 @@ def main() -> None:
         ("JAX pytree step(state, event), 1 asset", res["jax_pytree_single"]),
     ]
     if "low_latency" in res:
+        low = res["low_latency"]
+        form = "one kernel" if low["jax_packed_single"].get("one_kernel") else "multi-kernel"
+        rows += [(f"  packed, low-latency CPU mode ({form})", low["jax_packed_single"])]
+        if "jax_packed_single_multi_kernel" in low:
+            rows += [("  packed, low-latency, multi-kernel form", low["jax_packed_single_multi_kernel"])]
         rows += [
-            ("  packed, low-latency CPU mode", res["low_latency"]["jax_packed_single"]),
-            ("  packed, low-latency, default XLA options", res["low_latency"]["jax_packed_single_default_xla_options"]),
-            ("  pytree, low-latency CPU mode", res["low_latency"]["jax_pytree_single"]),
+            ("  packed, low-latency, multi-kernel, default XLA", low["jax_packed_single_default_xla_options"]),
+            ("  pytree, low-latency CPU mode", low["jax_pytree_single"]),
         ]
     rows += [
         (f"JAX batch_step, {args.batch} assets (per call)", res["jax_batch"]),
@@ -490,6 +506,9 @@ def main() -> None:
     for label, r in [("default mode", res)] + ([("low-latency mode", res["low_latency"])] if "low_latency" in res else []):
         a, b = r["jax_packed_single"]["median_us"], r["jax_packed_single_default_xla_options"]["median_us"]
         print(f"packed step, {label}: {a:.1f} us vs {b:.1f} us with default XLA options (ratio {a / b:.2f})")
+        if "jax_packed_single_multi_kernel" in r:
+            m = r["jax_packed_single_multi_kernel"]["median_us"]
+            print(f"packed step, {label}: one kernel {a:.1f} us vs multi-kernel {m:.1f} us (ratio {a / m:.2f})")
     print(f"\nbatch per-asset throughput vs NumPy: {np_us / batch_us:.0f}x (target >= 10x)")
     print(f"NumPy and JAX agree to {worst:.1e} (max relative difference over 400 events)")
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")

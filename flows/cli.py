@@ -1263,7 +1263,8 @@ def live(
     state: Optional[Path] = typer.Option(None, "--state", help="State file, restored at start and saved "
                                          "atomically at shutdown (default: ASSET.state.json beside PRIORS)."),
     low_latency_cpu: bool = typer.Option(True, "--low-latency/--no-low-latency", help="Single-threaded XLA CPU "
-                                         "client, synchronous dispatch (a dedicated quoter process)."),
+                                         "client, synchronous dispatch, the quote step compiled as one XLA "
+                                         "kernel (a dedicated quoter process)."),
     params_state: Optional[Path] = typer.Option(None, "--params-state", help="Learned-parameter registry state "
                                                 "(from `mmcal params calibrate --state`): published as "
                                                 "mm_learned_<name> gauges and logged every minute."),

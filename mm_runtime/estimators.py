@@ -354,12 +354,15 @@ def update(st: EstimatorState, prior: PriorArrays, lp: LearningParams, obs: Obse
     due = (pending[:, PENDING_ACTIVE] > 0) & m_ok & (obs.ts - pending[:, PENDING_TS] >= lp.markout_horizon_s)
     markout = p_side * (p_price - obs.mid) / jnp.where(p_price > 0, p_price, 1.0) * 1e4
     informed = markout > lp.informed_threshold_bps
-    # column c < B: success in bucket c; B <= c < 2B: failure in bucket c - B; others: none
-    c_bucket = jnp.asarray(np.where(col < 2 * B, col % B, -1))
-    c_success = jnp.asarray(col < B)
-    hit = (pending[:, PENDING_BUCKET][:, None] == c_bucket[None, :]) & (informed[:, None] == c_success[None, :])
+    # α column c < B: success in bucket c; B <= c < 2B: failure in bucket c - B.  The
+    # κ / arrival columns get no markout evidence, so the product is taken on the 2B
+    # α columns only and padded (half the work of a product on all C columns)
+    a_col = np.arange(2 * B)
+    hit = (pending[:, PENDING_BUCKET][:, None] == jnp.asarray(a_col % B)[None, :]) & (
+        informed[:, None] == jnp.asarray(a_col < B)[None, :]
+    )
     weights = jnp.where(due[:, None], pending[:, PENDING_PROBS:], 0.0)  # (N, R)
-    resolved = weights.T @ hit.astype(float)  # (R, C)
+    resolved = jnp.pad(weights.T @ hit.astype(float), ((0, 0), (0, C - 2 * B)))  # (R, C)
     active_col = jnp.asarray(np.arange(pending.shape[1]) == PENDING_ACTIVE)
     pending = jnp.where(due[:, None] & active_col[None, :], 0.0, pending)
 

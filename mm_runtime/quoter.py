@@ -78,7 +78,7 @@ from .estimators import (
 )
 from .ladder import LadderInputs, LadderParams, build_ladder
 from .metrics import AssetMetrics, RuntimeMetrics
-from .perf import packed_step_compiler_options
+from .perf import is_one_kernel, packed_step_compiler_options, run_once_as_one_kernel, small_loops_as_kernels
 
 __all__ = [
     "RuntimeConfig",
@@ -521,7 +521,11 @@ class PackedStep:
     * the event is one vector in field order;
     * it is compiled with :data:`mm_runtime.perf.PACKED_STEP_COMPILER_OPTIONS`
       (XLA's memory-optimized schedule: the same kernels, ordered so that the CPU
-      runtime hands far fewer of them to its thread pool; bit-identical results).
+      runtime hands none of them to its thread pool; bit-identical results);
+    * in low-latency mode (:func:`mm_runtime.configure_low_latency_cpu`) it runs as
+      one XLA kernel (:func:`mm_runtime.perf.run_once_as_one_kernel`; checked on
+      the compiled HLO, ``one_kernel`` says which form is in use): no executor, no
+      thread pool, whatever XLA's schedule (see :mod:`mm_runtime.perf`).
 
     The vector passed in is donated: do not keep it (or numpy views of it) across a
     call; :meth:`quotes` copies what it returns.
@@ -537,9 +541,10 @@ class PackedStep:
         self.est_slice = slice(0, ne)
         self.const_slice = slice(ne, ne + nc)
         self.quotes_slice = slice(ne + nc, ne + nc + self.quotes_layout.size)
-        key = (self.const_layout.key, self.est_layout.key)
-        fn = _PACKED_CACHE.get(key)
-        if fn is None:  # one compilation per state structure, shared by every Quoter
+        one_kernel_wanted = small_loops_as_kernels()
+        key = (self.const_layout.key, self.est_layout.key, one_kernel_wanted)
+        cached = _PACKED_CACHE.get(key)
+        if cached is None:  # one compilation per state structure, shared by every Quoter
             cl, sl, el, ql = self.const_layout, self.est_layout, self.event_layout, self.quotes_layout
 
             def packed(vec, ev_vec):
@@ -549,10 +554,21 @@ class PackedStep:
                 qv = ql.pack_jnp(q)
                 return jnp.concatenate([sl.pack_jnp(s.est), const_vec, jnp.where(jnp.isfinite(qv), qv, 0.0)])
 
-            fn = _PACKED_CACHE[key] = jax.jit(
-                packed, donate_argnums=(0,), compiler_options=packed_step_compiler_options()
-            )
-        self._fn = fn
+            options = packed_step_compiler_options()
+            cached = None
+            if one_kernel_wanted:
+                once = jax.jit(run_once_as_one_kernel(packed), donate_argnums=(0,), compiler_options=options)
+                specs = (
+                    jax.ShapeDtypeStruct((ne + nc + self.quotes_layout.size,), jnp.float64),
+                    jax.ShapeDtypeStruct((self.event_layout.size,), jnp.float64),
+                )
+                if is_one_kernel(once.lower(*specs).compile()):
+                    cached = (once, True, packed)
+            if cached is None:  # the multi-kernel form (also when the loop was too big)
+                cached = (jax.jit(packed, donate_argnums=(0,), compiler_options=options), False, packed)
+            _PACKED_CACHE[key] = cached
+        # python_fn: the un-jitted (vec, ev_vec) -> vec function (for benchmarks)
+        self._fn, self.one_kernel, self.python_fn = cached
 
     def pack(self, state: QuoterState):
         """The state vector (a device array) of ``state``; its quotes part is zeros."""

@@ -7,6 +7,8 @@ import json
 import logging
 import math
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -272,3 +274,38 @@ def test_quote_once_rows(tmp_path):
 def test_low_latency_cpu_is_refused_once_the_backend_exists():
     jax.devices()
     assert mr.configure_low_latency_cpu() is False
+
+
+def test_low_latency_mode_runs_the_packed_step_as_one_kernel():
+    """In low-latency mode (a fresh process: the mode must precede JAX's backend) the
+    Quoter's step is one XLA kernel (mm_runtime.perf) and gives the pytree step's
+    quotes and estimator state on a stream whose markouts come due."""
+    code = f"""
+import sys
+sys.path.insert(0, {str(os.path.dirname(__file__))!r})
+import mm_runtime as mr
+assert mr.configure_low_latency_cpu()
+import numpy as np
+import test_quoter as t
+from mm_runtime.quoter import Quoter, init, step
+b = mr.example_bundle()
+quoter, state = Quoter(b, replay=True, metrics=False), init(b)
+assert quoter._packed.one_kernel
+for d in t.market_path(300, seed=4, dt=0.5):
+    q1 = quoter.on_event(
+        d["ts"], d["mid"], position=d["position"], margin_available=d["margin_available"],
+        trade=(d["trade_price"], d["trade_side"]) if "trade_price" in d else None,
+        fill=(d["fill_price"], d["fill_side"]) if "fill_price" in d else None,
+    )
+    state, q2 = step(state, t.as_event(d))
+    for name, x in q1._asdict().items():
+        np.testing.assert_allclose(np.asarray(x, dtype=float), np.asarray(getattr(q2, name), dtype=float),
+                                   rtol=1e-12, atol=1e-12, err_msg=name)
+ev = np.asarray(quoter.state.est.evidence)
+np.testing.assert_allclose(ev, np.asarray(state.est.evidence), rtol=1e-12)
+B = quoter.state.prior.bucket_edges.shape[0]
+print("alpha evidence", float(ev[:, : 2 * B].sum()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert float(out.stdout.split("alpha evidence")[1]) > 0  # markouts resolved on this stream
