@@ -6,10 +6,14 @@ Measures, in one run, on the same stream of synthetic events (Brownian mid, ~30 
 of events with a public trade, ~10 % with an own fill):
 
 * JAX, one asset, the Quoter's path (``PackedStep``: one donated state vector in
-  and out, plus the event vector,
-  compiled with ``mm_runtime.perf.PACKED_STEP_COMPILER_OPTIONS``), per call with
-  ``block_until_ready``, after warm-up: median and p99; interleaved (20 alternating
-  blocks) with the same packed function compiled with XLA's default options;
+  and out, plus the event vector, compiled with
+  ``mm_runtime.perf.PACKED_STEP_COMPILER_OPTIONS``; in low-latency mode one XLA
+  kernel), per call with ``block_until_ready``, after warm-up: median and p99;
+  interleaved (20 alternating blocks) with the same packed function as the multi-
+  kernel program (~70 kernels through XLA's executor; low-latency mode only) and
+  compiled with XLA's default options;
+* the whole ``Quoter.on_event`` (the packed step, the event vector, the quotes read
+  back into numpy, the status check), one asset;
 * JAX, one asset, the plain pytree API ``mm_runtime.step(state, event)``;
 * JAX, a batch of ``--batch`` assets in one ``mm_runtime.batch_step`` call (vmap):
   per call, and per asset (call time / batch);
@@ -17,7 +21,8 @@ of events with a public trade, ~10 % with an own fill):
   written in plain NumPy (checked against the JAX step before timing);
 * the JAX numbers again in a child process in "low-latency CPU mode"
   (``mm_runtime.configure_low_latency_cpu()``: XLA CPU client created single-
-  threaded, synchronous dispatch; skip with ``--no-child``).
+  threaded, synchronous dispatch, the packed step as one kernel; skip with
+  ``--no-child``).
 
 Prints a table and writes artifacts/benchmarks/quote_step.json.
 """
@@ -336,6 +341,21 @@ def measure_jax(calls, batch, warmup):
     for name, t in zip(refs, timed[1:], strict=True):
         res[name] = stats_us(t)
 
+    # ---- one asset, the whole Quoter.on_event: the packed step plus building the
+    # event vector, reading the quotes back into numpy and the status check
+    quoter = mr.Quoter(bundle, config, replay=True, metrics=False)
+    on_args = [(t, m, dict(position=kw["position"], margin_available=kw["margin_available"],
+                           trade=(kw["trade_price"], kw["trade_side"]) if "trade_price" in kw else None,
+                           fill=(kw["fill_price"], kw["fill_side"]) if "fill_price" in kw else None))
+               for t, m, kw in stream]
+
+    def one_on_event(i):
+        t, m, kw = on_args[i % len(on_args)]
+        quoter.on_event(t, m, **kw)
+
+    time_calls(one_on_event, warmup)
+    res["quoter_on_event"] = stats_us(time_calls(one_on_event, max(calls // 4, 1000)))
+
     # ---- one asset, the pytree API
     st = [state0]
 
@@ -475,6 +495,7 @@ def main() -> None:
     rows = [
         ("JAX packed step (Quoter path), 1 asset", res["jax_packed_single"]),
         ("  same, default XLA options (interleaved)", res["jax_packed_single_default_xla_options"]),
+        ("Quoter.on_event (packed step + read-out), 1 asset", res["quoter_on_event"]),
         ("JAX pytree step(state, event), 1 asset", res["jax_pytree_single"]),
     ]
     if "low_latency" in res:
@@ -485,6 +506,7 @@ def main() -> None:
             rows += [("  packed, low-latency, multi-kernel form", low["jax_packed_single_multi_kernel"])]
         rows += [
             ("  packed, low-latency, multi-kernel, default XLA", low["jax_packed_single_default_xla_options"]),
+            ("  Quoter.on_event, low-latency CPU mode", low["quoter_on_event"]),
             ("  pytree, low-latency CPU mode", low["jax_pytree_single"]),
         ]
     rows += [

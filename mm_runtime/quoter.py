@@ -493,6 +493,39 @@ class _Layout:
             out.append(x)
         return self.treedef.unflatten(out)
 
+    def flat_reader(self, cls):
+        """A fast ``unpack_np`` for a flat NamedTuple ``cls`` (every leaf one field):
+        ``read(buf)`` → ``cls`` of numpy views into ``buf`` (scalars as numpy scalars,
+        bool/int leaves converted), the same values and types as ``unpack_np`` at about
+        half the cost (no tree unflattening; the live quoter reads the quotes on
+        every event)."""
+        if self.treedef.num_leaves != len(cls._fields) or self.treedef.num_nodes != len(cls._fields) + 1:
+            raise ValueError(f"{cls.__name__} is not a flat NamedTuple of this layout")
+        plan = []
+        for o, n, shp, dt in self._plan:
+            kind = ("s" if not shp else "a") + ("b" if dt == np.bool_ else "f" if dt == np.float64 else "i")
+            plan.append((kind, o, o + n, shp, dt.type))
+        make = cls._make
+
+        def read(buf):
+            out = []
+            for kind, o, e, shp, t in plan:
+                if kind == "af":
+                    out.append(buf[o:e].reshape(shp))
+                elif kind == "sf":
+                    out.append(buf[o])
+                elif kind == "sb":
+                    out.append(buf[o] != 0)
+                elif kind == "si":
+                    out.append(t(buf[o]))
+                elif kind == "ab":
+                    out.append(buf[o:e].reshape(shp) != 0)
+                else:
+                    out.append(buf[o:e].reshape(shp).astype(t))
+            return make(out)
+
+        return read
+
     def pack_jnp(self, tree):
         leaves = jax.tree.leaves(tree)
         return jnp.concatenate([jnp.ravel(x).astype(jnp.float64) for x in leaves])
@@ -569,6 +602,7 @@ class PackedStep:
             _PACKED_CACHE[key] = cached
         # python_fn: the un-jitted (vec, ev_vec) -> vec function (for benchmarks)
         self._fn, self.one_kernel, self.python_fn = cached
+        self._read_quotes = self.quotes_layout.flat_reader(Quotes)
 
     def pack(self, state: QuoterState):
         """The state vector (a device array) of ``state``; its quotes part is zeros."""
@@ -594,7 +628,7 @@ class PackedStep:
 
     def quotes(self, vec) -> Quotes:
         """The quotes written by the last step into ``vec`` (numpy, a copy)."""
-        return self.quotes_layout.unpack_np(np.array(np.asarray(vec)[self.quotes_slice]))
+        return self._read_quotes(np.array(np.asarray(vec)[self.quotes_slice]))
 
 
 # ----------------------------------------------------------------------------- Quoter

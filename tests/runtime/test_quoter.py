@@ -309,3 +309,23 @@ print("alpha evidence", float(ev[:, : 2 * B].sum()))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert float(out.stdout.split("alpha evidence")[1]) > 0  # markouts resolved on this stream
+
+
+def test_the_fast_quotes_reader_matches_the_generic_unpack():
+    """PackedStep.quotes (flat_reader) returns the same fields, types, dtypes and
+    values as the generic _Layout.unpack_np."""
+    from mm_runtime.quoter import PackedStep, Quotes
+
+    state = init(mr.example_bundle())
+    packed = PackedStep(state)
+    vec = packed.pack(state)
+    for d in market_path(20, seed=3):
+        vec = packed(vec, packed.event_vector(as_event(d)))
+    buf = np.array(np.asarray(vec)[packed.quotes_slice])
+    fast, generic = packed.quotes(vec), packed.quotes_layout.unpack_np(buf)
+    assert type(fast) is Quotes and fast._fields == generic._fields
+    for name, a, b in zip(fast._fields, fast, generic, strict=True):
+        assert type(a) is type(b) and np.asarray(a).dtype == np.asarray(b).dtype, name
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    with pytest.raises(ValueError, match="not a flat NamedTuple"):
+        packed.est_layout.flat_reader(Quotes)
