@@ -419,6 +419,8 @@ def test_mmcal_live_hot_reload_corrupt_bundle_sigterm_and_restart(shared_data, t
     msgs = [r["msg"] for r in logs]
     assert "bundle reloaded" in msgs and "bundle reload refused; keeping the last good bundle" in msgs
     assert "ladder" in msgs and "signal received; stopping" in msgs
+    assert "live: low-latency CPU mode on" in err1.read_text()
+    assert "live: quote step compiled as one XLA kernel" in err1.read_text()
     stopped = [r for r in logs if r["msg"] == "stopped"][-1]
     assert stopped["stopped"] == "signal SIGTERM" and stopped["model_version"] == "example-v2"
     doc = json.loads(state.read_text())
