@@ -108,11 +108,12 @@ def run_once_as_one_kernel(fn):
     """``fn(x, *args) -> x'`` as a ``while`` loop whose body is ``fn`` and that runs
     exactly once, for XLA's small-while-loop pass to compile into a single kernel.
 
-    The loop's guard is a carried boolean (false, then true after the body), which
-    XLA's while-loop simplifier cannot prove to run once (it only counts integer
-    induction variables), so the loop — and the kernel — survive optimization; the
-    result is the same as ``fn(x, *args)`` (bit-identical: the same fused
-    computations, run inside one kernel)."""
+    The loop's guard is a carried boolean (false, then true after the body): XLA's
+    while-loop simplifier removes a loop whose integer counter runs to 1 (measured),
+    but not this one, so the loop — and the kernel — survive optimization.  The
+    result is ``fn(x, *args)``: the same fused computations run inside one function,
+    equal to the multi-kernel program up to floating-point contraction (the quote
+    step's quotes: largest absolute difference 9e-16 over 2 000 events)."""
     import jax.numpy as jnp
     from jax import lax
 

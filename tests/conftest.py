@@ -15,3 +15,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real market data not found at {SHARED_DATA} (../shared/data beside the repository)")
     return SHARED_DATA
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Work units for pytest-xdist (``-n``, see pyproject's addopts): each test module
+    whole on one worker (its module-scoped fits are computed once), and every flow
+    test (tests/flows, whose modules share one session's calibrated registry) on the
+    same worker.  (xdist's ``loadgroup`` marks do not work with pytest 9.2: xdist 3.8
+    rewrites ``item._nodeid``, which pytest no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "tests/flows" if module.startswith("tests/flows/") else module
+
+    return ModuleScheduling(config, log)
