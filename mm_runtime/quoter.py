@@ -469,62 +469,40 @@ class _Layout:
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int).tolist()
         self.size = self.offsets[-1]
         self.key = (str(self.treedef), tuple(self.shapes), tuple(str(d) for d in self.dtypes))
-        self._plan = list(zip(self.offsets, self.sizes, self.shapes, self.dtypes, strict=False))
+        # per leaf: (kind, start, stop, shape, scalar type); kind = scalar "s" / array
+        # "a" + float "f" / bool "b" / other "i" (decided once: the read-out is hot)
+        self._plan = [
+            (("s" if not shp else "a") + ("b" if dt == np.bool_ else "f" if dt == np.float64 else "i"),
+             o, o + n, shp, dt.type)
+            for o, n, shp, dt in zip(self.offsets[:-1], self.sizes, self.shapes, self.dtypes, strict=True)
+        ]
 
     def pack_np(self, tree) -> np.ndarray:
         leaves = jax.tree.leaves(tree)
         return np.concatenate([np.asarray(x, dtype=np.float64).ravel() for x in leaves])
 
-    def unpack_np(self, vec):
-        """Numpy views into ``vec`` (scalars as numpy scalars; copies only for
-        bool/int leaves)."""
-        vec = np.asarray(vec)
+    def _leaves_np(self, vec: np.ndarray) -> list:
+        """The leaves as numpy views into ``vec`` (scalars as numpy scalars; copies
+        only for bool/int leaves)."""
         out = []
-        for o, n, shp, dt in self._plan:
-            if not shp:
-                x = vec[o]
-                x = x != 0 if dt == np.bool_ else (x if dt == np.float64 else dt.type(x))
+        for kind, o, e, shp, t in self._plan:
+            if kind == "af":
+                out.append(vec[o:e].reshape(shp))
+            elif kind == "sf":
+                out.append(vec[o])
+            elif kind == "sb":
+                out.append(vec[o] != 0)
+            elif kind == "si":
+                out.append(t(vec[o]))
+            elif kind == "ab":
+                out.append(vec[o:e].reshape(shp) != 0)
             else:
-                x = vec[o : o + n].reshape(shp)
-                if dt == np.bool_:
-                    x = x != 0
-                elif dt != np.float64:
-                    x = x.astype(dt)
-            out.append(x)
-        return self.treedef.unflatten(out)
+                out.append(vec[o:e].reshape(shp).astype(t))
+        return out
 
-    def flat_reader(self, cls):
-        """A fast ``unpack_np`` for a flat NamedTuple ``cls`` (every leaf one field):
-        ``read(buf)`` → ``cls`` of numpy views into ``buf`` (scalars as numpy scalars,
-        bool/int leaves converted), the same values and types as ``unpack_np`` at about
-        half the cost (no tree unflattening; the live quoter reads the quotes on
-        every event)."""
-        if self.treedef.num_leaves != len(cls._fields) or self.treedef.num_nodes != len(cls._fields) + 1:
-            raise ValueError(f"{cls.__name__} is not a flat NamedTuple of this layout")
-        plan = []
-        for o, n, shp, dt in self._plan:
-            kind = ("s" if not shp else "a") + ("b" if dt == np.bool_ else "f" if dt == np.float64 else "i")
-            plan.append((kind, o, o + n, shp, dt.type))
-        make = cls._make
-
-        def read(buf):
-            out = []
-            for kind, o, e, shp, t in plan:
-                if kind == "af":
-                    out.append(buf[o:e].reshape(shp))
-                elif kind == "sf":
-                    out.append(buf[o])
-                elif kind == "sb":
-                    out.append(buf[o] != 0)
-                elif kind == "si":
-                    out.append(t(buf[o]))
-                elif kind == "ab":
-                    out.append(buf[o:e].reshape(shp) != 0)
-                else:
-                    out.append(buf[o:e].reshape(shp).astype(t))
-            return make(out)
-
-        return read
+    def unpack_np(self, vec):
+        """The tree of numpy views into ``vec`` (:meth:`_leaves_np`)."""
+        return self.treedef.unflatten(self._leaves_np(np.asarray(vec)))
 
     def pack_jnp(self, tree):
         leaves = jax.tree.leaves(tree)
@@ -602,7 +580,6 @@ class PackedStep:
             _PACKED_CACHE[key] = cached
         # python_fn: the un-jitted (vec, ev_vec) -> vec function (for benchmarks)
         self._fn, self.one_kernel, self.python_fn = cached
-        self._read_quotes = self.quotes_layout.flat_reader(Quotes)
 
     def pack(self, state: QuoterState):
         """The state vector (a device array) of ``state``; its quotes part is zeros."""
@@ -628,7 +605,7 @@ class PackedStep:
 
     def quotes(self, vec) -> Quotes:
         """The quotes written by the last step into ``vec`` (numpy, a copy)."""
-        return self._read_quotes(np.array(np.asarray(vec)[self.quotes_slice]))
+        return self.quotes_layout.unpack_np(np.array(np.asarray(vec)[self.quotes_slice]))
 
 
 # ----------------------------------------------------------------------------- Quoter

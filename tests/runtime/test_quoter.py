@@ -311,21 +311,22 @@ print("alpha evidence", float(ev[:, : 2 * B].sum()))
     assert float(out.stdout.split("alpha evidence")[1]) > 0  # markouts resolved on this stream
 
 
-def test_the_fast_quotes_reader_matches_the_generic_unpack():
-    """PackedStep.quotes (flat_reader) returns the same fields, types, dtypes and
-    values as the generic _Layout.unpack_np."""
-    from mm_runtime.quoter import PackedStep, Quotes
+def test_packed_quotes_have_the_pytree_steps_types():
+    """PackedStep.quotes decodes the float vector back to the Quotes of the pytree
+    step: the same fields, and per field the same shape and dtype kind (bool, int,
+    float; scalars as numpy scalars)."""
+    from mm_runtime.quoter import PackedStep
 
     state = init(mr.example_bundle())
     packed = PackedStep(state)
     vec = packed.pack(state)
     for d in market_path(20, seed=3):
         vec = packed(vec, packed.event_vector(as_event(d)))
-    buf = np.array(np.asarray(vec)[packed.quotes_slice])
-    fast, generic = packed.quotes(vec), packed.quotes_layout.unpack_np(buf)
-    assert type(fast) is Quotes and fast._fields == generic._fields
-    for name, a, b in zip(fast._fields, fast, generic, strict=True):
-        assert type(a) is type(b) and np.asarray(a).dtype == np.asarray(b).dtype, name
-        np.testing.assert_array_equal(a, b, err_msg=name)
-    with pytest.raises(ValueError, match="not a flat NamedTuple"):
-        packed.est_layout.flat_reader(Quotes)
+        state, ref = step(state, as_event(d))
+    q = packed.quotes(vec)
+    assert q._fields == ref._fields
+    for name, a, b in zip(q._fields, q, ref, strict=True):
+        assert isinstance(a, np.generic | np.ndarray), name
+        assert np.shape(a) == np.shape(b) and np.asarray(a).dtype.kind == np.asarray(b).dtype.kind, name
+        np.testing.assert_allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=1e-12, atol=1e-12,
+                                   err_msg=name)
