@@ -276,10 +276,17 @@ def test_low_latency_cpu_is_refused_once_the_backend_exists():
     assert mr.configure_low_latency_cpu() is False
 
 
-def test_low_latency_mode_runs_the_packed_step_as_one_kernel():
+@pytest.mark.parametrize(("xla_flags", "one_kernel"), [
+    (None, True),
+    # a threshold the step's loop exceeds: PackedStep sees that XLA did not make it one
+    # kernel and falls back to the multi-kernel program
+    ("--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1024", False),
+])
+def test_low_latency_mode_runs_the_packed_step_as_one_kernel(xla_flags, one_kernel):
     """In low-latency mode (a fresh process: the mode must precede JAX's backend) the
-    Quoter's step is one XLA kernel (mm_runtime.perf) and gives the pytree step's
-    quotes and estimator state on a stream whose markouts come due."""
+    Quoter's step is one XLA kernel (mm_runtime.perf), or the multi-kernel program
+    when XLA did not hoist the loop; either gives the pytree step's quotes and
+    estimator state on a stream whose markouts come due."""
     code = f"""
 import sys
 sys.path.insert(0, {str(os.path.dirname(__file__))!r})
@@ -290,7 +297,7 @@ import test_quoter as t
 from mm_runtime.quoter import Quoter, init, step
 b = mr.example_bundle()
 quoter, state = Quoter(b, replay=True, metrics=False), init(b)
-assert quoter._packed.one_kernel
+assert quoter._packed.one_kernel is {one_kernel}
 for d in t.market_path(300, seed=4, dt=0.5):
     q1 = quoter.on_event(
         d["ts"], d["mid"], position=d["position"], margin_available=d["margin_available"],
@@ -306,7 +313,10 @@ np.testing.assert_allclose(ev, np.asarray(state.est.evidence), rtol=1e-12)
 B = quoter.state.prior.bucket_edges.shape[0]
 print("alpha evidence", float(ev[:, : 2 * B].sum()))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    if xla_flags:
+        env["XLA_FLAGS"] = xla_flags
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert float(out.stdout.split("alpha evidence")[1]) > 0  # markouts resolved on this stream
 
