@@ -49,9 +49,10 @@ __all__ = [
 SMALL_LOOP_BYTES = 1 << 22
 """``xla_cpu_small_while_loop_byte_threshold`` set by :func:`configure_low_latency_cpu`
 (XLA's default is 1 kB).  XLA compares it with the bytes that every instruction of a
-loop reads and writes, summed: ~0.2 MB for the quote step with the default ladder
-(hoisted from 256 kB on, not at 64 kB), so 4 MB leaves room for larger ladders and
-markout buffers."""
+loop reads and writes, summed: between 64 kB and 256 kB for the quote step with the
+default ladder (not hoisted at 64 kB, hoisted at 256 kB), so 4 MB leaves room for
+larger ladders and markout buffers (20 levels with a 1 024-slot buffer: still one
+kernel)."""
 
 _SMALL_LOOP_FLAG = "xla_cpu_small_while_loop_byte_threshold"
 
