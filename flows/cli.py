@@ -1355,8 +1355,8 @@ def live(
         try:
             runner = LiveRunner(priors, live=live_cfg, state_path=state_path, params_state=params_state,
                                 market_clock=the_feed.market_clock)
-            one_kernel = runner.quoter._packed.one_kernel
-            _stage(f"live: quote step compiled as {'one XLA kernel' if one_kernel else 'a multi-kernel XLA program'}")
+            form = "one XLA kernel" if runner.quoter.one_kernel_step else "a multi-kernel XLA program"
+            _stage(f"live: quote step compiled as {form}")
             if metrics_port is not None:
                 try:
                     runner.serve_metrics(metrics_port)

@@ -570,7 +570,7 @@ class PackedStep:
             if one_kernel_wanted:
                 once = jax.jit(run_once_as_one_kernel(packed), donate_argnums=(0,), compiler_options=options)
                 specs = (
-                    jax.ShapeDtypeStruct((ne + nc + self.quotes_layout.size,), jnp.float64),
+                    jax.ShapeDtypeStruct((self.quotes_slice.stop,), jnp.float64),
                     jax.ShapeDtypeStruct((self.event_layout.size,), jnp.float64),
                 )
                 if is_one_kernel(once.lower(*specs).compile()):
@@ -673,6 +673,12 @@ class Quoter:
         self._vec = self._packed.pack(value)
 
     # -- events ------------------------------------------------------------------------
+    @property
+    def one_kernel_step(self) -> bool:
+        """Whether the step runs as one XLA kernel (low-latency mode; see
+        :class:`PackedStep`)."""
+        return self._packed.one_kernel
+
     def on_event(
         self,
         ts: float,

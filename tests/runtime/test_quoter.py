@@ -297,7 +297,7 @@ import test_quoter as t
 from mm_runtime.quoter import Quoter, init, step
 b = mr.example_bundle()
 quoter, state = Quoter(b, replay=True, metrics=False), init(b)
-assert quoter._packed.one_kernel is {one_kernel}
+assert quoter.one_kernel_step is {one_kernel}
 for d in t.market_path(300, seed=4, dt=0.5):
     q1 = quoter.on_event(
         d["ts"], d["mid"], position=d["position"], margin_available=d["margin_available"],
