@@ -96,6 +96,8 @@ from pydantic import (
     model_validator,
 )
 
+from .vocabulary import DEPTH_BUCKETS_BPS, REGIMES, SIDES, bucket_keys
+
 __all__ = [
     "SCHEMA_VERSION",
     "REGIMES",
@@ -128,9 +130,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-REGIMES: tuple[str, ...] = ("low", "normal", "high", "extreme")
-SIDES: tuple[str, ...] = ("buy", "sell")
-DEFAULT_DEPTH_BUCKETS_BPS: tuple[float, ...] = (0.0, 2.0, 5.0, 10.0)
+DEFAULT_DEPTH_BUCKETS_BPS: tuple[float, ...] = DEPTH_BUCKETS_BPS
 
 
 def _is_none(v: Any) -> bool:
@@ -250,14 +250,6 @@ ConjugateSummary = Annotated[
 
 PositiveSummary = Annotated[Union[GammaSummary, LogNormalSummary], Field(discriminator="family")]
 _SUMMARY_ADAPTER: TypeAdapter = TypeAdapter(ConjugateSummary)
-
-
-def bucket_keys(edges) -> list[str]:
-    """Keys of the depth buckets, half-open intervals in bps (the labels of
-    ``models.data.observations.DEPTH_BUCKET_LABELS``):
-    ``[0, 2, 5, 10] -> ["[0,2)", "[2,5)", "[5,10)", "[10,inf)"]``."""
-    e = [float(x) for x in edges]
-    return [f"[{lo:g},{hi:g})" for lo, hi in zip(e, e[1:], strict=False)] + [f"[{e[-1]:g},inf)"]
 
 
 # ----------------------------------------------------------------------------- metadata

@@ -53,7 +53,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .bundle import REGIMES, SIDES, PriorBundle
+from .bundle import PriorBundle
+from .vocabulary import REGIMES, SIDES
 from ._small import umax, usum, uweighted
 from .conjugate import BetaParams, GammaParams
 

@@ -45,7 +45,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 
-from .bundle import REGIMES, SIDES, PriorBundle
+from .bundle import PriorBundle
+from .vocabulary import REGIMES, SIDES
 
 __all__ = ["RuntimeMetrics", "AssetMetrics", "LEARNED_PARAMS", "POOLED"]
 

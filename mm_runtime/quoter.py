@@ -62,7 +62,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .bundle import REGIMES, SIDES, BundleError, PriorBundle, load_bundle
+from .bundle import BundleError, PriorBundle, load_bundle
+from .vocabulary import REGIMES, SIDES
 from .config import QuoterConfig
 from ._small import uweighted
 from .estimators import (

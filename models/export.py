@@ -57,7 +57,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-from mm_runtime.bundle import REGIMES, PriorBundle, Units, with_checksum
+from mm_runtime.bundle import PriorBundle, Units, with_checksum
+from mm_runtime.vocabulary import REGIMES
 
 QUANTILES = (0.05, 0.5, 0.95)
 

@@ -169,7 +169,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-jax.config.update("jax_enable_x64", True)  # the likelihood is float64 (pytensor's JAX linker does the same)
+import mm_runtime  # noqa: E402,F401  (its import turns on float64 JAX: the likelihood is float64)
 
 import pytensor.tensor as pt  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator  # noqa: E402
@@ -180,11 +180,7 @@ from pytensor.link.jax.dispatch import jax_funcify  # noqa: E402
 from models.sampling import SamplerConfig, model_version, sample, whitened_mean, whitened_normal  # noqa: E402
 from models.data.synthetic import simulate_hawkes_arrivals  # noqa: E402
 
-REGIMES: tuple[str, ...] = ("low", "normal", "high", "extreme")
-"""Volatility regimes in order (DESIGN.md section 2); same tuple as models.data.observations."""
-SIDES: tuple[str, ...] = ("buy", "sell")
-"""Arrival sides: index 0 = buy (trade side +1, the aggressor bought), 1 = sell."""
-NS = 1_000_000_000
+from mm_runtime.vocabulary import NS, REGIMES, SIDES  # noqa: E402
 MODEL_NAME = "hawkes"
 _BRANCHING_COORDS = ("logit_n_buy_buy", "logit_n_sell_sell", "log_cross_margin", "logit_cross_balance")
 

@@ -239,12 +239,10 @@ from scipy import linalg, optimize, stats
 from mm_runtime import derived
 from mm_runtime.params import Evidence
 from models.data import observations as ob
-from models.data.observations import DEPTH_BUCKET_LABELS, DEPTH_BUCKETS_BPS, REGIMES, ObservationConfig
+from mm_runtime.vocabulary import DEPTH_BUCKET_LABELS, DEPTH_BUCKETS_BPS, NS, REGIMES, SIDES
+from models.data.observations import ObservationConfig
 from models.data.tables import DataError, Market
 
-SIDES: tuple[str, ...] = ("buy", "sell")
-"""Aggressor sides (index 0 = buy, trade side +1), as in the kappa and hawkes models."""
-NS = 1_000_000_000
 TOUCH_BUCKET = DEPTH_BUCKET_LABELS[0]
 FILL_COLUMNS = ("ts", "side", "depth_bps", "markout_bps", "informed", "regime")
 

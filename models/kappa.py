@@ -164,14 +164,12 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.data.observations import REGIMES, ObservationConfig
+from mm_runtime.vocabulary import NS, REGIMES, SIDES
+from models.data.observations import ObservationConfig
 from models.sampling import (SamplerConfig, asset_index, centred_groups, mixed_normal, model_version, sample,
                              whitened_mean, whitened_normal)
 
 MODEL_NAME = "kappa"
-SIDES: tuple[str, ...] = ("buy", "sell")
-"""Aggressor sides: index 0 = buy (trade side +1), 1 = sell (-1)."""
-NS = 1_000_000_000
 
 
 # =========================================================================== observations

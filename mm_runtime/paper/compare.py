@@ -32,7 +32,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..bundle import REGIMES, SIDES, PriorBundle, with_checksum
+from ..bundle import PriorBundle, with_checksum
+from ..vocabulary import REGIMES, SIDES
 from ..config import QuoterConfig
 from ..conjugate import student_t_ppf
 from .replay import ReplayConfig, ReplayData, ReplayResult, block_pnl, replay

@@ -76,7 +76,8 @@ from typing import Annotated, Literal, NamedTuple
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..bundle import DEFAULT_DEPTH_BUCKETS_BPS, PriorBundle
+from ..bundle import PriorBundle
+from ..vocabulary import DEPTH_BUCKETS_BPS
 from ..config import QuoterConfig
 from ..quoter import REASONS, Quoter, summarize
 from .accounting import apply_fills, mark_to_market
@@ -655,7 +656,7 @@ def summarize_replay(res: ReplayResult, *, final_pnl: float, final_position: flo
     n = len(f["ts"])
     h0 = cfg["markout_horizons_s"][0]
     mk = f.get(f"markout_{h0:g}s_bps", np.zeros(0))
-    edges = list(DEFAULT_DEPTH_BUCKETS_BPS) + [math.inf]
+    edges = list(DEPTH_BUCKETS_BPS) + [math.inf]
     by_bucket = {}
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         sel = (f["depth_bps"] >= lo) & (f["depth_bps"] < hi) if n else np.zeros(0, bool)

@@ -40,17 +40,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from mm_runtime.vocabulary import DEPTH_BUCKET_LABELS, DEPTH_BUCKETS_BPS, NS, REGIMES
 from models.data.tables import DataError, Market
-
-REGIMES: tuple[str, ...] = ("low", "normal", "high", "extreme")
-"""Volatility regimes, ordered (DESIGN.md section 2); regime ``i`` is ``REGIMES[i]``."""
-
-DEPTH_BUCKETS_BPS: tuple[float, ...] = (0.0, 2.0, 5.0, 10.0)
-"""Lower edges of the alpha depth buckets ``[0,2), [2,5), [5,10), [10,inf)`` in bps."""
-
-DEPTH_BUCKET_LABELS: tuple[str, ...] = ("[0,2)", "[2,5)", "[5,10)", "[10,inf)")
-
-NS = 1_000_000_000
 
 
 def _ns(seconds: float) -> int:

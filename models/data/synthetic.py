@@ -217,14 +217,12 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.signal import lfilter
 
-from models.data.observations import REGIMES, ObservationConfig
+from mm_runtime.vocabulary import NS, REGIMES, SIDES
+from models.data.observations import ObservationConfig
 from models.data.tables import DataError, Market, validate_open_interest, validate_quotes, validate_trades
 
-SIDES: tuple[str, ...] = ("buy", "sell")
-"""Market-order (aggressor) sides; index 0 = buy (+1), 1 = sell (-1)."""
 SIDE_SIGN = np.array([1, -1], dtype=np.int8)
 
-NS = 1_000_000_000
 TRUTH_FORMAT = "mm-calibration/synthetic-truth"
 TRUTH_FORMAT_VERSION = 1
 
