@@ -13,7 +13,7 @@ section 8 names) and in the model's posterior, record
   for a calibrated posterior),
 
 plus the fit's convergence diagnostics on the exported variables
-(:data:`models.export.SUMMARY_VARS`), its verdict under the export gate
+(:attr:`models.catalog.ModelSpec.summary_vars`), its verdict under the export gate
 (:func:`models.sampling.gate`, default :class:`~models.sampling.GateConfig`
 unless ``--gate-*`` say otherwise) and its wall time.
 
@@ -154,12 +154,9 @@ def regime_sim_obs(seed: int):
 
 
 def _gate_vars(model: str, idata, covered: Sequence[str]) -> list[str]:
-    try:
-        from models.export import SUMMARY_VARS
+    from models import catalog
 
-        names = [v for v in SUMMARY_VARS.get(model, ()) if v in idata.posterior]
-    except Exception:  # the exporter's list is a convenience, not a requirement
-        names = []
+    names = [v for v in catalog.MODELS[model].summary_vars if v in idata.posterior] if model in catalog.MODELS else []
     return names or sorted({c.split("[")[0] for c in covered})
 
 

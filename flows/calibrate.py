@@ -1,11 +1,12 @@
 """The ``calibrate`` flows (DESIGN.md section 7): one asset, or many mapped.
 
-One asset (:func:`calibrate_asset`)::
+One asset (:func:`calibrate_asset`), the models in the catalog's stages
+(:func:`models.catalog.stages`)::
 
-    load-data (validate, window, bar length)
+    load-data (validate, window, the observation rules with the bar length)
       -> fit regime -> regime-path (from the regime posterior)
       -> fit alpha | fit kappa | fit hawkes        (submitted together: parallel on a runner that can)
-      -> diagnose x4 (diagnostics + gate) -> plots x4
+      -> diagnose each (diagnostics + gate) -> plots each
       -> export (only when every gate passed) -> find-registered (an unchanged re-run stops here)
       -> track-calibration: one MLflow run, a nested run per model, the bundle registered
          with alias ``challenger`` (and ``champion`` when there is none)
@@ -37,20 +38,19 @@ from prefect.states import Failed  # noqa: E402
 
 from flows import tasks as T  # noqa: E402
 
-FIT_ORDER = ("alpha", "kappa", "hawkes")
-
 
 def _configs(sampler: dict | None, overrides: dict[str, dict] | None, gate: dict | None
              ) -> tuple[dict[str, dict], dict]:
     """Per-model sampler configs (``sampler`` with the model's ``overrides`` on top)
     and the gate config, as JSON-ready dicts."""
+    from models.catalog import NAMES
     from models.sampling import GateConfig, SamplerConfig
 
-    unknown = set(overrides or {}) - set(T.MODELS)
+    unknown = set(overrides or {}) - set(NAMES)
     if unknown:
-        raise ValueError(f"sampler overrides for unknown model(s) {sorted(unknown)}; models: {', '.join(T.MODELS)}")
+        raise ValueError(f"sampler overrides for unknown model(s) {sorted(unknown)}; models: {', '.join(NAMES)}")
     per = {m: SamplerConfig.model_validate({**(sampler or {}), **(overrides or {}).get(m, {})}).model_dump(mode="json")
-           for m in T.MODELS}
+           for m in NAMES}
     return per, GateConfig.model_validate(gate or {}).model_dump(mode="json")
 
 
@@ -83,43 +83,53 @@ def calibrate_asset(source: str, path: str, asset: str | None = None, window: st
                     sampler: dict | None = None, sampler_overrides: dict[str, dict] | None = None,
                     gate: dict | None = None, alpha_variant: str = "threshold",
                     max_prior_strength: float | None = None, plots: bool = True,
-                    register_version: bool = True) -> dict[str, Any]:
+                    register_version: bool = True, observation: dict | None = None) -> dict[str, Any]:
     """Calibrate one asset end to end (module docstring). ``sampler`` / ``gate``:
     ``SamplerConfig`` / ``GateConfig`` fields (defaults: theirs), ``sampler_overrides``
     per model on top of ``sampler`` (e.g. ``{"regime": {"sampler": "numpyro"}}``); ``window``: the fit
     window (``WindowSpec`` text, e.g. ``0:0.8``); ``alpha_variant``: ``threshold``
-    or ``mixture``. Returns the result document (status ``registered``,
-    ``already_registered``, ``logged`` or ``gate_failed``)."""
+    or ``mixture``; ``observation``: ``ObservationConfig`` fields (the rest default;
+    the bar length chosen from the data unless given). Returns the result document
+    (status ``registered``, ``already_registered``, ``logged`` or ``gate_failed``)."""
+    from models import catalog
+    from models.data.observations import ObservationConfig
+
     logger = get_run_logger()
-    if alpha_variant not in T.ALPHA_VARIANTS:
-        raise ValueError(f"alpha_variant {alpha_variant!r}: one of {', '.join(T.ALPHA_VARIANTS)}")
+    variants = {"alpha": catalog.check_variant("alpha", alpha_variant)}
+    ObservationConfig.model_validate(observation or {})  # bad settings fail here, before any work
     samplers, gate_d = _configs(sampler, sampler_overrides, gate)
     ref = T.DataRef(source=source, path=str(path), asset=asset, window=window or "").model_dump()
-    info = T.load_data(ref)
+    info = T.load_data(ref, observation)
     asset = info["asset"]
-    sha, bar = info["data_sha256"], info["bar_seconds"]
-    common = dict(ref=ref, data_sha256=sha, bar_seconds=bar, alpha_variant=alpha_variant)
+    sha, obs_cfg = info["data_sha256"], info["observation"]
+    logger.info("observation rules: %s", ", ".join(f"{k}={v}" for k, v in obs_cfg.items()))
+    common = dict(ref=ref, data_sha256=sha, observation=obs_cfg)
 
-    keys = {"regime": T.fit_key("regime", asset=asset, data_sha256=sha, bar_seconds=bar, sampler=samplers["regime"],
-                                regime_path_sha=None)}
-    kw = dict(regime_path_file=None, sampler=samplers["regime"], **common)
-    fits = {"regime": _fit_result("regime", keys["regime"], _submit_fit("regime", keys["regime"], **kw), **kw)}
-    rpath = T.regime_path(fits["regime"], ref, sha, bar)
-    logger.info("regime path: bars per regime (low, normal, high, extreme) %s", rpath["occupancy"])
-    futures, kws = {}, {}
-    for m in FIT_ORDER:
-        keys[m] = T.fit_key(m, asset=asset, data_sha256=sha, bar_seconds=bar, sampler=samplers[m],
-                            regime_path_sha=rpath["sha256"], alpha_variant=alpha_variant)
-        kws[m] = dict(regime_path_file=rpath["path"], sampler=samplers[m], **common)
-        futures[m] = _submit_fit(m, keys[m], **kws[m])
-    for m in FIT_ORDER:
-        fits[m] = _fit_result(m, keys[m], futures[m], **kws[m])
-    models = ("regime",) + FIT_ORDER
+    keys: dict[str, str] = {}
+    fits: dict[str, dict] = {}
+    rpath: dict[str, Any] | None = None
+    for stage in catalog.stages():
+        futures, kws = {}, {}
+        for m in stage:
+            uses = catalog.spec(m).uses_regimes
+            keys[m] = T.fit_key(m, asset=asset, data_sha256=sha, observation=obs_cfg, sampler=samplers[m],
+                                regime_path_sha=rpath["sha256"] if uses else None, variant=variants.get(m))
+            kws[m] = dict(regime_path_file=rpath["path"] if uses else None, sampler=samplers[m],
+                          variant=variants.get(m), **common)
+            futures[m] = _submit_fit(m, keys[m], **kws[m])
+        for m in stage:
+            fits[m] = _fit_result(m, keys[m], futures[m], **kws[m])
+        if rpath is None:
+            # the first stage holds the regime model: its posterior's path conditions the rest
+            rpath = T.regime_path(fits[catalog.regime_model()], ref, sha, obs_cfg)
+            logger.info("regime path: bars per regime (low, normal, high, extreme) %s", rpath["occupancy"])
+    models = tuple(fits)
     diag_f = {m: T.diagnose.submit(m, fits[m], gate_d) for m in models}
     diags = {m: f.result() for m, f in diag_f.items()}
     figures: dict[str, dict] = {}
     if plots:
-        plot_f = {m: T.plot_fit.submit(m, fits[m], ref, sha, bar, None if m == "regime" else rpath["path"])
+        plot_f = {m: T.plot_fit.submit(m, fits[m], ref, sha, obs_cfg,
+                                       rpath["path"] if catalog.spec(m).uses_regimes else None)
                   for m in models}
         figures = {m: f.result() for m, f in plot_f.items()}
     failures = [f"{m}: {msg}" for m in models for msg in diags[m]["gate"]["failures"]]
@@ -129,7 +139,8 @@ def calibrate_asset(source: str, path: str, asset: str | None = None, window: st
     tracked: dict[str, Any] | None = None
     if not failures:
         key = T.bundle_key({m: fits[m]["key"] for m in models}, max_prior_strength)
-        bundle_path = T.export(asset, {m: fits[m] for m in models}, info["bundle_source"], max_prior_strength, key)
+        bundle_path = T.export(asset, {m: fits[m] for m in models}, info["bundle_source"], max_prior_strength, key,
+                               obs_cfg)
         if register_version:
             found = T.find_registered(asset, key)
             if found is not None:
@@ -163,7 +174,8 @@ def _result(asset, ref, info, fits, diags, rpath, bundle_path, key, tracked, fai
             "version": tracked["version"], "aliases": tracked["aliases"],
             "registered_model": tracking.registered_model_name(asset), "bundle_path": bundle_path,
             "bundle_cache_key": key, "failures": failures, "data": {**{k: info[k] for k in (
-                "source", "data_sha256", "rows", "start_ns", "end_ns", "duration_s", "bar_seconds")},
+                "source", "data_sha256", "rows", "start_ns", "end_ns", "duration_s", "bar_seconds",
+                "observation")},
                 "path": ref["path"], "window": ref["window"] or ":"},
             "regime_occupancy": rpath["occupancy"], "models": per,
             "tracking_uri": tracking.tracking_uri(), "mlflow_ui": tracking.ui_command()}

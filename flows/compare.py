@@ -59,27 +59,31 @@ def download_fits(run_id: str) -> dict[str, str]:
     once into ``<cache>/runs/<run_id>/``)."""
     from models import tracking
 
+    from models.catalog import NAMES
+
     dst = cache_dir() / "runs" / run_id
     out = {}
-    for m in T.MODELS:
+    for m in NAMES:
         local = dst / f"{m}.nc"
         out[m] = str(local if local.exists() else tracking.download_fit(run_id, m, dst))
     return out
 
 
 @task(name="score-heldout", task_run_name="score-{label}")
-def score_heldout(label: str, fits: dict[str, str], ref: dict, data_sha256: str, bar_seconds: float,
+def score_heldout(label: str, fits: dict[str, str], ref: dict, data_sha256: str, observation: dict,
                   max_draws: int) -> dict[str, Any]:
     """Held-out log predictive density of every model of one calibration
-    (:func:`models.heldout.score`) on the held-out window ``ref``."""
+    (:func:`models.heldout.score`) on the held-out window ``ref``; the common bars
+    and regime path under the rules ``observation`` (the challenger's)."""
     import arviz as az
 
     from models import catalog, heldout
     from models.data.observations import ObservationConfig, volatility_bars
 
     market, _ = T.load_market(ref, data_sha256)
-    bars = volatility_bars(market, ObservationConfig(bar_seconds=bar_seconds))
-    regimes = catalog.regime_path(market, "em", bars=bars)
+    cfg = ObservationConfig.model_validate(observation)
+    bars = volatility_bars(market, cfg)
+    regimes = catalog.regime_path(market, "em", bars=bars, config=cfg)
     res = heldout.score({m: az.from_netcdf(p) for m, p in fits.items()}, market, bars=bars, regimes=regimes,
                         max_draws=max_draws)
     get_run_logger().info("%s: held-out elpd %s", label,
@@ -150,9 +154,7 @@ def track_comparison(asset: str, doc: dict[str, Any], markdown: str, promote: bo
                     metrics[f"paper.{name}_minus_{paper['baseline']}.mean_block_diff"] = p["mean_diff"]
             run.log_metrics(metrics)
             run.log_table("paper_trading", paper["table"])
-            import mlflow
-
-            mlflow.log_artifacts(str(Path(paper["report"]).parent), artifact_path="paper")
+            run.log_artifacts(Path(paper["report"]).parent, artifact_path="paper")
         if promote:
             tracking.set_alias(asset, "champion", doc["challenger"]["version"])
         return run.run_id
@@ -167,9 +169,9 @@ def compare(asset: str, source: str | None = None, path: str | None = None, wind
             z: float = 2.0, promote: bool = True, max_draws: int = 400, replay: bool = True) -> dict[str, Any]:
     """Champion vs challenger of ``asset`` on held-out data (module docstring).
     Returns the comparison document (rows, decision, versions, run id)."""
+    from models import catalog, tracking
     from models.data.tables import WindowSpec
     from models.heldout import Comparison, compare as compare_scores
-    from models import tracking
 
     logger = get_run_logger()
     v = resolve_versions(asset)
@@ -209,11 +211,11 @@ def compare(asset: str, source: str | None = None, path: str | None = None, wind
     logger.info("held-out data: %.0f s (%s trades) after the fit windows", info["duration_s"],
                 f"{info['rows']['trades']:,}")
     ch_fits = download_fits(ch["run_id"])
-    bar = float(_bar_seconds(ch_fits["regime"]))
-    ch_score = score_heldout.submit("challenger", ch_fits, href, hsha, bar, max_draws)
+    rules = _observation(ch_fits[catalog.regime_model()])
+    ch_score = score_heldout.submit("challenger", ch_fits, href, hsha, rules, max_draws)
     champ_score = None
     if champ is not None:
-        champ_score = score_heldout.submit("champion", download_fits(champ["run_id"]), href, hsha, bar, max_draws)
+        champ_score = score_heldout.submit("champion", download_fits(champ["run_id"]), href, hsha, rules, max_draws)
     paper_f = None
     if replay:
         versions = ({"champion": champ["version"]} if champ is not None else {"static": ch["version"]})
@@ -242,10 +244,13 @@ def compare(asset: str, source: str | None = None, path: str | None = None, wind
     return doc
 
 
-def _bar_seconds(nc_path: str) -> float:
+def _observation(nc_path: str) -> dict[str, Any]:
+    """The observation rules of a fit (:func:`models.heldout.fit_observation_config`)."""
     import arviz as az
 
-    return float(az.from_netcdf(nc_path).attrs["bar_seconds"])
+    from models.heldout import fit_observation_config
+
+    return fit_observation_config(az.from_netcdf(nc_path)).model_dump(mode="json")
 
 
 __all__ = ["compare"]

@@ -15,7 +15,9 @@ The config (``schedules.toml`` in the repository root by default, or
     # optional: alpha_variant, z, promote, max_prior_strength,
     #           [calibrate.sampler] / [calibrate.gate] (SamplerConfig / GateConfig fields),
     #           [calibrate.sampler_overrides.MODEL] (SamplerConfig fields for one model on
-    #           top of [calibrate.sampler], as `mmcal calibrate --model-sampler`)
+    #           top of [calibrate.sampler], as `mmcal calibrate --model-sampler`),
+    #           [calibrate.observation] (ObservationConfig fields: the observation rules,
+    #           e.g. markout_horizon_s, informed_threshold_bps, bar_seconds)
 
 Each entry becomes one deployment ``calibrate-<ASSET>`` of the flow
 ``scheduled-calibration``: calibrate the asset (:func:`flows.calibrate.calibrate_asset`)
@@ -71,6 +73,7 @@ class CalibrationSchedule(BaseModel):
     sampler: dict[str, Any] = Field(default_factory=dict)
     sampler_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     gate: dict[str, Any] = Field(default_factory=dict)
+    observation: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("source")
     @classmethod
@@ -108,9 +111,22 @@ class CalibrationSchedule(BaseModel):
     @field_validator("alpha_variant")
     @classmethod
     def _variant(cls, v: str) -> str:
-        if v not in ("threshold", "mixture"):
-            raise ValueError(f"alpha_variant {v!r}: one of threshold, mixture")
-        return v
+        from models.catalog import check_variant
+
+        return check_variant("alpha", v)
+
+    @field_validator("observation")
+    @classmethod
+    def _observation(cls, v: dict) -> dict:
+        from models.data.observations import ObservationConfig
+
+        try:
+            ObservationConfig.model_validate(v)
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = f"{_loc(err['loc'])}: " if err["loc"] else ""
+            raise ValueError(where + err["msg"].removeprefix("Value error, ")) from None
+        return dict(v)
 
     @field_validator("sampler")
     @classmethod
@@ -122,7 +138,7 @@ class CalibrationSchedule(BaseModel):
     @field_validator("sampler_overrides")
     @classmethod
     def _overrides(cls, v: dict, info: ValidationInfo) -> dict:
-        from flows.tasks import MODELS
+        from models.catalog import NAMES as MODELS
         from models.sampling import SamplerConfig
 
         out = {}
@@ -221,7 +237,7 @@ def scheduled_calibration(asset: str, source: str, path: str, window: str = "0:0
                           sampler: dict | None = None, gate: dict | None = None,
                           sampler_overrides: dict[str, dict] | None = None,
                           alpha_variant: str = "threshold", max_prior_strength: float | None = None,
-                          z: float = 2.0, promote: bool = True) -> dict[str, Any]:
+                          z: float = 2.0, promote: bool = True, observation: dict | None = None) -> dict[str, Any]:
     """Calibrate ``asset`` and, when a challenger stands, compare it with the champion.
     Returns ``{"calibration": <calibrate document>, "comparison": <compare document or None>}``;
     a failed gate fails the flow run (nothing registered, nothing compared)."""
@@ -233,7 +249,8 @@ def scheduled_calibration(asset: str, source: str, path: str, window: str = "0:0
     logger = get_run_logger()
     cal = run_calibration(source, path, asset, sampler=sampler or {}, sampler_overrides=sampler_overrides or {},
                           gate=gate or {}, window=window,
-                          alpha_variant=alpha_variant, max_prior_strength=max_prior_strength)
+                          alpha_variant=alpha_variant, max_prior_strength=max_prior_strength,
+                          observation=observation or {})
     out: dict[str, Any] = {"calibration": cal, "comparison": None}
     if cal["status"] == "gate_failed":
         return Failed(message=f"{asset}: gate failed, nothing compared: " + "; ".join(cal["failures"]), data=out)
@@ -254,7 +271,7 @@ def build_deployments(config: SchedulesConfig | str | os.PathLike | None = None)
         params = {"asset": s.asset, "source": s.source, "path": s.path, "window": s.window,
                   "sampler": s.sampler, "sampler_overrides": s.sampler_overrides, "gate": s.gate,
                   "alpha_variant": s.alpha_variant, "max_prior_strength": s.max_prior_strength, "z": s.z,
-                  "promote": s.promote}
+                  "promote": s.promote, "observation": s.observation}
         out.append(scheduled_calibration.to_deployment(
             name=deployment_name(s.asset), schedule=Schedule(cron=s.cron, timezone=cfg.timezone),
             parameters=params, tags=["mmcal", "calibrate", s.asset],

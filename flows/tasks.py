@@ -7,12 +7,17 @@ loads it itself through :func:`load_market` (memoised per process, so a threaded
 runner loads it once; a process or Dask worker once per worker) and checks its
 sha256 against the one the flow saw, so every runner computes on the same data.
 
+The observation rules (:class:`models.data.observations.ObservationConfig`) are
+resolved once, by :func:`load_data` (the caller's settings; the bar length chosen
+from the data unless set), and travel as a JSON dict to every task that builds
+observations, into every fit's attributes, the MLflow run's params and the bundle.
+
 Fit cache (DESIGN.md section 7: "cache keys are data hash + model config + code
 version"): :func:`fit_key` hashes the model name, the asset, the data's sha256 (of the
-window), the bar length, the regime path the model conditions on (its sha), the
-model's own config (alpha variant, regime observation rules), the sampler config
-and the code version of the model module plus the sampling, observation and
-catalog code (``models.sampling.code_version``). :func:`fit_model` is a Prefect
+window), the observation rules, the regime path the model conditions on (its sha),
+the model's own config (:func:`models.catalog.model_config`: variant, priors), the
+sampler config and the code version of the model's modules plus the sampling,
+observation and catalog code (``models.sampling.code_version``). :func:`fit_model` is a Prefect
 task with that key as its ``cache_key_fn``: the result (a small JSON record with
 the netCDF's path) is kept in ``<artifacts>/cache`` next to the posterior
 ``<key>.nc``, so re-running an unchanged calibration returns the cached record
@@ -43,9 +48,6 @@ prepare_environment()
 
 from prefect import get_run_logger, task  # noqa: E402
 from pydantic import BaseModel, ConfigDict  # noqa: E402
-
-MODELS: tuple[str, ...] = ("regime", "alpha", "kappa", "hawkes")
-ALPHA_VARIANTS: tuple[str, ...] = ("threshold", "mixture")
 
 
 # --------------------------------------------------------------------------- data
@@ -119,22 +121,39 @@ def _transient(task, task_run, state) -> bool:
     return False
 
 
+def observation_config(market, settings: dict | None = None):
+    """The observation rules of a calibration: ``settings`` (ObservationConfig fields)
+    over the defaults, with the volatility bar length chosen from the data
+    (:func:`models.data.observations.auto_bar_config`) unless ``settings`` set it."""
+    from models.data.observations import ObservationConfig, auto_bar_config
+
+    cfg = ObservationConfig.model_validate(settings or {})
+    return cfg if "bar_seconds" in (settings or {}) else auto_bar_config(market, cfg)
+
+
+def _obs_config(observation: dict):
+    from models.data.observations import ObservationConfig
+
+    return ObservationConfig.model_validate(observation)
+
+
 @task(name="load-data", retries=2, retry_delay_seconds=2, retry_condition_fn=_transient)
-def load_data(ref: dict) -> dict[str, Any]:
-    """Load and validate the data (the loader's validation), cut the window, choose
-    the volatility bar length (:func:`models.data.observations.auto_bar_config`).
-    Returns the data's identity and shape (small)."""
-    from models.data.observations import auto_bar_config
+def load_data(ref: dict, observation: dict | None = None) -> dict[str, Any]:
+    """Load and validate the data (the loader's validation), cut the window, resolve
+    the observation rules (:func:`observation_config`: ``observation`` settings, the
+    bar length from the data unless set). Returns the data's identity and shape and
+    the rules (``observation``, JSON), all small."""
     from models.export import bundle_source
 
     logger = get_run_logger()
     r = DataRef.model_validate(ref)
     t0 = time.perf_counter()
     market, sha = load_market(r)
-    cfg = auto_bar_config(market)
+    cfg = observation_config(market, observation)
     info = {"asset": str(market.asset), "source": str(market.source), "data_sha256": sha,
             "rows": market.row_counts(), "start_ns": int(market.start_ns), "end_ns": int(market.end_ns),
             "duration_s": float(market.duration_s), "bar_seconds": float(cfg.bar_seconds),
+            "observation": cfg.model_dump(mode="json"),
             "bundle_source": bundle_source(market), "has_truth": bool(market.truth)}
     logger.info("loaded %s: %s trades, %s quotes, %.0f s; %g s volatility bars (%.1f s)",
                 r.describe(), f"{info['rows']['trades']:,}", f"{info['rows']['quotes']:,}",
@@ -148,29 +167,34 @@ def _sha(doc: Any) -> str:
 
 
 def fit_code_version(model: str) -> str:
-    """Code version of a fit: the model module and the code every fit goes through."""
+    """Code version of a fit: the model's modules and the code every fit goes through."""
     import importlib
 
+    from models import catalog
     from models.sampling import code_version
 
-    return code_version(*(importlib.import_module(m) for m in (
-        f"models.{model}", "models.sampling", "models.data.observations", "models.catalog")))
+    return code_version(*catalog.spec(model).code_modules(), *(importlib.import_module(m) for m in (
+        "models.sampling", "models.data.observations", "mm_runtime.observation", "models.catalog")))
 
 
 SAMPLER_RUNTIME_ONLY = ("progressbar", "cores")
 """SamplerConfig fields that change how a fit runs, not its draws (same seed, same draws)."""
 
 
-def fit_key(model: str, *, asset: str, data_sha256: str, bar_seconds: float, sampler: dict,
-            regime_path_sha: str | None, alpha_variant: str = "threshold") -> str:
+def fit_key(model: str, *, asset: str, data_sha256: str, observation: dict, sampler: dict,
+            regime_path_sha: str | None, variant: str | None = None) -> str:
     """The cache key of one fit (module docstring). The sampler settings that do not
     change the draws (progress bars, parallel cores) are not part of it. ``asset``
     is: the data hash covers the tables' contents, not the asset's name, and a
     posterior carries the name in its coordinates and attributes."""
+    from models import catalog
+
     draws_cfg = {k: v for k, v in sampler.items() if k not in SAMPLER_RUNTIME_ONLY}
-    doc = {"model": model, "asset": str(asset).upper(), "data_sha256": data_sha256, "bar_seconds": float(bar_seconds),
+    mc = catalog.model_config(model, variant, _obs_config(observation))
+    doc = {"model": model, "asset": str(asset).upper(), "data_sha256": data_sha256,
+           "observation": _obs_config(observation).model_dump(mode="json"),
            "regime_path_sha256": regime_path_sha, "sampler": draws_cfg, "code": fit_code_version(model),
-           "model_config": {"alpha_variant": alpha_variant} if model == "alpha" else {}}
+           "model_config": mc.model_dump(mode="json")}
     return f"{model}-{_sha(doc)[:24]}"
 
 
@@ -186,29 +210,22 @@ def bundle_key(fit_keys: dict[str, str], max_prior_strength: float | None) -> st
 
 
 # --------------------------------------------------------------------------- fits
-def _observation_config(bar_seconds: float):
-    from models.data.observations import ObservationConfig
-
-    return ObservationConfig(bar_seconds=float(bar_seconds))
-
-
-def observations(model: str, market, bar_seconds: float, regime_path_file: str | None):
-    """The observations of ``model`` on ``market`` with bars of ``bar_seconds`` and
-    (alpha, kappa, hawkes) the regime path stored in ``regime_path_file``."""
+def observations(model: str, market, observation: dict, regime_path_file: str | None):
+    """The observations of ``model`` on ``market`` under the rules ``observation`` and,
+    for a model that takes one, the regime path stored in ``regime_path_file``."""
     import numpy as np
 
     from models import catalog
     from models.data.observations import volatility_bars
 
-    cfg = _observation_config(bar_seconds)
+    cfg = _obs_config(observation)
     bars = volatility_bars(market, cfg)
-    mod = catalog.spec(model).module
-    if model == "regime":
-        return mod.observations(market, config=cfg, bars=bars)
-    path = np.load(regime_path_file)
-    if len(path) != len(bars):
-        raise ValueError(f"regime path has {len(path)} bars, the market {len(bars)}")
-    return mod.observations(market, path, bars=bars)
+    path = None
+    if catalog.spec(model).uses_regimes:
+        path = np.load(regime_path_file)
+        if len(path) != len(bars):
+            raise ValueError(f"regime path has {len(path)} bars, the market {len(bars)}")
+    return catalog.observations(model, market, path, config=cfg, bars=bars)
 
 
 def _write_netcdf(idata, path: Path) -> None:
@@ -229,18 +246,18 @@ def _key_of(context, parameters) -> str:
 
 @task(name="fit", cache_key_fn=_key_of, persist_result=True, result_serializer="json",
       task_run_name="fit-{model}")
-def fit_model(model: str, ref: dict, data_sha256: str, bar_seconds: float, sampler: dict,
-              regime_path_file: str | None, alpha_variant: str, key: str) -> dict[str, Any]:
-    """Sample one model (no retries) and store its posterior as ``<cache>/<key>.nc``.
+def fit_model(model: str, ref: dict, data_sha256: str, observation: dict, sampler: dict,
+              regime_path_file: str | None, variant: str | None, key: str) -> dict[str, Any]:
+    """Sample one model (no retries) and store its posterior as ``<cache>/<key>.nc``,
+    with the observation rules in its ``observation_config`` attribute.
     Returns ``{"model", "key", "idata_path", "reused", "n_obs", "wall_s"}``."""
-    from models import alpha as al
-    from models import catalog, regime
+    from models import catalog
     from models.sampling import SamplerConfig
 
     logger = get_run_logger()
     nc = cache_dir() / f"{key}.nc"
     market, _ = load_market(ref, data_sha256)
-    obs = observations(model, market, bar_seconds, regime_path_file)
+    obs = observations(model, market, observation, regime_path_file)
     n = catalog.n_obs(model, obs)
     if nc.exists():
         logger.info("%s: posterior found in the cache (%s), not sampling", model, nc.name)
@@ -249,12 +266,8 @@ def fit_model(model: str, ref: dict, data_sha256: str, bar_seconds: float, sampl
     logger.info("%s: sampling %s %s (%s, %d chains x %d draws + %d tune) ...", model, f"{n:,}",
                 catalog.spec(model).obs_unit, sc.sampler, sc.chains, sc.draws, sc.tune)
     t0 = time.perf_counter()
-    if model == "regime":
-        idata = regime.fit(obs, sc, regime.RegimeConfig(observation=_observation_config(bar_seconds)))
-    elif model == "alpha" and alpha_variant == "mixture":
-        idata = al.fit_mixture(obs, sc)
-    else:
-        idata = catalog.fit(model, obs, sc)
+    idata = catalog.fit(model, obs, sc, catalog.model_config(model, variant, _obs_config(observation)))
+    idata.attrs["observation_config"] = json.dumps(_obs_config(observation).model_dump(mode="json"))
     idata.attrs["asset"] = str(market.asset)
     idata.attrs["cache_key"] = key
     wall = time.perf_counter() - t0
@@ -270,7 +283,7 @@ def _idata(path: str):
 
 
 @task(name="regime-path", task_run_name="regime-path")
-def regime_path(regime_fit: dict, ref: dict, data_sha256: str, bar_seconds: float) -> dict[str, Any]:
+def regime_path(regime_fit: dict, ref: dict, data_sha256: str, observation: dict) -> dict[str, Any]:
     """The regime of every bar from the regime posterior (:func:`models.regime.regime_path`:
     the argmax of the smoothed probabilities with the parameters integrated out),
     stored beside the regime fit as ``<key>.path.npy``; returns its path and sha256."""
@@ -281,7 +294,7 @@ def regime_path(regime_fit: dict, ref: dict, data_sha256: str, bar_seconds: floa
     out = Path(regime_fit["idata_path"]).with_suffix(".path.npy")
     if not out.exists():
         market, _ = load_market(ref, data_sha256)
-        robs = observations("regime", market, bar_seconds, None)
+        robs = observations("regime", market, observation, None)
         path = regime.regime_path(_idata(regime_fit["idata_path"]), robs)
         fd, tmp = tempfile.mkstemp(prefix=".path.", suffix=".npy", dir=out.parent)
         os.close(fd)
@@ -311,7 +324,7 @@ def diagnose(model: str, fit: dict, gate: dict) -> dict[str, Any]:
 
 
 @task(name="plots", task_run_name="plots-{model}")
-def plot_fit(model: str, fit: dict, ref: dict, data_sha256: str, bar_seconds: float,
+def plot_fit(model: str, fit: dict, ref: dict, data_sha256: str, observation: dict,
              regime_path_file: str | None) -> dict[str, str]:
     """Trace, posterior and posterior predictive plots of one fit (:mod:`models.plots`),
     written once beside the fit (``<key>.plots/``); returns {name: PNG path}."""
@@ -322,7 +335,7 @@ def plot_fit(model: str, fit: dict, ref: dict, data_sha256: str, bar_seconds: fl
     if done:
         return done
     market, _ = load_market(ref, data_sha256)
-    obs = observations(model, market, bar_seconds, regime_path_file)
+    obs = observations(model, market, observation, regime_path_file)
     tmp = Path(tempfile.mkdtemp(prefix=".plots.", dir=out.parent))
     paths = model_plots(model, _idata(fit["idata_path"]), obs, tmp, prefix=f"{market.asset} ")
     try:
@@ -334,9 +347,10 @@ def plot_fit(model: str, fit: dict, ref: dict, data_sha256: str, bar_seconds: fl
 
 @task(name="export", task_run_name="export-{asset}")
 def export(asset: str, fits: dict[str, dict], source: dict, max_prior_strength: float | None,
-           key: str) -> str:
-    """The prior bundle from the four fits (:func:`models.export.export_bundle`), written
-    as ``<artifacts>/bundles/<asset>/<key>.json`` (once per key); returns the path."""
+           key: str, observation: dict) -> str:
+    """The prior bundle from the fits (:func:`models.export.export_bundle`) with the
+    observation rules they used, written as ``<artifacts>/bundles/<asset>/<key>.json``
+    (once per key); returns the path."""
     from mm_runtime.bundle import dump_bundle
 
     from flows.runtime import artifacts_dir
@@ -346,7 +360,7 @@ def export(asset: str, fits: dict[str, dict], source: dict, max_prior_strength: 
     if out.exists():
         return str(out)
     bundle, _ = export_bundle(asset, {m: _idata(f["idata_path"]) for m, f in fits.items()}, source=source,
-                              max_prior_strength=max_prior_strength)
+                              max_prior_strength=max_prior_strength, observation=_obs_config(observation))
     dump_bundle(bundle, out)
     get_run_logger().info("exported the prior bundle %s (model version %s)", out.name, bundle.model_version)
     return str(out)
@@ -424,6 +438,7 @@ def track_calibration(asset: str, ref: dict, info: dict, fits: dict[str, dict], 
             "rows_trades": info["rows"]["trades"], "rows_quotes": info["rows"]["quotes"],
             "rows_books": info["rows"]["books"], "data_sha256": info["data_sha256"],
             "bar_seconds": info["bar_seconds"], **params,
+            **{f"observation.{k}": v for k, v in info["observation"].items()},
             "model_versions": {m: d["model_version"] for m, d in diags.items()},
             "model_version": bundle.model_version if bundle is not None else "",
             "bundle_cache_key": key or "",
@@ -475,6 +490,6 @@ def point_alias(asset: str, alias: str, version: int) -> None:
 _jsonable = jsonable
 
 
-__all__ = ["ALPHA_VARIANTS", "DataRef", "MODELS", "bundle_key", "diagnose", "export", "find_registered",
-           "fit_key", "fit_model", "load_data", "load_market", "observations", "plot_fit", "point_alias",
+__all__ = ["DataRef", "bundle_key", "diagnose", "export", "find_registered",
+           "fit_key", "fit_model", "load_data", "load_market", "observation_config", "observations", "plot_fit", "point_alias",
            "regime_path", "summary_metrics", "track_calibration"]

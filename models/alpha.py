@@ -160,7 +160,7 @@ does this by PSIS-LOO for either variant (the importance ratios remove the fill'
 own likelihood term -- its flag for the threshold model, its markout for the
 mixture -- and the predictive is ``P(flag_i | theta)``: ``alpha`` for the
 threshold model, ``alpha S_gamma(thr) + (1-alpha) S_normal(thr)`` for the mixture,
-S = survival at the threshold), and :func:`informed_flag_lpd` does it on held-out
+S = survival at the threshold), and :func:`heldout_lpd` does it on held-out
 fills (what the ``compare`` flow uses: champion vs challenger on held-out data).
 :func:`compare_informed_flag` returns the paired elpd difference and its SE.
 Both weight fill i by its sweep weight, so the unit is one sweep in both.
@@ -358,7 +358,7 @@ def sweep_weights(ts: np.ndarray, side: np.ndarray) -> np.ndarray:
     return 1.0 / cnt[inv.ravel()]
 
 
-def observations(market, regimes: Any = None, config: ObservationConfig | None = None, *,
+def observations(market, regimes: Any = None, *, config: ObservationConfig | None = None,
                  bars=None, weighting: Weighting = "sweep") -> AlphaObs:
     """Passive fills of one market as :class:`AlphaObs` (DESIGN.md section 3 rules,
     :func:`models.data.observations.passive_fills`).
@@ -409,7 +409,8 @@ def simulate(truth: Mapping[str, Any], rng: np.random.Generator | int | None = N
              n_fills: int = 20_000, depth_grid_bps: Sequence[float] | None = None,
              regime_weights: Sequence[float] = (0.30, 0.45, 0.18, 0.07),
              fill_depth_decay: float = 0.35, informed_threshold_bps: float = 1.0,
-             flag: Literal["coin", "threshold"] = "coin", asset: str = "SIM") -> AlphaObs:
+             flag: Literal["coin", "threshold"] = "coin", asset: str = "SIM",
+             markout_horizon_s: float = 1.0) -> AlphaObs:
     """Fills drawn from the model's own generative process (independent fills, weight 1).
 
     ``truth`` (flat names or a synthetic truth dict): ``alpha_touch[<regime>]`` for
@@ -453,7 +454,7 @@ def simulate(truth: Mapping[str, Any], rng: np.random.Generator | int | None = N
     truth_flat.update({f"markout_noise_bps[{r}]": float(noise[i]) for i, r in enumerate(REGIMES)})
     return AlphaObs(assets=(asset,), asset=np.zeros(n_fills, np.int32), regime=reg, side=side,
                     depth_bps=depth, informed=informed, markout_bps=mk, weight=np.ones(n_fills),
-                    informed_threshold_bps=informed_threshold_bps, markout_horizon_s=1.0,
+                    informed_threshold_bps=informed_threshold_bps, markout_horizon_s=markout_horizon_s,
                     meta={"truth": truth_flat, "simulated": True})
 
 
@@ -483,6 +484,19 @@ class AlphaPrior(BaseModel):
     offset_sd_bps: float = Field(2.0, gt=0.0)
     capture_mean: float = Field(1.0, description="prior mean of spread_capture (c = 1: DESIGN.md's SC = delta - fee)")
     capture_sd: float = Field(1.0, gt=0.0)
+
+
+class AlphaConfig(BaseModel):
+    """The model config: the variant (``threshold``: binomial on the informed flag;
+    ``mixture``: two-component markout mixture) and the priors. Part of the model version."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    variant: Literal["threshold", "mixture"] = "threshold"
+    prior: AlphaPrior = AlphaPrior()
+
+
+VARIANTS: tuple[str, ...] = ("threshold", "mixture")
 
 
 def _coords(obs: AlphaObs) -> dict[str, Any]:
@@ -725,20 +739,20 @@ def _as_obs(obs: AlphaObs | Sequence[AlphaObs]) -> AlphaObs:
     return combine(*obs)
 
 
-def version(variant: Literal["threshold", "mixture"] = "threshold", prior: AlphaPrior | None = None) -> str:
-    """The model version stored by :func:`fit` / :func:`fit_mixture`: a hash of the
-    variant, the priors and this module's code (:func:`models.sampling.model_version`)."""
+def version(model_config: AlphaConfig | None = None, obs: AlphaObs | None = None) -> str:
+    """The model version stored by :func:`fit`: a hash of the variant, the priors and
+    this module's code (:func:`models.sampling.model_version`); ``obs`` is not used."""
     import models.alpha as this
 
-    name = MODEL_NAME if variant == "threshold" else MIXTURE_NAME
-    return model_version(name, {"prior": (prior or AlphaPrior()).model_dump(mode="json"), "variant": variant},
-                         this)
+    mc = model_config or AlphaConfig()
+    name = MODEL_NAME if mc.variant == "threshold" else MIXTURE_NAME
+    return model_version(name, {"prior": mc.prior.model_dump(mode="json"), "variant": mc.variant}, this)
 
 
-def _finish(idata, obs: AlphaObs, prior: AlphaPrior, name: str, variant: str, config: SamplerConfig):
-    idata.attrs["model_name"] = name
-    idata.attrs["model_version"] = version(variant, prior)  # type: ignore[arg-type]
-    idata.attrs["alpha_variant"] = variant
+def _finish(idata, obs: AlphaObs, mc: AlphaConfig):
+    idata.attrs["model_name"] = MODEL_NAME if mc.variant == "threshold" else MIXTURE_NAME
+    idata.attrs["model_version"] = version(mc)
+    idata.attrs["alpha_variant"] = mc.variant
     idata.attrs["assets"] = json.dumps(list(obs.assets))
     idata.attrs["alpha_bucket_depths"] = json.dumps(obs.bucket_depths())
     idata.attrs["informed_threshold_bps"] = float(obs.informed_threshold_bps)
@@ -748,26 +762,23 @@ def _finish(idata, obs: AlphaObs, prior: AlphaPrior, name: str, variant: str, co
     return idata
 
 
-def fit(obs: AlphaObs | Sequence[AlphaObs], config: SamplerConfig | None = None,
-        prior: AlphaPrior | None = None):
-    """Fit the threshold (binomial) variant; returns ``az.InferenceData`` with
-    ``attrs["model_version"]`` (hash of the priors, variant and this module's code).
-    ``obs`` may hold several assets (or be a list of single-asset obs)."""
+def fit(obs: AlphaObs | Sequence[AlphaObs], sampler: SamplerConfig | None = None,
+        model_config: AlphaConfig | None = None):
+    """Fit the variant of ``model_config`` (default: threshold); returns
+    ``az.InferenceData`` with ``attrs["model_version"]`` (hash of the priors, variant
+    and this module's code). ``obs`` may hold several assets (or be a list of
+    single-asset obs)."""
     obs = _as_obs(obs)
-    prior = prior or AlphaPrior()
-    config = _sampler_config(config, obs.n_assets)
-    idata = sample(build_model(obs, prior), config)
-    return _finish(idata, obs, prior, MODEL_NAME, "threshold", config)
+    mc = model_config or AlphaConfig()
+    build = build_model if mc.variant == "threshold" else build_mixture_model
+    idata = sample(build(obs, mc.prior), _sampler_config(sampler, obs.n_assets))
+    return _finish(idata, obs, mc)
 
 
-def fit_mixture(obs: AlphaObs | Sequence[AlphaObs], config: SamplerConfig | None = None,
+def fit_mixture(obs: AlphaObs | Sequence[AlphaObs], sampler: SamplerConfig | None = None,
                 prior: AlphaPrior | None = None):
-    """Fit the two-component markout mixture variant (module docstring)."""
-    obs = _as_obs(obs)
-    prior = prior or AlphaPrior()
-    config = _sampler_config(config, obs.n_assets)
-    idata = sample(build_mixture_model(obs, prior), config)
-    return _finish(idata, obs, prior, MIXTURE_NAME, "mixture", config)
+    """:func:`fit` of the two-component markout mixture variant (module docstring)."""
+    return fit(obs, sampler, AlphaConfig(variant="mixture", prior=prior or AlphaPrior()))
 
 
 # =========================================================================== posterior quantities
@@ -937,17 +948,21 @@ def loo_informed_flag(idata, obs: AlphaObs) -> dict[str, Any]:
     return _weighted_result(np.asarray(e), obs.weight, np.asarray(k))
 
 
-def informed_flag_lpd(idata, obs: AlphaObs) -> dict[str, Any]:
+def heldout_lpd(idata, obs: AlphaObs, asset: str | None = None, *, max_draws: int | None = None
+                ) -> dict[str, Any]:
     """Log predictive density of the informed flags of (held-out) fills ``obs``:
-    ``log mean_theta P(flag_i | theta)`` per fill, sweep-weighted sum in ``elpd``.
-    The score the compare flow uses for either variant (module docstring)."""
+    ``log mean_theta P(flag_i | theta)`` per fill, sweep-weighted sum in ``elpd``;
+    ``n`` fills. The score the compare flow uses for either variant (module
+    docstring). ``asset`` and ``max_draws`` are accepted for the common signature
+    (``obs`` names its asset; every draw is used: the flags are cheap)."""
     log_flag, _ = _flag_and_lik(idata, obs)
     e = special.logsumexp(log_flag, axis=0) - math.log(log_flag.shape[0])
-    return _weighted_result(e, obs.weight, None)
+    res = _weighted_result(e, obs.weight, None)
+    return {**res, "n": res["n_fills"], "unit": "passive fills (informed flag, sweep-weighted)"}
 
 
 def compare_informed_flag(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Rank results of :func:`loo_informed_flag` / :func:`informed_flag_lpd` computed on
+    """Rank results of :func:`loo_informed_flag` / :func:`heldout_lpd` computed on
     the *same* fills: rows ``name, elpd, se, elpd_diff, diff_se`` (paired, against
     the best), best first."""
     names = list(results)

@@ -1,48 +1,34 @@
-"""The four calibration models as one table, for orchestration code (``mmcal fit``
-now, the flows later).
+"""The model catalog: every model of the calibration listed once, with what
+orchestration code (the flows, ``mmcal fit``, the exporter, the held-out comparison,
+the plots) needs to know about it. Adding a model = one module with the common
+signatures + one :class:`ModelSpec` here (docs/adding_a_model.md).
 
-Per model (:data:`MODELS`): the module (imported lazily: ``models.hawkes`` imports
-JAX, and PyMC's parallel chains must then use ``spawn``), the posterior
-variables that carry the reported parameters, the observed variable whose
-pointwise log-likelihood feeds LOO, and what one observation is. Plus
-:func:`prepare` (a market -> the model's observations, with the regime path
-chosen by name) and :func:`fit` (dispatch to the module).
+Every model module has the same shape (DESIGN.md section 4)::
 
-Reported names are the DESIGN.md section 8 names, the ones of the synthetic
-market's ``truth.json`` ``params`` (``alpha_touch[normal]``, ``kappa[high,buy]``,
-``hawkes_branching[buy,sell]``, ``sigma_bps[low]``,
-``regime_transition[low,normal]``): a posterior variable's flat name
-(:func:`models.sampling.flat_names`) is reported as is unless the model's
-``rename`` maps the variable to another name. Every model's posterior names
-agree with ``truth.json`` today, so every ``rename`` is empty (the regime model's
-total volatility ``sigma_bps`` is the truth's ``sigma_bps``; the truth's
-diffusion-only volatility is ``sigma_diffusion_bps``). A few reported variables
-have no counterpart in ``truth.json`` (:attr:`ModelSpec.without_truth`):
-``log_rv_mean`` / ``log_rv_sd`` (the HMM's emission on log realized variance;
-the truth gives ``rv_mean`` instead) and ``count_overdispersion`` (the Fano
-factor of block counts minus 1, implied by the Hawkes clustering, not a
-generator parameter).
+    observations(market, regimes=None, *, config: ObservationConfig, bars=None) -> Obs
+    simulate(truth, rng=None, ...) -> Obs
+    fit(obs, sampler: SamplerConfig | None = None, model_config=None) -> az.InferenceData
+    summarize(idata, asset=None) -> {name: conjugate summary}   (+ summary_draws, same nesting)
+    heldout_lpd(idata, obs, asset=None, *, max_draws=400) -> {"elpd", "se", "n", "unit", ...}
+    version(model_config=None, obs=None) -> "<name>-<hash>"
 
-Regime paths for alpha, kappa and hawkes (:data:`REGIME_SOURCES`):
+Reported names are the DESIGN.md section 8 names, those of the synthetic market's
+``truth.json`` (``alpha_touch[normal]``, ``kappa[high,buy]``): a posterior
+variable's flat name is reported as is unless ``rename`` maps it.
 
-* ``"em"`` (default): the regime HMM's MAP point by EM
-  (:func:`models.regime.em_fit` on :func:`models.regime.observations`), each
-  bar labelled with the argmax of its smoothed probabilities. Fast (no
-  sampling) and deterministic.
-* ``"truth"``: the synthetic market's true ``regime_path`` (matched to the bars
-  by start time); an error for a market without a truth.
-* ``"quantile"``: the placeholder labelling of
-  :func:`models.data.observations.label_regimes` (``regimes=None``).
+Regime paths for the models that condition on one (:data:`REGIME_SOURCES`):
+``"em"`` (default: the regime HMM's EM/MAP point, each bar labelled with the argmax
+of its smoothed probabilities; fast and deterministic), ``"truth"`` (the synthetic
+market's true path; an error elsewhere), ``"quantile"`` (the placeholder labelling
+of :func:`models.data.observations.label_regimes`).
 
-The regime model itself takes no regime path (``regimes`` is ignored for it,
-except that ``"truth"`` still requires a truth).
-
-No statistics here: only names, lookups and calls into the model modules.
+No statistics here: names, lookups and calls into the model modules.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -56,30 +42,51 @@ REGIME_SOURCES: tuple[str, ...] = ("em", "truth", "quantile")
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model for orchestration code.
+    """One model of the calibration.
 
-    ``module_name``: the model module (``observations``, ``fit``, ``summarize``).
-    ``var_names``: posterior variables to report. ``loo_var``: the
-    ``log_likelihood`` variable LOO uses. ``n_obs_attr`` / ``obs_unit``: the
-    observations' count attribute and what one is. ``uses_regimes``: whether
-    :func:`prepare` passes a regime path. ``rename``: posterior variable ->
-    reported name where they differ (flat coordinates are kept).
-    ``without_truth``: reported variables with no ``truth.json`` counterpart.
+    ``module_name``: the model module (the common signatures above).
+    ``var_names``: posterior variables reported (tables, diagnostics, the gate).
+    ``summary_vars``: posterior variables behind the exported summaries (their
+    diagnostics go into the bundle). ``loo_var``: the ``log_likelihood`` variable
+    LOO uses. ``n_obs_attr`` / ``obs_unit``: the observations' count attribute and
+    what one is. ``stage``: fit order (stage 0 gives the regime path the later
+    stages condition on; models of one stage are fitted in parallel).
+    ``uses_regimes``: whether the observations take a regime path;
+    ``provides_regimes``: the model whose posterior gives that path (one, stage 0).
+    ``config_class``: the module's model-config class (pydantic; a field
+    ``observation`` receives the ObservationConfig, a field ``variant`` the variant).
+    ``variants``: the model's variants, the default first. ``rename``: posterior
+    variable -> reported name where they differ. ``without_truth``: reported
+    variables with no ``truth.json`` counterpart.
     """
 
     name: str
     module_name: str
     var_names: tuple[str, ...]
+    summary_vars: tuple[str, ...]
     loo_var: str
     n_obs_attr: str
     obs_unit: str
+    stage: int
+    config_class: str
     uses_regimes: bool = True
+    provides_regimes: bool = False
+    variants: tuple[str, ...] = ("default",)
     rename: Mapping[str, str] = field(default_factory=dict)
     without_truth: tuple[str, ...] = ()
 
     @property
     def module(self) -> ModuleType:
         return importlib.import_module(self.module_name)
+
+    def code_modules(self) -> tuple[ModuleType, ...]:
+        """The model's module and, for a package, every module in it (its code version)."""
+        mod = self.module
+        mods = [mod]
+        if hasattr(mod, "__path__"):
+            mods += [importlib.import_module(f"{mod.__name__}.{m.name}")
+                     for m in sorted(pkgutil.iter_modules(mod.__path__), key=lambda m: m.name)]
+        return tuple(mods)
 
     def reported_name(self, flat: str) -> str:
         """``flat`` posterior name (``var[coords]`` or ``var``) -> reported name."""
@@ -93,18 +100,43 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     s.name: s for s in (
         ModelSpec("regime", "models.regime",
-                  ("sigma_bps", "regime_transition", "regime_stationary", "log_rv_mean", "log_rv_sd"),
-                  loo_var="log_rv", n_obs_attr="n_bars", obs_unit="volatility bars",
-                  uses_regimes=False, without_truth=("log_rv_mean", "log_rv_sd")),
-        ModelSpec("alpha", "models.alpha", ("alpha_touch", "alpha_decay_bps", "adverse_move_bps"),
-                  loo_var="informed", n_obs_attr="n_fills", obs_unit="passive fills"),
-        ModelSpec("kappa", "models.kappa", ("kappa", "arrival_rate", "count_overdispersion"),
-                  loo_var="arrivals", n_obs_attr="n_arrivals", obs_unit="arrivals",
-                  without_truth=("count_overdispersion",)),
-        ModelSpec("hawkes", "models.hawkes", ("hawkes_baseline", "hawkes_branching", "hawkes_decay"),
-                  loo_var="arrivals", n_obs_attr="n_events", obs_unit="arrivals"),
+                  var_names=("sigma_bps", "regime_transition", "regime_stationary", "log_rv_mean", "log_rv_sd"),
+                  summary_vars=("log_rv_mean", "log_rv_sd", "regime_transition", "sigma_bps"),
+                  loo_var="log_rv", n_obs_attr="n_bars", obs_unit="volatility bars", stage=0,
+                  config_class="RegimeConfig", uses_regimes=False, provides_regimes=True, without_truth=("log_rv_mean", "log_rv_sd")),
+        ModelSpec("alpha", "models.alpha",
+                  var_names=("alpha_touch", "alpha_decay_bps", "adverse_move_bps"),
+                  summary_vars=("alpha_touch", "alpha_decay_bps", "adverse_move_bps", "spread_capture"),
+                  loo_var="informed", n_obs_attr="n_fills", obs_unit="passive fills", stage=1,
+                  config_class="AlphaConfig", variants=("threshold", "mixture")),
+        ModelSpec("kappa", "models.kappa",
+                  var_names=("kappa", "arrival_rate", "count_overdispersion"),
+                  summary_vars=("kappa", "arrival_rate"),
+                  loo_var="arrivals", n_obs_attr="n_arrivals", obs_unit="arrivals", stage=1,
+                  config_class="KappaConfig", without_truth=("count_overdispersion",)),
+        ModelSpec("hawkes", "models.hawkes",
+                  var_names=("hawkes_baseline", "hawkes_branching", "hawkes_decay"),
+                  summary_vars=("hawkes_baseline", "hawkes_branching", "hawkes_decay"),
+                  loo_var="arrivals", n_obs_attr="n_events", obs_unit="arrivals", stage=1,
+                  config_class="HawkesConfig"),
     )
 }
+"""The catalog, in fit order."""
+
+NAMES: tuple[str, ...] = tuple(MODELS)
+
+
+def stages() -> list[tuple[str, ...]]:
+    """The models grouped by :attr:`ModelSpec.stage`, in order: ``[("regime",), ("alpha", "kappa", "hawkes")]``."""
+    by: dict[int, list[str]] = {}
+    for s in MODELS.values():
+        by.setdefault(s.stage, []).append(s.name)
+    return [tuple(by[k]) for k in sorted(by)]
+
+
+def regime_model() -> str:
+    """The model whose posterior gives the regime path the others condition on."""
+    return next(s.name for s in MODELS.values() if s.provides_regimes)
 
 
 def spec(name: str) -> ModelSpec:
@@ -115,24 +147,56 @@ def spec(name: str) -> ModelSpec:
         raise ValueError(f"unknown model {name!r}; one of {', '.join(MODELS)}") from None
 
 
+def check_variant(name: str, variant: str | None) -> str:
+    """``variant`` of model ``name`` (None: its default); ValueError naming the choices."""
+    s = spec(name)
+    if variant is None:
+        return s.variants[0]
+    if variant not in s.variants:
+        raise ValueError(f"model {name}: unknown variant {variant!r}; one of {', '.join(s.variants)}")
+    return variant
+
+
+def model_config(name: str, variant: str | None = None, observation=None):
+    """The model config of ``name`` (its :attr:`ModelSpec.config_class`) for ``variant``
+    and the observation rules ``observation`` (used by models whose config has them)."""
+    s = spec(name)
+    cls = getattr(s.module, s.config_class)
+    kw: dict[str, Any] = {}
+    if observation is not None and "observation" in cls.model_fields:
+        kw["observation"] = observation
+    if "variant" in cls.model_fields:
+        kw["variant"] = check_variant(name, variant)
+    else:
+        check_variant(name, variant)
+    return cls(**kw)
+
+
 def has_truth_path(market) -> bool:
     truth = getattr(market, "truth", None)
     return bool(truth) and "regime_path" in truth
 
 
-def regime_path(market, regimes: RegimeSource = "em", *, bars=None) -> np.ndarray | None:
-    """The regime of each volatility bar (int8, one per row of ``bars``; default
-    the market's default bars) chosen by ``regimes`` (module docstring); None for
-    ``"quantile"`` (the observation functions' placeholder labelling)."""
-    from models import regime as rg
+def _bars(market, bars, config=None):
+    if bars is not None:
+        return bars
+    from models.data.observations import auto_bar_config, volatility_bars
 
+    return volatility_bars(market, config if config is not None else auto_bar_config(market))
+
+
+def regime_path(market, regimes: RegimeSource = "em", *, bars=None, config=None) -> np.ndarray | None:
+    """The regime of each volatility bar (int8, one per row of ``bars``; default the
+    bars of ``config``, else the market's default bars) chosen by ``regimes``
+    (module docstring); None for ``"quantile"``."""
+    rg = spec(regime_model()).module
     if regimes not in REGIME_SOURCES:
         raise ValueError(f"unknown regime source {regimes!r}; one of {', '.join(REGIME_SOURCES)}")
     if regimes == "quantile":
         return None
     if regimes == "truth" and not has_truth_path(market):
         raise _no_truth(market)
-    robs = rg.observations(market, bars=_bars(market, bars))
+    robs = rg.observations(market, config=config, bars=_bars(market, bars, config))
     if regimes == "truth":
         if robs.regimes is None:
             raise ValueError("the truth's regime path does not cover the market's bars")
@@ -146,29 +210,26 @@ def _no_truth(market) -> ValueError:
                       "has no true regime path; only the synthetic market has one")
 
 
-def _bars(market, bars):
-    if bars is not None:
-        return bars
-    from models.data.observations import auto_bar_config, volatility_bars
+def observations(name: str, market, regimes=None, *, config=None, bars=None) -> Any:
+    """``<module>.observations`` of model ``name``: ``regimes`` (a path per bar) is
+    passed to the models that take one."""
+    s = spec(name)
+    return s.module.observations(market, regimes if s.uses_regimes else None, config=config, bars=bars)
 
-    return volatility_bars(market, auto_bar_config(market))
 
-
-def prepare(name: str, market, regimes: RegimeSource = "em", *, bars=None) -> Any:
-    """The observations of model ``name`` for one market, with the regime path
-    ``regimes`` (module docstring). ``bars``: the volatility bars (default
-    :func:`models.data.observations.volatility_bars` with the default rules; the
-    regime path and the model's observations use the same bars)."""
+def prepare(name: str, market, regimes: RegimeSource = "em", *, bars=None, config=None) -> Any:
+    """The observations of model ``name`` for one market under the observation rules
+    ``config`` (default: the defaults with the market's bar length), with the regime
+    path ``regimes`` (module docstring); the regime path and the observations use
+    the same bars."""
     s = spec(name)
     if regimes not in REGIME_SOURCES:
         raise ValueError(f"unknown regime source {regimes!r}; one of {', '.join(REGIME_SOURCES)}")
     if regimes == "truth" and not has_truth_path(market):
         raise _no_truth(market)
-    bars = _bars(market, bars)
-    if not s.uses_regimes:
-        return s.module.observations(market, bars=bars)
-    path = regime_path(market, regimes, bars=bars)
-    return s.module.observations(market, path, bars=bars)
+    bars = _bars(market, bars, config)
+    path = regime_path(market, regimes, bars=bars, config=config) if s.uses_regimes else None
+    return observations(name, market, path, config=config, bars=bars)
 
 
 def n_obs(name: str, obs: Any) -> int:
@@ -176,9 +237,26 @@ def n_obs(name: str, obs: Any) -> int:
     return int(getattr(obs, spec(name).n_obs_attr))
 
 
-def fit(name: str, obs: Any, sampler_config=None):
-    """``<module>.fit(obs, sampler_config)``: the posterior as ``az.InferenceData``."""
-    return spec(name).module.fit(obs, sampler_config)
+def fit(name: str, obs: Any, sampler=None, model_config=None):
+    """``<module>.fit(obs, sampler, model_config)``: the posterior as ``az.InferenceData``."""
+    return spec(name).module.fit(obs, sampler, model_config)
+
+
+def version(name: str, model_config=None, obs=None) -> str:
+    """``<module>.version(model_config, obs)``: the model version a fit stores."""
+    return spec(name).module.version(model_config, obs)
+
+
+def summarize(name: str, idata, asset: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(<module>.summarize(idata, asset), <module>.summary_draws(idata, asset))``."""
+    mod = spec(name).module
+    return mod.summarize(idata, asset), mod.summary_draws(idata, asset)
+
+
+def heldout_lpd(name: str, idata, obs, asset: str | None = None, *, max_draws: int | None = 400
+                ) -> dict[str, Any]:
+    """``<module>.heldout_lpd``: the held-out log predictive density (``elpd``, ``se``, ``n``, ``unit``)."""
+    return spec(name).module.heldout_lpd(idata, obs, asset, max_draws=max_draws)
 
 
 def parameter_rows(name: str, idata) -> list[dict[str, Any]]:
@@ -200,7 +278,7 @@ def diagnostics(name: str, idata) -> dict[str, Any]:
     s = spec(name)
     loo_var = s.loo_var
     if "log_likelihood" in idata.groups() and loo_var not in idata.log_likelihood:
-        loo_var = None  # another variant's observed variable (alpha's mixture: markout): use what is there
+        loo_var = None
     d = diag(idata, s.var_names, loo_var=loo_var)
     d["per_param"] = {s.reported_name(k): v for k, v in d["per_param"].items()}
     for k in ("r_hat_worst", "ess_bulk_worst", "ess_tail_worst"):
@@ -209,5 +287,6 @@ def diagnostics(name: str, idata) -> dict[str, Any]:
     return d
 
 
-__all__ = ["MODELS", "ModelSpec", "REGIME_SOURCES", "spec", "regime_path", "prepare", "n_obs", "fit",
-           "parameter_rows", "diagnostics", "has_truth_path"]
+__all__ = ["MODELS", "NAMES", "ModelSpec", "REGIME_SOURCES", "check_variant", "diagnostics", "fit",
+           "has_truth_path", "heldout_lpd", "model_config", "n_obs", "observations", "parameter_rows", "prepare",
+           "regime_model", "regime_path", "spec", "stages", "summarize", "version"]

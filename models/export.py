@@ -48,7 +48,6 @@ normal_inverse_gamma (the mean of the ``mean`` draws) -- with or without the cap
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import math
 from datetime import datetime, timezone
@@ -58,7 +57,7 @@ import numpy as np
 from scipy import stats
 
 from mm_runtime.bundle import PriorBundle, Units, with_checksum
-from mm_runtime.vocabulary import REGIMES
+from mm_runtime.vocabulary import DEPTH_BUCKETS_BPS, REGIMES
 
 QUANTILES = (0.05, 0.5, 0.95)
 
@@ -298,19 +297,6 @@ def build_bundle(
 
 # --------------------------------------------------------------------------- export
 
-MODELS: tuple[str, ...] = ("regime", "alpha", "kappa", "hawkes")
-"""The fits an export needs, by model module name (``models.<name>``)."""
-
-SUMMARY_VARS: dict[str, tuple[str, ...]] = {
-    "regime": ("log_rv_mean", "log_rv_sd", "regime_transition", "sigma_bps"),
-    "alpha": ("alpha_touch", "alpha_decay_bps", "adverse_move_bps", "spread_capture"),
-    "kappa": ("kappa", "arrival_rate"),
-    "hawkes": ("hawkes_baseline", "hawkes_branching", "hawkes_decay"),
-}
-"""The posterior variables behind each model's summaries (their convergence
-diagnostics go into the bundle)."""
-
-
 def flat_name(path: Sequence[str]) -> str:
     """DESIGN.md section 8 name of a leaf: ``("kappa", "high", "buy") -> "kappa[high,buy]"``,
     ``("hawkes_decay",) -> "hawkes_decay"``."""
@@ -385,6 +371,8 @@ def combined_model_version(fits: Mapping[str, Any]) -> str:
 
 
 def _check_fits(fits: Mapping[str, Any]) -> None:
+    from models.catalog import NAMES as MODELS
+
     missing = [m for m in MODELS if m not in fits]
     if missing:
         raise ValueError(f"fits: missing {missing} (an export needs the fits of {list(MODELS)})")
@@ -399,9 +387,10 @@ def _check_fits(fits: Mapping[str, Any]) -> None:
 def model_diagnostics(name: str, idata) -> dict[str, Any]:
     """`models.sampling.diagnostics` of the summarized variables of one fit, plus its
     ``model_name`` and ``model_version``."""
+    from models.catalog import spec
     from models.sampling import diagnostics
 
-    names = [v for v in SUMMARY_VARS[name] if v in idata.posterior]
+    names = [v for v in spec(name).summary_vars if v in idata.posterior]
     d = diagnostics(idata, var_names=names)
     return {"model_name": idata.attrs.get("model_name", name),
             "model_version": str(idata.attrs["model_version"]), **d}
@@ -430,7 +419,7 @@ def export_bundle(
     recorded in ``diagnostics.max_prior_strength``), ``model_version`` =
     `combined_model_version`, ``units.volatility_bar_s`` = the regime fit's bar
     length, ``depth_buckets_bps`` = the alpha buckets' edges
-    (``models.data.observations.DEPTH_BUCKETS_BPS``), ``diagnostics``:
+    (``mm_runtime.vocabulary.DEPTH_BUCKETS_BPS``), ``diagnostics``:
     ``models`` ({name: `model_diagnostics`}, unless ``with_model_diagnostics`` is
     False), ``export_fidelity`` and the given ``diagnostics`` (merged on top).
     ``source`` (data source, window, row counts, data sha256) and ``mlflow`` are the
@@ -441,7 +430,7 @@ def export_bundle(
     moment-matched summary *before* the cap (the cap widens a summary on purpose;
     the report measures how well the family represents the posterior).
     """
-    from models.data.observations import DEPTH_BUCKETS_BPS
+    from models import catalog
 
     _check_fits(fits)
     reg_asset = fits["regime"].attrs.get("asset")
@@ -449,16 +438,13 @@ def export_bundle(
         raise ValueError(f"fits.regime: fitted on asset {reg_asset!r}, exporting {asset!r}")
     summaries: list[dict[str, Any]] = []
     fidelity: dict[str, dict[str, float]] = {}
-    for name in MODELS:
-        mod = importlib.import_module(f"models.{name}")
-        idata = fits[name]
-        kw = {} if name == "regime" else {"asset": asset}
-        s, d = mod.summarize(idata, **kw), mod.summary_draws(idata, **kw)
+    for name in catalog.NAMES:
+        s, d = catalog.summarize(name, fits[name], asset)
         summaries.append(s)
         fidelity.update(fidelity_report(s, d))
     diag: dict[str, Any] = {}
     if with_model_diagnostics:
-        diag["models"] = {name: model_diagnostics(name, fits[name]) for name in MODELS}
+        diag["models"] = {name: model_diagnostics(name, fits[name]) for name in catalog.NAMES}
     diag.update(diagnostics or {})
     bundle = build_bundle(
         asset, summaries, source=source, model_version=combined_model_version(fits),

@@ -6,26 +6,30 @@ fit saw (later than both fits' windows), by each model's log predictive density
 of that data (:func:`models.sampling.predictive_density`:
 ``lpd_i = log mean_s p(y_i | theta_s)`` per unit, summed):
 
-==========  ==========================================  ===========================================
-model       held-out unit                               function
-==========  ==========================================  ===========================================
-regime      one volatility bar's log rv, one step ahead  :func:`models.regime.heldout_lpd`
-alpha       one passive fill's informed flag              :func:`models.alpha.informed_flag_lpd`
+==========  ==========================================
+model       held-out unit (``<module>.heldout_lpd``)
+==========  ==========================================
+regime      one volatility bar's log rv, one step ahead
+alpha       one passive fill's informed flag
             (sweep-weighted; the same score for both
             alpha variants, so threshold vs mixture
             compare here too)
-kappa       one (count block, side): count + depths       :func:`models.kappa.heldout_lpd`
-hawkes      one arrival: log intensity - compensator      :func:`models.hawkes.heldout_lpd`
-==========  ==========================================  ===========================================
+kappa       one (count block, side): count + depths
+hawkes      one arrival: log intensity - compensator
+==========  ==========================================
+
+Each model's held-out observations follow the observation rules its fit used
+(``idata.attrs["observation_config"]``, written by the calibrate flow; the defaults
+for a fit without it), so a fit is scored on data defined as it was fitted.
 
 Regimes of the held-out data (alpha, kappa and hawkes take them as a covariate):
 one path for both calibrations, the regime HMM's EM/MAP path on the held-out bars
 (:func:`models.catalog.regime_path` with ``"em"``), so the units are the same for
 both and a difference comes from the models' parameters, not from two different
-labellings. The held-out bars have the challenger regime fit's bar length; the
-regime model itself is scored on bars of its own fit's length (if the two fits
-used different bar lengths their regime scores are on different data: reported,
-unpaired, and left out of the decision).
+labellings. The held-out bars have the challenger regime fit's bar length; a model
+that takes no regime path (the regime model) is scored on bars of its own fit's
+length (if the two fits used different bar lengths their scores are on different
+data: reported, unpaired, and left out of the decision).
 
 Differences (:func:`models.sampling.paired_difference`): challenger minus
 champion per model, paired over the units (the se of the sum of pointwise
@@ -46,41 +50,41 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-MODELS: tuple[str, ...] = ("regime", "alpha", "kappa", "hawkes")
 DEFAULT_Z = 2.0
 DEFAULT_MAX_DRAWS = 400
 
 
-def _bars(market, bar_seconds: float):
-    from models.data.observations import ObservationConfig, volatility_bars
+def fit_observation_config(idata):
+    """The observation rules a fit used: ``idata.attrs["observation_config"]`` (JSON),
+    else the defaults with the fit's ``bar_seconds`` where it records one."""
+    import json
 
-    return volatility_bars(market, ObservationConfig(bar_seconds=float(bar_seconds)))
+    from models.data.observations import ObservationConfig
+
+    doc = idata.attrs.get("observation_config")
+    if doc:
+        return ObservationConfig.model_validate(json.loads(doc) if isinstance(doc, str) else doc)
+    bar = idata.attrs.get("bar_seconds")
+    return ObservationConfig() if bar is None else ObservationConfig(bar_seconds=float(bar))
 
 
 def model_lpd(name: str, idata, market, *, bars, regimes, max_draws: int | None = DEFAULT_MAX_DRAWS
               ) -> dict[str, Any]:
     """Held-out log predictive density of model ``name`` (a fit ``idata``) on
-    ``market`` (the held-out window). ``bars``: the common held-out bars; ``regimes``:
-    the regime path on them (module docstring). The regime model uses bars of its
-    own fit's bar length."""
-    from models import alpha, hawkes, kappa, regime
+    ``market`` (the held-out window), under the fit's observation rules. ``bars``:
+    the common held-out bars; ``regimes``: the regime path on them (module
+    docstring). A model without a regime path uses bars of its own fit's length."""
+    from models import catalog
+    from models.data.observations import volatility_bars
 
-    if name == "regime":
-        B = float(idata.attrs["bar_seconds"])
-        own = bars if abs(float(bars.attrs.get("bar_seconds", B)) - B) < 1e-9 else _bars(market, B)
-        robs = regime.observations(market, bars=own)
-        out = regime.heldout_lpd(idata, robs, max_draws=max_draws)
-        out["bar_seconds"] = B
-        return out
-    if name == "alpha":
-        obs = alpha.observations(market, regimes, bars=bars)
-        res = alpha.informed_flag_lpd(idata, obs)
-        return {**res, "n": res["n_fills"], "unit": "passive fills (informed flag, sweep-weighted)"}
-    if name == "kappa":
-        return kappa.heldout_lpd(idata, kappa.observations(market, regimes, bars=bars), max_draws=max_draws)
-    if name == "hawkes":
-        return hawkes.heldout_lpd(idata, hawkes.observations(market, regimes, bars=bars), max_draws=max_draws)
-    raise ValueError(f"unknown model {name!r}; one of {', '.join(MODELS)}")
+    cfg = fit_observation_config(idata)
+    common = float(bars.attrs.get("bar_seconds", cfg.bar_seconds))
+    if catalog.spec(name).uses_regimes:
+        cfg = cfg.model_copy(update={"bar_seconds": common})
+    elif abs(common - cfg.bar_seconds) > 1e-9:
+        bars = volatility_bars(market, cfg)
+    obs = catalog.observations(name, market, regimes, config=cfg, bars=bars)
+    return catalog.heldout_lpd(name, idata, obs, max_draws=max_draws)
 
 
 @dataclass
@@ -117,11 +121,14 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def score(fits: Mapping[str, Any], market, *, bars, regimes, models: tuple[str, ...] = MODELS,
+def score(fits: Mapping[str, Any], market, *, bars, regimes, models: tuple[str, ...] | None = None,
           max_draws: int | None = DEFAULT_MAX_DRAWS) -> dict[str, dict[str, Any]]:
-    """:func:`model_lpd` of every model of one calibration (``fits``: {name: idata})."""
+    """:func:`model_lpd` of every model of one calibration (``fits``: {name: idata};
+    ``models``: default the catalog's)."""
+    from models.catalog import NAMES
+
     return {m: model_lpd(m, fits[m], market, bars=bars, regimes=regimes, max_draws=max_draws)
-            for m in models if m in fits}
+            for m in (models or NAMES) if m in fits}
 
 
 def compare(challenger: Mapping[str, dict[str, Any]], champion: Mapping[str, dict[str, Any]] | None,
@@ -140,7 +147,7 @@ def compare(challenger: Mapping[str, dict[str, Any]], champion: Mapping[str, dic
                                "z_score": None, "comparable": False}
         if champion is not None and m in champion:
             d = paired_difference(ch, champion[m])
-            same_unit = m != "regime" or challenger[m].get("bar_seconds") == champion[m].get("bar_seconds")
+            same_unit = challenger[m].get("bar_seconds") == champion[m].get("bar_seconds")
             row.update(champion_elpd=champion[m]["elpd"], elpd_diff=d["elpd_diff"], se=d["se"],
                        paired=d["paired"], comparable=bool(same_unit),
                        z_score=d["elpd_diff"] / d["se"] if d["se"] > 0 else None)
@@ -177,4 +184,4 @@ def decide(rows: list[dict[str, Any]], has_champion: bool, z: float = DEFAULT_Z
     return False, f"no clear difference: held-out elpd {diff:+.1f} within {z:g} x se {se:.1f}", total
 
 
-__all__ = ["MODELS", "Comparison", "compare", "decide", "model_lpd", "score"]
+__all__ = ["Comparison", "fit_observation_config", "compare", "decide", "model_lpd", "score"]

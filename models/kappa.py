@@ -299,7 +299,7 @@ def _single(asset: str, bar_regime, bar_exposure, arr_bar, arr_side, depth, meta
                     arr_side=np.asarray(arr_side, np.int8), depth_bps=np.asarray(depth, float), meta=meta)
 
 
-def observations(market, regimes: Any = None, config: ObservationConfig | None = None, *,
+def observations(market, regimes: Any = None, *, config: ObservationConfig | None = None,
                  bars=None) -> KappaObs:
     """Arrivals of one market as :class:`KappaObs` (DESIGN.md section 3 rules).
 
@@ -701,15 +701,15 @@ def _sampler_config(config: SamplerConfig | None, n_assets: int) -> SamplerConfi
     return config
 
 
-def version(model_config: KappaConfig | None = None) -> str:
+def version(model_config: KappaConfig | None = None, obs: KappaObs | None = None) -> str:
     """The model version :func:`fit` stores: hash of the model config and this
-    module's code (:func:`models.sampling.model_version`)."""
+    module's code (:func:`models.sampling.model_version`); ``obs`` is not used."""
     import models.kappa as this
 
     return model_version(MODEL_NAME, model_config or KappaConfig(), this)
 
 
-def fit(obs: KappaObs | Sequence[KappaObs], config: SamplerConfig | None = None,
+def fit(obs: KappaObs | Sequence[KappaObs], sampler: SamplerConfig | None = None,
         model_config: KappaConfig | None = None):
     """Fit; returns ``az.InferenceData`` with ``attrs["model_version"]`` (hash of
     the model config and this module's code). ``obs`` may hold several assets
@@ -717,7 +717,7 @@ def fit(obs: KappaObs | Sequence[KappaObs], config: SamplerConfig | None = None,
     if not isinstance(obs, KappaObs):
         obs = combine(*obs)
     cfg = model_config or KappaConfig()
-    idata = sample(build_model(obs, cfg), _sampler_config(config, obs.n_assets))
+    idata = sample(build_model(obs, cfg), _sampler_config(sampler, obs.n_assets))
     idata.attrs["model_name"] = MODEL_NAME
     idata.attrs["model_version"] = version(cfg)
     idata.attrs["kappa_config"] = json.dumps(cfg.model_dump(mode="json"))
@@ -768,7 +768,8 @@ def summarize(idata, asset: str | None = None) -> dict[str, Any]:
 
 
 # =========================================================================== held-out predictive
-def heldout_lpd(idata, obs: KappaObs, asset: str | None = None, max_draws: int | None = 400) -> dict[str, Any]:
+def heldout_lpd(idata, obs: KappaObs, asset: str | None = None, *, max_draws: int | None = 400
+                ) -> dict[str, Any]:
     """Log predictive density of held-out arrivals ``obs`` (one asset, a window the
     fit did not see), one term per (count block, side) as in the fit's
     ``log_likelihood`` (:func:`block_rows` with the fit's :class:`KappaConfig`):

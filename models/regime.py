@@ -285,8 +285,8 @@ class RegimeObs:
         return self.log_rv[~self.censored]
 
 
-def observations(market, regimes: Any = None, config: RegimeConfig | ObservationConfig | None = None,
-                 *, bars=None) -> RegimeObs:
+def observations(market, regimes: Any = None, *, config: RegimeConfig | ObservationConfig | None = None,
+                 bars=None) -> RegimeObs:
     """Log realized variance per bar of one market (DESIGN.md section 3,
     :func:`models.data.observations.volatility_bars`).
 
@@ -826,21 +826,26 @@ def build_model(obs: RegimeObs, config: RegimeConfig | None = None, reference: M
     return model
 
 
-def fit(obs: RegimeObs, config: SamplerConfig | None = None, model_config: RegimeConfig | None = None):
+def version(model_config: RegimeConfig | None = None, obs: RegimeObs | None = None) -> str:
+    """The model version :func:`fit` stores: hash of ``model_config`` (with the
+    observation rules) and this module's code; ``obs`` is not used."""
+    import models.regime as this
+
+    return model_version(MODEL_NAME, model_config or RegimeConfig(), this)
+
+
+def fit(obs: RegimeObs, sampler: SamplerConfig | None = None, model_config: RegimeConfig | None = None):
     """Sample the posterior; returns ``az.InferenceData`` with the per-bar
     ``log_likelihood`` (``log_rv``: one-step-ahead log densities) and attrs
     ``model_name``, ``model_version`` (hash of ``model_config`` + this module's
     code), ``bar_seconds``, ``n_bars``, ``n_censored``, ``censor_log_rv``,
     ``prior_centres`` and ``em_reference`` (JSON: the EM point where the chains
     start, with its log-likelihood)."""
-    import models.regime as this
-
     mc = model_config or RegimeConfig()
-    config = config or SamplerConfig()
     ref = em_fit(obs, mc)
-    idata = sample(build_model(obs, mc, reference=ref), config)
+    idata = sample(build_model(obs, mc, reference=ref), sampler or SamplerConfig())
     idata.attrs["model_name"] = MODEL_NAME
-    idata.attrs["model_version"] = model_version(MODEL_NAME, mc, this)
+    idata.attrs["model_version"] = version(mc)
     idata.attrs["bar_seconds"] = float(obs.bar_seconds)
     idata.attrs["n_bars"] = int(obs.n_bars)
     idata.attrs["n_censored"] = int(obs.n_censored)
@@ -912,7 +917,15 @@ def regime_path(idata, obs: RegimeObs, probs: np.ndarray | None = None, **kwargs
     return np.argmax(p, axis=1).astype(np.int8)
 
 
-def heldout_lpd(idata, obs: RegimeObs, max_draws: int | None = 400) -> dict[str, Any]:
+def _check_asset(idata, asset: str | None) -> None:
+    """The regime model fits one asset: ``asset``, when given, must be the fit's."""
+    fitted = idata.attrs.get("asset")
+    if asset is not None and fitted and str(fitted) != str(asset):
+        raise ValueError(f"the regime fit is of asset {fitted!r}, not {asset!r}")
+
+
+def heldout_lpd(idata, obs: RegimeObs, asset: str | None = None, *, max_draws: int | None = 400
+                ) -> dict[str, Any]:
     """Log predictive density of held-out bars (a window the fit did not see), one
     step ahead: for bar t, ``lpd_t = log mean_s p(y_t | y_1..y_{t-1}, theta_s)`` with
     ``p(y_t | y_<t, theta)`` the forward filter's normaliser ``c_t`` (:func:`forward`;
@@ -923,21 +936,23 @@ def heldout_lpd(idata, obs: RegimeObs, max_draws: int | None = 400) -> dict[str,
     ``pointwise``). ``obs`` must have the fit's bar length (the unit of the data)."""
     from models.sampling import predictive_density
 
+    _check_asset(idata, asset)
     B = float(idata.attrs.get("bar_seconds", obs.bar_seconds))
     if abs(B - obs.bar_seconds) > 1e-9:
         raise ValueError(f"the fit used {B:g} s bars, the held-out observations have {obs.bar_seconds:g} s bars")
     d = posterior_draws(idata, max_draws)
     le = emission_logp(obs.log_rv, d["log_rv_mean"], d["log_rv_sd"], obs.censored, obs.censor_log_rv)
     _, c = forward(le, _log_safe(d["regime_transition"]), _log_safe(d["regime_stationary"]))
-    return predictive_density(c, unit="volatility bars")
+    return {**predictive_density(c, unit="volatility bars"), "bar_seconds": B}
 
 
 # =========================================================================== summaries
-def summary_draws(idata) -> dict[str, Any]:
+def summary_draws(idata, asset: str | None = None) -> dict[str, Any]:
     """The posterior draws behind :func:`summarize` (the exporter measures the
     summaries' fidelity on them): ``regime_transition`` {from: (S, 4)},
     ``regime_emission`` {regime: {"mean": (S,), "var": (S,)}} on ln sigma_bar
     (bps/sqrt(s)), ``sigma_bps`` {regime: (S,)}."""
+    _check_asset(idata, asset)
     d = posterior_draws(idata)
     B = float(idata.attrs["bar_seconds"])
     b = LOG_1E4 - 0.5 * math.log(B)
@@ -950,11 +965,11 @@ def summary_draws(idata) -> dict[str, Any]:
     }
 
 
-def summarize(idata) -> dict[str, Any]:
+def summarize(idata, asset: str | None = None) -> dict[str, Any]:
     """Conjugate summaries (module docstring; ``mm_runtime.bundle`` layout):
     ``{"regime_transition": {from: dirichlet}, "regime_emission": {regime:
     normal_inverse_gamma on ln sigma_bar}, "sigma_bps": {regime: lognormal}}``."""
-    d = summary_draws(idata)
+    d = summary_draws(idata, asset)
     from models.export import dirichlet_from_draws, lognormal_from_draws, normal_inverse_gamma_from_draws
 
     return {

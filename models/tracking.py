@@ -236,6 +236,10 @@ class CalibrationRun:
                 (t / f"{name}.md").write_text(markdown, encoding="utf-8")
                 mlflow.log_artifact(str(t / f"{name}.md"), artifact_path=artifact_path)
 
+    def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        """Every file under ``local_dir`` as artifacts of this run (under ``artifact_path``)."""
+        mlflow.log_artifacts(str(local_dir), artifact_path=artifact_path)
+
     def log_json(self, name: str, doc: Any, artifact_path: str = "") -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name

@@ -93,14 +93,18 @@ def test_unchanged_rerun_samples_nothing(calibrated, calibrate, lab):
 def test_cache_key_is_data_sampler_and_model_config():
     from flows.tasks import fit_key
 
-    base = dict(asset="SYN", data_sha256="a" * 64, bar_seconds=10.0, regime_path_sha=None,
+    base = dict(asset="SYN", data_sha256="a" * 64, observation={"bar_seconds": 10.0}, regime_path_sha=None,
                 sampler={"sampler": "pymc", "draws": 10})
     k = fit_key("regime", **base)
     assert k == fit_key("regime", **base)
     assert fit_key("regime", **{**base, "data_sha256": "b" * 64}) != k
     assert fit_key("regime", **{**base, "asset": "SYN2"}) != k   # same tables, another name
     assert fit_key("regime", **{**base, "sampler": {"sampler": "pymc", "draws": 11}}) != k
-    assert fit_key("alpha", **base) != fit_key("alpha", **{**base, "alpha_variant": "mixture"})
+    assert fit_key("alpha", **base) != fit_key("alpha", **{**base, "variant": "mixture"})
+    # the observation rules are part of every fit's key
+    for m in ("regime", "alpha", "kappa"):
+        assert fit_key(m, **{**base, "observation": {"bar_seconds": 10.0, "markout_horizon_s": 5.0}}) != \
+            fit_key(m, **base)
 
 
 def test_failed_gate_is_logged_failed_and_not_registered(calibrated, calibrate, lab):

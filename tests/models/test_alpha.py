@@ -119,8 +119,8 @@ def test_threshold_variant_recovers_truth(fit_threshold):
     assert d["loo_n"] == fit_threshold.log_likelihood["informed"].sizes["cell"]  # one term per cell
     _assert_inside(fit_threshold, [f"alpha_touch[{r}]" for r in REGIMES] + ["alpha_decay_bps",
                    "adverse_move_bps", "spread_capture"] + [f"markout_noise_bps[{r}]" for r in REGIMES], TRUTH)
-    assert fit_threshold.attrs["model_version"] == al.version("threshold")
-    assert al.version("threshold") != al.version("threshold", al.AlphaPrior(decay_median_bps=5.0))
+    assert fit_threshold.attrs["model_version"] == al.version()
+    assert al.version() != al.version(al.AlphaConfig(prior=al.AlphaPrior(decay_median_bps=5.0)))
     assert fit_threshold.attrs["alpha_variant"] == "threshold"
 
 
@@ -132,7 +132,7 @@ def test_mixture_variant_recovers_truth(fit_mixture, sim):
                    "adverse_move_bps", "spread_capture"] + [f"markout_noise_bps[{r}]" for r in REGIMES], TRUTH)
     lo, hi, _ = _interval(fit_mixture, "markout_offset_bps")
     assert lo <= 0.0 <= hi
-    assert fit_mixture.attrs["model_version"] == al.version("mixture")
+    assert fit_mixture.attrs["model_version"] == al.version(al.AlphaConfig(variant="mixture"))
     assert fit_mixture.attrs["model_version"].startswith("alpha_mixture-")
 
 
@@ -217,7 +217,7 @@ def test_loo_informed_flag_puts_both_variants_on_the_same_data(fit_threshold, fi
         assert np.isfinite(r["elpd"]) and r["se"] > 0
         assert r["pareto_k_max"] < 0.7
     # PSIS-LOO of the flag is close to the in-sample log predictive (large n, few params)
-    lpd = al.informed_flag_lpd(fit_threshold, sim)
+    lpd = al.heldout_lpd(fit_threshold, sim)
     assert lpd["elpd"] >= r_t["elpd"]
     assert lpd["elpd"] - r_t["elpd"] < 20
     rows = al.compare_informed_flag({"threshold": r_t, "mixture": r_m})
@@ -232,7 +232,7 @@ def test_held_out_flag_lpd_prefers_the_true_model(fit_threshold):
     alpha is off by a factor 2 (same fills, same score)."""
     held = al.simulate(TRUTH, np.random.default_rng(99), n_fills=3000)
     wrong = dict(TRUTH, **{f"alpha_touch[{r}]": 2 * TRUTH[f"alpha_touch[{r}]"] for r in REGIMES})
-    good = al.informed_flag_lpd(fit_threshold, held)["elpd"]
+    good = al.heldout_lpd(fit_threshold, held)["elpd"]
     p = np.array([wrong[f"alpha_touch[{r}]"] for r in REGIMES])[held.regime] * np.exp(-held.depth_bps / 8.0)
     bad = float(np.sum(np.where(held.informed, np.log(p), np.log1p(-p))))
     assert good > bad + 10

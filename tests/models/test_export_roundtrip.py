@@ -25,6 +25,7 @@ import pytest
 from mm_runtime.bundle import REGIMES, SIDES, PriorBundle, dump_bundle, load_bundle
 from mm_runtime.quoter import Quoter, init, quote_once, summarize
 from models import alpha as al
+from models import catalog
 from models import export as ex
 from models import hawkes as H
 from models import kappa as kp
@@ -162,7 +163,7 @@ def test_bundle_metadata(exported, loaded, fits, market):
     assert b.source.row_counts == market.row_counts()
     assert b.model_version == ex.combined_model_version(fits) and b.model_version.startswith("bundle-")
     models = b.diagnostics["models"]
-    assert set(models) == set(ex.MODELS)
+    assert set(models) == set(catalog.NAMES)
     for name, idata in fits.items():
         assert models[name]["model_version"] == idata.attrs["model_version"]
         assert models[name]["r_hat_max"] is not None and models[name]["draws"] == idata.posterior.sizes["draw"]
