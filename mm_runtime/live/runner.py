@@ -1,0 +1,385 @@
+"""The live runner: one asset's :class:`~mm_runtime.Quoter` on a feed, with hot
+reload of the deployed bundle, a paper account filled by trades through the
+resting ladder, Prometheus metrics, JSON ladder logs, the learned-parameter
+registry and a state file checkpointed while running (``mmcal live``).
+Units: s, bps, quote currency.
+
+Paper fills, margin, logs and metrics: docs/runtime/live.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+from prometheus_client import Counter, Gauge
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..config import QuoterConfig
+from ..estimators import EstimatorState
+from ..paper.accounting import apply_fills, mark_to_market
+from ..params import Registry, RegistryStateError
+from ..quoter import BINDING_NAMES, REASONS, Quoter, Quotes, init
+from . import state as state_file
+from .feeds import FeedEvent
+from .state import StateFileError
+
+__all__ = ["LiveConfig", "LiveRunner"]
+
+log = logging.getLogger("mm_runtime.live")
+
+Pos = Annotated[float, Field(gt=0)]
+
+
+class LiveConfig(BaseModel):
+    """How the live process runs (units: s, bps, quote currency)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    refresh_s: Pos = 1.0
+    """A new ladder is published (rests, is logged) at most this often, feed time."""
+    capital: Pos = 100_000.0
+    """Paper account: starting cash; free margin = equity − |q|·mid/leverage."""
+    fee_bps: float = 0.0
+    """Paper fills pay this maker fee (bps of notional, negative = rebate)."""
+    paper_fills: bool = True
+    """Simulate fills of the resting ladder by trades through it (docs/runtime/live.md)."""
+    params_log_s: Pos = 60.0
+    """The "learned parameters" log record (every registry parameter's estimate, data
+    weight and calibration) at most this often, wall clock."""
+    checkpoint_s: Pos | None = 300.0
+    """The state file is also saved this often (wall clock) while running, so that a
+    crash (SIGKILL, power loss) loses at most this much learning; None = only at
+    shutdown."""
+
+
+class LiveRunner:
+    """Runs one asset's Quoter on a feed: hot reload of ``bundle_path``, metrics,
+    ladder logs, paper account, state file (docs/runtime/live.md)."""
+
+    def __init__(self, bundle_path: str | os.PathLike, config: QuoterConfig | None = None,
+                 live: LiveConfig | None = None, *, state_path: str | os.PathLike | None = None,
+                 params_state: str | os.PathLike | None = None,
+                 market_clock: bool = False, logger: logging.Logger | None = None):
+        self.live = live or LiveConfig()
+        self.log = logger or log
+        qc = (config or QuoterConfig()).model_copy(update={"fee_bps": self.live.fee_bps})  # one fee for both
+        self.quoter = Quoter(Path(bundle_path), qc, replay=market_clock, metrics=None)
+        self.asset = self.quoter.asset
+        self.state_path = Path(state_path) if state_path is not None else None
+        self.cash = self.live.capital
+        self.position = 0.0
+        K = self.quoter.config.n_levels
+        self._rest_px = np.zeros((2, K))
+        self._rest_sz = np.zeros((2, K))
+        self._rest_depth = np.zeros((2, K))
+        self._last_refresh = -math.inf
+        self._last_mid = 0.0
+        self._first_event = True
+        self._stop: asyncio.Event | None = None
+        self.restored = False
+        self.n_fills = 0
+        self.n_ladders = 0
+        self.metrics_server = None
+        reg = self.quoter.runtime_metrics.registry
+        a = ["asset"]
+        self.m_events = Counter("mm_live_events", "Market events processed by the live quoter", a, registry=reg)
+        self.m_fills = Counter("mm_live_fills", "Paper fills of the resting ladder", a + ["side"], registry=reg)
+        self.m_position = Gauge("mm_live_position", "Paper position, base units", a, registry=reg)
+        self.m_pnl = Gauge("mm_live_pnl", "Paper equity minus capital, quote currency", a, registry=reg)
+        self.m_restored = Gauge("mm_live_state_restored", "1 when the state file was restored at start", a,
+                                registry=reg)
+        self.m_reconnects = Counter("mm_live_feed_reconnects", "Feed reconnect attempts", a, registry=reg)
+        self.m_restored.labels(asset=self.asset).set(0)
+        # the learned-parameter registry (mm_runtime.params): priors from the deployed
+        # bundle, evidence from a registry state (``mmcal params calibrate --state``),
+        # published as mm_learned_<name> and logged every LiveConfig.params_log_s
+        self.params_state = Path(params_state) if params_state is not None else None
+        self.registry = self._registry()
+        if self.quoter.metrics is not None:
+            self.registry.publish(self.quoter.metrics)
+        if self.state_path is not None and self.state_path.exists():
+            self.restore_state(self.state_path)
+        elif self.state_path is not None:
+            self.log.info("no state file; starting fresh", extra={"fields": {
+                "asset": self.asset, "path": str(self.state_path)}})
+
+    def _registry(self) -> Registry:
+        """The registry on the current bundle's priors, with the state file's evidence
+        re-based onto them; a refused state file is logged and ignored."""
+        reg = Registry.from_bundle(self.quoter.bundle)
+        if self.params_state is not None and self.params_state.exists():
+            try:
+                reg.load(self.params_state, keep_priors=True)
+            except RegistryStateError as exc:
+                self.log.warning("learned-parameter state refused; priors only", extra={"fields": {
+                    "asset": self.asset, "path": str(self.params_state), "error": str(exc)}})
+        self._registry_version = self.quoter.bundle.model_version
+        return reg
+
+    # -- metrics -------------------------------------------------------------------------
+    def serve_metrics(self, port: int = 0, addr: str = "127.0.0.1") -> int:
+        """Start the exporter (loopback); returns the port (``port=0``: a free one)."""
+        server, _ = self.quoter.serve_metrics(port, addr)
+        self.metrics_server = server
+        port = server.server_port
+        self.log.info("metrics served", extra={"fields": {"asset": self.asset, "url": f"http://{addr}:{port}/metrics"}})
+        return port
+
+    # -- state ---------------------------------------------------------------------------
+    def state_document(self) -> dict[str, Any]:
+        """The state document (:func:`mm_runtime.live.state.state_document`)."""
+        return state_file.state_document(asset=self.asset, bundle=self.quoter.bundle, events=self.quoter.n_events,
+                                         est=self.quoter.state.est, cash=self.cash, position=self.position)
+
+    def save_state(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the state file atomically (temp file, fsync, rename)."""
+        target = Path(path) if path is not None else self.state_path
+        if target is None:
+            raise ValueError("save_state() needs a path: this runner has no state_path")
+        p = state_file.write_state(target, self.state_document())
+        self.log.info("state saved", extra={"fields": {
+            "asset": self.asset, "path": str(p), "model_version": self.quoter.bundle.model_version,
+            "events": self.quoter.n_events, "evidence_sum": float(np.sum(self.quoter.state.est.evidence))}})
+        return p
+
+    def parse_state(self, raw: bytes, origin: str) -> tuple[EstimatorState, dict[str, Any]]:
+        """The estimator state and the document of a state file; raises
+        :class:`StateFileError` naming ``origin`` and the problem."""
+        return state_file.parse_state(raw, origin, asset=self.asset, fresh=self.quoter.state.est,
+                                      capital=self.live.capital)
+
+    def restore_state(self, path: str | os.PathLike) -> bool:
+        """Restore a state file; on any problem log why, keep the fresh state, return False."""
+        p = Path(path)
+        try:
+            est, doc = self.parse_state(state_file.read_state(p), str(p))
+        except StateFileError as exc:
+            self.log.warning("state file refused; starting fresh", extra={"fields": {
+                "asset": self.asset, "path": str(p), "error": str(exc)}})
+            return False
+        self.quoter.state = self.quoter.state._replace(est=est)
+        self.cash, self.position = float(doc["account"]["cash"]), float(doc["account"]["position"])
+        self.restored = True
+        self.m_restored.labels(asset=self.asset).set(1)
+        self.m_position.labels(asset=self.asset).set(self.position)
+        self.log.info("state restored", extra={"fields": {
+            "asset": self.asset, "path": str(p), "saved_model_version": doc.get("model_version"),
+            "model_version": self.quoter.bundle.model_version,
+            "rebased": doc.get("model_version") != self.quoter.bundle.model_version,
+            "saved_at": doc.get("saved_at"), "evidence_sum": float(np.sum(est.evidence)),
+            "position": self.position, "cash": self.cash}})
+        return True
+
+    def _reset_clock_if_past(self, ts: float) -> None:
+        """A feed starting before the restored clock (a replay restarted): reset the
+        clock parts, keep the learned evidence and regime probabilities."""
+        st = self.quoter.state
+        if not (st.est.started > 0 and ts < float(st.est.last_ts)):
+            return
+        fresh = init(self.quoter.bundle, self.quoter.config).est
+        est = state_file.reset_clock(st.est, fresh)
+        self.quoter.state = st._replace(est=est)
+        self.log.info("feed starts before the saved clock; clock state reset, learning kept", extra={"fields": {
+            "asset": self.asset, "first_ts": ts, "saved_last_ts": float(st.est.last_ts)}})
+
+    # -- events --------------------------------------------------------------------------
+    def _free_margin(self, mid: float) -> float:
+        if not self.live.paper_fills:
+            return self.live.capital
+        eq = mark_to_market(self.cash, self.position, mid)
+        return max(0.0, float(eq - abs(self.position) * mid / self.quoter.config.leverage))
+
+    def _fills(self, trade: tuple[float, float, float]) -> list[tuple[float, float, float]]:
+        """Trade-through fills of the resting ladder by one public trade."""
+        px, side, size = trade
+        row = 1 if side > 0 else 0  # a buy lifts our asks; a sell hits our bids
+        prices, sizes = self._rest_px[row], self._rest_sz[row]
+        through = (sizes > 0) & ((prices < px) if side > 0 else (prices > px))
+        out = []
+        left = size
+        for k in (np.argsort(prices) if side > 0 else np.argsort(-prices)):
+            if not through[k] or left <= 0:
+                continue
+            q = min(float(sizes[k]), left)
+            left -= q
+            sizes[k] -= q
+            ours = 1.0 if row == 0 else -1.0  # our bid filled: we bought
+            fprice = float(prices[k])
+            self.cash, self.position = apply_fills(self.cash, self.position, fprice, ours * q,
+                                                   self.live.fee_bps * 1e-4)
+            self.n_fills += 1
+            self.m_fills.labels(asset=self.asset, side="bid" if row == 0 else "ask").inc()
+            out.append((fprice, ours, float(self._rest_depth[row, k])))
+        return out
+
+    def on_feed_event(self, ev: FeedEvent) -> Quotes | None:
+        """One feed event: paper fills, the quoter step(s), and the refresh (publish +
+        log) when due.  Returns the step's quotes (None when no market is known yet)."""
+        if self._first_event:
+            self._first_event = False
+            self._reset_clock_if_past(ev.ts)
+        self.m_events.labels(asset=self.asset).inc()
+        if not (ev.bid > 0 and ev.ask > 0):
+            return None
+        mid = 0.5 * (ev.bid + ev.ask)
+        self._last_mid = mid
+        fills = self._fills(ev.trade) if (ev.trade is not None and self.live.paper_fills) else []
+        now = ev.ts if self.quoter.replay else None
+        q = self.quoter.on_event(ev.ts, bid=ev.bid, ask=ev.ask, position=self.position,
+                                 margin_available=self._free_margin(mid),
+                                 trade=(ev.trade[0], ev.trade[1]) if ev.trade is not None else None,
+                                 fill=fills[0] if fills else None, now=now)
+        for extra in fills[1:]:
+            q = self.quoter.on_event(ev.ts, bid=ev.bid, ask=ev.ask, position=self.position,
+                                     margin_available=self._free_margin(mid), fill=extra, now=now)
+        if ev.ts - self._last_refresh >= self.live.refresh_s:
+            self._last_refresh = ev.ts
+            self._publish(ev, q)
+        return q
+
+    def _publish(self, ev: FeedEvent, q: Quotes) -> None:
+        """The ladder rests until the next refresh (all cancelled when not valid); log it."""
+        if bool(q.valid):
+            self._rest_px, self._rest_sz = np.array(q.price), np.array(q.size)
+            self._rest_depth = np.array(q.depth_bps)
+        else:
+            self._rest_sz = np.zeros_like(self._rest_sz)
+        self.n_ladders += 1
+        mid = 0.5 * (ev.bid + ev.ask)
+        pnl = float(mark_to_market(self.cash, self.position, mid) - self.live.capital)
+        self.m_position.labels(asset=self.asset).set(self.position)
+        self.m_pnl.labels(asset=self.asset).set(pnl)
+        if self.quoter.bundle.model_version != self._registry_version:  # a hot reload: new priors
+            self.registry = self._registry()
+        if self.quoter.metrics is not None:
+            self.registry.publish(self.quoter.metrics)
+        self.registry.maybe_log(time.monotonic(), self.live.params_log_s, logger=self.log)
+
+        def side(i: int) -> list[list[float]]:
+            return [[float(self._rest_px[i, k]), float(self._rest_sz[i, k])]
+                    for k in range(self._rest_px.shape[1]) if self._rest_sz[i, k] > 0]
+
+        self.log.info("ladder", extra={"fields": {
+            "asset": self.asset, "event_ts": ev.ts, "model_version": self.quoter.bundle.model_version,
+            "valid": bool(q.valid), "reason": REASONS[int(q.reason)], "mid": mid, "bid_px": ev.bid,
+            "ask_px": ev.ask, "bids": side(0), "asks": side(1),
+            "binding": {s: BINDING_NAMES[int(b)] for s, b in zip(("bid", "ask"), q.binding, strict=True)},
+            "half_spread_bps": [float(x) for x in q.half_spread_bps], "position": self.position, "pnl": pnl,
+            "fills": self.n_fills}})
+
+    # -- loop ----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask :meth:`run` to stop (thread-unsafe; from the event loop or a signal handler)."""
+        if self._stop is not None:
+            self._stop.set()
+
+    def warm_up(self) -> float:
+        """Compile the quoter's step before the feed starts (a throwaway Quoter with the
+        same state layout: the compiled step is shared), so the first market events are
+        not held up by compilation.  Returns the seconds it took."""
+        t0 = time.perf_counter()
+        scratch = Quoter(self.quoter.bundle, self.quoter.config, replay=True, metrics=False,
+                         logger=logging.getLogger("mm_runtime.live.warm_up"))
+        scratch.state = self.quoter.state  # the same layout (e.g. a restored state's)
+        scratch.on_event(1.0, 100.0, bid=99.99, ask=100.01, margin_available=1_000.0)
+        return time.perf_counter() - t0
+
+    async def _consume(self, feed) -> None:
+        async for ev in feed:
+            self.on_feed_event(ev)
+            if self._stop.is_set():
+                return
+
+    async def _heartbeat(self) -> None:
+        """Check the bundle file even while the feed is quiet, and save the state every
+        ``checkpoint_s`` (a failed save is logged and retried at the next one: the
+        previous file stays, the write being atomic)."""
+        every = self.live.checkpoint_s
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(max(self.quoter.config.reload_check_interval_s, 0.05))
+            self.quoter._maybe_reload()
+            if self.state_path is not None and every is not None and time.monotonic() - last >= every:
+                last = time.monotonic()
+                try:
+                    self.save_state()
+                except (OSError, ValueError) as e:
+                    self.log.error("state checkpoint failed", extra={"fields": {
+                        "asset": self.asset, "path": str(self.state_path), "error": str(e)}})
+
+    async def run(self, feed, duration_s: float | None = None, *, handle_signals: bool = True) -> dict[str, Any]:
+        """Consume ``feed`` until it ends, ``duration_s`` wall seconds pass, or SIGTERM/SIGINT
+        (``handle_signals``) or :meth:`stop`; then save the state (if a state path is set)
+        and return a summary."""
+        self._stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if hasattr(feed, "on_reconnect") and feed.on_reconnect is None:
+            feed.on_reconnect = lambda: self.m_reconnects.labels(asset=self.asset).inc()
+        installed = []
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                try:
+                    loop.add_signal_handler(sig, self._on_signal, sig)
+                    installed.append(sig)
+                except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
+                    pass
+        compile_s = self.warm_up()
+        self.log.info("live quoter started", extra={"fields": {
+            "asset": self.asset, "model_version": self.quoter.bundle.model_version,
+            "feed": type(feed).__name__, "restored": self.restored, "duration_s": duration_s,
+            "compile_s": round(compile_s, 3)}})
+        t0 = time.monotonic()
+        consume = asyncio.create_task(self._consume(feed))
+        stopper = asyncio.create_task(self._stop.wait())
+        beat = asyncio.create_task(self._heartbeat())
+        reason = "feed ended"
+        error: BaseException | None = None
+        try:
+            done, _ = await asyncio.wait({consume, stopper}, timeout=duration_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if consume in done:
+                error = consume.exception()
+                reason = "feed failed" if error is not None else "feed ended"
+            elif stopper in done:
+                reason = self._stop_reason
+            else:
+                reason = "duration reached"
+        finally:
+            for t in (consume, stopper, beat):
+                t.cancel()
+            await asyncio.gather(consume, stopper, beat, return_exceptions=True)
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            if self.quoter.last_quotes is not None:
+                self.quoter.update_metrics()
+            if self.state_path is not None:
+                self.save_state()
+        summary = {
+            "asset": self.asset, "stopped": reason, "model_version": self.quoter.bundle.model_version,
+            "events": self.quoter.n_events, "ladders": self.n_ladders, "fills": self.n_fills,
+            "position": self.position,
+            "pnl": float(mark_to_market(self.cash, self.position, self._last_mid) - self.live.capital)
+            if self._last_mid > 0 else 0.0,
+            "restored": self.restored, "state": str(self.state_path) if self.state_path else None,
+            "seconds": time.monotonic() - t0,
+        }
+        self.log.info("stopped", extra={"fields": summary})
+        if error is not None:
+            raise error
+        return summary
+
+    _stop_reason = "stopped"
+
+    def _on_signal(self, sig) -> None:
+        self._stop_reason = f"signal {signal.Signals(sig).name}"
+        self.log.info("signal received; stopping", extra={"fields": {"asset": self.asset,
+                                                                    "signal": signal.Signals(sig).name}})
+        self.stop()

@@ -1,0 +1,124 @@
+"""The live quoter's state file: the estimator state (every
+:class:`~mm_runtime.estimators.EstimatorState` leaf by name, shape + flat float64
+values), the paper account, the asset and the bundle's ``model_version``, as one
+JSON document written atomically (temp file, fsync, rename) and read back with
+every field checked (:class:`StateFileError` names the file and the field).
+
+When it is written, what is refused and how a restored state is re-based:
+docs/runtime/live.md ("State file").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..bundle import PriorBundle, atomic_write_bytes, parse_state_document
+from ..estimators import EstimatorState
+
+__all__ = [
+    "STATE_KIND",
+    "STATE_SCHEMA_VERSION",
+    "StateFileError",
+    "state_document",
+    "write_state",
+    "parse_state",
+    "read_state",
+    "reset_clock",
+]
+
+STATE_KIND = "mm_runtime.live_state"
+STATE_SCHEMA_VERSION = 1
+
+# the estimator leaves that follow the clock (reset when a feed restarts in the past)
+_CLOCK_FIELDS = ("hawkes_excitation", "pending", "cursor", "bar_start", "bar_sumsq", "last_ts", "last_mid", "started")
+
+
+class StateFileError(ValueError):
+    """A state file that cannot be restored (the message names the file and why)."""
+
+
+def state_document(*, asset: str, bundle: PriorBundle, events: int, est: EstimatorState, cash: float,
+                   position: float) -> dict[str, Any]:
+    """The state document of ``est`` and the paper account (``cash``, ``position``),
+    stamped with the time of the call."""
+    return {
+        "schema_version": STATE_SCHEMA_VERSION,
+        "kind": STATE_KIND,
+        "asset": asset,
+        "model_version": bundle.model_version,
+        "bundle_schema_version": bundle.schema_version,
+        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "events": events,
+        "account": {"cash": float(cash), "position": float(position)},
+        "est": {name: {"shape": list(np.shape(v)), "data": np.asarray(v, dtype=np.float64).ravel().tolist()}
+                for name, v in zip(EstimatorState._fields, est, strict=True)},
+    }
+
+
+def write_state(path: str | os.PathLike, doc: dict[str, Any]) -> Path:
+    """Write ``doc`` atomically (temp file, fsync, rename); returns the path."""
+    data = json.dumps(doc, allow_nan=False) + "\n"
+    return atomic_write_bytes(path, data.encode("utf-8"))
+
+
+def parse_state(raw: bytes, origin: str, *, asset: str, fresh: EstimatorState,
+                capital: float) -> tuple[EstimatorState, dict[str, Any]]:
+    """The estimator state and the document of a state file, checked against this
+    quoter's ``asset`` and the leaf shapes of ``fresh``; a document without an
+    account gets ``capital`` in cash.  Raises :class:`StateFileError` naming
+    ``origin`` and the problem."""
+    def fail(msg: str):
+        raise StateFileError(f"{origin}: {msg}")
+
+    doc = parse_state_document(raw, origin, kind=STATE_KIND, schema_version=STATE_SCHEMA_VERSION,
+                               error=StateFileError, what="live state file")
+    if doc.get("asset") != asset:
+        fail(f"asset: the state is for {doc.get('asset')!r}, this quoter quotes {asset!r}")
+    est_doc = doc.get("est")
+    if not isinstance(est_doc, dict) or set(est_doc) != set(EstimatorState._fields):
+        fail(f"est: must be an object with exactly {list(EstimatorState._fields)}")
+    leaves = {}
+    for name, cur in zip(EstimatorState._fields, fresh, strict=True):
+        item = est_doc[name]
+        if not isinstance(item, dict) or not isinstance(item.get("data"), list):
+            fail(f"est.{name}: must be an object with 'shape' and 'data'")
+        shape = tuple(np.shape(cur))
+        if item.get("shape") != list(shape):
+            fail(f"est.{name}: shape {item.get('shape')} does not match this quoter's {list(shape)} "
+                 "(another bundle layout or quoter configuration)")
+        try:
+            arr = np.asarray(item["data"], dtype=np.float64)
+        except (TypeError, ValueError):
+            fail(f"est.{name}: data must be numbers")
+        if arr.size != int(np.prod(shape, dtype=np.int64)) or not np.all(np.isfinite(arr)):
+            fail(f"est.{name}: expected {int(np.prod(shape, dtype=np.int64))} finite numbers")
+        leaves[name] = arr.reshape(shape)
+    acct = doc.get("account", {"cash": capital, "position": 0.0})
+    if not isinstance(acct, dict) or not all(
+            isinstance(acct.get(k), int | float) and not isinstance(acct.get(k), bool)
+            and math.isfinite(acct.get(k)) for k in ("cash", "position")):
+        fail("account: must be an object with finite 'cash' and 'position'")
+    return EstimatorState(**leaves), doc
+
+
+def read_state(path: str | os.PathLike) -> bytes:
+    """The bytes of a state file; an unreadable one raises :class:`StateFileError`."""
+    p = Path(path)
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise StateFileError(f"{p}: cannot read: {exc.strerror or exc}") from None
+
+
+def reset_clock(est: EstimatorState, fresh: EstimatorState) -> EstimatorState:
+    """``est`` with the leaves that follow the clock (markout buffer, volatility bar,
+    Hawkes excitation, last mid/ts) taken from ``fresh``; learned evidence and regime
+    probabilities kept."""
+    return est._replace(**{k: getattr(fresh, k) for k in _CLOCK_FIELDS})
