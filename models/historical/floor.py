@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from mm_runtime.vocabulary import DEPTH_BUCKET_LABELS, DEPTH_BUCKETS_BPS, NS
 from models.data import observations as ob
 
-from mm_runtime import derived
+from . import derived
 from .common import (
     Estimate,
     HistoricalConfig,

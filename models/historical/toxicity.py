@@ -17,7 +17,7 @@ from scipy import stats
 
 from mm_runtime.vocabulary import DEPTH_BUCKETS_BPS, NS
 
-from mm_runtime import derived
+from . import derived
 from .common import TOUCH_BUCKET, HistoricalConfig, _adverse_bps, _per_sweep, check_fills
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mm_runtime import derived
 from mm_runtime.vocabulary import NS
 from models import historical as H
+from models.historical import derived
 
 
 def _bucket_fills(pnl_means: dict[float, float], n: int = 300, seed: int = 0) -> pd.DataFrame:
