@@ -1,5 +1,6 @@
-"""Argument checks of the pure helper modules (:mod:`mm_runtime.derived`,
-:mod:`mm_runtime.power`): plain floats out, ``ValueError`` naming the argument."""
+"""Argument checks of the pure helper modules (:mod:`mm_runtime.power`,
+:mod:`mm_runtime.params`, and offline :mod:`models.historical.derived`): plain floats
+out, ``ValueError`` naming the argument."""
 
 from __future__ import annotations
 

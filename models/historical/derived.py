@@ -9,31 +9,10 @@ fees and adverse moves in bps of the mid; σ in bps/√s (except where a functio
 Source: ``original-bayesian-learning-notes.txt`` (background), "Files Created" §3,
 ``derived_constants.rs``, which lists one ``derive_*`` function per constant below.
 The notes give the formulas as one-liners; the derivations, units and domains here
-are this module's own and are written out in each docstring.
-
-Functions
----------
-* :func:`gamma_for_target_spread` — GLFT risk aversion γ whose half-spread equals a target.
-* :func:`latency_slippage_bps` — z·σ·√latency.
-* :func:`spread_floor_bps` — fee + adverse selection + latency slippage.
-* :func:`sigma_daily_from_bps` — σ[bps/√s]·√(day)·1e-4, the daily σ as a fraction.
-* :func:`max_daily_loss` — account × Kelly fraction × 2σ_daily.
-* :func:`var99` — z₀.₉₉·σ·√horizon.
-* :func:`max_drawdown` — VaR₉₉ × horizon factor.
-* :func:`kill_switch_limits` — the daily-loss and drawdown limits together.
-* :func:`ewma_alpha` / :func:`ewma_half_life` — α = 1 − 2^(−dt/h) and its inverse.
-* :func:`kalman_q_r` — Q = (tick volatility)², R = (spread/2)²/3.
-* :func:`regime_hazard_rate` — 1/E[duration].
-* :func:`regime_sticky_diagonal` — p_stay = exp(−hazard·bar).
-* :func:`toxic_hour_multiplier` — (toxic AS + fee)/(normal AS + fee).
-* :func:`quote_latch_threshold_bps` — 2·(fee + slippage).
-* :func:`confidence_threshold_roc` — the score threshold minimising c_FP·FP + c_FN·FN.
-* :func:`depth_spacing_ratio` — geometric depth ratio from the intensity curve A·e^(−κδ).
-* :func:`reduce_only_threshold` — min(margin / margin per unit, position limit).
-
-No scipy: ``mm_runtime`` must not import it (``tests/runtime/test_imports.py``), so
-the normal quantile is ``statistics.NormalDist`` and the one root-finder is a
-bisection written here.
+are this module's own.  The historical calibrator uses ``latency_slippage_bps``,
+``spread_floor_bps`` and ``toxic_hour_multiplier``; the learned-parameter registry's
+descriptions name the others.  The list of functions, the γ root analysis and why the
+module has no scipy: docs/models/historical.md#derived-constants.
 """
 
 from __future__ import annotations
@@ -44,8 +23,8 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from . import _checks as _c
-from .ladder import glft_quote
+from mm_runtime import _checks as _c
+from mm_runtime.ladder import glft_quote
 
 __all__ = [
     "Z_99",
@@ -106,29 +85,16 @@ def gamma_for_target_spread(
     spread); ``A`` 1/s; ``kappa`` 1/bps; ``sigma`` bps/√s (> 0); ``xi`` and the
     result γ in 1/(bps·base unit); ``delta`` (Δ) base units.
 
-    Fixed ``xi``: c1 does not depend on γ and c2 ∝ √γ, so h is increasing in γ and
-    the inverse is closed form, ``γ = (2·(target − c1)/(Δ·σ·c2(1, ξ)))²``.  As γ → 0
-    the half-spread tends to c1(ξ) = ln(1 + ξΔ/κ)/(ξΔ) (< 1/κ); a target at or below it
-    raises ``ValueError``.
-
-    ``xi=None`` (ξ = γ, the paper's model and the quoter's default): c1 now shrinks
-    as γ grows while the inventory term grows, so h(γ) has no closed-form inverse and
-    is found by bisection on log γ (no scipy: ``mm_runtime`` must not import it).
-    The γ → 0 limit is 1/κ: with no inventory aversion the GLFT quote is the
-    risk-neutral optimum of the expected fill profit δ·A·e^(−κδ), maximised at
-    δ = 1/κ.  In dimensionless form κ·h = ln(1+u)/u + b·sqrt(u·(1+u)^(1/u+1)) with
-    u = γΔ/κ and b = κσ/(2√(2A)); it is increasing in γ (range (1/κ, ∞)) only when
-    b ≥ 0.1938 (found numerically).  For smaller b h first rises slightly above 1/κ,
-    falls to a local minimum and then grows without bound, so a target may have up
-    to three roots; for b < 0.1536 that minimum is *below* 1/κ, so targets somewhat
-    under 1/κ are reachable.  This is the common case: κ = 0.2/bp, σ = 0.6 bps/√s,
-    A = 1/s gives b = 0.042, h ranges over [3.17, ∞) bps with 1/κ = 5 bps, and the
-    default γ = 0.1 sits on the falling part.  ``root`` picks one: ``"smallest"`` (default:
-    the least risk aversion that yields the target) or ``"largest"`` (the root on
-    the final, increasing branch: every larger γ quotes wider).  A target below the
-    minimum of h over γ raises ``ValueError``.  Roots are located on a log-γ grid of
-    4097 points (two roots closer than one cell, ~1/30 decade, can be missed) and
-    then refined by bisection to relative width ``rtol``.
+    Fixed ``xi``: h is increasing in γ and the inverse is closed form; a target at
+    or below the γ → 0 limit c1(ξ) raises ``ValueError``.  ``xi=None`` (ξ = γ, the
+    paper's model and the quoter's default): h(γ) has no closed-form inverse and may
+    have up to three roots; they are bracketed on a log-γ grid of 4097 points and
+    refined by bisection to relative width ``rtol``.  ``root`` picks one:
+    ``"smallest"`` (default: the least risk aversion that yields the target) or
+    ``"largest"`` (the root on the final, increasing branch: every larger γ quotes
+    wider).  A target below the minimum of h over γ raises ``ValueError``.  The
+    shape of h(γ), its limits and a worked example:
+    docs/models/historical.md#gamma_for_target_spread.
 
     Source: ``derive_gamma_from_glft()`` ("γ from target spread, κ, σ, T") in the
     original notes.  The original named a horizon T (the finite-horizon

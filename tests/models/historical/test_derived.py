@@ -1,4 +1,4 @@
-"""Derived constants (mm_runtime.derived): one hand-worked example per function,
+"""Derived constants (models.historical.derived): one hand-worked example per function,
 domain errors naming the argument, and round trips / monotonicity where natural."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import mm_runtime  # noqa: F401  (x64)
-from mm_runtime.derived import (
+from mm_runtime.ladder import glft_quote
+from models.historical.derived import (
     Z_99,
     confidence_threshold_roc,
     depth_spacing_ratio,
@@ -30,7 +31,6 @@ from mm_runtime.derived import (
     toxic_hour_multiplier,
     var99,
 )
-from mm_runtime.ladder import glft_quote
 
 
 def half_spread(A, kappa, sigma, gamma, xi=None, delta=1.0) -> float:
