@@ -29,14 +29,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flows.runtime import cache_dir, default_parallel_fits, prepare_environment, task_runner
+from prefect import flow, get_run_logger, task
+from prefect.states import Failed
 
-prepare_environment()
-
-from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.states import Failed  # noqa: E402
-
-from flows import tasks as T  # noqa: E402
+from flows.runtime import cache_dir, default_parallel_fits, task_runner
+from flows import tasks as T
 
 
 def _configs(sampler: dict | None, overrides: dict[str, dict] | None, gate: dict | None

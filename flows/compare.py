@@ -31,13 +31,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flows.runtime import artifacts_dir, cache_dir, prepare_environment
+from prefect import flow, get_run_logger, task
 
-prepare_environment()
-
-from prefect import flow, get_run_logger, task  # noqa: E402
-
-from flows import tasks as T  # noqa: E402
+from flows.runtime import artifacts_dir, cache_dir
+from flows import tasks as T
 
 
 @task(name="resolve-versions", retries=3, retry_delay_seconds=[2, 5, 10], retry_condition_fn=T._transient)

@@ -30,11 +30,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flows.runtime import default_parallel_fits, prepare_environment, task_runner
+from prefect import flow, get_run_logger
 
-prepare_environment()
-
-from prefect import flow, get_run_logger  # noqa: E402
+from flows.runtime import default_parallel_fits, task_runner
 
 DEMO_SAMPLER: dict[str, Any] = {"sampler": "pymc", "draws": 500, "tune": 500, "chains": 2, "cores": 1,
                                 "seed": 7, "progressbar": False}

@@ -28,13 +28,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from flows.runtime import artifacts_dir, prepare_environment
+from prefect import flow, get_run_logger, task
 
-prepare_environment()
-
-from prefect import flow, get_run_logger, task  # noqa: E402
-
-from flows import tasks as T  # noqa: E402
+from flows.runtime import artifacts_dir
+from flows import tasks as T
 
 
 def live_paths(asset: str, target: str | os.PathLike | None = None) -> dict[str, Path]:

@@ -21,7 +21,8 @@ Embedded defaults, each overridable by the standard variables:
   scheduler to connect to; unset: a local cluster).
 
 :func:`prepare_environment` must run before ``prefect`` is imported (Prefect reads
-its settings at import); the flow modules call it first thing.
+its settings at import): the ``flows`` package runs it once, when it is first
+imported (``flows/__init__.py``), before any of its modules imports Prefect.
 """
 
 from __future__ import annotations
@@ -30,12 +31,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from models.paths import artifacts_dir
+
 TASK_RUNNERS = ("threads", "processes", "dask")
-
-
-def artifacts_dir() -> Path:
-    """``$MMCAL_ARTIFACTS`` or ``./artifacts`` (the same rule as ``models.tracking``)."""
-    return Path(os.environ.get("MMCAL_ARTIFACTS", "artifacts")).resolve()
 
 
 def cache_dir() -> Path:

@@ -39,12 +39,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from flows.runtime import prepare_environment
-
-prepare_environment()
-
-from prefect import flow, get_run_logger  # noqa: E402
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,  # noqa: E402
+from prefect import flow, get_run_logger
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
 SOURCES = ("lobster", "binance", "hyperliquid", "synthetic")

@@ -42,12 +42,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flows.runtime import cache_dir, jsonable, prepare_environment
+from prefect import get_run_logger, task
+from pydantic import BaseModel, ConfigDict
 
-prepare_environment()
-
-from prefect import get_run_logger, task  # noqa: E402
-from pydantic import BaseModel, ConfigDict  # noqa: E402
+from flows.runtime import cache_dir, jsonable
 
 
 # --------------------------------------------------------------------------- data

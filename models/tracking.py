@@ -38,6 +38,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from mm_runtime.bundle import BundleError, PriorBundle, canonical_json, parse_bundle
+from models.paths import artifacts_dir
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,6 @@ class TrackingError(RuntimeError):
 
 class RegistryNotFound(TrackingError):
     """The registry has no such version or alias (not worth retrying)."""
-
-
-def artifacts_dir() -> Path:
-    return Path(os.environ.get("MMCAL_ARTIFACTS", "artifacts")).resolve()
 
 
 def default_tracking_uri() -> str:
