@@ -141,8 +141,18 @@ def _file_sha(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _source_files(m: ModuleType | str | Path) -> list[Path]:
+    """The source file of a module or path; every ``.py`` file of a package."""
+    if not isinstance(m, ModuleType):
+        return [Path(m)]
+    if hasattr(m, "__path__"):
+        return sorted(p for d in m.__path__ for p in Path(d).rglob("*.py"))
+    return [Path(inspect.getsourcefile(m))]
+
+
 def code_version(*modules: ModuleType | str | Path) -> str:
-    """The package version plus the sha256 of the given modules' source files."""
+    """The package version plus the sha256 of the given modules' source files (for a
+    package, of every module in it, so that editing any of them changes the version)."""
     try:
         from importlib.metadata import version
 
@@ -151,8 +161,7 @@ def code_version(*modules: ModuleType | str | Path) -> str:
         pkg = "0+unknown"
     shas = []
     for m in modules:
-        path = inspect.getsourcefile(m) if isinstance(m, ModuleType) else m
-        shas.append(_file_sha(path)[:16])
+        shas.extend(_file_sha(path)[:16] for path in _source_files(m))
     return pkg + ("+" + ".".join(shas) if shas else "")
 
 

@@ -150,6 +150,23 @@ def test_model_version_changes_with_config():
     assert model_version("m", {"x": 1}, mod) != a       # code version included
 
 
+def test_code_version_of_a_package_covers_every_module(tmp_path, monkeypatch):
+    import importlib
+
+    from models.sampling import code_version
+
+    pkg = tmp_path / "cvpkg"
+    (pkg / "sub").mkdir(parents=True)
+    for f in ("__init__.py", "a.py", "sub/__init__.py", "sub/b.py"):
+        (pkg / f).write_text(f"# {f}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mod = importlib.import_module("cvpkg")
+    v = code_version(mod)
+    assert len(v.split("+")[1].split(".")) == 4          # one sha per module of the package
+    (pkg / "sub" / "b.py").write_text("# edited\n")
+    assert code_version(mod) != v
+
+
 def test_log_likelihood_skipped_when_too_large():
     idata = sample(normal_model(), SamplerConfig(sampler="pymc", draws=50, tune=50, chains=1, cores=1, seed=1,
                                                   progressbar=False, max_log_likelihood_size=100))
