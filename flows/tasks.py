@@ -171,7 +171,7 @@ def fit_code_version(model: str) -> str:
     from models import catalog
     from models.sampling import code_version
 
-    return code_version(*catalog.spec(model).code_modules(), *(importlib.import_module(m) for m in (
+    return code_version(catalog.spec(model).module, *(importlib.import_module(m) for m in (
         "models.sampling", "models.data.observations", "mm_runtime.observation", "models.catalog")))
 
 

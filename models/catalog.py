@@ -28,7 +28,6 @@ No statistics here: names, lookups and calls into the model modules.
 from __future__ import annotations
 
 import importlib
-import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -78,15 +77,6 @@ class ModelSpec:
     @property
     def module(self) -> ModuleType:
         return importlib.import_module(self.module_name)
-
-    def code_modules(self) -> tuple[ModuleType, ...]:
-        """The model's module and, for a package, every module in it (its code version)."""
-        mod = self.module
-        mods = [mod]
-        if hasattr(mod, "__path__"):
-            mods += [importlib.import_module(f"{mod.__name__}.{m.name}")
-                     for m in sorted(pkgutil.iter_modules(mod.__path__), key=lambda m: m.name)]
-        return tuple(mods)
 
     def reported_name(self, flat: str) -> str:
         """``flat`` posterior name (``var[coords]`` or ``var``) -> reported name."""
