@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 
 runner = CliRunner()
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _run(*args):

@@ -1,0 +1,142 @@
+"""``mmcal live``: the quoter in real time on a feed (mm_runtime.live)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from flows.cli.app import SOURCES, CliError, app, emit_json, guarded, stage
+from flows.cli.options import check_choice
+from flows.fitting import read_market
+
+LIVE_FEEDS = ("replay", "hyperliquid")
+
+
+@app.command()
+def live(
+    asset: str = typer.Option(..., "--asset", help="Asset to quote (the bundle's; the Hyperliquid coin)."),
+    priors: Path = typer.Option(..., "--priors", help="Deployed bundle (JSON); watched and hot-reloaded."),
+    feed: str = typer.Option(..., "--feed", help=f"{' | '.join(LIVE_FEEDS)}"),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on "
+                                               "127.0.0.1:PORT (0 = a free port, logged; default: none)."),
+    state: Optional[Path] = typer.Option(None, "--state", help="State file, restored at start and saved "
+                                         "atomically at shutdown (default: ASSET.state.json beside PRIORS)."),
+    low_latency_cpu: bool = typer.Option(True, "--low-latency/--no-low-latency", help="Single-threaded XLA CPU "
+                                         "client, synchronous dispatch, the quote step compiled as one XLA "
+                                         "kernel (a dedicated quoter process)."),
+    params_state: Optional[Path] = typer.Option(None, "--params-state", help="Learned-parameter registry state "
+                                                "(from `mmcal params calibrate --state`): published as "
+                                                "mm_learned_<name> gauges and logged every minute."),
+    speed: float = typer.Option(1.0, "--speed", help="Replay: market seconds per wall second (0 or inf = "
+                                "as fast as possible)."),
+    source: Optional[str] = typer.Option(None, "--source", help=f"Replay: {' | '.join(SOURCES)}"),
+    data: Optional[Path] = typer.Option(None, "--data", help="Replay: the market data file or folder."),
+    url: str = typer.Option("wss://api.hyperliquid.xyz/ws", "--url", help="Hyperliquid: websocket URL."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many wall seconds."),
+    refresh_s: float = typer.Option(1.0, "--refresh-s", help="Publish (and log) a ladder at most this often, s."),
+    capital: float = typer.Option(100_000.0, "--capital", help="Paper account capital, quote currency."),
+    fee_bps: float = typer.Option(0.0, "--fee-bps", help="Maker fee in bps of notional (negative = rebate)."),
+    no_fills: bool = typer.Option(False, "--no-fills", help="No paper fills: position 0, margin = capital."),
+    checkpoint_s: float = typer.Option(300.0, "--checkpoint-s", help="Also save the state this often while "
+                                       "running, wall seconds (0 = only at shutdown)."),
+    as_json: bool = typer.Option(False, "--json", help="At exit, print one JSON summary on stdout."),
+):
+    """Run the quoter in real time on a feed (a replay of recorded data, or the Hyperliquid websocket): hot-reload
+    the deployed bundle, serve metrics, log each ladder (JSON lines on stderr), keep a paper account (no orders
+    are sent), and save the online state every --checkpoint-s and on SIGTERM/SIGINT."""
+
+    def body():
+        import asyncio
+
+        from mm_runtime import BundleError, configure_low_latency_cpu, load_bundle
+        from mm_runtime.live import HyperliquidFeed, LiveConfig, LiveRunner, ReplayFeed
+        from mm_runtime.logs import configure_json_logging
+
+        # a dedicated quoter process: JAX's CPU client single-threaded with synchronous
+        # dispatch (mm_runtime.perf; the step's median ~84 -> ~29 us here); must come
+        # before anything creates the backend
+        low_latency = configure_low_latency_cpu() if low_latency_cpu else False
+
+        check_choice("--feed", feed, LIVE_FEEDS)
+        if feed == "replay":
+            if source is None or data is None:
+                raise CliError("--feed replay: give --source and --data")
+            if math.isnan(speed) or speed < 0:
+                raise CliError(f"--speed: must be >= 0 (0 or inf = as fast as possible), got {speed}")
+        elif source is not None or data is not None:
+            raise CliError("--source/--data: only with --feed replay")
+        if feed == "hyperliquid" and not url.startswith(("ws://", "wss://")):
+            raise CliError(f"--url: expected ws:// or wss://, got {url!r}")
+        if metrics_port is not None and not 0 <= metrics_port <= 65535:
+            raise CliError(f"--metrics-port: must be 0..65535, got {metrics_port}")
+        if duration is not None and not (math.isfinite(duration) and duration > 0):
+            raise CliError(f"--duration: must be a positive number of seconds, got {duration}")
+        if not Path(priors).is_file():
+            raise CliError(f"{priors}: no such file")
+        try:
+            bundle = load_bundle(priors)
+        except BundleError as e:
+            raise CliError(str(e)) from None
+        if bundle.asset != asset:
+            raise CliError(f"--priors: the bundle is for {bundle.asset!r}, not --asset {asset!r}")
+        state_path = state if state is not None else Path(priors).with_name(f"{asset}.state.json")
+        folder = state_path.parent if str(state_path.parent) else Path(".")
+        if not (folder.is_dir() and os.access(folder, os.W_OK)):
+            raise CliError(f"--state: {state_path}: its folder does not exist or is not writable "
+                           "(the state is saved there at shutdown)")
+        try:
+            live_cfg = LiveConfig(refresh_s=refresh_s, capital=capital, fee_bps=fee_bps, paper_fills=not no_fills,
+                                  checkpoint_s=checkpoint_s if checkpoint_s != 0 else None)
+        except ValueError as e:  # pydantic: name the option and the rule
+            first = e.errors()[0] if hasattr(e, "errors") else {"loc": ("live",), "msg": str(e)}
+            opt = "--" + str(first["loc"][0]).replace("_", "-")
+            raise CliError(f"{opt}: {first['msg']}") from None
+
+        if feed == "replay":
+            from models.data.loaders import replay_data
+
+            mkt = read_market(source, data, asset)
+            if mkt.asset != asset:
+                raise CliError(f"--asset: {data} holds {mkt.asset!r}, not {asset!r}")
+            rd = replay_data(mkt)
+            the_feed = ReplayFeed(rd, speed)
+            stage(f"live: replaying {asset} ({source}), {len(rd.trade_ts):,} trades, {len(rd.quote_ts):,} quotes, "
+                  f"{rd.end - rd.start:,.0f} s at {speed:g}x")
+        else:
+            the_feed = HyperliquidFeed(url, asset)
+            stage(f"live: {asset} from {url}")
+        stage(f"live: low-latency CPU mode {'on' if low_latency else 'off'}")
+
+        # JSON lines on stderr for the runtime's records (not through the plain root handler as well)
+        rt_log = logging.getLogger("mm_runtime")
+        handler = configure_json_logging(level=rt_log.level or logging.INFO, stream=sys.stderr)
+        propagate, rt_log.propagate = rt_log.propagate, False
+        try:
+            runner = LiveRunner(priors, live=live_cfg, state_path=state_path, params_state=params_state,
+                                market_clock=the_feed.market_clock)
+            form = "one XLA kernel" if runner.quoter.one_kernel_step else "a multi-kernel XLA program"
+            stage(f"live: quote step compiled as {form}")
+            if metrics_port is not None:
+                try:
+                    runner.serve_metrics(metrics_port)
+                except OSError as e:
+                    raise CliError(f"--metrics-port: cannot listen on 127.0.0.1:{metrics_port}: "
+                                   f"{e.strerror or e}") from None
+            summary = asyncio.run(runner.run(the_feed, duration))
+        finally:
+            rt_log.removeHandler(handler)
+            rt_log.propagate = propagate
+        if as_json:
+            emit_json(summary)
+        else:
+            stage(f"live: stopped ({summary['stopped']}): {summary['events']:,} events, {summary['ladders']:,} "
+                  f"ladders, {summary['fills']} paper fills, position {summary['position']:.6g}, "
+                  f"model {summary['model_version']}; state saved to {summary['state']}")
+
+    guarded(body)

@@ -1,0 +1,158 @@
+"""``mmcal paper``: paper trading, a replay of market data through the Quoter for several
+configurations (mm_runtime.paper), or the Avellaneda-Stoikov (2008) synthetic market."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from flows.cli.app import SOURCES, CliError, app, emit_json, guarded, stage
+from flows.cli.options import check_choice, check_window
+from flows.cli.render import render_as, render_paper
+from flows.fitting import read_market
+
+
+QUEUE_MODELS = ("auto", "book", "factor", "none")
+"""``mmcal paper --queue-model``: ``mm_runtime.paper.replay.ReplayConfig.queue_model``."""
+
+
+def _replay_bundle(priors: Optional[Path], asset: str):
+    from mm_runtime import load_bundle
+
+    if priors is not None:
+        return load_bundle(priors), str(priors)
+    from models import tracking
+
+    try:
+        bundle, version = tracking.load_registered_bundle(asset, alias="champion")
+    except tracking.RegistryNotFound as e:
+        raise CliError(f"--priors: not given, and no champion for {asset} ({e}); calibrate first "
+                       "(mmcal calibrate) or pass --priors BUNDLE") from None
+    return bundle, f"models:/{tracking.registered_model_name(asset)}@champion (version {version})"
+
+
+@app.command()
+def paper(
+    path: Optional[Path] = typer.Argument(None, metavar="[path]", help="Market data to replay (not with --market)."),
+    source: Optional[str] = typer.Option(None, "--source", help=f"{' | '.join(SOURCES)}"),
+    asset: Optional[str] = typer.Option(None, "--asset", help="Asset, where the path holds several."),
+    configs: str = typer.Option("static,learned", "--configs", help="Comma-separated: static, learned, bundle "
+                                "(the first is the baseline of the paired comparison)."),
+    priors: Optional[Path] = typer.Option(None, "--priors", help="Bundle file (default: the registered champion)."),
+    window: Optional[str] = typer.Option(None, "--window", help="Replay window START:END (fractions or seconds), "
+                                         "e.g. 0.5:1 to replay data the priors were not fitted on."),
+    refresh_s: float = typer.Option(1.0, "--refresh-s", help="Quote refresh interval, s."),
+    latency_s: float = typer.Option(0.05, "--latency-s", help="Order latency, s."),
+    fee_bps: float = typer.Option(0.0, "--fee-bps", help="Maker fee in bps of notional (negative = rebate)."),
+    queue_model: str = typer.Option("auto", "--queue-model", help="Fills at our price: auto (book where the data "
+                                    "has L2 snapshots, else factor) | book (queue position from the book) | factor "
+                                    "(--queue-factor x the print) | none (trade-through only)."),
+    queue_factor: float = typer.Option(0.0, "--queue-factor", help="Share of a print at our price that fills us "
+                                       "(--queue-model factor, and auto's fallback without books)."),
+    tick_size: Optional[float] = typer.Option(None, "--tick-size", help="Price grid the quotes are rounded to "
+                                              "(default: the data's tick, inferred from its prices; 0 = none)."),
+    max_position_notional: float = typer.Option(20_000.0, "--max-position-notional", help="Position limit, notional."),
+    block_s: float = typer.Option(600.0, "--block-s", help="Block length of the paired comparison, s."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder (default artifacts/paper/ASSET-...)."),
+    market: Optional[str] = typer.Option(None, "--market", help="avellaneda-stoikov: the synthetic market instead."),
+    gamma: Optional[list[float]] = typer.Option(None, "--gamma", help="AS risk aversion (repeat; default 0.1 0.01 1)."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="inventory | symmetric (default both)."),
+    paths: int = typer.Option(1000, "--paths", help="AS Monte Carlo paths."),
+    seed: int = typer.Option(0, "--seed", help="AS random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+):
+    """Paper trading: replay market data through the Quoter for several configurations (static vs learned)
+    and write an HTML report; or run the Avellaneda-Stoikov (2008) market against the paper's table."""
+
+    def as_body():
+        from mm_runtime.paper import avellaneda_stoikov as AS
+
+        if market != "avellaneda-stoikov":
+            raise CliError(f"--market: unknown market {market!r}; the one synthetic market is avellaneda-stoikov")
+        if path is not None or source is not None:
+            raise CliError("--market: replays take PATH --source; the synthetic market takes neither")
+        strategies = AS.STRATEGIES if strategy is None else (strategy,)
+        check_choice("--strategy", strategy, AS.STRATEGIES)
+        rows = []
+        for g in (gamma or [0.1, 0.01, 1.0]):
+            for s in strategies:
+                try:
+                    res = AS.simulate(g, s, paths, seed)
+                except ValueError as e:
+                    raise CliError(f"--gamma/--paths: {e}") from None
+                row = res.row()
+                if (float(g), s) in AS.PAPER_TABLE:
+                    row.update(AS.compare_to_paper(res))
+                else:
+                    row.update(paper={k: None for k in ("spread", "profit_mean", "profit_std", "final_q_mean",
+                                                        "final_q_std")}, z=None, max_abs_z=None)
+                rows.append(row)
+        if as_json:
+            emit_json({"market": "avellaneda-stoikov", "rows": rows})
+        else:
+            render_as(rows)
+        return True
+
+    def replay_body():
+        import time
+
+        from models.data.loaders import replay_data
+        from models.data.tables import DataError, WindowSpec, window_market
+        from models.paper_report import ab_document, write_report
+        from mm_runtime.paper.compare import CONFIGS, run_ab
+        from mm_runtime.paper.replay import ReplayConfig
+
+        if path is None or source is None:
+            raise CliError("paper: give PATH and --source (a replay), or --market avellaneda-stoikov")
+        names = tuple(c.strip() for c in configs.split(",") if c.strip())
+        for c in names:
+            if c not in CONFIGS:
+                raise CliError(f"--configs: unknown configuration {c!r}; choose from {', '.join(CONFIGS)}")
+        if len(set(names)) != len(names) or not names:
+            raise CliError(f"--configs: give distinct configurations, got {configs!r}")
+        check_choice("--queue-model", queue_model, QUEUE_MODELS)
+        if queue_model in ("auto", "book"):
+            try:
+                mkt = read_market(source, path, asset, with_books=True)
+            except DataError as e:
+                if queue_model == "book":
+                    raise CliError(f"--queue-model book: cannot load the book snapshots: {e}") from None
+                stage(f"paper: no book snapshots ({e}); fills at our price by --queue-factor")
+                mkt = read_market(source, path, asset)
+        else:
+            mkt = read_market(source, path, asset)
+        win = check_window("--window", window)
+        if win:
+            mkt = window_market(mkt, *WindowSpec.parse(win).bounds_ns(mkt))
+        bundle, origin = _replay_bundle(priors, mkt.asset)
+        if bundle.asset != mkt.asset:
+            raise CliError(f"--priors: the bundle is for {bundle.asset!r}, the data is {mkt.asset!r}")
+        try:
+            rc = ReplayConfig(refresh_s=refresh_s, latency_s=latency_s, fee_bps=fee_bps, queue_factor=queue_factor,
+                              queue_model=queue_model, tick_size=tick_size,
+                              max_position_notional=max_position_notional, block_s=block_s, progress_every_s=5.0)
+        except ValueError as e:
+            raise CliError(f"paper: {e}") from None
+        data = replay_data(mkt)
+        books = (f"{len(data.book_ts):,} book snapshots ({data.book_bid_px.shape[1]} levels)" if data.has_book
+                 else "no books")
+        stage(f"paper: {mkt.asset} ({source}), {len(data.trade_ts):,} trades, {len(data.quote_ts):,} quotes, {books}, "
+              f"{data.end - data.start:,.0f} s; configurations {', '.join(names)}; priors {origin}")
+        try:
+            ab = run_ab(data, bundle, names, rc, progress=lambda c, f: stage(f"  {c}: {100 * f:.0f}%"))
+        except ValueError as e:
+            raise CliError(f"paper: {e}") from None
+        ab["window"], ab["priors"] = win or None, origin
+        target = out_dir or Path("artifacts/paper") / f"{mkt.asset}-{source}-{time.strftime('%Y%m%dT%H%M%S')}"
+        report = write_report(ab, target)
+        doc = {**ab_document(ab), "report": str(report)}
+        if as_json:
+            emit_json(doc)
+        else:
+            render_paper(doc)
+        return True
+
+    if not guarded(as_body if market is not None else replay_body):
+        raise typer.Exit(1)

@@ -1,0 +1,311 @@
+"""The human-readable output of the commands (rich tables on stdout): one ``render_*``
+per ``--json`` document, printing what that document holds."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from flows.cli.app import jsonable, out
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "-"
+        if v != 0 and (abs(v) < 10 ** (-digits) or abs(v) >= 1e6):
+            return f"{v:.{digits}e}"
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    t = Table(title=Text(title), title_justify="left", header_style="bold")
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    for r in rows:
+        t.add_row(*[Text(_fmt(v)) for v in r])  # Text: '[low,buy]' is not markup
+    return t
+
+
+def _print_wide(table: Table) -> None:
+    """Print a table without truncating its cells: parameter names are never cut to
+    'kappa[hi…'. Redirected output gets the table's natural width; on a terminal
+    the first column folds instead."""
+    from rich.measure import Measurement
+
+    table.columns[0].overflow = "fold"
+    if out.is_terminal:
+        out.print(table)
+        return
+    width = Measurement.get(out, out.options.update(width=10_000), table).maximum
+    Console(width=max(out.width, width)).print(table)  # stdout as `out`, only wider
+
+
+def _g(v: Any) -> str:
+    """4 significant digits (the registry's values span 1e-3 .. 1e3 and sit near 1)."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    s = f"{v:.4g}"
+    return f"{v:.6g}" if s in ("1", "-1") and v != float(s) else s  # 0.99997 is not 1
+
+
+def render_inspect(s: dict) -> None:
+    rows = s["rows"]
+    out.print(f"[bold]{s['asset']}[/bold] ({s['source']})  {s['start']} -> {s['end']}  "
+              f"({s['duration_s']:.1f} s)")
+    out.print(f"rows: trades {rows['trades']:,}  quotes {rows['quotes']:,}  books {rows['books']:,}")
+    out.print(f"mean spread: {s['mean_spread_bps']:.3f} bps (time-weighted)")
+    out.print(_table("arrivals (market orders; one sweep = one arrival)",
+                     ["side", "arrivals", "per s", "prints/arrival", "mean depth bps", "kappa mle 1/bps"],
+                     [[a["side_name"], a["arrivals"], a["rate_per_s"], a["mean_prints"],
+                       a["mean_depth_bps"], a["kappa_mle"]] for a in s["arrivals"]]))
+    out.print(_table(f"realized volatility per regime (bps/sqrt(s); labels: {s['regime_labels']})",
+                     ["regime", "bars", "occupancy", "sigma", "mean log rv", "sd log rv"],
+                     [[v["regime_name"], v["bars"], v["occupancy"], v["sigma_bps_mean"],
+                       v["log_rv_mean"], v["log_rv_sd"]] for v in s["volatility"]]))
+    oc = s["observation_config"]
+    out.print(_table(f"passive fills by depth bucket (re-post every {oc['repost_interval_s']} s; markout "
+                     f"at {oc['markout_horizon_s']} s; informed = markout > {oc['informed_threshold_bps']} bp)",
+                     ["bucket", "fills", "informed share", "se", "mean markout bps"],
+                     [[f["bucket"], f["fills"], f["informed_share"], f["informed_share_se"],
+                       f["markout_mean_bps"]] for f in s["passive_fills"]]))
+    notes = {k: v for k, v in s.get("meta", {}).items() if k != "truth_arrivals"}
+    if notes:
+        out.print(f"loader notes: {json.dumps(jsonable(notes))}", markup=False, highlight=False)
+
+
+def render_fit(doc: dict) -> None:
+    s = doc["sampler"]
+    regimes = f", regimes {doc['regimes']}" if doc["regimes"] else ""
+    ess = lambda v: None if v is None else int(round(v))  # noqa: E731
+    _print_wide(_table(f"{doc['model']} posterior: {doc['asset']} ({doc['source']}), {doc['n_obs']:,} "
+                       f"{doc['obs_unit']}{regimes}; {s['sampler']}, {s['chains']} chains x {s['draws']} draws",
+                       ["parameter", "mean", "sd", "5%", "95%", "r_hat", "ess_bulk", "ess_tail"],
+                       [[name, p["mean"], p["sd"], p["q05"], p["q95"], p["r_hat"], ess(p["ess_bulk"]),
+                         ess(p["ess_tail"])] for name, p in doc["parameters"].items()]))
+    d = doc["diagnostics"]
+    f = lambda v, n=3: _fmt(v, n)  # noqa: E731
+    lines = [
+        f"max r_hat {f(d.get('r_hat_max'))} ({d.get('r_hat_worst') or '-'});  "
+        f"min ess bulk {f(ess(d.get('ess_bulk_min')))} ({d.get('ess_bulk_worst') or '-'}), "
+        f"tail {f(ess(d.get('ess_tail_min')))} ({d.get('ess_tail_worst') or '-'})",
+        f"divergences {f(d.get('divergences'))};  min BFMI {f(d.get('bfmi_min'), 2)};  "
+        f"sampling {f(s.get('wall_s'), 1)} s",
+    ]
+    if "loo_elpd" in d:
+        lines.append(f"elpd_loo {f(d.get('loo_elpd'), 1)} ± {f(d.get('loo_se'), 1)} "
+                     f"(p_loo {f(d.get('p_loo'), 1)}; {d.get('loo_n')} terms of "
+                     f"{', '.join(d.get('loo_vars', []))});  max Pareto k {f(d.get('pareto_k_max'), 2)} "
+                     f"({d.get('pareto_k_over_0.7')} above 0.7)")
+    else:
+        lines.append(f"LOO: {d.get('loo_note', 'not computed')}")
+    g = doc["gate"]
+    lines.append(f"gate: {'PASS' if g['passed'] else 'FAIL (not exportable)'}")
+    lines += [f"  - {msg}" for msg in g["failures"]]
+    lines += [f"  warning: {msg}" for msg in g["warnings"]]
+    lines.append(f"model version {doc['model_version']}")
+    for ln in lines:
+        out.print(ln, markup=False, highlight=False, soft_wrap=True)
+
+
+def render_ladder(rep: dict) -> None:
+    s = rep["summary"]
+    if not s["valid"]:
+        out.print(f"no quotes: {s['reason']}")
+        return
+    out.print(f"{s['asset']}  mid {s['mid']:.6g}  sigma {s['sigma_bps']:.4g} bps/sqrt(s)  "
+              f"kelly fraction {s['kelly_fraction']:.3f}  alpha_touch {s['alpha_touch']:.3f}  "
+              f"binding bid/ask {s['binding']['bid']}/{s['binding']['ask']}  "
+              f"margin used {s['margin_used']:.2f}", markup=False, highlight=False)
+    if "spread_capture" in s:
+        out.print(f"edge per fill = (1-alpha)(c*depth - fee) - alpha(AS + fee): spread capture c "
+                  f"{s['spread_capture']:.3f}, adverse move AS {s['adverse_move_bps']:.3g} bps, "
+                  f"fee {s['fee_bps']:g} bps", markup=False, highlight=False)
+    out.print(_table("ladder", ["side", "level", "depth bps", "price", "size", "P_fill", "alpha", "edge bps",
+                                "Kelly f"],
+                     [[r["side"], r["level"], r["depth_bps"], r["price"], r["size"], r["p_fill"],
+                       r["alpha"], r["edge_bps"], r["kelly_f"]] for r in rep["ladder"]]))
+
+
+def render_calibration(doc: dict) -> None:
+    d = doc["data"]
+    ess = lambda v: None if v is None else int(round(v))  # noqa: E731
+    rows = []
+    for m, r in doc["models"].items():
+        rows.append([m, "hit" if r["cache_hit"] else "sampled", r["n_obs"], r["sampling_wall_s"], r["r_hat_max"],
+                     ess(r["ess_bulk_min"]), ess(r["ess_tail_min"]), r["divergences"], r["bfmi_min"],
+                     r["loo_elpd"], r["pareto_k_max"], "PASS" if r["gate"]["passed"] else "FAIL"])
+    _print_wide(_table(f"calibration of {doc['asset']}: {d['source']} {d['path']} window {d['window']} "
+                       f"({d['duration_s']:.0f} s, {d['rows']['trades']:,} trades, {d['bar_seconds']:g} s bars)",
+                       ["model", "cache", "n obs", "sampling s", "max r_hat", "min ess bulk", "min ess tail",
+                        "divergences", "min BFMI", "elpd_loo", "max Pareto k", "gate"], rows))
+    lines = []
+    st = doc["status"]
+    if st == "gate_failed":
+        lines.append(f"gate FAILED: not exported, not registered (MLflow run {doc['run_id']}, status FAILED)")
+        lines += [f"  - {f}" for f in doc["failures"]]
+    elif st in ("registered", "already_registered"):
+        how = "registered" if st == "registered" else "unchanged calibration, already registered"
+        lines.append(f"{how}: models:/{doc['registered_model']}/{doc['version']} "
+                     f"(aliases: {', '.join(doc['aliases'])}); MLflow run {doc['run_id']}")
+        lines.append(f"bundle: {doc['bundle_path']}")
+    else:
+        lines.append(f"logged (not registered): MLflow run {doc['run_id']}; bundle {doc['bundle_path']}")
+    lines.append(f"look: {doc['mlflow_ui']}")
+    for ln in lines:
+        out.print(ln, markup=False, highlight=False, soft_wrap=True)
+
+
+def render_comparison(doc: dict) -> None:
+    ch, champ = doc["challenger"], doc["champion"]
+    title = (f"{doc['asset']}: challenger v{ch['version']} vs "
+             + (f"champion v{champ['version']}" if champ else "no champion"))
+    if doc.get("heldout"):
+        h = doc["heldout"]
+        title += f" on held-out data ({h['duration_s']:.0f} s, {h['rows']['trades']:,} trades)"
+    if doc["rows"]:
+        _print_wide(_table(title, ["model", "unit", "n", "challenger elpd", "champion elpd", "difference", "se",
+                                   "paired", "z"],
+                           [[r["model"], r.get("unit"), r.get("n"), r["challenger_elpd"], r["champion_elpd"],
+                             r["elpd_diff"], r["se"], {True: "yes", False: "no"}.get(r["paired"], "-"),
+                             r["z_score"]] for r in doc["rows"]]))
+    else:
+        out.print(title, markup=False, highlight=False)
+    if doc.get("paper"):
+        p = doc["paper"]
+        render_paper({**p, "asset": doc["asset"], "source": "held-out replay", "report": p.get("report")})
+        out.print(p.get("verdict", ""), markup=False, highlight=False, soft_wrap=True)
+    verdict = ("promoted: the challenger is now the champion" if doc["promoted"]
+               else "kept the champion" if champ else "not promoted (--no-promote)")
+    out.print(f"{verdict} ({doc['reason']})", markup=False, highlight=False, soft_wrap=True)
+    if doc.get("run_id"):
+        out.print(f"comparison logged: MLflow run {doc['run_id']}", markup=False, highlight=False)
+
+
+def render_deploy(doc: dict) -> None:
+    if doc["status"] == "unchanged":
+        msg = f"{doc['target']} already holds this bundle ({doc['ref']}, model {doc['model_version']}): unchanged"
+    elif doc["action"] == "rollback":
+        msg = (f"rolled back {doc['target']} to model {doc['model_version']}"
+               + (f" (version {doc['version']})" if doc.get("version") else ""))
+    else:
+        msg = (f"deployed {doc['ref']} (version {doc['version']}, model {doc['model_version']}) to {doc['target']}"
+               + (f"; previous kept as {doc['previous']}" if doc.get("previous") else ""))
+    out.print(msg, markup=False, highlight=False, soft_wrap=True)
+
+
+def render_paper(doc: dict) -> None:
+    rows = [[r["config"], r["pnl"], r["sharpe_per_day"], r["max_drawdown"], r["fills"], r["mean_markout_bps"],
+             r["inventory_sd"], r["inventory_max_abs"], r["fees"], r["quoted_share"]] for r in doc["table"]]
+    _print_wide(_table(f"paper trading {doc['asset']} ({doc['source']}, window {doc.get('window') or 'all'})",
+                       ["config", "PnL", "Sharpe/day", "max DD", "fills", "markout bps", "inv sd", "inv max|q|",
+                        "fees", "quoted"], rows))
+    if doc["paired"]:
+        prow = [[k, v["blocks"], v["mean_diff"], v["ci_low"], v["ci_high"], f"{v['wins']}/{v['blocks']}"]
+                for k, v in doc["paired"].items()]
+        out.print(_table(f"paired by {next(iter(doc['paired'].values()))['block_s']:.0f} s blocks vs "
+                         f"{doc['baseline']} (PnL difference, 95% t interval)",
+                         ["config", "blocks", "mean diff", "low", "high", "blocks won"], prow))
+    if doc.get("report"):
+        out.print(f"report: {doc['report']}", markup=False, highlight=False, soft_wrap=True)
+
+
+def render_as(rows: list[dict]) -> None:
+    t = [[r["gamma"], r["strategy"], r["spread"], r["profit_mean"], r["profit_std"], r["final_q_mean"],
+          r["final_q_std"], r["paper"]["spread"], r["paper"]["profit_mean"], r["paper"]["profit_std"],
+          r["paper"]["final_q_mean"], r["paper"]["final_q_std"], r["max_abs_z"]] for r in rows]
+    _print_wide(_table(f"Avellaneda-Stoikov (2008) market, {rows[0]['n_paths']} paths, seed {rows[0]['seed']} "
+                       "(ours | the paper's table; z: difference / Monte Carlo SE)",
+                       ["gamma", "strategy", "spread", "profit", "sd", "q_T", "sd(q_T)", "paper spread",
+                        "paper profit", "sd", "q_T", "sd(q_T)", "max|z|"], t))
+
+
+def render_params(doc: dict) -> None:
+    rows = []
+    for p in doc["params"]:
+        lo, hi = p["interval"]
+        rows.append([p["name"], p["tier"], p["family"], f"{_g(p['prior_mean'])} (s={_g(p['prior_strength'])})",
+                     _g(p["estimate"]), _g(lo), _g(hi), f"{p['data_weight']:.3f}", f"{_g(p['n'])}/{p['min_n']}",
+                     "yes" if p["calibrated"] else "no", p["in_use"], p["unit"]])
+    _print_wide(_table(f"learned parameters{' of ' + doc['asset'] if doc['asset'] else ''}",
+                       ["parameter", "tier", "family", "prior mean (strength)", "estimate", "95% lo", "95% hi",
+                        "data weight", "n/min_n", "calibrated", "in use", "unit"], rows))
+    for t, name in doc["tier_names"].items():
+        ps = [p for p in doc["params"] if str(p["tier"]) == t]
+        ready = doc[f"tier{t}_ready"]
+        out.print(f"tier {t} ({name}): {'ready' if ready else 'not ready'} "
+                  f"({sum(p['calibrated'] for p in ps)}/{len(ps)} calibrated)", markup=False, highlight=False)
+    sources = sorted({p["prior_source"] for p in doc["params"]})
+    out.print("priors: " + "; ".join(sources), markup=False, highlight=False, soft_wrap=True)
+
+
+def render_moved(doc: dict) -> None:
+    rows = [[m["name"], m["tier"], m["evidence"], m["before"], m["after"], m["data_weight_before"],
+             m["data_weight_after"], "yes" if m["calibrated_after"] else "no", m["source"]] for m in doc["moved"]]
+    _print_wide(_table(f"historical calibration of {doc['asset']} ({doc['source']}, {doc['duration_s']:,.0f} s): "
+                       "what moved", ["parameter", "tier", "evidence", "before", "after", "weight before",
+                                      "weight after", "calibrated", "from"], rows))
+    for name, ok in doc["tiers"].items():
+        out.print(f"{name}: {'ready' if ok else 'not ready'}", markup=False, highlight=False)
+    for note in doc["notes"]:
+        out.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    if doc.get("state"):
+        out.print(f"state saved: {doc['state']}", markup=False, highlight=False)
+
+
+def render_schedules(config: str, rows: list[dict]) -> None:
+    """``mmcal serve --check``: the deployments of a schedules file."""
+    _print_wide(_table(f"{config}: {len(rows)} scheduled calibration(s)",
+                       ["deployment", "cron", "timezone", "source", "path", "window"],
+                       [[r["deployment"], r["cron"], r["timezone"], r["source"], r["path"], r["window"]]
+                        for r in rows]))
+
+
+def render_demo(doc: dict, asset: str, duration: float, fit_window: str) -> None:
+    """``mmcal demo``: each step's table under a numbered rule, then where to look."""
+    out.rule("1. synthetic market")
+    out.print(f"{asset}: {duration:.0f} s, {doc['rows']['trades']:,} trades, "
+              f"{doc['rows']['quotes']:,} quotes in {doc['market_dir']} (truth.json beside it); "
+              f"fit on {fit_window}, the rest held out", markup=False, highlight=False)
+    for i, cal in enumerate(doc["calibrations"]):
+        variant = "threshold" if i == 0 else "mixture"
+        out.rule(f"{2 + i}. calibrate (alpha {variant} variant)")
+        render_calibration(cal)
+    n = 2 + len(doc["calibrations"])
+    if doc["comparison"] is not None:
+        out.rule(f"{n}. compare on the held-out quarter")
+        render_comparison(doc["comparison"])
+        n += 1
+    if doc["deploy"] is None:
+        out.print("the calibration failed the gate: nothing deployed (see the failures above)")
+        return
+    out.rule(f"{n}. deploy")
+    render_deploy(doc["deploy"])
+    lad = doc["ladder"]
+    out.rule(f"{n + 1}. a Quoter on the deployed bundle (replay of the last {lad['replay']['seconds']:.0f} s, "
+             f"{lad['replay']['events']} events)")
+    render_ladder(lad)
+    out.rule(f"{n + 2}. paper trading on the held-out quarter: learned vs the original static constants")
+    render_paper(doc["paper"])
+    out.rule("where to look")
+    last = doc["calibrations"][-1]
+    lines = [f"MLflow: {doc['look']['mlflow_ui']}   (then http://127.0.0.1:5000, experiment mm-calibration)",
+             f"  calibration runs: {', '.join(c['run_id'] for c in doc['calibrations'])}"
+             + (f"; comparison run: {doc['comparison']['run_id']}" if doc["comparison"] and
+                doc["comparison"].get("run_id") else ""),
+             f"  registered model: {last['registered_model']} (aliases champion, challenger)",
+             f"live bundle: {doc['deploy']['target']} (a Quoter watching it hot-reloads each "
+             "`mmcal deploy` / `mmcal rollback`)",
+             f"paper-trading report: {doc['paper']['report']}",
+             f"Prefect runs: PREFECT_HOME={doc['look']['prefect_home']} prefect server start",
+             f"done in {doc['wall_s']:.0f} s"]
+    for ln in lines:
+        out.print(ln, markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,103 @@
+"""One model fitted to one market outside Prefect: load -> observations -> fit ->
+diagnostics -> gate, the steps of ``mmcal fit`` (DESIGN.md section 8).
+
+Plain functions, not Prefect tasks: nothing is cached, tracked or registered (the
+calibration flow, :mod:`flows.calibrate` with :mod:`flows.tasks`, runs the same
+steps as cached tasks). Every number comes from ``models`` (:mod:`models.catalog`
+and :func:`models.sampling.gate`). Bad input raises :class:`InputError` (a
+``ValueError``) whose message names the ``mmcal fit`` option or the file at fault.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+
+class InputError(ValueError):
+    """Bad input to a fit (an option's value, or what the data holds): one line for the user."""
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+def read_market(source: str, path: Path, asset: Optional[str], with_books: bool = False):
+    """The market of ``path`` by the loader of ``source`` (book snapshots too with
+    ``with_books``, where the source has them: the synthetic market has none)."""
+    from models.data.loaders import load
+    from models.data.tables import SOURCES
+
+    if source not in SOURCES:
+        raise InputError(f"--source: unknown source {source!r}; one of {', '.join(SOURCES)}")
+    if not Path(path).exists():
+        raise InputError(f"{path}: no such file or directory")
+    if with_books and source != "synthetic":  # the synthetic market has no books
+        return load(source, path, asset=asset, with_books=True)
+    return load(source, path, asset=asset)
+
+
+def fit_one(model: str, source: str, path: Path, asset: Optional[str], regimes: str,
+            sampler_config, gate_config, progress: Callable[[str], None] = _quiet) -> dict:
+    """Load, prepare, sample, diagnose and gate one model; the `mmcal fit --json` document.
+
+    ``regimes``: the regime path alpha, kappa and hawkes condition on (one of
+    :data:`models.catalog.REGIME_SOURCES`); ``sampler_config`` and ``gate_config``: a
+    :class:`models.sampling.SamplerConfig` and :class:`models.sampling.GateConfig`;
+    ``progress`` gets one line per step."""
+    from models import catalog
+    from models.sampling import gate
+
+    spec = catalog.spec(model)
+    if regimes not in catalog.REGIME_SOURCES:
+        raise InputError(f"--regimes: unknown choice {regimes!r}; one of {', '.join(catalog.REGIME_SOURCES)}")
+    t_start = time.perf_counter()
+    progress(f"loading {source} data from {path} ...")
+    market = read_market(source, path, asset)
+    if asset is not None and str(market.asset).upper() != asset.upper():
+        raise InputError(f"--asset: {path} holds {market.asset!r}, not {asset!r}")
+    if regimes == "truth" and not catalog.has_truth_path(market):
+        raise InputError(f"--regimes truth: {path} ({source}) has no true regime path; "
+                         "only the synthetic market has one (use --regimes em)")
+    if spec.uses_regimes:
+        how = {"em": "EM/MAP path of the regime HMM", "truth": "the synthetic truth's path",
+               "quantile": "placeholder quantile labels"}[regimes]
+        progress(f"computing {spec.obs_unit} with regimes from {how} ...")
+    else:
+        progress(f"computing {spec.obs_unit} ...")
+    obs = catalog.prepare(model, market, regimes)
+    n = catalog.n_obs(model, obs)
+    progress(f"{n:,} {spec.obs_unit} ({time.perf_counter() - t_start:.1f} s)")
+    sc = sampler_config
+    progress(f"sampling {model}: {sc.sampler}, {sc.chains} chains x {sc.draws} draws "
+             f"(+{sc.tune} tune), seed {sc.seed} ...")
+    t0 = time.perf_counter()
+    idata = catalog.fit(model, obs, sc)
+    progress(f"sampled in {time.perf_counter() - t0:.1f} s; diagnostics and LOO ...")
+    rows = catalog.parameter_rows(model, idata)
+    diag = catalog.diagnostics(model, idata)
+    verdict = gate(diag, gate_config)
+    diag.pop("per_param", None)  # the same numbers are in "parameters"
+    a = idata.attrs
+    doc = {
+        "model": model,
+        "asset": str(market.asset),
+        "source": source,
+        "path": str(path),
+        "regimes": regimes if spec.uses_regimes else None,
+        "n_obs": n,
+        "obs_unit": spec.obs_unit,
+        "sampler": {"sampler": a.get("sampler", sc.sampler), "draws": a.get("draws", sc.draws),
+                    "tune": a.get("tune", sc.tune), "chains": a.get("chains", sc.chains),
+                    "seed": a.get("seed", sc.seed), "target_accept": a.get("target_accept", sc.target_accept),
+                    "wall_s": a.get("sampling_wall_s")},
+        "gate": {**verdict.as_dict(), "config": gate_config.model_dump()},
+        "diagnostics": diag,
+        "parameters": {r["name"]: {k: r[k] for k in ("mean", "sd", "q05", "q95", "r_hat", "ess_bulk",
+                                                      "ess_tail")} for r in rows},
+        "model_version": a.get("model_version"),
+        "wall_s": time.perf_counter() - t_start,
+    }
+    progress(f"done in {doc['wall_s']:.1f} s")
+    return doc
