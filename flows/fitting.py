@@ -38,13 +38,26 @@ def read_market(source: str, path: Path, asset: Optional[str], with_books: bool 
     return load(source, path, asset=asset)
 
 
+def observation_config(market, settings: dict | None = None):
+    """The observation rules of a fit or calibration (DESIGN.md section 3):
+    ``settings`` (ObservationConfig fields) over the defaults, with the volatility bar
+    length chosen from the data (:func:`models.data.observations.auto_bar_config`)
+    unless ``settings`` set it."""
+    from models.data.observations import ObservationConfig, auto_bar_config
+
+    cfg = ObservationConfig.model_validate(settings or {})
+    return cfg if "bar_seconds" in (settings or {}) else auto_bar_config(market, cfg)
+
+
 def fit_one(model: str, source: str, path: Path, asset: Optional[str], regimes: str,
-            sampler_config, gate_config, progress: Callable[[str], None] = _quiet) -> dict:
+            sampler_config, gate_config, progress: Callable[[str], None] = _quiet,
+            observation: dict | None = None) -> dict:
     """Load, prepare, sample, diagnose and gate one model; the `mmcal fit --json` document.
 
     ``regimes``: the regime path alpha, kappa and hawkes condition on (one of
     :data:`models.catalog.REGIME_SOURCES`); ``sampler_config`` and ``gate_config``: a
     :class:`models.sampling.SamplerConfig` and :class:`models.sampling.GateConfig`;
+    ``observation``: observation-rule settings (:func:`observation_config`);
     ``progress`` gets one line per step."""
     from models import catalog
     from models.sampling import gate
@@ -66,14 +79,15 @@ def fit_one(model: str, source: str, path: Path, asset: Optional[str], regimes: 
         progress(f"computing {spec.obs_unit} with regimes from {how} ...")
     else:
         progress(f"computing {spec.obs_unit} ...")
-    obs = catalog.prepare(model, market, regimes)
+    cfg = observation_config(market, observation)
+    obs = catalog.prepare(model, market, regimes, config=cfg)
     n = catalog.n_obs(model, obs)
     progress(f"{n:,} {spec.obs_unit} ({time.perf_counter() - t_start:.1f} s)")
     sc = sampler_config
     progress(f"sampling {model}: {sc.sampler}, {sc.chains} chains x {sc.draws} draws "
              f"(+{sc.tune} tune), seed {sc.seed} ...")
     t0 = time.perf_counter()
-    idata = catalog.fit(model, obs, sc)
+    idata = catalog.fit(model, obs, sc, catalog.model_config(model, None, cfg))
     progress(f"sampled in {time.perf_counter() - t0:.1f} s; diagnostics and LOO ...")
     rows = catalog.parameter_rows(model, idata)
     diag = catalog.diagnostics(model, idata)
@@ -88,6 +102,7 @@ def fit_one(model: str, source: str, path: Path, asset: Optional[str], regimes: 
         "regimes": regimes if spec.uses_regimes else None,
         "n_obs": n,
         "obs_unit": spec.obs_unit,
+        "observation": cfg.model_dump(mode="json"),
         "sampler": {"sampler": a.get("sampler", sc.sampler), "draws": a.get("draws", sc.draws),
                     "tune": a.get("tune", sc.tune), "chains": a.get("chains", sc.chains),
                     "seed": a.get("seed", sc.seed), "target_accept": a.get("target_accept", sc.target_accept),

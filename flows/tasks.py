@@ -8,8 +8,8 @@ runner loads it once; a process or Dask worker once per worker) and checks its
 sha256 against the one the flow saw, so every runner computes on the same data.
 
 The observation rules (:class:`models.data.observations.ObservationConfig`) are
-resolved once, by :func:`load_data` (the caller's settings; the bar length chosen
-from the data unless set), and travel as a JSON dict to every task that builds
+resolved once, by :func:`load_data` (:func:`flows.fitting.observation_config`: the
+caller's settings; the bar length chosen from the data unless set), and travel as a JSON dict to every task that builds
 observations, into every fit's attributes, the MLflow run's params and the bundle.
 
 Fit cache (DESIGN.md section 7: "cache keys are data hash + model config + code
@@ -119,16 +119,6 @@ def _transient(task, task_run, state) -> bool:
     return False
 
 
-def observation_config(market, settings: dict | None = None):
-    """The observation rules of a calibration: ``settings`` (ObservationConfig fields)
-    over the defaults, with the volatility bar length chosen from the data
-    (:func:`models.data.observations.auto_bar_config`) unless ``settings`` set it."""
-    from models.data.observations import ObservationConfig, auto_bar_config
-
-    cfg = ObservationConfig.model_validate(settings or {})
-    return cfg if "bar_seconds" in (settings or {}) else auto_bar_config(market, cfg)
-
-
 def _obs_config(observation: dict):
     from models.data.observations import ObservationConfig
 
@@ -141,6 +131,7 @@ def load_data(ref: dict, observation: dict | None = None) -> dict[str, Any]:
     the observation rules (:func:`observation_config`: ``observation`` settings, the
     bar length from the data unless set). Returns the data's identity and shape and
     the rules (``observation``, JSON), all small."""
+    from flows.fitting import observation_config
     from models.export import bundle_source
 
     logger = get_run_logger()
@@ -489,5 +480,5 @@ _jsonable = jsonable
 
 
 __all__ = ["DataRef", "bundle_key", "diagnose", "export", "find_registered",
-           "fit_key", "fit_model", "load_data", "load_market", "observation_config", "observations", "plot_fit", "point_alias",
+           "fit_key", "fit_model", "load_data", "load_market", "observations", "plot_fit", "point_alias",
            "regime_path", "summary_metrics", "track_calibration"]

@@ -19,7 +19,7 @@ only: no statistics here (``mmcal fit``'s steps are :mod:`flows.fitting`).
 
 from __future__ import annotations
 
-from flows.cli.app import SOURCES, CliError, app, data_app, emit_json, err, guarded, main, out, params_app, setup
+from flows.cli.app import SOURCES, CliError, app, data_app, emit_json, err, guarded, main, out, params_app
 
 # the command modules, imported in the order `mmcal --help` lists their commands
 from flows.cli import data, fit, quote, calibrate, paper, demo, params, live  # noqa: E402,F401,I001  isort:skip
@@ -49,5 +49,5 @@ __all__ = [
     "LIVE_FEEDS", "QUEUE_MODELS", "SAMPLERS", "SOURCES", "TASK_RUNNERS", "CliError", "app", "data_app", "emit_json",
     "err", "fit_configs", "guarded", "main", "out", "params_app", "render_as", "render_calibration",
     "render_comparison", "render_demo", "render_deploy", "render_fit", "render_inspect", "render_ladder",
-    "render_moved", "render_paper", "render_params", "render_schedules", "run_fit", "setup", "write_synthetic",
+    "render_moved", "render_paper", "render_params", "render_schedules", "run_fit", "write_synthetic",
 ]

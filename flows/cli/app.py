@@ -1,8 +1,8 @@
 """The `mmcal` typer app and the plumbing every command shares (DESIGN.md section 8).
 
 * :data:`app` (with the ``data`` and ``params`` groups) and the root callback
-  :func:`_root`: it sets up the process first (:func:`setup`: Prefect's
-  environment, before anything imports prefect), then warnings and logging;
+  :func:`_root` (warnings and logging; the process's set-up ran when the ``flows``
+  package was imported: ``flows/__init__.py``);
 * the two consoles: :data:`out` (stdout: tables) and :data:`err` (stderr:
   progress, logs, errors);
 * :func:`guarded` (a command body: input errors become one line and exit 2),
@@ -47,20 +47,9 @@ class CliError(Exception):
     """An error meant for the user: printed as one line, exit status 2."""
 
 
-def setup() -> None:
-    """The process's set-up, run by the entry point before any command: Prefect's
-    environment defaults (:func:`flows.runtime.prepare_environment`; Prefect reads
-    its settings at import, so this comes before anything imports prefect).
-    Idempotent: it only sets what is unset."""
-    from flows.runtime import prepare_environment
-
-    prepare_environment()
-
-
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
           verbose: bool = typer.Option(False, "--verbose", "-v", help="More log output on stderr.")):
-    setup()
     _State.debug = debug
     if not verbose:  # a performance hint printed by every process that compiles a model
         import warnings

@@ -12,9 +12,13 @@ from typing import Optional
 import typer
 
 from flows.cli.app import SOURCES, CliError, app, emit_json, flows_quiet, guarded, stage
-from flows.cli.options import SAMPLERS, check_choice, check_window, fit_configs
+from flows.cli.options import (SAMPLERS, check_choice, check_window, fit_configs, observation_options,
+                               observation_settings)
 from flows.cli.render import render_calibration, render_comparison, render_deploy, render_schedules
 from flows.runtime import TASK_RUNNERS
+
+
+_OBS = observation_options()
 
 
 @app.command()
@@ -37,6 +41,12 @@ def calibrate(
     alpha_variant: str = typer.Option("threshold", "--alpha-variant", help="threshold | mixture (markout mixture)."),
     max_prior_strength: Optional[float] = typer.Option(None, "--max-prior-strength",
                                                        help="Cap every summary at this many pseudo-observations."),
+    bar_seconds: Optional[float] = _OBS["bar_seconds"],
+    volatility_estimator: Optional[str] = _OBS["volatility_estimator"],
+    markout_horizon: Optional[float] = _OBS["markout_horizon"],
+    informed_threshold: Optional[float] = _OBS["informed_threshold"],
+    depth_grid: Optional[str] = _OBS["depth_grid"],
+    repost_interval: Optional[float] = _OBS["repost_interval"],
     runner: Optional[str] = typer.Option(None, "--task-runner", help="threads (default) | processes | dask "
                                          "(or $MMCAL_TASK_RUNNER)."),
     parallel_fits: Optional[int] = typer.Option(None, "--parallel-fits", help="Fits sampled at once "
@@ -56,7 +66,11 @@ def calibrate(
 
     def body():
         sc, gc = fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess)
-        check_choice("--alpha-variant", alpha_variant, ("threshold", "mixture"))
+        from models.catalog import spec
+
+        check_choice("--alpha-variant", alpha_variant, spec("alpha").variants)
+        obs = observation_settings(bar_seconds, volatility_estimator, markout_horizon, informed_threshold,
+                                   depth_grid, repost_interval)
         check_choice("--task-runner", runner, TASK_RUNNERS)
         w = check_window("--window", window)
         if source not in SOURCES:
@@ -82,7 +96,8 @@ def calibrate(
 
         kw = dict(window=w, sampler=sc.model_dump(mode="json"), sampler_overrides=overrides,
                   gate=gc.model_dump(mode="json"),
-                  alpha_variant=alpha_variant, max_prior_strength=max_prior_strength, plots=plots)
+                  alpha_variant=alpha_variant, max_prior_strength=max_prior_strength, plots=plots,
+                  observation=obs)
         names = list(assets or [None])
         stage(f"calibrating {', '.join(a or '(the file’s asset)' for a in names)} from {source} {path} "
               f"({sc.sampler}, {sc.chains} chains x {sc.draws} draws) ...")

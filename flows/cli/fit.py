@@ -9,17 +9,21 @@ from typing import Optional
 import typer
 
 from flows.cli.app import CliError, app, emit_json, guarded, stage
-from flows.cli.options import fit_configs
+from flows.cli.options import fit_configs, observation_options, observation_settings
 from flows.cli.render import render_fit
 
 
 def run_fit(model: str, source: str, path: Path, asset: Optional[str], regimes: str,
-            sampler_config, gate_config) -> dict:
+            sampler_config, gate_config, observation: dict | None = None) -> dict:
     """Load, prepare, sample, diagnose and gate one model (:func:`flows.fitting.fit_one`,
     its steps on stderr); the `mmcal fit --json` document."""
     from flows.fitting import fit_one
 
-    return fit_one(model, source, path, asset, regimes, sampler_config, gate_config, progress=stage)
+    return fit_one(model, source, path, asset, regimes, sampler_config, gate_config, progress=stage,
+                   observation=observation)
+
+
+_OBS = observation_options()
 
 
 @app.command()
@@ -40,6 +44,12 @@ def fit(
     max_r_hat: Optional[float] = typer.Option(None, "--max-r-hat", help="Gate: largest R-hat (default 1.01)."),
     min_ess: Optional[float] = typer.Option(None, "--min-ess",
                                             help="Gate: smallest bulk and tail ESS (default 400)."),
+    bar_seconds: Optional[float] = _OBS["bar_seconds"],
+    volatility_estimator: Optional[str] = _OBS["volatility_estimator"],
+    markout_horizon: Optional[float] = _OBS["markout_horizon"],
+    informed_threshold: Optional[float] = _OBS["informed_threshold"],
+    depth_grid: Optional[str] = _OBS["depth_grid"],
+    repost_interval: Optional[float] = _OBS["repost_interval"],
     strict: bool = typer.Option(False, "--strict", help="Exit with status 1 when the fit fails the gate."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Sampler progress bars on stderr."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
@@ -55,7 +65,9 @@ def fit(
         if model not in catalog.MODELS:
             raise CliError(f"--model: unknown model {model!r}; one of {', '.join(catalog.MODELS)}")
         sc, gc = fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess)
-        doc = run_fit(model, source, path, asset, regimes, sc, gc)
+        obs = observation_settings(bar_seconds, volatility_estimator, markout_horizon, informed_threshold,
+                                   depth_grid, repost_interval)
+        doc = run_fit(model, source, path, asset, regimes, sc, gc, obs)
         if as_json:
             emit_json(doc)
         else:

@@ -1,5 +1,7 @@
 """Option checks shared by the commands: the sampler and gate options of ``fit`` and
-``calibrate`` (:func:`fit_configs`), a choice among names, a data window."""
+``calibrate`` (:func:`fit_configs`), their observation-rule options
+(:func:`observation_options`, :func:`observation_settings`), a choice among names, a
+data window."""
 
 from __future__ import annotations
 
@@ -37,6 +39,68 @@ def fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess
     if min_ess is not None:
         gkw["min_ess_bulk"] = gkw["min_ess_tail"] = min_ess
     return SamplerConfig(**kw), GateConfig(**gkw)
+
+
+OBSERVATION_FLAGS: dict[str, str] = {
+    "bar_seconds": "--bar-seconds",
+    "volatility_estimator": "--volatility-estimator",
+    "markout_horizon_s": "--markout-horizon",
+    "informed_threshold_bps": "--informed-threshold",
+    "depth_grid_bps": "--depth-grid",
+    "repost_interval_s": "--repost-interval",
+}
+"""ObservationConfig field -> the ``fit`` / ``calibrate`` flag that sets it."""
+
+
+def observation_options() -> dict[str, Any]:
+    """The observation-rule options of ``fit`` and ``calibrate`` (typer defaults, one
+    set for both commands): unset = the ObservationConfig default (the bar length:
+    chosen from the data)."""
+    import typer
+
+    return {
+        "bar_seconds": typer.Option(None, "--bar-seconds", help="Volatility bar length, s (default: the "
+                                    "shortest with >= 10 price moves per bar on average)."),
+        "volatility_estimator": typer.Option(None, "--volatility-estimator", help="Bar variance: realized "
+                                             "(default) | bipower | medrv | minrv (jump-robust)."),
+        "markout_horizon": typer.Option(None, "--markout-horizon", help="Markout horizon h of a fill, s "
+                                        "(default 1); the live quoter resolves markouts at the same h."),
+        "informed_threshold": typer.Option(None, "--informed-threshold", help="A fill is informed when its "
+                                           "markout at h exceeds this, bps (default 1)."),
+        "depth_grid": typer.Option(None, "--depth-grid", help="Depths of the hypothetical passive quotes, bps, "
+                                   "comma-separated (default 0.5,1,2,3,5,7.5,10,15,20)."),
+        "repost_interval": typer.Option(None, "--repost-interval", help="Re-post interval of the hypothetical "
+                                        "quotes, s (default 1)."),
+    }
+
+
+def observation_settings(bar_seconds=None, volatility_estimator=None, markout_horizon=None,
+                         informed_threshold=None, depth_grid=None, repost_interval=None) -> dict[str, Any]:
+    """The ObservationConfig fields the flags set (only those given), validated: a
+    bad value is a :class:`CliError` naming the flag."""
+    from pydantic import ValidationError
+
+    from models.data.observations import ObservationConfig
+
+    settings: dict[str, Any] = {}
+    if depth_grid is not None:
+        try:
+            settings["depth_grid_bps"] = tuple(float(x) for x in str(depth_grid).split(",") if x.strip())
+        except ValueError:
+            raise CliError(f"--depth-grid: expected comma-separated numbers (bps), got {depth_grid!r}") from None
+    for field, v in (("bar_seconds", bar_seconds), ("volatility_estimator", volatility_estimator),
+                     ("markout_horizon_s", markout_horizon), ("informed_threshold_bps", informed_threshold),
+                     ("repost_interval_s", repost_interval)):
+        if v is not None:
+            settings[field] = v
+    try:
+        ObservationConfig.model_validate(settings)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = err["loc"][0] if err["loc"] else next(iter(settings), "")
+        flag = OBSERVATION_FLAGS.get(str(field), "observation rules")
+        raise CliError(f"{flag}: {err['msg'].removeprefix('Value error, ')}") from None
+    return settings
 
 
 def check_choice(opt: str, value: Optional[str], choices) -> None:
