@@ -1,7 +1,8 @@
 """mm_runtime — the live side: prior bundle schema (:mod:`~mm_runtime.bundle`, read
 through its typed view :mod:`~mm_runtime.view`), conjugate families, online
-estimators, the GLFT/Kelly quote ladder, the ``Quoter``
-(:mod:`~mm_runtime.quoter`), its metrics, and the
+estimators, the GLFT/Kelly quote ladder, the quote step (pure core
+:mod:`~mm_runtime.core`, packed low-latency path :mod:`~mm_runtime.packed`), the
+``Quoter`` (:mod:`~mm_runtime.quoter`), quote reports, metrics, and the
 learned-parameter registry (:mod:`mm_runtime.params`).
 
 Dependencies: jax, numpy, pydantic, prometheus-client and the standard library only
@@ -50,6 +51,7 @@ from .quoter import (  # noqa: E402
     BINDING_NAMES,
     REASONS,
     MarketEvent,
+    ObservationConflict,
     PackedStep,
     Quoter,
     QuoteReport,
@@ -61,6 +63,7 @@ from .quoter import (  # noqa: E402
     ladder_rows,
     make_event,
     quote_once,
+    resolve_config,
     stack_trees,
     step,
     summarize,
@@ -83,6 +86,7 @@ __all__ = [
     "JsonFormatter",
     "MarketEvent",
     "ObservationConfig",
+    "ObservationConflict",
     "PackedStep",
     "PriorBundle",
     "QuoteReport",
@@ -112,6 +116,7 @@ __all__ = [
     "make_event",
     "parse_bundle",
     "quote_once",
+    "resolve_config",
     "stack_trees",
     "step",
     "summarize",
