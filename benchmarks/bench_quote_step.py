@@ -46,7 +46,7 @@ OUT = ROOT / "artifacts" / "benchmarks" / "quote_step.json"
 
 
 # ============================================================================ NumPy step
-# A line-by-line NumPy port of mm_runtime.quoter._step_raw (estimators.update,
+# A line-by-line NumPy port of mm_runtime.core._step_raw (estimators.update,
 # estimators.estimates, the regime weighting and ladder.build_ladder), on the same
 # QuoterState converted to numpy arrays.  Plain, readable NumPy: what one would
 # write without JAX.

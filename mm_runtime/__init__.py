@@ -1,5 +1,8 @@
-"""mm_runtime — the live side: prior bundle schema, conjugate families, online
-estimators, the GLFT/Kelly quote ladder, the Quoter, its metrics, and the
+"""mm_runtime — the live side: prior bundle schema (:mod:`~mm_runtime.bundle`, read
+through its typed view :mod:`~mm_runtime.view`), conjugate families, online
+estimators, the GLFT/Kelly quote ladder, the quote step (pure core
+:mod:`~mm_runtime.core`, packed low-latency path :mod:`~mm_runtime.packed`), the
+``Quoter`` (:mod:`~mm_runtime.quoter`), quote reports, metrics, and the
 learned-parameter registry (:mod:`mm_runtime.params`).
 
 Dependencies: jax, numpy, pydantic, prometheus-client and the standard library only
@@ -23,6 +26,7 @@ from .bundle import (  # noqa: E402
     DEFAULT_DEPTH_BUCKETS_BPS,
     REGIMES,
     SCHEMA_VERSION,
+    SCHEMA_VERSIONS,
     SIDES,
     BundleError,
     ConjugateSummary,
@@ -40,12 +44,14 @@ from .config import QuoterConfig  # noqa: E402
 from .ladder import fill_probability, glft_quote  # noqa: E402
 from .logs import JsonFormatter, configure_json_logging  # noqa: E402
 from .metrics import RuntimeMetrics  # noqa: E402
+from .observation import ObservationConfig  # noqa: E402
 from .params import CalibrationStatus, Evidence, Registry, RegistryStateError  # noqa: E402
 from .perf import configure_low_latency_cpu  # noqa: E402
 from .quoter import (  # noqa: E402
     BINDING_NAMES,
     REASONS,
     MarketEvent,
+    ObservationConflict,
     PackedStep,
     Quoter,
     QuoteReport,
@@ -57,10 +63,12 @@ from .quoter import (  # noqa: E402
     ladder_rows,
     make_event,
     quote_once,
+    resolve_config,
     stack_trees,
     step,
     summarize,
 )
+from .view import BundleView, bundle_view  # noqa: E402
 
 __all__ = [
     "BINDING_NAMES",
@@ -68,13 +76,17 @@ __all__ = [
     "REASONS",
     "REGIMES",
     "SCHEMA_VERSION",
+    "SCHEMA_VERSIONS",
     "SIDES",
     "BundleError",
+    "BundleView",
     "CalibrationStatus",
     "ConjugateSummary",
     "Evidence",
     "JsonFormatter",
     "MarketEvent",
+    "ObservationConfig",
+    "ObservationConflict",
     "PackedStep",
     "PriorBundle",
     "QuoteReport",
@@ -88,6 +100,7 @@ __all__ = [
     "Summary",
     "batch_step",
     "bucket_keys",
+    "bundle_view",
     "canonical_json",
     "compute_checksum",
     "configure_json_logging",
@@ -103,6 +116,7 @@ __all__ = [
     "make_event",
     "parse_bundle",
     "quote_once",
+    "resolve_config",
     "stack_trees",
     "step",
     "summarize",

@@ -6,13 +6,15 @@ One JSON document per asset (DESIGN.md section 5), defined here once; the export
 Top level (all keys required unless marked optional)::
 
     {
-      "schema_version": 1,
+      "schema_version": 2,                           # 1 still loads (see below)
       "asset": "BTC",
       "created_at": "2026-01-01T00:00:00Z",          # timezone-aware ISO 8601
       "model_version": "…",                          # hash of model config + code version
       "source": {"data_source": "synthetic", "window_start": "…Z", "window_end": "…Z",
                  "row_counts": {"trades": 123, …}, "data_sha256": "<64 hex>"},
       "mlflow": {"run_id": "…", "registered_model": "…", "version": 3} | null,   # optional
+      "observation": {"markout_horizon_s": 1.0, "informed_threshold_bps": 1.0,
+                      "bar_seconds": 10.0, "depth_grid_bps": […], …},   # schema 2
       "units": {"depth": "bps", "time": "s", "sigma": "bps/sqrt(s)", "kappa": "1/bps",
                 "rate": "1/s", "volatility_bar_s": 10.0,
                 "regime_emission": "ln(sigma_bps_per_sqrt_s) per volatility bar"},
@@ -22,6 +24,12 @@ Top level (all keys required unless marked optional)::
       "diagnostics": {…},                            # free JSON (r_hat, ESS, quantile errors…)
       "checksum": "<sha256 hex of the canonical body>"
     }
+
+``observation`` (schema 2) is the :class:`~mm_runtime.observation.ObservationConfig`
+the fits used: what α, κ and the regimes *mean*.  The quoter learns α online under
+its ``markout_horizon_s`` and ``informed_threshold_bps``; its ``bar_seconds`` equals
+``units.volatility_bar_s``.  A schema-1 document has no such block: it loads with the
+defaults assumed (h = 1 s, 1 bp; the load logs that) and dumps to the same bytes.
 
 ``params`` layout (regime keys ``low normal high extreme``; side keys ``buy sell`` =
 the aggressor side of public market orders, so a *buy* arrival lifts our ASK and a
@@ -48,42 +56,31 @@ the aggressor side of public market orders, so a *buy* arrival lifts our ASK and
                                               (E[-markout | uninformed, δ] = c·δ); the ladder's
                                               SC = c·δ - fee; absent = 1 (DESIGN.md §6)
 
-Each summary is ``{"family": …, …parameters}``:
-
-=====================  ====================================================  =========
-family                 parameters (support)                                  mean
-=====================  ====================================================  =========
-beta                   a > 0, b > 0                                          a/(a+b)
-gamma                  shape > 0, rate > 0                                   shape/rate
-normal                 mu, sigma > 0, obs_sigma > 0 (optional)               mu
-inverse_gamma          shape > 0, scale > 0, mu (optional known mean)        scale/(shape-1)
-normal_inverse_gamma   mu, lam > 0, shape > 0, scale > 0                     mu
-lognormal              mu, sigma > 0 (log θ ~ N(mu, sigma²))                 exp(mu+sigma²/2)
-dirichlet              concentration: list, each > 0                         c/sum(c)
-=====================  ====================================================  =========
-
-All numbers must be finite (JSON has no NaN; ``NaN``/``Infinity`` tokens are refused).
-Extra parameters beyond the required ones are allowed in ``params`` as nested objects
-whose leaves are summaries; they are validated, and ignored by the quoter.
+Each summary is ``{"family": …, …parameters}`` (the families, their parameters and
+supports: :mod:`mm_runtime.summaries`).  All numbers must be finite (JSON has no NaN;
+``NaN``/``Infinity`` tokens are refused).  Extra parameters beyond the required ones
+are allowed in ``params`` as nested objects whose leaves are summaries; they are
+validated, and ignored by the quoter.
 
 Checksum: ``sha256`` of the canonical JSON of the document without its ``checksum``
 key: ``json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
 allow_nan=False)`` encoded as UTF-8 (:func:`canonical_json`).  On load it is computed
 over the document *as parsed from the file*, so any writer that follows this rule
 produces a loadable bundle.
+
+The quoter reads a bundle through its typed view (:mod:`mm_runtime.view`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
-import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
@@ -91,15 +88,33 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    TypeAdapter,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 
+from .files import _reject_constant, atomic_write_bytes, parse_state_document, replace_dir
+from .observation import ObservationConfig
+from .summaries import (
+    _SUMMARY_ADAPTER,
+    BetaSummary,
+    ConjugateSummary,
+    DirichletSummary,
+    GammaSummary,
+    InverseGammaSummary,
+    LogNormalSummary,
+    NormalInverseGammaSummary,
+    NormalSummary,
+    Pos,
+    PositiveSummary,
+    _is_none,
+    _Model,
+)
 from .vocabulary import DEPTH_BUCKETS_BPS, REGIMES, SIDES, bucket_keys
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SCHEMA_VERSIONS",
     "REGIMES",
     "SIDES",
     "DEFAULT_DEPTH_BUCKETS_BPS",
@@ -112,6 +127,7 @@ __all__ = [
     "LogNormalSummary",
     "DirichletSummary",
     "ConjugateSummary",
+    "ObservationConfig",
     "BundleSource",
     "MlflowRef",
     "Units",
@@ -126,130 +142,23 @@ __all__ = [
     "dump_bundle",
     "bundle_bytes",
     "atomic_write_bytes",
+    "replace_dir",
+    "parse_state_document",
     "example_bundle",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The schema version this runtime writes."""
+SCHEMA_VERSIONS: tuple[int, ...] = (1, 2)
+"""The schema versions this runtime reads (1: no ``observation`` block)."""
 DEFAULT_DEPTH_BUCKETS_BPS: tuple[float, ...] = DEPTH_BUCKETS_BPS
 
 
-def _is_none(v: Any) -> bool:
-    """Optional summary fields are left out of the document when unset, so that a
-    loaded bundle dumps to the same bytes (and checksum) as the file it came from."""
-    return v is None
+log = logging.getLogger(__name__)
 
 
 class BundleError(ValueError):
     """A bundle that the runtime refuses; the message names the file and the field."""
-
-
-Pos = Annotated[float, Field(gt=0)]
-Finite = float  # finiteness is enforced by ``allow_inf_nan=False`` on every model
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-# ----------------------------------------------------------------------------- summaries
-class BetaSummary(_Model):
-    family: Literal["beta"] = "beta"
-    a: Pos
-    b: Pos
-
-    def mean(self) -> float:
-        return self.a / (self.a + self.b)
-
-    def strength(self) -> float:
-        return self.a + self.b
-
-
-class GammaSummary(_Model):
-    family: Literal["gamma"] = "gamma"
-    shape: Pos
-    rate: Pos
-
-    def mean(self) -> float:
-        return self.shape / self.rate
-
-    def strength(self) -> float:
-        return self.shape
-
-
-class NormalSummary(_Model):
-    family: Literal["normal"] = "normal"
-    mu: Finite
-    sigma: Pos
-    obs_sigma: Pos | None = Field(None, exclude_if=_is_none)
-
-    def mean(self) -> float:
-        return self.mu
-
-
-class InverseGammaSummary(_Model):
-    family: Literal["inverse_gamma"] = "inverse_gamma"
-    shape: Pos
-    scale: Pos
-    mu: Finite | None = Field(None, exclude_if=_is_none)
-
-    def mean(self) -> float:
-        return self.scale / (self.shape - 1.0) if self.shape > 1.0 else math.inf
-
-
-class NormalInverseGammaSummary(_Model):
-    family: Literal["normal_inverse_gamma"] = "normal_inverse_gamma"
-    mu: Finite
-    lam: Pos
-    shape: Pos
-    scale: Pos
-
-    def mean(self) -> float:
-        return self.mu
-
-    def predictive(self) -> tuple[float, float, float]:
-        """(df, loc, scale) of the Student-t posterior predictive of one observation."""
-        df = 2.0 * self.shape
-        scale = math.sqrt(self.scale * (1.0 + 1.0 / self.lam) / self.shape)
-        return df, self.mu, scale
-
-
-class LogNormalSummary(_Model):
-    family: Literal["lognormal"] = "lognormal"
-    mu: Finite
-    sigma: Pos
-
-    def mean(self) -> float:
-        return math.exp(self.mu + 0.5 * self.sigma**2)
-
-    def median(self) -> float:
-        return math.exp(self.mu)
-
-
-class DirichletSummary(_Model):
-    family: Literal["dirichlet"] = "dirichlet"
-    concentration: Annotated[list[Pos], Field(min_length=2)]
-
-    def mean(self) -> list[float]:
-        s = sum(self.concentration)
-        return [c / s for c in self.concentration]
-
-
-ConjugateSummary = Annotated[
-    Union[
-        BetaSummary,
-        GammaSummary,
-        NormalSummary,
-        InverseGammaSummary,
-        NormalInverseGammaSummary,
-        LogNormalSummary,
-        DirichletSummary,
-    ],
-    Field(discriminator="family"),
-]
-"""Any conjugate summary, discriminated by ``family``."""
-
-PositiveSummary = Annotated[Union[GammaSummary, LogNormalSummary], Field(discriminator="family")]
-_SUMMARY_ADAPTER: TypeAdapter = TypeAdapter(ConjugateSummary)
 
 
 # ----------------------------------------------------------------------------- metadata
@@ -338,12 +247,14 @@ def _first_error(exc: ValidationError) -> str:
 
 # ----------------------------------------------------------------------------- bundle
 class PriorBundle(_Model):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     asset: Annotated[str, Field(min_length=1)]
     created_at: AwareDatetime
     model_version: Annotated[str, Field(min_length=1)]
     source: BundleSource
     mlflow: MlflowRef | None = None
+    observation: ObservationConfig = ObservationConfig()
+    """The fits' observation rules (schema 2; the defaults for a schema-1 bundle)."""
     units: Units = Units()
     regimes: list[str] = list(REGIMES)
     depth_buckets_bps: list[float] = list(DEFAULT_DEPTH_BUCKETS_BPS)
@@ -351,10 +262,38 @@ class PriorBundle(_Model):
     diagnostics: dict[str, Any] = {}
     checksum: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _observation_block(cls, data):
+        """Schema 2 carries the ``observation`` block, schema 1 has none."""
+        if isinstance(data, dict):
+            version = data.get("schema_version", SCHEMA_VERSION)
+            if version == 1 and data.get("observation") is not None:
+                raise ValueError("observation: not part of schema 1 (a bundle with an observation "
+                                 "block is schema_version 2)")
+            if version == 2 and data.get("observation") is None:
+                raise ValueError("observation: missing (schema 2 carries the ObservationConfig the fits used)")
+        return data
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        """A schema-1 bundle dumps without the ``observation`` block (its defaults were
+        assumed on load), so it keeps its bytes and checksum."""
+        doc = handler(self)
+        if self.schema_version == 1:
+            doc.pop("observation", None)
+        return doc
+
     @model_validator(mode="after")
     def _semantics(self):
+        if self.schema_version >= 2 and self.observation.bar_seconds != self.units.volatility_bar_s:
+            raise ValueError(
+                f"observation.bar_seconds: {self.observation.bar_seconds:g} s differs from "
+                f"units.volatility_bar_s {self.units.volatility_bar_s:g} s (the regime filter's "
+                f"bars are the fit's)"
+            )
         if list(self.regimes) != list(REGIMES):
-            raise ValueError(f"regimes: must be {list(REGIMES)} (schema 1), got {self.regimes}")
+            raise ValueError(f"regimes: must be {list(REGIMES)}, got {self.regimes}")
         e = self.depth_buckets_bps
         if not e or e[0] != 0.0 or any(b <= a for a, b in zip(e, e[1:], strict=False)):
             raise ValueError("depth_buckets_bps: must start at 0 and increase strictly")
@@ -431,34 +370,6 @@ def with_checksum(bundle: PriorBundle) -> PriorBundle:
     return bundle.model_copy(update={"checksum": compute_checksum(bundle.body())})
 
 
-def _reject_constant(token: str):
-    raise ValueError(f"non-finite number {token} (JSON allows finite numbers only)")
-
-
-def parse_state_document(raw: bytes | str, origin: str, *, kind: str, schema_version: int,
-                         error: type[Exception] = ValueError, what: str = "state file") -> dict[str, Any]:
-    """The JSON object of a versioned state file (the live runner's, the registry's):
-    finite numbers only, a top-level object whose ``kind`` and ``schema_version`` are
-    the expected ones.  Raises ``error`` naming ``origin`` and the problem."""
-    def fail(msg: str):
-        raise error(f"{origin}: {msg}")
-
-    try:
-        doc = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        fail(f"invalid JSON (truncated or corrupt?): {exc}")
-    if not isinstance(doc, dict):
-        fail("top level must be a JSON object")
-    if doc.get("kind") != kind:
-        fail(f"kind: expected {kind!r}, got {doc.get('kind')!r} (not a {what})")
-    v = doc.get("schema_version")
-    if "schema_version" not in doc:
-        fail("schema_version: missing")
-    if isinstance(v, bool) or v != schema_version:
-        fail(f"schema_version: unknown schema version {v!r} (this runtime reads {schema_version})")
-    return doc
-
-
 def _format_validation(exc: ValidationError) -> str:
     msgs = []
     for e in exc.errors():
@@ -479,10 +390,10 @@ def parse_bundle(raw: bytes | str, *, origin: str = "<bundle>") -> PriorBundle:
     if "schema_version" not in doc:
         raise BundleError(f"{origin}: schema_version: missing")
     version = doc["schema_version"]
-    if version != SCHEMA_VERSION or isinstance(version, bool):
+    if isinstance(version, bool) or version not in SCHEMA_VERSIONS:
         raise BundleError(
             f"{origin}: schema_version: unknown schema version {version!r} "
-            f"(this runtime reads {SCHEMA_VERSION})"
+            f"(this runtime reads {' or '.join(str(v) for v in SCHEMA_VERSIONS)})"
         )
     checksum = doc.get("checksum")
     if not isinstance(checksum, str) or not checksum:
@@ -497,9 +408,20 @@ def parse_bundle(raw: bytes | str, *, origin: str = "<bundle>") -> PriorBundle:
             f"{actual[:12]}…): the bundle was modified or truncated"
         )
     try:
-        return PriorBundle.model_validate(doc)
+        bundle = PriorBundle.model_validate(doc)
     except ValidationError as exc:
         raise BundleError(f"{origin}: {_format_validation(exc)}") from None
+    if bundle.schema_version == 1:
+        o = bundle.observation
+        log.info(
+            "%s: bundle %s: observation block absent (schema 1): defaults assumed "
+            "(markout_horizon_s=%g, informed_threshold_bps=%g)",
+            origin, bundle.asset, o.markout_horizon_s, o.informed_threshold_bps,
+            extra={"fields": {"path": origin, "asset": bundle.asset, "schema_version": 1,
+                              "model_version": bundle.model_version,
+                              "observation": o.model_dump(mode="json")}},
+        )
+    return bundle
 
 
 def load_bundle(path: str | os.PathLike) -> PriorBundle:
@@ -510,54 +432,6 @@ def load_bundle(path: str | os.PathLike) -> PriorBundle:
     except OSError as exc:
         raise BundleError(f"{p}: cannot read: {exc.strerror or exc}") from None
     return parse_bundle(raw, origin=str(p))
-
-
-def replace_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """Put the finished folder ``tmp`` at ``target`` (same parent directory): an
-    existing ``target`` is renamed aside first and removed after, so ``target`` is the
-    old complete folder or the new complete one, never a half-written one (two
-    renames: a directory cannot be swapped in one atomic step on POSIX)."""
-    tmp, target = Path(tmp), Path(target)
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
-    return target
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: a temp file in the same directory,
-    fsync, rename over ``path``, fsync the directory.  A reader (the hot-reloading
-    Quoter) sees either the old file or the new one, never a partial write.
-    Returns the path written."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(p.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # pragma: no cover - e.g. platforms without directory fsync
-        pass
-    return p
 
 
 def bundle_bytes(bundle: PriorBundle) -> bytes:
@@ -670,6 +544,7 @@ def example_bundle(asset: str = "SYN") -> PriorBundle:
             data_sha256=hashlib.sha256(b"").hexdigest(),
         ),
         mlflow=None,
+        observation=ObservationConfig(),
         params=Params.model_validate(params),
         diagnostics={
             "note": "hand-written example bundle: values from the original system's "

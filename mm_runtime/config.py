@@ -1,7 +1,7 @@
 """Quoter configuration: one frozen pydantic model with documented defaults.
 
 The numeric fields are copied into the jitted state as arrays by
-:func:`mm_runtime.quoter.init` (so changing a value never retraces the step, and a
+:func:`mm_runtime.core.init` (so changing a value never retraces the step, and a
 batch of assets may carry different limits); ``n_levels`` and ``pending_capacity``
 set array shapes.  The last block configures only the Python-side ``Quoter``.
 
@@ -104,10 +104,15 @@ class QuoterConfig(BaseModel):
     # ---- online learning --------------------------------------------------------
     learn: bool = True
     """False = never trust learned values (always the bundle's prior means)."""
-    markout_horizon_s: Pos = 1.0
-    """A fill's markout is taken this long after it (DESIGN: h = 1 s)."""
-    informed_threshold_bps: float = 1.0
-    """A fill is informed when its markout exceeds this (DESIGN: 1 bp)."""
+    markout_horizon_s: Pos | None = None
+    """A fill's markout is taken this long after it, s.  None (default) = the bundle's
+    ``observation.markout_horizon_s`` (the fit's definition of α; 1 s for a schema-1
+    bundle); a value that differs from the bundle's is refused
+    (:func:`mm_runtime.core.resolve_config`)."""
+    informed_threshold_bps: float | None = None
+    """A fill is informed when its markout exceeds this, bps.  None (default) = the
+    bundle's ``observation.informed_threshold_bps`` (1 bp for a schema-1 bundle); a
+    value that differs from the bundle's is refused."""
     pending_capacity: Annotated[int, Field(ge=1, le=4096)] = 64
     """Ring buffer of fills awaiting their markout; the oldest is overwritten."""
     forgetting_half_life_s: Pos = 4 * 3600.0

@@ -7,7 +7,8 @@ probabilities p_r at the time of the observation):
 * α[r, b] (Beta–Bernoulli): a fill enters a fixed-size ring buffer with its depth
   bucket and p; once ``markout_horizon_s`` has passed, its markout
   ``side·(fill_price − mid)/fill_price`` in bps (positive = adverse) is compared with
-  ``informed_threshold_bps`` and α[·, b] gets a p-weighted Bernoulli observation.
+  ``informed_threshold_bps`` and α[·, b] gets a p-weighted Bernoulli observation (both
+  from the bundle's ``observation`` block: the fit's definition of α).
   A fill overwritten before it resolves (more than ``pending_capacity`` fills within
   one horizon) is lost.
 * κ[r, s] (Gamma–Exponential): each public market order (one arrival = one sweep;
@@ -36,9 +37,9 @@ columns are (see :class:`Columns`)::
 so a posterior is ``prior.nat + evidence`` read as Beta(a, b), Gamma(shape, rate),
 Gamma(shape, rate).  Forgetting toward the prior with half-life h is
 ``evidence *= 2**(-dt/h)`` — exactly :meth:`mm_runtime.conjugate._Family.forget`
-for these families — and a hot reload keeps the evidence and swaps the prior.  The
-layout keeps the compiled step small: on CPU each XLA kernel costs ~0.5 µs, so one
-array updated by one fused expression beats six small ones.
+for these families — and a hot reload keeps the evidence and swaps the prior.  One
+array updated by one fused expression keeps the compiled step small
+(docs/runtime/quote_step_latency.md).
 
 Calibration tiers: tier ``pnl`` = α cells, tier ``intensity`` = κ and A cells.  A
 cell is trusted when ``is_calibrated(min_n, max_cv)`` of its tier holds (and
@@ -53,10 +54,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .bundle import PriorBundle
-from .vocabulary import REGIMES, SIDES
 from ._small import umax, usum, uweighted
+from .bundle import PriorBundle
 from .conjugate import BetaParams, GammaParams
+from .view import BundleView, bundle_view, stationary_distribution
+from .vocabulary import REGIMES, SIDES
 
 __all__ = [
     "Columns",
@@ -183,48 +185,42 @@ class Estimates(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- init
-def _stationary(T: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eig(T.T)
-    i = int(np.argmin(np.abs(w - 1.0)))
-    pi = np.abs(np.real(v[:, i]))
-    return pi / pi.sum()
+_stationary = stationary_distribution  # the registry's name for it
 
 
-def prior_arrays(bundle: PriorBundle) -> PriorArrays:
-    """Convert a validated bundle into arrays (numpy float64)."""
+def prior_arrays(bundle: PriorBundle | BundleView) -> PriorArrays:
+    """The arrays of a validated bundle (or of its view, :mod:`mm_runtime.view`),
+    numpy float64."""
     from math import lgamma, log, pi
 
-    p = bundle.params
-    buckets = bundle.bucket_keys
-    f = lambda x: np.asarray(x, dtype=np.float64)  # noqa: E731
-    cols = Columns(len(buckets))
+    v = bundle if isinstance(bundle, BundleView) else bundle_view(bundle)
+    f = lambda x: np.array(x, dtype=np.float64)  # noqa: E731  (a writable copy)
+    cols = Columns(len(v.buckets))
     nat = np.zeros((R, cols.n))
-    for i, r in enumerate(REGIMES):
-        nat[i, cols.alpha_a] = [p.alpha[r][b].a for b in buckets]
-        nat[i, cols.alpha_b] = [p.alpha[r][b].b for b in buckets]
-        nat[i, cols.kappa_shape] = [p.kappa[r][s].shape for s in SIDES]
-        nat[i, cols.kappa_rate] = [p.kappa[r][s].rate for s in SIDES]
-        nat[i, cols.arrival_shape] = [p.arrival_rate[r][s].shape for s in SIDES]
-        nat[i, cols.arrival_rate] = [p.arrival_rate[r][s].rate for s in SIDES]
-    T = f([p.regime_transition[r].mean() for r in REGIMES])
-    pred = [p.regime_emission[r].predictive() for r in REGIMES]  # (df, loc, scale)
-    const = [lgamma(0.5 * (df + 1)) - lgamma(0.5 * df) - 0.5 * log(df * pi) - log(sc) for df, _, sc in pred]
+    nat[:, cols.alpha_a] = v.alpha_a
+    nat[:, cols.alpha_b] = v.alpha_b
+    nat[:, cols.kappa_shape] = v.kappa_shape
+    nat[:, cols.kappa_rate] = v.kappa_rate
+    nat[:, cols.arrival_shape] = v.arrival_shape
+    nat[:, cols.arrival_rate] = v.arrival_rate
+    const = [lgamma(0.5 * (df + 1)) - lgamma(0.5 * df) - 0.5 * log(df * pi) - log(sc)
+             for df, sc in zip(v.emission_df.tolist(), v.emission_scale.tolist(), strict=True)]
     return PriorArrays(
         nat=nat,
-        hawkes_mu=f([[p.hawkes_baseline[r][s].mean() for s in SIDES] for r in REGIMES]),
-        hawkes_n=f([[p.hawkes_branching[t][s].mean() for s in SIDES] for t in SIDES]),
-        hawkes_beta=f(p.hawkes_decay.mean()),
-        transition=T,
-        emission_loc=f([x[1] for x in pred]),
-        emission_scale=f([x[2] for x in pred]),
-        emission_df=f([x[0] for x in pred]),
+        hawkes_mu=f(v.hawkes_mu),
+        hawkes_n=f(v.hawkes_n),
+        hawkes_beta=f(v.hawkes_beta),
+        transition=f(v.transition),
+        emission_loc=f(v.emission_loc),
+        emission_scale=f(v.emission_scale),
+        emission_df=f(v.emission_df),
         emission_const=f(const),
-        sigma_bps=f([p.sigma_bps[r].mean() for r in REGIMES]),
-        alpha_decay_bps=f(p.alpha_decay_bps.mean()),
-        adverse_move_bps=f(p.adverse_move_bps.mean()),
-        bucket_edges=f(bundle.depth_buckets_bps),
-        bar_s=f(bundle.units.volatility_bar_s),
-        stationary=f(_stationary(T)),
+        sigma_bps=f(v.sigma_bps),
+        alpha_decay_bps=f(v.alpha_decay_bps),
+        adverse_move_bps=f(v.adverse_move_bps),
+        bucket_edges=f(v.bucket_edges),
+        bar_s=f(v.bar_s),
+        stationary=f(v.stationary),
     )
 
 

@@ -57,6 +57,7 @@ import numpy as np
 from scipy import stats
 
 from mm_runtime.bundle import PriorBundle, Units, with_checksum
+from mm_runtime.observation import ObservationConfig
 from mm_runtime.vocabulary import DEPTH_BUCKETS_BPS, REGIMES
 
 QUANTILES = (0.05, 0.5, 0.95)
@@ -257,8 +258,10 @@ def build_bundle(
     created_at: datetime | None = None,
     volatility_bar_s: float | None = None,
     depth_buckets_bps: Sequence[float] | None = None,
+    observation: ObservationConfig | None = None,
 ) -> PriorBundle:
-    """Merge the models' ``summarize`` outputs into one validated, checksummed bundle.
+    """Merge the models' ``summarize`` outputs into one validated, checksummed bundle
+    (the current schema, ``mm_runtime.bundle.SCHEMA_VERSION``).
 
     ``fidelity`` (per parameter quantile errors, from `fidelity_report`) is stored
     under ``diagnostics.export_fidelity`` with its max; ``max_prior_strength`` caps
@@ -266,6 +269,10 @@ def build_bundle(
     ``volatility_bar_s`` (the regime model's bar length, ``units.volatility_bar_s``)
     and ``depth_buckets_bps`` (the alpha buckets' edges) default to the schema's
     defaults (10 s; 0, 2, 5, 10 bp): pass the values the fits used.
+    ``observation``: the ObservationConfig the fits used (the bundle's
+    ``observation`` block: the live quoter's markout horizon and informed threshold
+    come from it); None = the defaults, with ``bar_seconds = volatility_bar_s`` when
+    that is given (the block's ``bar_seconds`` must equal ``units.volatility_bar_s``).
     """
     params: dict[str, Any] = {}
     for s in summaries:
@@ -288,6 +295,10 @@ def build_bundle(
         "params": params,
         "diagnostics": diag,
     }
+    if observation is None:
+        observation = (ObservationConfig() if volatility_bar_s is None
+                       else ObservationConfig(bar_seconds=volatility_bar_s))
+    doc["observation"] = observation.model_dump(mode="json")
     if volatility_bar_s is not None:
         doc["units"] = Units(volatility_bar_s=volatility_bar_s).model_dump(mode="json")
     if depth_buckets_bps is not None:
@@ -406,6 +417,7 @@ def export_bundle(
     created_at: datetime | None = None,
     diagnostics: dict[str, Any] | None = None,
     with_model_diagnostics: bool = True,
+    observation: ObservationConfig | None = None,
 ) -> tuple[PriorBundle, dict[str, dict[str, float]]]:
     """The bundle of one asset from the four fits, and its fidelity report.
 
@@ -423,7 +435,9 @@ def export_bundle(
     ``models`` ({name: `model_diagnostics`}, unless ``with_model_diagnostics`` is
     False), ``export_fidelity`` and the given ``diagnostics`` (merged on top).
     ``source`` (data source, window, row counts, data sha256) and ``mlflow`` are the
-    caller's: no fit records them.
+    caller's: no fit records them.  ``observation``: the ObservationConfig the fits
+    used (written as the bundle's ``observation`` block); None = the defaults with
+    the regime fit's bar length.  Its ``bar_seconds`` must be the regime fit's.
 
     The fidelity report (`fidelity_report`): per scalar marginal, named as in
     DESIGN.md section 8, the 5/50/95 % quantile errors in posterior-sd units of the
@@ -450,5 +464,5 @@ def export_bundle(
         asset, summaries, source=source, model_version=combined_model_version(fits),
         diagnostics=diag, fidelity=fidelity, max_prior_strength=max_prior_strength, mlflow=mlflow,
         created_at=created_at, volatility_bar_s=float(fits["regime"].attrs["bar_seconds"]),
-        depth_buckets_bps=DEPTH_BUCKETS_BPS)
+        depth_buckets_bps=DEPTH_BUCKETS_BPS, observation=observation)
     return bundle, fidelity

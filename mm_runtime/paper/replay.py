@@ -591,8 +591,8 @@ def replay(
     keep = ~np.isnan(out["mid"])
     res = ReplayResult(
         name=name, asset=data.asset, source=data.source,
-        config={"replay": cfg.model_dump(), "quoter": qc.model_dump(), "model_version": bundle.model_version,
-                "queue_model": mode},
+        config={"replay": cfg.model_dump(), "quoter": quoter.effective_config.model_dump(),
+                "model_version": bundle.model_version, "queue_model": mode},
         t=ticks[keep], mid=out["mid"][keep], equity=out["equity"][keep], position=out["position"][keep],
         our_bid=out["our_bid"][keep], our_ask=out["our_ask"][keep],
         mkt_bid=out["mkt_bid"][keep], mkt_ask=out["mkt_ask"][keep],

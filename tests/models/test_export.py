@@ -73,3 +73,35 @@ def test_bad_draws_are_refused():
         ex.beta_from_draws(np.array([0.5, 1.5, 2.0]))
     with pytest.raises(ValueError, match="finite"):
         ex.gamma_from_draws(np.array([1.0, np.nan]))
+
+
+def _example_summaries():
+    from mm_runtime.bundle import example_bundle
+
+    b = example_bundle("BTC")
+    return [b.params.model_dump(mode="json")], b.source.model_dump(mode="json")
+
+
+def test_build_bundle_writes_schema_2_with_the_observation_block():
+    """The exporter writes the fits' ObservationConfig into the bundle; the quoter then
+    resolves markouts under its horizon and threshold."""
+    from mm_runtime.bundle import SCHEMA_VERSION, bundle_bytes, parse_bundle
+    from mm_runtime.quoter import init
+    from models.data.observations import ObservationConfig
+
+    summaries, source = _example_summaries()
+    b = ex.build_bundle("BTC", summaries, source=source, model_version="m")
+    assert b.schema_version == SCHEMA_VERSION == 2 and b.observation == ObservationConfig()
+    obs = ObservationConfig(markout_horizon_s=5.0, informed_threshold_bps=2.0, bar_seconds=20.0)
+    b = ex.build_bundle("BTC", summaries, source=source, model_version="m", volatility_bar_s=20.0,
+                        observation=obs)
+    again = parse_bundle(bundle_bytes(b))
+    assert again.observation == obs and again.units.volatility_bar_s == 20.0
+    lp = init(again).cfg.learning
+    assert (float(lp.markout_horizon_s), float(lp.informed_threshold_bps)) == (5.0, 2.0)
+    # without an explicit observation block, its bars are the regime fit's
+    assert ex.build_bundle("BTC", summaries, source=source, model_version="m",
+                           volatility_bar_s=30.0).observation.bar_seconds == 30.0
+    with pytest.raises(ValueError, match="observation.bar_seconds"):
+        ex.build_bundle("BTC", summaries, source=source, model_version="m", volatility_bar_s=30.0,
+                        observation=ObservationConfig())

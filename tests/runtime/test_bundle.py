@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import pytest
 
 from mm_runtime.bundle import (
     REGIMES,
+    SCHEMA_VERSION,
     SIDES,
     BundleError,
     PriorBundle,
@@ -21,6 +23,7 @@ from mm_runtime.bundle import (
     parse_bundle,
     with_checksum,
 )
+from mm_runtime.observation import ObservationConfig
 
 
 @pytest.fixture
@@ -58,6 +61,76 @@ def test_round_trip(tmp_path):
     assert path2.read_bytes() == path.read_bytes()
 
 
+def schema1(doc: dict) -> dict:
+    """``doc`` as a schema-1 document (no observation block), checksummed."""
+    doc = {k: v for k, v in doc.items() if k != "observation"}
+    doc["schema_version"] = 1
+    return dict(doc, checksum=compute_checksum(doc))
+
+
+def test_schema_2_round_trips_byte_identical_with_its_observation_block(tmp_path):
+    obs = ObservationConfig(markout_horizon_s=5.0, informed_threshold_bps=2.0, depth_grid_bps=(1.0, 3.0),
+                            volatility_estimator="bipower")
+    b = with_checksum(example_bundle("BTC").model_copy(update={"observation": obs}))
+    path = dump_bundle(b, tmp_path / "b.json")
+    raw = path.read_bytes()
+    assert json.loads(raw)["schema_version"] == 2
+    assert json.loads(raw)["observation"] == obs.model_dump(mode="json")
+    again = load_bundle(path)
+    assert again == b and again.observation == obs
+    assert bundle_bytes(again) == raw
+    assert dump_bundle(again, tmp_path / "again.json").read_bytes() == raw
+
+
+def test_schema_1_loads_with_the_default_observation_and_says_so(tmp_path, doc, caplog):
+    """A bundle written before the observation block existed: it loads, the defaults
+    are assumed (one log record of the bundle module naming the file), and it dumps
+    to the very same bytes (same checksum)."""
+    d1 = schema1(doc)
+    path = tmp_path / "old.json"
+    raw = (json.dumps(d1, indent=2, ensure_ascii=False) + "\n").encode()
+    path.write_bytes(raw)
+    with caplog.at_level(logging.INFO, logger="mm_runtime.bundle"):
+        b = load_bundle(path)
+    assert b.schema_version == 1 and b.observation == ObservationConfig()
+    recs = [r for r in caplog.records if r.name == "mm_runtime.bundle"]
+    assert len(recs) == 1 and recs[0].levelno in (logging.INFO, logging.WARNING)
+    msg = recs[0].getMessage()
+    for fragment in (str(path), "SYN", "observation block absent (schema 1)", "defaults assumed",
+                     "markout_horizon_s=1", "informed_threshold_bps=1"):
+        assert fragment in msg, msg
+    assert b.checksum == d1["checksum"] == compute_checksum(b.body())
+    assert "observation" not in b.body() and "observation" not in b.model_dump(mode="json")
+    assert bundle_bytes(b) == raw
+    assert dump_bundle(b, tmp_path / "again.json").read_bytes() == raw
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="mm_runtime.bundle"):  # a schema-2 load says nothing
+        load_bundle(write(tmp_path, doc))
+    assert not [r for r in caplog.records if r.name == "mm_runtime.bundle"]
+
+
+def test_the_observation_block_belongs_to_schema_2_only(tmp_path, doc):
+    refused(tmp_path, {**schema1(doc), "observation": doc["observation"]},
+            "observation: not part of schema 1")
+    doc.pop("observation")
+    refused(tmp_path, doc, "observation: missing")
+
+
+def test_refuses_a_bad_observation_block(tmp_path, doc):
+    doc["observation"]["markout_horizon_s"] = -1.0
+    refused(tmp_path, doc, "observation.markout_horizon_s", "must be finite and > 0")
+    doc["observation"]["markout_horizon_s"] = 1.0
+    doc["observation"]["extra_rule"] = 1
+    refused(tmp_path, doc, "observation.extra_rule")
+
+
+def test_observation_bars_are_the_units_bars(tmp_path, doc):
+    doc["observation"]["bar_seconds"] = 20.0
+    refused(tmp_path, doc, "observation.bar_seconds", "units.volatility_bar_s")
+    doc["units"]["volatility_bar_s"] = 20.0
+    assert load_bundle(write(tmp_path, doc)).observation.bar_seconds == 20.0
+
+
 def test_spread_capture_is_optional(tmp_path, doc):
     """Without ``spread_capture`` the document has no such key (old bundles keep their
     bytes and checksum); with one it is a normal summary and round-trips."""
@@ -87,7 +160,8 @@ def test_dump_recomputes_the_checksum(tmp_path):
 
 def test_example_bundle_layout():
     b = example_bundle()
-    assert b.schema_version == 1
+    assert b.schema_version == SCHEMA_VERSION == 2
+    assert b.observation == ObservationConfig()
     assert b.regimes == list(REGIMES)
     assert b.depth_buckets_bps == [0, 2, 5, 10]
     assert b.bucket_keys == ["[0,2)", "[2,5)", "[5,10)", "[10,inf)"]
@@ -124,9 +198,10 @@ def test_refuses_missing_checksum(tmp_path, doc):
     refused(tmp_path, doc, "checksum: missing", fix_checksum=False)
 
 
-def test_refuses_unknown_schema_version(tmp_path, doc):
-    doc["schema_version"] = 2
-    refused(tmp_path, doc, "schema_version", "unknown schema version 2")
+@pytest.mark.parametrize("version", [3, 0, "2", True])
+def test_refuses_unknown_schema_version(tmp_path, doc, version):
+    doc["schema_version"] = version
+    refused(tmp_path, doc, "schema_version", f"unknown schema version {version!r}", "reads 1 or 2")
 
 
 def test_refuses_missing_schema_version(tmp_path, doc):

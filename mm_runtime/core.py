@@ -1,0 +1,479 @@
+"""The quote step's pure functional core (BlackJAX style): state, ``init``, ``step``.
+
+::
+
+    state = init(bundle, config)              # QuoterState(cfg, prior, est), a pytree of arrays
+    state, quotes = step(state, event)        # jax.jit'ed once; no retracing per call
+    states, quotes = batch_step(states, events)   # jax.vmap over a leading asset axis
+    summary = summarize(state)                # learned means, data weights, calibration tiers
+
+One ``step`` handles a market update plus an optional public trade and an optional
+own fill (masks), in this order: clock (forgetting, Hawkes decay, exposure) → trade
+(κ, A, Hawkes jump; depth vs the *previous* mid) → fill (into the markout buffer;
+depth vs the previous mid unless given) → mid (volatility bar, regime filter) →
+markouts due → estimates → ladder (DESIGN.md section 6).  The flat-vector form used
+by the live ``Quoter`` is :mod:`mm_runtime.packed`.
+
+:class:`MarketEvent` conventions — every field is a float64 scalar except the two
+bool masks; **0 (or a negative depth) means "not given", NaN/±inf is always an
+error**:
+
+=================  ======================================================================
+ts                 event (exchange) time, seconds since the epoch (``ts_ns / 1e9``)
+now                local clock at quoting time, s (``= ts`` in a replay); stale when
+                   ``now - ts > max_age_s``
+mid                mid price; 0 = (bid + ask)/2
+bid, ask           best bid/offer; 0 = not given; a crossed book (bid > ask) gives no quotes
+sigma_bps          σ in bps/√s; 0 = use the model's Σ_r p_r σ_r
+position           signed, base units (+ long)
+margin_available   quote currency
+trade_mask         a public market order is attached …
+trade_price        … its price (the sweep's furthest print) …
+trade_side         … and aggressor side (+1 buy, −1 sell)
+fill_mask          one of our quotes was filled …
+fill_price         … at this price …
+fill_side          … on this side (+1 our bid: we bought, −1 our ask: we sold) …
+fill_depth_bps     … at this quoted depth (< 0 = measure from the prevailing mid)
+=================  ======================================================================
+
+Safety: a non-finite or stale input gives **no quotes**: ``valid=False``, every
+``size`` 0 and every ``price`` 0.0 (a finite placeholder, never NaN), and ``reason``
+says why (see ``REASONS``).  Every other float in :class:`Quotes` is finite too.
+Learning still uses the finite parts of such an event.
+
+The markout horizon and the informed threshold of the α updates are the bundle's
+``observation`` block (the fit's definition of α); a :class:`QuoterConfig` may
+restate them but not contradict them (:func:`resolve_config`).
+
+Float64: importing ``mm_runtime`` turns on ``jax_enable_x64`` (see ``__init__``):
+prices like 100 000 and epoch-second timestamps need it.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._small import uweighted
+from .bundle import BundleError, PriorBundle
+from .config import QuoterConfig
+from .estimators import (
+    EstimatorState,
+    LearningParams,
+    Observation,
+    PriorArrays,
+    estimates,
+    init_estimators,
+    prior_arrays,
+    tier_shares,
+    update,
+)
+from .ladder import LadderInputs, LadderParams, build_ladder
+from .view import BundleView, bundle_view
+
+__all__ = [
+    "RuntimeConfig",
+    "QuoterState",
+    "MarketEvent",
+    "Quotes",
+    "REASONS",
+    "BINDING_NAMES",
+    "TRACE_COUNTS",
+    "ObservationConflict",
+    "resolve_config",
+    "init",
+    "step",
+    "batch_step",
+    "summarize",
+    "Summary",
+    "make_event",
+    "stack_trees",
+]
+
+REASON_OK, REASON_TIMESTAMP, REASON_MARKET, REASON_STALE, REASON_SIGMA, REASON_ACCOUNT, REASON_TRADE_FILL = range(7)
+REASONS = {
+    REASON_OK: "ok",
+    REASON_TIMESTAMP: "non-finite ts/now",
+    REASON_MARKET: "bad market data (non-finite or non-positive mid, crossed book)",
+    REASON_STALE: "stale market data (now - ts > max_age_s)",
+    REASON_SIGMA: "non-finite sigma_bps",
+    REASON_ACCOUNT: "non-finite position or margin",
+    REASON_TRADE_FILL: "bad trade or fill fields",
+}
+BINDING_NAMES = {0: "none", 1: "margin", 2: "position"}
+
+TRACE_COUNTS: collections.Counter = collections.Counter()
+"""Incremented (Python side) each time the step body is traced: ``"step"``."""
+
+
+class RuntimeConfig(NamedTuple):
+    ladder: LadderParams
+    regime_multipliers: jax.Array  # (R,) Kelly fraction multiplier per regime
+    learning: LearningParams
+    max_age_s: jax.Array
+    alpha_touch: jax.Array  # 0 = from the bucket-0 estimate
+    alpha_decay_bps: jax.Array  # 0 = from the bundle
+    spread_capture: jax.Array  # c of the ladder's SC = c·δ - fee (config, else bundle, else 1)
+    use_hawkes_intensity: jax.Array  # bool
+
+
+class QuoterState(NamedTuple):
+    cfg: RuntimeConfig
+    prior: PriorArrays
+    est: EstimatorState
+
+
+class MarketEvent(NamedTuple):
+    ts: jax.Array
+    now: jax.Array
+    mid: jax.Array
+    bid: jax.Array
+    ask: jax.Array
+    sigma_bps: jax.Array
+    position: jax.Array
+    margin_available: jax.Array
+    trade_mask: jax.Array
+    trade_price: jax.Array
+    trade_side: jax.Array
+    fill_mask: jax.Array
+    fill_price: jax.Array
+    fill_side: jax.Array
+    fill_depth_bps: jax.Array
+
+
+class Quotes(NamedTuple):
+    """One step's output.  Ladder arrays are ``(2, K)``: row 0 bid, row 1 ask; an order
+    exists where ``size > 0``."""
+
+    valid: jax.Array  # bool
+    reason: jax.Array  # int32, see REASONS
+    price: jax.Array  # (2,K) quote currency (0.0 when invalid)
+    size: jax.Array  # (2,K) base units (0 when invalid or dropped)
+    depth_bps: jax.Array  # (2,K)
+    fill_prob: jax.Array  # (2,K)
+    alpha: jax.Array  # (2,K)
+    kelly_f: jax.Array  # (2,K)
+    edge_bps: jax.Array  # (2,K)
+    half_spread_bps: jax.Array  # (2,)
+    skew_bps: jax.Array  # (2,) per base unit of inventory
+    shift_bps: jax.Array  # (2,) applied inventory shift (+ = away from the mid)
+    binding: jax.Array  # (2,) int32 0 none / 1 margin / 2 position
+    reduce_only: jax.Array  # bool
+    margin_used: jax.Array  # quote currency
+    kelly_fraction: jax.Array  # effective
+    alpha_touch: jax.Array  # α at the touch in use
+    alpha_decay_bps: jax.Array  # δ_char in use
+    sigma_bps: jax.Array  # σ in use
+    mid: jax.Array
+    regime_probs: jax.Array  # (R,)
+    hawkes_intensity: jax.Array  # (S,) [buy, sell] aggressor arrivals, 1/s
+
+
+# ----------------------------------------------------------------------------- init
+class ObservationConflict(BundleError):
+    """A :class:`QuoterConfig` that contradicts the bundle's ``observation`` block."""
+
+
+_OBSERVATION_TERMS = (
+    ("markout_horizon_s", "the fit's definition of α"),
+    ("informed_threshold_bps", "the fit's definition of an informed fill"),
+)
+
+
+def resolve_config(bundle: PriorBundle | BundleView, config: QuoterConfig | None = None) -> QuoterConfig:
+    """``config`` with ``markout_horizon_s`` and ``informed_threshold_bps`` taken from
+    the bundle's ``observation`` block where unset (None).  A value that is set and
+    differs from the bundle's is refused (:class:`ObservationConflict`)."""
+    config = config or QuoterConfig()
+    view = bundle if isinstance(bundle, BundleView) else bundle_view(bundle)
+    update = {}
+    for name, meaning in _OBSERVATION_TERMS:
+        ours, fits = getattr(config, name), float(getattr(view.observation, name))
+        if ours is None:
+            update[name] = fits
+        elif float(ours) != fits:
+            raise ObservationConflict(
+                f"QuoterConfig.{name}={ours:g} contradicts the bundle's observation.{name}={fits:g} "
+                f"({meaning}; bundle {view.asset} {view.model_version})"
+            )
+    return config.model_copy(update=update) if update else config
+
+
+def _runtime_config(view: BundleView, config: QuoterConfig) -> RuntimeConfig:
+    """The config's numbers as arrays (``config`` resolved: :func:`resolve_config`)."""
+    f = np.float64
+    c = config
+    ladder = LadderParams(
+        level_mult=np.asarray([c.level_ratio**k for k in range(c.n_levels)], dtype=np.float64),
+        bucket_edges=np.array(view.bucket_edges, dtype=np.float64),
+        gamma=f(c.gamma),
+        xi=f(c.xi if c.xi is not None else c.gamma),
+        delta=f(c.delta),
+        min_depth_bps=f(c.min_depth_bps),
+        max_depth_bps=f(c.max_depth_bps),
+        max_skew_bps=f(c.max_skew_bps),
+        tick_size=f(c.tick_size),
+        size_increment=f(c.size_increment),
+        quote_horizon_s=f(c.quote_horizon_s),
+        fee_bps=f(c.fee_bps),
+        sigma_floor_bps=f(c.sigma_floor_bps),
+        use_kelly_stochastic=np.bool_(c.use_kelly_stochastic),
+        alpha_parametric=np.bool_(c.alpha_model == "parametric"),
+        kelly_fraction=f(c.kelly_fraction),
+        kelly_fraction_min=f(c.kelly_fraction_min),
+        kelly_fraction_max=f(c.kelly_fraction_max),
+        max_kelly_f=f(c.max_kelly_f),
+        leverage=f(c.leverage),
+        max_position=f(c.max_position),
+        min_notional=f(c.min_notional),
+    )
+    learning = LearningParams(
+        learn=np.bool_(c.learn),
+        half_life_s=f(c.forgetting_half_life_s),
+        markout_horizon_s=f(c.markout_horizon_s),
+        informed_threshold_bps=f(c.informed_threshold_bps),
+        alpha_min_n=f(c.alpha_min_n),
+        alpha_max_cv=f(c.alpha_max_cv),
+        intensity_min_n=f(c.intensity_min_n),
+        intensity_max_cv=f(c.intensity_max_cv),
+        max_gap_s=f(c.max_age_s),
+    )
+    return RuntimeConfig(
+        ladder=ladder,
+        regime_multipliers=np.asarray(c.regime_kelly_multipliers, dtype=np.float64),
+        learning=learning,
+        max_age_s=f(c.max_age_s),
+        alpha_touch=f(c.kelly_alpha_touch or 0.0),
+        alpha_decay_bps=f(c.kelly_alpha_decay_bps or 0.0),
+        spread_capture=f(_spread_capture(view, c)),
+        use_hawkes_intensity=np.bool_(c.use_hawkes_intensity),
+    )
+
+
+def _spread_capture(bundle: PriorBundle | BundleView, config: QuoterConfig) -> float:
+    """c: the config's override, else the bundle's ``spread_capture`` mean, else 1."""
+    if config.spread_capture is not None:
+        return float(config.spread_capture)
+    view = bundle if isinstance(bundle, BundleView) else bundle_view(bundle)
+    return 1.0 if view.spread_capture is None else view.spread_capture
+
+
+def _to_jax(tree):
+    return jax.tree.map(jnp.asarray, tree)
+
+
+def init(bundle: PriorBundle, config: QuoterConfig | None = None) -> QuoterState:
+    """Initial state: priors from ``bundle``, posteriors = priors, regime probabilities
+    = the HMM's stationary distribution, empty markout buffer.  The markout horizon
+    and informed threshold are the bundle's (:func:`resolve_config`; a config that
+    contradicts them raises :class:`ObservationConflict`)."""
+    view = bundle_view(bundle)
+    config = resolve_config(view, config)
+    prior = prior_arrays(view)
+    state = QuoterState(
+        cfg=_runtime_config(view, config),
+        prior=prior,
+        est=init_estimators(prior, config.pending_capacity),
+    )
+    return _to_jax(state)
+
+
+# ----------------------------------------------------------------------------- step
+def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]:
+    """The step before the final finiteness pass (see :func:`_sanitize`)."""
+    TRACE_COUNTS["step"] += 1  # Python side effect: runs when traced, not when executed
+    cfg, prior, est = state
+    lp = cfg.learning
+    fin = jnp.isfinite
+
+    ts_ok = fin(ev.ts) & fin(ev.now)
+    book_given = (ev.bid > 0) & (ev.ask > 0)
+    mid = jnp.where(ev.mid > 0, ev.mid, jnp.where(book_given, 0.5 * (ev.bid + ev.ask), 0.0))
+    market_ok = (
+        fin(ev.mid) & fin(ev.bid) & fin(ev.ask) & fin(mid) & (mid > 0) & ~(book_given & (ev.bid > ev.ask))
+    )
+    safe_mid = jnp.where(market_ok, mid, 1.0)
+    stale = ts_ok & (ev.now - ev.ts > cfg.max_age_s)
+    sigma_ok = fin(ev.sigma_bps)
+    account_ok = fin(ev.position) & fin(ev.margin_available)
+    trade_ok = fin(ev.trade_price) & (ev.trade_price > 0) & (jnp.abs(ev.trade_side) == 1)
+    fill_ok = fin(ev.fill_price) & (ev.fill_price > 0) & (jnp.abs(ev.fill_side) == 1) & fin(ev.fill_depth_bps)
+    extras_ok = (~ev.trade_mask | trade_ok) & (~ev.fill_mask | fill_ok)
+
+    # --- online estimators
+    est = update(
+        est,
+        prior,
+        lp,
+        Observation(
+            ts=ev.ts,
+            ts_ok=ts_ok,
+            mid=safe_mid,
+            mid_ok=market_ok,
+            trade_ok=ev.trade_mask & trade_ok & ts_ok,
+            trade_price=ev.trade_price,
+            trade_side=ev.trade_side,
+            fill_ok=ev.fill_mask & fill_ok & ts_ok,
+            fill_price=ev.fill_price,
+            fill_side=ev.fill_side,
+            fill_depth_bps=ev.fill_depth_bps,
+        ),
+    )
+    e = estimates(est, prior, lp)
+
+    # --- regime-weighted inputs of the ladder (one unrolled sum over the regimes)
+    B = prior.bucket_edges.shape[0]
+    per_regime = jnp.concatenate(
+        [e.alpha, e.kappa, e.arrival, prior.hawkes_mu, prior.sigma_bps[:, None], cfg.regime_multipliers[:, None]],
+        axis=1,
+    )
+    w = uweighted(est.regime_probs, per_regime)
+    alpha_buckets = w[:B]
+    kappa = w[B : B + 2]  # [buy, sell] aggressors
+    poisson_rate = w[B + 2 : B + 4]
+    hawkes = w[B + 4 : B + 6] + est.hawkes_excitation
+    sigma_model = w[B + 6]
+    regime_multiplier = w[B + 7]
+
+    # --- ladder
+    alpha_touch = jnp.where(cfg.alpha_touch > 0, cfg.alpha_touch, alpha_buckets[0])
+    alpha_decay = jnp.where(cfg.alpha_decay_bps > 0, cfg.alpha_decay_bps, prior.alpha_decay_bps)
+    arrival = jnp.where(cfg.use_hawkes_intensity, hawkes, poisson_rate)
+    sigma = jnp.where(sigma_ok & (ev.sigma_bps > 0), ev.sigma_bps, sigma_model)
+    lad = build_ladder(
+        LadderInputs(
+            mid=safe_mid,
+            sigma_bps=sigma,
+            position=jnp.where(fin(ev.position), ev.position, 0.0),
+            margin_available=jnp.where(fin(ev.margin_available), ev.margin_available, 0.0),
+            arrival=arrival[::-1],  # quote sides [bid, ask] face [sell, buy] aggressors
+            kappa=kappa[::-1],
+            alpha_buckets=alpha_buckets,
+            alpha_touch=alpha_touch,
+            alpha_decay_bps=alpha_decay,
+            adverse_move_bps=prior.adverse_move_bps,
+            spread_capture=cfg.spread_capture,
+            regime_multiplier=regime_multiplier,
+        ),
+        cfg.ladder,
+    )
+
+    valid = ts_ok & market_ok & ~stale & sigma_ok & account_ok & extras_ok
+    reason = jnp.select(
+        [~ts_ok, ~market_ok, stale, ~sigma_ok, ~account_ok, ~extras_ok],
+        [REASON_TIMESTAMP, REASON_MARKET, REASON_STALE, REASON_SIGMA, REASON_ACCOUNT, REASON_TRADE_FILL],
+        REASON_OK,
+    ).astype(jnp.int32)
+    ok_price = valid & fin(lad.price) & fin(lad.size)
+    quotes = Quotes(
+        valid=valid,
+        reason=reason,
+        price=jnp.where(ok_price, lad.price, 0.0),
+        size=jnp.where(ok_price, lad.size, 0.0),
+        depth_bps=lad.depth_bps,
+        fill_prob=lad.fill_prob,
+        alpha=lad.alpha,
+        kelly_f=lad.kelly_f,
+        edge_bps=lad.edge_bps,
+        half_spread_bps=lad.half_spread_bps,
+        skew_bps=lad.skew_bps,
+        shift_bps=lad.shift_bps,
+        binding=jnp.where(valid, lad.binding, 0).astype(jnp.int32),
+        reduce_only=lad.reduce_only & valid,
+        margin_used=jnp.where(valid, lad.margin_used, 0.0),
+        kelly_fraction=lad.kelly_fraction,
+        alpha_touch=alpha_touch,
+        alpha_decay_bps=alpha_decay,
+        sigma_bps=sigma,
+        mid=jnp.where(market_ok, mid, 0.0),
+        regime_probs=est.regime_probs,
+        hawkes_intensity=hawkes,
+    )
+    return QuoterState(cfg, prior, est), quotes
+
+
+def _sanitize(x):
+    """Replace every non-finite float by 0 (a pytree or the packed quotes vector)."""
+    def one(v):
+        return jnp.where(jnp.isfinite(v), v, 0.0) if jnp.issubdtype(v.dtype, jnp.floating) else v
+
+    return jax.tree.map(one, x)
+
+
+def _step_impl(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]:
+    new_state, quotes = _step_raw(state, ev)
+    return new_state, _sanitize(quotes)
+
+
+step = jax.jit(_step_impl)
+"""``step(state, event) -> (state, quotes)``, jitted (traced once per shape/dtype)."""
+
+batch_step = jax.jit(jax.vmap(_step_impl))
+"""``step`` vmapped over a leading asset axis of ``state`` and ``event``."""
+
+
+class Summary(NamedTuple):
+    """What :func:`summarize` returns (metrics, reports; not the hot path)."""
+
+    estimates: Any  # mm_runtime.estimators.Estimates
+    tier_pnl: jax.Array  # regime-weighted share of trusted α cells
+    tier_intensity: jax.Array  # same for κ and A
+    regime_probs: jax.Array
+
+
+@jax.jit
+def summarize(state: QuoterState) -> Summary:
+    """Learned means, data weights and calibration status of a state."""
+    e = estimates(state.est, state.prior, state.cfg.learning)
+    pnl, intensity = tier_shares(e, state.est.regime_probs)
+    return Summary(e, pnl, intensity, state.est.regime_probs)
+
+
+# ----------------------------------------------------------------------------- events
+_F = np.float64
+
+
+def make_event(
+    ts: float,
+    mid: float = 0.0,
+    *,
+    now: float | None = None,
+    bid: float = 0.0,
+    ask: float = 0.0,
+    sigma_bps: float = 0.0,
+    position: float = 0.0,
+    margin_available: float = 0.0,
+    trade_price: float | None = None,
+    trade_side: float = 0.0,
+    fill_price: float | None = None,
+    fill_side: float = 0.0,
+    fill_depth_bps: float = -1.0,
+) -> MarketEvent:
+    """A :class:`MarketEvent` with fixed dtypes (float64 / bool), so ``step`` never
+    retraces on Python-vs-numpy scalar types.  ``now=None`` means ``now = ts``."""
+    return MarketEvent(
+        ts=_F(ts),
+        now=_F(ts if now is None else now),
+        mid=_F(mid),
+        bid=_F(bid),
+        ask=_F(ask),
+        sigma_bps=_F(sigma_bps),
+        position=_F(position),
+        margin_available=_F(margin_available),
+        trade_mask=np.bool_(trade_price is not None),
+        trade_price=_F(0.0 if trade_price is None else trade_price),
+        trade_side=_F(trade_side),
+        fill_mask=np.bool_(fill_price is not None),
+        fill_price=_F(0.0 if fill_price is None else fill_price),
+        fill_side=_F(fill_side),
+        fill_depth_bps=_F(fill_depth_bps),
+    )
+
+
+def stack_trees(trees):
+    """Stack same-shaped pytrees (states or events of several assets) on a new axis 0."""
+    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *trees)
