@@ -57,7 +57,7 @@ import numpy as np
 from ._small import umax, usum, uweighted
 from .bundle import PriorBundle
 from .conjugate import BetaParams, GammaParams
-from .view import BundleView, bundle_view, stationary_distribution
+from .view import BundleView, bundle_view
 from .vocabulary import REGIMES, SIDES
 
 __all__ = [
@@ -185,9 +185,6 @@ class Estimates(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- init
-_stationary = stationary_distribution  # the registry's name for it
-
-
 def prior_arrays(bundle: PriorBundle | BundleView) -> PriorArrays:
     """The arrays of a validated bundle (or of its view, :mod:`mm_runtime.view`),
     numpy float64."""

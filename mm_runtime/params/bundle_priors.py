@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
-import numpy as np
 from pydantic import TypeAdapter
 
 from ..bundle import (
@@ -26,8 +25,7 @@ from ..bundle import (
     PriorBundle,
 )
 from ..conjugate import NormalParams
-from ..estimators import _stationary
-from ..vocabulary import REGIMES, SIDES
+from ..view import bundle_view
 from .specs import ParamSpec, _prior
 
 __all__ = ["BUNDLE_MAX_STRENGTH", "bundle_priors"]
@@ -102,29 +100,29 @@ def bundle_priors(
 ) -> dict[str, tuple[Any, str]]:
     """``{name: (prior, source)}`` for each of ``specs`` the bundle has (moment-matched,
     strength <= ``max_strength``, None = uncapped); the others are left out."""
-    p = bundle.params
-    pi = _stationary(np.array([p.regime_transition[r].mean() for r in REGIMES]))
-    first = bundle.bucket_keys[0]
-    regime_side = lambda tree: [(pi[i] / len(SIDES), tree[r][s])  # noqa: E731
-                                for i, r in enumerate(REGIMES) for s in SIDES]
+    v = bundle_view(bundle)
+    pi, s = v.stationary, v.summaries
+    R, S = len(v.regimes), len(v.sides)
+    first = v.buckets[0]
+    regime_side = lambda tree: [(pi[i] / S, tree[i][j]) for i in range(R) for j in range(S)]  # noqa: E731
 
-    def diagonal(i: int, r: str) -> BetaSummary:
-        c = p.regime_transition[r].concentration
+    def diagonal(i: int) -> BetaSummary:
+        c = s.regime_transition[i].concentration
         return BetaSummary(a=c[i], b=sum(c) - c[i])
 
     mapping = {
-        "alpha_touch": ([(pi[i], p.alpha[r][first]) for i, r in enumerate(REGIMES)],
+        "alpha_touch": ([(pi[i], s.alpha[i][0]) for i in range(R)],
                         f"params.alpha[*][{first}], stationary regime mix"),
-        "kappa": (regime_side(p.kappa), "params.kappa[*][*], stationary regime mix, sides equal"),
-        "hawkes_mu": (regime_side(p.hawkes_baseline),
+        "kappa": (regime_side(s.kappa), "params.kappa[*][*], stationary regime mix, sides equal"),
+        "hawkes_mu": (regime_side(s.hawkes_baseline),
                       "params.hawkes_baseline[*][*], stationary regime mix, sides equal"),
-        "hawkes_alpha": ([(1.0 / len(SIDES), p.hawkes_branching[s][s]) for s in SIDES],
+        "hawkes_alpha": ([(1.0 / S, s.hawkes_branching[j][j]) for j in range(S)],
                          "params.hawkes_branching diagonal (self-excitation), sides equal"),
-        "hawkes_beta": ([(1.0, p.hawkes_decay)], "params.hawkes_decay"),
-        "regime_sticky_diagonal": ([(pi[i], diagonal(i, r)) for i, r in enumerate(REGIMES)],
+        "hawkes_beta": ([(1.0, s.hawkes_decay)], "params.hawkes_decay"),
+        "regime_sticky_diagonal": ([(pi[i], diagonal(i)) for i in range(R)],
                                    "params.regime_transition diagonal, stationary regime mix"),
     }
-    extras = p.__pydantic_extra__ or {}
+    extras = v.extras
     cap = "uncapped" if max_strength is None else f"strength <= {max_strength:g}"
     priors = {}
     for spec in specs:
