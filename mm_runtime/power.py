@@ -42,7 +42,7 @@ Mastromatteo & Muzy 2015, *Hawkes processes in finance*, §3).  The original sys
 its formulas are not in the notes, so everything here is derived afresh.
 
 Only the standard library (``statistics.NormalDist`` for z; no scipy: see
-``tests/runtime/test_imports.py``).  Out-of-domain inputs raise ``ValueError``
+``tests/mm_runtime/test_imports.py``).  Out-of-domain inputs raise ``ValueError``
 naming the argument.
 """
 
