@@ -62,6 +62,7 @@ from .vocabulary import REGIMES, SIDES
 
 __all__ = [
     "Columns",
+    "without_alpha_evidence",
     "PriorArrays",
     "LearningParams",
     "EstimatorState",
@@ -119,6 +120,15 @@ class Columns:
         for sl in (self.kappa_shape, self.kappa_rate, self.arrival_shape, self.arrival_rate):
             out[sl] = np.arange(S)
         return out
+
+
+def without_alpha_evidence(est: "EstimatorState", n_buckets: int) -> "EstimatorState":
+    """``est`` with the α evidence (the Beta columns) set to zero: what was learned
+    under another definition of α (markout horizon, informed threshold) is dropped;
+    κ and the arrival rate are kept."""
+    evidence = np.array(est.evidence)
+    evidence[:, : Columns(n_buckets).alpha_b.stop] = 0.0
+    return est._replace(evidence=evidence)
 
 
 class PriorArrays(NamedTuple):

@@ -50,7 +50,7 @@ from .core import (
     step,
     summarize,
 )
-from .estimators import Columns
+from .estimators import without_alpha_evidence
 from .metrics import AssetMetrics, RuntimeMetrics
 from .packed import PackedStep, _Layout
 from .reports import QuoteReport, ladder_rows, quote_once, quote_report
@@ -286,10 +286,7 @@ class Quoter:
             if not self.config.reload_keeps_learning:
                 est = est._replace(evidence=state.est.evidence)
             elif not same_alpha:  # α learned under another definition: drop its columns
-                cols = Columns(int(np.shape(state.prior.bucket_edges)[0]))
-                evidence = np.array(est.evidence)
-                evidence[:, : cols.alpha_b.stop] = 0.0
-                est = est._replace(evidence=evidence)
+                est = without_alpha_evidence(est, int(np.shape(state.prior.bucket_edges)[0]))
             state = state._replace(est=est)
         self.state = state
         old_version = self.bundle.model_version

@@ -23,7 +23,7 @@ from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import QuoterConfig
-from ..estimators import EstimatorState
+from ..estimators import EstimatorState, without_alpha_evidence
 from ..paper.accounting import apply_fills, mark_to_market
 from ..params import Registry, RegistryStateError
 from ..quoter import BINDING_NAMES, REASONS, Quoter, Quotes, init
@@ -165,6 +165,11 @@ class LiveRunner:
             self.log.warning("state file refused; starting fresh", extra={"fields": {
                 "asset": self.asset, "path": str(p), "error": str(exc)}})
             return False
+        saved, now = state_file.saved_alpha_definition(doc), state_file.alpha_definition(self.quoter.bundle)
+        if saved != now:  # α learned under another markout horizon or threshold: not this α
+            est = without_alpha_evidence(est, len(self.quoter.bundle.bucket_keys))
+            self.log.warning("state restored without its α evidence: learned under another definition of α",
+                             extra={"fields": {"asset": self.asset, "path": str(p), "saved": saved, "bundle": now}})
         self.quoter.state = self.quoter.state._replace(est=est)
         self.cash, self.position = float(doc["account"]["cash"]), float(doc["account"]["position"])
         self.restored = True

@@ -1,6 +1,8 @@
 """The live quoter's state file: the estimator state (every
 :class:`~mm_runtime.estimators.EstimatorState` leaf by name, shape + flat float64
-values), the paper account, the asset and the bundle's ``model_version``, as one
+values), the paper account, the asset, the bundle's ``model_version`` and the
+definition of α the evidence was learned under (markout horizon, informed
+threshold: :func:`alpha_definition`), as one
 JSON document written atomically (temp file, fsync, rename) and read back with
 every field checked (:class:`StateFileError` names the file and the field).
 
@@ -21,6 +23,7 @@ import numpy as np
 
 from ..bundle import PriorBundle, atomic_write_bytes, parse_state_document
 from ..estimators import EstimatorState
+from ..view import bundle_view
 
 __all__ = [
     "STATE_KIND",
@@ -31,6 +34,8 @@ __all__ = [
     "parse_state",
     "read_state",
     "reset_clock",
+    "alpha_definition",
+    "saved_alpha_definition",
 ]
 
 STATE_KIND = "mm_runtime.live_state"
@@ -44,6 +49,22 @@ class StateFileError(ValueError):
     """A state file that cannot be restored (the message names the file and why)."""
 
 
+def alpha_definition(bundle: PriorBundle) -> dict[str, float]:
+    """The rules that define α's evidence under ``bundle``: its observation block's
+    markout horizon (s) and informed threshold (bps)."""
+    obs = bundle_view(bundle).observation
+    return {"markout_horizon_s": float(obs.markout_horizon_s),
+            "informed_threshold_bps": float(obs.informed_threshold_bps)}
+
+
+def saved_alpha_definition(doc: dict[str, Any]) -> dict[str, float]:
+    """The α definition a state document was saved under (a document written before
+    it was recorded: the defaults, 1 s and 1 bp, those of every bundle of that time)."""
+    d = doc.get("alpha_definition") or {}
+    return {"markout_horizon_s": float(d.get("markout_horizon_s", 1.0)),
+            "informed_threshold_bps": float(d.get("informed_threshold_bps", 1.0))}
+
+
 def state_document(*, asset: str, bundle: PriorBundle, events: int, est: EstimatorState, cash: float,
                    position: float) -> dict[str, Any]:
     """The state document of ``est`` and the paper account (``cash``, ``position``),
@@ -54,6 +75,7 @@ def state_document(*, asset: str, bundle: PriorBundle, events: int, est: Estimat
         "asset": asset,
         "model_version": bundle.model_version,
         "bundle_schema_version": bundle.schema_version,
+        "alpha_definition": alpha_definition(bundle),
         "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "events": events,
         "account": {"cash": float(cash), "position": float(position)},

@@ -316,6 +316,31 @@ def test_state_saved_atomically_restored_and_bad_files_refused(shared_data, btc_
     r2.on_feed_event(evs[0])
     assert any(m.startswith("feed starts before the saved clock") for m, _ in records)
     assert np.asarray(r2.quoter.state.est.evidence).sum() >= saved.sum() * 0.99
+    assert doc["alpha_definition"] == {"markout_horizon_s": 1.0, "informed_threshold_bps": 1.0}
+
+    # a bundle that defines α otherwise (5 s markouts): the state's α evidence is not
+    # this α, so it is dropped on restore; κ and the arrival rate are kept
+    from mm_runtime.bundle import dump_bundle, load_bundle, with_checksum
+    from mm_runtime.estimators import Columns
+    from mm_runtime.observation import ObservationConfig
+
+    b = load_bundle(btc_bundle)
+    b5 = with_checksum(b.model_copy(update={"observation": ObservationConfig(
+        markout_horizon_s=5.0, bar_seconds=b.units.volatility_bar_s)}))
+    cols = Columns(len(b5.bucket_keys))
+    learned = saved.copy()
+    learned[:, : cols.alpha_b.stop] = 1.0       # as if fills had resolved their markouts at 1 s
+    r1.quoter.state = r1.quoter.state._replace(est=r1.quoter.state.est._replace(evidence=learned))
+    st1 = r1.save_state(tmp_path / "BTC.alpha.state.json")
+    assert LiveRunner(btc_bundle, state_path=st1, market_clock=True).quoter.state.est.evidence.sum() == \
+        pytest.approx(learned.sum())             # the same definition: everything kept
+    records.clear()
+    r3 = LiveRunner(dump_bundle(b5, tmp_path / "BTC5.json"), state_path=st1, market_clock=True)
+    assert r3.restored
+    ev3 = np.asarray(r3.quoter.state.est.evidence)
+    assert not ev3[:, : cols.alpha_b.stop].any()
+    np.testing.assert_array_equal(ev3[:, cols.alpha_b.stop:], learned[:, cols.alpha_b.stop:])
+    assert any(m.startswith("state restored without its α evidence") for m, _ in records)
 
     def refused(path, config=None):
         records.clear()
