@@ -103,8 +103,8 @@ def calibrate(market: Market, config: HistoricalConfig | None = None, *, regimes
         run("alpha_touch", lambda: alpha_touch(fills, cfg))
         run("toxic_hours", lambda: toxic_hours(fills, cfg))
         run("spread_floor", lambda: spread_floor(fills, cfg, out.sigma_bps))
-    run("kappa", lambda: kappa(kappa_model.observations(market, reg, oc, bars=bars), cfg))
-    run("hawkes", lambda: hawkes(hawkes_model.observations(market, reg, bars=bars), cfg))
+    run("kappa", lambda: kappa(kappa_model.observations(market, reg, config=oc, bars=bars), cfg))
+    run("hawkes", lambda: hawkes(hawkes_model.observations(market, reg, config=oc, bars=bars), cfg))
     if market.open_interest is None:
         out.notes.append("cascade: the market has no open interest")
     else:
