@@ -2,7 +2,7 @@
 
 ``load(source, path, asset=None, **kw)`` dispatches to
 ``models.data.lobster.load_lobster``, ``models.data.binance.load_binance``,
-``models.data.hyperliquid.load_hyperliquid`` or ``models.data.synthetic.load_synthetic``
+``models.data.hyperliquid.load_hyperliquid`` or ``models.data.synthetic_io.load_synthetic``
 (each module documents its own mapping rules) and returns a validated
 :class:`~models.data.tables.Market`. ``source="auto"`` picks the loader with
 :func:`~models.data.io.detect_source` (format sniffing; re-exported here).
@@ -23,9 +23,11 @@ from models.data.binance import load_binance
 from models.data.hyperliquid import load_hyperliquid
 from models.data.io import check_format, detect_source, require_path
 from models.data.lobster import load_lobster
+from models.data.synthetic_io import load_synthetic
 from models.data.tables import SOURCES, DataError, Market
 
 __all__ = ["load", "replay_data", "detect_source", "check_format"]
+
 
 # --------------------------------------------------------------------------- dispatch
 
@@ -47,9 +49,6 @@ def load(source: str, path, asset: str | None = None, **kw: Any) -> Market:
     if source == "hyperliquid":
         return load_hyperliquid(path, asset, **kw)
     if source == "synthetic":
-        # imported here: the generator's module pulls in scipy and jax, which loading a
-        # venue's files does not need
-        from models.data.synthetic import load_synthetic
         return load_synthetic(path)
     raise ValueError(f"unknown data source {source!r}; expected one of {list(SOURCES)} or 'auto'")
 
