@@ -163,7 +163,8 @@ def fit_code_version(model: str) -> str:
     from models.sampling import code_version
 
     return code_version(catalog.spec(model).module, *(importlib.import_module(m) for m in (
-        "models.sampling", "models.data.observations", "mm_runtime.observation", "models.catalog")))
+        "models.sampling", "models.parametrization", "models.data.observations", "models.data.bars",
+        "models.data.observation_summary", "mm_runtime.observation", "models.catalog")))
 
 
 SAMPLER_RUNTIME_ONLY = ("progressbar", "cores")

@@ -3,45 +3,19 @@
 Shared by every model module (regime, alpha, kappa, hawkes; DESIGN.md section 4):
 a model module builds a ``pm.Model`` and calls :func:`sample`; the flow calls
 :func:`diagnostics` and :func:`gate` (a fit that fails the gate is not exported)
-and logs :func:`summary_table`.
+and logs :func:`summary_table`. :func:`predictive_density` and
+:func:`paired_difference` score held-out data; :func:`model_version` names a fit.
 
 Samplers (``SamplerConfig.sampler``), all NUTS through ``pm.sample(nuts_sampler=...)``:
-
-* ``"nutpie"`` (default): adaptation of the mass matrix is fast and robust (it
-  adapts on gradients, Seyboldt 2024), so on CPU it is the quickest to a converged
-  posterior for small and medium models. The log-density is compiled with
-  ``nutpie_backend``: ``"jax"`` by default (compiles in seconds), or ``"numba"``
-  (numba compiles a model for 1-2.5 minutes on a fresh machine, cached on disk
-  afterwards; no faster per draw: regime HMM, 300 bars, 2 x 600 iterations on
-  one core, warm caches: numba 66.6 s, jax 60.4-65.2 s).
-* ``"pymc"``: PyMC's own NUTS on the pytensor C backend; slowest per gradient for
-  large graphs but no extra compiler; one process per chain (``cores``).
-* ``"numpyro"``: the model is converted to JAX and sampled with NumPyro's NUTS;
-  best for big data (XLA fuses the whole likelihood) and on a GPU; pays a JAX
-  compilation of ~10-20 s per call. ``numpyro_chain_method="auto"`` runs chains
-  in parallel when JAX sees enough devices (``XLA_FLAGS=
-  --xla_force_host_platform_device_count=N`` before jax is imported), else
-  sequentially (no warning spam).
-
-Reproducibility: ``seed`` fixes everything for all three samplers: the same
-config and data give bit-identical draws (tested for pymc and numpyro and nutpie).
-
-Pointwise log-likelihood (for LOO) is computed after sampling with
-``pm.compute_log_likelihood`` for every sampler (nutpie ignores ``idata_kwargs``
-and so would silently lose it otherwise), compiled with pytensor's JAX backend
-(``LOG_LIKELIHOOD_MODE``): on a fresh machine the C backend compiles a dozen
-modules per model with g++ (20-60 s for a model with a ``Scan``, e.g. the regime
-HMM), JAX one function in about a second; evaluating it per draw costs the same.
-It is skipped when it would exceed
-``max_log_likelihood_size`` elements (chains x draws x observations); then it is
-skipped and ``idata.attrs["log_likelihood_note"]`` says why. Models whose
-likelihood is a ``pm.Potential`` (e.g. the Hawkes model) add their own group.
-
-LOO with several observed variables: their pointwise terms are concatenated into
-one set of observations (each observation of each variable is one left-out
-unit), so the elpd is the sum over variables. This is right when the variables
-are conditionally independent sets of data (the usual case here); a model that
-wants another unit (e.g. one variable only) passes ``loo_var=``.
+``"nutpie"`` (default; ``nutpie_backend`` ``"jax"`` or ``"numba"``), ``"pymc"`` and
+``"numpyro"``. ``seed`` fixes the draws bit for bit for all three. The pointwise
+log-likelihood (for LOO) is computed after sampling with the JAX backend
+(``LOG_LIKELIHOOD_MODE``), unless larger than ``max_log_likelihood_size``. With
+several observed variables LOO concatenates their pointwise terms (``loo_var=``
+picks one). The parametrization helpers (``centred_groups``, ``mixed_normal``,
+``whitened_normal``, ``whitened_mean``) live in :mod:`models.parametrization` and
+are re-exported here. Choice of sampler, measured timings and derivations:
+docs/sampling.md.
 """
 
 from __future__ import annotations
@@ -63,12 +37,22 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.parametrization import centred_groups, mixed_normal, whitened_mean, whitened_normal
+
+__all__ = [
+    "SAMPLE_DIMS", "SamplerConfig", "GateConfig", "GateVerdict", "code_version", "model_version",
+    "LOG_LIKELIHOOD_MODE", "sample", "asset_index", "flat_names", "flatten", "diagnostics",
+    "gate", "summary_table", "thin_index", "predictive_density", "paired_difference",
+    # re-exported from models.parametrization
+    "centred_groups", "mixed_normal", "whitened_normal", "whitened_mean",
+]
+
 SAMPLE_DIMS = ("chain", "draw")
 
 
 # =========================================================================== configs
 class SamplerConfig(BaseModel):
-    """How to sample a model (see the module docstring for the choice of sampler)."""
+    """How to sample a model (choice of sampler: docs/sampling.md)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -201,13 +185,13 @@ def _n_observed(model) -> int:
 
 
 LOG_LIKELIHOOD_MODE = "JAX"
-"""pytensor mode of the pointwise log-likelihood function (see the module docstring)."""
+"""pytensor mode of the pointwise log-likelihood function (why JAX: docs/sampling.md)."""
 
 
 def sample(model, config: SamplerConfig | None = None, *, var_names: Sequence[str] | None = None):
     """Sample ``model`` with NUTS as configured; returns an ``az.InferenceData``.
 
-    Adds ``log_likelihood`` (see the module docstring) and ``idata.attrs``:
+    Adds ``log_likelihood`` (docs/sampling.md) and ``idata.attrs``:
     ``sampler``, ``seed``, ``draws``, ``tune``, ``chains``, ``target_accept``,
     ``sampling_wall_s`` (compilation + sampling, wall clock) and, when the
     pointwise log-likelihood was skipped, ``log_likelihood_note``.
@@ -256,123 +240,7 @@ def sample(model, config: SamplerConfig | None = None, *, var_names: Sequence[st
     return idata
 
 
-# =========================================================================== parametrization
-def centred_groups(est: np.ndarray, sd: np.ndarray, ratio: float, min_spread: float) -> np.ndarray:
-    """Which groups to sample centred (``parametrization="auto"``): those whose data
-    pin them, i.e. whose sampling sd is below ``1/ratio`` of the spread of the group
-    estimates (the spread stands in for the hierarchical scale: data precision >
-    ratio^2 x prior precision). ``est``/``sd``: crude per-group estimates and their
-    sampling sds (NaN / inf where a group has no data). Used by alpha, kappa and hawkes."""
-    est, sd = np.asarray(est, dtype=float), np.asarray(sd, dtype=float)
-    ok = np.isfinite(est) & np.isfinite(sd)
-    spread = float(np.std(est[ok])) if ok.sum() >= 2 else 0.0
-    return ok & (sd * ratio < max(spread, min_spread))
-
-
-def mixed_normal(name: str, loc, scale, centred: np.ndarray, dims: tuple[str, ...] | None = None):
-    """Normal(loc, scale) over flattened groups: centred (``x ~ Normal(loc, scale)``,
-    variable ``<name>_centred``) where ``centred``, non-centred (``x = loc + scale *
-    z``, z ~ Normal(0, 1), variable ``<name>_z``) elsewhere. The same distribution;
-    only the sampler's coordinates differ (Papaspiliopoulos, Roberts & Skold 2007).
-    ``dims`` name the variable when all groups use one form. Returns a flat (n,) tensor."""
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    centred = np.asarray(centred, dtype=bool).ravel()
-    n = len(centred)
-    loc = pt.broadcast_to(loc, (n,))
-    ic, inc = np.flatnonzero(centred), np.flatnonzero(~centred)
-    if dims and (len(ic) == n or len(inc) == n):
-        coords = pm.modelcontext(None).coords
-        shape = tuple(len(coords[d]) for d in dims)
-        if len(inc) == n:
-            return loc + scale * pt.reshape(pm.Normal(f"{name}_z", 0.0, 1.0, dims=dims), (n,))
-        return pt.reshape(pm.Normal(f"{name}_centred", pt.reshape(loc, shape), scale, dims=dims), (n,))
-    out = pt.zeros(n)
-    if len(inc):
-        z = pm.Normal(f"{name}_z", 0.0, 1.0, shape=len(inc))
-        out = pt.set_subtensor(out[inc], loc[inc] + scale * z)
-    if len(ic):
-        x = pm.Normal(f"{name}_centred", loc[ic], scale, shape=len(ic))
-        out = pt.set_subtensor(out[ic], x)
-    return out
-
-
-def _data_terms(est, sd, has_data):
-    """(mask, est with 0 where no data, precision 1/sd^2 with 0 where no data): numpy
-    arrays (mask from NaN / inf) or tensors (mask ``has_data`` required)."""
-    import pytensor.tensor as pt
-
-    if has_data is None:
-        est, sd = np.asarray(est, dtype=float), np.asarray(sd, dtype=float)
-        ok = np.isfinite(est) & np.isfinite(sd) & (sd > 0)
-        return ok, np.where(ok, est, 0.0), np.where(ok, 1.0 / np.where(ok, sd, 1.0) ** 2, 0.0)
-    ok = np.asarray(has_data, dtype=bool)
-    one = pt.ones_like(pt.as_tensor_variable(sd))
-    return ok, pt.where(ok, est, 0.0), pt.where(ok, 1.0 / pt.where(ok, sd, one) ** 2, 0.0)
-
-
-def whitened_normal(name: str, loc, scale, est, sd, has_data: np.ndarray | None = None,
-                    dims: tuple[str, ...] | None = None):
-    """Normal(loc, scale) over groups in coordinates whitened by each group's
-    conditional posterior under a normal approximation of its data (``est`` the crude
-    estimate, ``sd`` its sampling sd: numpy arrays with NaN / inf where a group has no
-    data, or tensors -- e.g. functions of other parameters -- with the mask
-    ``has_data``).
-
-    Given loc, scale and data y ~ Normal(x, sd), x has the conditional posterior
-    Normal(loc + w (y - loc), h) with ``w = scale^2 / (scale^2 + sd^2)`` and ``h = scale
-    sd / sqrt(scale^2 + sd^2)``. The sampled variable ``<name>_white`` is ``x_w = (x - loc
-    - w (est - loc)) / h``, so ``x = loc + w (est - loc) + h x_w`` with prior ``x_w ~
-    Normal(w (loc - est) / h, scale / h)`` (x ~ Normal(loc, scale) exactly, given
-    whatever est and sd depend on: a reparametrisation, not an approximation); its
-    posterior is ~Normal(0, 1) whatever loc and scale are. A group without data (w = 0,
-    h = scale) gets the non-centred form, one whose data pin it (sd << scale) the
-    centred form standardised by sd, and the weight moves between the two with the
-    hierarchical scale itself -- which a fixed choice (:func:`mixed_normal`) cannot: on
-    a short window the scale's posterior runs from ~0 (centred groups then have the
-    funnel) to several times sd (non-centred ones then the reverse funnel). Returns a
-    tensor of est's shape (``dims`` name the sampled variable's axes)."""
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    ok, y, prec = _data_terms(est, sd, has_data)
-    shape = ok.shape
-    loc = pt.broadcast_to(loc, shape)
-    tp = scale**2 * prec                       # scale^2 / sd^2, 0 without data
-    w = tp / (1.0 + tp)
-    h = scale / pt.sqrt(1.0 + tp)
-    kw = {"dims": dims} if dims else {"shape": shape}
-    xw = pm.Normal(f"{name}_white", w * (loc - y) / h, pt.sqrt(1.0 + tp), **kw)
-    return loc + w * (y - loc) + h * xw
-
-
-def whitened_mean(name: str, mu0, sd0: float, scale, est, sd, has_data: np.ndarray | None = None,
-                  dims: str | None = None):
-    """The hierarchical mean ``m ~ Normal(mu0, sd0)`` of groups ``x[g] ~ Normal(m, scale)``
-    (the last axis of ``est`` indexes the groups; leading axes, named ``dims``, give
-    several means), whitened by its conditional posterior given the groups' data
-    (``est``, ``sd``, ``has_data`` as in :func:`whitened_normal`): under the normal
-    approximation ``est[g] ~ Normal(m, scale^2 + sd[g]^2)``, m has precision ``P =
-    1/sd0^2 + sum_g 1/(scale^2 + sd[g]^2)`` and mean ``c = (mu0/sd0^2 + sum_g est[g] /
-    (scale^2 + sd[g]^2)) / P``; the sampled ``<name>_white`` is ``(m - c) sqrt(P)``
-    with the prior ``Normal((mu0 - c) sqrt(P), sd0 sqrt(P))`` (exact). m is registered
-    as the deterministic ``<name>``. Without it m is the neck of the next funnel: with
-    few groups pinned by their data, m's conditional sd is ~scale / sqrt(groups) and
-    follows the scale down."""
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    ok, y, prec = _data_terms(est, sd, has_data)
-    wts = pt.where(ok, prec / (1.0 + scale**2 * prec), 0.0)    # 1 / (scale^2 + sd^2)
-    P = 1.0 / sd0**2 + pt.sum(wts, axis=-1)
-    c = (mu0 / sd0**2 + pt.sum(wts * y, axis=-1)) / P
-    root = pt.sqrt(P)
-    kw = {"dims": dims} if dims else {"shape": ok.shape[:-1]}
-    mw = pm.Normal(f"{name}_white", (mu0 - c) * root, sd0 * root, **kw)
-    return pm.Deterministic(name, c + mw / root, **({"dims": dims} if dims else {}))
-
-
+# =========================================================================== fit assets
 def asset_index(assets: Sequence[str], asset: str | None) -> int:
     """Index of ``asset`` among a fit's ``assets``; None is allowed for a one-asset fit."""
     assets = list(assets)
@@ -480,8 +348,8 @@ def diagnostics(idata, var_names: Sequence[str] | None = None, *, loo_var: str |
     ess_bulk, ess_tail}}), ``divergences``, ``bfmi_min`` (over chains, az.bfmi),
     ``chains``, ``draws``, ``sampling_time_s``, and with a ``log_likelihood``
     group ``loo_elpd``, ``loo_se``, ``p_loo``, ``pareto_k_max``,
-    ``pareto_k_over_0.7``, ``loo_n`` (see the module docstring for several
-    observed variables). Scalars whose R-hat is undefined (constants) are skipped.
+    ``pareto_k_over_0.7``, ``loo_n`` (several observed variables:
+    docs/sampling.md). Scalars whose R-hat is undefined (constants) are skipped.
     """
     import arviz as az
 

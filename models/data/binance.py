@@ -65,8 +65,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.data.loaders import (check_format, collapse_quotes, order_by_time, read_bytes,
-                                 require_path, to_float, with_rows)
+from models.data.io import (check_format, collapse_quotes, order_by_time, read_bytes,
+                            require_path, to_float, with_rows)
 from models.data.tables import DataError, Market, validate_books, validate_quotes, validate_trades
 
 MS = 1_000_000

@@ -18,7 +18,7 @@ ns). The local receive time is not used.
 
 trades. price, size (coin units), ``trade_id`` = the exchange trade id (``tid``).
 side: recorder ``buy`` -> +1, ``sell`` -> -1 (the aggressor's side); websocket
-``B`` -> +1, ``A`` -> -1. Checked on the data (tests/data/test_loaders.py): ``B``
+``B`` -> +1, ``A`` -> -1. Checked on the data (tests/models/data/test_loaders.py): ``B``
 /``buy`` prints sit at the prevailing ask (~90-97% at/above the mid), ``A``/``sell``
 at the bid, so the letter is the *taker's* side (B = bid side = buyer).
 Duplicates: a re-subscription (reconnect) replays recent trades, so the same trade
@@ -73,8 +73,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.data.loaders import (check_format, collapse_quotes, order_by_time, read_bytes,
-                                 read_csv_checked, require_path, to_float, to_int, with_rows)
+from models.data.io import (check_format, collapse_quotes, order_by_time, read_bytes,
+                            read_csv_checked, require_path, to_float, to_int, with_rows)
 from models.data.tables import DataError, Market, validate_books, validate_quotes, validate_trades
 
 MS = 1_000_000

@@ -68,8 +68,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.data.loaders import check_format, read_bytes, require_path, to_int, with_rows
-from models.data.loaders import collapse_quotes
+from models.data.io import (check_format, collapse_quotes, read_bytes, require_path, to_int,
+                            with_rows)
 from models.data.tables import DataError, Market, validate_books, validate_quotes, validate_trades
 
 EMPTY = 9_999_999_999

@@ -3,7 +3,8 @@
 DESIGN.md section 3. The rules below are part of the project's contract: the
 offline models, the synthetic market's ground truth and the live estimators all
 rely on them, so each is stated here exactly and tested on hand-built markets
-(``tests/data/test_observations.py``).
+(``tests/models/data/test_observations.py``). Derivations and measured numbers:
+docs/data/observations.md.
 
 Units (DESIGN.md section 2): depth in basis points of the mid, time in seconds
 (timestamps in int64 ns), sigma in bps/sqrt(s), markouts in bps.
@@ -21,13 +22,16 @@ Rules (one function each)
 -------------------------
 * :func:`arrivals` -- one row per market-order arrival. Consecutive trade rows
   with the same ``ts`` and the same ``side`` are one sweep = one arrival.
-* :func:`volatility_bars` -- realized variance of the mid per bar.
-* :func:`label_regimes` / :func:`regime_at` -- the regime of each bar and of
-  any timestamp (the bar containing it).
+* :func:`volatility_bars` -- realized variance of the mid per bar (per-bar
+  estimators: :func:`bar_variance`, in :mod:`models.data.bars`).
+* :func:`label_regimes` / :func:`regime_at` (:mod:`models.data.bars`) -- the
+  regime of each bar and of any timestamp (the bar containing it).
 * :func:`passive_fills` / :func:`passive_quotes_posted` -- hypothetical passive
   quotes on a depth grid, their trade-through fills and markouts.
-* :func:`fill_table` / :func:`arrival_summary` / :func:`regime_summary` --
-  summaries (``mmcal data inspect``).
+* :func:`fill_table` / :func:`arrival_summary` / :func:`regime_summary`
+  (:mod:`models.data.observation_summary`) -- summaries (``mmcal data inspect``).
+
+Every name above is importable from this module.
 """
 
 from __future__ import annotations
@@ -41,10 +45,24 @@ import pandas as pd
 
 from mm_runtime.observation import ObservationConfig, _ns
 from mm_runtime.vocabulary import DEPTH_BUCKET_LABELS, DEPTH_BUCKETS_BPS, NS, REGIMES
+from models.data.bars import VOLATILITY_ESTIMATORS, bar_variance, label_regimes, regime_at
+from models.data.observation_summary import (arrival_summary, depth_bucket, fill_table,
+                                             regime_summary)
 from models.data.tables import DataError, Market
 
 # ObservationConfig (the rules' parameters) is defined in mm_runtime.observation: the
 # prior bundle carries it to the live quoter; re-exported here for the models.
+__all__ = [
+    "ObservationConfig", "arrivals", "volatility_bars", "choose_bar_seconds", "auto_bar_config",
+    "passive_fills", "passive_quotes_posted", "BAR_SECONDS_CANDIDATES",
+    "MIN_PRICE_MOVES_PER_BAR",
+    # re-exported: per-bar primitives (models.data.bars) and summaries
+    # (models.data.observation_summary)
+    "VOLATILITY_ESTIMATORS", "bar_variance", "label_regimes", "regime_at", "depth_bucket",
+    "fill_table", "regime_summary", "arrival_summary",
+    # re-exported vocabulary and error type, for callers that use them through this module
+    "REGIMES", "DEPTH_BUCKETS_BPS", "DEPTH_BUCKET_LABELS", "NS", "DataError", "Market",
+]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -73,13 +91,6 @@ def _mid_at(qts: np.ndarray, mid: np.ndarray, ts: np.ndarray) -> np.ndarray:
     ok = idx >= 0
     out[ok] = mid[idx[ok]]
     return out
-
-
-def depth_bucket(depth_bps: np.ndarray | Sequence[float]) -> np.ndarray:
-    """Index of the alpha depth bucket ``[0,2), [2,5), [5,10), [10,inf)`` of each
-    depth (bps). Negative depths are put in the first bucket (clipped at 0)."""
-    d = np.maximum(np.asarray(depth_bps, dtype=float), 0.0)
-    return (np.searchsorted(np.asarray(DEPTH_BUCKETS_BPS), d, side="right") - 1).astype(np.int8)
 
 
 # --------------------------------------------------------------------------- arrivals
@@ -158,96 +169,6 @@ def arrivals(market: Market, bars: pd.DataFrame | None = None,
 
 
 # --------------------------------------------------------------------------- bars
-VOLATILITY_ESTIMATORS: dict[str, dict[str, float]] = {
-    "realized": {"min_moves": 1, "scale": 1.0, "variance_factor": 2.0},
-    "bipower": {"min_moves": 2, "scale": math.pi / 2.0,
-                "variance_factor": math.pi ** 2 / 4.0 + math.pi - 3.0},
-    "medrv": {"min_moves": 3, "scale": math.pi / (6.0 - 4.0 * math.sqrt(3.0) + math.pi),
-              "variance_factor": 2.96},
-    "minrv": {"min_moves": 2, "scale": math.pi / (math.pi - 2.0), "variance_factor": 3.81},
-}
-"""Per-bar variance estimators (:func:`bar_variance`): the fewest non-zero returns
-each needs, its scaling constant, and its asymptotic variance factor v (the
-estimate of a diffusive bar from n returns has variance ~ v * iv^2 / n, so
-sd(log) ~ sqrt(v / n); realized variance 2, Barndorff-Nielsen & Shephard 2002;
-bipower pi^2/4 + pi - 3 = 2.61, BNS 2004; MedRV 2.96 and MinRV 3.81, Andersen,
-Dobrev & Schaumburg 2012, Table 1)."""
-
-
-def bar_variance(r: np.ndarray, bar_of: np.ndarray, n_bars: int,
-                 estimator: str = "realized") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Variance of each bar from its sampled log returns ``r`` (time order;
-    ``bar_of`` = the bar of each return, non-decreasing). Returns ``(rv, iv,
-    n_moves)``: the realized variance (sum of squares), the ``estimator``'s
-    variance and the number of non-zero returns, one per bar.
-
-    Let ``x_1..x_n`` be the bar's **non-zero** returns in time order (n =
-    ``n_moves``). Estimators (each consistent for the integrated variance of a
-    continuous diffusion; the jump-robust ones stay so with finitely many jumps):
-
-    * ``realized``: ``sum x_i^2`` (diffusion plus squared jumps).
-    * ``bipower`` (bipower variation, Barndorff-Nielsen & Shephard 2004, "Power and
-      bipower variation with stochastic volatility and jumps", J. Financial
-      Econometrics 2(1)): ``mu1^-2 n/(n-1) sum_{i>=2} |x_i||x_{i-1}|``,
-      ``mu1 = E|Z| = sqrt(2/pi)``, so ``mu1^-2 = pi/2``; ``n/(n-1)`` restores the
-      missing term (Huang & Tauchen 2005). A jump enters twice, multiplied by its
-      neighbours: robust only when a jump is small next to n diffusive returns.
-    * ``medrv``: ``pi/(6 - 4 sqrt(3) + pi) n/(n-2) sum_{i=2}^{n-1}
-      med(|x_{i-1}|, |x_i|, |x_{i+1}|)^2`` (Andersen, Dobrev & Schaumburg 2012,
-      "Jump-robust volatility estimation using nearest neighbor truncation",
-      J. Econometrics 169(1), eq. 2.3); constant = 1 / E[med(|Z1|,|Z2|,|Z3|)^2] =
-      1.4194. A single jump (not adjacent to another) drops out entirely.
-    * ``minrv``: ``pi/(pi - 2) n/(n-1) sum_{i>=2} min(|x_{i-1}|, |x_i|)^2`` (same
-      paper, eq. 2.2); constant 1 / E[min(|Z1|,|Z2|)^2] = 2.7519.
-
-    Why the non-zero returns: a mid sampled previous-tick on a grid finer than its
-    price changes returns 0 in many intervals (LOBSTER AAPL on the 1 s grid:
-    half; Hyperliquid BTC: three quarters), and a product, median or minimum of
-    neighbours with a 0 among them is 0, which would drive the estimate to 0 in
-    a slow market. Dropping the zeros (sampling in "tick time" on the grid) leaves
-    the realized variance unchanged and gives the robust estimators the
-    sequence of price moves they assume. The Gaussian constants assume returns
-    of continuous size; on a market whose moves are mostly one tick they
-    overstate the variance (constant-size moves: by the constant itself), a
-    level shift that is the same in every regime.
-
-    A bar with fewer non-zero returns than the estimator needs
-    (``VOLATILITY_ESTIMATORS[...]["min_moves"]``: 2 for bipower and MinRV, 3 for
-    MedRV) gets its realized variance: with one or two moves a jump cannot be told
-    from the diffusion. A bar without any move has ``iv = rv = 0``.
-    """
-    if estimator not in VOLATILITY_ESTIMATORS:
-        raise ValueError(f"unknown volatility_estimator {estimator!r}; expected one of "
-                         f"{sorted(VOLATILITY_ESTIMATORS)}")
-    r = np.asarray(r, dtype=float)
-    bar_of = np.asarray(bar_of, dtype=np.int64)
-    rv = np.bincount(bar_of, weights=r * r, minlength=n_bars)
-    nz = r != 0.0
-    x, b = np.abs(r[nz]), bar_of[nz]
-    n = np.bincount(b, minlength=n_bars)
-    if estimator == "realized":
-        return rv, rv.copy(), n
-    spec = VOLATILITY_ESTIMATORS[estimator]
-    if estimator == "medrv":
-        ok = (b[2:] == b[:-2]) if len(x) > 2 else np.zeros(0, bool)  # a triple inside one bar
-        trip = np.stack([x[:-2], x[1:-1], x[2:]])[:, ok] if len(x) > 2 else np.zeros((3, 0))
-        med = trip.sum(axis=0) - trip.max(axis=0) - trip.min(axis=0)
-        s = np.bincount(b[1:-1][ok], weights=med * med, minlength=n_bars)
-        lost = 2
-    else:
-        ok = (b[1:] == b[:-1]) if len(x) > 1 else np.zeros(0, bool)  # a pair inside one bar
-        if estimator == "bipower":
-            term = (x[1:] * x[:-1])[ok]
-        else:
-            term = np.minimum(x[1:], x[:-1])[ok] ** 2
-        s = np.bincount(b[1:][ok], weights=term, minlength=n_bars)
-        lost = 1
-    robust = n >= spec["min_moves"]
-    iv = rv.copy()
-    iv[robust] = spec["scale"] * n[robust] / (n[robust] - lost) * s[robust]
-    return rv, iv, n
-
-
 def volatility_bars(market: Market, config: ObservationConfig | None = None) -> pd.DataFrame:
     """Variance of the mid per bar: the regime model's input.
 
@@ -337,27 +258,8 @@ def choose_bar_seconds(market: Market, config: ObservationConfig | None = None, 
     ``rv_sample_seconds``) in which the mid moves in at least ``min_moves`` of the
     rv sampling intervals on average; the longest candidate if none does.
 
-    Why: a bar's realized variance is a sum of its squared returns, so with n
-    non-zero returns its log has sampling sd ~ sqrt(2/n) (Gaussian returns:
-    log of a chi-square_n/n; Barndorff-Nielsen & Shephard 2002). A regime model on
-    bars with 2-5 price moves (LOBSTER AAPL: 5 per 10 s bar; Hyperliquid BTC: 2.5)
-    sees mostly this counting noise and little of the regimes: measured on AAPL,
-    10 s bars put two of the four HMM states at the same mean and the chains
-    disagreed (r_hat 1.88), 30 s bars gave four distinct levels and r_hat <= 1.01.
-    With n >= 10 the noise sd is <= 0.45, so regimes whose variances differ by a
-    factor 2.5 (0.9 in log) lie 2 noise sds apart. A market whose mid moves in
-    every sampling interval (the synthetic market; 10 moves per 10 s bar with
-    the 1 s sampling) keeps the shortest candidate (0.5 % tolerance).
-
-    The jump-robust estimators (``volatility_estimator``, :func:`bar_variance`)
-    need at least 2-3 moves in a bar (fewer: the bar keeps its realized variance)
-    and are noisier per move: sd(log) ~ sqrt(v/n) with v = 2.61 (bipower), 2.96
-    (MedRV), 3.81 (MinRV) against 2 (:data:`VOLATILITY_ESTIMATORS`), i.e. 0.54 for
-    MedRV at n = 10 instead of 0.45. The rule is kept the same for all of them
-    (measured: with 10 moves per bar on average, MedRV falls back to rv in no
-    30 s AAPL bar and no 60 s BTC bar, against 16 % of 10 s AAPL bars; asking
-    MedRV for the noise of rv at 10 moves, ~15 moves, would move the synthetic
-    market off its 10 s truth bars and BTC to 120 s bars).
+    Ten moves keep the counting noise of a bar's log variance (sd ~ sqrt(2/n)) below
+    the gaps between regimes; derivation and measurements: docs/data/observations.md.
     """
     cfg = config or ObservationConfig()
     qts, qmid = _quote_arrays(market)
@@ -377,71 +279,6 @@ def auto_bar_config(market: Market, config: ObservationConfig | None = None, **k
     """``config`` with ``bar_seconds`` from :func:`choose_bar_seconds`."""
     cfg = config or ObservationConfig()
     return cfg.model_copy(update={"bar_seconds": choose_bar_seconds(market, cfg, **kwargs)})
-
-
-# --------------------------------------------------------------------------- regimes
-def label_regimes(bars: pd.DataFrame, probs: Any = None) -> np.ndarray:
-    """Regime (int 0..3, see :data:`REGIMES`) of each bar.
-
-    * ``probs`` None: PLACEHOLDER labelling until the HMM regime model is fitted:
-      thresholds at the 25th, 75th and 95th percentiles of the bars' ``log_rv``;
-      a bar's regime is the number of thresholds strictly below its ``log_rv``
-      (ties go to the lower regime, so a mass of floored quiet bars is "low").
-      By construction the occupancy is about 25/50/20/5 %, whatever the market.
-    * ``probs`` a 1-D integer array (one regime per bar, e.g. the synthetic truth's
-      ``regime_path`` or an HMM's Viterbi path): used as is, after checks.
-    * ``probs`` a 2-D array (n_bars x 4) of regime probabilities (an HMM's
-      smoothed probabilities): the most probable regime of each bar.
-
-    Returns an int8 array of length ``len(bars)``.
-    """
-    n = len(bars)
-    if probs is None:
-        x = bars["log_rv"].to_numpy(dtype=float)
-        if n == 0:
-            return np.zeros(0, dtype=np.int8)
-        thr = np.quantile(x, [0.25, 0.75, 0.95])
-        return np.searchsorted(thr, x, side="left").astype(np.int8)
-    p = np.asarray(probs)
-    if p.ndim == 1:
-        if len(p) != n:
-            raise ValueError(f"regime array has {len(p)} entries for {n} bars")
-        if p.dtype.kind == "f":
-            if not np.all(np.isfinite(p)) or np.any(p != np.round(p)):
-                raise ValueError("regime array must hold integers 0..3")
-        if n and (p.min() < 0 or p.max() >= len(REGIMES)):
-            raise ValueError(f"regimes must be in 0..{len(REGIMES) - 1}, got "
-                             f"{p.min()}..{p.max()}")
-        return p.astype(np.int8)
-    if p.ndim == 2:
-        if p.shape != (n, len(REGIMES)):
-            raise ValueError(f"regime probabilities must have shape ({n}, {len(REGIMES)}), "
-                             f"got {p.shape}")
-        if not np.all(np.isfinite(p)):
-            raise ValueError("regime probabilities must be finite")
-        return np.argmax(p, axis=1).astype(np.int8)
-    raise ValueError(f"probs must be 1-D regimes or 2-D probabilities, got ndim={p.ndim}")
-
-
-def regime_at(ts: np.ndarray | Sequence[int] | int, bars: pd.DataFrame,
-              regimes: np.ndarray) -> np.ndarray:
-    """Regime of the bar containing each timestamp (int8 array).
-
-    A timestamp exactly on a bar boundary belongs to the bar that starts there
-    (bars are ``[start, end)``); timestamps after the last bar's end take the last
-    bar's regime (the last bar extends to the end of the data); timestamps before
-    the first bar get -1.
-    """
-    t = np.atleast_1d(np.asarray(ts, dtype=np.int64))
-    regimes = np.asarray(regimes)
-    start = bars["bar_start"].to_numpy(dtype=np.int64)
-    if len(regimes) != len(start):
-        raise ValueError(f"{len(regimes)} regimes for {len(start)} bars")
-    idx = np.searchsorted(start, t, side="right") - 1
-    out = np.full(len(t), -1, dtype=np.int8)
-    ok = idx >= 0
-    out[ok] = regimes[idx[ok]]
-    return out
 
 
 def _bars_and_regimes(market, cfg, bars, regimes):
@@ -603,124 +440,3 @@ def passive_quotes_posted(market: Market, config: ObservationConfig | None = Non
                 rows.append((int(g), side, float(delta), n, e))
     out = pd.DataFrame(rows, columns=["regime", "side", "depth_bps", "n_posted", "exposure_s"])
     return out.astype({"regime": np.int8, "side": np.int8, "n_posted": np.int64})
-
-
-# --------------------------------------------------------------------------- summaries
-def fill_table(fills: pd.DataFrame, by_regime: bool = False) -> pd.DataFrame:
-    """Summary of passive fills by alpha depth bucket (``[0,2), [2,5), [5,10),
-    [10,inf)`` bps; :data:`DEPTH_BUCKETS_BPS`), optionally per regime.
-
-    Columns: (``regime``, ``regime_name``,) ``bucket`` (label), ``lo_bps``,
-    ``hi_bps``, ``fills``, ``informed`` (count), ``informed_share``,
-    ``informed_share_se`` (binomial, sqrt(p(1-p)/n)), ``markout_mean_bps``.
-    Every bucket appears (empty ones with ``fills`` 0 and NaN shares), for each
-    regime present when ``by_regime``.
-    """
-    b = depth_bucket(fills["depth_bps"].to_numpy()) if len(fills) else np.zeros(0, np.int8)
-    edges = list(DEPTH_BUCKETS_BPS) + [math.inf]
-    groups = [None]
-    reg = None
-    if by_regime:
-        reg = fills["regime"].to_numpy()
-        groups = [int(g) for g in range(len(REGIMES))]
-    inf = fills["informed"].to_numpy(dtype=bool) if len(fills) else np.zeros(0, bool)
-    mk = fills["markout_bps"].to_numpy(dtype=float) if len(fills) else np.zeros(0)
-    rows = []
-    for g in groups:
-        for i, lab in enumerate(DEPTH_BUCKET_LABELS):
-            sel = b == i
-            if g is not None:
-                sel &= reg == g
-            n = int(sel.sum())
-            k = int(inf[sel].sum())
-            share = k / n if n else math.nan
-            row = {}
-            if g is not None:
-                row.update(regime=g, regime_name=REGIMES[g])
-            row.update(bucket=lab, lo_bps=edges[i], hi_bps=edges[i + 1], fills=n, informed=k,
-                       informed_share=share,
-                       informed_share_se=math.sqrt(share * (1 - share) / n) if n else math.nan,
-                       markout_mean_bps=float(mk[sel].mean()) if n else math.nan)
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def regime_summary(bars: pd.DataFrame, regimes: Any = None) -> pd.DataFrame:
-    """Per regime: ``bars``, ``occupancy`` (share of bars), ``duration_s``,
-    ``sigma_bps_mean`` (sqrt of the mean bar variance ``iv`` per second,
-    bps/sqrt(s): the regime's volatility as the bars' ``volatility_estimator``
-    measures it; bars without an ``iv`` column use ``rv``), ``log_rv_mean``,
-    ``log_rv_sd``. ``regimes`` as in :func:`label_regimes` (default: the
-    placeholder labelling). All four regimes are listed, empty ones with 0 bars
-    and NaN statistics."""
-    reg = label_regimes(bars, regimes)
-    rv = bars["iv" if "iv" in bars.columns else "rv"].to_numpy(dtype=float)
-    dur = bars["duration_s"].to_numpy(dtype=float)
-    lrv = bars["log_rv"].to_numpy(dtype=float)
-    rows = []
-    for g, name in enumerate(REGIMES):
-        sel = reg == g
-        n = int(sel.sum())
-        d = float(dur[sel].sum())
-        rows.append({"regime": g, "regime_name": name, "bars": n,
-                     "occupancy": n / len(reg) if len(reg) else math.nan,
-                     "duration_s": d,
-                     "sigma_bps_mean": math.sqrt(rv[sel].sum() / d) * 1e4 if d > 0 else math.nan,
-                     "log_rv_mean": float(lrv[sel].mean()) if n else math.nan,
-                     "log_rv_sd": float(lrv[sel].std(ddof=1)) if n > 1 else math.nan})
-    return pd.DataFrame(rows)
-
-
-def arrival_summary(arr: pd.DataFrame, bars: pd.DataFrame | None = None,
-                    regimes: Any = None, duration_s: float | None = None) -> pd.DataFrame:
-    """Arrival statistics per side (and per regime when ``bars`` and ``regimes``
-    are given).
-
-    * ``rate_per_s`` = arrivals / exposure; exposure is ``duration_s`` (default
-      ``arr.attrs['duration_s']``), or per regime the summed ``duration_s`` of
-      its bars.
-    * depth statistics use depth clipped at 0 (see :func:`arrivals`):
-      ``mean_depth_bps``, and ``kappa_mle`` = 1 / mean clipped depth (1/bps): the
-      maximum-likelihood decay of an exponential depth law.
-    * ``negative_depth`` counts arrivals whose raw depth was < 0 (stale quotes).
-
-    Columns: (``regime``, ``regime_name``,) ``side``, ``side_name`` (buy/sell),
-    ``arrivals``, ``exposure_s``, ``rate_per_s``, ``mean_prints``, ``mean_size``,
-    ``mean_depth_bps``, ``kappa_mle``, ``negative_depth``.
-    """
-    side = arr["side"].to_numpy()
-    depth = arr["depth_bps"].to_numpy(dtype=float)
-    dpos = np.maximum(depth, 0.0)
-    if (bars is None) != (regimes is None):
-        raise ValueError("give both bars and regimes, or neither")
-    if bars is not None:
-        reg_bar = label_regimes(bars, regimes)
-        reg = regime_at(arr["ts"].to_numpy(), bars, reg_bar)
-        dur = bars["duration_s"].to_numpy(dtype=float)
-        groups = [(g, float(dur[reg_bar == g].sum())) for g in range(len(REGIMES))]
-    else:
-        reg = None
-        T = duration_s if duration_s is not None else arr.attrs.get("duration_s")
-        if T is None:
-            raise ValueError("duration_s is needed (arrivals carry it in attrs['duration_s'])")
-        groups = [(None, float(T))]
-    rows = []
-    for g, expo in groups:
-        for s, name in ((1, "buy"), (-1, "sell")):
-            sel = side == s
-            if g is not None:
-                sel &= reg == g
-            n = int(sel.sum())
-            md = float(dpos[sel].mean()) if n else math.nan
-            row = {}
-            if g is not None:
-                row.update(regime=g, regime_name=REGIMES[g])
-            row.update(side=s, side_name=name, arrivals=n, exposure_s=expo,
-                       rate_per_s=n / expo if expo > 0 else math.nan,
-                       mean_prints=float(arr["n_prints"].to_numpy()[sel].mean()) if n else math.nan,
-                       mean_size=float(arr["size"].to_numpy()[sel].mean()) if n else math.nan,
-                       mean_depth_bps=md,
-                       kappa_mle=1.0 / md if n and md > 0 else math.nan,
-                       negative_depth=int((depth[sel] < 0).sum()))
-            rows.append(row)
-    return pd.DataFrame(rows)

@@ -1,237 +1,56 @@
-r"""The synthetic market: the project's embedded default dataset, with known truth.
+"""The synthetic market: the project's embedded default dataset, with known truth.
 
 ``simulate_market(seed, duration_s)`` builds a :class:`~models.data.tables.Market`
-(asset ``SYN``, source ``synthetic``) whose canonical trades and quotes come from
-the generative model below, and whose ``truth`` dict holds every parameter under
-the same names the fits and the prior bundle use (DESIGN.md section 8).
-``write_market`` writes ``trades.parquet``, ``quotes.parquet``, ``truth.json`` and
-``README.txt`` (byte-identical for the same seed and config); ``load_synthetic``
-reads such a directory back, validated, with the truth attached.
+(asset ``SYN``, source ``synthetic``) whose trades and quotes come from a generative
+model with known parameters, and whose ``truth`` dict holds every parameter under the
+names the fits and the prior bundle use (DESIGN.md section 8). Deterministic in
+(seed, duration_s, config). The model, in steps:
+
+1. regimes: a 4-state Markov chain stepping once per bar (``markov_path``);
+2. arrivals: a bivariate exponential Hawkes process, simulated exactly by its
+   cluster representation (``simulate_hawkes_arrivals``);
+3. depth marks: each arrival reaches an Exponential(kappa) depth beyond the mid;
+4. informed flow: an arrival is informed with a depth-decaying probability and then
+   moves the mid (alpha);
+5. mid and quotes: Brownian log-mid per regime plus the informed jumps;
+6. optionally (``OpenInterestConfig``) open interest with liquidation cascades.
 
 Units (DESIGN.md section 2): depth in bps of the mid, time in s, sigma in
-bps/sqrt(s), kappa in 1/bps, rates in events/s. Sides of *market orders* are named
-``buy`` (aggressor bought, trade side +1; it fills passive **asks**) and ``sell``
-(aggressor sold, side -1; it fills passive **bids**). ``kappa[high,buy]`` is the
-depth decay of buyer-initiated arrivals in the high regime.
-
-Default parameters (:class:`SyntheticConfig`; low, normal, high, extreme)
--------------------------------------------------------------------------
-P diag 0.98, 0.98, 0.96, 0.95 per 10 s bar (stationary ~0.29, 0.47, 0.18, 0.06);
-sigma 0.10, 0.17, 0.27, 0.40 bps/sqrt(s); half-spread 0.5, 0.8, 1.2, 2.0 bp;
-A (buy, sell) (0.08, 0.07), (0.10, 0.09), (0.12, 0.11), (0.13, 0.12) /s (~700
-arrivals per hour); n = [[0.15, 0.05], [0.05, 0.15]], beta = 0.3 /s; kappa
-(0.60, 0.55), (0.45, 0.40), (0.30, 0.28), (0.20, 0.18) /bp; alpha_touch 0.05,
-0.10, 0.20, 0.35, alpha_decay_bps 8; jump extra mean 0.5 bp, margin 3 sigma
-sqrt(h); price 100; quotes every 0.1 s. :meth:`SyntheticConfig.busy`: ~6x the
-rates (~4.8k arrivals/h) and n = [[0.3, 0.1], [0.1, 0.3]], beta = 1 /s.
-
-Generative model
-----------------
-Notation: regime r in {0:low, 1:normal, 2:high, 3:extreme}; side s in {buy, sell}
-with sign e_s = +1/-1; B = ``bar_seconds``; h and thr = the markout horizon and
-informed threshold of the recorded :class:`ObservationConfig`.
-
-1. **Regimes.** A 4-state Markov chain with transition matrix P (sticky, rows sum
-   to 1) steps once per bar of B = 10 s, starting from its stationary
-   distribution pi (left eigenvector of P for eigenvalue 1), so the occupancy of a
-   long path converges to pi. Bar k covers ``[k B, (k+1) B)`` from the start; the
-   path is ``truth['regime_path']`` (one int per bar).
-
-2. **Arrivals: bivariate Hawkes.** Market orders arrive with intensities
-   ``lambda_s(t) = mu[r(t), s] + sum_j n[s, s_j] beta exp(-beta (t - t_j))``,
-   n[target, source] the branching matrix (``hawkes_branching[buy,sell]`` = mean
-   number of buy arrivals directly triggered by one sell arrival), spectral radius
-   < 1, decay beta (1/s). Simulated *exactly* with the cluster (branching)
-   representation: immigrants of side s form a Poisson process of rate
-   mu[r, s], piecewise constant per bar (Poisson count per bar, uniform times,
-   so regime changes at bar boundaries are exact); every event of side s' has
-   Poisson(n[s, s']) children of side s, each at the parent's time plus an
-   Exp(beta) delay; generations repeat until none is left before the end.
-   Stationary mean rate in a regime (Hawkes 1971; e.g. Bacry, Mastromatteo &
-   Muzy 2015, eq. 4): ``A_r = (I - n)^{-1} mu_r`` -- stated in the truth as
-   ``arrival_rate[r,s]``. The config specifies A (``arrival_rate``) and derives
-   mu = (I - n) A (must be > 0). Long-run count covariance per unit time
-   (same references): ``(I - n)^{-1} diag(A) (I - n)^{-T}``
-   (``truth['derived']['count_variance_per_s']``), used for the rate tests.
-   The rate in a regime deviates from A_r only through excitation carried
-   across regime switches, a transient of ~1/(beta (1 - rho(n))) s per switch
-   (regimes last hundreds of seconds).
-
-3. **Depth marks.** Each arrival reaches a depth D ~ Exponential(kappa[r, s])
-   (bps) beyond the mid m just before it, independently of everything else. Its
-   sweep prints k trades at one timestamp: if D <= half_spread[r] a single print
-   at m (1 + e_s D / 1e4) -- inside the spread: a hidden/midpoint execution,
-   which keeps the marks exactly exponential down to 0 --; otherwise
-   ``k = min(max_prints, 1 + ceil((D - half_spread)/print_spacing_bps))`` prints
-   at depths evenly spaced from the touch (half_spread) to exactly D. A quote
-   with ts one nanosecond before the sweep carries m, so the observation rule
-   "mid of the last quote strictly before the arrival" recovers D exactly.
-   Consequently arrivals of side s in regime r reaching depth >= delta form a
-   point process of rate ``A_r,s exp(-kappa_r,s delta)`` (the kappa model of
-   DESIGN.md section 4), exact in the mean; the MLE of kappa from n depths is
-   n / sum(D) with relative standard error 1/sqrt(n).
-
-4. **Informed flow.** A sweep is informed with probability
-   ``alpha_gen(D) = a[r,s] exp(-D / delta_char)``. If informed, the log-mid jumps
-   right after the sweep, in the sweep's direction, by
-   ``J = D + thr + margin_r + X`` bps, ``margin_r = jump_margin_sigmas *
-   sigma_r sqrt(h)`` (3 sigma of the diffusion over the horizon) and
-   X ~ Exponential(mean ``jump_extra_mean_bps``). The jump is in log space:
-   ``log m += e_s J 1e-4``; a quote with the sweep's ts carries the new mid.
-
-   *Why the fill-level law is exact.* A passive quote at depth delta_q (posted at
-   the arrival's mid) is filled by the arrival iff D > delta_q. By
-   memorylessness, ``D - delta_q | D > delta_q ~ Exp(kappa)``, so
-   ``P(informed | fill at delta_q) = E[a exp(-D/delta_char) | D > delta_q]
-   = a exp(-delta_q/delta_char) kappa delta_char / (kappa delta_char + 1)``.
-   Choosing ``a[r,s] = alpha_touch[r] (kappa delta_char + 1)/(kappa delta_char)``
-   gives ``P(informed | fill at delta) = alpha_touch[r] exp(-delta/delta_char)``
-   for both sides: the alpha model of DESIGN.md section 4 with one alpha_touch per
-   regime and ``alpha_decay_bps`` = delta_char. (a <= 1 is checked.) The fraction
-   of *arrivals* that are informed is then also alpha_touch[r].
-   The informed fill's markout at h: the fill price p is beyond the sweep's
-   extreme price e, and the new mid is J beyond m, so the markout is at least
-   ``J - D = thr + margin_r + X`` minus the diffusion over h (sd sigma_r sqrt(h));
-   hence it is flagged informed unless the diffusion moves more than 3 sd
-   against it (P ~ 0.1 %). Exactly: the informed markout is
-   ``(D - delta_q) + thr + margin_r + X`` and, given informed, D is tilted to
-   rate kappa' = kappa + 1/delta_char, so by memorylessness the **adverse move**
-   (mean markout of an informed fill) is depth-independent:
-   ``adverse_move_bps[r,s] = 1/kappa' + thr + margin_r + jump_extra_mean_bps``.
-   The scalar ``adverse_move_bps`` is its average weighted by the stationary rate
-   of informed arrivals, pi_r A_r,s alpha_touch_r.
-
-   *What makes the observed flag deviate from alpha* (the flag is a markout
-   threshold, not the generator's coin): (i) another informed arrival of the
-   same side inside (t, t + h] moves the mid against an uninformed fill -- the
-   main effect, about alpha_touch x (expected same-side arrivals within h, raised
-   by self-excitation), i.e. a *relative* inflation of ~A h whatever alpha is;
-   (ii) an opposite informed jump within h can pull an informed fill's markout
-   below thr; (iii) diffusion between the re-post and t + h (negligible here:
-   sigma sqrt(2 s) <= 0.57 bp << delta + thr); (iv) the quote was priced off the
-   re-post mid, not the arrival's mid: an earlier jump in the same re-post
-   interval leaves it stale (it is then filled by a shallower, more often
-   informed or later-contaminated arrival). (i) and (iv) grow with the arrival
-   rate times h (and the re-post interval), which is why the default rates are
-   low (~0.1 arrivals/s per side, ~700 arrivals per hour): no choice of sigma or
-   jump sizes removes (i). Measured over 300 simulated hours with the defaults
-   (observed share - alpha_touch exp(-delta/delta_char), by regime, buckets
-   [0,2) [2,5) [5,10) [10,inf)):
-
-   ========  ==========================  ============================
-   regime    deviation (abs.)            deviation / sd of a 1 h market
-   ========  ==========================  ============================
-   low       +.006 +.004 -.001 +.002     0.18  0.09 -0.02  0.01
-   normal    +.015 +.011 +.002 +.006     0.64  0.32  0.05  0.05
-   high      +.021 +.017 +.012 +.007     0.39  0.27  0.13  0.07
-   extreme   +.025 +.032 +.021 +.012     0.20  0.22  0.16  0.10
-   ========  ==========================  ============================
-
-   Pooled per regime (sum of flags / sum of exp(-delta/delta_char)) the observed
-   alpha_touch is 0.056, 0.116, 0.223, 0.385 for 0.05, 0.10, 0.20, 0.35: 0.15-0.56
-   of its 1-hour sd. The deviation does not shrink with more data: fits on many
-   hours will see alpha_touch ~10-15 % high. :meth:`SyntheticConfig.busy` (~4.8k
-   arrivals/h) inflates the observed share by ~40-80 % near the touch (more at
-   depth), 3-5 one-hour sds: use it for kappa/Hawkes, not for alpha.
-
-5. **Mid and quotes.** ``log m(t) = log(price0) + sigma_r 1e-4 W(t) + jumps``:
-   a Brownian motion with per-regime diffusion sigma_r (bps/sqrt(s)), evaluated
-   exactly at every quote time (independent Gaussian increments with variance
-   sigma_r^2 dt; bar boundaries are grid points, so an increment never straddles
-   a regime change). Quotes (best bid/offer) are emitted every ``grid_seconds``
-   (0.1 s) and around each sweep (1 ns before it with the pre-sweep mid, and at
-   its ts with the jumped mid when informed): ``bid/ask = m (1 -/+ hs_r/1e4)``.
-   Prices are continuous (no tick rounding) so the exponential marks stay exact;
-   sizes are log-normal. Realized variance of log-mid per unit time in regime r
-   (diffusion plus compound-Poisson-like jumps, E[J^2] by the tilted law above):
-   ``sigma_total_r^2 = sigma_r^2 + sum_s A_r,s alpha_touch_r E[J^2 | informed]``,
-   ``E[J^2 | informed] = 1/kappa'^2 + m_X^2 + (1/kappa' + thr + margin_r + m_X)^2``
-   (D' ~ Exp(kappa') and X independent), in bps^2/s. The expected rv of a full
-   bar is ``sigma_total_r^2 B 1e-8`` (``rv_mean[r]``); any previous-tick sampling
-   grid gives it in expectation.
-   Note for the regime model: rv is jump-dominated (an informed jump of ~4-5 bp
-   outweighs a bar of diffusion), so log rv per regime is a mixture of jump-free
-   and jump bars, not a Gaussian: with the defaults (48 h) its median is -20.8,
-   -19.6, -18.5, -16.0 and its sd 1.3, 1.6, 1.9, 1.9 for low..extreme (means
-   1.4-1.5 apart); the placeholder quantile labelling agrees with the true path
-   on ~67 % of bars.
-
-6. **Open interest and liquidation cascades (optional,** ``SyntheticConfig.open_interest``,
-   default off). With an :class:`OpenInterestConfig` the market also has an
-   ``open_interest`` table (ts, oi), a snapshot every ``interval_s`` (a whole
-   multiple of ``grid_seconds``, so every snapshot is a quote grid point). Log OI
-   relative to ``oi0`` is a mean-reverting random walk,
-   ``x_k = x_{k-1} exp(-interval/reversion_s) + noise_sd z_k + sum log(1 - F_c)``
-   over the cascades c in ``(t_{k-1}, t_k]``: ordinary position changes plus
-   cascades. Cascades arrive as a Poisson process (``cascade_rate_per_hour``,
-   uniform times in ``[0, T - move_seconds)``); cascade c removes a fraction
-   ``F_c ~ LogUniform(drop_min, drop_max)`` of the open interest at once (a sharp
-   drop: liquidated positions close), and if ``F_c >= threshold`` (the truth's
-   ``cascade_oi_threshold``) it is followed by an adverse price move: the log-mid
-   moves by ``e_c M_c 1e-4`` linearly over ``[t_c, t_c + move_seconds]``,
-   ``e_c = +-1`` (short or long liquidation, probability 1/2 each) and
-   ``M_c = move_bps + Exponential(mean move_extra_mean_bps)``. Smaller drops move
-   nothing. The move is added to the log-mid at every quote point, so sweeps after
-   it are priced off the moved mid (trades stay consistent with the quotes); no
-   trades are added. The realized variance then includes the cascade moves, which
-   ``sigma_bps`` / ``rv_mean`` in the truth do not. All of this randomness comes
-   from a separate stream (``SeedSequence(seed).spawn(1)[0]``): the main stream's
-   draws (regimes, arrivals, depths, diffusion, sizes) are the same with and
-   without open interest, so the market without OI is byte-identical to what it
-   was before the option existed, and with OI differs only by the cascade moves.
-   Truth: ``params['cascade_oi_threshold']``; ``counts['cascades']``,
-   ``counts['cascades_triggered']``; ``derived['cascades']`` (time s, drop
-   fraction, triggered, move bps signed) for tests.
-
-truth.json layout
------------------
-``format``/``format_version``; ``asset``, ``source``, ``seed``, ``duration_s``,
-``start_ns``; ``regimes`` (names in order), ``sides`` (what buy/sell mean),
-``units``; ``bar_seconds``, ``regime_transition`` (4x4, row = from),
-``regime_stationary``, ``regime_path`` (int per bar); ``params``: a flat
-``{name: value}`` dict with the DESIGN.md section 8 names (``alpha_touch[low]``,
-``alpha_decay_bps``, ``adverse_move_bps``, ``adverse_move_bps[low,buy]``,
-``kappa[low,buy]``, ``arrival_rate[low,buy]``, ``hawkes_baseline[low,buy]``,
-``hawkes_branching[buy,sell]`` (= n[target=buy, source=sell]),
-``hawkes_decay``, ``regime_transition[low,normal]`` (from low to normal),
-``regime_stationary[low]``, ``sigma_bps[low]`` (total volatility, jumps included:
-what the regime model and the bundle call sigma), ``sigma_diffusion_bps[low]``,
-``half_spread_bps[low]``, ``rv_mean[low]``, ``alpha_gen_scale[low,buy]`` (= a));
-``derived`` (matrices: count covariance, jump margins); ``config`` (the
-SyntheticConfig), ``observation_config``; ``counts`` (rows, arrivals, informed
-arrivals, bars per regime).
+bps/sqrt(s), kappa in 1/bps, rates in events/s; ``buy`` = aggressor bought (trade side
++1, fills passive asks). Writing and reading the directory: :mod:`models.data.synthetic_io`
+(re-exported here). The model's equations, the derivation of the truth, the default
+parameters, measurements of the observed informed share and the truth.json layout:
+docs/data/synthetic.md.
 """
-
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.signal import lfilter
 
 from mm_runtime.vocabulary import NS, REGIMES, SIDES
 from models.data.observations import ObservationConfig
-from models.data.tables import DataError, Market, validate_open_interest, validate_quotes, validate_trades
+from models.data.synthetic_io import (TRUTH_FORMAT, TRUTH_FORMAT_VERSION, file_sha256,
+                                      load_synthetic, write_market)
+from models.data.tables import Market, validate_open_interest, validate_quotes, validate_trades
+
+__all__ = ["OpenInterestConfig", "SyntheticConfig", "markov_path", "simulate_hawkes_arrivals",
+           "simulate_market", "SIDE_SIGN",
+           # re-exported from models.data.synthetic_io
+           "TRUTH_FORMAT", "TRUTH_FORMAT_VERSION", "write_market", "load_synthetic", "file_sha256"]
 
 SIDE_SIGN = np.array([1, -1], dtype=np.int8)
-
-TRUTH_FORMAT = "mm-calibration/synthetic-truth"
-TRUTH_FORMAT_VERSION = 1
 
 Pair = tuple[float, float]
 Quad = tuple[float, float, float, float]
 
 
 class OpenInterestConfig(BaseModel):
-    """Open interest with liquidation cascades (module docstring, step 6). Fractions
+    """Open interest with liquidation cascades (docs/data/synthetic.md, step 6). Fractions
     are of the open interest; ``threshold`` is the truth's ``cascade_oi_threshold``.
 
     Defaults: a snapshot per second, 1e6 base units, ordinary changes of 0.02 % per
@@ -272,7 +91,7 @@ class OpenInterestConfig(BaseModel):
 
 
 class SyntheticConfig(BaseModel):
-    """Parameters of the generative model (module docstring). Per-regime tuples
+    """Parameters of the generative model (docs/data/synthetic.md). Per-regime tuples
     are ordered low, normal, high, extreme; per-side pairs are (buy, sell)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -360,7 +179,7 @@ class SyntheticConfig(BaseModel):
         Its observed ``informed`` flags are NOT faithful to ``alpha_touch``: with
         ~0.4-1.5 arrivals/s per side, other informed arrivals inside the 1 s markout
         horizon inflate the observed share by ~40-70 % (several 1-hour standard
-        errors); see the module docstring."""
+        errors); see docs/data/synthetic.md."""
         base: dict[str, Any] = {"arrival_rate": ((0.45, 0.40), (0.65, 0.60),
                                                  (1.00, 0.90), (1.50, 1.40)),
                                 "hawkes_branching": ((0.30, 0.10), (0.10, 0.30)),
@@ -520,7 +339,7 @@ def simulate_hawkes_arrivals(rng, T: float, bar_s: float, path: np.ndarray, mu: 
 
 def simulate_market(seed: int, duration_s: float = 3600.0,
                     config: SyntheticConfig | None = None) -> Market:
-    """Simulate the synthetic market (module docstring) for ``duration_s`` seconds.
+    """Simulate the synthetic market (docs/data/synthetic.md) for ``duration_s`` seconds.
 
     Deterministic in (seed, duration_s, config). Returns a validated Market with
     ``truth`` (the truth.json dict) and ``meta['truth_arrivals']``: a DataFrame
@@ -669,7 +488,7 @@ def simulate_market(seed: int, duration_s: float = 3600.0,
 def _open_interest(rng: np.random.Generator, oc: OpenInterestConfig, T: float,
                    pt_ns: np.ndarray) -> tuple[pd.DataFrame, dict[str, list], np.ndarray]:
     """Open-interest snapshots (ts from the start, ns), the cascades, and the cascade
-    moves of log-mid at the quote points ``pt_ns`` (module docstring, step 6)."""
+    moves of log-mid at the quote points ``pt_ns`` (docs/data/synthetic.md, step 6)."""
     n_c = int(rng.poisson(oc.cascade_rate_per_hour * T / 3600.0))
     t_c = np.sort(rng.random(n_c)) * max(T - oc.move_seconds, 0.0)
     F = np.exp(rng.uniform(math.log(oc.drop_min), math.log(oc.drop_max), n_c))
@@ -696,107 +515,3 @@ def _open_interest(rng: np.random.Generator, oc: OpenInterestConfig, T: float,
     cascades = {"time_s": t_c.tolist(), "drop": F.tolist(), "triggered": trig.tolist(),
                 "move_bps": np.where(trig, sign * M, 0.0).tolist()}
     return table, cascades, move
-
-
-# --------------------------------------------------------------------------- files
-_README = """Synthetic market written by mm-calibration (models/data/synthetic.py).
-
-trades.parquet  canonical trades: ts (int64 ns UTC), price, size, side (+1 buyer-
-                initiated / -1 seller-initiated), trade_id. Rows of one sweep share
-                ts and side.
-quotes.parquet  canonical best bid/offer: ts, bid, ask, bid_size, ask_size.
-open_interest.parquet  (only when the market has open interest) ts, oi.
-truth.json      the generator's ground truth: parameters under the names used by
-                the fits and the prior bundle ("params"), the regime path per
-                {bar_seconds} s bar ("regime_path"), the generator config and the
-                observation config the truth refers to. See the module docstring
-                of models/data/synthetic.py for the model and derivations.
-
-asset {asset}, seed {seed}, duration {duration_s} s, {trades} trades, {quotes} quotes,
-{arrivals} arrivals. Load with models.data.synthetic.load_synthetic(<this dir>).
-"""
-
-
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    pq.write_table(table, path, compression="zstd", compression_level=3,
-                   write_statistics=True, store_schema=True)
-
-
-def write_market(market: Market, out_dir: str | Path) -> dict[str, Path]:
-    """Write a synthetic market to ``out_dir`` (created if needed): trades.parquet,
-    quotes.parquet, truth.json, README.txt, and open_interest.parquet when the market
-    has open interest. Deterministic bytes: the same market
-    gives byte-identical files (pyarrow writes no timestamps; JSON is written with
-    fixed key order). Returns {name: path}."""
-    if market.truth is None:
-        raise ValueError("write_market needs a synthetic market with a truth dict")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"trades": out / "trades.parquet", "quotes": out / "quotes.parquet",
-             "truth": out / "truth.json", "readme": out / "README.txt"}
-    _write_parquet(market.trades, paths["trades"])
-    _write_parquet(market.quotes, paths["quotes"])
-    if market.open_interest is not None:
-        paths["open_interest"] = out / "open_interest.parquet"
-        _write_parquet(market.open_interest, paths["open_interest"])
-    paths["truth"].write_text(json.dumps(market.truth, indent=1) + "\n", encoding="utf-8")
-    c = market.truth.get("counts", {})
-    paths["readme"].write_text(_README.format(
-        bar_seconds=market.truth.get("bar_seconds"), asset=market.asset,
-        seed=market.truth.get("seed"), duration_s=market.truth.get("duration_s"),
-        trades=c.get("trades"), quotes=c.get("quotes"), arrivals=c.get("arrivals")),
-        encoding="utf-8")
-    return paths
-
-
-def load_synthetic(path: str | Path) -> Market:
-    """Read a directory written by :func:`write_market`; tables validated (the
-    optional open_interest.parquet too, when present), truth attached. Raises
-    :class:`DataError` naming the file on any problem."""
-    d = Path(path)
-    if not d.is_dir():
-        raise DataError(d, "", "not a directory (expected a synthetic market written by "
-                               "`mmcal simulate`)")
-    files = {n: d / f for n, f in (("trades", "trades.parquet"), ("quotes", "quotes.parquet"),
-                                   ("truth", "truth.json"))}
-    for f in files.values():
-        if not f.is_file():
-            raise DataError(f, "", "missing file")
-    try:
-        truth = json.loads(files["truth"].read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise DataError(files["truth"], "", f"cannot read JSON: {e}") from None
-    if not isinstance(truth, dict) or truth.get("format") != TRUTH_FORMAT:
-        raise DataError(files["truth"], "",
-                        f"not a synthetic truth file (format != {TRUTH_FORMAT!r})")
-    if truth.get("format_version") != TRUTH_FORMAT_VERSION:
-        raise DataError(files["truth"], "format_version",
-                        f"unsupported version {truth.get('format_version')!r} "
-                        f"(expected {TRUTH_FORMAT_VERSION})")
-    tables = {}
-    for name in ("trades", "quotes"):
-        try:
-            df = pq.read_table(files[name]).to_pandas()
-        except Exception as e:  # pyarrow raises several types for corrupt files
-            raise DataError(files[name], "", f"cannot read parquet: {e}") from None
-        tables[name] = (validate_trades if name == "trades" else validate_quotes)(df, files[name])
-    oi, names = None, ["trades", "quotes", "truth"]
-    oi_path = d / "open_interest.parquet"
-    if oi_path.is_file():
-        try:
-            oi_df = pq.read_table(oi_path).to_pandas()
-        except Exception as e:  # as above
-            raise DataError(oi_path, "", f"cannot read parquet: {e}") from None
-        oi = validate_open_interest(oi_df, oi_path)
-        files["open_interest"] = oi_path
-        names.append("open_interest")
-    return Market(asset=str(truth.get("asset", "SYN")), source="synthetic",
-                  trades=tables["trades"], quotes=tables["quotes"],
-                  files=tuple(str(files[n]) for n in names),
-                  truth=truth, open_interest=oi)
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes (used to check deterministic output)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

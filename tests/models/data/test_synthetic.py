@@ -32,7 +32,7 @@ from models.data.synthetic import (
 )
 from models.data.tables import DataError, validate_open_interest, validate_quotes, validate_trades
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 HOURS = 24
 FILES = ("trades.parquet", "quotes.parquet", "truth.json", "README.txt")
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -574,9 +572,8 @@ def test_load_dispatch_and_errors(tmp_path, monkeypatch):
         load("bloomberg", p)
     _raises(lambda: load("binance", tmp_path / "missing.gz"), "missing.gz", "no such file")
     _raises(lambda: load("hyperliquid", p), "looks like a LOBSTER", "not hyperliquid")
-    fake = types.ModuleType("models.data.synthetic")
-    fake.load_synthetic = lambda path: ("synthetic", Path(path).name)
-    monkeypatch.setitem(sys.modules, "models.data.synthetic", fake)
+    from models.data import loaders
+    monkeypatch.setattr(loaders, "load_synthetic", lambda path: ("synthetic", Path(path).name))
     assert load("synthetic", tmp_path / "syn") == ("synthetic", "syn")
 
 

@@ -26,7 +26,7 @@ import pytest
 from models.data.loaders import detect_source, load
 from models.data.tables import Market
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 LOB = SHARED_DATA / "lobster"
 BIN = SHARED_DATA / "binance"
 HL = SHARED_DATA / "hyperliquid"
