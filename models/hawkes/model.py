@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any, Literal
 
 import numpy as np
@@ -291,8 +292,7 @@ def version(model_config: HawkesConfig | None = None, obs: HawkesObs | None = No
     of :func:`resolved_config` and the code of every module of the ``models.hawkes``
     package. ``obs`` is required: the data decide the baseline coordinates and the
     assets, which are part of the config."""
-    import models.hawkes as package
-
+    package = sys.modules[__package__]  # this package (loaded: it holds this module)
     if obs is None:
         raise ValueError("hawkes.version needs obs: the baseline coordinates and the assets "
                          "of the model are decided by the data")
