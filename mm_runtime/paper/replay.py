@@ -1,67 +1,12 @@
-"""Replay recorded market data through a :class:`~mm_runtime.Quoter` (paper trading).
+"""Replay recorded market data through a :class:`~mm_runtime.Quoter` (paper trading):
+quotes refreshed every ``refresh_s`` of market time and resting after ``latency_s``,
+trade-through fills plus fills at our price by a queue model (``none``, ``factor``,
+or ``book``: queue position from L2 snapshots, hftbacktest's risk-averse model), maker
+fees, equity marked at the mid, markouts at several horizons.
 
-Inputs are numpy arrays (:class:`ReplayData`: trades and best quotes, times in
-seconds), so this module stays free of pandas; ``models.data.loaders.replay_data``
-builds them from any source's canonical tables.
-
-The simulated exchange (one asset, one account):
-
-* **Quotes** are recomputed every ``refresh_s`` seconds of market time from the
-  prevailing best bid/offer, our position and our free margin; a new ladder rests
-  from ``t + latency_s`` on, and the previous one rests until then (cancel and
-  replace take the same latency; with a latency longer than ``refresh_s`` several
-  ladders are in flight and each rests in turn).
-* **Fills** (trade-through): a public trade whose aggressor bought at price ``p``
-  fills every resting ask priced strictly below ``p``; a sell at ``p`` fills every
-  bid strictly above ``p``.  A fill is capped by the trade's size when
-  ``cap_by_trade_size`` (one print cannot fill more than it traded); a level fills at
-  most its remaining size until the next ladder.  A trade *at* our price fills us
-  according to ``queue_model``:
-
-  - ``none``: never; ``factor``: ``queue_factor`` × its size (we were somewhere in the
-    queue), the rule for data without books;
-  - ``book`` (the default, through ``auto``, when the data carries L2 snapshots):
-    *queue position*.  When an order starts resting (after the latency) it joins the
-    back of its price level: the queue ahead of it is the size the last snapshot
-    strictly before that moment displays there (0 at a price the book shows empty or
-    that improves the best; unknown = ∞ at a price deeper than a full snapshot's last
-    level).  Every print at that price consumes the queue first and fills us only
-    with what is left of it, in the order of our lots' places; a print strictly
-    through the price empties the queue.  Cancellations are assumed to come from
-    behind us: the queue never shrinks with them, except that it can never exceed
-    what a later snapshot displays at our price (queue ahead = min(queue, displayed)).
-    This is hftbacktest's ``RiskAverseQueueModel`` (N. Kaz, hftbacktest, "Queue
-    models": advances only on trades, ``q = min(q, new_qty)`` on a depth change), the
-    conservative end of the probabilistic queue models there and of Moallemi & Yuan,
-    "A model for queue position valuation in a limit order book" (2017), which treat
-    cancellations ahead of us as a share of all cancellations.  A ladder that re-quotes
-    a price where our order still rests keeps that order's place for up to its
-    remaining size (an amend down keeps priority at Nasdaq, Binance and Hyperliquid);
-    any extra size joins the back.  Prints are not our market impact: the queue ahead
-    falls by the whole print whoever it filled.  Snapshots come from the data's own
-    clock: a snapshot at the same timestamp as a print already reflects it, so it
-    applies after that print.  Quotes must lie on the price grid for this model
-    (``tick_size``; default the data's tick).
-
-  Prices within a relative 1e-9 are the same level (float rounding of tick multiples).
-* **Accounting** (:mod:`.accounting`): maker fee ``fee_bps`` of notional per fill
-  (negative = rebate); equity = cash + position × mid, sampled at every refresh;
-  free margin = equity − |position|·mid/leverage.
-* **Learning**: every public trade and every own fill is also passed to the quoter
-  (``learn=True`` configurations update κ, A and the Hawkes intensities from trades
-  and α from the fills' markouts); those intermediate outputs are not quotes — only
-  the refresh ticks place orders.
-* **Markouts** of each fill at the horizons ``markout_horizons_s``: side ×
-  (mid(t+h) − fill price)/fill price in bps, positive = the fill made money; NaN
-  where t+h is past the end of the data (never counted in means).
-
-The book is not used for the mid or the marks: the best quotes already are the book's
-top level (LOBSTER: the same orderbook rows; Hyperliquid: the ``prices`` stream, ~4x
-more frequent than the 0.5 s snapshots; Binance: bookTicker), and the quoter keeps
-seeing the same best bid/offer with or without books.
-
-Nothing fills after the last trade of the data; orders still resting at the end are
-cancelled, and the final equity marks the position at the last mid.
+Inputs are numpy arrays (:class:`ReplayData`), so this module stays free of pandas;
+``models.data.loaders.replay_data`` builds them from any source's canonical tables.
+The simulated exchange's rules in full: docs/runtime/paper.md.
 """
 
 from __future__ import annotations
@@ -77,12 +22,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..bundle import PriorBundle
-from ..vocabulary import DEPTH_BUCKETS_BPS
 from ..config import QuoterConfig
 from ..quoter import REASONS, Quoter, summarize
 from .accounting import apply_fills, mark_to_market
+from .book import PRICE_RTOL, Book, infer_tick
+from .results import block_pnl, markouts, summarize_replay
 
-__all__ = ["ReplayConfig", "ReplayData", "ReplayResult", "replay", "summarize_replay"]
+__all__ = ["ReplayConfig", "ReplayData", "ReplayResult", "block_pnl", "infer_tick", "replay", "summarize_replay"]
 
 
 class ReplayData(NamedTuple):
@@ -274,86 +220,9 @@ class ReplayResult(NamedTuple):
 
 _FILL_FIELDS = ("ts", "side", "price", "size", "level", "depth_bps", "fee", "trade_price", "mid", "at_price")
 
-_PRICE_RTOL = 1e-9
-"""Two prices within this relative distance are the same level (a tick-rounded quote,
-``k·tick`` in floating point, and a source's ``k/10⁴`` can differ in the last bits)."""
-
-
 def _prevailing(ts: np.ndarray, t: float, strict: bool) -> int:
     """Index of the last quote at (or strictly before) ``t``; -1 if none."""
     return int(np.searchsorted(ts, t, side="left" if strict else "right")) - 1
-
-
-def infer_tick(prices: np.ndarray, min_share: float = 0.99) -> float:
-    """The price grid of ``prices``: the smallest gap between distinct prices, to 4
-    significant digits, if at least ``min_share`` of the prices lie on its multiples;
-    else 0 (continuous or unknown)."""
-    p = np.unique(np.asarray(prices, float)[np.isfinite(prices)])
-    if p.size < 2:
-        return 0.0
-    gap = float(np.min(np.diff(p)))
-    if not gap > 0:
-        return 0.0
-    tick = float(f"{gap:.4g}")
-    r = p / tick
-    on = np.abs(r - np.round(r)) <= 1e-4  # within 1e-4 of a tick (float error of p / tick)
-    return tick if on.mean() >= min_share else 0.0
-
-
-class _Book:
-    """The L2 snapshots seen from one resting price: the displayed size there, and
-    whether the snapshot shows that price at all.
-
-    A snapshot *shows* price p on a side when p is at or inside its deepest level, or
-    when the side has fewer levels than the file's depth (then every resting order is
-    in it).  A price it shows with no level there has 0 displayed (also a price
-    better than the best: we would be alone at a new best level).  A price deeper
-    than the last level of a full snapshot is not shown: its queue is unknown.
-    """
-
-    def __init__(self, data: ReplayData):
-        self.ts = data.book_ts
-        self.px = (data.book_bid_px, data.book_ask_px)  # row 0 = bids, 1 = asks (our ladder's rows)
-        self.sz = (data.book_bid_sz, data.book_ask_sz)
-        L = data.book_bid_px.shape[1]
-        deepest = []
-        for row, px in enumerate(self.px):
-            full = np.isfinite(px).sum(axis=1) == L
-            last = px[:, L - 1] if L else np.full(len(px), np.nan)
-            deepest.append(np.where(full, last, -np.inf if row == 0 else np.inf))
-        self.deepest = tuple(deepest)
-
-    def before(self, t: float) -> int:
-        """Number of snapshots strictly before ``t`` (one at ``t`` already reflects the
-        trades at ``t``, see ``models.data.loaders``)."""
-        return int(np.searchsorted(self.ts, t, side="left"))
-
-    def displayed(self, row: int, p: float, a: int, b: int) -> np.ndarray:
-        """Displayed size at ``p`` in snapshots ``a..b-1`` (NaN where not shown)."""
-        tol = _PRICE_RTOL * p
-        px, sz = self.px[row][a:b], self.sz[row][a:b]
-        d = np.where(np.abs(px - p) <= tol, sz, 0.0).sum(axis=1)
-        deep = self.deepest[row][a:b]
-        shown = (p >= deep - tol) if row == 0 else (p <= deep + tol)
-        return np.where(shown, d, np.nan)
-
-    def cap(self, row: int, p: float, q: float, a: int, b: int) -> float:
-        """``q`` after the risk-averse rule over snapshots ``a..b-1``: never more
-        ahead of us than displayed at our price."""
-        if b <= a or q <= 0:
-            return q
-        d = self.displayed(row, p, a, b)
-        d = d[np.isfinite(d)]
-        return min(q, float(d.min())) if d.size else q
-
-    def queue_at(self, row: int, p: float, b: int) -> float:
-        """Queue ahead of a new order at ``p`` given the snapshots before index ``b``:
-        everything the last one displays there (we join the back); inf when no
-        snapshot yet or it does not show ``p``."""
-        if b <= 0:
-            return math.inf
-        d = float(self.displayed(row, p, b - 1, b)[0])
-        return d if math.isfinite(d) else math.inf
 
 
 def replay(
@@ -393,7 +262,7 @@ def replay(
     quoter = Quoter(bundle, qc, replay=True, metrics=False, logger=_QUOTER_LOG)
     fee = cfg.fee_bps * 1e-4
     qf = cfg.queue_factor if mode == "factor" else 0.0
-    book = _Book(data) if mode == "book" else None
+    book = Book(data) if mode == "book" else None
 
     t0 = float(data.quote_ts[0])  # the first moment a quote is possible
     t_end = float(data.trade_ts[-1])
@@ -449,7 +318,7 @@ def replay(
                     p = float(px2[row, k])
                     # our orders already resting at p keep their place (an amend down keeps
                     # priority); what this level adds beyond them joins the back of the queue
-                    same = np.flatnonzero((old_left[row] > 0) & (np.abs(rest_px[row] - p) <= _PRICE_RTOL * p))
+                    same = np.flatnonzero((old_left[row] > 0) & (np.abs(rest_px[row] - p) <= PRICE_RTOL * p))
                     lots = []
                     for j in same:
                         q_old = book.cap(row, p, float(rest_q[row, j]), int(rest_qi[row, j]), b)
@@ -490,7 +359,7 @@ def replay(
             last_ts = max(qts, tt)
             row = 1 if side > 0 else 0  # a buy lifts asks (row 1); a sell hits bids (row 0)
             live = rest_sz[row] > 0
-            tol = _PRICE_RTOL * px
+            tol = PRICE_RTOL * px
             through = (rest_px[row] < px - tol) if side > 0 else (rest_px[row] > px + tol)
             at = np.abs(rest_px[row] - px) <= tol
             if book is not None:
@@ -587,7 +456,7 @@ def replay(
     # final mark at the last mid of the data
     _, _, last_mid, _ = market_at(data.end, strict=False)
     fills_np = {k: np.asarray(v, dtype=float) for k, v in fills.items()}
-    fills_np.update(_markouts(data, fills_np, cfg.markout_horizons_s))
+    fills_np.update(markouts(data, fills_np, cfg.markout_horizons_s))
     keep = ~np.isnan(out["mid"])
     res = ReplayResult(
         name=name, asset=data.asset, source=data.source,
@@ -625,84 +494,3 @@ def _learning(quoter: Quoter) -> dict:
     }
 
 
-def _markouts(data: ReplayData, fills: dict[str, np.ndarray], horizons) -> dict[str, np.ndarray]:
-    out = {}
-    mids = 0.5 * (data.bid + data.ask)
-    for h in horizons:
-        th = fills["ts"] + h
-        idx = np.searchsorted(data.quote_ts, th, side="right") - 1
-        ok = (idx >= 0) & (th <= data.quote_ts[-1])
-        m = np.where(ok, mids[np.clip(idx, 0, len(mids) - 1)], np.nan)
-        out[f"markout_{h:g}s_bps"] = fills["side"] * (m - fills["price"]) / fills["price"] * 1e4 if len(th) else np.zeros(0)
-    return out
-
-
-def _max_drawdown(equity: np.ndarray) -> float:
-    if equity.size == 0:
-        return 0.0
-    peak = np.maximum.accumulate(np.concatenate([[0.0], equity]))[1:]
-    return float(np.max(peak - equity))
-
-
-def summarize_replay(res: ReplayResult, *, final_pnl: float, final_position: float, last_mid: float) -> dict:
-    """PnL, Sharpe, drawdown, fills, markouts by depth bucket, inventory statistics.
-
-    Sharpe: mean / sd of the PnL change per ``block_s`` block, times √(blocks per
-    day of 86,400 s) — a per-day Sharpe of the replayed window (not annualised: one
-    day of data says nothing about a year).
-    """
-    cfg = res.config["replay"]
-    f = res.fills
-    n = len(f["ts"])
-    h0 = cfg["markout_horizons_s"][0]
-    mk = f.get(f"markout_{h0:g}s_bps", np.zeros(0))
-    edges = list(DEPTH_BUCKETS_BPS) + [math.inf]
-    by_bucket = {}
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        sel = (f["depth_bps"] >= lo) & (f["depth_bps"] < hi) if n else np.zeros(0, bool)
-        vals = mk[sel] if n else np.zeros(0)
-        vals = vals[np.isfinite(vals)]
-        key = f"[{lo:g},{hi:g})" if math.isfinite(hi) else f"[{lo:g},inf)"
-        by_bucket[key] = {"fills": int(sel.sum()) if n else 0,
-                          "mean_markout_bps": float(vals.mean()) if vals.size else None,
-                          "mean_depth_bps": float(f["depth_bps"][sel].mean()) if n and sel.any() else None}
-    blocks = block_pnl(res, cfg["block_s"])
-    sharpe = None
-    if blocks.size >= 2 and blocks.std(ddof=1) > 0:
-        sharpe = float(blocks.mean() / blocks.std(ddof=1) * math.sqrt(86_400.0 / cfg["block_s"]))
-    finite_mk = mk[np.isfinite(mk)] if n else np.zeros(0)
-    notional = float(np.sum(f["price"] * f["size"])) if n else 0.0
-    dur = float(res.t[-1] - res.t[0]) if res.t.size > 1 else 0.0
-    pos = res.position
-    return {
-        "pnl": final_pnl,
-        "sharpe_per_day": sharpe,
-        "max_drawdown": _max_drawdown(res.equity),
-        "fills": n,
-        "fills_bid": int(np.sum(f["side"] > 0)) if n else 0,
-        "fills_ask": int(np.sum(f["side"] < 0)) if n else 0,
-        "volume_notional": notional,
-        "fees": float(np.sum(f["fee"])) if n else 0.0,
-        f"mean_markout_{h0:g}s_bps": float(finite_mk.mean()) if finite_mk.size else None,
-        "markout_by_bucket": by_bucket,
-        "inventory_mean": float(pos.mean()) if pos.size else 0.0,
-        "inventory_sd": float(pos.std()) if pos.size else 0.0,
-        "inventory_max_abs": float(np.max(np.abs(pos))) if pos.size else 0.0,
-        "inventory_mean_abs_notional": float(np.mean(np.abs(pos) * res.mid)) if pos.size else 0.0,
-        "final_position": float(final_position),
-        "last_mid": float(last_mid),
-        "quoted_share": float(np.mean(np.isfinite(res.our_bid) | np.isfinite(res.our_ask))) if res.t.size else 0.0,
-        "duration_s": dur,
-        "refreshes": int(res.t.size),
-    }
-
-
-def block_pnl(res: ReplayResult, block_s: float) -> np.ndarray:
-    """PnL made in each ``block_s`` block (equity difference at block edges)."""
-    if res.t.size < 2:
-        return np.zeros(0)
-    edges = np.arange(res.t[0], res.t[-1] + block_s, block_s)
-    idx = np.searchsorted(res.t, edges, side="right") - 1
-    idx = np.clip(idx, 0, res.t.size - 1)
-    eq = np.concatenate([[0.0], res.equity[idx[1:]]])
-    return np.diff(eq)

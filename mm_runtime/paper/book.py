@@ -1,0 +1,91 @@
+"""Prices on a grid and the L2 snapshots seen from one resting price: the pieces of
+the paper exchange's ``book`` queue model (:mod:`mm_runtime.paper.replay`;
+docs/runtime/paper.md: hftbacktest's risk-averse queue model)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .replay import ReplayData
+
+__all__ = ["PRICE_RTOL", "Book", "infer_tick"]
+
+PRICE_RTOL = 1e-9
+"""Two prices within this relative distance are the same level (a tick-rounded quote,
+``k·tick`` in floating point, and a source's ``k/10⁴`` can differ in the last bits)."""
+
+
+def infer_tick(prices: np.ndarray, min_share: float = 0.99) -> float:
+    """The price grid of ``prices``: the smallest gap between distinct prices, to 4
+    significant digits, if at least ``min_share`` of the prices lie on its multiples;
+    else 0 (continuous or unknown)."""
+    p = np.unique(np.asarray(prices, float)[np.isfinite(prices)])
+    if p.size < 2:
+        return 0.0
+    gap = float(np.min(np.diff(p)))
+    if not gap > 0:
+        return 0.0
+    tick = float(f"{gap:.4g}")
+    r = p / tick
+    on = np.abs(r - np.round(r)) <= 1e-4  # within 1e-4 of a tick (float error of p / tick)
+    return tick if on.mean() >= min_share else 0.0
+
+
+class Book:
+    """The L2 snapshots seen from one resting price: the displayed size there, and
+    whether the snapshot shows that price at all.
+
+    A snapshot *shows* price p on a side when p is at or inside its deepest level, or
+    when the side has fewer levels than the file's depth (then every resting order is
+    in it).  A price it shows with no level there has 0 displayed (also a price
+    better than the best: we would be alone at a new best level).  A price deeper
+    than the last level of a full snapshot is not shown: its queue is unknown.
+    """
+
+    def __init__(self, data: ReplayData):
+        self.ts = data.book_ts
+        self.px = (data.book_bid_px, data.book_ask_px)  # row 0 = bids, 1 = asks (our ladder's rows)
+        self.sz = (data.book_bid_sz, data.book_ask_sz)
+        L = data.book_bid_px.shape[1]
+        deepest = []
+        for row, px in enumerate(self.px):
+            full = np.isfinite(px).sum(axis=1) == L
+            last = px[:, L - 1] if L else np.full(len(px), np.nan)
+            deepest.append(np.where(full, last, -np.inf if row == 0 else np.inf))
+        self.deepest = tuple(deepest)
+
+    def before(self, t: float) -> int:
+        """Number of snapshots strictly before ``t`` (one at ``t`` already reflects the
+        trades at ``t``, see ``models.data.loaders``)."""
+        return int(np.searchsorted(self.ts, t, side="left"))
+
+    def displayed(self, row: int, p: float, a: int, b: int) -> np.ndarray:
+        """Displayed size at ``p`` in snapshots ``a..b-1`` (NaN where not shown)."""
+        tol = PRICE_RTOL * p
+        px, sz = self.px[row][a:b], self.sz[row][a:b]
+        d = np.where(np.abs(px - p) <= tol, sz, 0.0).sum(axis=1)
+        deep = self.deepest[row][a:b]
+        shown = (p >= deep - tol) if row == 0 else (p <= deep + tol)
+        return np.where(shown, d, np.nan)
+
+    def cap(self, row: int, p: float, q: float, a: int, b: int) -> float:
+        """``q`` after the risk-averse rule over snapshots ``a..b-1``: never more
+        ahead of us than displayed at our price."""
+        if b <= a or q <= 0:
+            return q
+        d = self.displayed(row, p, a, b)
+        d = d[np.isfinite(d)]
+        return min(q, float(d.min())) if d.size else q
+
+    def queue_at(self, row: int, p: float, b: int) -> float:
+        """Queue ahead of a new order at ``p`` given the snapshots before index ``b``:
+        everything the last one displays there (we join the back); inf when no
+        snapshot yet or it does not show ``p``."""
+        if b <= 0:
+            return math.inf
+        d = float(self.displayed(row, p, b - 1, b)[0])
+        return d if math.isfinite(d) else math.inf

@@ -1,0 +1,99 @@
+"""The replay's figures: markouts of the fills, PnL per block, drawdown and the
+summary table (:func:`summarize_replay`) of a :class:`~mm_runtime.paper.replay.ReplayResult`."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..vocabulary import DEPTH_BUCKETS_BPS
+
+if TYPE_CHECKING:
+    from .replay import ReplayData, ReplayResult
+
+__all__ = ["block_pnl", "markouts", "summarize_replay"]
+
+
+def markouts(data: ReplayData, fills: dict[str, np.ndarray], horizons) -> dict[str, np.ndarray]:
+    out = {}
+    mids = 0.5 * (data.bid + data.ask)
+    for h in horizons:
+        th = fills["ts"] + h
+        idx = np.searchsorted(data.quote_ts, th, side="right") - 1
+        ok = (idx >= 0) & (th <= data.quote_ts[-1])
+        m = np.where(ok, mids[np.clip(idx, 0, len(mids) - 1)], np.nan)
+        out[f"markout_{h:g}s_bps"] = fills["side"] * (m - fills["price"]) / fills["price"] * 1e4 if len(th) else np.zeros(0)
+    return out
+
+
+def _max_drawdown(equity: np.ndarray) -> float:
+    if equity.size == 0:
+        return 0.0
+    peak = np.maximum.accumulate(np.concatenate([[0.0], equity]))[1:]
+    return float(np.max(peak - equity))
+
+
+def summarize_replay(res: ReplayResult, *, final_pnl: float, final_position: float, last_mid: float) -> dict:
+    """PnL, Sharpe, drawdown, fills, markouts by depth bucket, inventory statistics.
+
+    Sharpe: mean / sd of the PnL change per ``block_s`` block, times √(blocks per
+    day of 86,400 s) — a per-day Sharpe of the replayed window (not annualised: one
+    day of data says nothing about a year).
+    """
+    cfg = res.config["replay"]
+    f = res.fills
+    n = len(f["ts"])
+    h0 = cfg["markout_horizons_s"][0]
+    mk = f.get(f"markout_{h0:g}s_bps", np.zeros(0))
+    edges = list(DEPTH_BUCKETS_BPS) + [math.inf]
+    by_bucket = {}
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = (f["depth_bps"] >= lo) & (f["depth_bps"] < hi) if n else np.zeros(0, bool)
+        vals = mk[sel] if n else np.zeros(0)
+        vals = vals[np.isfinite(vals)]
+        key = f"[{lo:g},{hi:g})" if math.isfinite(hi) else f"[{lo:g},inf)"
+        by_bucket[key] = {"fills": int(sel.sum()) if n else 0,
+                          "mean_markout_bps": float(vals.mean()) if vals.size else None,
+                          "mean_depth_bps": float(f["depth_bps"][sel].mean()) if n and sel.any() else None}
+    blocks = block_pnl(res, cfg["block_s"])
+    sharpe = None
+    if blocks.size >= 2 and blocks.std(ddof=1) > 0:
+        sharpe = float(blocks.mean() / blocks.std(ddof=1) * math.sqrt(86_400.0 / cfg["block_s"]))
+    finite_mk = mk[np.isfinite(mk)] if n else np.zeros(0)
+    notional = float(np.sum(f["price"] * f["size"])) if n else 0.0
+    dur = float(res.t[-1] - res.t[0]) if res.t.size > 1 else 0.0
+    pos = res.position
+    return {
+        "pnl": final_pnl,
+        "sharpe_per_day": sharpe,
+        "max_drawdown": _max_drawdown(res.equity),
+        "fills": n,
+        "fills_bid": int(np.sum(f["side"] > 0)) if n else 0,
+        "fills_ask": int(np.sum(f["side"] < 0)) if n else 0,
+        "volume_notional": notional,
+        "fees": float(np.sum(f["fee"])) if n else 0.0,
+        f"mean_markout_{h0:g}s_bps": float(finite_mk.mean()) if finite_mk.size else None,
+        "markout_by_bucket": by_bucket,
+        "inventory_mean": float(pos.mean()) if pos.size else 0.0,
+        "inventory_sd": float(pos.std()) if pos.size else 0.0,
+        "inventory_max_abs": float(np.max(np.abs(pos))) if pos.size else 0.0,
+        "inventory_mean_abs_notional": float(np.mean(np.abs(pos) * res.mid)) if pos.size else 0.0,
+        "final_position": float(final_position),
+        "last_mid": float(last_mid),
+        "quoted_share": float(np.mean(np.isfinite(res.our_bid) | np.isfinite(res.our_ask))) if res.t.size else 0.0,
+        "duration_s": dur,
+        "refreshes": int(res.t.size),
+    }
+
+
+def block_pnl(res: ReplayResult, block_s: float) -> np.ndarray:
+    """PnL made in each ``block_s`` block (equity difference at block edges)."""
+    if res.t.size < 2:
+        return np.zeros(0)
+    edges = np.arange(res.t[0], res.t[-1] + block_s, block_s)
+    idx = np.searchsorted(res.t, edges, side="right") - 1
+    idx = np.clip(idx, 0, res.t.size - 1)
+    eq = np.concatenate([[0.0], res.equity[idx[1:]]])
+    return np.diff(eq)
