@@ -103,7 +103,7 @@ def regime_ppc(idata, obs, path: Path) -> Path:
 
 
 def alpha_ppc(idata, obs, path: Path) -> Path:
-    from models.alpha import _per_fill_draws
+    from models.alpha.posterior import _per_fill_draws
 
     plt = _plt()
     alpha = _per_fill_draws(idata, obs)["alpha"]           # (S, N)

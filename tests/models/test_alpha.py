@@ -1,4 +1,4 @@
-"""The alpha model (models/alpha.py): parameter recovery for both variants, the
+"""The alpha model (models/alpha/): parameter recovery for both variants, the
 moment-matched summaries, LOO of the two variants on a common footing, partial
 pooling across assets, and the end-to-end chain from the synthetic market.
 

@@ -1,4 +1,4 @@
-"""The kappa model (models/kappa.py): parameter recovery, the gamma summaries,
+"""The kappa model (models/kappa/): parameter recovery, the gamma summaries,
 overdispersion of clustered (Hawkes) arrivals, partial pooling across assets, the
 depth posterior predictive check, and the end-to-end chain from the synthetic
 market.
@@ -150,7 +150,7 @@ def test_clustered_arrivals_need_the_negative_binomial():
     sqrt(N)/T ~ sqrt(A/T), i.e. (1-n) = 0.4 of it (analytic: with thousands of
     arrivals the Poisson posterior is Gamma(N, T)). The negative binomial per 60 s
     block recovers most of it and covers every true rate (coverage study in the
-    models/kappa.py docstring)."""
+    docs/models/kappa.md)."""
     n = 0.6
     truth = _truth()
     obs = kp.simulate_hawkes(truth, np.random.default_rng(SEED_HAWKES), branching=n, decay=0.5,

@@ -1,4 +1,4 @@
-"""The volatility-regime HMM (models/regime.py; DESIGN.md section 4).
+"""The volatility-regime HMM (models/regime/; DESIGN.md section 4).
 
 * The forward algorithm (numpy and the pytensor scan inside the PyMC model) equals
   a brute-force sum over all 4^T state paths; smoothed probabilities too.
@@ -91,8 +91,10 @@ def test_forward_equals_brute_force(seed, T, censor):
     import pytensor
     import pytensor.tensor as pt
 
+    from models.regime.model import _forward_scan
+
     mv, sv, Pv, piv = pt.vector("m"), pt.vector("s"), pt.matrix("P"), pt.vector("pi")
-    out = rg._forward_scan(pt.as_tensor(y), mv, sv, pt.log(Pv), pt.log(piv), censored, c_val)
+    out = _forward_scan(pt.as_tensor(y), mv, sv, pt.log(Pv), pt.log(piv), censored, c_val)
     f = pytensor.function([mv, sv, Pv, piv], out, mode=PT_MODE)
     np.testing.assert_allclose(f(m, s, P, pi), brute_c, rtol=0, atol=1e-10)
 
