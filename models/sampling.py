@@ -149,19 +149,6 @@ def code_version(*modules: ModuleType | str | Path) -> str:
     return pkg + ("+" + ".".join(shas) if shas else "")
 
 
-def package_modules(package: ModuleType) -> tuple[ModuleType, ...]:
-    """``package`` and every module in it (sorted by name): the code a model kept in a
-    package hashes into its version (the order of ``models.catalog.ModelSpec.code_modules``)."""
-    import importlib
-    import pkgutil
-
-    mods = [package]
-    if hasattr(package, "__path__"):
-        mods += [importlib.import_module(f"{package.__name__}.{m.name}")
-                 for m in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name)]
-    return tuple(mods)
-
-
 def model_version(model_name: str, config: Mapping[str, Any] | BaseModel,
                   *modules: ModuleType | str | Path) -> str:
     """Model identity: ``"<name>-<12 hex>"``, the hash of the model config plus

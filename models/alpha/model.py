@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import special
 
 from mm_runtime.vocabulary import REGIMES
-from models.sampling import SamplerConfig, centred_groups, mixed_normal, model_version, package_modules, sample
+from models.sampling import SamplerConfig, centred_groups, mixed_normal, model_version, sample
 
 from .observations import AlphaObs, combine
 
@@ -311,12 +312,12 @@ def version(model_config: AlphaConfig | None = None, obs: AlphaObs | None = None
     """The model version stored by :func:`fit`: a hash of the variant, the priors and
     the code of every module of :mod:`models.alpha` (:func:`models.sampling.model_version`);
     ``obs`` is not used."""
-    import models.alpha as package
+    package = sys.modules[__package__]  # this package (loaded: it holds this module)
 
     mc = model_config or AlphaConfig()
     name = MODEL_NAME if mc.variant == "threshold" else MIXTURE_NAME
     return model_version(name, {"prior": mc.prior.model_dump(mode="json"), "variant": mc.variant},
-                         *package_modules(package))
+                         package)
 
 
 def _finish(idata, obs: AlphaObs, mc: AlphaConfig):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -17,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mm_runtime.vocabulary import REGIMES, SIDES
-from models.sampling import (SamplerConfig, centred_groups, mixed_normal, model_version, package_modules, sample,
+from models.sampling import (SamplerConfig, centred_groups, mixed_normal, model_version, sample,
                              whitened_mean, whitened_normal)
 
 from .observations import KappaObs, combine
@@ -276,9 +277,9 @@ def version(model_config: KappaConfig | None = None, obs: KappaObs | None = None
     """The model version :func:`fit` stores: hash of the model config and the code
     of every module of :mod:`models.kappa` (:func:`models.sampling.model_version`);
     ``obs`` is not used."""
-    import models.kappa as package
+    package = sys.modules[__package__]  # this package (loaded: it holds this module)
 
-    return model_version(MODEL_NAME, model_config or KappaConfig(), *package_modules(package))
+    return model_version(MODEL_NAME, model_config or KappaConfig(), package)
 
 
 def fit(obs: KappaObs | Sequence[KappaObs], sampler: SamplerConfig | None = None,

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from mm_runtime.vocabulary import REGIMES
-from models.sampling import SamplerConfig, model_version, package_modules, sample
+from models.sampling import SamplerConfig, model_version, sample
 
 from .config import K, MODEL_NAME, RegimeConfig
 from .em import em_fit, prior_centres
@@ -170,9 +171,9 @@ def version(model_config: RegimeConfig | None = None, obs: RegimeObs | None = No
     """The model version :func:`fit` stores: hash of ``model_config`` (with the
     observation rules) and the code of every module of :mod:`models.regime`;
     ``obs`` is not used."""
-    import models.regime as package
+    package = sys.modules[__package__]  # this package (loaded: it holds this module)
 
-    return model_version(MODEL_NAME, model_config or RegimeConfig(), *package_modules(package))
+    return model_version(MODEL_NAME, model_config or RegimeConfig(), package)
 
 
 def fit(obs: RegimeObs, sampler: SamplerConfig | None = None, model_config: RegimeConfig | None = None):
