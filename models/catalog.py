@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal
 
-import numpy as np
-
 RegimeSource = Literal["em", "truth", "quantile"]
 REGIME_SOURCES: tuple[str, ...] = ("em", "truth", "quantile")
 
@@ -54,7 +52,9 @@ class ModelSpec:
     ``provides_regimes``: the model whose posterior gives that path (one, stage 0).
     ``config_class``: the module's model-config class (pydantic; a field
     ``observation`` receives the ObservationConfig, a field ``variant`` the variant).
-    ``variants``: the model's variants, the default first. ``rename``: posterior
+    ``variants``: the model's variants, the default first. ``ppc``: the posterior
+    predictive plot, ``"module:function"`` of ``(idata, obs, path) -> path`` (None:
+    trace and posterior plots only). ``rename``: posterior
     variable -> reported name where they differ. ``without_truth``: reported
     variables with no ``truth.json`` counterpart.
     """
@@ -71,12 +71,20 @@ class ModelSpec:
     uses_regimes: bool = True
     provides_regimes: bool = False
     variants: tuple[str, ...] = ("default",)
+    ppc: str | None = None
     rename: Mapping[str, str] = field(default_factory=dict)
     without_truth: tuple[str, ...] = ()
 
     @property
     def module(self) -> ModuleType:
         return importlib.import_module(self.module_name)
+
+    def ppc_plot(self):
+        """The function :attr:`ppc` names, or None."""
+        if self.ppc is None:
+            return None
+        mod, _, fn = self.ppc.partition(":")
+        return getattr(importlib.import_module(mod), fn)
 
     def reported_name(self, flat: str) -> str:
         """``flat`` posterior name (``var[coords]`` or ``var``) -> reported name."""
@@ -93,17 +101,18 @@ MODELS: dict[str, ModelSpec] = {
                   var_names=("sigma_bps", "regime_transition", "regime_stationary", "log_rv_mean", "log_rv_sd"),
                   summary_vars=("log_rv_mean", "log_rv_sd", "regime_transition", "sigma_bps"),
                   loo_var="log_rv", n_obs_attr="n_bars", obs_unit="volatility bars", stage=0,
-                  config_class="RegimeConfig", uses_regimes=False, provides_regimes=True, without_truth=("log_rv_mean", "log_rv_sd")),
+                  config_class="RegimeConfig", uses_regimes=False, provides_regimes=True,
+                  ppc="models.plots:regime_ppc", without_truth=("log_rv_mean", "log_rv_sd")),
         ModelSpec("alpha", "models.alpha",
                   var_names=("alpha_touch", "alpha_decay_bps", "adverse_move_bps"),
                   summary_vars=("alpha_touch", "alpha_decay_bps", "adverse_move_bps", "spread_capture"),
                   loo_var="informed", n_obs_attr="n_fills", obs_unit="passive fills", stage=1,
-                  config_class="AlphaConfig", variants=("threshold", "mixture")),
+                  config_class="AlphaConfig", variants=("threshold", "mixture"), ppc="models.plots:alpha_ppc"),
         ModelSpec("kappa", "models.kappa",
                   var_names=("kappa", "arrival_rate", "count_overdispersion"),
                   summary_vars=("kappa", "arrival_rate"),
                   loo_var="arrivals", n_obs_attr="n_arrivals", obs_unit="arrivals", stage=1,
-                  config_class="KappaConfig", without_truth=("count_overdispersion",)),
+                  config_class="KappaConfig", ppc="models.plots:kappa_ppc", without_truth=("count_overdispersion",)),
         ModelSpec("hawkes", "models.hawkes",
                   var_names=("hawkes_baseline", "hawkes_branching", "hawkes_decay"),
                   summary_vars=("hawkes_baseline", "hawkes_branching", "hawkes_decay"),
@@ -175,10 +184,12 @@ def _bars(market, bars, config=None):
     return volatility_bars(market, config if config is not None else auto_bar_config(market))
 
 
-def regime_path(market, regimes: RegimeSource = "em", *, bars=None, config=None) -> np.ndarray | None:
+def regime_path(market, regimes: RegimeSource = "em", *, bars=None, config=None):
     """The regime of each volatility bar (int8, one per row of ``bars``; default the
     bars of ``config``, else the market's default bars) chosen by ``regimes``
     (module docstring); None for ``"quantile"``."""
+    import numpy as np
+
     rg = spec(regime_model()).module
     if regimes not in REGIME_SOURCES:
         raise ValueError(f"unknown regime source {regimes!r}; one of {', '.join(REGIME_SOURCES)}")

@@ -130,6 +130,13 @@ def alpha_ppc(idata, obs, path: Path) -> Path:
     return _save(fig, path)
 
 
+def kappa_ppc(idata, obs, path: str | Path) -> Path:
+    """Depth-tail PPC of a kappa fit (:func:`models.kappa.ppc_depths`, :func:`models.kappa.ppc_plot`)."""
+    from models.kappa import ppc_depths, ppc_plot
+
+    return ppc_plot(ppc_depths(idata, obs), path)
+
+
 def model_plots(name: str, idata, obs, out_dir: str | Path, prefix: str = "") -> dict[str, Path]:
     """Write the plots of one fit (module docstring) into ``out_dir``; returns
     ``{plot name: PNG path}``. A plot that fails is skipped with a warning (a
@@ -143,14 +150,9 @@ def model_plots(name: str, idata, obs, out_dir: str | Path, prefix: str = "") ->
         "trace": lambda p: trace_plot(idata, names, p, f"{prefix}{name}: trace"),
         "posterior": lambda p: posterior_plot(idata, names, p, f"{prefix}{name}: posterior (90 % HDI)"),
     }
-    if name == "regime":
-        jobs["ppc"] = lambda p: regime_ppc(idata, obs, p)
-    elif name == "alpha":
-        jobs["ppc"] = lambda p: alpha_ppc(idata, obs, p)
-    elif name == "kappa":
-        from models.kappa import ppc_depths, ppc_plot
-
-        jobs["ppc"] = lambda p: ppc_plot(ppc_depths(idata, obs), p)
+    ppc = spec.ppc_plot()
+    if ppc is not None:
+        jobs["ppc"] = lambda p: ppc(idata, obs, p)
     paths: dict[str, Path] = {}
     for kind, fn in jobs.items():
         try:
@@ -160,4 +162,4 @@ def model_plots(name: str, idata, obs, out_dir: str | Path, prefix: str = "") ->
     return paths
 
 
-__all__ = ["model_plots", "trace_plot", "posterior_plot", "regime_ppc", "alpha_ppc"]
+__all__ = ["model_plots", "trace_plot", "posterior_plot", "regime_ppc", "alpha_ppc", "kappa_ppc"]
