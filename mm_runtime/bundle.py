@@ -1,74 +1,15 @@
 """The prior bundle: the contract between the offline fits and the live quoter.
 
-One JSON document per asset (DESIGN.md section 5), defined here once; the exporter in
-``models`` produces exactly this, the runtime refuses anything else.
+One JSON document per asset (DESIGN.md section 5), defined here once: the pydantic
+schema (:class:`PriorBundle`), its validation, the canonical JSON and ``sha256``
+checksum (:func:`canonical_json`), atomic load and dump.  The exporter in ``models``
+produces exactly this; the runtime refuses anything else.  Units (``units`` block):
+depth bps, time s, sigma bps/sqrt(s), kappa 1/bps, rates 1/s.  Schema 2 carries the
+``observation`` block (:class:`~mm_runtime.observation.ObservationConfig`); a schema-1
+document loads with its defaults assumed.  The quoter reads a bundle through its typed
+view (:mod:`mm_runtime.view`).
 
-Top level (all keys required unless marked optional)::
-
-    {
-      "schema_version": 2,                           # 1 still loads (see below)
-      "asset": "BTC",
-      "created_at": "2026-01-01T00:00:00Z",          # timezone-aware ISO 8601
-      "model_version": "…",                          # hash of model config + code version
-      "source": {"data_source": "synthetic", "window_start": "…Z", "window_end": "…Z",
-                 "row_counts": {"trades": 123, …}, "data_sha256": "<64 hex>"},
-      "mlflow": {"run_id": "…", "registered_model": "…", "version": 3} | null,   # optional
-      "observation": {"markout_horizon_s": 1.0, "informed_threshold_bps": 1.0,
-                      "bar_seconds": 10.0, "depth_grid_bps": […], …},   # schema 2
-      "units": {"depth": "bps", "time": "s", "sigma": "bps/sqrt(s)", "kappa": "1/bps",
-                "rate": "1/s", "volatility_bar_s": 10.0,
-                "regime_emission": "ln(sigma_bps_per_sqrt_s) per volatility bar"},
-      "regimes": ["low", "normal", "high", "extreme"],
-      "depth_buckets_bps": [0, 2, 5, 10],
-      "params": {…},                                 # see below
-      "diagnostics": {…},                            # free JSON (r_hat, ESS, quantile errors…)
-      "checksum": "<sha256 hex of the canonical body>"
-    }
-
-``observation`` (schema 2) is the :class:`~mm_runtime.observation.ObservationConfig`
-the fits used: what α, κ and the regimes *mean*.  The quoter learns α online under
-its ``markout_horizon_s`` and ``informed_threshold_bps``; its ``bar_seconds`` equals
-``units.volatility_bar_s``.  A schema-1 document has no such block: it loads with the
-defaults assumed (h = 1 s, 1 bp; the load logs that) and dumps to the same bytes.
-
-``params`` layout (regime keys ``low normal high extreme``; side keys ``buy sell`` =
-the aggressor side of public market orders, so a *buy* arrival lifts our ASK and a
-*sell* arrival hits our BID; bucket keys are built from ``depth_buckets_bps``:
-``[0, 2, 5, 10]`` gives ``"[0,2)" "[2,5)" "[5,10)" "[10,inf)"``, see :func:`bucket_keys`)::
-
-    alpha[regime][bucket]          beta       P(informed | fill in bucket, regime)
-    alpha_decay_bps                lognormal  delta_char of alpha(δ) = alpha_touch·exp(-δ/delta_char), bps
-    adverse_move_bps               gamma|lognormal  E[adverse move | informed fill], bps
-    kappa[regime][side]            gamma      depth decay of arrivals A·exp(-κδ), 1/bps
-    arrival_rate[regime][side]     gamma      market-order arrivals, 1/s
-    hawkes_baseline[regime][side]  gamma      Hawkes baseline mu, 1/s
-    hawkes_branching[target][source] beta     branching ratio n_{target,source} (a *source*
-                                              arrival raises the *target* intensity)
-    hawkes_decay                   lognormal  kernel decay beta, 1/s
-    regime_transition[from]        dirichlet  concentration over the *to* regimes, in regime
-                                              order, per volatility bar
-    regime_emission[regime]        normal_inverse_gamma  on y = ln(realized sigma, bps/sqrt(s))
-                                              of one volatility bar: y ~ N(mu_r, s_r²),
-                                              (mu_r, s_r²) ~ NIG; means strictly increasing
-    sigma_bps[regime]              lognormal|gamma  the regime's volatility, bps/sqrt(s)
-    spread_capture                 normal     optional: c, the share of the quoted depth δ an
-                                              uninformed fill earns at the markout horizon
-                                              (E[-markout | uninformed, δ] = c·δ); the ladder's
-                                              SC = c·δ - fee; absent = 1 (DESIGN.md §6)
-
-Each summary is ``{"family": …, …parameters}`` (the families, their parameters and
-supports: :mod:`mm_runtime.summaries`).  All numbers must be finite (JSON has no NaN;
-``NaN``/``Infinity`` tokens are refused).  Extra parameters beyond the required ones
-are allowed in ``params`` as nested objects whose leaves are summaries; they are
-validated, and ignored by the quoter.
-
-Checksum: ``sha256`` of the canonical JSON of the document without its ``checksum``
-key: ``json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-allow_nan=False)`` encoded as UTF-8 (:func:`canonical_json`).  On load it is computed
-over the document *as parsed from the file*, so any writer that follows this rule
-produces a loadable bundle.
-
-The quoter reads a bundle through its typed view (:mod:`mm_runtime.view`).
+Layout, the ``params`` families and the checksum rule: docs/runtime/bundle.md.
 """
 
 from __future__ import annotations
@@ -450,28 +391,9 @@ def dump_bundle(bundle: PriorBundle, path: str | os.PathLike) -> Path:
 # ----------------------------------------------------------------------------- example
 def example_bundle(asset: str = "SYN") -> PriorBundle:
     """A plausible hand-written bundle (no fit behind it), for tests and ``mmcal quote``
-    before a real export exists.  Every value's origin:
-
-    * alpha: the original system's ``kelly_alpha_touch = 0.15`` and
-      ``kelly_alpha_decay_bps = 10``: alpha(δ) = 0.15·exp(-δ/10) at the bucket centres
-      (1, 3.5, 7.5 bp; 15 bp for the open bucket), scaled by regime (hand-set ×0.7,
-      ×1, ×1.4, ×2: informed flow rises with volatility), 20 pseudo-fills each.
-    * alpha_decay_bps: lognormal with median 10 bp (the original's δ_char), sigma 0.5.
-    * adverse_move_bps: gamma(4, 0.5), mean 8 bp (hand-set: a bit above the 5 bp the
-      original used as its informed threshold).
-    * kappa: the original's κ = 0.2 /bp in the normal regime; 0.3/0.2/0.12/0.06 from
-      low to extreme (sweeps reach deeper when volatile); shape 10 (the original's
-      ``prior_strength = 10``).
-    * arrival_rate: 0.5/1/2/4 market orders per second per side by regime, shape 10.
-    * hawkes_baseline: 0.6 × arrival_rate, so that with the branching below
-      (row sums 0.4) the stationary rate (I - N)^-1 mu equals arrival_rate.
-    * hawkes_branching: self-excitation 0.3, cross-excitation 0.1, 20 pseudo-obs.
-    * hawkes_decay: median 2 /s (0.5 s memory), sigma 0.3.
-    * regime_transition: sticky rows per 10 s bar (stay 0.98/0.98/0.95/0.90, the rest
-      to the neighbours), 100 pseudo-transitions per row.
-    * regime_emission / sigma_bps: volatility 0.3/0.6/1.2/2.5 bps/sqrt(s) by regime
-      (≈ 0.7 bps/sqrt(s) is a 2 % daily move); emission sd 0.25 in log units,
-      50 pseudo-bars each.
+    before a real export exists: the original system's alpha and kappa, hand-set rates,
+    Hawkes, sticky transitions and volatilities by regime.  Every value's origin:
+    docs/runtime/bundle.md ("example_bundle").
     """
     created = datetime(2026, 1, 1, tzinfo=timezone.utc)
     buckets = bucket_keys(DEFAULT_DEPTH_BUCKETS_BPS)

@@ -1,58 +1,18 @@
 """Conjugate families in JAX: the online half of the Bayesian calibration.
 
-Each family is a namespace class of pure, jit- and vmap-friendly functions over a
-``NamedTuple`` of arrays (any batch shape; the functions broadcast):
+Each family (:class:`BetaBernoulli`, :class:`GammaPoisson`, :class:`GammaExponential`,
+:class:`NormalKnownVariance`, :class:`NormalInverseGamma`,
+:class:`InverseGammaKnownMean`, :class:`LogNormal` = NIG on the logs,
+:class:`DirichletCategorical`) is a namespace class of pure, jit- and vmap-friendly
+functions over a ``NamedTuple`` of arrays (any batch shape): ``update`` (soft, by
+``weight``), ``mean``, ``std``, ``interval``, ``n``, ``data_weight``,
+``is_calibrated`` (``n >= min_n`` and ``std/|mean| <= max_cv``) and ``forget``
+(natural parameters decayed toward the prior by ``2**(-dt/half_life)``, ``dt`` and
+``half_life`` in s).  Sources: Gelman et al., *Bayesian Data
+Analysis* (3rd ed.), ch. 2–3; Murphy (2007), *Conjugate Bayesian analysis of the
+Gaussian distribution*.
 
-``update(post, x, weight=1)``
-    Bayes' rule for one observation ``x`` (or a batch broadcast against the
-    parameters).  ``weight`` makes it a *soft* update: an observation seen with
-    probability ``w`` (e.g. the filtered probability of a regime) adds ``w`` times
-    its sufficient statistics.  ``weight=0`` is a no-op.
-``mean(post)``
-    The posterior mean: the shrinkage estimate ``w·MLE + (1-w)·prior``.
-``std(post)``, ``interval(post, level=0.95)``
-    Posterior spread and an equal-tailed credible interval (quantiles computed in
-    JAX: ``jax.scipy.special`` has ``betainc``/``gammainc`` but no inverses, so the
-    inverses are a fixed number of bisection steps, see :func:`beta_ppf`).
-``n(post, prior)``, ``data_weight(post, prior)``
-    Effective observations absorbed since the prior, and
-    ``data_weight = n / (n + prior_strength)``.
-``is_calibrated(post, prior, min_n, max_cv)``
-    ``n >= min_n`` and coefficient of variation ``std/|mean| <= max_cv``.  To choose
-    them, :mod:`mm_runtime.power` gives the ``n`` for a target relative precision
-    (a half-width ``±r`` at confidence c is ``cv <= r/z_c``) per family, and the
-    quoter's thresholds (:func:`mm_runtime.power.calibration_thresholds`).
-``forget(post, prior, dt, half_life)``
-    Exponential forgetting toward the prior: the data part of the natural
-    parameters (sufficient statistics) is multiplied by ``2**(-dt/half_life)``.
-    Blending natural parameters keeps every family inside its support.
-
-Families (prior strength = the prior's pseudo-observation count):
-
-=====================  ======================  ===================================
-family                 parameter estimated     prior strength
-=====================  ======================  ===================================
-BetaBernoulli          p in (0, 1)             a + b
-GammaPoisson           rate (events / exposure) shape (pseudo-events)
-GammaExponential       rate of exponential obs  shape (pseudo-observations)
-NormalKnownVariance    mean, known obs var      obs_var / var
-NormalInverseGamma     mean (and variance)      lam
-InverseGammaKnownMean  variance, known mean     2 * shape
-LogNormal              NIG on log observations  lam
-DirichletCategorical   category probabilities   sum(concentration)
-=====================  ======================  ===================================
-
-For the Gamma families ``n = shape - shape0`` counts events/observations, so
-``data_weight`` is the data share of the evidence in event units (the exact
-shrinkage weight of the Gamma–Poisson mean is in exposure units).
-
-References: Gelman et al., *Bayesian Data Analysis* (3rd ed.), ch. 2–3 (conjugate
-updates, Normal–Inverse-Gamma); Murphy (2007), *Conjugate Bayesian analysis of the
-Gaussian distribution* (the NIG update and the Student-t marginal of the mean).
-
-The original system's log-normal parameter updated the mean of the logs but never
-its variance; :class:`LogNormal` here is a full Normal–Inverse-Gamma on the logs, so
-the spread is learned too.
+The interface in full, prior strengths and design notes: docs/runtime/conjugate.md.
 """
 
 from __future__ import annotations

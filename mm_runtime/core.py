@@ -1,52 +1,16 @@
 """The quote step's pure functional core (BlackJAX style): state, ``init``, ``step``.
 
-::
+``init(bundle, config)`` builds a :class:`QuoterState` pytree; ``step(state, event)``
+(jitted once) handles one :class:`MarketEvent` (market update, optional public trade,
+optional own fill) and returns the new state and the :class:`Quotes` ladder
+(DESIGN.md section 6); ``batch_step`` vmaps it over assets; ``summarize`` reads the
+learned means and calibration tiers.  Units: times in epoch s, prices in quote
+currency, depths in bps, σ in bps/√s, position in base units; 0 means "not given",
+NaN/±inf is an error, and a non-finite or stale input gives no quotes (``reason``,
+see ``REASONS``).  The α markout horizon and informed threshold come from the bundle's
+``observation`` block (:func:`resolve_config`).  Float64 throughout.
 
-    state = init(bundle, config)              # QuoterState(cfg, prior, est), a pytree of arrays
-    state, quotes = step(state, event)        # jax.jit'ed once; no retracing per call
-    states, quotes = batch_step(states, events)   # jax.vmap over a leading asset axis
-    summary = summarize(state)                # learned means, data weights, calibration tiers
-
-One ``step`` handles a market update plus an optional public trade and an optional
-own fill (masks), in this order: clock (forgetting, Hawkes decay, exposure) → trade
-(κ, A, Hawkes jump; depth vs the *previous* mid) → fill (into the markout buffer;
-depth vs the previous mid unless given) → mid (volatility bar, regime filter) →
-markouts due → estimates → ladder (DESIGN.md section 6).  The flat-vector form used
-by the live ``Quoter`` is :mod:`mm_runtime.packed`.
-
-:class:`MarketEvent` conventions — every field is a float64 scalar except the two
-bool masks; **0 (or a negative depth) means "not given", NaN/±inf is always an
-error**:
-
-=================  ======================================================================
-ts                 event (exchange) time, seconds since the epoch (``ts_ns / 1e9``)
-now                local clock at quoting time, s (``= ts`` in a replay); stale when
-                   ``now - ts > max_age_s``
-mid                mid price; 0 = (bid + ask)/2
-bid, ask           best bid/offer; 0 = not given; a crossed book (bid > ask) gives no quotes
-sigma_bps          σ in bps/√s; 0 = use the model's Σ_r p_r σ_r
-position           signed, base units (+ long)
-margin_available   quote currency
-trade_mask         a public market order is attached …
-trade_price        … its price (the sweep's furthest print) …
-trade_side         … and aggressor side (+1 buy, −1 sell)
-fill_mask          one of our quotes was filled …
-fill_price         … at this price …
-fill_side          … on this side (+1 our bid: we bought, −1 our ask: we sold) …
-fill_depth_bps     … at this quoted depth (< 0 = measure from the prevailing mid)
-=================  ======================================================================
-
-Safety: a non-finite or stale input gives **no quotes**: ``valid=False``, every
-``size`` 0 and every ``price`` 0.0 (a finite placeholder, never NaN), and ``reason``
-says why (see ``REASONS``).  Every other float in :class:`Quotes` is finite too.
-Learning still uses the finite parts of such an event.
-
-The markout horizon and the informed threshold of the α updates are the bundle's
-``observation`` block (the fit's definition of α); a :class:`QuoterConfig` may
-restate them but not contradict them (:func:`resolve_config`).
-
-Float64: importing ``mm_runtime`` turns on ``jax_enable_x64`` (see ``__init__``):
-prices like 100 000 and epoch-second timestamps need it.
+The step's order, the event fields and the safety rules: docs/runtime/core.md.
 """
 
 from __future__ import annotations

@@ -1,49 +1,16 @@
 """Online estimators: pure functions on a NamedTuple state (jit/vmap-able).
 
-What is learned, from what (indices: r regime, b depth bucket, s aggressor side
-0 = buy, 1 = sell; every update is *soft*: weighted by the filtered regime
-probabilities p_r at the time of the observation):
+Learned, each update weighted by the filtered regime probabilities: α[regime, bucket]
+(Beta–Bernoulli on fills' markouts in bps at the bundle's ``markout_horizon_s`` vs its
+``informed_threshold_bps``), κ[regime, side] (Gamma–Exponential on market orders'
+depth beyond the mid, 1/bps) and A[regime, side] (Gamma–Poisson, arrivals per s of
+exposure).  Not learned: the Hawkes intensities (exponential-kernel recursion over the
+bundle's means, 1/s) and the regime probabilities (forward filter over the bundle's
+HMM on ln σ per volatility bar, σ in bps/√s).  The families are kept as one ``(R, C)``
+evidence array added to the prior's natural parameters (:class:`Columns`); a cell is
+trusted once its tier (``pnl``: α; ``intensity``: κ, A) is calibrated.
 
-* α[r, b] (Beta–Bernoulli): a fill enters a fixed-size ring buffer with its depth
-  bucket and p; once ``markout_horizon_s`` has passed, its markout
-  ``side·(fill_price − mid)/fill_price`` in bps (positive = adverse) is compared with
-  ``informed_threshold_bps`` and α[·, b] gets a p-weighted Bernoulli observation (both
-  from the bundle's ``observation`` block: the fit's definition of α).
-  A fill overwritten before it resolves (more than ``pending_capacity`` fills within
-  one horizon) is lost.
-* κ[r, s] (Gamma–Exponential): each public market order (one arrival = one sweep;
-  the caller aggregates a sweep's prints) is an exponential observation of its
-  depth beyond the prevailing mid, ``side·(price − mid)/mid`` in bps (clamped ≥ 0):
-  arrivals reach depth ≥ δ at rate A·exp(−κδ), so the depth reached is Exp(κ).
-* A[r, s] (Gamma–Poisson): every event credits ``p_r·dt`` seconds of exposure (a gap
-  longer than ``max_gap_s`` is credited only ``max_gap_s``: a feed outage is not
-  evidence of no trades), each arrival one event.
-* Hawkes intensities (not learned; the bundle's means): with kernel n·β·e^{−βt},
-  λ_s(t) = Σ_r p_r μ_{r,s} + E_s(t), E_s(t) = e^{−βΔt}·E_s(t⁻) + β·n_{s,source} at
-  each arrival (the exponential recursion: O(1) per event).
-* Regime probabilities: a forward filter over the bundle's HMM.  Squared mid log
-  returns (bps²) accumulate over a volatility bar of ``units.volatility_bar_s``;
-  when a bar closes, y = ln(sqrt(Σr²/elapsed)) (bps/√s) and
-  p ← normalize((p·T) ⊙ f(y)), T = the Dirichlet means of ``regime_transition``,
-  f = the Student-t posterior predictive of ``regime_emission`` (NIG).  A gap of
-  several bars counts as one transition step.
-
-Representation.  The learned families are kept as *evidence*: the sufficient
-statistics added to the prior's natural parameters, one ``(R, C)`` array whose
-columns are (see :class:`Columns`)::
-
-    [ α successes (B) | α failures (B) | κ count (S) | κ depth sum (S) | A count (S) | A exposure (S) ]
-
-so a posterior is ``prior.nat + evidence`` read as Beta(a, b), Gamma(shape, rate),
-Gamma(shape, rate).  Forgetting toward the prior with half-life h is
-``evidence *= 2**(-dt/h)`` — exactly :meth:`mm_runtime.conjugate._Family.forget`
-for these families — and a hot reload keeps the evidence and swaps the prior.  One
-array updated by one fused expression keeps the compiled step small
-(docs/runtime/quote_step_latency.md).
-
-Calibration tiers: tier ``pnl`` = α cells, tier ``intensity`` = κ and A cells.  A
-cell is trusted when ``is_calibrated(min_n, max_cv)`` of its tier holds (and
-``learn`` is on); otherwise the bundle's prior mean is used for that cell.
+The update rules, the evidence layout and the tiers in full: docs/runtime/estimators.md.
 """
 
 from __future__ import annotations

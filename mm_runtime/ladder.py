@@ -20,6 +20,8 @@ References
 * Kelly sizing as in the original system's notes (E/Var approximation of the
   growth-optimal fraction, Thorp 2006, "The Kelly criterion in blackjack, sports
   betting and the stock market").
+
+The ladder's steps and the edge's corrections to DESIGN.md §6: docs/runtime/ladder.md.
 """
 
 from __future__ import annotations
@@ -200,32 +202,14 @@ class Ladder(NamedTuple):
 def build_ladder(inp: LadderInputs, prm: LadderParams) -> Ladder:
     """Optimize both sides of the ladder for one asset (pure; jit/vmap-able).
 
-    1. GLFT half-spread h_s and skew k_s per side from (A_s, κ_s, σ).
-    2. Depths δ_{s,k} = h_s·r^k + shift_s, shift_bid = +k_b·q, shift_ask = -k_a·q
-       (q = position: a long position pushes the bid away and pulls the ask in),
-       |shift| ≤ max_skew_bps and shift ≥ min_depth - h_s; depths clamped to
-       [min_depth, max_depth]; prices rounded to the tick away from the mid.
-    3. Per level: P = 2Φ(-δ/(σ√τ)), α(δ), E and f* (Kelly) of the two outcomes of a
-       fill: uninformed, gain SC = c·δ - fee; informed, loss AS + fee.  AS is
-       E[adverse move | informed fill] from the bundle, the same at every depth (one
-       ``adverse_move_bps`` summary); c is the bundle's ``spread_capture`` (1 without
-       one).  Two corrections to DESIGN.md §6's E = (1-α)(δ - fee) - α·AS, which
-       overstates the edge: (a) an uninformed fill does not earn the whole quoted
-       depth: a resting quote is filled by a print through its price, which happens
-       after the mid has moved toward it, so at the markout horizon it has earned c·δ
-       with c < 1 (measured on LOBSTER AAPL: c ≈ 0.25; ``models.alpha`` estimates c
-       from the uninformed fills' markouts); (b) the fee is paid on informed fills
-       too.  With c = 1 and fee = 0 this is DESIGN's formula; Var = (cδ + AS)²·α(1-α)
-       either way (the fee shifts both outcomes).
-    4. Weights: Kelly on: raw_k = P_k·f*_k·f_eff (a fraction of the bankroll);
-       off: raw_k = f_eff·P_k·E⁺_k / Σ P·E⁺ (proportional, sums to f_eff).
-    5. Bankroll B = margin·leverage/mid (base units); desired sizes raw_k·B.  Per side
-       they are scaled down (one factor for the side) to satisfy both
-       Σ price·size ≤ margin·leverage and Σ size ≤ position headroom
-       (max_position ∓ q); the tighter one is reported as binding.  Reduce-only
-       (|q| ≥ max_position): the side that increases |q| is off; the reducing side's
-       bankroll and limit are |q| and it needs no margin.  Sizes then round down to
-       the size grid and levels under min_notional drop (both only shrink sizes).
+    GLFT half-spread and skew per side from (A, κ, σ); depths δ_k = h·r^k shifted by the
+    skew (bps, clamped to [min_depth, max_depth], prices rounded to the tick away from the
+    mid); per level the fill probability P = 2Φ(-δ/(σ√τ)), α(δ) and the Kelly fraction of
+    the two outcomes of a fill (uninformed: SC = c·δ - fee; informed: -(AS + fee), bps);
+    sizes (base units) scaled per side to the margin and position limits, reduce-only at
+    ``|q| ≥ max_position``, rounded down to the size grid, under-``min_notional`` levels
+    dropped.  The five steps and the edge's corrections to DESIGN.md §6:
+    docs/runtime/ladder.md.
     """
     f = jnp.asarray
     mid = f(inp.mid, dtype=float)

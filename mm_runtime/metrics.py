@@ -1,44 +1,16 @@
 """Prometheus metrics of the live quoter (label ``asset`` on every series).
 
 Each :class:`RuntimeMetrics` owns its metric families in a dedicated
-``CollectorRegistry`` (never the process-global one), so several quoters, tests and
-the exporter's own process can coexist; one ``RuntimeMetrics`` can serve many
-assets (``Quoter(..., metrics=shared)``).
+``CollectorRegistry`` (never the process-global one); one ``RuntimeMetrics`` can serve
+many assets (``Quoter(..., metrics=shared)``).  Series names come from the original
+system (DESIGN.md section 6): ``mm_kelly_*``, ``mm_learned_*`` (κ in 1/bps, rates in
+1/s, with ``_data_weight``), ``mm_calibration_tier``, ``mm_regime_probability``,
+``mm_hawkes_intensity`` (1/s), ``mm_margin_used`` (quote currency),
+``mm_bundle_info``, ``mm_quote_step_latency_seconds``, ….  A registry parameter whose
+name is already a per-cell family is published as its pooled cell, extra labels
+``"all"`` (:data:`POOLED`).
 
-Series (names from the original system, DESIGN.md section 6):
-
-=================================================  ===========================================
-mm_kelly_stochastic_enabled{asset}                 1 when Kelly allocation is on
-mm_kelly_alpha_touch{asset}                        α at the touch in use
-mm_kelly_fraction{asset}                           effective Kelly fraction (regime-weighted)
-mm_kelly_alpha_decay_bps{asset}                    δ_char in use
-mm_learned_alpha{asset,regime,bucket}              posterior mean (+ ``_data_weight``)
-mm_learned_kappa{asset,regime,side}                1/bps (+ ``_data_weight``)
-mm_learned_arrival_rate{asset,regime,side}         1/s (+ ``_data_weight``)
-mm_calibration_tier{asset,tier}                    regime-weighted share of trusted cells
-mm_learned_<name>{asset}                           registry parameter <name>: posterior mean
-                                                   (+ ``_data_weight``), see below
-mm_learned_params_calibrated{asset,tier}           1 when registry tier "1".."4" is ready
-mm_regime_probability{asset,regime}                filtered regime probability
-mm_hawkes_intensity{asset,side}                    current λ_s, 1/s
-mm_quote_valid{asset}                              1 when the last step produced quotes
-mm_binding_constraint{asset,side}                  0 none, 1 margin, 2 position
-mm_margin_used{asset}                              quote currency
-mm_bundle_info{asset,model_version,run_id,schema_version}  1 (an Info metric)
-mm_bundle_reload_failures_total{asset}             refused hot reloads
-mm_quote_step_latency_seconds{asset}               histogram of Quoter.on_event latency
-=================================================  ===========================================
-
-The learned-parameter registry (:class:`mm_runtime.params.Registry`, issue #7) publishes
-``mm_learned_<name>`` and ``mm_learned_<name>_data_weight`` per parameter, label
-``asset`` only (one pooled value per asset).  A Prometheus family name can be
-registered only once, with one label set, so a registry parameter whose name is
-already a per-cell family above (``kappa``: ``mm_learned_kappa{asset,regime,side}``,
-1/bps in both) is published into that family as the pooled cell, every extra label
-``"all"`` (:data:`POOLED`): ``mm_learned_kappa{asset,regime="all",side="all"}``.
-Aggregations over ``regime``/``side`` should exclude ``"all"``.  Every other
-registry name gets its own family (``mm_learned_alpha_touch{asset}``, …), created on
-first use.
+Every series with its labels and units: docs/runtime/metrics.md.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ the same markout horizon and informed threshold as the fit.  The rules themselve
 section 3), which re-exports this class.
 
 Units: depths in bps of the mid, times in seconds, sigma in bps/sqrt(s).
+The parameters in full, derivations and measurements: docs/data/observations.md.
 """
 
 from __future__ import annotations
@@ -31,39 +32,14 @@ class ObservationConfig(BaseModel):
     """Parameters of the observation rules (recorded with every fit and in the
     synthetic market's truth, so observations can be recomputed exactly).
 
-    * ``depth_grid_bps``: depths (bps of the mid) of the hypothetical passive
-      quotes, strictly increasing, > 0.
-    * ``repost_interval_s``: the hypothetical quotes are re-posted every this
-      many seconds at the then-prevailing mid.
-    * ``markout_horizon_s``: h, the markout horizon (s).
-    * ``informed_threshold_bps``: a fill is ``informed`` when its markout at h is
-      strictly above this (bps), default 1 bp at h = 1 s (DESIGN.md section 3).
-    * ``bar_seconds``: volatility bar length (s).
-    * ``rv_sample_seconds``: the mid is sampled previous-tick on this grid for
-      realized variance; ``bar_seconds`` must be a whole multiple of it.
-    * ``rv_floor_sigma_bps``: floor for ``log_rv`` (see
-      ``models.data.observations.volatility_bars``), expressed as a volatility in
-      bps/sqrt(s): a bar whose realized variance is
-      below ``(rv_floor_sigma_bps * 1e-4)**2 * bar_seconds`` (in particular a
-      bar with no price change, rv = 0) gets ``log_rv`` of that floor instead of
-      ``-inf``. Default 0.01 bps/sqrt(s), i.e. ``log_rv`` >= log(1e-11) = -25.3 for
-      10 s bars, far below any traded market (the synthetic market's quietest
-      regime diffuses at 0.10 bps/sqrt(s) plus jumps).
-    * ``fill_at_price``: if False (default) a fill needs a trade strictly through
-      the quote price; if True a trade at exactly the quote price fills too.
-    * ``volatility_estimator``: how a bar's variance (``iv``, hence ``log_rv`` and
-      ``sigma_bps``) is computed from its sampled returns
-      (``models.data.observations.volatility_bars``, ``VOLATILITY_ESTIMATORS``):
-      ``"realized"`` (sum of squares: diffusion
-      plus jumps), or a jump-robust estimator of the diffusive (integrated)
-      variance: ``"bipower"`` (Barndorff-Nielsen & Shephard 2004; scaling
-      mu1^-2 = pi/2), ``"medrv"`` (Andersen, Dobrev & Schaumburg 2012;
-      pi/(6 - 4 sqrt(3) + pi) = 1.419) or ``"minrv"`` (same paper; pi/(pi - 2) =
-      2.752), each on the bar's non-zero returns. Default ``"realized"``: the
-      live regime filter (``mm_runtime.estimators``) computes realized variance,
-      and the jump-robust bars recover the synthetic market's diffusive
-      volatilities only on a finer grid (benchmarks/README.md, "regime on the
-      synthetic market: jump-robust bars").
+    ``depth_grid_bps`` (bps of the mid, strictly increasing, > 0) and
+    ``repost_interval_s`` (s): the hypothetical passive quotes; ``markout_horizon_s`` (s)
+    and ``informed_threshold_bps`` (bps; informed = markout strictly above it): the
+    definition of α; ``bar_seconds`` (s, a whole multiple of ``rv_sample_seconds``, s),
+    ``rv_floor_sigma_bps`` (bps/sqrt(s), floor of ``log_rv``) and
+    ``volatility_estimator`` (``realized``, ``bipower``, ``medrv``, ``minrv``): the
+    volatility bars; ``fill_at_price``: a trade at exactly the quote price fills too.
+    Each field in full: docs/data/observations.md ("The parameters").
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

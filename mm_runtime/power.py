@@ -1,49 +1,17 @@
 """Power analysis: how many observations a learned value needs before it is trusted.
 
-Each function answers "how many observations ``n`` until the estimate is within
-``±rel_precision`` (a fraction of the true value) with probability ``confidence``?"
-for one conjugate family of :mod:`mm_runtime.conjugate`, and its inverse "what
-relative precision do ``n`` observations give?".  :func:`calibration_thresholds`
-applies them to the quantities the live quoter learns and gives the ``min_n`` of
-``is_calibrated(min_n, max_cv)`` (wired into :class:`mm_runtime.config.QuoterConfig`).
+For each conjugate family of :mod:`mm_runtime.conjugate` (Beta, Gamma, Normal,
+Hawkes baseline, Inverse-Gamma, LogNormal): the observations ``n`` until the estimate
+is within ``±rel_precision`` (a fraction of the true value) with probability
+``confidence``, i.e. posterior ``cv <= rel_precision / z`` with
+``z = Φ⁻¹((1 + confidence)/2)``, and the inverse (precision after ``n``).
+:func:`calibration_thresholds` gives the ``min_n`` of ``is_calibrated(min_n, max_cv)``
+for the quantities the live quoter learns (wired into
+:class:`mm_runtime.config.QuoterConfig`).  Sources: Gelman et al., *Bayesian Data
+Analysis*, 3rd ed., ch. 2; Cochran, *Sampling Techniques*, 3rd ed., §4.4; Hawkes &
+Oakes 1974.  Standard library only.
 
-Definition used throughout (normal approximation of the posterior, two-sided)::
-
-    z · sd(posterior) <= rel_precision · mean      i.e.      cv <= rel_precision / z
-
-with ``z = Φ⁻¹((1 + confidence)/2)`` (:func:`z_value`) and ``cv = sd/mean`` the
-posterior coefficient of variation, the quantity ``is_calibrated`` tests.  So the
-Beta, Gamma and Normal ``n_*`` come in two forms: the half-width form ``n_*(…, rel_precision, confidence)``
-and the CV form ``n_*_for_cv(…, max_cv)``; the former is the latter at
-``max_cv = rel_precision / z``.  ``n`` is rounded up to an integer (a slack of
-1e-9 absorbs floating-point error, so ``n → precision → n`` round-trips) and
-floored at 0; the prior's pseudo-observations are subtracted (``prior_* = 0``: the
-data alone must reach the target, the conservative reading used for the table).
-
-====================  ========================================  ======================
-family                posterior cv after n observations         n for a target cv c
-====================  ========================================  ======================
-Beta (proportion p)   sqrt((1-p) / (p (n + s + 1)))              (1-p)/(p c²) - s - 1
-Gamma (rate)          1 / sqrt(a0 + n)       (n = events)        1/c² - a0
-Normal (mean)         cv1 / sqrt(n0 + n)     (cv1 = σ/μ of one)  (cv1/c)² - n0
-Hawkes baseline μ     1 / ((1-b) sqrt(n))    (n = all events)    1/(c (1-b))²
-Inverse-Gamma (var.)  1 / sqrt((s + n)/2 - 2)                    2/c² + 4 - s
-LogNormal (median)    sqrt(expm1(s_log² / (n0 + n)))             s_log²/ln(1+c²) - n0
-====================  ========================================  ======================
-
-Sources: the Beta, Gamma and Normal posterior moments are the standard conjugate
-results (Gelman et al., *Bayesian Data Analysis*, 3rd ed., ch. 2; the same formulas
-as ``BetaBernoulli.std``, ``_GammaBase.cv``, ``NormalKnownVariance`` here); the
-sample-size-for-relative-precision algebra is the classical one (Cochran, *Sampling
-Techniques*, 3rd ed., §4.4: n = z²·S²/(r·Ȳ)²); the Hawkes count variance is
-Λ·T/(1-b)² for a long window (Hawkes & Oakes 1974 cluster representation; Bacry,
-Mastromatteo & Muzy 2015, *Hawkes processes in finance*, §3).  The original system's
-``PowerAnalysis`` (background notes, ``historical_calibrator.rs``) is the motivation;
-its formulas are not in the notes, so everything here is derived afresh.
-
-Only the standard library (``statistics.NormalDist`` for z; no scipy: see
-``tests/mm_runtime/test_imports.py``).  Out-of-domain inputs raise ``ValueError``
-naming the argument.
+The families' formulas, the derivations and the table's numbers: docs/runtime/power.md.
 """
 
 from __future__ import annotations
@@ -151,15 +119,11 @@ def n_beta_proportion(p: float, rel_precision: float, confidence: float = 0.95, 
     """Bernoulli observations needed to estimate a proportion ``p`` to ``±rel_precision·p``
     at ``confidence`` (two-sided).
 
-    Definition: the posterior half-width ``z·sqrt(p(1-p)/(n + s + 1)) <= rel_precision·p``,
-    z = :func:`z_value`, so ``n = ceil((z/rel)²·(1-p)/p - s - 1)`` with ``s =
-    prior_strength`` (the prior's pseudo-observations a0 + b0, subtracted).  With s = 0
-    this is the Wald sample size ``(z/rel)²(1-p)/p`` minus one (the Beta posterior's
-    ``+1``).  Units: ``n`` counts observations (for α: resolved fills in one
-    regime × depth-bucket cell).
-
-    Example: p = 0.15, ±30 % at 90 %: (1.6449/0.3)² = 30.06; × 0.85/0.15 = 170.35;
-    − 1 = 169.35 → 170 fills."""
+    ``n = ceil((z/rel)²·(1-p)/p - s - 1)``, z = :func:`z_value`, ``s = prior_strength``
+    (the prior's pseudo-observations a0 + b0, subtracted).  Units: ``n`` counts
+    observations (for α: resolved fills in one regime × depth-bucket cell).  Derivation
+    and a worked example (p = 0.15, ±30 % at 90 % → 170 fills): docs/runtime/power.md.
+    """
     return n_beta_for_cv(p, _target_cv(rel_precision, confidence), prior_strength)
 
 
@@ -255,14 +219,10 @@ def cv_after_hawkes_baseline(n_events: float, branching_ratio: float = 0.0) -> f
     """Relative sd of the Hawkes baseline μ after ``n_events`` events (all events,
     immigrants and offspring), branching ratio ``b`` taken as known.
 
-    Over a window T long against the kernel, a Hawkes count has variance
-    ``Λ·T/(1-b)²`` (cluster representation: clusters of mean size 1/(1-b) arrive as
-    a Poisson process; Hawkes & Oakes 1974), so Λ̂ = N/T has relative sd
-    ``1/((1-b)·sqrt(N))``, and μ̂ = (1-b)·Λ̂ the same.  The maximum-likelihood μ̂ with
-    a known kernel does no worse (its Fisher information T·E[1/λ] >= T/Λ); with the
-    kernel estimated too it does worse, so this is a lower bound on the events
-    needed.  For a multivariate process, ``b`` = the spectral radius of the branching
-    matrix over-states each component's variance (conservative)."""
+    ``1/((1-b)·sqrt(n_events))``: a Hawkes count over a long window has variance
+    ``Λ·T/(1-b)²`` (cluster representation; Hawkes & Oakes 1974).  A lower bound on the
+    events needed when the kernel is estimated too; derivation: docs/runtime/power.md.
+    """
     n = _c.positive("n_events", n_events)
     b = _c.real("branching_ratio", branching_ratio)
     if not 0 <= b < 1:
@@ -359,37 +319,11 @@ class Threshold(NamedTuple):
 def calibration_thresholds() -> dict[str, Threshold]:
     """Recommended ``min_n`` per learned quantity of the live quoter.
 
-    Derivations (z₀.₉₀ = 1.6449, two-sided; data alone, no prior credit: the gate
-    decides when the data may replace the prior, so it should not lean on it):
-
-    * ``alpha`` — α[regime, bucket], Beta–Bernoulli, tier ``pnl``.  Target (issue #7):
-      α_touch ≈ 0.15 (:data:`ALPHA_TOUCH_REF`) to ±30 % at 90 %, i.e. ±0.045.  For
-      scale: Kelly's edge E = (1-α)·SC − α·AS changes sign at α* = SC/(SC + AS); with
-      SC = AS/4 (α* = 0.2) the upper end 0.195 still gives E > 0.
-      n = (1.6449/0.3)²·(0.85/0.15) − 1 = 30.06·5.667 − 1 = 169.35 → **170** fills per
-      cell.  Deeper buckets (smaller α) need more for the same *relative* precision
-      (n ∝ (1-p)/p, :func:`n_beta_proportion`), but their α error moves E less; the
-      gate uses the touch's n for every bucket.
-    * ``kappa`` — κ[regime, side], Gamma–Exponential, tier ``intensity``.  Target ±20 %
-      at 90 %: the GLFT half-spread term c1 = ln(1 + ξΔ/κ)/(ξΔ) ≈ 1/κ, so κ's
-      relative error passes one-for-one to the spread.
-      n = (1.6449/0.2)² = 67.64 → **68** arrivals (observed sweep depths).
-    * ``arrival_rate`` — A[regime, side], Gamma–Poisson, tier ``intensity``.  Target
-      ±30 % at 90 %: A enters GLFT only through c2 ∝ A^(-1/2), so ±30 % on A is about
-      ±15 % on the inventory term.  n = (1.6449/0.3)² = 30.06 → **31** arrivals
-      (exposure ≈ 31/A: 62 s at 0.5/s).
-    * ``hawkes_baseline`` — μ[regime, side], not learned online (the bundle's means;
-      a fit-time check).  Same target as A (it replaces A when ``use_hawkes_intensity``):
-      ±30 % at 90 % with branching ratio 0.4 (:data:`HAWKES_BRANCHING_REF`):
-      n = 30.06/(1 − 0.4)² = 83.5 → **84** events per (regime, side).
-    * ``adverse_move`` — E[adverse move | informed fill] (``adverse_move_bps``), mean of
-      roughly exponential moves (cv1 = 1, :data:`ADVERSE_MOVE_CV_REF`), not learned
-      online (fit-time check).  Target ±30 % at 90 %, like α (AS multiplies α in E):
-      n = (1.6449·1/0.3)² = 30.06 → **31** informed fills (≈ 31/0.15 ≈ 207 fills).
-
-    The ``intensity`` tier gates κ and A with one ``min_n``: the larger, 68
-    (:func:`tier_min_n`).  ``max_cv`` in each row is ``rel_precision / z``: 0.1824
-    (±30 % at 90 %) and 0.1216 (±20 % at 90 %).
+    Two-sided at 90 %, data alone (no prior credit): ``alpha`` (touch α ≈ 0.15 to ±30 %,
+    tier ``pnl``), ``kappa`` (±20 %) and ``arrival_rate`` (±30 %, tier ``intensity``),
+    and the fit-time checks ``hawkes_baseline`` (±30 %, branching 0.4) and
+    ``adverse_move`` (±30 %, per-fill cv 1).  ``max_cv`` in each row is
+    ``rel_precision / z``.  Each target's reason and arithmetic: docs/runtime/power.md.
     """
     z90 = 0.90
     rows = [

@@ -1,48 +1,16 @@
 """Posterior -> conjugate summaries -> prior bundle (DESIGN.md section 5).
 
-Moment matching, one function per family: each takes posterior draws of the
-parameter (1-D, or draws x categories for the Dirichlet) and returns the summary
-dict that `mm_runtime.bundle` validates (``{"family": ..., parameters}``). The
-model modules call these in their ``summarize``; `build_bundle` assembles the
-four models' summaries into one bundle, optionally caps the prior strength, and
-reports how faithful each summary is to its posterior; `export_bundle` does the
-whole export from the four fits (summaries, fidelity, model version, diagnostics,
-the units and depth buckets the fits used).
+Moment matching, one function per family (``beta``, ``gamma``, ``lognormal``,
+``normal``, ``inverse_gamma``, ``dirichlet``, ``normal_inverse_gamma``): posterior
+draws of a parameter in, the summary dict that `mm_runtime.bundle` validates out, in
+the parameter's own units (Gelman et al., *Bayesian Data Analysis*, 3rd ed.,
+appendix A).  `build_bundle` assembles the four models' summaries into one bundle,
+optionally caps the prior strength (pseudo-observations; the mean is kept) and
+records the fidelity of each summary (quantile errors in posterior-sd units);
+`export_bundle` does the whole export from the four fits.
 
-Moment equations (Gelman et al., *Bayesian Data Analysis*, 3rd ed., appendix A):
-
-* beta(a, b):   k = m(1-m)/v - 1, a = m k, b = (1-m) k            (needs v < m(1-m))
-* gamma(shape, rate): shape = m^2/v, rate = m/v
-* lognormal(mu, sigma): mu, sigma = mean and sd of log(draws) (exact ML fit, not moments)
-* normal(mu, sigma): mean and sd
-* inverse_gamma(shape, scale): shape = m^2/v + 2, scale = m (shape - 1)
-* dirichlet(c): mean vector m and a total concentration c0 matched to the
-  per-category variances v_k = m_k(1-m_k)/(c0+1); c0 is the median over
-  categories of m_k(1-m_k)/v_k - 1 (Ronning 1989's moment estimator is the mean;
-  the median is robust to a near-degenerate category).
-* normal_inverse_gamma(mu, lam, shape, scale) from joint draws of (mean, variance):
-  variance ~ IG(shape, scale) by the IG moments above, mean | variance ~
-  N(mu, variance/lam), so Var(mean) = E[variance]/lam  =>  lam = E[variance]/Var(mean).
-
-Prior-strength cap (pseudo-observations; the definitions of `mm_runtime.conjugate`):
-beta a+b, gamma shape, dirichlet sum(c), normal_inverse_gamma lam (and 2*shape).
-Capping keeps each summary's mean and widens it, so the live side can still learn.
-The other families (lognormal, normal, inverse_gamma) have no pseudo-observation
-count here and are left as they are.
-
-Fidelity: for every scalar summary, the 5/50/95% quantiles of the fitted
-distribution are compared with the posterior draws' quantiles; the error is in
-units of the posterior sd (scale-free) and reported per parameter and as a max.
-A dirichlet is compared per category through its beta marginals
-(``theta_k ~ Beta(c_k, sum(c) - c_k)``), a normal_inverse_gamma through its two
-marginals (variance ~ IG(shape, scale); mean ~ Student-t with 2 shape degrees of
-freedom, location mu and scale sqrt(scale / (lam shape))).
-
-What equals what after an export (the round trip, tested in
-``tests/models/test_export_roundtrip.py``): the runtime's prior mean (the
-summary's ``mean()``) *is* the posterior mean of the draws for every family --
-beta, gamma, lognormal, dirichlet (each category), normal and
-normal_inverse_gamma (the mean of the ``mean`` draws) -- with or without the cap.
+Moment equations, the cap, the fidelity measure and the round trip:
+docs/models/export.md.
 """
 
 from __future__ import annotations
@@ -263,16 +231,12 @@ def build_bundle(
     """Merge the models' ``summarize`` outputs into one validated, checksummed bundle
     (the current schema, ``mm_runtime.bundle.SCHEMA_VERSION``).
 
-    ``fidelity`` (per parameter quantile errors, from `fidelity_report`) is stored
-    under ``diagnostics.export_fidelity`` with its max; ``max_prior_strength`` caps
-    every summary (reported in ``diagnostics.max_prior_strength``).
-    ``volatility_bar_s`` (the regime model's bar length, ``units.volatility_bar_s``)
-    and ``depth_buckets_bps`` (the alpha buckets' edges) default to the schema's
-    defaults (10 s; 0, 2, 5, 10 bp): pass the values the fits used.
-    ``observation``: the ObservationConfig the fits used (the bundle's
-    ``observation`` block: the live quoter's markout horizon and informed threshold
-    come from it); None = the defaults, with ``bar_seconds = volatility_bar_s`` when
-    that is given (the block's ``bar_seconds`` must equal ``units.volatility_bar_s``).
+    ``fidelity`` (from `fidelity_report`) goes to ``diagnostics.export_fidelity``;
+    ``max_prior_strength`` caps every summary.  ``volatility_bar_s`` (s) and
+    ``depth_buckets_bps`` (bps) default to the schema's (10 s; 0, 2, 5, 10 bp): pass the
+    values the fits used.  ``observation``: the ObservationConfig the fits used (None =
+    the defaults, ``bar_seconds = volatility_bar_s`` when given).  In full:
+    docs/models/export.md ("build_bundle").
     """
     params: dict[str, Any] = {}
     for s in summaries:
@@ -422,27 +386,13 @@ def export_bundle(
     """The bundle of one asset from the four fits, and its fidelity report.
 
     ``fits``: ``{"regime": idata, "alpha": idata, "kappa": idata, "hawkes": idata}``
-    (the ``fit`` outputs of ``models.<name>``; alpha may be either variant). Each
-    model's ``summarize`` gives its summaries (alpha, kappa and hawkes of ``asset``:
-    a fit holding another asset is refused; the regime fit must be of ``asset`` when
-    it records one) and ``summary_draws`` the posterior draws behind them.
-
-    The bundle: every summary capped at ``max_prior_strength`` (`cap_strength`,
-    recorded in ``diagnostics.max_prior_strength``), ``model_version`` =
-    `combined_model_version`, ``units.volatility_bar_s`` = the regime fit's bar
-    length, ``depth_buckets_bps`` = the alpha buckets' edges
-    (``mm_runtime.vocabulary.DEPTH_BUCKETS_BPS``), ``diagnostics``:
-    ``models`` ({name: `model_diagnostics`}, unless ``with_model_diagnostics`` is
-    False), ``export_fidelity`` and the given ``diagnostics`` (merged on top).
-    ``source`` (data source, window, row counts, data sha256) and ``mlflow`` are the
-    caller's: no fit records them.  ``observation``: the ObservationConfig the fits
-    used (written as the bundle's ``observation`` block); None = the defaults with
-    the regime fit's bar length.  Its ``bar_seconds`` must be the regime fit's.
-
-    The fidelity report (`fidelity_report`): per scalar marginal, named as in
-    DESIGN.md section 8, the 5/50/95 % quantile errors in posterior-sd units of the
-    moment-matched summary *before* the cap (the cap widens a summary on purpose;
-    the report measures how well the family represents the posterior).
+    (each fit of ``asset``; another asset is refused).  Every summary capped at
+    ``max_prior_strength``; ``units.volatility_bar_s`` = the regime fit's bar length (s);
+    ``depth_buckets_bps`` = ``mm_runtime.vocabulary.DEPTH_BUCKETS_BPS``; ``source`` and
+    ``mlflow`` are the caller's; ``observation`` (None = the defaults with the regime
+    fit's bar length) must have the regime fit's ``bar_seconds``.  The fidelity report
+    measures the summaries *before* the cap.  In full: docs/models/export.md
+    ("export_bundle").
     """
     from models import catalog
 

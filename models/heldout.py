@@ -1,46 +1,15 @@
 """Held-out comparison of two calibrations of one asset: champion vs challenger
 (DESIGN.md section 7, the ``compare`` flow).
 
-Both calibrations are scored on the *same* held-out data, a time window neither
-fit saw (later than both fits' windows), by each model's log predictive density
-of that data (:func:`models.sampling.predictive_density`:
-``lpd_i = log mean_s p(y_i | theta_s)`` per unit, summed):
+Both calibrations are scored on the same later window neither fit saw, by each model's
+log predictive density of it (nats; :func:`models.sampling.predictive_density`), on
+observations defined by the rules each fit used and one shared EM/MAP regime path.
+Differences are challenger minus champion per model, paired over the units when both
+scored the same ones (Vehtari, Gelman & Gabry 2017).  :func:`decide` promotes the
+challenger when there is no champion or when the summed elpd difference exceeds ``z``
+standard errors (default 2).
 
-==========  ==========================================
-model       held-out unit (``<module>.heldout_lpd``)
-==========  ==========================================
-regime      one volatility bar's log rv, one step ahead
-alpha       one passive fill's informed flag
-            (sweep-weighted; the same score for both
-            alpha variants, so threshold vs mixture
-            compare here too)
-kappa       one (count block, side): count + depths
-hawkes      one arrival: log intensity - compensator
-==========  ==========================================
-
-Each model's held-out observations follow the observation rules its fit used
-(``idata.attrs["observation_config"]``, written by the calibrate flow; the defaults
-for a fit without it), so a fit is scored on data defined as it was fitted.
-
-Regimes of the held-out data (alpha, kappa and hawkes take them as a covariate):
-one path for both calibrations, the regime HMM's EM/MAP path on the held-out bars
-(:func:`models.catalog.regime_path` with ``"em"``), so the units are the same for
-both and a difference comes from the models' parameters, not from two different
-labellings. The held-out bars have the challenger regime fit's bar length; a model
-that takes no regime path (the regime model) is scored on bars of its own fit's
-length (if the two fits used different bar lengths their scores are on different
-data: reported, unpaired, and left out of the decision).
-
-Differences (:func:`models.sampling.paired_difference`): challenger minus
-champion per model, paired over the units (the se of the sum of pointwise
-differences, Vehtari, Gelman & Gabry 2017) when both scored the same units.
-
-Promotion rule (:func:`decide`): the challenger becomes champion when there is no
-champion yet, or when its total held-out elpd difference over the comparable
-models exceeds ``z`` standard errors (default 2): ``sum_m diff_m > z *
-sqrt(sum_m se_m^2)`` (the models score different data, taken as independent).
-A tie or a small gain keeps the champion: a change of the live priors needs
-evidence. The paper-trading replay PnL joins the decision when that lands.
+Each model's held-out unit, the regime path and the rule in full: docs/models/heldout.md.
 """
 
 from __future__ import annotations

@@ -1,58 +1,17 @@
 """Binance raw websocket capture loader -> canonical tables.
 
 Input (``load_binance(path, asset=None, *, with_books=False, book_levels=20)``): a
-capture file (gzip or plain text, one message per line:
-``<local_receive_ns> <raw JSON>``), a list of such files, or a directory of them.
-Files of one capture split across days (``spot_btcusdt_20240808.gz`` +
-``spot_btcusdt_20240809.gz``) are one capture: they are read in order of their
-first local timestamp and merged (duplicate trades/quotes across files are
-dropped by trade id / update id). In a directory, files group by name without
-the trailing ``_YYYYMMDD``; ``asset`` picks a group by that key
-(``"spot_btcusdt"``) or by symbol (``"ETHUSDT"``) when unambiguous.
-Streams used: ``<sym>@trade``, ``<sym>@bookTicker``, ``<sym>@depth*`` (only with
-books) and the REST depth snapshot line (``{"lastUpdateId": ...}``). Other
-streams are ignored (counted in ``meta['ignored_lines']``). ``Market.asset`` is
-the stream symbol (``s``), e.g. ``BTCUSDT``.
+capture file (gzip or text, lines ``<local_receive_ns> <raw JSON>``), a list of them
+or a directory (day files of one capture are merged; ``asset`` picks a capture by
+name or symbol).  Streams: ``<sym>@trade``, ``<sym>@bookTicker``, ``<sym>@depth*``
+and the REST depth snapshot.  Clock: ``ts`` = exchange time, ms -> ns; spot
+bookTicker messages carry none, so theirs is estimated from the local receive time
+(:func:`exchange_time_from_local`).  Units: prices in quote currency, sizes in base
+units; trade side from ``m`` (buyer is maker -> -1).  Books (``with_books=True``)
+follow Binance's snapshot + diff rules.  Source: the Binance spot and USD-M futures
+websocket stream documentation.
 
-Clock. Canonical ``ts`` is exchange time, ms -> ns (x 1e6). The capture's local
-receive clock runs ~1.27 s behind exchange time on these files and is used only
-where the exchange gives no time (below).
-
-trades (``trade`` stream). ts = ``T`` (trade time), price ``p``, size ``q`` (base
-units), ``trade_id`` = ``t``. ``m`` = "buyer is the maker": ``m=true`` means the
-seller was the aggressor -> side -1; ``m=false`` -> +1. USD-M futures add an order
-type ``X``: only ``MARKET`` prints are aggressor trades; others (e.g.
-``INSURANCE_FUND``, ``ADL``) are dropped and counted
-(``meta['dropped']['trades_not_market']``; none in the 2024-08-08 files).
-Trade time must not run backwards within a file (DataError).
-
-quotes (``bookTicker`` stream). bid ``b``/``B``, ask ``a``/``A``. Exchange time =
-``T`` (transaction time, USD-M futures) else ``E`` (event time). *Spot*
-bookTicker messages carry no exchange time at all (checked on the spot files:
-only ``u, s, b, B, a, A``). For those the fallback is
-``ts = local_receive_ns + offset + shift``: ``offset`` = the median of
-``T - local_receive`` over the capture's trade messages (same connection, same
-clock error; ~1.27 s here), and ``shift`` (within +-60 ms) is the common shift that
-maximises the fraction of trades printing at or through the touch of the last
-quote strictly before them (the quote stream's lag differs from the trade
-stream's: on the spot files a bookTicker reflecting a trade often arrives before
-the trade's own message). Why: with the bare median offset only 67% of spot trades
-print at/through the prior touch; with the fitted shift (+4 ms) 98.7%; with the
-true exchange clock on the USD-M files it is 99.7-99.96%. Checked where the truth
-is known (USD-M, T removed): the estimate lands ~2-3 ms late at the median,
-which errs on the safe side (a post-trade quote is not taken as pre-trade).
-``meta['clock']`` reports which clock each table used, the offset, the shift
-and the touch consistency before/after. At most one quote per ts (the last); repeated
-identical BBOs dropped. A crossed/locked bookTicker (b >= a) is bad input.
-
-books (``with_books=True``; default off). Reconstructed from the REST snapshot
-plus the depth diffs, following Binance's rules (spot: drop diffs with
-``u <= lastUpdateId``, the first applied diff has ``U <= lastUpdateId+1 <= u``,
-then ``U == previous u + 1``; futures: drop ``u < lastUpdateId``, first
-``U <= lastUpdateId <= u``, then ``pu == previous u``). After each applied diff
-the top ``book_levels`` levels per side are emitted (ts = diff ``T``, else ``E``).
-A sequence gap ends the book there (``meta['books']`` says where and why); no
-snapshot in the capture -> ``books`` is None with the reason in ``meta['books']``.
+Format notes, the clock estimate and what it measured: docs/data/loaders.md ("Binance").
 """
 
 from __future__ import annotations
@@ -282,15 +241,12 @@ def exchange_time_from_local(local_ns: np.ndarray, bid: np.ndarray, ask: np.ndar
                              search_ms: int = 60, min_trades: int = 100) -> tuple[np.ndarray, dict]:
     """Exchange-time estimate for quotes that carry only the local receive time.
 
-    1. ``offset`` = median(trade T - trade local receive) over the capture's trades
-       (same connection, so the same clock error and about the same network lag).
-    2. The quote stream is not delivered with exactly the trade stream's lag (on the
-       spot files bookTicker messages reflecting a trade often arrive *before* that
-       trade's message), so a common shift in [-search_ms, +search_ms] ms (1 ms
-       steps) is chosen to maximise :func:`touch_consistency` (ties: smallest
-       |shift|). Skipped (shift 0) with fewer than ``min_trades`` trades.
-
-    ``ts = local + offset + shift``: monotone in ``local_ns``. Returns (ts, info)."""
+    ``ts = local + offset + shift`` (ns): ``offset`` = median(trade T - trade local
+    receive) over the capture's trades; ``shift`` in [-search_ms, +search_ms] ms (1 ms
+    steps) maximises :func:`touch_consistency` (ties: smallest |shift|; 0 with fewer than
+    ``min_trades`` trades).  Monotone in ``local_ns``.  Returns (ts, info).  Why and
+    what it measured: docs/data/loaders.md ("Binance").
+    """
     local_ns = np.asarray(local_ns, dtype="int64")
     d = np.asarray(trade_ts, dtype="int64") - np.asarray(trade_local_ns, dtype="int64")
     offset = int(np.median(d))

@@ -2,66 +2,17 @@
 -> canonical tables.
 
 Input (``load_hyperliquid(path, asset=None, *, with_books=False, max_reorder_s=60.0,
-trim_to_quotes=True)``):
+trim_to_quotes=True)``): a recorder directory or file (``trades_COIN``,
+``prices_COIN``, ``orderbooks_COIN``), a parquet chunk directory, or a raw websocket
+capture (``trades`` and ``l2Book`` channels).  Clock: ``ts`` = the exchange timestamp,
+ms -> ns.  Units: prices in quote currency, sizes in coin units; side = the taker's (``buy``/``B``
+-> +1, ``sell``/``A`` -> -1).  Trades are de-duplicated by id, backward steps up to
+``max_reorder_s`` (s) re-sorted, trades before the first quote trimmed; quotes come
+from the ``prices`` BBO stream (else orderbook level 0), one per ts; gaps over 10 s
+in ``meta['quote_gaps_s']``.
 
-(a) a recorder directory with ``trades_COIN.csv[.gz]``, ``prices_COIN.csv[.gz]``,
-    ``orderbooks_COIN.csv[.gz]`` (``asset`` = COIN, required when several coins are
-    there), or one of those files (the coin comes from its name);
-(b) a parquet chunk directory with ``trades/``, ``prices/``, ``orderbooks/`` folders
-    of chunk files (read in name order = time order); the coin is ``asset`` or the
-    directory name's ``_COIN`` suffix (``recorder_2025-12-10_ETH``);
-(c) a raw websocket capture (gzip/text lines ``<local_ns> <JSON>``, channels
-    ``trades`` and ``l2Book``; other channels ignored), or a directory of them.
-
-Clock. ``ts`` = the exchange timestamp (``exchange_timestamp`` / ``time``, ms ->
-ns). The local receive time is not used.
-
-trades. price, size (coin units), ``trade_id`` = the exchange trade id (``tid``).
-side: recorder ``buy`` -> +1, ``sell`` -> -1 (the aggressor's side); websocket
-``B`` -> +1, ``A`` -> -1. Checked on the data (tests/models/data/test_loaders.py): ``B``
-/``buy`` prints sit at the prevailing ask (~90-97% at/above the mid), ``A``/``sell``
-at the bid, so the letter is the *taker's* side (B = bid side = buyer).
-Duplicates: a re-subscription (reconnect) replays recent trades, so the same trade
-appears twice; rows are de-duplicated by trade id (first kept; count in
-``meta['dropped']['trades_duplicate_id']``: 0/17/10/8 for BTC/ETH/SOL/WLFI in
-recorder_2025-09-04, where one reconnect at ~19:58:11 UTC replayed up to 17 rows
-and made the raw exchange time step back by up to 16 s). In the samples every
-replayed row is a duplicate, so after de-duplication the files run forward; a
-replay may also carry trades missed during the disconnection *after* newer ones,
-so backward steps of at most ``max_reorder_s`` (60 s) are fixed by a stable sort
-on exchange time (rows of one sweep keep their order; count in
-``meta['reordered']['trades']``); a larger step is
-a DataError. Subscribing also delivers a snapshot of recent trades from *before*
-the capture started (30 rows in every sample, up to 50 s old): with
-``trim_to_quotes=True`` (default) trades earlier than the first quote are dropped
-(they have no prevailing quote and are an incomplete record of that period; count
-in ``meta['dropped']['trades_before_first_quote']``).
-
-quotes. Recorder: from the ``prices`` best bid/ask stream, the more faithful
-source: ~4x as many BBO updates as the 0.5 s ``orderbooks`` snapshots, and equal
-to their level 0 at every common timestamp. Its rows are one side each (``bid`` or
-``ask``); rows sharing an exchange timestamp form one BBO (the last row of each
-side at that ts); a side absent at a ts keeps its previous value. A BBO that is
-crossed/locked only because one side was carried forward from an earlier ts is a
-transient artefact of combining separately timestamped sides: it is dropped and
-counted (``meta['dropped']['quotes_transient_crossed']``; 0 in the real files,
-where every timestamp carries both sides -- combining row by row instead would
-give 37-86 such rows per coin). A BBO crossed with *both* sides from the same ts is
-bad input (DataError), as is a crossed level 0 in an ``orderbooks`` snapshot or
-``l2Book`` message. Without a ``prices`` file the recorder's quotes come from the
-orderbooks' level 0; websocket quotes come from ``l2Book`` level 0. One quote per
-ts (the last), consecutive identical BBOs dropped. Price/orderbook streams must
-run forward in exchange time (a backward step is a DataError; none in the data).
-
-books (``with_books=True``; default off). The ``orderbooks`` snapshots (recorder)
-or ``l2Book`` messages (websocket) in long format (``side`` +1 bid / -1 ask,
-``level`` 0 = best); exact duplicate snapshots dropped; absent levels (NaN)
-omitted.
-
-``meta['quote_gaps_s']`` lists gaps of more than 10 s between consecutive quotes
-(recording outages): recorder_2025-09-04 has one of ~17.5 s at the reconnect
-(all coins); the parquet sample one of 242.7 s (236 s between trades) and one of
-43.3 s.
+Format notes, the replay and crossing rules, and what was measured on the samples:
+docs/data/loaders.md ("Hyperliquid").
 """
 
 from __future__ import annotations

@@ -1,61 +1,17 @@
 """LOBSTER loader (Nasdaq message + orderbook files) -> canonical tables.
 
 Input (``load_lobster(path, asset=None, *, with_books=False, hidden=False, date=None)``):
-a LOBSTER zip as distributed (holding ``TICKER_DATE_START_END_message_L.csv`` and
-``..._orderbook_L.csv``); a message csv (its orderbook csv beside it: the same name
-with ``orderbook``; an orderbook csv finds its message csv the same way); or a
-directory holding such zips/pairs (``asset`` picks one: ``"AAPL"`` or, when a
-ticker comes at several depths, ``"AMZN_5"``).
+a LOBSTER zip, a message or orderbook csv (its partner beside it), or a directory of
+them (``asset`` picks one: ``"AAPL"``, ``"AMZN_5"``).  Clock: ``ts`` (int64 ns, UTC) =
+the trading date's midnight in America/New_York + the message time (seconds after
+midnight, parsed as a decimal string, exact to the ns).  Units: prices USD x 10,000
+in the files -> USD; sizes in shares.  trades = visible executions (type 4; type 5
+hidden ones with ``hidden=True``), aggressor ``side = -direction``; quotes = level 1
+of the orderbook file, one per ts; books (``with_books=True``) in long format; halts
+in ``meta['halts']``.  Source: the LOBSTER file format (lobsterdata.com).
 
-Clock. LOBSTER stamps messages in seconds after midnight of the trading day (no
-exchange epoch time). ``ts`` = the trading date's midnight in America/New_York
-converted to UTC (the date comes from the file name, or ``date=``) + the message
-time. The time column is parsed as a *decimal string* (never a float) so the
-nanosecond digits are exact; the rare value with more than 9 decimals (a float
-artefact of LOBSTER's writer, e.g. ``43002.632812672004``) is rounded to the
-nearest ns. Message times must be non-decreasing (the file is a sequenced feed
-aligned row by row with the orderbook file): a backward step is a DataError.
-
-Units. Prices are USD x 10,000 in the files -> USD (float); sizes are shares.
-
-trades. Type 4 (execution of a *visible* resting order) rows. The direction
-column is the side of the *resting* order, so the aggressor's side is
-``side = -direction`` (direction -1 = a sell limit order was hit = buyer-initiated
-= +1). One marketable order sweeping several resting orders is several type-4 rows
-with one timestamp and side (one arrival downstream); their file order is kept.
-``trade_id`` = the message's 0-based row in the message file (LOBSTER's order id
-is the *resting* order's id, not a trade id).
-Type 5 (execution of a *hidden* order) rows are excluded by default
-(``hidden=False``): the hidden order is not in the visible book, and its
-direction field is a much weaker side signal -- on the 2012-06-21 samples only
-~85% of type-5 prints lie on the mid side the LOBSTER rule implies (vs 100% for
-type 4), ~4% print exactly at the mid, and a few even print through the opposite
-touch. ``hidden=True`` adds them with the same rule (``side = -direction``); the
-count is in ``meta['hidden_executions']`` either way.
-
-quotes. Level 1 of the orderbook file after each message (row i of the orderbook
-is the book *after* message i): ``bid, bid_size, ask, ask_size``. At most one
-quote per timestamp: the state after the last message at that ts (the
-intermediate states of one sweep share its ts and cannot be ordered against
-other events). Consecutive identical BBOs are dropped. Rows where a side is empty
-(price +-9999999999, LOBSTER's dummy for an unoccupied level) have no BBO and
-are dropped; their count is ``meta['dropped']['quotes_one_side_empty']``.
-A crossed/locked level 1 (bid >= ask) is bad input (DataError).
-
-books (``with_books=True``; default off as they are large: GOOG level 10 is ~2.9M
-rows). Long format, all levels of the file: ``ts, side (+1 bid / -1 ask),
-level (0 = best), price, size``, one snapshot per timestamp (the last state at
-that ts), snapshots identical to the previous one skipped, empty levels omitted.
-
-Halts. A type-7 message is not a trade; its orderbook row repeats the previous
-state, so it adds no quote. Halts are reported in ``meta['halts']`` as
-``{"ts", "row", "event"}`` with event ``halt`` (price -1), ``quoting`` (price 0:
-quoting resumes) or ``resume`` (price 1: trading resumes); downstream may mask
-those intervals. (The 2012-06-21 samples contain no halts.)
-
-Type 1/2/3 rows (submissions, partial cancels, deletions) only move the book;
-type 6 (cross trade / auction print, in newer LOBSTER versions) is not a
-continuous-book trade and is ignored (counted in ``meta['cross_trades']``).
+Format notes, side and timing rules, and what was measured on the samples:
+docs/data/loaders.md ("LOBSTER").
 """
 
 from __future__ import annotations

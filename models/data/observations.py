@@ -1,37 +1,19 @@
 """Observations: the model inputs computed from a market's canonical tables.
 
-DESIGN.md section 3. The rules below are part of the project's contract: the
-offline models, the synthetic market's ground truth and the live estimators all
-rely on them, so each is stated here exactly and tested on hand-built markets
-(``tests/models/data/test_observations.py``). Derivations and measured numbers:
-docs/data/observations.md.
+DESIGN.md section 3.  One function per rule: :func:`arrivals` (market-order sweeps
+and the depth each reached), :func:`volatility_bars` (variance of the mid per bar;
+per-bar estimators in :mod:`models.data.bars`), :func:`label_regimes` /
+:func:`regime_at`, :func:`passive_fills` / :func:`passive_quotes_posted`
+(hypothetical passive quotes on a depth grid, their trade-through fills and
+markouts) and the summaries of :mod:`models.data.observation_summary`; every one is
+importable from here.  Units (DESIGN.md section 2): depth in bps of the mid, time in
+seconds (timestamps in int64 ns), sigma in bps/sqrt(s), markouts in bps.  "The mid
+just before t" is the last quote with ``ts < t`` (strictly).
 
-Units (DESIGN.md section 2): depth in basis points of the mid, time in seconds
-(timestamps in int64 ns), sigma in bps/sqrt(s), markouts in bps.
-
-Common conventions
-------------------
-* ``mid = (bid + ask) / 2`` of the canonical ``quotes`` table.
-* "the mid just before t" is the mid of the last quote with ``ts < t`` (strictly):
-  a quote stamped at the same instant as a trade is taken to be that trade's
-  aftermath. "the mid at t" / "prevailing at t" is the last quote with ``ts <= t``.
-* The end of the data is ``market.end_ns`` (the last trade or quote, whichever
-  is later).
-
-Rules (one function each)
--------------------------
-* :func:`arrivals` -- one row per market-order arrival. Consecutive trade rows
-  with the same ``ts`` and the same ``side`` are one sweep = one arrival.
-* :func:`volatility_bars` -- realized variance of the mid per bar (per-bar
-  estimators: :func:`bar_variance`, in :mod:`models.data.bars`).
-* :func:`label_regimes` / :func:`regime_at` (:mod:`models.data.bars`) -- the
-  regime of each bar and of any timestamp (the bar containing it).
-* :func:`passive_fills` / :func:`passive_quotes_posted` -- hypothetical passive
-  quotes on a depth grid, their trade-through fills and markouts.
-* :func:`fill_table` / :func:`arrival_summary` / :func:`regime_summary`
-  (:mod:`models.data.observation_summary`) -- summaries (``mmcal data inspect``).
-
-Every name above is importable from this module.
+The rules are the project's contract (the offline models, the synthetic market's
+truth and the live estimators rely on them); stated exactly, with derivations and
+measured numbers: docs/data/observations.md.  Tested on hand-built markets in
+``tests/models/data/test_observations.py``.
 """
 
 from __future__ import annotations
@@ -98,31 +80,14 @@ def arrivals(market: Market, bars: pd.DataFrame | None = None,
              regimes: Any = None) -> pd.DataFrame:
     """Market-order arrivals and the depth each one reached (DESIGN.md section 3).
 
-    Rules:
-
-    1. *Grouping.* Trade rows (in the canonical, time-sorted order) that are
-       consecutive and share ``ts`` and ``side`` form one sweep, i.e. one arrival.
-       Two same-side sweeps at one timestamp separated by an opposite-side row are
-       two arrivals; same ts + same side rows are never split.
-    2. *Prevailing mid.* ``mid_before`` is the mid of the last quote with
-       ``ts`` strictly before the arrival's ``ts``. Arrivals with no earlier quote
-       are dropped; their number is ``attrs['dropped_before_first_quote']``.
-    3. *Depth.* ``extreme_price`` is the sweep's highest print for a buy (side
-       +1), its lowest for a sell (side -1), and
-       ``depth_bps = side * (extreme_price - mid_before) / mid_before * 1e4``:
-       how far beyond the prevailing mid the sweep reached. It can be below the
-       half-spread (hidden or midpoint executions), and negative when the quote
-       table is stale or the trade printed on the passive side of the mid. Such
-       values are kept here, unclipped; consumers that need depth >= 0 (the kappa
-       model, :func:`arrival_summary`) clip at 0 themselves.
-
-    Columns: ``ts`` (int64 ns), ``side`` (int8, +1 buyer-initiated), ``n_prints``,
-    ``size`` (total, base units), ``vwap``, ``extreme_price``, ``mid_before``,
-    ``depth_bps``; plus ``regime`` (int8, :func:`regime_at` of the arrival's ts)
-    when ``bars`` or ``regimes`` is given (``bars`` default to
-    :func:`volatility_bars` with the default config, ``regimes`` to the placeholder
-    :func:`label_regimes`). ``attrs``: ``n_trades``, ``dropped_before_first_quote``,
-    ``duration_s`` (the market's span, the exposure for rates).
+    Consecutive trade rows sharing ``ts`` and ``side`` are one sweep = one arrival;
+    ``depth_bps = side * (extreme_price - mid_before) / mid_before * 1e4`` (bps, kept
+    unclipped), ``mid_before`` the mid of the last quote strictly before; arrivals
+    without an earlier quote are dropped.  Columns: ``ts`` (int64 ns), ``side`` (+1
+    buyer-initiated), ``n_prints``, ``size`` (base units), ``vwap``, ``extreme_price``,
+    ``mid_before``, ``depth_bps``, and ``regime`` when ``bars`` or ``regimes`` is given;
+    ``attrs['duration_s']`` (s) is the exposure for rates.  The rules in full:
+    docs/data/observations.md ("arrivals").
     """
     t = market.trades
     qts, qmid = _quote_arrays(market)
@@ -172,37 +137,14 @@ def arrivals(market: Market, bars: pd.DataFrame | None = None,
 def volatility_bars(market: Market, config: ObservationConfig | None = None) -> pd.DataFrame:
     """Variance of the mid per bar: the regime model's input.
 
-    Rules (B = ``bar_seconds``, dt = ``rv_sample_seconds``, t0 = first quote ts,
-    tE = ``market.end_ns``):
-
-    1. Bar k covers ``[t0 + k*B, t0 + (k+1)*B)``; the last bar is open-ended for
-       :func:`regime_at` (it extends to the end of the data).
-    2. The mid is sampled previous-tick (last quote with ``ts <= g``) on the grid
-       ``g_j = t0 + j*dt``, ``j = 0..J``, ``J = floor((tE - t0)/dt)``. Return j is
-       ``log mid(g_j) - log mid(g_{j-1})`` (over ``(g_{j-1}, g_j]``) and belongs
-       to the bar containing ``g_{j-1}``. A full bar has ``B/dt`` returns.
-    3. ``rv`` = sum of the squared returns of the bar (natural log units, not
-       bps): its realized variance, always. ``iv`` = the bar's variance by the
-       configured ``volatility_estimator`` (:func:`bar_variance`; = ``rv`` for
-       ``"realized"``; a jump-robust estimate of the diffusive variance for
-       ``"bipower"``, ``"medrv"``, ``"minrv"``, computed on the bar's non-zero
-       returns). Bars are emitted up to the last one holding at least one return,
-       so only the final bar can be incomplete (``complete`` False,
-       ``n_returns`` < B/dt); a market shorter than dt raises :class:`DataError`.
-    4. ``sigma_bps = sqrt(iv / (n_returns*dt)) * 1e4`` in bps/sqrt(s) (=
-       ``sqrt(iv/bar_seconds)*1e4`` for a complete bar).
-    5. ``log_rv = log(max(iv_full, floor))`` where ``iv_full = iv * B/(n_returns*dt)``
-       (the incomplete last bar rescaled to a full bar, = iv otherwise) and
-       ``floor = (rv_floor_sigma_bps*1e-4)**2 * B``: a bar without any price change
-       has ``log_rv = log(floor)``, never ``-inf`` (see :class:`ObservationConfig`).
-       (The name is historical: it is the log of ``iv``, the realized variance only
-       with ``volatility_estimator="realized"``.)
-
-    Columns: ``bar_start``, ``bar_end`` (int64 ns), ``duration_s`` (time covered
-    by its returns), ``n_quotes`` (quote rows with ts in the bar), ``n_returns``,
-    ``n_moves`` (non-zero returns), ``complete``, ``rv``, ``iv``, ``sigma_bps``,
-    ``log_rv``. ``attrs``: ``bar_seconds``, ``rv_sample_seconds``,
-    ``volatility_estimator``, ``log_rv_floor``.
+    Bars of ``bar_seconds`` from the first quote; the mid sampled previous-tick every
+    ``rv_sample_seconds``; ``rv`` = the bar's sum of squared log returns (natural log
+    units), ``iv`` = its variance by ``volatility_estimator`` (:func:`bar_variance`),
+    ``sigma_bps = sqrt(iv / covered s) * 1e4`` (bps/sqrt(s)), ``log_rv`` = log of ``iv``
+    rescaled to a full bar, floored at ``rv_floor_sigma_bps`` (never ``-inf``).  Only the
+    last bar can be incomplete.  Columns: ``bar_start``, ``bar_end`` (int64 ns),
+    ``duration_s``, ``n_quotes``, ``n_returns``, ``n_moves``, ``complete``, ``rv``, ``iv``,
+    ``sigma_bps``, ``log_rv``.  The rules in full: docs/data/observations.md.
     """
     cfg = config or ObservationConfig()
     qts, qmid = _quote_arrays(market)
@@ -306,45 +248,15 @@ def passive_fills(market: Market, config: ObservationConfig | None = None,
                   bars: pd.DataFrame | None = None, regimes: Any = None) -> pd.DataFrame:
     """Fills of hypothetical passive quotes on a depth grid, with markouts.
 
-    Rules (R = ``repost_interval_s``, h = ``markout_horizon_s``, t0 = first quote ts,
-    tE = ``market.end_ns``):
-
-    1. *Re-posts.* At ``r_k = t0 + k*R`` (every k with ``r_k < tE``) one bid and
-       one ask are posted at every depth delta of the grid, priced off the mid
-       prevailing at ``r_k`` (last quote with ``ts <= r_k``):
-       ``bid = mid*(1 - delta/1e4)``, ``ask = mid*(1 + delta/1e4)``. They live on
-       ``(r_k, r_k + R]``: only trades stamped strictly after ``r_k`` and at or
-       before ``r_{k+1}`` can fill them.
-    2. *Trade-through.* A bid is filled by a seller-initiated trade (side -1)
-       with ``price < bid``; an ask by a buyer-initiated trade (side +1) with
-       ``price > ask``. With ``fill_at_price`` a trade at exactly the quote price
-       fills too. Same-side trades never fill (a buy cannot hit our bid).
-    3. *First fill only.* A quote is filled at most once per interval, by the first
-       qualifying trade row (time order, then the source's row order within a
-       sweep); it is filled in full, at its own price.
-    4. *Markout.* ``side`` is +1 when our bid was filled (we bought) and -1 when
-       our ask was filled (we sold). With ``mid_h`` = mid prevailing at
-       ``ts + h`` (last quote with ts <= ts + h):
-       ``markout_bps = side * (price - mid_h) / price * 1e4``, i.e.
-       ``(price - mid_h)/price*1e4`` for a bid fill and
-       ``(mid_h - price)/price*1e4`` for an ask fill: **positive = adverse** to the
-       quote (the mid moved against the position the fill opened).
-    5. *Informed.* ``informed = markout_bps > informed_threshold_bps`` (strictly).
-    6. *End of data.* Fills with ``ts + h > tE`` are dropped; their number is
-       ``attrs['dropped_past_end']``.
-    7. *Regime.* ``regime`` is that of the bar containing the fill's ``ts``
-       (:func:`regime_at`); ``bars``/``regimes`` default to :func:`volatility_bars`
-       and the placeholder :func:`label_regimes`. ``regimes`` may be a per-bar
-       int array or an (n_bars x 4) probability array.
-
-    Columns: ``ts``, ``repost_ts`` (int64 ns), ``side`` (int8), ``depth_bps``,
-    ``price`` (our quote price = fill price), ``trade_price`` (the print that
-    filled it), ``mid_at_post``, ``mid_at_fill`` (the mid just before the fill,
-    ts strictly before), ``mid_at_horizon``, ``markout_bps``, ``informed``,
-    ``regime`` (int8). Sorted by ts, side, depth.
-    ``attrs``: ``n_reposts`` (quotes posted per depth and side: the denominator),
-    ``dropped_past_end``, and the config values used. :func:`passive_quotes_posted`
-    gives the denominators per regime.
+    Every ``repost_interval_s`` one bid and one ask per depth of ``depth_grid_bps``
+    (bps off the prevailing mid) live until the next re-post; the first opposite-side
+    trade *through* a quote (or at its price with ``fill_at_price``) fills it in full at
+    its price.  ``markout_bps = side * (price - mid_h) / price * 1e4`` with ``mid_h`` the
+    mid ``markout_horizon_s`` later (**positive = adverse**); ``informed = markout_bps >
+    informed_threshold_bps``; fills whose horizon passes the end of data are dropped.
+    Columns include ``ts``, ``repost_ts`` (int64 ns), ``side`` (+1 our bid filled),
+    ``depth_bps``, ``price``, ``markout_bps``, ``informed``, ``regime``; ``attrs['n_reposts']``
+    is the denominator.  The seven rules and every column: docs/data/observations.md.
     """
     cfg = config or ObservationConfig()
     bars, regimes = _bars_and_regimes(market, cfg, bars, regimes)

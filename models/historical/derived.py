@@ -75,31 +75,14 @@ def gamma_for_target_spread(
     """Risk aversion γ at which the GLFT half-spread equals a target.
 
     Solves ``h(γ) = target`` for the GLFT half-spread (Guéant, Lehalle &
-    Fernandez-Tapia 2013; closed form as in Guéant 2017 eq. (4.6)–(4.7), evaluated by
-    :func:`mm_runtime.ladder.glft_quote`, DESIGN.md §6)::
-
-        h(γ) = c1(ξ) + (Δ/2)·σ·c2(γ, ξ)
-        c1 = ln(1 + ξΔ/κ)/(ξΔ),  c2 = sqrt( γ/(2AΔκ) · (1 + ξΔ/κ)^(κ/(ξΔ) + 1) )
-
-    Units: ``target_half_spread_bps`` bps from the mid (one side, not the full
-    spread); ``A`` 1/s; ``kappa`` 1/bps; ``sigma`` bps/√s (> 0); ``xi`` and the
-    result γ in 1/(bps·base unit); ``delta`` (Δ) base units.
-
-    Fixed ``xi``: h is increasing in γ and the inverse is closed form; a target at
-    or below the γ → 0 limit c1(ξ) raises ``ValueError``.  ``xi=None`` (ξ = γ, the
-    paper's model and the quoter's default): h(γ) has no closed-form inverse and may
-    have up to three roots; they are bracketed on a log-γ grid of 4097 points and
-    refined by bisection to relative width ``rtol``.  ``root`` picks one:
-    ``"smallest"`` (default: the least risk aversion that yields the target) or
-    ``"largest"`` (the root on the final, increasing branch: every larger γ quotes
-    wider).  A target below the minimum of h over γ raises ``ValueError``.  The
-    shape of h(γ), its limits and a worked example:
-    docs/models/historical.md#gamma_for_target_spread.
-
-    Source: ``derive_gamma_from_glft()`` ("γ from target spread, κ, σ, T") in the
-    original notes.  The original named a horizon T (the finite-horizon
-    Avellaneda–Stoikov spread); the quoter uses GLFT's horizon-free asymptotic
-    quotes, so there is no T here: Δ and ξ take its place.
+    Fernandez-Tapia 2013; Guéant 2017 eq. (4.6)–(4.7), evaluated by
+    :func:`mm_runtime.ladder.glft_quote`): closed form for a fixed ``xi``; with
+    ``xi=None`` (ξ = γ) up to three roots, bracketed on a log-γ grid and bisected to
+    ``rtol``, ``root`` picking the ``"smallest"`` or the ``"largest"``.  An unreachable
+    target raises ``ValueError``.  Units: ``target_half_spread_bps`` bps from the mid (one
+    side); ``A`` 1/s; ``kappa`` 1/bps; ``sigma`` bps/√s; ``xi`` and γ 1/(bps·base unit);
+    ``delta`` (Δ) base units.  Source: ``derive_gamma_from_glft()`` in the original notes.
+    The shape of h(γ), its roots and limits: docs/models/historical.md#gamma_for_target_spread.
     """
     target = _c.positive("target_half_spread_bps", target_half_spread_bps)
     A = _c.positive("A", A)
