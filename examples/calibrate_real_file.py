@@ -5,7 +5,9 @@ posterior with ArviZ.
 fit the regime HMM, then alpha, kappa and Hawkes on its regime path, diagnostics and
 the gate, export of the prior bundle, one MLflow run with a nested run per model,
 registration). Its result document names each model's posterior (``idata_path``, a
-netCDF file) and the exported bundle.
+netCDF file) and the exported bundle. The observation rules given here (markout
+horizon, informed threshold: what alpha means) are part of every fit's cache key and
+travel into the bundle's ``observation`` block, where the live quoter reads them.
 
 Default data: the LOBSTER AAPL sample (Nasdaq, 2012-06-21) under ``../shared/data``,
 its first 20 minutes, with small sampler settings and a gate that short chains can
@@ -72,6 +74,12 @@ def main() -> None:
     for f in res["failures"]:
         print(f"  gate failure: {f}")
     print(f"bundle: {res['bundle_path']}")
+    if res["bundle_path"]:
+        from mm_runtime import load_bundle
+
+        o = load_bundle(res["bundle_path"]).observation     # the rules travel with the priors
+        print(f"bundle observation rules: markout horizon {o.markout_horizon_s:g} s, informed threshold "
+              f"{o.informed_threshold_bps:g} bps, {o.bar_seconds:g} s bars")
     print(f"registered: {res['registered_model']} version {res['version']} {res['aliases']}")
     print(f"MLflow UI: {res['mlflow_ui']}")
 

@@ -7,7 +7,8 @@ the previous one kept for rollback): e.g. after ``examples/calibrate_real_file.p
 with the same ``MMCAL_ARTIFACTS``. Without it, the hand-written example bundle
 (``mm_runtime.example_bundle``) is written to that path instead: no registry needed.
 
-A ``Quoter`` then watches the file (a new deploy is hot-reloaded), takes a minute of
+A ``Quoter`` then watches the file (a new deploy is hot-reloaded; it learns alpha under
+the bundle's markout horizon and informed threshold, printed first), takes a minute of
 made-up market events (best bid/ask every 0.5 s, a public trade every 2 s, one fill of
 our own bid, which leaves us long) and prints its last ladder: depth, price, size,
 fill probability, α and edge per level.
@@ -53,6 +54,9 @@ def main() -> None:
         print(f"wrote the example bundle to {path}")
 
     quoter = Quoter(path, QuoterConfig(), replay=True, metrics=False)   # replay: event time is the clock
+    c = quoter.effective_config          # the markout rule alpha is learned under: the fit's, from the bundle
+    print(f"markout horizon {c.markout_horizon_s:g} s, informed threshold {c.informed_threshold_bps:g} bps "
+          f"(the bundle's observation rules)")
     rng = np.random.default_rng(a.seed)
     t0, mid, q, position = 1_700_000_000.0, a.mid, None, 0.0
     for i in range(a.events):

@@ -61,7 +61,7 @@ def test_add_a_model(artifacts):
 def test_deploy_and_quote_example_bundle(tmp_path):
     out = run("deploy_and_quote.py", "--events", "60", artifacts=tmp_path)
     assert "wrote the example bundle to" in out and (tmp_path / "live" / "SYN.json").exists(), out
-    assert "valid True (ok)" in out, out
+    assert "valid True (ok)" in out and "markout horizon 1 s, informed threshold 1 bps" in out, out
     rows = ladder(out)
     assert sum(r[4] for r in rows) > 0, out   # some size is quoted
 
@@ -79,14 +79,16 @@ def test_paper_ab(shared_data, tmp_path):
 @pytest.mark.slow
 def test_calibrate_real_file_then_deploy(shared_data, artifacts):
     out = run("calibrate_real_file.py", "--window", "0s:600s", "--draws", "100", "--chains", "2", "--loose-gate",
-              artifacts=artifacts, timeout=480)
+              "--markout-horizon", "5", "--informed-threshold", "2", artifacts=artifacts, timeout=480)
     assert "AAPL (lobster), window 0s:600s" in out and "status registered" in out, out
     bundle = Path(re.search(r"^bundle: (.+)$", out, re.M).group(1))
     assert bundle.exists() and bundle.is_relative_to(artifacts), out
     assert "registered: mm-priors-AAPL version 1" in out, out
+    assert "bundle observation rules: markout horizon 5 s, informed threshold 2 bps" in out, out
     summary = [line for line in out.splitlines() if line.startswith("kappa[")]
     assert len(summary) == 8 and all(math.isfinite(numbers(line.split("]", 1)[1])[0]) for line in summary), out
 
     out = run("deploy_and_quote.py", "--asset", "AAPL", "--mid", "580", "--events", "60", artifacts=artifacts)
     assert "deployed models:/mm-priors-AAPL@champion" in out and (artifacts / "live" / "AAPL.json").exists(), out
+    assert "markout horizon 5 s, informed threshold 2 bps" in out, out     # the quoter learns under the fit's rules
     ladder(out)
