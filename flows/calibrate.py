@@ -40,14 +40,14 @@ def _configs(sampler: dict | None, overrides: dict[str, dict] | None, gate: dict
              ) -> tuple[dict[str, dict], dict]:
     """Per-model sampler configs (``sampler`` with the model's ``overrides`` on top)
     and the gate config, as JSON-ready dicts."""
-    from models.catalog import NAMES
+    from models.catalog import names
     from models.sampling import GateConfig, SamplerConfig
 
-    unknown = set(overrides or {}) - set(NAMES)
+    unknown = set(overrides or {}) - set(names())
     if unknown:
-        raise ValueError(f"sampler overrides for unknown model(s) {sorted(unknown)}; models: {', '.join(NAMES)}")
+        raise ValueError(f"sampler overrides for unknown model(s) {sorted(unknown)}; models: {', '.join(names())}")
     per = {m: SamplerConfig.model_validate({**(sampler or {}), **(overrides or {}).get(m, {})}).model_dump(mode="json")
-           for m in NAMES}
+           for m in names()}
     return per, GateConfig.model_validate(gate or {}).model_dump(mode="json")
 
 

@@ -56,11 +56,11 @@ def download_fits(run_id: str) -> dict[str, str]:
     once into ``<cache>/runs/<run_id>/``)."""
     from models import tracking
 
-    from models.catalog import NAMES
+    from models.catalog import names
 
     dst = cache_dir() / "runs" / run_id
     out = {}
-    for m in NAMES:
+    for m in names():
         local = dst / f"{m}.nc"
         out[m] = str(local if local.exists() else tracking.download_fit(run_id, m, dst))
     return out

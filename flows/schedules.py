@@ -134,8 +134,10 @@ class CalibrationSchedule(BaseModel):
     @field_validator("sampler_overrides")
     @classmethod
     def _overrides(cls, v: dict, info: ValidationInfo) -> dict:
-        from models.catalog import NAMES as MODELS
+        from models.catalog import names
         from models.sampling import SamplerConfig
+
+        MODELS = names()
 
         out = {}
         for model, fields in v.items():

@@ -122,7 +122,12 @@ MODELS: dict[str, ModelSpec] = {
 }
 """The catalog, in fit order."""
 
-NAMES: tuple[str, ...] = tuple(MODELS)
+
+
+def names() -> tuple[str, ...]:
+    """The catalog's model names, in fit order (read when called: an entry added at run
+    time, as in examples/add_a_model.py, is included)."""
+    return tuple(MODELS)
 
 
 def stages() -> list[tuple[str, ...]]:
@@ -288,6 +293,6 @@ def diagnostics(name: str, idata) -> dict[str, Any]:
     return d
 
 
-__all__ = ["MODELS", "NAMES", "ModelSpec", "REGIME_SOURCES", "check_variant", "diagnostics", "fit",
-           "has_truth_path", "heldout_lpd", "model_config", "n_obs", "observations", "parameter_rows", "prepare",
+__all__ = ["MODELS", "ModelSpec", "REGIME_SOURCES", "check_variant", "diagnostics", "fit",
+           "has_truth_path", "heldout_lpd", "model_config", "n_obs", "names", "observations", "parameter_rows", "prepare",
            "regime_model", "regime_path", "spec", "stages", "summarize", "version"]

@@ -346,8 +346,9 @@ def combined_model_version(fits: Mapping[str, Any]) -> str:
 
 
 def _check_fits(fits: Mapping[str, Any]) -> None:
-    from models.catalog import NAMES as MODELS
+    from models.catalog import names
 
+    MODELS = names()
     missing = [m for m in MODELS if m not in fits]
     if missing:
         raise ValueError(f"fits: missing {missing} (an export needs the fits of {list(MODELS)})")
@@ -402,13 +403,13 @@ def export_bundle(
         raise ValueError(f"fits.regime: fitted on asset {reg_asset!r}, exporting {asset!r}")
     summaries: list[dict[str, Any]] = []
     fidelity: dict[str, dict[str, float]] = {}
-    for name in catalog.NAMES:
+    for name in catalog.names():
         s, d = catalog.summarize(name, fits[name], asset)
         summaries.append(s)
         fidelity.update(fidelity_report(s, d))
     diag: dict[str, Any] = {}
     if with_model_diagnostics:
-        diag["models"] = {name: model_diagnostics(name, fits[name]) for name in catalog.NAMES}
+        diag["models"] = {name: model_diagnostics(name, fits[name]) for name in catalog.names()}
     diag.update(diagnostics or {})
     bundle = build_bundle(
         asset, summaries, source=source, model_version=combined_model_version(fits),

@@ -94,10 +94,10 @@ def score(fits: Mapping[str, Any], market, *, bars, regimes, models: tuple[str, 
           max_draws: int | None = DEFAULT_MAX_DRAWS) -> dict[str, dict[str, Any]]:
     """:func:`model_lpd` of every model of one calibration (``fits``: {name: idata};
     ``models``: default the catalog's)."""
-    from models.catalog import NAMES
+    from models.catalog import names
 
     return {m: model_lpd(m, fits[m], market, bars=bars, regimes=regimes, max_draws=max_draws)
-            for m in (models or NAMES) if m in fits}
+            for m in (models or names()) if m in fits}
 
 
 def compare(challenger: Mapping[str, dict[str, Any]], champion: Mapping[str, dict[str, Any]] | None,

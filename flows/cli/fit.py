@@ -11,7 +11,7 @@ import typer
 from flows.cli.app import CliError, app, emit_json, guarded, stage
 from flows.cli.options import fit_configs, observation_options, observation_settings
 from flows.cli.render import render_fit
-from models.catalog import NAMES as MODEL_NAMES
+from models.catalog import names as model_names
 
 
 def run_fit(model: str, source: str, path: Path, asset: Optional[str], regimes: str,
@@ -30,7 +30,7 @@ _OBS = observation_options()
 @app.command()
 def fit(
     path: Path = typer.Argument(..., help="File or folder of market data."),
-    model: str = typer.Option(..., "--model", "-m", help=" | ".join(MODEL_NAMES)),
+    model: str = typer.Option(..., "--model", "-m", help=" | ".join(model_names())),
     source: str = typer.Option(..., "--source", help="lobster | binance | hyperliquid | synthetic"),
     asset: Optional[str] = typer.Option(None, "--asset", help="Asset, where the path holds several."),
     sampler: Optional[str] = typer.Option(None, "--sampler",

@@ -166,7 +166,7 @@ def test_bundle_metadata(exported, loaded, fits, market):
     assert b.source.row_counts == market.row_counts()
     assert b.model_version == ex.combined_model_version(fits) and b.model_version.startswith("bundle-")
     models = b.diagnostics["models"]
-    assert set(models) == set(catalog.NAMES)
+    assert set(models) == set(catalog.names())
     for name, idata in fits.items():
         assert models[name]["model_version"] == idata.attrs["model_version"]
         assert models[name]["r_hat_max"] is not None and models[name]["draws"] == idata.posterior.sizes["draw"]
