@@ -198,11 +198,16 @@ class ReplayConfig(BaseModel):
 
 
 class ReplayResult(NamedTuple):
+    """One configuration's replay.  The curves are sampled at every refresh time and,
+    as their last point, at the end of the replay (one refresh after the last ladder;
+    orders cancelled, so ``our_bid``/``our_ask`` are NaN there).  Every figure of the
+    summary comes from these curves: PnL = ``equity[-1]`` = the sum of the block PnLs."""
+
     name: str
     asset: str
     source: str
     config: dict
-    # equity curve, sampled at every refresh tick
+    # equity curve, sampled at every refresh time and at the end
     t: np.ndarray
     mid: np.ndarray
     equity: np.ndarray  # cash + position·mid − capital (PnL)
@@ -265,11 +270,13 @@ def replay(
     book = Book(data) if mode == "book" else None
 
     t0 = float(data.quote_ts[0])  # the first moment a quote is possible
-    t_end = float(data.trade_ts[-1])
-    ticks = np.arange(t0, t_end, cfg.refresh_s)
-    n_ticks = len(ticks)
+    # whole refresh intervals only: the last ladder rests until the refresh after it,
+    # t_end, which is the end of the replay (every order cancelled, the last mark)
+    n_ticks = int(math.floor((data.end - t0) / cfg.refresh_s + 1e-9))
     if n_ticks == 0:
         raise ValueError(f"{where}: the data spans less than one refresh interval ({cfg.refresh_s} s)")
+    ticks = t0 + cfg.refresh_s * np.arange(n_ticks + 1)  # the refresh times, then t_end
+    t_end = float(ticks[-1])
 
     cash, pos = cfg.capital, 0.0
     K = qc.n_levels
@@ -282,7 +289,7 @@ def replay(
     rest_qi = np.zeros((2, 2 * K), dtype=np.int64)  # snapshots already applied to rest_q
     pending: collections.deque = collections.deque()  # (activation time, price, size, depth), in time order
     fills = {k: [] for k in _FILL_FIELDS}
-    out = {k: np.full(n_ticks, np.nan) for k in ("mid", "equity", "position", "our_bid", "our_ask", "mkt_bid", "mkt_ask")}
+    out = {k: np.full(n_ticks + 1, np.nan) for k in ("mid", "equity", "position", "our_bid", "our_ask", "mkt_bid", "mkt_ask")}
     last_ts = t0
     why_not = {}  # refresh ticks without a resting order, by reason
     queue_stats = {"kept": 0, "joined": 0, "unknown": 0}
@@ -349,7 +356,7 @@ def replay(
     n_trades = len(data.trade_ts)
     last_progress = time.monotonic()
     for i in range(n_ticks + 1):
-        t_next = ticks[i] if i < n_ticks else math.inf  # trades up to and including the last
+        t_next = ticks[i]  # at i == n_ticks: the end of the replay
         while j < n_trades and data.trade_ts[j] < t_next:
             tt = float(data.trade_ts[j])
             while pending and pending[0][0] <= tt:
@@ -453,8 +460,12 @@ def replay(
             last_progress = time.monotonic()
             progress((t - t0) / max(t_end - t0, 1e-9))
 
-    # final mark at the last mid of the data
-    _, _, last_mid, _ = market_at(data.end, strict=False)
+    # the end of the replay: orders cancelled, the last point of the equity curve (no
+    # ladder: our_bid/our_ask stay NaN there)
+    b, a, mid, _ = market_at(t_end, strict=False)
+    out["mid"][n_ticks], out["mkt_bid"][n_ticks], out["mkt_ask"][n_ticks] = mid, b, a
+    out["equity"][n_ticks] = mark_to_market(cash, pos, mid) - cfg.capital
+    out["position"][n_ticks] = pos
     fills_np = {k: np.asarray(v, dtype=float) for k, v in fills.items()}
     fills_np.update(markouts(data, fills_np, cfg.markout_horizons_s))
     keep = ~np.isnan(out["mid"])
@@ -468,8 +479,7 @@ def replay(
         fills=fills_np,
         summary={}, seconds=0.0,
     )
-    final_pnl = float(mark_to_market(cash, pos, last_mid) - cfg.capital)
-    summary = summarize_replay(res, final_pnl=final_pnl, final_position=pos, last_mid=last_mid)
+    summary = summarize_replay(res)
     summary["learning"] = _learning(quoter)
     summary["not_quoting"] = why_not
     summary["fill_model"] = {"queue_model": mode, "tick_size": float(qc.tick_size),
