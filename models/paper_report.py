@@ -150,7 +150,7 @@ def _table(rows: list[dict], cols: list[str]) -> str:
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:0.6em 0 1.4em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%;margin:0.4em 0}
-.note{color:#555;font-size:0.92em}"""
+.note{color:#555;font-size:0.92em}.warn{color:#8a1f11;font-weight:600}"""
 
 
 def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
@@ -170,7 +170,7 @@ def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
             _fig_blocks(ab, tmp / "blocks.png")
         doc = ab_document(ab)
         (tmp / "ab.json").write_text(json.dumps(doc, indent=1, default=float))
-        paired_rows = [{"config": k, **v} for k, v in ab["paired"].items()]
+        paired_rows = [{"config": k, **{f: x for f, x in v.items() if f != "note"}} for k, v in ab["paired"].items()]
         bucket_rows = []
         for name, r in results.items():
             for b, v in r.summary["markout_by_bucket"].items():
@@ -185,10 +185,14 @@ def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
             f"position limit {rc['max_position_notional']} notional. Fills: trade-through (a print beyond "
             "our price); markout = side × (mid(t+h) − fill price) in bps, positive = profitable.</p>",
             "<h2>Side by side</h2>",
+            *[f"<p class=warn>{html.escape(r['config'])} {html.escape(r['not_quoting'])}</p>"
+              for r in doc["table"] if (r.get("not_quoting") or "").startswith("never")],
             _table(doc["table"], list(doc["table"][0])),
         ]
         if paired_rows:
+            notes = dict.fromkeys(v["note"] for v in ab["paired"].values() if v.get("note"))
             parts += [f"<h2>Paired comparison against {html.escape(ab['baseline'])}</h2>",
+                      *[f"<p class=warn>{html.escape(n)}</p>" for n in notes],
                       "<p class=note>PnL difference per time block; Student-t 95% interval of the mean.</p>",
                       _table(paired_rows, list(paired_rows[0])), '<img src="blocks.png" alt="blocks">']
         parts += ['<h2>Equity</h2><img src="equity.png" alt="equity">',

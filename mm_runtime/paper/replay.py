@@ -26,7 +26,7 @@ from ..config import QuoterConfig
 from ..quoter import REASONS, Quoter, summarize
 from .accounting import apply_fills, mark_to_market
 from .book import PRICE_RTOL, Book, infer_tick
-from .results import block_pnl, markouts, summarize_replay
+from .results import auto_block_s, block_pnl, markouts, quoting_note, summarize_replay
 
 __all__ = ["ReplayConfig", "ReplayData", "ReplayResult", "block_pnl", "infer_tick", "replay", "summarize_replay"]
 
@@ -181,8 +181,10 @@ class ReplayConfig(BaseModel):
     """Sets the quoter's ``max_position`` to this notional at the first mid (so one
     setting means the same risk on AAPL and on BTC); None keeps the QuoterConfig's."""
     markout_horizons_s: tuple[float, ...] = (1.0, 5.0, 30.0)
-    block_s: Pos = 600.0
-    """Time blocks of the paired comparison (:mod:`.compare`)."""
+    block_s: Pos | None = None
+    """Time blocks of the Sharpe ratio and of the paired comparison (:mod:`.compare`).
+    None: the longest of 1 s … 1 h that gives at least 10 blocks over the replay
+    (:func:`~mm_runtime.paper.results.auto_block_s`)."""
     learn_from_trades: bool = True
     """Pass every public trade to the quoter (its online κ, A, Hawkes updates)."""
     progress_every_s: Annotated[float, Field(ge=0)] = 0.0
@@ -277,6 +279,8 @@ def replay(
         raise ValueError(f"{where}: the data spans less than one refresh interval ({cfg.refresh_s} s)")
     ticks = t0 + cfg.refresh_s * np.arange(n_ticks + 1)  # the refresh times, then t_end
     t_end = float(ticks[-1])
+    if cfg.block_s is None:
+        cfg = cfg.model_copy(update={"block_s": auto_block_s(t_end - t0, cfg.refresh_s)})
 
     cash, pos = cfg.capital, 0.0
     K = qc.n_levels
@@ -440,7 +444,7 @@ def replay(
         if bool(qt.valid):
             new_px, new_sz, new_depth = np.array(qt.price), np.array(qt.size), np.array(qt.depth_bps)
             if not np.any(new_sz > 0):
-                key = "no level with a positive Kelly edge or notional above the minimum"
+                key = _why_empty(qt, quoter, qc)
                 why_not[key] = why_not.get(key, 0) + 1
         else:  # no quotes: cancel everything (after the latency)
             new_px, new_sz, new_depth = np.zeros((2, K)), np.zeros((2, K)), np.zeros((2, K))
@@ -481,12 +485,36 @@ def replay(
     )
     summary = summarize_replay(res)
     summary["learning"] = _learning(quoter)
-    summary["not_quoting"] = why_not
+    summary["not_quoting"] = dict(sorted(why_not.items(), key=lambda kv: -kv[1]))
+    summary["quoting_note"] = quoting_note(summary["not_quoting"], summary["refreshes"])
     summary["fill_model"] = {"queue_model": mode, "tick_size": float(qc.tick_size),
                              "fills_at_price": int(np.sum(fills_np["at_price"] > 0)),
                              "fills_through": int(np.sum(fills_np["at_price"] == 0)),
                              **({"book_levels": queue_stats} if book is not None else {})}
     return res._replace(summary=summary, seconds=time.perf_counter() - t_wall)
+
+
+def _why_empty(qt, quoter: Quoter, qc: QuoterConfig) -> str:
+    """Why a valid ladder holds no order, in words (the reasons are few and stable so
+    that the replay can count refreshes by reason): no level with a positive Kelly
+    edge (with the spread capture c, the adverse move and the fee that make it so), a
+    margin or position limit on every side that has one, else sizes rounded away."""
+    edge = np.asarray(qt.edge_bps)
+    if not np.any(edge > 0):
+        c = float(quoter.state.cfg.spread_capture)
+        adverse = float(quoter.state.prior.adverse_move_bps)
+        if c <= 0:
+            return (f"no positive Kelly edge at any level: spread capture {c:+.2f} (an uninformed fill "
+                    f"earns c x depth - fee <= 0 at every depth; fee {qc.fee_bps:g} bps)")
+        return (f"no positive Kelly edge at any level: spread capture {c:.2f}, adverse move {adverse:.3g} bps, "
+                f"fee {qc.fee_bps:g} bps (the informed share alpha is too high at every quoted depth)")
+    binding = np.asarray(qt.binding)[np.any(edge > 0, axis=1)]
+    if np.any(binding == 1):
+        return "margin limit: no free margin for the levels with a positive edge"
+    if np.any(binding == 2) or bool(qt.reduce_only):
+        return "position limit: no room on the side with a positive edge"
+    return (f"every level with a positive edge sized below the minimum notional ({qc.min_notional:g}) "
+            "or the size increment")
 
 
 def _learning(quoter: Quoter) -> dict:

@@ -13,7 +13,34 @@ from ..vocabulary import DEPTH_BUCKETS_BPS
 if TYPE_CHECKING:
     from .replay import ReplayData, ReplayResult
 
-__all__ = ["block_edges", "block_pnl", "markouts", "summarize_replay"]
+__all__ = ["MIN_BLOCKS", "auto_block_s", "block_edges", "block_pnl", "markouts", "quoting_note", "summarize_replay"]
+
+MIN_BLOCKS = 10
+"""Fewer blocks than this and a block comparison (Sharpe, the paired interval) says
+little: the report says so, and ``auto_block_s`` picks blocks short enough."""
+
+_NICE_BLOCKS_S = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
+
+
+def auto_block_s(span_s: float, refresh_s: float) -> float:
+    """The default block length (s): the longest of 1 s … 1 h, and at least one
+    refresh, that gives ``MIN_BLOCKS`` whole blocks over ``span_s``; one refresh when
+    the replay is too short for that (then the report says the blocks are too few)."""
+    ok = [b for b in _NICE_BLOCKS_S if b >= refresh_s and span_s / b >= MIN_BLOCKS - 1e-9]
+    return max(ok) if ok else float(refresh_s)
+
+
+def quoting_note(not_quoting: dict[str, int], refreshes: int) -> str | None:
+    """One line on the refreshes that left no order resting, with the commonest
+    reason (``not_quoting``: reason -> refreshes); None when every refresh quoted."""
+    missed = sum(not_quoting.values())
+    if not missed or not refreshes:
+        return None
+    (top, n_top), *rest = sorted(not_quoting.items(), key=lambda kv: -kv[1])
+    more = f"; also {len(rest)} other reason(s), {missed - n_top} refreshes" if rest else ""
+    if missed >= refreshes:
+        return f"never quoted ({refreshes} refreshes): {top}{more}"
+    return f"no quote in {missed} of {refreshes} refreshes ({missed / refreshes:.0%}); most often ({n_top}): {top}{more}"
 
 
 def markouts(data: ReplayData, fills: dict[str, np.ndarray], horizons) -> dict[str, np.ndarray]:

@@ -210,3 +210,40 @@ def test_a_sweep_after_the_last_whole_refresh_is_not_replayed():
     assert r.t[-1] == pytest.approx(T0 + 59.0)
     assert not np.any(r.fills["ts"] == sweep_t)
     _assert_one_accounting(r, 10.0)
+
+
+# --------------------------------------------------------------------------- saying why (issue 20 item 9)
+
+def _negative_capture_bundle(asset="TEST", c=-0.13):
+    """A calibrated-looking bundle whose spread capture c < 0: no depth earns, so its
+    quoter never quotes."""
+    from mm_runtime.bundle import PriorBundle, with_checksum
+
+    doc = example_bundle(asset).model_dump(mode="json")
+    doc["params"]["spread_capture"] = {"family": "normal", "mu": c, "sigma": 0.02}
+    doc["checksum"] = ""
+    return with_checksum(PriorBundle.model_validate(doc))
+
+
+def test_a_quoter_that_never_quotes_says_why(market):
+    ab = run_ab(market, _negative_capture_bundle(), ("static", "bundle"), ReplayConfig())
+    s = ab["results"]["bundle"].summary
+    assert s["quoted_share"] == 0.0 and s["fills"] == 0
+    assert s["quoting_note"].startswith(f"never quoted ({s['refreshes']} refreshes): no positive Kelly edge at any "
+                                        "level: spread capture -0.13")
+    row = {r["config"]: r for r in ab["table"]}
+    assert row["bundle"]["not_quoting"] == s["quoting_note"]
+    assert row["static"]["quoted_share"] > 0.5  # static sets c = 1: it quotes, and its note (if any) is not "never"
+    assert not (row["static"]["not_quoting"] or "").startswith("never")
+
+
+def test_default_blocks_are_at_least_ten_and_fewer_are_flagged(market):
+    from mm_runtime.paper.compare import MIN_BLOCKS, replay_verdict
+
+    ab = run_ab(market, example_bundle("TEST"), ("static", "learned"), ReplayConfig())
+    p = ab["paired"]["learned"]
+    assert p["blocks"] >= MIN_BLOCKS and p["note"] is None
+    assert ab["results"]["static"].config["replay"]["block_s"] == p["block_s"] == 20.0  # 239 s: 20 s blocks
+    few = run_ab(market, example_bundle("TEST"), ("static", "learned"), ReplayConfig(block_s=60.0))["paired"]["learned"]
+    assert few["blocks"] == 4 and few["note"].startswith("only 4 blocks of 60 s: too few for the comparison to mean")
+    assert "too few" in replay_verdict(few)[1]

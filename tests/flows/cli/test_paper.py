@@ -81,3 +81,36 @@ def test_bundle_for_another_asset_is_refused(market, tmp_path):
     other = dump_bundle(example_bundle("ETH"), tmp_path / "ETH.json")
     r = _run("paper", str(market), "--source", "synthetic", "--priors", str(other))
     assert r.exit_code == 2 and "ETH" in r.stderr
+
+
+def test_a_quoter_that_never_quotes_says_why_in_the_table_and_the_report(market, tmp_path):
+    """A calibrated bundle with spread capture c = -0.13: its configuration never
+    quotes, and the console table and the report say so, with the reason."""
+    from mm_runtime.bundle import PriorBundle, with_checksum
+
+    doc = example_bundle("SYN").model_dump(mode="json")
+    doc["params"]["spread_capture"] = {"family": "normal", "mu": -0.13, "sigma": 0.02}
+    doc["checksum"] = ""
+    neg = dump_bundle(with_checksum(PriorBundle.model_validate(doc)), tmp_path / "SYN.json")
+    rep = tmp_path / "report"
+    r = _run("paper", str(market), "--source", "synthetic", "--priors", str(neg), "--configs", "static,bundle",
+             "--window", "0.8:1", "--out", str(rep))
+    assert r.exit_code == 0, r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith("bundle:"))
+    assert "never quoted" in line and "no positive Kelly edge at any level: spread capture -0.13" in line
+    row = next(ln for ln in r.stdout.splitlines() if ln.strip("│ ").startswith("bundle "))
+    assert "never" in row  # the table's "quoted" cell
+    page = (rep / "index.html").read_text()
+    assert "bundle never quoted" in page and "spread capture -0.13" in page
+
+
+def test_default_blocks_give_at_least_ten_and_fewer_are_called_too_few(market, priors, tmp_path):
+    base = ["paper", str(market), "--source", "synthetic", "--priors", str(priors), "--window", "0.8:1"]
+    r = _run(*base, "--out", str(tmp_path / "a"), "--json")
+    assert r.exit_code == 0, r.stderr
+    p = json.loads(r.stdout)["paired"]["learned"]
+    assert p["blocks"] >= 10 and p["note"] is None
+    r = _run(*base, "--block-s", "60", "--out", str(tmp_path / "b"))
+    assert r.exit_code == 0, r.stderr
+    assert "only 3 blocks of 60 s: too few for the comparison to mean anything" in r.stdout
+    assert "too few for the comparison to mean anything" in (tmp_path / "b" / "index.html").read_text()
