@@ -114,3 +114,51 @@ def test_default_blocks_give_at_least_ten_and_fewer_are_called_too_few(market, p
     assert r.exit_code == 0, r.stderr
     assert "only 3 blocks of 60 s: too few for the comparison to mean anything" in r.stdout
     assert "too few for the comparison to mean anything" in (tmp_path / "b" / "index.html").read_text()
+
+
+def test_report_tables_scroll_instead_of_clipping_with_headers_in_words(market, priors, tmp_path):
+    """Every table of the report sits in a box that scrolls sideways when wider than
+    the page (the page is 1100 px wide; a wide table is never clipped), its headers
+    are words that may wrap, and its numbers never wrap or get cut."""
+    import re
+
+    rep = tmp_path / "report"
+    r = _run("paper", str(market), "--source", "synthetic", "--priors", str(priors), "--window", "0.8:1",
+             "--out", str(rep), "--json")
+    assert r.exit_code == 0, r.stderr
+    page = (rep / "index.html").read_text()
+    css = page[page.index("<style>"):page.index("</style>")]
+    assert ".wide{max-width:100%;overflow-x:auto" in css and "td.num{white-space:nowrap}" in css
+    tables = re.findall(r"(.{0,16})<table>", page)
+    assert len(tables) >= 4 and all(t.endswith("<div class=wide>") for t in tables)
+    headers = re.findall(r"<th>(.*?)</th>", page)
+    assert "Sharpe per day" in headers and "max |inventory|" in headers
+    assert not [h for h in headers if "_" in h]
+    cells = re.findall(r"<td class=(\w+)>([^<]*)</td>", page)
+    assert cells and all(cls == "num" for cls, v in cells if re.fullmatch(r"[-+]?[\d,.]+(e[-+]?\d+)?", v))
+
+
+def test_report_time_axes_are_clock_time(market, priors):
+    """The equity, inventory, ladder and block figures show UTC clock times (HH:MM:SS
+    under 20 minutes), not fractions of an hour."""
+    import re
+
+    import matplotlib.pyplot as plt
+
+    from mm_runtime import load_bundle
+    from mm_runtime.paper.compare import run_ab
+    from mm_runtime.paper.replay import ReplayConfig
+    from models.data.loaders import load, replay_data
+    from models.paper_report import _fig_blocks, _fig_ladder, _fig_series
+
+    d = replay_data(load("synthetic", market))
+    d = d.window(d.end - 300.0, d.end + 1.0)
+    ab = run_ab(d, load_bundle(priors), ("static", "learned"), ReplayConfig())
+    figs = (_fig_series(ab["results"], "equity", "PnL", "Equity"), _fig_ladder(ab["results"]), _fig_blocks(ab))
+    for fig in figs:
+        ax = fig.axes[-1]
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        assert len(labels) >= 3 and all(re.fullmatch(r"\d\d:\d\d:\d\d", x) for x in labels), labels
+        assert "UTC" in ax.get_xlabel()
+        plt.close(fig)
