@@ -204,7 +204,8 @@ def render_deploy(doc: dict) -> None:
 
 def render_paper(doc: dict) -> None:
     rows = [[r["config"], r["pnl"], r["sharpe_per_day"], r["max_drawdown"], r["fills"], r["mean_markout_bps"],
-             r["inventory_sd"], r["inventory_max_abs"], r["fees"], "never" if r["quoted_share"] == 0 else r["quoted_share"]]
+             r["inventory_sd"], r["inventory_max_abs"], r["fees"],
+             "never" if r["quoted_share"] == 0 else r["quoted_share"]]
             for r in doc["table"]]
     _print_wide(_table(f"paper trading {doc['asset']} ({doc['source']}, window {doc.get('window') or 'all'})",
                        ["config", "PnL", "Sharpe/day", "max DD", "fills", "markout bps", "inv sd", "inv max|q|",

@@ -40,7 +40,8 @@ def quoting_note(not_quoting: dict[str, int], refreshes: int) -> str | None:
     more = f"; also {len(rest)} other reason(s), {missed - n_top} refreshes" if rest else ""
     if missed >= refreshes:
         return f"never quoted ({refreshes} refreshes): {top}{more}"
-    return f"no quote in {missed} of {refreshes} refreshes ({missed / refreshes:.0%}); most often ({n_top}): {top}{more}"
+    share = f"{missed / refreshes:.0%}"
+    return f"no quote in {missed} of {refreshes} refreshes ({share}); most often ({n_top}): {top}{more}"
 
 
 def markouts(data: ReplayData, fills: dict[str, np.ndarray], horizons) -> dict[str, np.ndarray]:
