@@ -111,15 +111,16 @@ def replay_ladder(bundle_path: str | Path, market, seconds: float = 120.0) -> di
 
 
 def paper_ab(bundle_path: str | Path, market, out_dir: str | Path) -> dict[str, Any]:
-    """Paper-trade the deployed bundle on ``market`` (static vs learned, 60 s blocks);
-    writes the report into ``out_dir`` and returns the ``mmcal paper`` document."""
+    """Paper-trade the deployed bundle on ``market`` (static vs learned; blocks: the
+    replay's default, at least 10); writes the report into ``out_dir`` and returns the
+    ``mmcal paper`` document."""
     from mm_runtime import load_bundle
     from mm_runtime.paper.compare import run_ab
     from mm_runtime.paper.replay import ReplayConfig
     from models.data.loaders import replay_data
     from models.paper_report import ab_document, write_report
 
-    ab = run_ab(replay_data(market), load_bundle(bundle_path), ("static", "learned"), ReplayConfig(block_s=60.0))
+    ab = run_ab(replay_data(market), load_bundle(bundle_path), ("static", "learned"), ReplayConfig())
     ab["window"], ab["priors"] = "held-out quarter", str(bundle_path)
     report = write_report(ab, out_dir)
     return {**ab_document(ab), "report": str(report)}

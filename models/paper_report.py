@@ -4,11 +4,14 @@
 and writes ``index.html`` (tables: the A/B table, the paired block comparison,
 markouts by depth bucket), ``equity.png``, ``inventory.png``, ``markouts.png``,
 ``ladder.png``, ``blocks.png`` and ``ab.json`` (every number of the page) into
-``out_dir``, atomically (a temporary folder renamed into place).
+``out_dir``, atomically (a temporary folder renamed into place).  Time axes are UTC
+clock time; tables scroll sideways in a box when wider than the page, their headers
+are words and their numbers never wrap.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import math
@@ -21,11 +24,13 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mm_runtime.bundle import replace_dir  # noqa: E402
 from mm_runtime.paper.replay import block_pnl  # noqa: E402
+from mm_runtime.paper.results import block_edges  # noqa: E402
 
 __all__ = ["ab_document", "write_report"]
 
@@ -40,8 +45,23 @@ def _thin(*arrays):
     return tuple(a[idx] for a in arrays)
 
 
-def _hours(res, t0):
-    return (res.t - t0) / 3600.0
+def _clock(t) -> np.ndarray:
+    """Epoch seconds as UTC clock times (datetime64, µs) for a time axis."""
+    return np.round(np.asarray(t, float) * 1e6).astype("int64").astype("datetime64[us]")
+
+
+def _time_axis(ax, t0: float, t1: float) -> None:
+    """Clock-time ticks (UTC; seconds shown when the span is under 20 minutes) and
+    the day in the axis label."""
+    utc = dt.timezone.utc
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=4, maxticks=9, tz=utc))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M" if t1 - t0 >= 1200 else "%H:%M:%S", tz=utc))
+    ax.set_xlabel(f"time (UTC, {dt.datetime.fromtimestamp(t0, utc):%Y-%m-%d})")
+
+
+def _span(results) -> tuple[float, float]:
+    ts = [r.t for r in results.values() if r.t.size]
+    return min(float(t[0]) for t in ts), max(float(t[-1]) for t in ts)
 
 
 def ab_document(ab: dict[str, Any]) -> dict[str, Any]:
@@ -56,23 +76,27 @@ def ab_document(ab: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _fig_series(results, t0, path, field: str, ylabel: str, title: str, label=lambda name, r: name):
-    """One line per configuration of ``ReplayResult.<field>`` over hours from ``t0``."""
-    fig, ax = plt.subplots(figsize=(9, 3.5))
-    for name, r in results.items():
-        x, y = _thin(_hours(r, t0), getattr(r, field))
-        ax.plot(x, y, label=label(name, r), lw=1.0)
-    ax.axhline(0, color="0.6", lw=0.6)
-    ax.set_xlabel("hours from start")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
+def _save(fig, path) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def _fig_markouts(results, path):
+def _fig_series(results, field: str, ylabel: str, title: str, label=lambda name, r: name):
+    """One line per configuration of ``ReplayResult.<field>`` over clock time."""
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    for name, r in results.items():
+        x, y = _thin(_clock(r.t), getattr(r, field))
+        ax.plot(x, y, label=label(name, r), lw=1.0)
+    ax.axhline(0, color="0.6", lw=0.6)
+    _time_axis(ax, *_span(results))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _fig_markouts(results):
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
     names = list(results)
     buckets = list(next(iter(results.values())).summary["markout_by_bucket"])
@@ -90,45 +114,49 @@ def _fig_markouts(results, path):
     a2.axhline(0, color="0.4", lw=0.6)
     a1.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def _fig_ladder(results, t0, path):
+def _fig_ladder(results):
     n = len(results)
     fig, axes = plt.subplots(n, 1, figsize=(9, 2.6 * n), sharex=True, squeeze=False)
     for ax, (name, r) in zip(axes[:, 0], results.items(), strict=True):
         mid = r.mid
         bps = lambda p: (p - mid) / mid * 1e4  # noqa: E731
-        x, mb, ma, ob, oa = _thin(_hours(r, t0), bps(r.mkt_bid), bps(r.mkt_ask), bps(r.our_bid), bps(r.our_ask))
+        x, mb, ma, ob, oa = _thin(_clock(r.t), bps(r.mkt_bid), bps(r.mkt_ask), bps(r.our_bid), bps(r.our_ask))
         ax.fill_between(x, mb, ma, color="0.85", label="market bid–ask", step="post")
         ax.plot(x, ob, lw=0.7, color="tab:blue", label="our best bid")
         ax.plot(x, oa, lw=0.7, color="tab:red", label="our best ask")
         ax.set_ylabel("bps from mid")
         ax.set_title(f"{name}: the ladder's touch over time", fontsize=10)
+        if (r.summary.get("quoting_note") or "").startswith("never"):
+            ax.text(0.5, 0.5, "never quoted (the reason: under the side-by-side table)", transform=ax.transAxes,
+                    ha="center", va="center", color="#8a1f11")
         ax.legend(loc="upper right", fontsize=7)
-    axes[-1, 0].set_xlabel("hours from start")
+    _time_axis(axes[-1, 0], *_span(results))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def _fig_blocks(ab, path):
+def _fig_blocks(ab):
+    """Each block's PnL difference at the block's start (clock time)."""
     base = ab["results"][ab["baseline"]]
     fig, ax = plt.subplots(figsize=(9, 3.2))
     for name, cmp in ab["paired"].items():
         d = block_pnl(ab["results"][name], cmp["block_s"]) - block_pnl(base, cmp["block_s"])
-        ax.plot(np.arange(d.size), d, marker="o", ms=3, lw=0.8, label=f"{name} − {ab['baseline']}")
+        ends = block_edges(base, cmp["block_s"])
+        starts = np.concatenate([[base.t[0]], ends[:-1]])[: d.size]
+        ax.plot(_clock(starts), d, marker="o", ms=3, lw=0.8, label=f"{name} − {ab['baseline']}")
         if cmp["ci_low"] is not None:
             ax.axhspan(cmp["ci_low"], cmp["ci_high"], alpha=0.15)
     ax.axhline(0, color="0.4", lw=0.6)
-    ax.set_xlabel("block")
+    _time_axis(ax, *_span(ab["results"]))
+    ax.set_xlabel(f"block start, {ax.get_xlabel()}")
     ax.set_ylabel("PnL difference per block")
     ax.set_title("Paired comparison (shaded: 95% interval of the mean difference)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def _cell(v) -> str:
@@ -141,16 +169,41 @@ def _cell(v) -> str:
     return html.escape(str(v))
 
 
+_LABELS = {
+    "config": "configuration", "pnl": "PnL", "sharpe_per_day": "Sharpe per day", "max_drawdown": "max drawdown",
+    "mean_markout_bps": "mean markout (bps)", "inventory_sd": "inventory sd",
+    "inventory_max_abs": "max |inventory|", "volume_notional": "volume (notional)", "quoted_share": "quoted share",
+    "not_quoting": "not quoting", "block_s": "block (s)", "mean_diff": "mean difference",
+    "sd_diff": "sd of differences", "ci_low": "interval low", "ci_high": "interval high", "wins": "blocks won",
+    "mean_depth_bps": "mean depth (bps)", "tier_pnl": "tier PnL",
+}
+
+
+def _label(col: str) -> str:
+    """A column's header in words (``sharpe_per_day`` -> "Sharpe per day")."""
+    return _LABELS.get(col, col.replace("_", " "))
+
+
 def _table(rows: list[dict], cols: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    """A table in a box that scrolls sideways when it is wider than the page (never
+    clipped); headers wrap between words, numbers never (``td.num``)."""
+    head = "".join(f"<th>{html.escape(_label(c))}</th>" for c in cols)
+
+    def td(v) -> str:
+        text = isinstance(v, str) and len(v) > 24
+        return f"<td class={'text' if text else 'num'}>{_cell(v)}</td>"
+
+    body = "".join("<tr>" + "".join(td(r.get(c)) for c in cols) + "</tr>" for r in rows)
+    return f"<div class=wide><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
-table{border-collapse:collapse;margin:0.6em 0 1.4em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%;margin:0.4em 0}
-.note{color:#555;font-size:0.92em}"""
+.wide{max-width:100%;overflow-x:auto;margin:0.6em 0 1.4em}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:top}
+th{background:#f3f3f3;white-space:normal;min-width:4em}td.num{white-space:nowrap}
+td.text{text-align:left;white-space:normal;min-width:14em;max-width:32em}
+td:first-child,th:first-child{text-align:left}img{max-width:100%;margin:0.4em 0}
+.note{color:#555;font-size:0.92em}.warn{color:#8a1f11;font-weight:600}"""
 
 
 def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
@@ -160,17 +213,16 @@ def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         results = ab["results"]
-        t0 = min(float(r.t[0]) for r in results.values() if r.t.size)
-        _fig_series(results, t0, tmp / "equity.png", "equity", "PnL (quote currency, marked to mid)", "Equity",
-                    label=lambda name, r: f"{name} ({r.summary['pnl']:+.2f})")
-        _fig_series(results, t0, tmp / "inventory.png", "position", "position (base units)", "Inventory")
-        _fig_markouts(results, tmp / "markouts.png")
-        _fig_ladder(results, t0, tmp / "ladder.png")
+        _save(_fig_series(results, "equity", "PnL (quote currency, marked to mid)", "Equity",
+                          label=lambda name, r: f"{name} ({r.summary['pnl']:+.2f})"), tmp / "equity.png")
+        _save(_fig_series(results, "position", "position (base units)", "Inventory"), tmp / "inventory.png")
+        _save(_fig_markouts(results), tmp / "markouts.png")
+        _save(_fig_ladder(results), tmp / "ladder.png")
         if ab["paired"]:
-            _fig_blocks(ab, tmp / "blocks.png")
+            _save(_fig_blocks(ab), tmp / "blocks.png")
         doc = ab_document(ab)
         (tmp / "ab.json").write_text(json.dumps(doc, indent=1, default=float))
-        paired_rows = [{"config": k, **v} for k, v in ab["paired"].items()]
+        paired_rows = [{"config": k, **{f: x for f, x in v.items() if f != "note"}} for k, v in ab["paired"].items()]
         bucket_rows = []
         for name, r in results.items():
             for b, v in r.summary["markout_by_bucket"].items():
@@ -185,10 +237,14 @@ def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
             f"position limit {rc['max_position_notional']} notional. Fills: trade-through (a print beyond "
             "our price); markout = side × (mid(t+h) − fill price) in bps, positive = profitable.</p>",
             "<h2>Side by side</h2>",
+            *[f"<p class=warn>{html.escape(r['config'])} {html.escape(r['not_quoting'])}</p>"
+              for r in doc["table"] if (r.get("not_quoting") or "").startswith("never")],
             _table(doc["table"], list(doc["table"][0])),
         ]
         if paired_rows:
+            notes = dict.fromkeys(v["note"] for v in ab["paired"].values() if v.get("note"))
             parts += [f"<h2>Paired comparison against {html.escape(ab['baseline'])}</h2>",
+                      *[f"<p class=warn>{html.escape(n)}</p>" for n in notes],
                       "<p class=note>PnL difference per time block; Student-t 95% interval of the mean.</p>",
                       _table(paired_rows, list(paired_rows[0])), '<img src="blocks.png" alt="blocks">']
         parts += ['<h2>Equity</h2><img src="equity.png" alt="equity">',

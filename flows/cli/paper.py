@@ -54,7 +54,8 @@ def paper(
     tick_size: Optional[float] = typer.Option(None, "--tick-size", help="Price grid the quotes are rounded to "
                                               "(default: the data's tick, inferred from its prices; 0 = none)."),
     max_position_notional: float = typer.Option(20_000.0, "--max-position-notional", help="Position limit, notional."),
-    block_s: float = typer.Option(600.0, "--block-s", help="Block length of the paired comparison, s."),
+    block_s: Optional[float] = typer.Option(None, "--block-s", help="Block length of the paired comparison, s "
+                                            "(default: the longest of 1 s .. 1 h giving at least 10 blocks)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder (default artifacts/paper/ASSET-...)."),
     market: Optional[str] = typer.Option(None, "--market", help="avellaneda-stoikov: the synthetic market instead."),
     gamma: Optional[list[float]] = typer.Option(None, "--gamma", help="AS risk aversion (repeat; default 0.1 0.01 1)."),

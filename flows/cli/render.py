@@ -204,16 +204,23 @@ def render_deploy(doc: dict) -> None:
 
 def render_paper(doc: dict) -> None:
     rows = [[r["config"], r["pnl"], r["sharpe_per_day"], r["max_drawdown"], r["fills"], r["mean_markout_bps"],
-             r["inventory_sd"], r["inventory_max_abs"], r["fees"], r["quoted_share"]] for r in doc["table"]]
+             r["inventory_sd"], r["inventory_max_abs"], r["fees"],
+             "never" if r["quoted_share"] == 0 else r["quoted_share"]]
+            for r in doc["table"]]
     _print_wide(_table(f"paper trading {doc['asset']} ({doc['source']}, window {doc.get('window') or 'all'})",
                        ["config", "PnL", "Sharpe/day", "max DD", "fills", "markout bps", "inv sd", "inv max|q|",
                         "fees", "quoted"], rows))
+    for r in doc["table"]:  # why a configuration did not quote, under the table
+        if r.get("not_quoting"):
+            out.print(f"  {r['config']}: {r['not_quoting']}", markup=False, highlight=False, soft_wrap=True)
     if doc["paired"]:
         prow = [[k, v["blocks"], v["mean_diff"], v["ci_low"], v["ci_high"], f"{v['wins']}/{v['blocks']}"]
                 for k, v in doc["paired"].items()]
-        out.print(_table(f"paired by {next(iter(doc['paired'].values()))['block_s']:.0f} s blocks vs "
+        out.print(_table(f"paired by {next(iter(doc['paired'].values()))['block_s']:g} s blocks vs "
                          f"{doc['baseline']} (PnL difference, 95% t interval)",
                          ["config", "blocks", "mean diff", "low", "high", "blocks won"], prow))
+        for note in dict.fromkeys(v.get("note") for v in doc["paired"].values() if v.get("note")):
+            out.print(f"  {note}", markup=False, highlight=False, soft_wrap=True)
     if doc.get("report"):
         out.print(f"report: {doc['report']}", markup=False, highlight=False, soft_wrap=True)
 

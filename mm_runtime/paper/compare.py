@@ -23,6 +23,8 @@ PnL_b(baseline), with mean d̄ and a Student-t 95 % interval d̄ ± t₀.₉₇�
 Blocks share the market path, so the pairing removes most of the market's own
 variance; the interval assumes block differences are roughly independent
 (inventory carried across a block edge makes neighbouring blocks weakly dependent).
+The default ``block_s`` gives at least ``MIN_BLOCKS`` (10) blocks; with fewer, the
+comparison carries a ``note`` saying they are too few to mean anything.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ from ..vocabulary import REGIMES, SIDES
 from ..config import QuoterConfig
 from ..conjugate import student_t_ppf
 from .replay import ReplayConfig, ReplayData, ReplayResult, block_pnl, replay
+from .results import MIN_BLOCKS
 
-__all__ = ["CONFIGS", "STATIC_KAPPA_PER_BP", "config_for", "run_ab", "run_configs", "paired", "replay_verdict", "ab_table"]
+__all__ = ["CONFIGS", "MIN_BLOCKS", "blocks_note", "STATIC_KAPPA_PER_BP", "config_for", "run_ab", "run_configs", "paired", "replay_verdict", "ab_table"]
 
 CONFIGS = ("static", "learned", "bundle")
 STATIC_KAPPA_PER_BP = 2000.0 * 1e-4
@@ -77,13 +80,23 @@ def config_for(name: str, bundle: PriorBundle, base: QuoterConfig | None = None)
     raise ValueError(f"unknown configuration {name!r}; choose from {', '.join(CONFIGS)}")
 
 
+def blocks_note(blocks: int, block_s: float) -> str | None:
+    """The warning of a block comparison with fewer than ``MIN_BLOCKS`` blocks."""
+    if blocks >= MIN_BLOCKS:
+        return None
+    return (f"only {blocks} blocks of {block_s:g} s: too few for the comparison to mean anything "
+            f"(at least {MIN_BLOCKS}); replay a longer window or use shorter blocks")
+
+
 def paired(a: ReplayResult, b: ReplayResult, block_s: float, level: float = 0.95) -> dict:
-    """Block-by-block PnL difference ``b − a`` with a Student-t interval."""
+    """Block-by-block PnL difference ``b − a`` with a Student-t interval; ``note``
+    says when the blocks are too few (:func:`blocks_note`)."""
     da, db = block_pnl(a, block_s), block_pnl(b, block_s)
     n = min(da.size, db.size)
     d = db[:n] - da[:n]
     out = {"blocks": int(n), "block_s": block_s, "mean_diff": None, "sd_diff": None,
-           "ci_low": None, "ci_high": None, "level": level, "wins": int(np.sum(d > 0))}
+           "ci_low": None, "ci_high": None, "level": level, "wins": int(np.sum(d > 0)),
+           "note": blocks_note(int(n), block_s)}
     if n >= 2:
         mean, sd = float(d.mean()), float(d.std(ddof=1))
         t = float(student_t_ppf(0.5 + level / 2, n - 1))
@@ -109,7 +122,8 @@ def run_configs(
         cb = (lambda frac, c=name: progress(c, frac)) if progress is not None else None
         results[name] = replay(data, b, qc, rc, name=name, progress=cb)
     names = list(setups)
-    comparisons = {c: paired(results[names[0]], results[c], rc.block_s) for c in names[1:]}
+    block_s = results[names[0]].config["replay"]["block_s"]  # resolved (ReplayConfig.block_s None: auto)
+    comparisons = {c: paired(results[names[0]], results[c], block_s) for c in names[1:]}
     return {"asset": data.asset, "source": data.source, "baseline": names[0],
             "results": results, "table": ab_table(results), "paired": comparisons}
 
@@ -138,6 +152,8 @@ def replay_verdict(paired_doc: dict | None) -> tuple[bool, str]:
         return False, "replay: too few blocks for an interval"
     lo, hi, m = paired_doc["ci_low"], paired_doc["ci_high"], paired_doc["mean_diff"]
     text = f"mean block PnL difference {m:+.4g} (95% [{lo:+.4g}, {hi:+.4g}], {paired_doc['blocks']} blocks)"
+    if paired_doc.get("note"):
+        text += f"; {paired_doc['note']}"
     if hi < 0:
         return True, f"challenger worse in replay: {text}"
     return False, f"replay: {text}"
@@ -154,5 +170,6 @@ def ab_table(results: dict[str, ReplayResult]) -> list[dict]:
             "max_drawdown": s["max_drawdown"], "fills": s["fills"], "mean_markout_bps": mk,
             "inventory_sd": s["inventory_sd"], "inventory_max_abs": s["inventory_max_abs"],
             "fees": s["fees"], "volume_notional": s["volume_notional"], "quoted_share": s["quoted_share"],
+            "not_quoting": s.get("quoting_note"),
         })
     return rows

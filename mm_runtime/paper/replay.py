@@ -26,7 +26,7 @@ from ..config import QuoterConfig
 from ..quoter import REASONS, Quoter, summarize
 from .accounting import apply_fills, mark_to_market
 from .book import PRICE_RTOL, Book, infer_tick
-from .results import block_pnl, markouts, summarize_replay
+from .results import auto_block_s, block_pnl, markouts, quoting_note, summarize_replay
 
 __all__ = ["ReplayConfig", "ReplayData", "ReplayResult", "block_pnl", "infer_tick", "replay", "summarize_replay"]
 
@@ -181,8 +181,10 @@ class ReplayConfig(BaseModel):
     """Sets the quoter's ``max_position`` to this notional at the first mid (so one
     setting means the same risk on AAPL and on BTC); None keeps the QuoterConfig's."""
     markout_horizons_s: tuple[float, ...] = (1.0, 5.0, 30.0)
-    block_s: Pos = 600.0
-    """Time blocks of the paired comparison (:mod:`.compare`)."""
+    block_s: Pos | None = None
+    """Time blocks of the Sharpe ratio and of the paired comparison (:mod:`.compare`).
+    None: the longest of 1 s … 1 h that gives at least 10 blocks over the replay
+    (:func:`~mm_runtime.paper.results.auto_block_s`)."""
     learn_from_trades: bool = True
     """Pass every public trade to the quoter (its online κ, A, Hawkes updates)."""
     progress_every_s: Annotated[float, Field(ge=0)] = 0.0
@@ -198,11 +200,16 @@ class ReplayConfig(BaseModel):
 
 
 class ReplayResult(NamedTuple):
+    """One configuration's replay.  The curves are sampled at every refresh time and,
+    as their last point, at the end of the replay (one refresh after the last ladder;
+    orders cancelled, so ``our_bid``/``our_ask`` are NaN there).  Every figure of the
+    summary comes from these curves: PnL = ``equity[-1]`` = the sum of the block PnLs."""
+
     name: str
     asset: str
     source: str
     config: dict
-    # equity curve, sampled at every refresh tick
+    # equity curve, sampled at every refresh time and at the end
     t: np.ndarray
     mid: np.ndarray
     equity: np.ndarray  # cash + position·mid − capital (PnL)
@@ -265,11 +272,15 @@ def replay(
     book = Book(data) if mode == "book" else None
 
     t0 = float(data.quote_ts[0])  # the first moment a quote is possible
-    t_end = float(data.trade_ts[-1])
-    ticks = np.arange(t0, t_end, cfg.refresh_s)
-    n_ticks = len(ticks)
+    # whole refresh intervals only: the last ladder rests until the refresh after it,
+    # t_end, which is the end of the replay (every order cancelled, the last mark)
+    n_ticks = int(math.floor((data.end - t0) / cfg.refresh_s + 1e-9))
     if n_ticks == 0:
         raise ValueError(f"{where}: the data spans less than one refresh interval ({cfg.refresh_s} s)")
+    ticks = t0 + cfg.refresh_s * np.arange(n_ticks + 1)  # the refresh times, then t_end
+    t_end = float(ticks[-1])
+    if cfg.block_s is None:
+        cfg = cfg.model_copy(update={"block_s": auto_block_s(t_end - t0, cfg.refresh_s)})
 
     cash, pos = cfg.capital, 0.0
     K = qc.n_levels
@@ -282,7 +293,7 @@ def replay(
     rest_qi = np.zeros((2, 2 * K), dtype=np.int64)  # snapshots already applied to rest_q
     pending: collections.deque = collections.deque()  # (activation time, price, size, depth), in time order
     fills = {k: [] for k in _FILL_FIELDS}
-    out = {k: np.full(n_ticks, np.nan) for k in ("mid", "equity", "position", "our_bid", "our_ask", "mkt_bid", "mkt_ask")}
+    out = {k: np.full(n_ticks + 1, np.nan) for k in ("mid", "equity", "position", "our_bid", "our_ask", "mkt_bid", "mkt_ask")}
     last_ts = t0
     why_not = {}  # refresh ticks without a resting order, by reason
     queue_stats = {"kept": 0, "joined": 0, "unknown": 0}
@@ -349,7 +360,7 @@ def replay(
     n_trades = len(data.trade_ts)
     last_progress = time.monotonic()
     for i in range(n_ticks + 1):
-        t_next = ticks[i] if i < n_ticks else math.inf  # trades up to and including the last
+        t_next = ticks[i]  # at i == n_ticks: the end of the replay
         while j < n_trades and data.trade_ts[j] < t_next:
             tt = float(data.trade_ts[j])
             while pending and pending[0][0] <= tt:
@@ -433,7 +444,7 @@ def replay(
         if bool(qt.valid):
             new_px, new_sz, new_depth = np.array(qt.price), np.array(qt.size), np.array(qt.depth_bps)
             if not np.any(new_sz > 0):
-                key = "no level with a positive Kelly edge or notional above the minimum"
+                key = _why_empty(qt, quoter, qc)
                 why_not[key] = why_not.get(key, 0) + 1
         else:  # no quotes: cancel everything (after the latency)
             new_px, new_sz, new_depth = np.zeros((2, K)), np.zeros((2, K)), np.zeros((2, K))
@@ -453,8 +464,12 @@ def replay(
             last_progress = time.monotonic()
             progress((t - t0) / max(t_end - t0, 1e-9))
 
-    # final mark at the last mid of the data
-    _, _, last_mid, _ = market_at(data.end, strict=False)
+    # the end of the replay: orders cancelled, the last point of the equity curve (no
+    # ladder: our_bid/our_ask stay NaN there)
+    b, a, mid, _ = market_at(t_end, strict=False)
+    out["mid"][n_ticks], out["mkt_bid"][n_ticks], out["mkt_ask"][n_ticks] = mid, b, a
+    out["equity"][n_ticks] = mark_to_market(cash, pos, mid) - cfg.capital
+    out["position"][n_ticks] = pos
     fills_np = {k: np.asarray(v, dtype=float) for k, v in fills.items()}
     fills_np.update(markouts(data, fills_np, cfg.markout_horizons_s))
     keep = ~np.isnan(out["mid"])
@@ -468,15 +483,38 @@ def replay(
         fills=fills_np,
         summary={}, seconds=0.0,
     )
-    final_pnl = float(mark_to_market(cash, pos, last_mid) - cfg.capital)
-    summary = summarize_replay(res, final_pnl=final_pnl, final_position=pos, last_mid=last_mid)
+    summary = summarize_replay(res)
     summary["learning"] = _learning(quoter)
-    summary["not_quoting"] = why_not
+    summary["not_quoting"] = dict(sorted(why_not.items(), key=lambda kv: -kv[1]))
+    summary["quoting_note"] = quoting_note(summary["not_quoting"], summary["refreshes"])
     summary["fill_model"] = {"queue_model": mode, "tick_size": float(qc.tick_size),
                              "fills_at_price": int(np.sum(fills_np["at_price"] > 0)),
                              "fills_through": int(np.sum(fills_np["at_price"] == 0)),
                              **({"book_levels": queue_stats} if book is not None else {})}
     return res._replace(summary=summary, seconds=time.perf_counter() - t_wall)
+
+
+def _why_empty(qt, quoter: Quoter, qc: QuoterConfig) -> str:
+    """Why a valid ladder holds no order, in words (the reasons are few and stable so
+    that the replay can count refreshes by reason): no level with a positive Kelly
+    edge (with the spread capture c, the adverse move and the fee that make it so), a
+    margin or position limit on every side that has one, else sizes rounded away."""
+    edge = np.asarray(qt.edge_bps)
+    if not np.any(edge > 0):
+        c = float(quoter.state.cfg.spread_capture)
+        adverse = float(quoter.state.prior.adverse_move_bps)
+        if c <= 0:
+            return (f"no positive Kelly edge at any level: spread capture {c:+.2f} (an uninformed fill "
+                    f"earns c x depth - fee <= 0 at every depth; fee {qc.fee_bps:g} bps)")
+        return (f"no positive Kelly edge at any level: spread capture {c:.2f}, adverse move {adverse:.3g} bps, "
+                f"fee {qc.fee_bps:g} bps (the informed share alpha is too high at every quoted depth)")
+    binding = np.asarray(qt.binding)[np.any(edge > 0, axis=1)]
+    if np.any(binding == 1):
+        return "margin limit: no free margin for the levels with a positive edge"
+    if np.any(binding == 2) or bool(qt.reduce_only):
+        return "position limit: no room on the side with a positive edge"
+    return (f"every level with a positive edge sized below the minimum notional ({qc.min_notional:g}) "
+            "or the size increment")
 
 
 def _learning(quoter: Quoter) -> dict:

@@ -13,7 +13,35 @@ from ..vocabulary import DEPTH_BUCKETS_BPS
 if TYPE_CHECKING:
     from .replay import ReplayData, ReplayResult
 
-__all__ = ["block_pnl", "markouts", "summarize_replay"]
+__all__ = ["MIN_BLOCKS", "auto_block_s", "block_edges", "block_pnl", "markouts", "quoting_note", "summarize_replay"]
+
+MIN_BLOCKS = 10
+"""Fewer blocks than this and a block comparison (Sharpe, the paired interval) says
+little: the report says so, and ``auto_block_s`` picks blocks short enough."""
+
+_NICE_BLOCKS_S = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
+
+
+def auto_block_s(span_s: float, refresh_s: float) -> float:
+    """The default block length (s): the longest of 1 s … 1 h, and at least one
+    refresh, that gives ``MIN_BLOCKS`` whole blocks over ``span_s``; one refresh when
+    the replay is too short for that (then the report says the blocks are too few)."""
+    ok = [b for b in _NICE_BLOCKS_S if b >= refresh_s and span_s / b >= MIN_BLOCKS - 1e-9]
+    return max(ok) if ok else float(refresh_s)
+
+
+def quoting_note(not_quoting: dict[str, int], refreshes: int) -> str | None:
+    """One line on the refreshes that left no order resting, with the commonest
+    reason (``not_quoting``: reason -> refreshes); None when every refresh quoted."""
+    missed = sum(not_quoting.values())
+    if not missed or not refreshes:
+        return None
+    (top, n_top), *rest = sorted(not_quoting.items(), key=lambda kv: -kv[1])
+    more = f"; also {len(rest)} other reason(s), {missed - n_top} refreshes" if rest else ""
+    if missed >= refreshes:
+        return f"never quoted ({refreshes} refreshes): {top}{more}"
+    share = f"{missed / refreshes:.0%}"
+    return f"no quote in {missed} of {refreshes} refreshes ({share}); most often ({n_top}): {top}{more}"
 
 
 def markouts(data: ReplayData, fills: dict[str, np.ndarray], horizons) -> dict[str, np.ndarray]:
@@ -35,8 +63,10 @@ def _max_drawdown(equity: np.ndarray) -> float:
     return float(np.max(peak - equity))
 
 
-def summarize_replay(res: ReplayResult, *, final_pnl: float, final_position: float, last_mid: float) -> dict:
-    """PnL, Sharpe, drawdown, fills, markouts by depth bucket, inventory statistics.
+def summarize_replay(res: ReplayResult) -> dict:
+    """PnL, Sharpe, drawdown, fills, markouts by depth bucket, inventory statistics,
+    all from the one set of curves: PnL, final position and last mid are the last
+    point of the equity curve (the end of the replay), and the blocks sum to the PnL.
 
     Sharpe: mean / sd of the PnL change per ``block_s`` block, times √(blocks per
     day of 86,400 s) — a per-day Sharpe of the replayed window (not annualised: one
@@ -65,8 +95,10 @@ def summarize_replay(res: ReplayResult, *, final_pnl: float, final_position: flo
     notional = float(np.sum(f["price"] * f["size"])) if n else 0.0
     dur = float(res.t[-1] - res.t[0]) if res.t.size > 1 else 0.0
     pos = res.position
+    refreshes = max(res.t.size - 1, 0)  # the last point is the end, not a refresh
+    quoted = np.isfinite(res.our_bid[:refreshes]) | np.isfinite(res.our_ask[:refreshes])
     return {
-        "pnl": final_pnl,
+        "pnl": float(res.equity[-1]) if res.t.size else 0.0,
         "sharpe_per_day": sharpe,
         "max_drawdown": _max_drawdown(res.equity),
         "fills": n,
@@ -80,20 +112,29 @@ def summarize_replay(res: ReplayResult, *, final_pnl: float, final_position: flo
         "inventory_sd": float(pos.std()) if pos.size else 0.0,
         "inventory_max_abs": float(np.max(np.abs(pos))) if pos.size else 0.0,
         "inventory_mean_abs_notional": float(np.mean(np.abs(pos) * res.mid)) if pos.size else 0.0,
-        "final_position": float(final_position),
-        "last_mid": float(last_mid),
-        "quoted_share": float(np.mean(np.isfinite(res.our_bid) | np.isfinite(res.our_ask))) if res.t.size else 0.0,
+        "final_position": float(pos[-1]) if pos.size else 0.0,
+        "last_mid": float(res.mid[-1]) if res.t.size else 0.0,
+        "quoted_share": float(quoted.mean()) if refreshes else 0.0,
         "duration_s": dur,
-        "refreshes": int(res.t.size),
+        "refreshes": int(refreshes),
     }
 
 
-def block_pnl(res: ReplayResult, block_s: float) -> np.ndarray:
-    """PnL made in each ``block_s`` block (equity difference at block edges)."""
+def block_edges(res: ReplayResult, block_s: float) -> np.ndarray:
+    """The blocks' ends: every ``block_s`` from the first point, the last (possibly
+    shorter) block ending at the end of the replay."""
     if res.t.size < 2:
         return np.zeros(0)
-    edges = np.arange(res.t[0], res.t[-1] + block_s, block_s)
-    idx = np.searchsorted(res.t, edges, side="right") - 1
-    idx = np.clip(idx, 0, res.t.size - 1)
-    eq = np.concatenate([[0.0], res.equity[idx[1:]]])
-    return np.diff(eq)
+    span = float(res.t[-1] - res.t[0])
+    n = max(1, math.ceil(span / block_s - 1e-9))
+    return np.append(res.t[0] + block_s * np.arange(1, n), res.t[-1])
+
+
+def block_pnl(res: ReplayResult, block_s: float) -> np.ndarray:
+    """PnL made in each ``block_s`` block: the equity curve's change over the block
+    (from 0 at the start), so the blocks sum to the headline PnL, ``equity[-1]``."""
+    edges = block_edges(res, block_s)
+    if edges.size == 0:
+        return np.zeros(0)
+    idx = np.clip(np.searchsorted(res.t, edges, side="right") - 1, 0, res.t.size - 1)
+    return np.diff(np.concatenate([[0.0], res.equity[idx]]))

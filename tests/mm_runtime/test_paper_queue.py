@@ -13,10 +13,10 @@ from mm_runtime.paper.replay import ReplayConfig, ReplayData, infer_tick, replay
 
 T0 = 1_700_000_000.0
 TICK = 0.01
-# one ladder for the whole sequence (refresh longer than the data), nothing learned:
-# the ladder does not depend on the prints, so every run quotes the same prices
+# one ladder for the whole sequence (one refresh interval = the 29 s of quotes), nothing
+# learned: the ladder does not depend on the prints, so every run quotes the same prices
 QC = QuoterConfig(tick_size=TICK, learn=False)
-ONE_LADDER = dict(refresh_s=100.0, latency_s=0.0, learn_from_trades=False)
+ONE_LADDER = dict(refresh_s=29.0, latency_s=0.0, learn_from_trades=False)
 
 
 def _quotes():
@@ -287,3 +287,20 @@ def test_d_lobster_book_model_fills_at_most_the_optimistic_at_price_rule(aapl):
     # price change the inventory skew and so which later prints trade through us)
     for r in runs.values():
         assert math.isfinite(r.summary["pnl"])
+
+
+def test_d_one_accounting_on_real_data(aapl):
+    """AAPL, 10 minutes, book model: headline PnL = last point of the equity curve =
+    sum of the 60 s block PnLs, and no fill at or after the end of the replay."""
+    from mm_runtime.paper.replay import block_pnl
+
+    bundle, qc = config_for("learned", example_bundle("AAPL"))
+    r = replay(aapl, bundle, qc, ReplayConfig(fee_bps=-0.4, tick_size=0.01, block_s=60.0))
+    assert r.fills["ts"].size > 0
+    assert r.summary["pnl"] == r.equity[-1]
+    assert float(np.sum(block_pnl(r, 60.0))) == pytest.approx(r.summary["pnl"], rel=1e-12, abs=1e-12)
+    assert r.summary["final_position"] == r.position[-1]
+    assert r.fills["ts"].max() < r.t[-1] and r.t[-1] <= aapl.end
+    f = r.fills
+    edge = np.sum(f["side"] * f["size"] * (r.mid[-1] - f["price"]))
+    assert r.summary["pnl"] == pytest.approx(edge - np.sum(f["fee"]), rel=1e-9, abs=1e-9)

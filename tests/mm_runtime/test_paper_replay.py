@@ -161,3 +161,89 @@ def test_ladders_in_flight_rest_in_turn_when_latency_exceeds_the_refresh(market)
     r = replay(market, example_bundle("TEST"), QuoterConfig(), ReplayConfig(latency_s=2.5))
     assert r.fills["ts"].size > 0
     assert r.fills["ts"].min() >= market.quote_ts[0] + 2.5
+
+
+# --------------------------------------------------------------------------- one accounting (issue 20 item 1)
+
+def _assert_one_accounting(r, block_s):
+    """Headline PnL = the equity curve's last point = the sum of the block PnLs; the
+    position and mark of the summary are the curve's last ones; nothing fills at or
+    after the end of the replay, which is one refresh after the last ladder."""
+    from mm_runtime.paper.replay import block_pnl
+
+    s = r.summary
+    assert s["pnl"] == r.equity[-1]
+    assert float(np.sum(block_pnl(r, block_s))) == pytest.approx(s["pnl"], rel=1e-12, abs=1e-12)
+    assert s["final_position"] == r.position[-1] and s["last_mid"] == r.mid[-1]
+    assert s["inventory_max_abs"] >= abs(s["final_position"])
+    refresh = r.config["replay"]["refresh_s"]
+    assert r.t[-1] - r.t[-2] == pytest.approx(refresh)
+    assert r.fills["ts"].size == 0 or r.fills["ts"].max() < r.t[-1]
+    # the accounting identity over the fills, marked where the curve ends
+    f = r.fills
+    edge = np.sum(f["side"] * f["size"] * (r.mid[-1] - f["price"]))
+    assert s["pnl"] == pytest.approx(edge - np.sum(f["fee"]), rel=1e-9, abs=1e-9)
+
+
+def test_headline_pnl_is_the_equity_curves_last_point_and_the_sum_of_the_blocks(run, market):
+    _assert_one_accounting(run, 60.0)
+    ab = run_ab(market, example_bundle("TEST"), ("static", "learned"), ReplayConfig(block_s=60.0))
+    s, l = ab["results"]["static"], ab["results"]["learned"]
+    for r in (s, l):
+        _assert_one_accounting(r, 60.0)
+    # the table and the block comparison tell one story: mean difference × blocks = PnL difference
+    p = ab["paired"]["learned"]
+    assert p["mean_diff"] * p["blocks"] == pytest.approx(l.summary["pnl"] - s.summary["pnl"], rel=1e-9, abs=1e-12)
+
+
+def test_a_sweep_after_the_last_whole_refresh_is_not_replayed():
+    """The data end 0.9 s after a refresh time: that refresh is the end of the replay
+    (every order cancelled there), so a sweep through the whole ladder 0.5 s later
+    neither fills nor moves the headline PnL away from the equity curve."""
+    m = _market(seconds=60.0, seed=4)
+    mid = 0.5 * (m.bid[-1] + m.ask[-1])
+    sweep_t = T0 + 59.5
+    keep = m.trade_ts < T0 + 58.0
+    m = m._replace(trade_ts=np.append(m.trade_ts[keep], sweep_t), trade_price=np.append(m.trade_price[keep], mid * 1.01),
+                   trade_size=np.append(m.trade_size[keep], 1e6), trade_side=np.append(m.trade_side[keep], 1.0))
+    r = replay(m, example_bundle("TEST"), QuoterConfig(), ReplayConfig(block_s=10.0, latency_s=0.0))
+    assert r.t[-1] == pytest.approx(T0 + 59.0)
+    assert not np.any(r.fills["ts"] == sweep_t)
+    _assert_one_accounting(r, 10.0)
+
+
+# --------------------------------------------------------------------------- saying why (issue 20 item 9)
+
+def _negative_capture_bundle(asset="TEST", c=-0.13):
+    """A calibrated-looking bundle whose spread capture c < 0: no depth earns, so its
+    quoter never quotes."""
+    from mm_runtime.bundle import PriorBundle, with_checksum
+
+    doc = example_bundle(asset).model_dump(mode="json")
+    doc["params"]["spread_capture"] = {"family": "normal", "mu": c, "sigma": 0.02}
+    doc["checksum"] = ""
+    return with_checksum(PriorBundle.model_validate(doc))
+
+
+def test_a_quoter_that_never_quotes_says_why(market):
+    ab = run_ab(market, _negative_capture_bundle(), ("static", "bundle"), ReplayConfig())
+    s = ab["results"]["bundle"].summary
+    assert s["quoted_share"] == 0.0 and s["fills"] == 0
+    assert s["quoting_note"].startswith(f"never quoted ({s['refreshes']} refreshes): no positive Kelly edge at any "
+                                        "level: spread capture -0.13")
+    row = {r["config"]: r for r in ab["table"]}
+    assert row["bundle"]["not_quoting"] == s["quoting_note"]
+    assert row["static"]["quoted_share"] > 0.5  # static sets c = 1: it quotes, and its note (if any) is not "never"
+    assert not (row["static"]["not_quoting"] or "").startswith("never")
+
+
+def test_default_blocks_are_at_least_ten_and_fewer_are_flagged(market):
+    from mm_runtime.paper.compare import MIN_BLOCKS, replay_verdict
+
+    ab = run_ab(market, example_bundle("TEST"), ("static", "learned"), ReplayConfig())
+    p = ab["paired"]["learned"]
+    assert p["blocks"] >= MIN_BLOCKS and p["note"] is None
+    assert ab["results"]["static"].config["replay"]["block_s"] == p["block_s"] == 20.0  # 239 s: 20 s blocks
+    few = run_ab(market, example_bundle("TEST"), ("static", "learned"), ReplayConfig(block_s=60.0))["paired"]["learned"]
+    assert few["blocks"] == 4 and few["note"].startswith("only 4 blocks of 60 s: too few for the comparison to mean")
+    assert "too few" in replay_verdict(few)[1]

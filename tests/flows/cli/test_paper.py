@@ -81,3 +81,84 @@ def test_bundle_for_another_asset_is_refused(market, tmp_path):
     other = dump_bundle(example_bundle("ETH"), tmp_path / "ETH.json")
     r = _run("paper", str(market), "--source", "synthetic", "--priors", str(other))
     assert r.exit_code == 2 and "ETH" in r.stderr
+
+
+def test_a_quoter_that_never_quotes_says_why_in_the_table_and_the_report(market, tmp_path):
+    """A calibrated bundle with spread capture c = -0.13: its configuration never
+    quotes, and the console table and the report say so, with the reason."""
+    from mm_runtime.bundle import PriorBundle, with_checksum
+
+    doc = example_bundle("SYN").model_dump(mode="json")
+    doc["params"]["spread_capture"] = {"family": "normal", "mu": -0.13, "sigma": 0.02}
+    doc["checksum"] = ""
+    neg = dump_bundle(with_checksum(PriorBundle.model_validate(doc)), tmp_path / "SYN.json")
+    rep = tmp_path / "report"
+    r = _run("paper", str(market), "--source", "synthetic", "--priors", str(neg), "--configs", "static,bundle",
+             "--window", "0.8:1", "--out", str(rep))
+    assert r.exit_code == 0, r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith("bundle:"))
+    assert "never quoted" in line and "no positive Kelly edge at any level: spread capture -0.13" in line
+    row = next(ln for ln in r.stdout.splitlines() if ln.strip("│ ").startswith("bundle "))
+    assert "never" in row  # the table's "quoted" cell
+    page = (rep / "index.html").read_text()
+    assert "bundle never quoted" in page and "spread capture -0.13" in page
+
+
+def test_default_blocks_give_at_least_ten_and_fewer_are_called_too_few(market, priors, tmp_path):
+    base = ["paper", str(market), "--source", "synthetic", "--priors", str(priors), "--window", "0.8:1"]
+    r = _run(*base, "--out", str(tmp_path / "a"), "--json")
+    assert r.exit_code == 0, r.stderr
+    p = json.loads(r.stdout)["paired"]["learned"]
+    assert p["blocks"] >= 10 and p["note"] is None
+    r = _run(*base, "--block-s", "60", "--out", str(tmp_path / "b"))
+    assert r.exit_code == 0, r.stderr
+    assert "only 3 blocks of 60 s: too few for the comparison to mean anything" in r.stdout
+    assert "too few for the comparison to mean anything" in (tmp_path / "b" / "index.html").read_text()
+
+
+def test_report_tables_scroll_instead_of_clipping_with_headers_in_words(market, priors, tmp_path):
+    """Every table of the report sits in a box that scrolls sideways when wider than
+    the page (the page is 1100 px wide; a wide table is never clipped), its headers
+    are words that may wrap, and its numbers never wrap or get cut."""
+    import re
+
+    rep = tmp_path / "report"
+    r = _run("paper", str(market), "--source", "synthetic", "--priors", str(priors), "--window", "0.8:1",
+             "--out", str(rep), "--json")
+    assert r.exit_code == 0, r.stderr
+    page = (rep / "index.html").read_text()
+    css = page[page.index("<style>"):page.index("</style>")]
+    assert ".wide{max-width:100%;overflow-x:auto" in css and "td.num{white-space:nowrap}" in css
+    tables = re.findall(r"(.{0,16})<table>", page)
+    assert len(tables) >= 4 and all(t.endswith("<div class=wide>") for t in tables)
+    headers = re.findall(r"<th>(.*?)</th>", page)
+    assert "Sharpe per day" in headers and "max |inventory|" in headers
+    assert not [h for h in headers if "_" in h]
+    cells = re.findall(r"<td class=(\w+)>([^<]*)</td>", page)
+    assert cells and all(cls == "num" for cls, v in cells if re.fullmatch(r"[-+]?[\d,.]+(e[-+]?\d+)?", v))
+
+
+def test_report_time_axes_are_clock_time(market, priors):
+    """The equity, inventory, ladder and block figures show UTC clock times (HH:MM:SS
+    under 20 minutes), not fractions of an hour."""
+    import re
+
+    import matplotlib.pyplot as plt
+
+    from mm_runtime import load_bundle
+    from mm_runtime.paper.compare import run_ab
+    from mm_runtime.paper.replay import ReplayConfig
+    from models.data.loaders import load, replay_data
+    from models.paper_report import _fig_blocks, _fig_ladder, _fig_series
+
+    d = replay_data(load("synthetic", market))
+    d = d.window(d.end - 300.0, d.end + 1.0)
+    ab = run_ab(d, load_bundle(priors), ("static", "learned"), ReplayConfig())
+    figs = (_fig_series(ab["results"], "equity", "PnL", "Equity"), _fig_ladder(ab["results"]), _fig_blocks(ab))
+    for fig in figs:
+        ax = fig.axes[-1]
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        assert len(labels) >= 3 and all(re.fullmatch(r"\d\d:\d\d:\d\d", x) for x in labels), labels
+        assert "UTC" in ax.get_xlabel()
+        plt.close(fig)
