@@ -6,10 +6,13 @@ trim_to_quotes=True)``):
 
 (a) a recorder directory with ``trades_COIN.csv[.gz]``, ``prices_COIN.csv[.gz]``,
     ``orderbooks_COIN.csv[.gz]`` (``asset`` = COIN, required when several coins are
-    there), or one of those files (the coin comes from its name);
+    there), or one of those files (the coin comes from its name; a ``coin`` column,
+    where a table has one, must agree, else DataError);
 (b) a parquet chunk directory with ``trades/``, ``prices/``, ``orderbooks/`` folders
-    of chunk files (read in name order = time order); the coin is ``asset`` or the
-    directory name's ``_COIN`` suffix (``recorder_2025-12-10_ETH``);
+    of chunk files (read in name order = time order); the chunks carry no coin, so
+    the coin is the directory name's ``_COIN`` suffix (``recorder_2025-12-10_ETH``),
+    or ``asset`` where the name has none; an ``asset`` other than the name's is a
+    DataError (the data are never relabelled);
 (c) a raw websocket capture (gzip/text lines ``<local_ns> <JSON>``, channels
     ``trades`` and ``l2Book``; other channels ignored), or a directory of them.
 
@@ -93,7 +96,7 @@ class _Part:
         self.path, self.df = path, df
 
 
-def _read_table(path: Path, required: tuple[str, ...]) -> _Part:
+def _read_table(path: Path, required: tuple[str, ...], coin: str) -> _Part:
     if path.suffix == ".parquet":
         try:
             df = pd.read_parquet(path)
@@ -105,7 +108,9 @@ def _read_table(path: Path, required: tuple[str, ...]) -> _Part:
     if missing:
         raise DataError(path, f"column(s) {', '.join(map(repr, missing))}",
                         f"missing; found columns {list(df.columns)[:12]}")
-    return _Part(path, df)
+    part = _Part(path, df)
+    _check_coin_column(part, coin)
+    return part
 
 
 def _rows_label(part_path: Path, multi: bool):
@@ -327,19 +332,29 @@ def _books_long(ts, px, sz, src, path) -> tuple[pd.DataFrame, int]:
 
 # --------------------------------------------------------------------------- recorder
 
+def _coin_of_dir_name(name: str) -> str | None:
+    """The coin a chunk directory's name ends with (``recorder_2025-12-10_ETH`` -> ETH), else None."""
+    m = re.search(r"_([A-Za-z][A-Za-z0-9]*)$", name)
+    return m.group(1).upper() if m else None
+
+
 def _recorder_files(p: Path, asset: str | None) -> tuple[str, dict[str, list[Path]], bool]:
-    """-> (coin, {kind: [files]}, multi_file) for a flat recorder dir or a chunk dir."""
+    """-> (coin, {kind: [files]}, multi_file) for a flat recorder dir or a chunk dir.
+    A chunk dir's coin is its name's ``_COIN`` suffix (the chunk files carry none);
+    an ``asset`` that differs from it is refused, so data are never relabelled."""
     subdirs = {c.name: c for c in p.iterdir() if c.is_dir() and c.name in KINDS}
     if subdirs:
         files = {k: sorted(f for f in d.iterdir() if f.is_file() and f.suffix in (".parquet", ".csv", ".gz"))
                  for k, d in subdirs.items()}
-        coin = asset
+        named = _coin_of_dir_name(p.name)
+        if asset is not None and named is not None and asset.upper() != named:
+            raise DataError(p, "", f"the folder name says the data are {named}, not {asset!r} "
+                            "(the chunk files carry no coin; rename the folder if its name is wrong)")
+        coin = named or (asset.upper() if asset else None)
         if coin is None:
-            m = re.search(r"_([A-Za-z0-9]+)$", p.name)
-            if not m:
-                raise DataError(p, "", "cannot tell the coin from the directory name; pass asset=")
-            coin = m.group(1)
-        return coin.upper(), files, True
+            raise DataError(p, "", "cannot tell the coin: the folder name has no _COIN suffix "
+                            "(e.g. recorder_2025-12-10_ETH); pass asset=")
+        return coin, files, True
     found: dict[str, dict[str, Path]] = {}
     for f in p.iterdir():
         m = _REC_FILE.match(f.name)
@@ -360,6 +375,19 @@ def _recorder_files(p: Path, asset: str | None) -> tuple[str, dict[str, list[Pat
     return coin.upper(), {k: [f] for k, f in found[coin].items()}, False
 
 
+def _check_coin_column(part: _Part, coin: str) -> None:
+    """Where a recorder table has a ``coin`` column (Hyperliquid's own field name),
+    every row must be ``coin``: the data's own label beats the file or folder name."""
+    if "coin" not in part.df.columns or len(part.df) == 0:
+        return
+    col = part.df["coin"].astype("string").str.strip().str.upper()
+    bad = (col != coin).fillna(True).to_numpy(dtype=bool)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(part.path, f"{_rows_label(part.path, False)(i)}, column 'coin'",
+                        f"the data are {part.df['coin'].iloc[i]!r}, not {coin!r}")
+
+
 def _load_recorder(p: Path, asset, with_books, max_reorder_s, trim_to_quotes) -> Market:
     coin, files, multi = _recorder_files(p, asset)
     if not files.get("trades"):
@@ -372,7 +400,7 @@ def _load_recorder(p: Path, asset, with_books, max_reorder_s, trim_to_quotes) ->
     # trades
     tparts = []
     for f in files["trades"]:
-        part = _read_table(f, TRADE_COLS)
+        part = _read_table(f, TRADE_COLS, coin)
         df = part.df
         if len(df) == 0:
             continue
@@ -385,10 +413,10 @@ def _load_recorder(p: Path, asset, with_books, max_reorder_s, trim_to_quotes) ->
     # quotes + books
     book_parts = None
     if files.get("orderbooks") and (with_books or not files.get("prices")):
-        book_parts = [_read_table(f, ("exchange_timestamp",)) for f in files["orderbooks"]]
+        book_parts = [_read_table(f, ("exchange_timestamp",), coin) for f in files["orderbooks"]]
         bts, bpx, bsz, bsrc = _book_arrays(book_parts, multi)
     if files.get("prices"):
-        pparts = [_read_table(f, PRICE_COLS) for f in files["prices"]]
+        pparts = [_read_table(f, PRICE_COLS, coin) for f in files["prices"]]
         q, qd = _quotes_from_prices(pparts, multi)
         meta["quotes_from"] = "prices (best bid/ask stream)"
         qpath = files["prices"][0] if not multi else files["prices"][0].parent

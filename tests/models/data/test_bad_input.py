@@ -497,6 +497,41 @@ def test_hl_parquet_chunk_dir(tmp_path):
     _raises(lambda: load_hyperliquid(root), "trades_2.parquet", "'side'", "missing")
 
 
+def _chunk_dir(root: Path, coin_column: str | None = None) -> Path:
+    for kind, rows in (("trades", TRADES), ("prices", PRICES)):
+        (root / kind).mkdir(parents=True)
+        df = pd.read_csv(pd.io.common.StringIO("\n".join(rows)))
+        if kind == "trades":
+            df["trade_id"] = df["trade_id"].astype(str)
+        if coin_column is not None:
+            df["coin"] = coin_column
+        df.to_parquet(root / kind / f"{kind}_1.parquet")
+    return root
+
+
+def test_hl_parquet_coin_is_never_relabelled(tmp_path):
+    """The chunks carry no coin: the folder's _COIN suffix is the coin, and an asset
+    naming another is refused (it used to relabel the data); a name without a coin
+    suffix (a date's digits are none) needs asset=; a coin column must agree."""
+    named = _chunk_dir(tmp_path / "recorder_2025-01-01_TST")
+    assert load_hyperliquid(named).asset == "TST" and load_hyperliquid(named, "tst").asset == "TST"
+    _raises(lambda: load_hyperliquid(named, "BTC"), str(named), "says the data are TST, not 'BTC'")
+    _raises(lambda: load("auto", named, "BTC"), str(named), "not 'BTC'")
+    dated = _chunk_dir(tmp_path / "recorder_2025-01-01")
+    _raises(lambda: load_hyperliquid(dated), str(dated), "cannot tell the coin", "asset=")
+    assert load_hyperliquid(dated, "btc").asset == "BTC"
+    labelled = _chunk_dir(tmp_path / "rec_2025-01-01", coin_column="ETH")
+    assert load_hyperliquid(labelled, "ETH").asset == "ETH"
+    _raises(lambda: load_hyperliquid(labelled, "BTC"), "trades_1.parquet", "column 'coin'",
+            "the data are 'ETH', not 'BTC'")
+
+
+def test_hl_recorder_csv_coin_column_must_agree(tmp_path):
+    d = write_rec(tmp_path, trades=[TRADES[0] + ",coin"] + [r + ",TST" for r in TRADES[1:3]]
+                  + [TRADES[3] + ",ETH"])
+    _raises(lambda: load_hyperliquid(d), "trades_TST.csv", "column 'coin'", "the data are 'ETH', not 'TST'")
+
+
 # =========================================================================== Hyperliquid websocket
 
 def _book(t, bid="100.0", ask="100.5"):
