@@ -76,10 +76,10 @@ class DataError(ValueError):
     """
 
     def __init__(self, path: str | Path | None, where: str, problem: str):
-        self.path = str(path) if path is not None else "<memory>"
+        self.path = str(path) if path is not None else None  # None: an in-memory table
         self.where = where
         self.problem = problem
-        loc = f"{self.path}: {where}: " if where else f"{self.path}: "
+        loc = "".join(f"{x}: " for x in (self.path, where) if x)
         super().__init__(loc + problem)
 
 
@@ -344,11 +344,25 @@ class WindowSpec:
 
         return at(self.start, self.start_unit, t0), at(self.end, self.end_unit, t1 + 1)
 
+    def cut(self, market: Market, flag: str = "window") -> Market:
+        """The rows of ``market`` in this window (:func:`window_market`); a window that
+        holds no trade or quote is a DataError in one line naming ``flag`` (the option,
+        e.g. ``--window``) and this window, in seconds from the data's start."""
+        return window_market(market, *self.bounds_ns(market), label=f"{flag} {str(self)!r}")
 
-def window_market(market: Market, start_ns: int | None = None, end_ns: int | None = None) -> Market:
+
+def _secs(x: float) -> str:
+    """Seconds for messages: ``299.7 s``, ``300 s`` (ms precision, no trailing zeros)."""
+    return (f"{x:,.3f}".rstrip("0").rstrip(".") or "0") + " s"
+
+
+def window_market(market: Market, start_ns: int | None = None, end_ns: int | None = None, *,
+                  label: str | None = None) -> Market:
     """The rows of ``market`` with ``start_ns <= ts < end_ns`` (None = open), as a new
     validated ``Market`` (same asset, source, files and truth; ``meta['window']``
-    records the bounds). DataError when the window holds no trade or no quote."""
+    records the bounds). DataError when the window holds no trade or no quote: one
+    line, ``label`` (what the user gave, e.g. ``--window '0.999:1'``; default: the
+    window in seconds from the data's start), the problem, and the data's span."""
     lo = market.start_ns if start_ns is None else int(start_ns)
     hi = market.end_ns + 1 if end_ns is None else int(end_ns)
 
@@ -361,10 +375,21 @@ def window_market(market: Market, start_ns: int | None = None, end_ns: int | Non
 
     trades, quotes, books = cut(market.trades), cut(market.quotes), cut(market.books)
     oi = cut(market.open_interest)
-    where = f"window [{lo}, {hi}) ns of {market.asset!r}"
     if len(trades) == 0 or len(quotes) == 0:
-        raise DataError(None, where, f"no {'trades' if len(trades) == 0 else 'quotes'} in the window "
-                                     f"(the data span {market.start_ns}..{market.end_ns} ns)")
+        t0 = market.start_ns
+        a = _secs((lo - t0) / 1e9)
+        b = "the end" if hi > market.end_ns else _secs((hi - t0) / 1e9)
+        data = f"the data ({market.asset}, {market.source}) span {_secs(market.duration_s)}"
+        if lo > market.end_ns:
+            problem = f"starts at {a} from the data's start, after its end ({data})"
+        elif hi <= lo:
+            problem = f"ends at {b}, before it starts at {a} from the data's start ({data})"
+        elif hi <= t0:
+            problem = f"ends before the data start ({data})"
+        else:
+            problem = (f"no {'trades' if len(trades) == 0 else 'quotes'} between {a} and {b} "
+                       f"from the data's start ({data})")
+        raise DataError(label or f"window {a} to {b}", "", problem)
     if books is not None and len(books) == 0:
         books = None
     if oi is not None and len(oi) == 0:
