@@ -23,8 +23,9 @@ Tables
 Rows of one taker sweep share ``ts`` and ``side`` and keep the source's order
 (stable sort): they are one *arrival* for the observation rules.
 
-Validation is strict and names the file, the row (0-based, in the source's row
-order where the loader knows it) or column, and the problem. A loader validates
+Validation is strict and names the file, the 1-based line (text files, header
+counted) or row (parquet, in-memory tables) where the loader knows it, the column,
+and the problem. A loader validates
 before returning, so a caller never sees a half-valid table.
 """
 
@@ -71,8 +72,11 @@ SOURCES = ("lobster", "binance", "hyperliquid", "synthetic")
 class DataError(ValueError):
     """Bad input data. The message names the file, where in it, and what is wrong.
 
-    ``where`` is a row ("row 17"), a column ("column 'price'"), a line
-    ("line 3") or empty when the whole file is at fault.
+    ``where`` is where in the file, as an editor shows it: ``line 17`` (the 1-based
+    line of a text file, header counted), ``row 17`` (the 1-based row of a parquet
+    file or an in-memory table), with the column or field (``line 17, column
+    'price'``), or a column alone, or empty when the whole file is at fault.
+    ``path`` None (an in-memory table) prints no file.
     """
 
     def __init__(self, path: str | Path | None, where: str, problem: str):
@@ -88,12 +92,18 @@ def _first_bad(mask: np.ndarray) -> int:
 
 
 def _row_label(df: pd.DataFrame, i: int) -> str:
-    """Row label for error messages: the source row number if the loader kept
-    one in ``df.attrs['source_rows']`` (array aligned with df), else position."""
+    """Where row ``i`` of ``df`` came from, for error messages: the loader's
+    ``line N`` / ``row N`` (``df.attrs``, set by ``models.data.io.with_rows``,
+    aligned with df; ``of NAME`` where the table combines files), else the 1-based
+    position ``row N``."""
     src = df.attrs.get("source_rows")
     if src is not None and len(src) == len(df):
-        return f"row {int(src[i])}"
-    return f"row {i}"
+        label = f"{df.attrs.get('source_unit', 'line')} {int(src[i])}"
+        names = df.attrs.get("source_names")
+        if names is not None and len(names) == len(df):
+            label += f" of {names[i]}"
+        return label
+    return f"row {i + 1}"
 
 
 def _check_columns(df: pd.DataFrame, spec: dict[str, str], path, table: str,
