@@ -49,9 +49,9 @@ that ts), snapshots identical to the previous one skipped, empty levels omitted.
 
 Halts. A type-7 message is not a trade; its orderbook row repeats the previous
 state, so it adds no quote. Halts are reported in ``meta['halts']`` as
-``{"ts", "line", "event"}`` (``line``: the message file's 1-based line) with event ``halt`` (price -1), ``quoting`` (price 0:
-quoting resumes) or ``resume`` (price 1: trading resumes); downstream may mask
-those intervals. (The 2012-06-21 samples contain no halts.)
+``{"ts", "line", "event"}`` (``line``: the message file's 1-based line) with
+event ``halt`` (price -1), ``quoting`` (price 0: quoting resumes) or ``resume``
+(price 1: trading resumes); downstream may mask those intervals. (The 2012-06-21 samples contain no halts.)
 
 Type 1/2/3 rows (submissions, partial cancels, deletions) only move the book;
 type 6 (cross trade / auction print, in newer LOBSTER versions) is not a
@@ -238,7 +238,8 @@ def _ob_column(j: int) -> str:
     return f"{_OB_FIELDS[j % 4]}_{j // 4 + 1}"
 
 
-def _read_orderbook(raw: bytes, path: str, n_msg: int) -> np.ndarray:
+def _read_orderbook(raw: bytes, path: str, n_msg: int) -> tuple[np.ndarray, np.ndarray]:
+    """-> (the orderbook's values, each row's 1-based line in the file)."""
     try:
         df = pd.read_csv(io.BytesIO(raw), header=None)
     except pd.errors.EmptyDataError as e:
