@@ -189,17 +189,24 @@ def compare(asset: str, source: str | None = None, path: str | None = None, wind
     fit_end = max(_window_ns(ch["params"])[1], _window_ns(champ["params"])[1] if champ else 0)
     ref = T.DataRef(source=source or p["source"], path=path or p["path"], asset=asset, window="").model_dump()
     market, _ = T.load_market(ref)
+
+    def secs(ns: int) -> str:  # a time as seconds from the data's start
+        return f"{(ns - market.start_ns) / 1e9:,.3f} s"
+
     if window:
-        lo, hi = WindowSpec.parse(window).bounds_ns(market)
+        spec = WindowSpec.parse(window)
+        lo, hi = spec.bounds_ns(market)
         if lo < fit_end:
-            raise ValueError(f"--window {window}: the held-out window starts before the end of a fit window "
-                             f"({fit_end} ns); it must be later than both fits")
+            raise ValueError(f"--window {window!r}: the held-out window starts at {secs(lo)} from the data's "
+                             f"start, before the end of a fit window ({secs(fit_end)}); it must start after both "
+                             "fits")
+        spec.cut(market, "--window")  # one line when the window holds no data
     else:
         lo, hi = max(fit_end, market.start_ns), market.end_ns + 1
     if lo > market.end_ns:
-        raise ValueError(f"{ref['path']}: no data after the fit windows (they end at {fit_end} ns, the data at "
-                         f"{market.end_ns} ns): calibrate on an earlier window (e.g. --window 0:0.8) or give "
-                         "newer held-out data (--source/PATH)")
+        raise ValueError(f"{ref['path']}: no data after the fit windows (they end at {secs(fit_end)} from the "
+                         f"data's start, the data at {secs(market.end_ns)}): calibrate on an earlier window (e.g. "
+                         "--window 0:0.8) or give newer held-out data (--source/PATH)")
     href = {**ref, "window": f"{(lo - market.start_ns) / 1e9:.9f}s:{(hi - market.start_ns) / 1e9:.9f}s"}
     hmarket, hsha = T.load_market(href)
     info = {"source": ref["source"], "path": ref["path"], "start_ns": int(hmarket.start_ns),

@@ -26,7 +26,10 @@ and, when a challenger was registered, compare it with the champion right after
 both, so the comparison always sees the calibration that ran just before it.
 
 A bad config is a :class:`ScheduleConfigError` naming the file and the field
-(``schedules.toml: calibrate[0].cron: Invalid cron string ...``).
+(``schedules.toml: calibrate[0].cron: Invalid cron string ...``); so is an entry
+whose data path does not exist or has another source's format
+(``schedules.toml: calibrate[0].path: no such file or directory: ...``), checked
+when the file is read (``mmcal serve`` and ``--check``), not at the cron time.
 """
 
 from __future__ import annotations
@@ -200,9 +203,12 @@ def _loc(loc: tuple) -> str:
     return out
 
 
-def load_config(path: str | os.PathLike | None = None) -> SchedulesConfig:
+def load_config(path: str | os.PathLike | None = None, *, check_paths: bool = True) -> SchedulesConfig:
     """Read and validate a schedules file; relative data paths are resolved against
-    the file's folder. A :class:`ScheduleConfigError` names the file and field."""
+    the file's folder. A :class:`ScheduleConfigError` names the file and field.
+    With ``check_paths`` (default) each entry's data path must exist and must not
+    have another source's format (:func:`models.data.io.check_format`): a missing
+    path would otherwise fail only at the cron time."""
     p = config_path(path)
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -221,9 +227,30 @@ def load_config(path: str | os.PathLike | None = None) -> SchedulesConfig:
             errs.append(f"{_loc(err['loc'])}: {msg}" if err["loc"] else msg)
         raise ScheduleConfigError(f"{p}: " + "; ".join(errs)) from None
     base = p.resolve().parent
-    for s in cfg.calibrate:
+    for i, s in enumerate(cfg.calibrate):
+        given = s.path
         s.path = str((base / s.path).resolve()) if not Path(s.path).is_absolute() else s.path
+        if check_paths:
+            problem = _data_path_problem(s.source, s.path)
+            if problem:
+                rel = f" ({given!r} from the schedules file's folder)" if given != s.path else ""
+                raise ScheduleConfigError(f"{p}: calibrate[{i}].path: {problem}{rel}")
     return cfg
+
+
+def _data_path_problem(source: str, path: str) -> str | None:
+    """Why ``path`` cannot be ``source`` data, or None (existence and format sniffing
+    only: the data are loaded when the calibration runs)."""
+    from models.data.io import check_format
+    from models.data.tables import DataError
+
+    if not Path(path).exists():
+        return f"no such file or directory: {path}"
+    try:
+        check_format(path, source)
+    except DataError as e:
+        return str(e)
+    return None
 
 
 def deployment_name(asset: str) -> str:

@@ -78,15 +78,14 @@ def _stat_key(path: str) -> tuple:
 @functools.lru_cache(maxsize=4)
 def _load(source: str, path: str, asset: str | None, window: str, stat: tuple):
     from models.data.loaders import load
-    from models.data.tables import WindowSpec, window_market
+    from models.data.tables import WindowSpec
 
     spec = WindowSpec.parse(window)
     market = load(source, path, asset=asset)
     if asset is not None and str(market.asset).upper() != str(asset).upper():
         raise ValueError(f"{path} holds {market.asset!r}, not {asset!r}")
     if not spec.is_full:
-        lo, hi = spec.bounds_ns(market)
-        market = window_market(market, lo, hi)
+        market = spec.cut(market, "window")
     return market, market.sha256()
 
 

@@ -100,7 +100,7 @@ def paper(
         import time
 
         from models.data.loaders import replay_data
-        from models.data.tables import DataError, WindowSpec, window_market
+        from models.data.tables import DataError, WindowSpec
         from models.paper_report import ab_document, write_report
         from mm_runtime.paper.compare import CONFIGS, run_ab
         from mm_runtime.paper.replay import ReplayConfig
@@ -126,7 +126,7 @@ def paper(
             mkt = read_market(source, path, asset)
         win = check_window("--window", window)
         if win:
-            mkt = window_market(mkt, *WindowSpec.parse(win).bounds_ns(mkt))
+            mkt = WindowSpec.parse(win).cut(mkt, "--window")
         bundle, origin = _replay_bundle(priors, mkt.asset)
         if bundle.asset != mkt.asset:
             raise CliError(f"--priors: the bundle is for {bundle.asset!r}, the data is {mkt.asset!r}")

@@ -61,12 +61,12 @@ def params_calibrate(
         from mm_runtime import load_bundle
         from mm_runtime.params import Registry
         from models import historical
-        from models.data.tables import WindowSpec, window_market
+        from models.data.tables import WindowSpec
 
         mkt = read_market(source, path, asset)
         win = check_window("--window", window)
         if win:
-            mkt = window_market(mkt, *WindowSpec.parse(win).bounds_ns(mkt))
+            mkt = WindowSpec.parse(win).cut(mkt, "--window")
         reg = Registry.from_bundle(load_bundle(priors)) if priors is not None else Registry(asset=mkt.asset)
         if state is not None and state.exists():
             reg.load(state, keep_priors=priors is not None)

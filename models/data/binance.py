@@ -87,7 +87,8 @@ class _Capture:
 
 
 def _where(i: int) -> str:
-    return f"row {i} (line {i + 1})"
+    """Line ``i`` (0-based index into the capture's lines) as an editor shows it."""
+    return f"line {i + 1}"
 
 
 def _parse_file(path: Path, with_books: bool) -> _Capture:
@@ -166,8 +167,8 @@ def _trades_of(cap: _Capture) -> tuple[pd.DataFrame, int]:
     local = _ints([r[1] for r in tr], path, rows, "local")
     T = _ints([r[2] for r in tr], path, rows, "T")
     tid = _ints([r[3] for r in tr], path, rows, "t")
-    price = to_float([r[4] for r in tr], path, where, "p", "trade price")
-    size = to_float([r[5] for r in tr], path, where, "q", "trade quantity")
+    price = to_float([r[4] for r in tr], path, where, "p", "trade price", "field")
+    size = to_float([r[5] for r in tr], path, where, "q", "trade quantity", "field")
     m = [r[6] for r in tr]
     for k, v in enumerate(m):
         if not isinstance(v, bool):
@@ -178,9 +179,9 @@ def _trades_of(cap: _Capture) -> tuple[pd.DataFrame, int]:
     n_not_market = int((~market).sum())
     df = pd.DataFrame({"ts": T * MS, "price": price, "size": size, "side": side, "trade_id": tid,
                        "local": local})
-    with_rows(df, rows)
+    with_rows(df, rows + 1)
     order_by_time(df["ts"].to_numpy(), path, "trades", where, 0)
-    v = validate_trades(df, path)  # checks values with this file's row numbers
+    v = validate_trades(df, path)  # checks values with this file's line numbers
     v["local"] = local
     v["sym"] = [r[8] for r in tr]
     v = v[market].reset_index(drop=True)
@@ -196,11 +197,12 @@ def _quotes_of(cap: _Capture) -> pd.DataFrame:
         "local": _ints([r[1] for r in q], path, rows, "local"),
         "exch": _ints([r[2] for r in q], path, rows, "T"),
         "u": _ints([r[3] for r in q], path, rows, "u"),
-        "bid": to_float([r[4] for r in q], path, where, "b", "best bid price"),
-        "bid_size": to_float([r[5] for r in q], path, where, "B", "best bid quantity"),
-        "ask": to_float([r[6] for r in q], path, where, "a", "best ask price"),
-        "ask_size": to_float([r[7] for r in q], path, where, "A", "best ask quantity"),
+        "bid": to_float([r[4] for r in q], path, where, "b", "best bid price", "field"),
+        "bid_size": to_float([r[5] for r in q], path, where, "B", "best bid quantity", "field"),
+        "ask": to_float([r[6] for r in q], path, where, "a", "best ask price", "field"),
+        "ask_size": to_float([r[7] for r in q], path, where, "A", "best ask quantity", "field"),
         "sym": [r[8] for r in q],
+        "file": path.name,
     })
     has = df["exch"].to_numpy() >= 0
     if has.any():
@@ -214,7 +216,7 @@ def _quotes_of(cap: _Capture) -> pd.DataFrame:
             raise DataError(path, where(i), "local receive times out of order in a bookTicker "
                             "stream without exchange time (needed for the clock fallback)")
     # value checks with this file's rows (ts placeholder: ordering checked above)
-    chk = with_rows(df[["bid", "ask", "bid_size", "ask_size"]].assign(ts=0), rows)
+    chk = with_rows(df[["bid", "ask", "bid_size", "ask_size"]].assign(ts=0), rows + 1)
     validate_quotes(chk, path)
     return df
 
@@ -361,7 +363,8 @@ def _books(caps: list[_Capture], levels: int) -> tuple[pd.DataFrame | None, dict
     df = pd.DataFrame({"ts": np.array(out_ts, dtype="int64"), "side": np.array(out_side, dtype="int8"),
                        "level": np.array(out_lvl, dtype="int16"), "price": np.array(out_px),
                        "size": np.array(out_sz)})
-    order_by_time(df["ts"].to_numpy(), caps[0].path, "books", lambda i: f"book row {i}", 0)
+    order_by_time(df["ts"].to_numpy(), caps[0].path, "books",
+                  lambda i: f"row {i + 1} of the books built from the depth diffs", 0)
     return validate_books(df, caps[0].path), info
 
 
@@ -439,7 +442,8 @@ def load_binance(path, asset: str | None = None, *, with_books: bool = False,
     q["ts"] = ts
     order = np.argsort(ts, kind="stable")
     q = q.iloc[order].reset_index(drop=True)
-    q = with_rows(q[["ts", "bid", "ask", "bid_size", "ask_size"]].copy(), q["row"].to_numpy())
+    q = with_rows(q[["ts", "bid", "ask", "bid_size", "ask_size"]].copy(), q["row"].to_numpy() + 1, "line",
+                  q["file"].to_numpy() if len(caps) > 1 else None)
     q, n_same_ts, n_same = collapse_quotes(q)
     dropped["quotes_same_ts_intermediate"] = int(n_same_ts)
     dropped["quotes_unchanged"] = int(n_same)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.data.io import (check_format, collapse_quotes, order_by_time, read_bytes,
+from models.data.io import (check_format, collapse_quotes, csv_line_numbers, order_by_time, read_bytes,
                             read_csv_checked, require_path, to_float, to_int, with_rows)
 from models.data.tables import DataError, Market, validate_books, validate_quotes, validate_trades
 
@@ -37,36 +37,58 @@ PRICE_COLS = ("price", "size", "side", "exchange_timestamp")
 
 # --------------------------------------------------------------------------- reading
 
+def _unit(path) -> str:
+    """How a file's rows are counted in errors: ``row`` (parquet) or ``line`` (text)."""
+    return "row" if str(path).endswith(".parquet") else "line"
+
+
+def _of(path, multi: bool) -> str:
+    """`` of NAME`` where the error's path is a folder of several files, else ''."""
+    return f" of {Path(path).name}" if multi else ""
+
+
 class _Part:
-    """One file's rows of one stream (recorder csv or one parquet chunk)."""
+    """One file's rows of one stream (recorder csv or one parquet chunk); ``num[i]``
+    is row i's number as errors give it (the csv's 1-based line, header counted, or
+    the parquet file's 1-based row)."""
 
-    def __init__(self, path: Path, df: pd.DataFrame):
-        self.path, self.df = path, df
+    def __init__(self, path: Path, df: pd.DataFrame, num: np.ndarray):
+        self.path, self.df, self.num, self.unit = path, df, num, _unit(path)
+
+    def where(self, i: int) -> str:
+        return f"{self.unit} {int(self.num[i])}"
 
 
-def _read_table(path: Path, required: tuple[str, ...]) -> _Part:
+def _read_table(path: Path, required: tuple[str, ...], coin: str) -> _Part:
     if path.suffix == ".parquet":
         try:
             df = pd.read_parquet(path)
         except Exception as e:  # noqa: BLE001 - pyarrow raises many types
             raise DataError(path, "", f"cannot read parquet file ({type(e).__name__}: {e})") from e
+        num = np.arange(1, len(df) + 1)
     else:
-        df = read_csv_checked(path)
+        raw = read_bytes(path)
+        df = read_csv_checked(path, raw)
+        num = csv_line_numbers(raw, len(df), header=True)
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataError(path, f"column(s) {', '.join(map(repr, missing))}",
                         f"missing; found columns {list(df.columns)[:12]}")
-    return _Part(path, df)
-
-
-def _rows_label(part_path: Path, multi: bool):
-    if multi:
-        return lambda r: f"row {r} of {part_path.name}"
-    return lambda r: f"row {r}"
+    part = _Part(path, df, num)
+    _check_coin_column(part, coin)
+    return part
 
 
 def _ts_of(part: _Part, col: str = "exchange_timestamp") -> np.ndarray:
-    return to_int(part.df[col], part.path, lambda i: f"row {i}", col, "exchange time (ms)") * MS
+    return to_int(part.df[col], part.path, part.where, col, "exchange time (ms)") * MS
+
+
+def _src_rows(src: list[tuple]) -> tuple[np.ndarray, str, np.ndarray | None]:
+    """(file, number) pairs -> numbers, unit, file names (None when one file)."""
+    nums = np.array([r for _, r in src], dtype="int64")
+    files = {str(f) for f, _ in src}
+    names = np.array([Path(f).name for f, _ in src], dtype=object) if len(files) > 1 else None
+    return nums, _unit(src[0][0]) if src else "line", names
 
 
 # --------------------------------------------------------------------------- trades
@@ -84,32 +106,35 @@ def _side_from_text(s: pd.Series, path, rows_label) -> np.ndarray:
 
 
 def _trade_frame(path: Path, rows: np.ndarray, ts: np.ndarray, price, size, side_txt, tid,
-                 rows_label) -> pd.DataFrame:
-    """Validated per-file trades in file order (ordering handled by the caller)."""
-    wh = lambda i: rows_label(int(rows[i]))  # noqa: E731
+                 kind: str = "column") -> pd.DataFrame:
+    """Validated per-file trades in file order (ordering handled by the caller);
+    ``rows[i]``: row i's line (text) or row (parquet) number in ``path``; ``kind``:
+    ``column`` (recorder) or ``field`` (websocket JSON)."""
+    unit = _unit(path)
+    wh = lambda i: f"{unit} {int(rows[i])}"  # noqa: E731
     df = pd.DataFrame({
         "ts": ts,
-        "price": to_float(price, path, wh, "price", "trade price"),
-        "size": to_float(size, path, wh, "size", "trade size"),
+        "price": to_float(price, path, wh, "price" if kind == "column" else "px", "trade price", kind),
+        "size": to_float(size, path, wh, "size" if kind == "column" else "sz", "trade size", kind),
         "side": _side_from_text(pd.Series(side_txt).reset_index(drop=True), path, wh),
-        "trade_id": to_int(pd.Series(tid).reset_index(drop=True), path, wh, "trade_id", "trade id"),
+        "trade_id": to_int(pd.Series(tid).reset_index(drop=True), path, wh,
+                           "trade_id" if kind == "column" else "tid", "trade id", kind),
     })
-    chk = with_rows(df.assign(ts=0), rows)
-    validate_trades(chk, path)  # value checks naming this file's rows
+    chk = with_rows(df.assign(ts=0), rows, unit)
+    validate_trades(chk, path)  # value checks naming this file's lines
     df["row"] = rows
     df["file"] = str(path)
     return df
 
 
-def _finish_trades(parts: list[pd.DataFrame], label, max_reorder_s: float, rows_label_multi: bool
+def _finish_trades(parts: list[pd.DataFrame], label, max_reorder_s: float, multi: bool
                    ) -> tuple[pd.DataFrame, dict, dict]:
     tr = pd.concat(parts, ignore_index=True)
     dup = tr["trade_id"].duplicated().to_numpy()
     tr = tr[~dup].reset_index(drop=True)
     files, rows = tr["file"].to_numpy(), tr["row"].to_numpy()
-    where = (lambda i: f"row {rows[i]} of {Path(files[i]).name}") if rows_label_multi \
-        else (lambda i: f"row {rows[i]}")
-    perm, n_back = order_by_time(tr["ts"].to_numpy(), files[0] if not rows_label_multi else label,
+    where = lambda i: f"{_unit(files[i])} {rows[i]}{_of(files[i], multi)}"  # noqa: E731
+    perm, n_back = order_by_time(tr["ts"].to_numpy(), files[0] if not multi else label,
                                  "trades", where, int(max_reorder_s * 1e9))
     if perm is not None:
         tr = tr.iloc[perm].reset_index(drop=True)
@@ -123,11 +148,10 @@ def _quotes_from_prices(parts: list[_Part], multi: bool) -> tuple[pd.DataFrame, 
     frames = []
     for part in parts:
         df = part.df
-        lab = _rows_label(part.path, multi)
         n = len(df)
         if n == 0:
             continue
-        wh = lambda i: lab(i)  # noqa: E731
+        wh = part.where
         ts = _ts_of(part)
         order_by_time(ts, part.path, "prices", wh, 0)
         side = df["side"].astype("string").str.strip().str.lower()
@@ -143,7 +167,7 @@ def _quotes_from_prices(parts: list[_Part], multi: bool) -> tuple[pd.DataFrame, 
         # value checks (finite, > 0) with this file's rows
         _check_pos(pd.DataFrame({"price": price, "size": size}), part.path, wh)
         frames.append(pd.DataFrame({"ts": ts, "price": price, "size": size, "bid": isbid,
-                                    "row": np.arange(n), "file": str(part.path)}))
+                                    "row": part.num, "file": str(part.path)}))
     if not frames:
         raise DataError(parts[0].path if parts else None, "", "no best bid/ask rows (empty prices file)")
     d = pd.concat(frames, ignore_index=True)
@@ -151,7 +175,7 @@ def _quotes_from_prices(parts: list[_Part], multi: bool) -> tuple[pd.DataFrame, 
     if len(frames) > 1:
         files_arr, rows_arr = d["file"].to_numpy(), d["row"].to_numpy()
         order_by_time(ts, Path(frames[0]["file"].iloc[0]).parent, "prices",
-                      lambda i: f"row {rows_arr[i]} of {Path(files_arr[i]).name}", 0)
+                      lambda i: f"{_unit(files_arr[i])} {rows_arr[i]}{_of(files_arr[i], True)}", 0)
     uts, inv = np.unique(ts, return_inverse=True)
     k = len(uts)
     out = {}
@@ -178,14 +202,16 @@ def _quotes_from_prices(parts: list[_Part], multi: bool) -> tuple[pd.DataFrame, 
     if self_crossed.any():
         j = int(np.flatnonzero(self_crossed)[0])
         r = int(max(row_b[j], row_a[j]))
-        raise DataError(d["file"].iloc[r], f"row {d['row'].iloc[r]}, columns 'price'/'side'",
+        raise DataError(d["file"].iloc[r], f"{_unit(d['file'].iloc[r])} {d['row'].iloc[r]}, columns 'price'/'side'",
                         f"crossed or locked best bid/ask at one exchange timestamp: "
                         f"bid {float(bid[j])!r} >= ask {float(ask[j])!r}")
     keep = known & ~crossed
     src = np.maximum(row_b, row_a)
     q = pd.DataFrame({"ts": uts[keep], "bid": bid[keep], "ask": ask[keep],
                       "bid_size": bid_sz[keep], "ask_size": ask_sz[keep]})
-    with_rows(q, d["row"].to_numpy()[src[keep]])
+    rows = src[keep]
+    with_rows(q, d["row"].to_numpy()[rows], _unit(d["file"].iloc[0]),
+              d["file"].map(lambda f: Path(f).name).to_numpy()[rows] if len(frames) > 1 else None)
     dropped = {"quotes_one_side_unknown": int((~known).sum()),
                "quotes_transient_crossed": int((crossed & ~self_crossed).sum()),
                "quotes_same_ts_rows_combined": int(len(d) - k)}
@@ -212,7 +238,7 @@ def _book_arrays(parts: list[_Part], multi: bool) -> tuple[np.ndarray, np.ndarra
         df = part.df
         if len(df) == 0:
             continue
-        lab = _rows_label(part.path, multi)
+        lab = part.where
         lv = sorted(int(m.group(1)) for c in df.columns if (m := re.fullmatch(r"bid_price_(\d+)", c)))
         if not lv:
             raise DataError(part.path, "column 'bid_price_0'", "missing: no bid_price_i columns")
@@ -230,7 +256,7 @@ def _book_arrays(parts: list[_Part], multi: bool) -> tuple[np.ndarray, np.ndarra
         ts_l.append(ts)
         px_l.append(np.stack([v[:, :, 0], v[:, :, 2]], axis=1))
         sz_l.append(np.stack([v[:, :, 1], v[:, :, 3]], axis=1))
-        src += [(part.path, r) for r in range(len(df))]
+        src += [(part.path, int(r)) for r in part.num]
     if not ts_l:
         raise DataError(parts[0].path if parts else None, "", "no orderbook snapshots (empty file)")
     L = max(p.shape[2] for p in px_l)
@@ -246,11 +272,12 @@ def _quotes_from_book(ts, px, sz, src) -> tuple[pd.DataFrame, dict]:
     if crossed.any():
         j = int(np.flatnonzero(crossed)[0])
         path, r = src[j]
-        raise DataError(path, f"row {r}, level 0",
+        raise DataError(path, f"{_unit(path)} {r}, level 0",
                         f"crossed or locked book: best bid {float(bid[j])!r} >= best ask {float(ask[j])!r}")
     q = pd.DataFrame({"ts": ts[known], "bid": bid[known], "ask": ask[known],
                       "bid_size": sz[known, 0, 0], "ask_size": sz[known, 1, 0]})
-    with_rows(q, np.array([r for _, r in src])[known])
+    nums, unit, names = _src_rows(src)
+    with_rows(q, nums[known], unit, None if names is None else names[known])
     return q, {"quotes_one_side_empty": int((~known).sum())}
 
 
@@ -263,7 +290,8 @@ def _books_long(ts, px, sz, src, path) -> tuple[pd.DataFrame, int]:
         same[1:] = eq.all(axis=1) & (ts[1:] == ts[:-1])
     keep = ~same
     ts, px, sz = ts[keep], px[keep], sz[keep]
-    rows = np.array([r for _, r in src])[keep]
+    nums, unit, names = _src_rows(src)
+    rows = nums[keep]
     k = len(ts)
     present = ~np.isnan(px)
     side = np.broadcast_to(np.array([1, -1], dtype="int8")[None, :, None], px.shape)
@@ -273,24 +301,35 @@ def _books_long(ts, px, sz, src, path) -> tuple[pd.DataFrame, int]:
     m = present.ravel()
     df = pd.DataFrame({"ts": tsb.ravel()[m], "side": side.ravel()[m], "level": lvl.ravel()[m],
                        "price": px.ravel()[m], "size": sz.ravel()[m]})
-    return validate_books(with_rows(df, rb.ravel()[m]), path), int(same.sum())
+    nb = None if names is None else np.broadcast_to(names[keep][:, None, None], px.shape).ravel()[m]
+    return validate_books(with_rows(df, rb.ravel()[m], unit, nb), path), int(same.sum())
 
 
 # --------------------------------------------------------------------------- recorder
 
+def _coin_of_dir_name(name: str) -> str | None:
+    """The coin a chunk directory's name ends with (``recorder_2025-12-10_ETH`` -> ETH), else None."""
+    m = re.search(r"_([A-Za-z][A-Za-z0-9]*)$", name)
+    return m.group(1).upper() if m else None
+
+
 def _recorder_files(p: Path, asset: str | None) -> tuple[str, dict[str, list[Path]], bool]:
-    """-> (coin, {kind: [files]}, multi_file) for a flat recorder dir or a chunk dir."""
+    """-> (coin, {kind: [files]}, multi_file) for a flat recorder dir or a chunk dir.
+    A chunk dir's coin is its name's ``_COIN`` suffix (the chunk files carry none);
+    an ``asset`` that differs from it is refused, so data are never relabelled."""
     subdirs = {c.name: c for c in p.iterdir() if c.is_dir() and c.name in KINDS}
     if subdirs:
         files = {k: sorted(f for f in d.iterdir() if f.is_file() and f.suffix in (".parquet", ".csv", ".gz"))
                  for k, d in subdirs.items()}
-        coin = asset
+        named = _coin_of_dir_name(p.name)
+        if asset is not None and named is not None and asset.upper() != named:
+            raise DataError(p, "", f"the folder name says the data are {named}, not {asset!r} "
+                            "(the chunk files carry no coin; rename the folder if its name is wrong)")
+        coin = named or (asset.upper() if asset else None)
         if coin is None:
-            m = re.search(r"_([A-Za-z0-9]+)$", p.name)
-            if not m:
-                raise DataError(p, "", "cannot tell the coin from the directory name; pass asset=")
-            coin = m.group(1)
-        return coin.upper(), files, True
+            raise DataError(p, "", "cannot tell the coin: the folder name has no _COIN suffix "
+                            "(e.g. recorder_2025-12-10_ETH); pass asset=")
+        return coin, files, True
     found: dict[str, dict[str, Path]] = {}
     for f in p.iterdir():
         m = _REC_FILE.match(f.name)
@@ -311,6 +350,19 @@ def _recorder_files(p: Path, asset: str | None) -> tuple[str, dict[str, list[Pat
     return coin.upper(), {k: [f] for k, f in found[coin].items()}, False
 
 
+def _check_coin_column(part: _Part, coin: str) -> None:
+    """Where a recorder table has a ``coin`` column (Hyperliquid's own field name),
+    every row must be ``coin``: the data's own label beats the file or folder name."""
+    if "coin" not in part.df.columns or len(part.df) == 0:
+        return
+    col = part.df["coin"].astype("string").str.strip().str.upper()
+    bad = (col != coin).fillna(True).to_numpy(dtype=bool)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(part.path, f"{part.where(i)}, column 'coin'",
+                        f"the data are {part.df['coin'].iloc[i]!r}, not {coin!r}")
+
+
 def _load_recorder(p: Path, asset, with_books, max_reorder_s, trim_to_quotes) -> Market:
     coin, files, multi = _recorder_files(p, asset)
     if not files.get("trades"):
@@ -323,23 +375,22 @@ def _load_recorder(p: Path, asset, with_books, max_reorder_s, trim_to_quotes) ->
     # trades
     tparts = []
     for f in files["trades"]:
-        part = _read_table(f, TRADE_COLS)
+        part = _read_table(f, TRADE_COLS, coin)
         df = part.df
         if len(df) == 0:
             continue
-        lab = _rows_label(f, multi)
-        tparts.append(_trade_frame(f, np.arange(len(df)), _ts_of(part), df["price"], df["size"],
-                                   df["side"], df["trade_id"], lab))
+        tparts.append(_trade_frame(f, part.num, _ts_of(part), df["price"], df["size"],
+                                   df["side"], df["trade_id"]))
     if not tparts:
         raise DataError(files["trades"][0], "", "no trades (empty file)")
     tr, dropped, reordered = _finish_trades(tparts, p, max_reorder_s, multi)
     # quotes + books
     book_parts = None
     if files.get("orderbooks") and (with_books or not files.get("prices")):
-        book_parts = [_read_table(f, ("exchange_timestamp",)) for f in files["orderbooks"]]
+        book_parts = [_read_table(f, ("exchange_timestamp",), coin) for f in files["orderbooks"]]
         bts, bpx, bsz, bsrc = _book_arrays(book_parts, multi)
     if files.get("prices"):
-        pparts = [_read_table(f, PRICE_COLS) for f in files["prices"]]
+        pparts = [_read_table(f, PRICE_COLS, coin) for f in files["prices"]]
         q, qd = _quotes_from_prices(pparts, multi)
         meta["quotes_from"] = "prices (best bid/ask stream)"
         qpath = files["prices"][0] if not multi else files["prices"][0].parent
@@ -365,12 +416,13 @@ def _load_recorder(p: Path, asset, with_books, max_reorder_s, trim_to_quotes) ->
 # --------------------------------------------------------------------------- websocket
 
 def _where_line(i: int) -> str:
-    return f"row {i} (line {i + 1})"
+    """Line ``i`` (0-based index into the capture's lines) as an editor shows it."""
+    return f"line {i + 1}"
 
 
 def _load_ws(files: list[Path], asset, with_books, max_reorder_s, trim_to_quotes, label) -> Market:
-    trades_raw: list[tuple] = []   # (file, row, coin, time, px, sz, side, tid)
-    books_raw: list[tuple] = []    # (file, row, coin, time, bids, asks)
+    trades_raw: list[tuple] = []   # (file, line, coin, time, px, sz, side, tid); line 1-based
+    books_raw: list[tuple] = []    # (file, line, coin, time, bids, asks)
     ignored = 0
     for f in files:
         text = read_bytes(f).decode("utf-8", errors="replace")
@@ -392,13 +444,14 @@ def _load_ws(files: list[Path], asset, with_books, max_reorder_s, trim_to_quotes
             try:
                 if ch == "trades":
                     for x in d["data"]:
-                        trades_raw.append((f, i, x["coin"], x["time"], x["px"], x["sz"], x["side"], x["tid"]))
+                        trades_raw.append((f, i + 1, x["coin"], x["time"], x["px"], x["sz"], x["side"],
+                                           x["tid"]))
                 elif ch == "l2Book":
                     x = d["data"]
                     lv = x["levels"]
                     if not isinstance(lv, list) or len(lv) != 2:
                         raise DataError(f, _where_line(i), "l2Book 'levels' must be [bids, asks]")
-                    books_raw.append((f, i, x["coin"], x["time"], lv[0], lv[1]))
+                    books_raw.append((f, i + 1, x["coin"], x["time"], lv[0], lv[1]))
                 else:
                     ignored += 1
             except KeyError as e:
@@ -433,12 +486,11 @@ def _load_ws(files: list[Path], asset, with_books, max_reorder_s, trim_to_quotes
         if not rs:
             continue
         rows = np.array([r[1] for r in rs])
-        wh = _rows_label(f, multi) if multi else _where_line
         tt = pd.Series([r[3] for r in rs], dtype="object")
-        ts = to_int(tt, f, lambda i: wh(int(rows[i])), "time", "trade time (ms)") * MS
+        ts = to_int(tt, f, lambda i: f"line {rows[i]}", "time", "trade time (ms)", "field") * MS
         tparts.append(_trade_frame(f, rows, ts, [r[4] for r in rs], [r[5] for r in rs],
                                    [r[6] for r in rs], pd.Series([r[7] for r in rs], dtype="object"),
-                                   wh))
+                                   "field"))
     tr, dropped, reordered = _finish_trades(tparts, label, max_reorder_s, multi)
     # l2Book -> arrays
     n = len(books_raw)
@@ -454,29 +506,31 @@ def _load_ws(files: list[Path], asset, with_books, max_reorder_s, trim_to_quotes
                     px[j, s, k] = float(e["px"])
                     sz[j, s, k] = float(e["sz"])
             except (KeyError, TypeError, ValueError) as e:
-                raise DataError(f, _where_line(i), f"malformed l2Book level ({e!r})") from e
-    bts = to_int(pd.Series([r[3] for r in books_raw], dtype="object"), files[0],
-                 lambda j: f"{_where_line(src[j][1])}", "time", "l2Book time (ms)") * MS
+                raise DataError(f, f"line {i}", f"malformed l2Book level ({e!r})") from e
+    where = lambda j: f"line {src[j][1]}{_of(src[j][0], multi)}"  # noqa: E731
+    out = label if multi else files[0]  # the path errors about the combined tables name
+    bts = to_int(pd.Series([r[3] for r in books_raw], dtype="object"), out, where, "time",
+                 "l2Book time (ms)", "field") * MS
     for f in files:
         sel = np.array([s[0] == f for s in src])
         if sel.any():
             idx = np.flatnonzero(sel)
-            order_by_time(bts[idx], f, "l2Book", lambda j: _where_line(src[idx[j]][1]), 0)
+            order_by_time(bts[idx], f, "l2Book", lambda j: f"line {src[idx[j]][1]}", 0)
     if multi:
-        order_by_time(bts, label, "l2Book", lambda j: f"{_where_line(src[j][1])} of {src[j][0].name}", 0)
+        order_by_time(bts, label, "l2Book", where, 0)
     for j in range(n):
         for s in (0, 1):
             ok = ~np.isnan(px[j, s])
             bad = ~np.isfinite(px[j, s][ok]) | (px[j, s][ok] <= 0) | ~np.isfinite(sz[j, s][ok]) | (sz[j, s][ok] <= 0)
             if bad.any():
-                raise DataError(src[j][0], _where_line(src[j][1]),
+                raise DataError(src[j][0], f"line {src[j][1]}, field 'levels'",
                                 "l2Book level with a non-finite or non-positive price/size")
-    q, qd = _quotes_from_book(bts, px, sz, [(s[0], s[1]) for s in src])
+    q, qd = _quotes_from_book(bts, px, sz, src)
     dropped.update(qd)
     books = None
     if with_books:
-        books, dropped["books_duplicate_snapshots"] = _books_long(bts, px, sz, src, files[0])
-    return _finish(coin, tr, q, books, files[0], label, trim_to_quotes, dropped, reordered, meta,
+        books, dropped["books_duplicate_snapshots"] = _books_long(bts, px, sz, src, out)
+    return _finish(coin, tr, q, books, out, label, trim_to_quotes, dropped, reordered, meta,
                    tuple(str(f) for f in files))
 
 
@@ -491,8 +545,12 @@ def _finish(coin, tr, q, books, qpath, label, trim_to_quotes, dropped, reordered
         early = tr["ts"].to_numpy() < quotes["ts"].iloc[0]
         dropped["trades_before_first_quote"] = int(early.sum())
         tr = tr[~early].reset_index(drop=True)
-    with_rows(tr, tr["row"].to_numpy())
-    trades = validate_trades(tr.drop(columns=["row", "file"]), label)
+    files_col = tr["file"].to_numpy()
+    several = len(set(files_col)) > 1
+    with_rows(tr, tr["row"].to_numpy(), _unit(files_col[0]) if len(tr) else "line",
+              np.array([Path(f).name for f in files_col], dtype=object) if several else None)
+    trades = validate_trades(tr.drop(columns=["row", "file"]), label if several else
+                             (files_col[0] if len(tr) else label))
     gaps = np.diff(quotes["ts"].to_numpy()) / 1e9
     big = np.flatnonzero(gaps > 10)
     meta.update(dropped=dropped, reordered=reordered,

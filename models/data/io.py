@@ -1,5 +1,10 @@
 """Shared I/O helpers of the source loaders: format sniffing, reading (gzip-aware)
-files, parsing columns with errors that name the row, time order, quote collapsing.
+files, parsing columns with errors that name the line, time order, quote collapsing.
+
+Where errors point in a file: ``line N``, the 1-based line of a text file (csv,
+websocket capture; decompressed; header counted), as an editor shows it; ``row N``,
+the 1-based row of a parquet file or an in-memory table; ``... of NAME`` where a
+table combines several files; then the column (csv) or field (JSON).
 
 ``detect_source(path)`` looks at a file's first bytes (or a directory's files) and
 names the source whose *format* it has, or returns None:
@@ -200,9 +205,10 @@ def read_csv_checked(path, raw: bytes | None = None, **kw) -> pd.DataFrame:
         raise DataError(path, "", f"cannot parse as csv: {e}") from e
 
 
-def to_float(values, path, where_rows, column: str, what: str) -> np.ndarray:
+def to_float(values, path, where_rows, column: str, what: str, kind: str = "column") -> np.ndarray:
     """Strings/objects -> float64; the first unparseable value is a DataError
-    naming its row (``where_rows[i]`` gives the source row/line label)."""
+    naming its line (``where_rows(i)`` gives value i's ``line N``/``row N``) and
+    its ``kind`` (``column`` of a csv, ``field`` of a JSON message)."""
     if not isinstance(values, pd.Series):
         try:  # fast path: numpy parses numeric strings ("61800.30", "nan", "inf")
             arr = np.asarray(values, dtype="float64")
@@ -217,7 +223,7 @@ def to_float(values, path, where_rows, column: str, what: str) -> np.ndarray:
     bad = num.isna().to_numpy() & ~_is_nan_text(s)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(path, f"{where_rows(i)}, column {column!r}",
+        raise DataError(path, f"{where_rows(i)}, {kind} {column!r}",
                         f"cannot parse {s.iloc[i]!r} as a number ({what})")
     return num.to_numpy(dtype="float64")
 
@@ -230,8 +236,9 @@ def _is_nan_text(s: pd.Series) -> np.ndarray:
     return np.zeros(len(s), dtype=bool)
 
 
-def to_int(values, path, where_rows, column: str, what: str) -> np.ndarray:
-    """Strings/objects -> int64 (exact: no float round trip); DataError on the first bad value."""
+def to_int(values, path, where_rows, column: str, what: str, kind: str = "column") -> np.ndarray:
+    """Strings/objects -> int64 (exact: no float round trip); DataError on the first
+    bad value, named as in :func:`to_float`."""
     s = values if isinstance(values, pd.Series) else pd.Series(values, dtype="object")
     if pd.api.types.is_integer_dtype(s):
         return s.to_numpy(dtype="int64")
@@ -244,7 +251,7 @@ def to_int(values, path, where_rows, column: str, what: str) -> np.ndarray:
             if ok.all():
                 return v.astype("int64")
         i = int(np.flatnonzero(~ok)[0])
-        raise DataError(path, f"{where_rows(i)}, column {column!r}",
+        raise DataError(path, f"{where_rows(i)}, {kind} {column!r}",
                         f"cannot parse {s.iloc[i]!r} as an integer ({what})")
     return txt.astype("int64").to_numpy()
 
@@ -278,6 +285,8 @@ def collapse_quotes(q: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     repeat the previous BBO. Keeps ``source_rows`` in attrs aligned.
     Returns (frame, n_same_ts_collapsed, n_unchanged_dropped)."""
     src = q.attrs.get("source_rows")
+    names = q.attrs.get("source_names")
+    unit = q.attrs.get("source_unit", "line")
     ts = q["ts"].to_numpy()
     keep = np.ones(len(q), dtype=bool)
     keep[:-1] = ts[1:] != ts[:-1]
@@ -285,19 +294,39 @@ def collapse_quotes(q: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     q = q[keep]
     if src is not None:
         src = np.asarray(src)[keep]
+        names = None if names is None else np.asarray(names)[keep]
     vals = q[["bid", "ask", "bid_size", "ask_size"]].to_numpy()
     same = np.zeros(len(q), dtype=bool)
     if len(q) > 1:
         same[1:] = (vals[1:] == vals[:-1]).all(axis=1)
     q = q[~same].reset_index(drop=True)
     if src is not None:
-        q.attrs["source_rows"] = src[~same]
+        with_rows(q, src[~same], unit, None if names is None else names[~same])
     else:
         q.attrs.pop("source_rows", None)
     return q, n_ts, int(same.sum())
 
 
-def with_rows(df: pd.DataFrame, rows) -> pd.DataFrame:
-    """Attach the source row numbers used in validation error messages."""
-    df.attrs["source_rows"] = np.asarray(rows)
+def with_rows(df: pd.DataFrame, numbers, unit: str = "line", names=None) -> pd.DataFrame:
+    """Attach where each row came from, for validation errors (tables.py): its number
+    as an editor shows it (``unit`` ``line``: the 1-based line of a text file, header
+    counted; ``row``: the 1-based row of a parquet file) and, where the table combines
+    several files, each row's file name (``names``, aligned)."""
+    df.attrs["source_rows"] = np.asarray(numbers)
+    df.attrs["source_unit"] = unit
+    if names is not None:
+        df.attrs["source_names"] = np.asarray(names)
+    else:
+        df.attrs.pop("source_names", None)
     return df
+
+
+def csv_line_numbers(raw: bytes, n: int, header: bool) -> np.ndarray:
+    """The 1-based text line of each of the ``n`` rows pandas read from the csv text
+    ``raw`` (header counted; pandas skips blank and whitespace-only lines)."""
+    first = 2 if header else 1
+    if not re.search(rb"(^|\n)[ \t\r]*(\n|$)", raw.rstrip(b"\r\n")):
+        return np.arange(first, first + n)
+    nonblank = [k + 1 for k, ln in enumerate(raw.split(b"\n")) if ln.strip()]
+    nums = np.array(nonblank[1:] if header else nonblank, dtype="int64")
+    return nums[:n] if len(nums) >= n else np.arange(first, first + n)

@@ -15,6 +15,7 @@ way. Timing convention shared by every loader: docs/data/loaders.md.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,10 @@ __all__ = ["load", "replay_data", "detect_source", "check_format"]
 
 def load(source: str, path, asset: str | None = None, **kw: Any) -> Market:
     """Load ``path`` with the loader of ``source`` (one of lobster, binance,
-    hyperliquid, synthetic, or ``auto`` to sniff it). Extra keywords go to the loader."""
+    hyperliquid, synthetic, or ``auto`` to sniff it). Extra keywords go to the loader.
+    ``asset`` picks one asset where the path holds several; the market's asset is
+    always the data's own (read from the data, or its file names where the format
+    has no such field), and an ``asset`` that names another is a DataError."""
     if source == "auto":
         p = require_path(path) if not isinstance(path, (list, tuple)) else path
         first = p[0] if isinstance(p, (list, tuple)) else p
@@ -49,7 +53,12 @@ def load(source: str, path, asset: str | None = None, **kw: Any) -> Market:
     if source == "hyperliquid":
         return load_hyperliquid(path, asset, **kw)
     if source == "synthetic":
-        return load_synthetic(path)
+        market = load_synthetic(path)
+        if asset is not None and str(market.asset).upper() != str(asset).upper():
+            # the asset is the market's own (truth.json), never relabelled
+            raise DataError(Path(path) / "truth.json", "field 'asset'",
+                            f"the market is {market.asset!r}, not {asset!r}")
+        return market
     raise ValueError(f"unknown data source {source!r}; expected one of {list(SOURCES)} or 'auto'")
 
 

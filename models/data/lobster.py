@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.data.io import (check_format, collapse_quotes, read_bytes, require_path, to_int,
-                            with_rows)
+from models.data.io import (check_format, collapse_quotes, csv_line_numbers, read_bytes, require_path,
+                            to_int, with_rows)
 from models.data.tables import DataError, Market, validate_books, validate_quotes, validate_trades
 
 EMPTY = 9_999_999_999
@@ -146,14 +146,15 @@ def _pick(pairs: list[_Pair], asset: str | None, path: Path) -> _Pair:
 
 # --------------------------------------------------------------------------- parsing
 
-def parse_time_ns(times: pd.Series, path, first_row: int = 0) -> np.ndarray:
+def parse_time_ns(times: pd.Series, path, lines: np.ndarray | None = None) -> np.ndarray:
     """Seconds-after-midnight decimal strings -> int64 ns, exactly (no float).
-    More than 9 decimals are rounded to the nearest ns."""
+    More than 9 decimals are rounded to the nearest ns. ``lines``: each value's
+    1-based line in ``path`` (default: value i is on line i + 1, no header)."""
     s = times.astype("string").str.strip()
     ok = s.str.fullmatch(_TIME.pattern).fillna(False).to_numpy(dtype=bool)
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
-        raise DataError(path, f"row {i + first_row}, column 'time'",
+        raise DataError(path, f"line {i + 1 if lines is None else int(lines[i])}, column 'time'",
                         f"cannot parse {times.iloc[i]!r} as seconds after midnight")
     parts = s.str.partition(".")
     sec = parts[0].astype("int64").to_numpy()
@@ -168,6 +169,10 @@ def midnight_utc_ns(date: str) -> int:
     return int(pd.Timestamp(date, tz="America/New_York").tz_convert("UTC").value)
 
 
+_MSG_COLUMNS = ("time", "type", "order_id", "size", "price", "direction")
+_OB_FIELDS = ("ask_price", "ask_size", "bid_price", "bid_size")
+
+
 def _read_message(raw: bytes, path: str) -> pd.DataFrame:
     try:
         df = pd.read_csv(io.BytesIO(raw), header=None, dtype={0: "string"}, skip_blank_lines=True)
@@ -180,11 +185,17 @@ def _read_message(raw: bytes, path: str) -> pd.DataFrame:
                         f"price, direction), found {df.shape[1]}")
     if len(df) == 0:
         raise DataError(path, "", "empty message file")
-    df.columns = ["time", "type", "order_id", "size", "price", "direction"]
+    df.columns = list(_MSG_COLUMNS)
     return df
 
 
-def _read_orderbook(raw: bytes, path: str, n_msg: int) -> np.ndarray:
+def _ob_column(j: int) -> str:
+    """The orderbook file's column ``j`` (0-based) by name: ``'bid_size_2'`` (level 1 = best)."""
+    return f"{_OB_FIELDS[j % 4]}_{j // 4 + 1}"
+
+
+def _read_orderbook(raw: bytes, path: str, n_msg: int) -> tuple[np.ndarray, np.ndarray]:
+    """-> (the orderbook's values, each row's 1-based line in the file)."""
     try:
         df = pd.read_csv(io.BytesIO(raw), header=None)
     except pd.errors.EmptyDataError as e:
@@ -197,15 +208,16 @@ def _read_orderbook(raw: bytes, path: str, n_msg: int) -> np.ndarray:
     if len(df) != n_msg:
         raise DataError(path, "", f"orderbook has {len(df)} rows but the message file has "
                         f"{n_msg}: row i must be the book after message i")
+    lines = csv_line_numbers(raw, len(df), header=False)
     for c in df.columns:
         if not pd.api.types.is_numeric_dtype(df[c]):
-            to_int(df[c], path, lambda i: f"row {i}", f"column {c}", "orderbook")
+            to_int(df[c], path, lambda i: f"line {lines[i]}", _ob_column(int(c)), "orderbook")
     v = df.to_numpy(dtype="float64")
     bad = ~np.isfinite(v)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise DataError(path, f"row {i}, column {j}", f"non-finite value in orderbook")
-    return v
+        raise DataError(path, f"line {lines[i]}, column {_ob_column(int(j))!r}", "non-finite value in orderbook")
+    return v, lines
 
 
 # --------------------------------------------------------------------------- loader
@@ -222,10 +234,12 @@ def load_lobster(path, asset: str | None = None, *, with_books: bool = False,
         raise DataError(mpath, "", "cannot tell the trading date from the file name "
                         "(TICKER_YYYY-MM-DD_...); pass date='YYYY-MM-DD'")
 
-    msg = _read_message(pair.read(pair.message), mpath)
+    raw = pair.read(pair.message)
+    msg = _read_message(raw, mpath)
     n = len(msg)
-    rows = lambda i: f"row {i}"  # noqa: E731
-    t_ns = parse_time_ns(msg["time"], mpath) + midnight_utc_ns(date)
+    line = csv_line_numbers(raw, n, header=False)  # message i is on line line[i]
+    rows = lambda i: f"line {line[i]}"  # noqa: E731
+    t_ns = parse_time_ns(msg["time"], mpath, line) + midnight_utc_ns(date)
     typ = to_int(msg["type"], mpath, rows, "type", "message type")
     size = to_int(msg["size"], mpath, rows, "size", "message size")
     price = to_int(msg["price"], mpath, rows, "price", "message price")
@@ -233,14 +247,14 @@ def load_lobster(path, asset: str | None = None, *, with_books: bool = False,
     unknown = ~np.isin(typ, (1, 2, 3, 4, 5, 6, 7))
     if unknown.any():
         i = int(np.flatnonzero(unknown)[0])
-        raise DataError(mpath, f"row {i}, column 'type'", f"unknown message type {typ[i]}")
+        raise DataError(mpath, f"{rows(i)}, column 'type'", f"unknown message type {typ[i]}")
     back = np.diff(t_ns) < 0
     if back.any():
         i = int(np.flatnonzero(back)[0]) + 1
-        raise DataError(mpath, f"row {i}, column 'time'",
+        raise DataError(mpath, f"{rows(i)}, column 'time'",
                         f"timestamps out of order: {msg['time'].iloc[i]} after {msg['time'].iloc[i - 1]}")
 
-    ob = _read_orderbook(pair.read(pair.orderbook), opath, n)
+    ob, ob_line = _read_orderbook(pair.read(pair.orderbook), opath, n)
     levels = ob.shape[1] // 4
 
     # ---- trades
@@ -249,12 +263,12 @@ def load_lobster(path, asset: str | None = None, *, with_books: bool = False,
     d = direction[idx]
     bad = ~np.isin(d, (1, -1))
     if bad.any():
-        raise DataError(mpath, f"row {idx[np.flatnonzero(bad)[0]]}, column 'direction'",
+        raise DataError(mpath, f"{rows(idx[np.flatnonzero(bad)[0]])}, column 'direction'",
                         f"execution direction must be +1 or -1, got {d[np.flatnonzero(bad)[0]]}")
     trades = with_rows(pd.DataFrame({
         "ts": t_ns[idx], "price": price[idx] / PRICE_SCALE, "size": size[idx].astype("float64"),
         "side": -d, "trade_id": idx.astype("int64"),
-    }), idx)
+    }), line[idx])
     trades = validate_trades(trades, mpath)
 
     # ---- quotes (level 1 after each message)
@@ -267,16 +281,16 @@ def load_lobster(path, asset: str | None = None, *, with_books: bool = False,
     last = np.ones(n, dtype=bool)
     last[:-1] = t_ns[1:] != t_ns[:-1]
     keep = last & ~empty
-    q = with_rows(q[keep].reset_index(drop=True), np.flatnonzero(keep))
+    q = with_rows(q[keep].reset_index(drop=True), ob_line[keep])
     q, _, n_same = collapse_quotes(q)
     quotes = validate_quotes(q, opath)
 
     # ---- books
     books = None
     if with_books:
-        books = _books(ob, t_ns, levels, last, opath)
+        books = _books(ob, t_ns, levels, last, opath, ob_line)
 
-    halts = [{"ts": int(t_ns[i]), "row": int(i),
+    halts = [{"ts": int(t_ns[i]), "line": int(line[i]),
               "event": {-1: "halt", 0: "quoting", 1: "resume"}.get(int(price[i]), f"price {price[i]}")}
              for i in np.flatnonzero(typ == 7)]
     meta = {
@@ -297,7 +311,7 @@ def load_lobster(path, asset: str | None = None, *, with_books: bool = False,
                   files=pair.files, meta=meta)
 
 
-def _books(ob: np.ndarray, t_ns: np.ndarray, levels: int, last: np.ndarray, path) -> pd.DataFrame:
+def _books(ob: np.ndarray, t_ns: np.ndarray, levels: int, last: np.ndarray, path, lines) -> pd.DataFrame:
     rows = np.flatnonzero(last)
     snap = ob[rows]
     changed = np.ones(len(rows), dtype=bool)
@@ -316,4 +330,4 @@ def _books(ob: np.ndarray, t_ns: np.ndarray, levels: int, last: np.ndarray, path
     m = present.ravel()
     df = pd.DataFrame({"ts": ts.ravel()[m], "side": side.ravel()[m], "level": lvl.ravel()[m],
                        "price": px.ravel()[m] / PRICE_SCALE, "size": sz.ravel()[m]})
-    return validate_books(with_rows(df, src.ravel()[m]), path)
+    return validate_books(with_rows(df, np.asarray(lines)[src.ravel()[m]]), path)

@@ -23,8 +23,9 @@ Tables
 Rows of one taker sweep share ``ts`` and ``side`` and keep the source's order
 (stable sort): they are one *arrival* for the observation rules.
 
-Validation is strict and names the file, the row (0-based, in the source's row
-order where the loader knows it) or column, and the problem. A loader validates
+Validation is strict and names the file, the 1-based line (text files, header
+counted) or row (parquet, in-memory tables) where the loader knows it, the column,
+and the problem. A loader validates
 before returning, so a caller never sees a half-valid table.
 """
 
@@ -71,15 +72,18 @@ SOURCES = ("lobster", "binance", "hyperliquid", "synthetic")
 class DataError(ValueError):
     """Bad input data. The message names the file, where in it, and what is wrong.
 
-    ``where`` is a row ("row 17"), a column ("column 'price'"), a line
-    ("line 3") or empty when the whole file is at fault.
+    ``where`` is where in the file, as an editor shows it: ``line 17`` (the 1-based
+    line of a text file, header counted), ``row 17`` (the 1-based row of a parquet
+    file or an in-memory table), with the column or field (``line 17, column
+    'price'``), or a column alone, or empty when the whole file is at fault.
+    ``path`` None (an in-memory table) prints no file.
     """
 
     def __init__(self, path: str | Path | None, where: str, problem: str):
-        self.path = str(path) if path is not None else "<memory>"
+        self.path = str(path) if path is not None else None  # None: an in-memory table
         self.where = where
         self.problem = problem
-        loc = f"{self.path}: {where}: " if where else f"{self.path}: "
+        loc = "".join(f"{x}: " for x in (self.path, where) if x)
         super().__init__(loc + problem)
 
 
@@ -88,12 +92,18 @@ def _first_bad(mask: np.ndarray) -> int:
 
 
 def _row_label(df: pd.DataFrame, i: int) -> str:
-    """Row label for error messages: the source row number if the loader kept
-    one in ``df.attrs['source_rows']`` (array aligned with df), else position."""
+    """Where row ``i`` of ``df`` came from, for error messages: the loader's
+    ``line N`` / ``row N`` (``df.attrs``, set by ``models.data.io.with_rows``,
+    aligned with df; ``of NAME`` where the table combines files), else the 1-based
+    position ``row N``."""
     src = df.attrs.get("source_rows")
     if src is not None and len(src) == len(df):
-        return f"row {int(src[i])}"
-    return f"row {i}"
+        label = f"{df.attrs.get('source_unit', 'line')} {int(src[i])}"
+        names = df.attrs.get("source_names")
+        if names is not None and len(names) == len(df):
+            label += f" of {names[i]}"
+        return label
+    return f"row {i + 1}"
 
 
 def _check_columns(df: pd.DataFrame, spec: dict[str, str], path, table: str,
@@ -344,11 +354,25 @@ class WindowSpec:
 
         return at(self.start, self.start_unit, t0), at(self.end, self.end_unit, t1 + 1)
 
+    def cut(self, market: Market, flag: str = "window") -> Market:
+        """The rows of ``market`` in this window (:func:`window_market`); a window that
+        holds no trade or quote is a DataError in one line naming ``flag`` (the option,
+        e.g. ``--window``) and this window, in seconds from the data's start."""
+        return window_market(market, *self.bounds_ns(market), label=f"{flag} {str(self)!r}")
 
-def window_market(market: Market, start_ns: int | None = None, end_ns: int | None = None) -> Market:
+
+def _secs(x: float) -> str:
+    """Seconds for messages: ``299.7 s``, ``300 s`` (ms precision, no trailing zeros)."""
+    return (f"{x:,.3f}".rstrip("0").rstrip(".") or "0") + " s"
+
+
+def window_market(market: Market, start_ns: int | None = None, end_ns: int | None = None, *,
+                  label: str | None = None) -> Market:
     """The rows of ``market`` with ``start_ns <= ts < end_ns`` (None = open), as a new
     validated ``Market`` (same asset, source, files and truth; ``meta['window']``
-    records the bounds). DataError when the window holds no trade or no quote."""
+    records the bounds). DataError when the window holds no trade or no quote: one
+    line, ``label`` (what the user gave, e.g. ``--window '0.999:1'``; default: the
+    window in seconds from the data's start), the problem, and the data's span."""
     lo = market.start_ns if start_ns is None else int(start_ns)
     hi = market.end_ns + 1 if end_ns is None else int(end_ns)
 
@@ -361,10 +385,21 @@ def window_market(market: Market, start_ns: int | None = None, end_ns: int | Non
 
     trades, quotes, books = cut(market.trades), cut(market.quotes), cut(market.books)
     oi = cut(market.open_interest)
-    where = f"window [{lo}, {hi}) ns of {market.asset!r}"
     if len(trades) == 0 or len(quotes) == 0:
-        raise DataError(None, where, f"no {'trades' if len(trades) == 0 else 'quotes'} in the window "
-                                     f"(the data span {market.start_ns}..{market.end_ns} ns)")
+        t0 = market.start_ns
+        a = _secs((lo - t0) / 1e9)
+        b = "the end" if hi > market.end_ns else _secs((hi - t0) / 1e9)
+        data = f"the data ({market.asset}, {market.source}) span {_secs(market.duration_s)}"
+        if lo > market.end_ns:
+            problem = f"starts at {a} from the data's start, after its end ({data})"
+        elif hi <= lo:
+            problem = f"ends at {b}, before it starts at {a} from the data's start ({data})"
+        elif hi <= t0:
+            problem = f"ends before the data start ({data})"
+        else:
+            problem = (f"no {'trades' if len(trades) == 0 else 'quotes'} between {a} and {b} "
+                       f"from the data's start ({data})")
+        raise DataError(label or f"window {a} to {b}", "", problem)
     if books is not None and len(books) == 0:
         books = None
     if oi is not None and len(oi) == 0:

@@ -32,13 +32,17 @@ max_r_hat = 1.5
 [[calibrate]]
 asset = "BTC"
 source = "hyperliquid"
-path = "/data/hl/btc"
+path = "ABS_DATA/hl/btc"
 """
 
 
 def _write(tmp_path: Path, text: str) -> Path:
+    """The schedules file in tmp_path, with the data folders its entries name
+    (``ABS_DATA`` = an absolute path under tmp_path); load_config checks they exist."""
     p = tmp_path / "schedules.toml"
-    p.write_text(text)
+    p.write_text(text.replace("ABS_DATA", str(tmp_path / "data")))
+    for d in ("market", "m", "n", "data/hl/btc"):
+        (tmp_path / d).mkdir(parents=True, exist_ok=True)
     return p
 
 
@@ -56,7 +60,7 @@ def test_deployments_from_the_config(tmp_path):
     assert p["asset"] == "SYN" and p["source"] == "synthetic" and p["window"] == "0:0.7" and p["z"] == 1.5
     assert p["path"] == str((tmp_path / "market").resolve())        # relative to the file's folder
     assert p["sampler"]["draws"] == 150 and p["sampler"]["chains"] == 2 and p["gate"]["max_r_hat"] == 1.5
-    assert btc.parameters["path"] == "/data/hl/btc" and btc.parameters["window"] == "0:0.8"
+    assert btc.parameters["path"] == str(tmp_path / "data/hl/btc") and btc.parameters["window"] == "0:0.8"
     assert p["sampler_overrides"] == {"regime": {"sampler": "nutpie"}}       # only the fields given
     assert btc.parameters["sampler"] == {} and btc.parameters["promote"] is True
     assert btc.parameters["sampler_overrides"] == {}
@@ -69,11 +73,40 @@ def test_deployments_from_the_config(tmp_path):
 
 
 def test_the_repository_example_is_valid():
-    from flows.schedules import build_deployments
+    """Valid but for its data path, which `mmcal demo` writes (absent on a fresh clone)."""
+    from flows.schedules import build_deployments, load_config
 
     root = Path(__file__).resolve().parents[2]
-    deps = build_deployments(root / "schedules.toml")
+    deps = build_deployments(load_config(root / "schedules.toml", check_paths=False))
     assert deps and deps[0].parameters["source"] == "synthetic"
+    assert deps[0].parameters["path"] == str(root / "artifacts" / "demo" / "market")
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ('path = "nowhere"', "calibrate[2].path: no such file or directory: {tmp}/nowhere ('nowhere' from the "
+                         "schedules file's folder)"),
+    ('path = "ABS_DATA/gone"', "calibrate[2].path: no such file or directory: {tmp}/data/gone"),
+    ('path = "binance.gz"', "calibrate[2].path: {tmp}/binance.gz: looks like a binance websocket capture, "
+                            "not synthetic ('binance.gz' from the schedules file's folder)"),
+])
+def test_serve_check_refuses_a_data_path_that_cannot_be_the_data(tmp_path, entry, problem):
+    """`mmcal serve --check` (and serving) refuses an entry whose data path does not
+    exist or has another source's format: one line naming the file, the entry and
+    field, and the problem (it passed, and the failure showed only at the cron time)."""
+    import gzip
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    (tmp_path / "binance.gz").write_bytes(gzip.compress(b'1 {"stream": "btcusdt@trade", "data": {}}\n'))
+    text = GOOD.replace('path = "ABS_DATA/hl/btc"', 'path = "ABS_DATA/hl/btc"\n\n[[calibrate]]\nasset = "ETH"\n'
+                        f'source = "synthetic"\n{entry}')
+    p = _write(tmp_path, text)
+    for args in (["--check"], ["--check", "--json"], []):
+        r = CliRunner().invoke(app, ["serve", "--config", str(p), *args])
+        assert r.exit_code == 2, r.output
+        assert r.stdout == "" and r.stderr == f"mmcal: error: {p}: {problem.format(tmp=tmp_path)}\n", r.stderr
 
 
 @pytest.mark.parametrize("text, where", [

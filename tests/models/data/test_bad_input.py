@@ -76,53 +76,53 @@ def test_lobster_unparseable_number(tmp_path):
     msg = list(LOB_MSG)
     msg[2] = "34201.25,4,2,40,1O10000,-1"
     p = write_lobster(tmp_path, msg=msg)
-    _raises(lambda: load_lobster(p), str(p), "row 2", "'price'", "1O10000")
+    _raises(lambda: load_lobster(p), str(p), "line 3", "'price'", "1O10000")
 
 
 def test_lobster_unparseable_time(tmp_path):
     msg = list(LOB_MSG)
     msg[1] = "34200.5s,1,2,100,1010000,-1"
     p = write_lobster(tmp_path, msg=msg)
-    _raises(lambda: load_lobster(p), "row 1", "'time'")
+    _raises(lambda: load_lobster(p), "line 2", "'time'")
 
 
 def test_lobster_nan_and_inf_prices(tmp_path):
     msg = list(LOB_MSG)
     msg[2] = "34201.25,4,2,40,nan,-1"
     p = write_lobster(tmp_path, msg=msg)
-    _raises(lambda: load_lobster(p), "row 2", "'price'", "nan")
+    _raises(lambda: load_lobster(p), "line 3", "'price'", "nan")
     ob = list(LOB_OB)
     ob[2] = "inf,60,1000000,100"
     p = write_lobster(tmp_path, ob=ob)
-    _raises(lambda: load_lobster(p), "orderbook", "row 2")
+    _raises(lambda: load_lobster(p), "orderbook", "line 3")
 
 
 def test_lobster_zero_size(tmp_path):
     msg = list(LOB_MSG)
     msg[3] = "34202.0,4,1,0,1000000,1"
     p = write_lobster(tmp_path, msg=msg)
-    _raises(lambda: load_lobster(p), str(p), "row 3", "'size'", "> 0")
+    _raises(lambda: load_lobster(p), str(p), "line 4", "'size'", "> 0")
 
 
 def test_lobster_negative_book_size(tmp_path):
     ob = list(LOB_OB)
     ob[2] = "1010000,-60,1000000,100"
     p = write_lobster(tmp_path, ob=ob)
-    _raises(lambda: load_lobster(p), "orderbook", "row 2", "ask_size", "> 0")
+    _raises(lambda: load_lobster(p), "orderbook", "line 3", "ask_size", "> 0")
 
 
 def test_lobster_crossed_quote(tmp_path):
     ob = list(LOB_OB)
     ob[3] = "1000000,60,1000000,90"
     p = write_lobster(tmp_path, ob=ob)
-    _raises(lambda: load_lobster(p), "orderbook", "row 3", "crossed or locked")
+    _raises(lambda: load_lobster(p), "orderbook", "line 4", "crossed or locked")
 
 
 def test_lobster_out_of_order(tmp_path):
     msg = list(LOB_MSG)
     msg[3] = "34201.0,4,1,10,1000000,1"
     p = write_lobster(tmp_path, msg=msg)
-    _raises(lambda: load_lobster(p), str(p), "row 3", "out of order")
+    _raises(lambda: load_lobster(p), str(p), "line 4", "out of order")
 
 
 def test_lobster_empty_file(tmp_path):
@@ -264,25 +264,25 @@ def test_binance_nan_and_inf_price(tmp_path):
     msgs = binance_msgs()
     msgs[2][1]["data"]["p"] = "NaN"
     p = write_binance(tmp_path, msgs)
-    _raises(lambda: load_binance(p), str(p), "row 2", "'price'", "non-finite")
+    _raises(lambda: load_binance(p), str(p), "line 3", "'price'", "non-finite")
     msgs = binance_msgs()
     msgs[3][1]["data"]["a"] = "inf"
     p = write_binance(tmp_path, msgs)
-    _raises(lambda: load_binance(p), str(p), "row 3", "'ask'", "non-finite")
+    _raises(lambda: load_binance(p), str(p), "line 4", "'ask'", "non-finite")
 
 
 def test_binance_zero_size(tmp_path):
     msgs = binance_msgs()
     msgs[1][1]["data"]["q"] = "0.000"
     p = write_binance(tmp_path, msgs)
-    _raises(lambda: load_binance(p), str(p), "row 1", "'size'", "> 0")
+    _raises(lambda: load_binance(p), str(p), "line 2", "'size'", "> 0")
 
 
 def test_binance_crossed_quote(tmp_path):
     msgs = binance_msgs()
     msgs[3][1]["data"]["b"] = "100.6"
     p = write_binance(tmp_path, msgs)
-    _raises(lambda: load_binance(p), str(p), "row 3", "crossed or locked")
+    _raises(lambda: load_binance(p), str(p), "line 4", "crossed or locked")
 
 
 def test_binance_out_of_order(tmp_path):
@@ -381,43 +381,43 @@ def test_hl_unparseable_number(tmp_path):
     t = list(TRADES)
     t[3] = t[3].replace("100.6", "1OO.6")
     d = write_rec(tmp_path, trades=t)
-    _raises(lambda: load_hyperliquid(d), "trades_TST.csv", "row 2", "'price'", "1OO.6")
+    _raises(lambda: load_hyperliquid(d), "trades_TST.csv", "line 4", "'price'", "1OO.6")
 
 
 def test_hl_nan_inf_price(tmp_path):
     t = list(TRADES)
     t[3] = t[3].replace("100.6", "inf")
     d = write_rec(tmp_path, trades=t)
-    _raises(lambda: load_hyperliquid(d), "trades_TST.csv", "row 2", "'price'", "non-finite")
+    _raises(lambda: load_hyperliquid(d), "trades_TST.csv", "line 4", "'price'", "non-finite")
     p = list(PRICES)
     p[3] = p[3].replace("100.0", "nan")
     d = write_rec(tmp_path, trades=TRADES, prices=p)
-    _raises(lambda: load_hyperliquid(d), "prices_TST.csv", "row 2", "'price'", "non-finite")
+    _raises(lambda: load_hyperliquid(d), "prices_TST.csv", "line 4", "'price'", "non-finite")
 
 
 def test_hl_zero_negative_size(tmp_path):
     t = list(TRADES)
     t[4] = t[4].replace(",0.3,", ",-0.3,")
     d = write_rec(tmp_path, trades=t)
-    _raises(lambda: load_hyperliquid(d), "trades_TST.csv", "row 3", "'size'", "> 0")
+    _raises(lambda: load_hyperliquid(d), "trades_TST.csv", "line 5", "'size'", "> 0")
     p = list(PRICES)
     p[2] = p[2].replace(",2.0,", ",0,")
     d = write_rec(tmp_path, trades=TRADES, prices=p)
-    _raises(lambda: load_hyperliquid(d), "prices_TST.csv", "row 1", "'size'", "> 0")
+    _raises(lambda: load_hyperliquid(d), "prices_TST.csv", "line 3", "'size'", "> 0")
 
 
 def test_hl_bad_side(tmp_path):
     t = list(TRADES)
     t[2] = t[2].replace(",buy,", ",hold,")
     d = write_rec(tmp_path, trades=t)
-    _raises(lambda: load_hyperliquid(d), "row 1", "'side'", "hold")
+    _raises(lambda: load_hyperliquid(d), "line 3", "'side'", "hold")
 
 
 def test_hl_crossed_at_one_timestamp_is_bad(tmp_path):
     p = list(PRICES)
     p[3] = f"1,100.7,1.5,bid,{E0 + 200}"
     d = write_rec(tmp_path, prices=p)
-    _raises(lambda: load_hyperliquid(d), "prices_TST.csv", "row 3", "crossed or locked")
+    _raises(lambda: load_hyperliquid(d), "prices_TST.csv", "line 5", "crossed or locked")
 
 
 def test_hl_transient_cross_from_combining_sides_is_dropped(tmp_path):
@@ -435,7 +435,7 @@ def test_hl_crossed_orderbook_snapshot_is_bad(tmp_path):
     ob = list(OBOOK)
     ob[2] = f"1,{E0 + 400},{E0 + 400},100.7,1.5,100.6,2.5,99.9,1.0,100.7,1.0"
     d = write_rec(tmp_path, obook=ob)
-    _raises(lambda: load_hyperliquid(d, with_books=True), "orderbooks_TST.csv", "row 1", "crossed")
+    _raises(lambda: load_hyperliquid(d, with_books=True), "orderbooks_TST.csv", "line 3", "crossed")
 
 
 def test_hl_out_of_order(tmp_path):
@@ -443,11 +443,11 @@ def test_hl_out_of_order(tmp_path):
     p = PRICES[:3] + [f"1,100.1,1.5,bid,{E0 + 400}", f"1,100.6,2.5,ask,{E0 + 400}",
                       f"1,100.0,1.5,bid,{E0 + 200}", f"1,100.6,2.0,ask,{E0 + 200}"]
     d = write_rec(tmp_path, prices=p)
-    _raises(lambda: load_hyperliquid(d), "prices_TST.csv", "row 4", "out of order")
+    _raises(lambda: load_hyperliquid(d), "prices_TST.csv", "line 6", "out of order")
     # trades: a step back beyond the replay tolerance is an error ...
     t = TRADES + [f"1,100.0,0.3,sell,1005,{E0 - 120_000}"]
     d = write_rec(tmp_path, trades=t, prices=PRICES)
-    _raises(lambda: load_hyperliquid(d), "trades_TST.csv", "row 4", "out of order", "60 s")
+    _raises(lambda: load_hyperliquid(d), "trades_TST.csv", "line 6", "out of order", "60 s")
     # ... a small one (reconnect replay) is sorted, stably, and counted
     t = TRADES + [f"1,100.0,0.3,sell,1005,{E0 + 150}", f"1,100.0,0.3,sell,1004,{E0 + 300}"]
     m = load_hyperliquid(write_rec(tmp_path, trades=t))
@@ -497,6 +497,41 @@ def test_hl_parquet_chunk_dir(tmp_path):
     _raises(lambda: load_hyperliquid(root), "trades_2.parquet", "'side'", "missing")
 
 
+def _chunk_dir(root: Path, coin_column: str | None = None) -> Path:
+    for kind, rows in (("trades", TRADES), ("prices", PRICES)):
+        (root / kind).mkdir(parents=True)
+        df = pd.read_csv(pd.io.common.StringIO("\n".join(rows)))
+        if kind == "trades":
+            df["trade_id"] = df["trade_id"].astype(str)
+        if coin_column is not None:
+            df["coin"] = coin_column
+        df.to_parquet(root / kind / f"{kind}_1.parquet")
+    return root
+
+
+def test_hl_parquet_coin_is_never_relabelled(tmp_path):
+    """The chunks carry no coin: the folder's _COIN suffix is the coin, and an asset
+    naming another is refused (it used to relabel the data); a name without a coin
+    suffix (a date's digits are none) needs asset=; a coin column must agree."""
+    named = _chunk_dir(tmp_path / "recorder_2025-01-01_TST")
+    assert load_hyperliquid(named).asset == "TST" and load_hyperliquid(named, "tst").asset == "TST"
+    _raises(lambda: load_hyperliquid(named, "BTC"), str(named), "says the data are TST, not 'BTC'")
+    _raises(lambda: load("auto", named, "BTC"), str(named), "not 'BTC'")
+    dated = _chunk_dir(tmp_path / "recorder_2025-01-01")
+    _raises(lambda: load_hyperliquid(dated), str(dated), "cannot tell the coin", "asset=")
+    assert load_hyperliquid(dated, "btc").asset == "BTC"
+    labelled = _chunk_dir(tmp_path / "rec_2025-01-01", coin_column="ETH")
+    assert load_hyperliquid(labelled, "ETH").asset == "ETH"
+    _raises(lambda: load_hyperliquid(labelled, "BTC"), "trades_1.parquet", "column 'coin'",
+            "the data are 'ETH', not 'BTC'")
+
+
+def test_hl_recorder_csv_coin_column_must_agree(tmp_path):
+    d = write_rec(tmp_path, trades=[TRADES[0] + ",coin"] + [r + ",TST" for r in TRADES[1:3]]
+                  + [TRADES[3] + ",ETH"])
+    _raises(lambda: load_hyperliquid(d), "trades_TST.csv: line 4, column 'coin'", "the data are 'ETH', not 'TST'")
+
+
 # =========================================================================== Hyperliquid websocket
 
 def _book(t, bid="100.0", ask="100.5"):
@@ -533,7 +568,7 @@ def test_hl_ws_good_small(tmp_path):
 
 def test_hl_ws_crossed_book(tmp_path):
     p = write_ws(tmp_path, [_book(E0), _fills(("100.5", "0.1", "B", 1, E0 + 10)), _book(E0 + 30, "100.5", "100.5")])
-    _raises(lambda: load_hyperliquid(p), str(p), "row 2", "crossed or locked")
+    _raises(lambda: load_hyperliquid(p), str(p), "line 3", "crossed or locked")
 
 
 def test_hl_ws_missing_field(tmp_path):
@@ -545,9 +580,9 @@ def test_hl_ws_missing_field(tmp_path):
 
 def test_hl_ws_bad_number_and_size(tmp_path):
     p = write_ws(tmp_path, [_book(E0), _fills(("1OO", "0.1", "B", 1, E0 + 10))])
-    _raises(lambda: load_hyperliquid(p), str(p), "line 2", "'price'", "1OO")
+    _raises(lambda: load_hyperliquid(p), str(p), "line 2", "field 'px'", "1OO")
     p = write_ws(tmp_path, [_book(E0), _fills(("100.5", "0", "B", 1, E0 + 10))])
-    _raises(lambda: load_hyperliquid(p), str(p), "row 1", "'size'", "> 0")
+    _raises(lambda: load_hyperliquid(p), str(p), "line 2", "'size'", "> 0")
 
 
 def test_hl_ws_out_of_order_book(tmp_path):
@@ -593,6 +628,81 @@ def test_detect_source_small_files(tmp_path):
     assert detect_source(syn) == "synthetic"
 
 
+# =========================================================================== where errors point
+
+def _text_lines(p: Path) -> list[str]:
+    raw = p.read_bytes()
+    return (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode().split("\n")
+
+
+def _named_line(msg: str) -> int:
+    import re
+    m = re.search(r": line (\d+), ", msg)
+    assert m, msg
+    return int(m.group(1))
+
+
+def _lobster_bad(d: Path, which: str) -> Path:
+    msg, ob = list(LOB_MSG), list(LOB_OB)
+    if which == "message":
+        msg[2] = "34201.25,4,2,40,1O10000,-1"
+    else:
+        ob[2] = "1O10000,60,1000000,100"
+    msg.insert(1, "")                       # a blank line (skipped by the csv reader) before it
+    ob.insert(1, "   ")
+    write_lobster(d, msg=msg, ob=ob)
+    return d / LOB_NAME.format(which)
+
+
+def _rec_bad(d: Path, gz: bool) -> Path:
+    trades = [TRADES[0], ""] + TRADES[1:]   # a blank line after the header
+    trades[3] = trades[3].replace("100.5,0.1", "1O0.5,0.1")
+    write_rec(d, trades=trades, gz=gz)
+    return d / ("trades_TST.csv.gz" if gz else "trades_TST.csv")
+
+
+def _binance_bad(d: Path) -> Path:
+    msgs = binance_msgs()
+    msgs[2] = (msgs[2][0], {**msgs[2][1], "data": {**msgs[2][1]["data"], "p": "1O0.0"}})
+    return write_binance(d, msgs)
+
+
+def _ws_bad(d: Path) -> Path:
+    return write_ws(d, [_book(E0), _book(E0 + 5), _fills(("1O0.5", "0.1", "B", 1, E0 + 10))])
+
+
+@pytest.mark.parametrize("make", [
+    lambda d: _lobster_bad(d, "message"), lambda d: _lobster_bad(d, "orderbook"),
+    lambda d: _rec_bad(d, False), lambda d: _rec_bad(d, True), _binance_bad, _ws_bad,
+], ids=["lobster-message", "lobster-orderbook", "recorder-csv", "recorder-csv.gz", "binance", "hl-websocket"])
+def test_error_names_the_line_an_editor_shows(tmp_path, make):
+    """Every text format: the error names the file and its 1-based line, header and
+    blank lines counted (the decompressed text for gzip), and that line holds the bad
+    value; never a 0-based row, never both a row and a line."""
+    bad = make(tmp_path)
+    with pytest.raises(DataError) as ei:
+        load("auto", bad)
+    msg = str(ei.value)
+    assert msg.startswith(str(bad)) and "row" not in msg and "\n" not in msg, msg
+    assert "1O" in _text_lines(bad)[_named_line(msg) - 1], msg
+
+
+def test_parquet_errors_name_the_files_1_based_row(tmp_path):
+    root = tmp_path / "recorder_2025-01-01_TST"
+    for kind, rows in (("trades", TRADES), ("prices", PRICES)):
+        (root / kind).mkdir(parents=True)
+        df = pd.read_csv(pd.io.common.StringIO("\n".join(rows)))
+        if kind == "trades":
+            df["trade_id"] = df["trade_id"].astype(str)
+            df.loc[2, "side"] = "hold"
+            df.iloc[:2].to_parquet(root / kind / f"{kind}_1.parquet")
+            df.iloc[2:].to_parquet(root / kind / f"{kind}_2.parquet")
+        else:
+            df.to_parquet(root / kind / f"{kind}_1.parquet")
+    e = _raises(lambda: load_hyperliquid(root), "trades_2.parquet: row 1, column 'side'", "'hold'")
+    assert pd.read_parquet(root / "trades" / "trades_2.parquet")["side"].iloc[0] == "hold", e
+
+
 # =========================================================================== tables.validate_*
 
 def _trades(**over):
@@ -630,13 +740,13 @@ def test_validate_good_tables_get_canonical_dtypes():
 @pytest.mark.parametrize("df, parts", [
     (_trades().iloc[:0], ["no trades"]),
     (_trades().drop(columns=["price"]), ["missing column", "'price'"]),
-    (_trades(price=[10.0, "x1", 10.4]), ["row 1", "'price'", "x1"]),
-    (_trades(price=[10.0, np.nan, 10.4]), ["row 1", "non-finite"]),
-    (_trades(price=[10.0, np.inf, 10.4]), ["row 1", "non-finite"]),
-    (_trades(size=[1.0, 0.0, 0.5]), ["row 1", "'size'", "> 0"]),
-    (_trades(size=[1.0, 2.0, -0.5]), ["row 2", "'size'", "> 0"]),
-    (_trades(side=[1, 0, -1]), ["row 1", "'side'", "+1 or -1"]),
-    (_trades(ts=[1, 3, 2]), ["row 2", "'ts'", "out of order"]),
+    (_trades(price=[10.0, "x1", 10.4]), ["row 2", "'price'", "x1"]),
+    (_trades(price=[10.0, np.nan, 10.4]), ["row 2", "non-finite"]),
+    (_trades(price=[10.0, np.inf, 10.4]), ["row 2", "non-finite"]),
+    (_trades(size=[1.0, 0.0, 0.5]), ["row 2", "'size'", "> 0"]),
+    (_trades(size=[1.0, 2.0, -0.5]), ["row 3", "'size'", "> 0"]),
+    (_trades(side=[1, 0, -1]), ["row 2", "'side'", "+1 or -1"]),
+    (_trades(ts=[1, 3, 2]), ["row 3", "'ts'", "out of order"]),
 ])
 def test_validate_trades_rejects(df, parts):
     _raises(lambda: validate_trades(df, "trades.csv"), "trades.csv", *parts)
@@ -645,11 +755,11 @@ def test_validate_trades_rejects(df, parts):
 @pytest.mark.parametrize("df, parts", [
     (_quotes().iloc[:0], ["no quotes"]),
     (_quotes().drop(columns=["ask_size"]), ["missing column", "'ask_size'"]),
-    (_quotes(bid=[10.0, 10.4, 10.1]), ["row 1", "crossed or locked"]),
-    (_quotes(bid=[10.0, 10.3, 10.1]), ["row 1", "crossed or locked"]),     # locked
-    (_quotes(ask=[10.2, np.nan, 10.2]), ["row 1", "non-finite"]),
-    (_quotes(bid_size=[1.0, 0.0, 2.0]), ["row 1", "> 0"]),
-    (_quotes(ts=[1, 3, 2]), ["row 2", "out of order"]),
+    (_quotes(bid=[10.0, 10.4, 10.1]), ["row 2", "crossed or locked"]),
+    (_quotes(bid=[10.0, 10.3, 10.1]), ["row 2", "crossed or locked"]),     # locked
+    (_quotes(ask=[10.2, np.nan, 10.2]), ["row 2", "non-finite"]),
+    (_quotes(bid_size=[1.0, 0.0, 2.0]), ["row 2", "> 0"]),
+    (_quotes(ts=[1, 3, 2]), ["row 3", "out of order"]),
 ])
 def test_validate_quotes_rejects(df, parts):
     _raises(lambda: validate_quotes(df, "q.csv"), "q.csv", *parts)
@@ -658,15 +768,17 @@ def test_validate_quotes_rejects(df, parts):
 @pytest.mark.parametrize("df, parts", [
     (_books().iloc[:0], ["no book"]),
     (_books().drop(columns=["level"]), ["missing column", "'level'"]),
-    (_books(size=[1.0, -1.0, 2.0]), ["row 1", "> 0"]),
-    (_books(price=[10.0, np.inf, 10.1]), ["row 1", "non-finite"]),
-    (_books(ts=[2, 1, 2]), ["row 1", "out of order"]),
+    (_books(size=[1.0, -1.0, 2.0]), ["row 2", "> 0"]),
+    (_books(price=[10.0, np.inf, 10.1]), ["row 2", "non-finite"]),
+    (_books(ts=[2, 1, 2]), ["row 2", "out of order"]),
 ])
 def test_validate_books_rejects(df, parts):
     _raises(lambda: validate_books(df, "b.csv"), "b.csv", *parts)
 
 
-def test_validate_names_source_rows():
-    df = _trades(size=[1.0, 0.0, 0.5])
-    df.attrs["source_rows"] = np.array([100, 205, 310])
-    _raises(lambda: validate_trades(df, "f"), "row 205")
+def test_validate_names_source_lines():
+    from models.data.io import with_rows
+    df = with_rows(_trades(size=[1.0, 0.0, 0.5]), [100, 205, 310])
+    _raises(lambda: validate_trades(df, "f"), "f: line 205, column 'size'")
+    df = with_rows(_trades(size=[1.0, 0.0, 0.5]), [7, 8, 1], "row", ["a.parquet", "a.parquet", "b.parquet"])
+    _raises(lambda: validate_trades(df, "dir"), "dir: row 8 of a.parquet, column 'size'")

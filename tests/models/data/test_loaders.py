@@ -595,3 +595,36 @@ def test_load_auto_and_asset_selection():
         load("hyperliquid", REC)
     with pytest.raises(DataError, match="ambiguous"):
         load("binance", BIN, "BTCUSDT")
+
+
+# =========================================================================== asset labels
+
+@pytest.mark.parametrize("source, path, wrong, right", [
+    ("lobster", LOB / "LOBSTER_SampleFile_AAPL_2012-06-21_1.zip", "GOOG", "AAPL"),
+    ("binance", BIN / "usdm_ethusdt_20240808.gz", "BTCUSDT", "ETHUSDT"),
+    ("hyperliquid", REC / "trades_ETH.csv.gz", "BTC", "ETH"),
+    ("hyperliquid", REC, "DOGE", "SOL"),
+    ("hyperliquid", PQ, "BTC", "ETH"),
+    ("hyperliquid", WS, "ETH", "BTC"),
+])
+def test_asset_is_the_datas_own_never_relabelled(source, path, wrong, right):
+    """Every loader on its real sample: an ``asset`` that names other data is refused
+    in one line naming the path (the parquet recorder folder used to take ``asset`` as
+    its coin, labelling ETH data BTC); the right one loads, labelled by the data."""
+    from models.data.tables import DataError
+    with pytest.raises(DataError) as ei:
+        load(source, path, wrong)
+    msg = str(ei.value)
+    assert "\n" not in msg and msg.startswith(str(path)) and repr(wrong) in msg, msg
+    assert load_cached(source, path, right)[0].asset == right
+    # lower case names the same data
+    assert load_cached(source, path, right.lower())[0].asset == right
+
+
+def test_synthetic_asset_is_the_markets_own(tmp_path):
+    from models.data.synthetic import simulate_market, write_market
+    from models.data.tables import DataError
+    write_market(simulate_market(seed=1, duration_s=60.0), tmp_path)
+    assert load("synthetic", tmp_path, "SYN").asset == "SYN"
+    with pytest.raises(DataError, match=r"truth\.json: field 'asset': the market is 'SYN', not 'BTC'"):
+        load("synthetic", tmp_path, "BTC")

@@ -54,5 +54,44 @@ def test_fit_and_heldout_windows_split_the_rows(market):
 
 
 def test_empty_window_is_a_data_error(market):
-    with pytest.raises(DataError, match="no trades"):
+    with pytest.raises(DataError, match="no trades|after its end") as ei:
         window_market(market, market.end_ns + 10, market.end_ns + 20)
+    assert "<memory>" not in str(ei.value) and " ns" not in str(ei.value)
+
+
+@pytest.mark.parametrize("text, parts", [
+    ("0.999:1", ["--window '0.999:1': no trades between 299.7 s and 300 s from the data's start",
+                 "(the data (SYN, synthetic) span 300 s)"]),
+    ("5000s:", ["--window '5000s:': starts at 5,000 s from the data's start, after its end",
+                "span 300 s"]),
+    ("100s:0.1", ["--window '100s:0.1': ends at 30 s, before it starts at 100 s"]),
+])
+def test_window_outside_the_data_is_one_line_in_seconds(market, text, parts):
+    """A window that holds no data names the option and the window as given, the
+    data's span in seconds and the problem, in one line (it said ``<memory>`` and
+    raw nanoseconds)."""
+    with pytest.raises(DataError) as ei:
+        WindowSpec.parse(text).cut(market, "--window")
+    msg = str(ei.value)
+    for p in parts:
+        assert p in msg, msg
+    assert "\n" not in msg and "<memory>" not in msg and " ns" not in msg
+    # a window inside the data cuts as window_market does
+    ok = WindowSpec.parse("60s:0.5").cut(market, "--window")
+    assert ok.sha256() == window_market(market, *WindowSpec.parse("60s:0.5").bounds_ns(market)).sha256()
+
+
+def test_cli_window_outside_the_data_is_one_line(tmp_path, market):
+    """`mmcal params calibrate --window 5000s:` on a 300 s market: exit 2, one line."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from models.data.synthetic import write_market
+
+    write_market(market, tmp_path / "m")
+    r = CliRunner().invoke(app, ["params", "calibrate", str(tmp_path / "m"), "--source", "synthetic",
+                                 "--window", "5000s:"], catch_exceptions=False)
+    assert r.exit_code == 2
+    line = r.stderr.strip()
+    assert line == ("mmcal: error: --window '5000s:': starts at 5,000 s from the data's start, after its end "
+                    "(the data (SYN, synthetic) span 300 s)"), line
