@@ -99,6 +99,9 @@ def guarded(fn: Callable[[], Any]) -> Any:
         msg = str(e)
         if isinstance(e, FileNotFoundError) and e.filename:
             msg = f"{e.filename}: no such file or directory"
+        sampling = sys.modules.get("models.sampling")
+        if sampling is not None and isinstance(e, sampling.SampleSizeError):
+            msg = f"--draws/--chains: {msg}"  # a trace larger than the memory: the flags that size it
         err.print(f"mmcal: error: {msg}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     except KeyboardInterrupt:
