@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Optional
 
 import typer
 from rich.console import Console
@@ -84,8 +84,63 @@ def emit_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
-def guarded(fn: Callable[[], Any]) -> Any:
-    """Run a command body: known input errors become one clear line and exit 2."""
+def _command_params() -> tuple:
+    """The options of the command now running (typer runs its own copy of click)."""
+    for name in ("typer._click.globals", "click.globals"):
+        mod = sys.modules.get(name)
+        ctx = mod.get_current_context(silent=True) if mod is not None else None
+        if ctx is not None:
+            return tuple(ctx.command.params)
+    return ()
+
+
+def _flag_of(field: str, flags: Mapping[str, str]) -> Optional[str]:
+    """The current command's flag that sets config field ``field``: ``flags[field]``,
+    else the option whose parameter is named ``field`` or spelled ``--field-name``."""
+    if field in flags:
+        return flags[field]
+    dashed = f"--{field.replace('_', '-')}"
+    for param in _command_params():
+        longs = [o for o in param.opts if o.startswith("--")]
+        if dashed in longs:
+            return dashed
+        if longs and param.name == field:
+            return longs[0]
+    return None
+
+
+def validation_message(e: Any, flags: Optional[Mapping[str, str]] = None) -> str:
+    """One line for a pydantic ``ValidationError`` of a config built from the options:
+    ``FLAG: the problem, got VALUE`` for its first error, the config's field named by
+    the command's flag (``flags``: field -> flag where the names differ, e.g.
+    ``{"n_levels": "--levels"}``; else the option named like the field)."""
+    errors = e.errors()
+    if not errors:
+        return str(e).splitlines()[0]
+    first = errors[0]
+    msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    msg = msg.replace("Input should be ", "must be ", 1)
+    loc = [str(x) for x in first.get("loc", ())]
+    field = loc[0] if loc else msg.partition(":")[0].strip()
+    flag = _flag_of(field, flags or {})
+    if loc:
+        where = flag or ".".join(loc)
+        value = first.get("input")
+        got = "" if isinstance(value, (dict, list, tuple)) else f", got {value}"
+        line = f"{where}: {msg}{got}"
+    elif flag and msg.startswith(field + ":"):  # a check across fields that names its field first
+        line = flag + msg[len(field):]
+    else:
+        line = msg
+    return line + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+
+
+def guarded(fn: Callable[[], Any], flags: Optional[Mapping[str, str]] = None) -> Any:
+    """Run a command body: known input errors become one clear line and exit 2 (a
+    pydantic ``ValidationError`` of a config names the option: :func:`validation_message`,
+    ``flags`` its field -> flag map)."""
+    from pydantic import ValidationError
+
     from models.data.tables import DataError
 
     try:
@@ -96,7 +151,7 @@ def guarded(fn: Callable[[], Any]) -> Any:
             ValueError) as e:
         if _State.debug:
             raise
-        msg = str(e)
+        msg = validation_message(e, flags) if isinstance(e, ValidationError) else str(e)
         if isinstance(e, FileNotFoundError) and e.filename:
             msg = f"{e.filename}: no such file or directory"
         sampling = sys.modules.get("models.sampling")

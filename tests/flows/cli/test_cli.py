@@ -146,6 +146,27 @@ def test_quote_bad_numbers(tmp_path, args, expect):
     assert r.exit_code == 2 and expect in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("args,flag", [
+    (["--levels", "0"], "--levels"),
+    (["--gamma", "-1"], "--gamma"),
+    (["--leverage", "0"], "--leverage"),
+    (["--fee-bps", "nan"], "--fee-bps"),
+    (["--sigma", "-1"], "--sigma"),    # not quietly the bundle's sigma: 0 asks for that
+])
+def test_quote_bad_option_is_one_line_naming_the_flag(tmp_path, args, flag):
+    """A value the quoter's config refuses is one line naming the flag, not a dump of
+    the config class's validation errors; a negative sigma is refused."""
+    from mm_runtime import dump_bundle, example_bundle
+
+    b = tmp_path / "b.json"
+    dump_bundle(example_bundle("SYN"), b)
+    r = _run("quote", "--priors", str(b), "--mid", "100", *args)
+    assert r.exit_code == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mmcal: error: {flag}: "), r.stderr
+    assert "Config" not in r.stderr and "pydantic" not in r.stderr and args[1] in lines[0]
+
+
 def test_quote_tampered_bundle_names_the_problem(tmp_path):
     from mm_runtime import dump_bundle, example_bundle
 
