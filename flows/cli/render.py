@@ -147,7 +147,7 @@ def render_calibration(doc: dict) -> None:
                        f"({d['duration_s']:.0f} s, {d['rows']['trades']:,} trades, {d['bar_seconds']:g} s bars)",
                        ["model", "cache", "n obs", "sampling s", "max r_hat", "min ess bulk", "min ess tail",
                         "divergences", "min BFMI", "elpd_loo", "max Pareto k", "gate"], rows))
-    lines = []
+    lines = [f"warning: {m}: {w}" for m, r in doc["models"].items() for w in r["gate"].get("warnings", [])]
     st = doc["status"]
     if st == "gate_failed":
         lines.append(f"gate FAILED: not exported, not registered (MLflow run {doc['run_id']}, status FAILED)")
