@@ -32,6 +32,35 @@ app.add_typer(data_app, name="data")
 params_app = typer.Typer(help="The learned-parameter registry (mm_runtime.params).", no_args_is_help=True)
 app.add_typer(params_app, name="params")
 
+def _help_tables_keep_option_names() -> None:
+    """``--help``: typer's option tables keep every option name, switch and type whole
+    (their columns do not wrap, so rich narrows only the help text, which wraps and
+    folds a long word) instead of cutting names to '--max-prior-streng…' on an
+    80-column console."""
+    try:
+        from rich.table import Table
+        from rich.text import Text
+        from typer import rich_utils
+    except ImportError:  # typer without rich: click's plain help, which cuts nothing
+        return
+
+    class HelpTable(Table):
+        def add_row(self, *renderables, **kwargs):
+            super().add_row(*renderables, **kwargs)
+            for col in self.columns[:-1]:
+                col.no_wrap = True
+            self.columns[-1].overflow = "fold"
+            last = renderables[-1] if renderables else None
+            for item in getattr(last, "renderables", [last]):  # the help text: typer's Columns of Texts
+                if isinstance(item, Text) and item.overflow is None:
+                    item.overflow = "fold"
+
+    if getattr(rich_utils, "Table", None) is Table:
+        rich_utils.Table = HelpTable
+
+
+_help_tables_keep_option_names()
+
 out = Console()                   # stdout: tables
 err = Console(stderr=True)        # stderr: progress, logs, errors
 log = logging.getLogger("mmcal")
