@@ -152,6 +152,7 @@ def test_quote_bad_numbers(tmp_path, args, expect):
     (["--leverage", "0"], "--leverage"),
     (["--fee-bps", "nan"], "--fee-bps"),
     (["--sigma", "-1"], "--sigma"),    # not quietly the bundle's sigma: 0 asks for that
+    (["--margin", "-5"], "--margin"),
 ])
 def test_quote_bad_option_is_one_line_naming_the_flag(tmp_path, args, flag):
     """A value the quoter's config refuses is one line naming the flag, not a dump of
