@@ -41,8 +41,8 @@ from models.parametrization import centred_groups, mixed_normal, whitened_mean, 
 
 __all__ = [
     "SAMPLE_DIMS", "SamplerConfig", "GateConfig", "GateVerdict", "code_version", "model_version",
-    "LOG_LIKELIHOOD_MODE", "SAMPLE_STATS_PER_DRAW", "SampleSizeError", "available_memory", "trace_bytes", "check_trace_fits", "sample",
-    "asset_index", "flat_names", "flatten", "diagnostics",
+    "LOG_LIKELIHOOD_MODE", "SAMPLE_STATS_PER_DRAW", "SampleSizeError", "available_memory", "trace_bytes",
+    "check_trace_fits", "sample", "asset_index", "flat_names", "flatten", "diagnostics",
     "gate", "summary_table", "thin_index", "predictive_density", "paired_difference",
     # re-exported from models.parametrization
     "centred_groups", "mixed_normal", "whitened_normal", "whitened_mean",

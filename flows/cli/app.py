@@ -4,8 +4,10 @@
   :func:`_root` (warnings and logging; the process's set-up ran when the ``flows``
   package was imported: ``flows/__init__.py``);
 * the two consoles: :data:`out` (stdout: tables) and :data:`err` (stderr:
-  progress, logs, errors);
-* :func:`guarded` (a command body: input errors become one line and exit 2),
+  progress, logs, errors); ``--help`` keeps option names whole
+  (:func:`_help_tables_keep_option_names`);
+* :func:`guarded` (a command body: input errors become one line and exit 2; a
+  config's pydantic error names the flag: :func:`validation_message`),
   :func:`emit_json` (``--json``: one document on stdout), :func:`stage` (one
   progress line), :func:`flows_quiet` (Prefect's tracebacks only with ``--debug``).
 """
@@ -31,6 +33,7 @@ data_app = typer.Typer(help="Inspect market data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 params_app = typer.Typer(help="The learned-parameter registry (mm_runtime.params).", no_args_is_help=True)
 app.add_typer(params_app, name="params")
+
 
 def _help_tables_keep_option_names() -> None:
     """``--help``: typer's option tables keep every option name, switch and type whole
