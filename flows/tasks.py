@@ -406,19 +406,25 @@ def track_calibration(asset: str, ref: dict, info: dict, fits: dict[str, dict], 
     per model with its InferenceData, az.summary, parameters and plots, the bundle)
     and, when every gate passed, the bundle registered as a version with alias
     ``challenger`` (and ``champion`` when there is none yet). A failed gate ends the
-    run FAILED with the reasons and registers nothing."""
+    run FAILED with the reasons and registers nothing. The gates' warnings (e.g.
+    Pareto k above 0.7) are logged, and tagged on the run and on each model's run
+    (``gate_warnings``)."""
     from mm_runtime.bundle import PriorBundle, load_bundle, with_checksum
 
     from models import tracking
 
     logger = get_run_logger()
     failures = [f"{m}: {msg}" for m, d in diags.items() for msg in d["gate"]["failures"]]
+    warned = [f"{m}: {msg}" for m, d in diags.items() for msg in d["gate"].get("warnings", [])]
+    for w in warned:  # e.g. Pareto k above 0.7: on the console and in the run, not only in gate.json
+        logger.warning("gate warning: %s", w)
     bundle = load_bundle(bundle_path) if bundle_path else None
     fid = None
     if bundle is not None:
         fid = (bundle.diagnostics.get("export_fidelity") or {}).get("max_quantile_err_sd")
     with tracking.calibration_run(asset, tags={"data_sha256": info["data_sha256"],
-                                               "gate": "passed" if not failures else "failed"}) as run:
+                                               "gate": "passed" if not failures else "failed",
+                                               "gate_warnings": "; ".join(warned)[:5000] or "none"}) as run:
         r = DataRef.model_validate(ref)
         run.log_params({
             "source": r.source, "path": r.path, "asset": asset, "window": r.window or ":",
@@ -442,7 +448,8 @@ def track_calibration(asset: str, ref: dict, info: dict, fits: dict[str, dict], 
                               params={"model_version": d["model_version"], "cache_key": f["key"],
                                       "cache_hit": f.get("cache_hit", False), "n_obs": f["n_obs"],
                                       "sampling_wall_s": round(f.get("wall_s", 0.0), 2),
-                                      "gate_failures": "; ".join(d["gate"]["failures"]) or "none"})
+                                      "gate_failures": "; ".join(d["gate"]["failures"]) or "none"},
+                              gate_warnings=d["gate"].get("warnings", []))
         run.log_json("gate.json", {m: d["gate"] for m, d in diags.items()})
         if failures or bundle is None:
             reason = "gate failed: " + "; ".join(failures) if failures else "no bundle"

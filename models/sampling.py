@@ -41,7 +41,8 @@ from models.parametrization import centred_groups, mixed_normal, whitened_mean, 
 
 __all__ = [
     "SAMPLE_DIMS", "SamplerConfig", "GateConfig", "GateVerdict", "code_version", "model_version",
-    "LOG_LIKELIHOOD_MODE", "sample", "asset_index", "flat_names", "flatten", "diagnostics",
+    "LOG_LIKELIHOOD_MODE", "SAMPLE_STATS_PER_DRAW", "SampleSizeError", "available_memory", "trace_bytes",
+    "check_trace_fits", "sample", "asset_index", "flat_names", "flatten", "diagnostics",
     "gate", "summary_table", "thin_index", "predictive_density", "paired_difference",
     # re-exported from models.parametrization
     "centred_groups", "mixed_normal", "whitened_normal", "whitened_mean",
@@ -188,9 +189,91 @@ LOG_LIKELIHOOD_MODE = "JAX"
 """pytensor mode of the pointwise log-likelihood function (why JAX: docs/sampling.md)."""
 
 
+SAMPLE_STATS_PER_DRAW = {"nutpie": 13, "pymc": 18, "numpyro": 7}
+"""Sampler statistics stored per draw (energy, tree depth, step size, divergence, ...),
+counted from each sampler's ``sample_stats`` group."""
+
+
+class SampleSizeError(ValueError):
+    """The trace of ``draws x chains`` would not fit in the memory available."""
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process can still take: ``MemAvailable`` of /proc/meminfo
+    (Linux), else the free physical pages (``os.sysconf``), lowered to what a cgroup v2
+    memory limit leaves; None where none of these is known."""
+    avail = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            pass
+    try:  # cgroup v2: "0::/path" in /proc/self/cgroup, memory.max and memory.current under it
+        rel = next(ln[3:] for ln in Path("/proc/self/cgroup").read_text().splitlines() if ln.startswith("0::"))
+        d = Path("/sys/fs/cgroup") / rel.lstrip("/")
+        limit = (d / "memory.max").read_text().strip()
+        if limit != "max":
+            left = max(0, int(limit) - int((d / "memory.current").read_text()))
+            avail = left if avail is None else min(avail, left)
+    except (OSError, ValueError, StopIteration):
+        pass
+    return avail
+
+
+def _posterior_scalars(model, var_names: Sequence[str] | None) -> int:
+    """Scalars one draw of the posterior holds: the free variables and deterministics
+    (those of ``var_names`` when given), from their shapes."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    variables = [v for v in (*model.free_RVs, *model.deterministics)
+                 if var_names is None or v.name in var_names]
+    if not variables:
+        return 0
+    try:
+        f = pytensor.function([], [pt.as_tensor(v.shape) for v in variables],
+                              givens=[(o, model.rvs_to_values[o]) for o in model.observed_RVs],
+                              mode=pytensor.compile.mode.FAST_COMPILE, on_unused_input="ignore")
+        return int(sum(np.prod(shape, dtype=np.int64) for shape in f()))
+    except Exception:  # a shape that needs the data to compute: the free variables' own sizes
+        return int(sum(np.size(v) for v in model.initial_point().values()))
+
+
+def trace_bytes(draws: int, chains: int, per_draw: int) -> int:
+    """Bytes of a trace of ``draws x chains`` draws of ``per_draw`` float64 values."""
+    return int(draws) * int(chains) * int(per_draw) * 8
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
+
+
+def check_trace_fits(draws: int, chains: int, per_draw: int, what: str = "") -> None:
+    """Raise :class:`SampleSizeError` when ``draws x chains x per_draw`` float64 values
+    exceed :func:`available_memory` (no check where that is unknown). ``what`` says
+    what a draw holds, for the message."""
+    need = trace_bytes(draws, chains, per_draw)
+    avail = available_memory()
+    if avail is not None and need > avail:
+        raise SampleSizeError(
+            f"draws x chains = {draws:,} x {chains:,} would need about {_gb(need)} for the trace "
+            f"({per_draw:,} values per draw{': ' + what if what else ''}; 8 bytes each), more than the "
+            f"{_gb(avail)} of memory available: lower the draws or the chains")
+
+
 def sample(model, config: SamplerConfig | None = None, *, var_names: Sequence[str] | None = None):
     """Sample ``model`` with NUTS as configured; returns an ``az.InferenceData``.
 
+    Refuses (:class:`SampleSizeError`) a trace larger than the memory available
+    (:func:`check_trace_fits`: posterior scalars, sampler statistics and pointwise
+    log-likelihood per draw, times draws x chains) before sampling.
     Adds ``log_likelihood`` (docs/sampling.md) and ``idata.attrs``:
     ``sampler``, ``seed``, ``draws``, ``tune``, ``chains``, ``target_accept``,
     ``sampling_wall_s`` (compilation + sampling, wall clock) and, when the
@@ -199,6 +282,12 @@ def sample(model, config: SamplerConfig | None = None, *, var_names: Sequence[st
     import pymc as pm
 
     cfg = config or SamplerConfig()
+    n_post = _posterior_scalars(model, var_names)
+    n_stats = SAMPLE_STATS_PER_DRAW.get(cfg.sampler, 0)
+    n_obs = _n_observed(model) if cfg.log_likelihood and model.observed_RVs else 0
+    n_ll = n_obs if 0 < n_obs * cfg.chains * cfg.draws <= cfg.max_log_likelihood_size else 0
+    check_trace_fits(cfg.draws, cfg.chains, n_post + n_stats + n_ll,
+                     f"{n_post:,} posterior, {n_stats} sampler statistics, {n_ll:,} log-likelihood")
     cores = cfg.resolved_cores()
     kwargs: dict[str, Any] = dict(
         draws=cfg.draws, tune=cfg.tune, chains=cfg.chains, random_seed=cfg.seed,

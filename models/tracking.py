@@ -31,7 +31,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import mlflow
 from mlflow import MlflowClient
@@ -151,20 +151,22 @@ class CalibrationRun:
     def log_model_fit(self, model: str, idata, diagnostics: dict[str, Any],
                       summary_rows: list[dict[str, Any]] | None = None,
                       figures: dict[str, Any] | None = None,
-                      params: dict[str, Any] | None = None) -> str:
+                      params: dict[str, Any] | None = None,
+                      gate_warnings: Sequence[str] = ()) -> str:
         """A nested run for one model: diagnostics as metrics, the InferenceData as
         netCDF, az.summary as CSV, figures as PNG (matplotlib figures, or paths of PNG
         files already written). ``idata`` may be an InferenceData or the path of its
-        netCDF file. Returns the nested run id."""
+        netCDF file. ``gate_warnings`` (e.g. Pareto k above 0.7) become the run's
+        ``gate_warnings`` param and tag ("none" without any). Returns the nested run id."""
         import arviz as az
 
         # the parent's experiment (without it MLflow puts a nested run in the active
         # experiment, "Default", where nothing finds it)
         with mlflow.start_run(run_name=f"{self.asset}:{model}", nested=True,
                               experiment_id=self.experiment_id) as child:
-            mlflow.set_tags({"asset": self.asset, "model": model})
-            if params:
-                mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+            warned = "; ".join(gate_warnings)[:5000] or "none"
+            mlflow.set_tags({"asset": self.asset, "model": model, "gate_warnings": warned})
+            mlflow.log_params({k: str(v)[:6000] for k, v in {**(params or {}), "gate_warnings": warned}.items()})
             mlflow.log_metrics(_flat_metrics(diagnostics))
             with tempfile.TemporaryDirectory() as tmp:
                 t = Path(tmp)

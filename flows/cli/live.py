@@ -30,6 +30,9 @@ def live(
     low_latency_cpu: bool = typer.Option(True, "--low-latency/--no-low-latency", help="Single-threaded XLA CPU "
                                          "client, synchronous dispatch, the quote step compiled as one XLA "
                                          "kernel (a dedicated quoter process)."),
+    fresh_state: bool = typer.Option(False, "--fresh-state", help="Start from the priors when the state file "
+                                     "cannot be restored (corrupt, another asset or layout), moving it aside to "
+                                     "NAME.corrupt-TIME; without it such a file stops the start."),
     params_state: Optional[Path] = typer.Option(None, "--params-state", help="Learned-parameter registry state "
                                                 "(from `mmcal params calibrate --state`): published as "
                                                 "mm_learned_<name> gauges and logged every minute."),
@@ -55,7 +58,7 @@ def live(
         import asyncio
 
         from mm_runtime import BundleError, configure_low_latency_cpu, load_bundle
-        from mm_runtime.live import HyperliquidFeed, LiveConfig, LiveRunner, ReplayFeed
+        from mm_runtime.live import HyperliquidFeed, LiveConfig, LiveRunner, ReplayFeed, StateFileError
         from mm_runtime.logs import configure_json_logging
 
         # a dedicated quoter process: JAX's CPU client single-threaded with synchronous
@@ -118,8 +121,12 @@ def live(
         handler = configure_json_logging(level=rt_log.level or logging.INFO, stream=sys.stderr)
         propagate, rt_log.propagate = rt_log.propagate, False
         try:
-            runner = LiveRunner(priors, live=live_cfg, state_path=state_path, params_state=params_state,
-                                market_clock=the_feed.market_clock)
+            try:
+                runner = LiveRunner(priors, live=live_cfg, state_path=state_path, params_state=params_state,
+                                    fresh_state=fresh_state, market_clock=the_feed.market_clock)
+            except StateFileError as e:  # its evidence is kept: a fresh start would overwrite it
+                hint = "" if fresh_state else " (left as it is; --fresh-state moves it aside and starts fresh)"
+                raise CliError(f"{e}{hint}") from None
             form = "one XLA kernel" if runner.quoter.one_kernel_step else "a multi-kernel XLA program"
             stage(f"live: quote step compiled as {form}")
             if metrics_port is not None:

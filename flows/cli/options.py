@@ -16,8 +16,10 @@ SAMPLERS = ("pymc", "numpyro", "nutpie")
 def fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess):
     """SamplerConfig and GateConfig from the options (defaults: the configs' own): the
     one place where ``fit`` and ``calibrate`` turn their sampling and gate options
-    into configs."""
-    from models.sampling import GateConfig, SamplerConfig
+    into configs. Draws x chains whose trace cannot fit in the memory available are
+    refused here (``models.sampling.sample`` checks again with the model's size)."""
+    from models.sampling import (SAMPLE_STATS_PER_DRAW, GateConfig, SampleSizeError, SamplerConfig,
+                                 check_trace_fits)
 
     if sampler is not None and sampler not in SAMPLERS:
         raise CliError(f"--sampler: unknown sampler {sampler!r}; one of {', '.join(SAMPLERS)}")
@@ -38,7 +40,13 @@ def fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess
         gkw["max_r_hat"] = max_r_hat
     if min_ess is not None:
         gkw["min_ess_bulk"] = gkw["min_ess_tail"] = min_ess
-    return SamplerConfig(**kw), GateConfig(**gkw)
+    sc = SamplerConfig(**kw)
+    try:  # the smallest trace any model makes (one parameter and the sampler statistics) must fit
+        check_trace_fits(sc.draws, sc.chains, 1 + min(SAMPLE_STATS_PER_DRAW.values()),
+                         "at least one parameter and the sampler statistics")
+    except SampleSizeError as e:
+        raise CliError(f"--draws/--chains: {e}") from None
+    return sc, GateConfig(**gkw)
 
 
 OBSERVATION_FLAGS: dict[str, str] = {

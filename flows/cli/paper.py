@@ -3,6 +3,7 @@ configurations (mm_runtime.paper), or the Avellaneda-Stoikov (2008) synthetic ma
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -107,13 +108,22 @@ def paper(
 
         if path is None or source is None:
             raise CliError("paper: give PATH and --source (a replay), or --market avellaneda-stoikov")
+        for flag, v in (("--refresh-s", refresh_s), ("--latency-s", latency_s), ("--fee-bps", fee_bps),
+                        ("--queue-factor", queue_factor), ("--tick-size", tick_size),
+                        ("--max-position-notional", max_position_notional), ("--block-s", block_s)):
+            if v is not None and not math.isfinite(v):
+                raise CliError(f"{flag}: must be a finite number, got {v}")
+        check_choice("--queue-model", queue_model, QUEUE_MODELS)
+        # the options' config, checked before any data is read (a bad value: one line naming its flag)
+        rc = ReplayConfig(refresh_s=refresh_s, latency_s=latency_s, fee_bps=fee_bps, queue_factor=queue_factor,
+                          queue_model=queue_model, tick_size=tick_size,
+                          max_position_notional=max_position_notional, block_s=block_s, progress_every_s=5.0)
         names = tuple(c.strip() for c in configs.split(",") if c.strip())
         for c in names:
             if c not in CONFIGS:
                 raise CliError(f"--configs: unknown configuration {c!r}; choose from {', '.join(CONFIGS)}")
         if len(set(names)) != len(names) or not names:
             raise CliError(f"--configs: give distinct configurations, got {configs!r}")
-        check_choice("--queue-model", queue_model, QUEUE_MODELS)
         if queue_model in ("auto", "book"):
             try:
                 mkt = read_market(source, path, asset, with_books=True)
@@ -130,12 +140,6 @@ def paper(
         bundle, origin = _replay_bundle(priors, mkt.asset)
         if bundle.asset != mkt.asset:
             raise CliError(f"--priors: the bundle is for {bundle.asset!r}, the data is {mkt.asset!r}")
-        try:
-            rc = ReplayConfig(refresh_s=refresh_s, latency_s=latency_s, fee_bps=fee_bps, queue_factor=queue_factor,
-                              queue_model=queue_model, tick_size=tick_size,
-                              max_position_notional=max_position_notional, block_s=block_s, progress_every_s=5.0)
-        except ValueError as e:
-            raise CliError(f"paper: {e}") from None
         data = replay_data(mkt)
         books = (f"{len(data.book_ts):,} book snapshots ({data.book_bid_px.shape[1]} levels)" if data.has_book
                  else "no books")

@@ -37,6 +37,10 @@ def quote(
                 raise CliError(f"{name}: must be a finite number, got {v}")
         if mid <= 0:
             raise CliError(f"--mid: must be > 0, got {mid}")
+        if margin < 0:
+            raise CliError(f"--margin: must be >= 0, got {margin}")
+        if sigma < 0:  # quote_once reads any sigma <= 0 as "the bundle's": only 0 means that here
+            raise CliError(f"--sigma: must be >= 0 (0 = the bundle's sigma), got {sigma}")
         if not Path(priors).is_file():
             raise CliError(f"{priors}: no such file")
         kw = dict(n_levels=levels, gamma=gamma, fee_bps=fee, use_kelly_stochastic=not no_kelly)
@@ -55,4 +59,4 @@ def quote(
         else:
             render_ladder(doc)
 
-    guarded(body)
+    guarded(body, flags={"n_levels": "--levels", "use_kelly_stochastic": "--no-kelly"})

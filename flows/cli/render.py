@@ -27,22 +27,58 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    """A table whose cells are never cut: a column too narrow for the console folds its
+    cells onto more lines instead of ending them with an ellipsis ('5.115…' for
+    5.115e-85 reads as 5)."""
     t = Table(title=Text(title), title_justify="left", header_style="bold")
     for i, c in enumerate(columns):
-        t.add_column(c, justify="left" if i == 0 else "right")
+        t.add_column(c, justify="left" if i == 0 else "right", overflow="fold")
     for r in rows:
         t.add_row(*[Text(_fmt(v)) for v in r])  # Text: '[low,buy]' is not markup
     return t
 
 
+def _fit_columns(table: Table, width: int) -> None:
+    """On a console narrower than the table: fix the column widths so that every cell
+    stays on one line and only the headers wrap at their spaces ('depth bps' over two
+    lines), with less padding where needed (none at the edges, then none at all), when
+    the console is wide enough for that (else rich folds the cells)."""
+    from rich.cells import cell_len
+
+    n = len(table.columns)
+    natural, least = [], []
+    for col in table.columns:
+        longest = max((cell_len(str(c)) for c in col.cells), default=0)
+        words = str(col.header).split() or [""]
+        natural.append(max(longest, cell_len(str(col.header))))
+        least.append(max(longest, *(cell_len(w) for w in words)))
+    if sum(natural) + 3 * n + 1 <= width:
+        return
+    # borders + padding: one space each side; none at the table's edges; none at all
+    for overhead, padding, edge in ((3 * n + 1, (0, 1), True), (3 * n - 1, (0, 1), False), (n + 1, (0, 0), False)):
+        if sum(least) + overhead <= width:
+            table.padding, table.pad_edge = padding, edge
+            break
+    else:
+        return
+    spare, widths = width - overhead - sum(least), list(least)
+    for i in sorted(range(len(widths)), key=lambda i: natural[i] - least[i]):  # fewest wrapped headers
+        add = min(spare, natural[i] - widths[i])
+        widths[i] += add
+        spare -= add
+    for col, w in zip(table.columns, widths):
+        col.width = w
+
+
 def _print_wide(table: Table) -> None:
     """Print a table without truncating its cells: parameter names are never cut to
-    'kappa[hi…'. Redirected output gets the table's natural width; on a terminal
-    the first column folds instead."""
+    'kappa[hi…', numbers never to '5.115…'. Redirected output gets the table's
+    natural width; on a terminal too narrow for it the headers wrap, and where that
+    is not enough the cells fold (:func:`_table`)."""
     from rich.measure import Measurement
 
-    table.columns[0].overflow = "fold"
     if out.is_terminal:
+        _fit_columns(table, out.width)
         out.print(table)
         return
     width = Measurement.get(out, out.options.update(width=10_000), table).maximum
@@ -129,10 +165,10 @@ def render_ladder(rep: dict) -> None:
         out.print(f"edge per fill = (1-alpha)(c*depth - fee) - alpha(AS + fee): spread capture c "
                   f"{s['spread_capture']:.3f}, adverse move AS {s['adverse_move_bps']:.3g} bps, "
                   f"fee {s['fee_bps']:g} bps", markup=False, highlight=False)
-    out.print(_table("ladder", ["side", "level", "depth bps", "price", "size", "P_fill", "alpha", "edge bps",
-                                "Kelly f"],
-                     [[r["side"], r["level"], r["depth_bps"], r["price"], r["size"], r["p_fill"],
-                       r["alpha"], r["edge_bps"], r["kelly_f"]] for r in rep["ladder"]]))
+    _print_wide(_table("ladder", ["side", "level", "depth bps", "price", "size", "P_fill", "alpha", "edge bps",
+                                  "Kelly f"],
+                       [[r["side"], r["level"], r["depth_bps"], r["price"], r["size"], r["p_fill"],
+                         r["alpha"], r["edge_bps"], r["kelly_f"]] for r in rep["ladder"]]))
 
 
 def render_calibration(doc: dict) -> None:
@@ -147,7 +183,7 @@ def render_calibration(doc: dict) -> None:
                        f"({d['duration_s']:.0f} s, {d['rows']['trades']:,} trades, {d['bar_seconds']:g} s bars)",
                        ["model", "cache", "n obs", "sampling s", "max r_hat", "min ess bulk", "min ess tail",
                         "divergences", "min BFMI", "elpd_loo", "max Pareto k", "gate"], rows))
-    lines = []
+    lines = [f"warning: {m}: {w}" for m, r in doc["models"].items() for w in r["gate"].get("warnings", [])]
     st = doc["status"]
     if st == "gate_failed":
         lines.append(f"gate FAILED: not exported, not registered (MLflow run {doc['run_id']}, status FAILED)")

@@ -62,11 +62,13 @@ class LiveConfig(BaseModel):
 
 class LiveRunner:
     """Runs one asset's Quoter on a feed: hot reload of ``bundle_path``, metrics,
-    ladder logs, paper account, state file (docs/runtime/live.md)."""
+    ladder logs, paper account, state file (docs/runtime/live.md). A state file at
+    ``state_path`` that cannot be restored raises :class:`StateFileError`; with
+    ``fresh_state`` it is moved aside and the quoter starts fresh."""
 
     def __init__(self, bundle_path: str | os.PathLike, config: QuoterConfig | None = None,
                  live: LiveConfig | None = None, *, state_path: str | os.PathLike | None = None,
-                 params_state: str | os.PathLike | None = None,
+                 params_state: str | os.PathLike | None = None, fresh_state: bool = False,
                  market_clock: bool = False, logger: logging.Logger | None = None):
         self.live = live or LiveConfig()
         self.log = logger or log
@@ -105,8 +107,8 @@ class LiveRunner:
         self.registry = self._registry()
         if self.quoter.metrics is not None:
             self.registry.publish(self.quoter.metrics)
-        if self.state_path is not None and self.state_path.exists():
-            self.restore_state(self.state_path)
+        if self.state_path is not None and (self.state_path.exists() or self.state_path.is_symlink()):
+            self.restore_state(self.state_path, fresh_if_refused=fresh_state)
         elif self.state_path is not None:
             self.log.info("no state file; starting fresh", extra={"fields": {
                 "asset": self.asset, "path": str(self.state_path)}})
@@ -156,14 +158,21 @@ class LiveRunner:
         return state_file.parse_state(raw, origin, asset=self.asset, fresh=self.quoter.state.est,
                                       capital=self.live.capital)
 
-    def restore_state(self, path: str | os.PathLike) -> bool:
-        """Restore a state file; on any problem log why, keep the fresh state, return False."""
+    def restore_state(self, path: str | os.PathLike, *, fresh_if_refused: bool = False) -> bool:
+        """Restore a state file (returns True). One that cannot be restored raises
+        :class:`StateFileError` naming the file and why: starting fresh would overwrite
+        its evidence at the first save. With ``fresh_if_refused`` it is moved aside
+        instead (:func:`mm_runtime.live.state.set_aside`: ``<name>.corrupt-<UTC time>``),
+        logged, and the fresh state kept (returns False)."""
         p = Path(path)
         try:
             est, doc = self.parse_state(state_file.read_state(p), str(p))
         except StateFileError as exc:
-            self.log.warning("state file refused; starting fresh", extra={"fields": {
-                "asset": self.asset, "path": str(p), "error": str(exc)}})
+            if not fresh_if_refused:
+                raise
+            moved = state_file.set_aside(p)
+            self.log.warning("state file refused; moved aside, starting fresh", extra={"fields": {
+                "asset": self.asset, "path": str(p), "moved_to": str(moved), "error": str(exc)}})
             return False
         saved, now = state_file.saved_alpha_definition(doc), state_file.alpha_definition(self.quoter.bundle)
         if saved != now:  # α learned under another markout horizon or threshold: not this α

@@ -4,7 +4,8 @@ values), the paper account, the asset, the bundle's ``model_version`` and the
 definition of α the evidence was learned under (markout horizon, informed
 threshold: :func:`alpha_definition`), as one
 JSON document written atomically (temp file, fsync, rename) and read back with
-every field checked (:class:`StateFileError` names the file and the field).
+every field checked (:class:`StateFileError` names the file and the field); a file
+that was refused is moved aside (:func:`set_aside`), never overwritten.
 
 When it is written, what is refused and how a restored state is re-based:
 docs/runtime/live.md ("State file").
@@ -33,6 +34,7 @@ __all__ = [
     "write_state",
     "parse_state",
     "read_state",
+    "set_aside",
     "reset_clock",
     "alpha_definition",
     "saved_alpha_definition",
@@ -137,6 +139,24 @@ def read_state(path: str | os.PathLike) -> bytes:
         return p.read_bytes()
     except OSError as exc:
         raise StateFileError(f"{p}: cannot read: {exc.strerror or exc}") from None
+
+
+def set_aside(path: str | os.PathLike) -> Path:
+    """Move a state file that was refused out of the way, overwriting nothing: to
+    ``<name>.corrupt-<UTC time>`` beside it (``-2``, ``-3``, ... when that is taken);
+    returns the new path. Raises :class:`StateFileError` when it cannot be moved."""
+    p = Path(path)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for i in range(1, 1000):
+        target = p.with_name(f"{p.name}.corrupt-{stamp}" + (f"-{i}" if i > 1 else ""))
+        if target.exists() or target.is_symlink():
+            continue
+        try:
+            os.rename(p, target)
+        except OSError as exc:
+            raise StateFileError(f"{p}: cannot move it aside to {target.name}: {exc.strerror or exc}") from None
+        return target
+    raise StateFileError(f"{p}: cannot move it aside: {p.name}.corrupt-{stamp}-* all taken")
 
 
 def reset_clock(est: EstimatorState, fresh: EstimatorState) -> EstimatorState:

@@ -23,7 +23,8 @@ import pytest
 
 from mm_runtime import QuoterConfig, dump_bundle, example_bundle, with_checksum
 from mm_runtime.paper.replay import ReplayData
-from mm_runtime.live import FeedEvent, HyperliquidFeed, HyperliquidParser, LiveConfig, LiveRunner, ReplayFeed
+from mm_runtime.live import (FeedEvent, HyperliquidFeed, HyperliquidParser, LiveConfig, LiveRunner, ReplayFeed,
+                              StateFileError)
 
 REPO = Path(__file__).resolve().parents[2]
 CAPTURE = "hyperliquid/ws_2025-01-26/btc_20250126.gz"
@@ -342,24 +343,41 @@ def test_state_saved_atomically_restored_and_bad_files_refused(shared_data, btc_
     np.testing.assert_array_equal(ev3[:, cols.alpha_b.stop:], learned[:, cols.alpha_b.stop:])
     assert any(m.startswith("state restored without its α evidence") for m, _ in records)
 
-    def refused(path, config=None):
+    def refused(name, content: bytes, config=None):
+        """A state file that cannot be restored stops the start (StateFileError naming
+        it), left as it is; with fresh_state it is moved aside, byte for byte, and the
+        quoter starts fresh; returns the error."""
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(StateFileError, match=re.escape(str(path))) as exc:
+            LiveRunner(btc_bundle, config, state_path=path, market_clock=True)
+        assert path.read_bytes() == content
         records.clear()
-        r = LiveRunner(btc_bundle, config, state_path=path, market_clock=True)
-        msgs = [(m, f) for m, f in records if m == "state file refused; starting fresh"]
-        assert not r.restored and len(msgs) == 1
+        r = LiveRunner(btc_bundle, config, state_path=path, fresh_state=True, market_clock=True)
+        msgs = [f for m, f in records if m == "state file refused; moved aside, starting fresh"]
+        assert not r.restored and len(msgs) == 1 and msgs[0]["error"] == str(exc.value)
         assert not np.asarray(r.quoter.state.est.evidence).any()
-        return msgs[0][1]["error"]
+        aside = Path(msgs[0]["moved_to"])
+        assert not path.exists() and aside.parent == tmp_path and aside.name.startswith(f"{name}.corrupt-")
+        assert aside.read_bytes() == content
+        r.save_state()                      # the fresh state's first save: the evidence moved aside stays
+        assert path.exists() and aside.read_bytes() == content
+        return str(exc.value)
 
-    bad = tmp_path / "truncated.json"
-    bad.write_bytes(st.read_bytes()[: len(st.read_bytes()) // 2])
-    assert "invalid JSON (truncated or corrupt?)" in refused(bad)
-    assert "shape" in refused(st, QuoterConfig(pending_capacity=32))
-    other = tmp_path / "eth.json"
-    other.write_text(json.dumps({**doc, "asset": "ETH"}))
-    assert "asset" in refused(other)
-    nan = tmp_path / "nan.json"
-    nan.write_text(st.read_text().replace('"data": [', '"data": [NaN, ', 1))
-    assert "non-finite" in refused(nan)
+    good = st.read_bytes()
+    assert "invalid JSON (truncated or corrupt?)" in refused("truncated.json", good[: len(good) // 2])
+    assert "shape" in refused("layout.json", good, QuoterConfig(pending_capacity=32))
+    assert "asset" in refused("eth.json", json.dumps({**doc, "asset": "ETH"}).encode())
+    assert "non-finite" in refused("nan.json", good.replace(b'"data": [', b'"data": [NaN, ', 1))
+    # a second refusal of the same name within the second: a new name, nothing overwritten
+    from mm_runtime.live.state import set_aside
+
+    twice = tmp_path / "twice.json"
+    twice.write_bytes(b"1")
+    first = set_aside(twice)
+    twice.write_bytes(b"2")
+    second = set_aside(twice)
+    assert first != second and first.read_bytes() == b"1" and second.read_bytes() == b"2"
 
 
 # ----------------------------------------------------------------------------- the process
@@ -464,13 +482,24 @@ def test_mmcal_live_hot_reload_corrupt_bundle_sigterm_and_restart(shared_data, t
     summary = json.loads(r.stdout)
     assert summary["restored"] is True and summary["model_version"] == "example-v3"
 
-    # a truncated state file: refused with a clear line, the fresh state used
-    state.write_bytes(state.read_bytes()[:100])
+    # a truncated state file: the start is refused with one line naming it, the file kept as it is
+    truncated = state.read_bytes()[:100]
+    state.write_bytes(truncated)
     r = subprocess.run(cmd + ["--speed", "0", "--json"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == "", r.stderr[-2000:]
+    errors = [line for line in r.stderr.splitlines() if line.startswith("mmcal: error")]
+    assert len(errors) == 1 and str(state) in errors[0] and "invalid JSON (truncated or corrupt?)" in errors[0]
+    assert "--fresh-state" in errors[0] and state.read_bytes() == truncated
+    # --fresh-state: moved aside (the evidence kept), the fresh state used and saved in its place
+    r = subprocess.run(cmd + ["--speed", "0", "--json", "--fresh-state"], cwd=REPO, capture_output=True, text=True,
+                       timeout=60)
     assert r.returncode == 0, r.stderr[-2000:]
     refused = [json.loads(line) for line in r.stderr.splitlines() if "state file refused" in line]
     assert refused and "invalid JSON (truncated or corrupt?)" in refused[0]["error"]
     assert json.loads(r.stdout)["restored"] is False
+    aside = list(state.parent.glob(f"{state.name}.corrupt-*"))
+    assert [str(a) for a in aside] == [refused[0]["moved_to"]] and aside[0].read_bytes() == truncated
+    assert json.loads(state.read_text())["asset"] == "BTC"
 
 
 def test_mmcal_live_bad_input_is_one_line_and_exit_2(tmp_path, btc_bundle):

@@ -9,8 +9,8 @@ import numpy as np
 import pymc as pm
 import pytest
 
-from models.sampling import (GateConfig, GateVerdict, SamplerConfig, diagnostics, flat_names, gate,
-                             model_version, sample, summary_table, whitened_mean, whitened_normal)
+from models.sampling import (GateConfig, GateVerdict, SampleSizeError, SamplerConfig, available_memory, diagnostics,
+                             flat_names, gate, model_version, sample, summary_table, whitened_mean, whitened_normal)
 
 TRUE_MEAN = 1.5
 Y = np.random.default_rng(0).normal(TRUE_MEAN, 1.0, 60)
@@ -173,6 +173,26 @@ def test_log_likelihood_skipped_when_too_large():
     assert "log_likelihood" not in idata.groups()
     assert "skipped" in idata.attrs["log_likelihood_note"]
     assert "loo_note" in diagnostics(idata)
+
+
+def test_a_trace_larger_than_the_memory_is_refused_before_sampling():
+    """draws x chains x (posterior scalars + sampler statistics + log-likelihood) x 8
+    bytes above the memory available is a SampleSizeError (a ValueError), not an
+    allocation failure that aborts the process: here 10,001 posterior values per draw
+    at draws sized for about 100 values."""
+    import pytensor.tensor as pt
+
+    avail = available_memory()
+    if avail is None:
+        pytest.skip("the memory available is not known on this platform")
+    with pm.Model() as m:
+        mu = pm.Normal("mu", 0.0, 5.0)
+        pm.Deterministic("wide", mu * pt.ones(10_000))
+        pm.Normal("y", mu, 1.0, observed=Y)
+    draws = avail // (8 * 100)
+    with pytest.raises(SampleSizeError, match=r"draws x chains = [\d,]+ x 2 .*10,001 posterior, 18 sampler"):
+        sample(m, SamplerConfig(sampler="pymc", draws=draws, tune=10, chains=2, cores=1, progressbar=False))
+    assert issubclass(SampleSizeError, ValueError)
 
 
 def test_whitened_coordinates_keep_the_prior():

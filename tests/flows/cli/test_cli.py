@@ -146,6 +146,84 @@ def test_quote_bad_numbers(tmp_path, args, expect):
     assert r.exit_code == 2 and expect in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("args,flag", [
+    (["--levels", "0"], "--levels"),
+    (["--gamma", "-1"], "--gamma"),
+    (["--leverage", "0"], "--leverage"),
+    (["--fee-bps", "nan"], "--fee-bps"),
+    (["--sigma", "-1"], "--sigma"),    # not quietly the bundle's sigma: 0 asks for that
+    (["--margin", "-5"], "--margin"),
+])
+def test_quote_bad_option_is_one_line_naming_the_flag(tmp_path, args, flag):
+    """A value the quoter's config refuses is one line naming the flag, not a dump of
+    the config class's validation errors; a negative sigma is refused."""
+    from mm_runtime import dump_bundle, example_bundle
+
+    b = tmp_path / "b.json"
+    dump_bundle(example_bundle("SYN"), b)
+    r = _run("quote", "--priors", str(b), "--mid", "100", *args)
+    assert r.exit_code == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mmcal: error: {flag}: "), r.stderr
+    assert "Config" not in r.stderr and "pydantic" not in r.stderr and args[1] in lines[0]
+
+
+def _cli_commands():
+    """Every command path of the app (typer's click: groups have ``commands``)."""
+    import typer.main
+
+    def walk(cmd, path):
+        subs = getattr(cmd, "commands", None)
+        if subs is None:
+            yield path
+            return
+        yield path
+        for name, sub in subs.items():
+            yield from walk(sub, path + [name])
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+def test_quote_table_never_cuts_a_number(tmp_path, monkeypatch):
+    """P_fill 1e-39 printed whole (not '1.024…', which reads as 1), prices and sizes
+    too: in redirected output (80 columns by default) and on an 80-column terminal
+    (headers wrap, cells stay whole)."""
+    import io
+
+    from rich.console import Console
+
+    from flows.cli import render
+    from mm_runtime import dump_bundle, example_bundle
+
+    b = tmp_path / "b.json"
+    dump_bundle(example_bundle("SYN"), b)
+    args = ["quote", "--priors", str(b), "--mid", "4299.7", "--sigma", "0.3"]
+    doc = json.loads(_run(*args, "--json").stdout)
+    cells = {render._fmt(x[k]) for x in doc["ladder"] for k in ("price", "size", "p_fill", "depth_bps", "edge_bps")}
+    assert any("e-" in c for c in cells)                       # a P_fill far below 1e-3
+    r = _run(*args)
+    assert r.exit_code == 0 and "…" not in r.stdout
+    assert all(c in r.stdout for c in cells), sorted(c for c in cells if c not in r.stdout)
+    term = io.StringIO()
+    monkeypatch.setattr(render, "out", Console(file=term, width=80, force_terminal=True, color_system=None))
+    assert _run(*args).exit_code == 0
+    text = term.getvalue()
+    assert "…" not in text and max(len(ln) for ln in text.splitlines()) <= 80
+    assert all(c in text for c in cells), sorted(c for c in cells if c not in text)
+
+
+def test_help_shows_every_option_name_whole():
+    """--help on an 80-column console: no option name is cut ('--max-prior-streng…'),
+    nor any help text."""
+    for path in _cli_commands():
+        r = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+        assert r.exit_code == 0, (path, r.output)
+        assert "…" not in r.stdout, (path, [ln for ln in r.stdout.splitlines() if "…" in ln])
+    r = runner.invoke(app, ["calibrate", "--help"], env={"COLUMNS": "80"})
+    for opt in ("--max-prior-strength", "--volatility-estimator", "--informed-threshold", "--parallel-assets"):
+        assert opt in r.stdout, opt
+
+
 def test_quote_tampered_bundle_names_the_problem(tmp_path):
     from mm_runtime import dump_bundle, example_bundle
 

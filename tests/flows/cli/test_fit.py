@@ -213,6 +213,23 @@ def test_fit_bad_input_is_one_clear_line(tmp_path, market_dir, case):
     assert "Traceback" not in r.stderr and r.stdout == ""
 
 
+def test_draws_beyond_the_memory_are_one_clear_line(market_dir):
+    """A trace that cannot fit in memory is refused before sampling (in a real process:
+    an allocation failure would abort it with status 134)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    p = subprocess.run([sys.executable, "-m", "flows.cli", "fit", "--model", "kappa", "--source", "synthetic",
+                        str(market_dir), "--regimes", "truth", "--draws", str(10**12), "--chains", "1",
+                        "--tune", "10", "--no-progress"], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parents[3], timeout=300)
+    assert p.returncode == 2, p.stderr[-2000:]
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("mmcal: error")]
+    assert len(lines) == 1 and "--draws/--chains" in lines[0] and "GB" in lines[0], p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and p.stdout == ""
+
+
 def test_regimes_truth_on_real_data_is_an_error(shared_data):
     f = shared_data / "lobster" / "LOBSTER_SampleFile_AAPL_2012-06-21_1.zip"
     r = _run("fit", "--model", "kappa", "--source", "lobster", f, "--regimes", "truth")

@@ -68,13 +68,27 @@ def test_avellaneda_stoikov_mode_prints_the_papers_rows():
      (["{market}", "--source", "synthetic", "--priors", "{priors}", "--configs", "static,foo"], "--configs"),
      (["{market}", "--source", "synthetic", "--priors", "{priors}", "--window", "0.9:0.1"], "--window"),
      (["{market}", "--source", "synthetic", "--priors", "{market}/truth.json"], "truth.json"),
-     (["{market}", "--source", "synthetic", "--priors", "{priors}", "--queue-factor", "2"], "queue_factor")],
+     (["{market}", "--source", "synthetic", "--priors", "{priors}", "--queue-factor", "2"], "--queue-factor: "),
+     (["{market}", "--source", "synthetic", "--priors", "{priors}", "--queue-model", "none", "--queue-factor",
+       "0.5"], "--queue-factor: "),
+     (["{market}", "--source", "synthetic", "--priors", "{priors}", "--latency-s", "-1"], "--latency-s: "),
+     (["{market}", "--source", "synthetic", "--priors", "{priors}", "--refresh-s", "0"], "--refresh-s: "),
+     (["{market}", "--source", "synthetic", "--priors", "{priors}", "--block-s", "0"], "--block-s: "),
+     (["{market}", "--source", "synthetic", "--priors", "{priors}", "--tick-size", "-1"], "--tick-size: "),
+     (["{market}", "--source", "synthetic", "--priors", "{priors}", "--fee-bps", "nan"], "--fee-bps: "),
+     (["{market}", "--source", "synthetic", "--priors", "{priors}", "--max-position-notional", "inf"],
+      "--max-position-notional: ")],
 )
-def test_bad_input_is_one_clear_line_and_exit_2(market, priors, args, message):
+def test_bad_input_is_one_clear_line_and_exit_2(market, priors, args, message, tmp_path):
+    """One line naming the flag (no dump of the replay config's validation errors), exit
+    2, no report written (a NaN fee used to run a replay in which nothing quotes)."""
     args = [a.format(market=market, priors=priors) for a in args]
-    r = _run("paper", *args)
+    r = _run("paper", *args, "--out", str(tmp_path / "report"))
     assert r.exit_code == 2, r.stdout
-    assert message in r.stderr and "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("mmcal: ")]
+    assert len(lines) == 1 and message in lines[0], r.stderr
+    assert "Traceback" not in r.stderr and "Config" not in r.stderr and "validation error" not in r.stderr
+    assert not (tmp_path / "report").exists()
 
 
 def test_bundle_for_another_asset_is_refused(market, tmp_path):
