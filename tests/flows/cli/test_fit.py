@@ -190,7 +190,8 @@ def test_fit_bad_input_is_one_clear_line(tmp_path, market_dir, case):
     elif case == "wrong_source":
         args, expect = base + ["--source", "lobster", market_dir], str(market_dir)
     elif case == "unknown_asset":
-        args, expect = base + ["--source", "synthetic", market_dir, "--asset", "BTC"], "--asset"
+        # the loader refuses to relabel the data: the line names the data's own asset
+        args, expect = base + ["--source", "synthetic", market_dir, "--asset", "BTC"], "is 'SYN', not 'BTC'"
     elif case == "unknown_model":
         args, expect = ["fit", "--model", "gamma", "--source", "synthetic", market_dir], "--model"
     elif case == "bad_regimes":
