@@ -23,6 +23,7 @@ killed after registering and run again does not create a duplicate.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from mm_runtime.bundle import BundleError, PriorBundle, canonical_json, parse_bundle
+from models.concurrency import file_lock
 from models.paths import artifacts_dir
 
 log = logging.getLogger(__name__)
@@ -102,20 +104,34 @@ def configure() -> str:
         else:                     # the user's: keep reading it
             _SET_BY_US.pop(k, None)
     try:
-        exp = mlflow.get_experiment_by_name(EXPERIMENT)
-        if exp is None:
-            location = None
-            if uri.startswith("sqlite:"):
-                location = (artifacts_dir() / "mlruns").as_uri()
-            try:
-                return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
-            except MlflowException:  # created concurrently by a parallel calibration
-                exp = mlflow.get_experiment_by_name(EXPERIMENT)
-        return exp.experiment_id
+        with _store_lock(uri):
+            return _experiment_id(uri)
     except MlflowException as e:
         raise TrackingError(f"MLflow at {uri}: {e.message if hasattr(e, 'message') else e}") from None
     except Exception as e:  # connection errors surface as requests/urllib3 exceptions
         raise TrackingError(f"MLflow at {uri} is unreachable: {type(e).__name__}: {e}") from None
+
+
+def _store_lock(uri: str):
+    """For a local sqlite store: a lock beside the database, so that processes opening
+    a new store at once do not race on its schema migration (measured: "table
+    _alembic_tmp_tags already exists"). A server needs none."""
+    if uri.startswith("sqlite:///"):
+        return file_lock(uri[len("sqlite:///"):] + ".lock")
+    return contextlib.nullcontext()
+
+
+def _experiment_id(uri: str) -> str:
+    exp = mlflow.get_experiment_by_name(EXPERIMENT)
+    if exp is None:
+        location = None
+        if uri.startswith("sqlite:"):
+            location = (artifacts_dir() / "mlruns").as_uri()
+        try:
+            return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+        except MlflowException:  # created concurrently by a parallel calibration
+            exp = mlflow.get_experiment_by_name(EXPERIMENT)
+    return exp.experiment_id
 
 
 def _flat_metrics(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
