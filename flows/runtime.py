@@ -9,7 +9,8 @@ Embedded defaults, each overridable by the standard variables:
   ``./artifacts``) when neither ``PREFECT_HOME`` nor ``PREFECT_API_URL`` is set, so
   a run touches nothing outside the repository (a profile in ``~/.prefect`` is then
   not read: point ``PREFECT_HOME`` at it to use it).
-* Processes sharing ``PREFECT_HOME`` start their ephemeral servers one at a time
+* The ephemeral server stops when the process that started it dies, killed or not,
+  and processes sharing ``PREFECT_HOME`` start theirs one at a time
   (:func:`flows.housekeeping.guard_ephemeral_server`).
 * The ephemeral server gets 180 s to start (Prefect's 20 s default is too short
   on a loaded 2-core machine: its first start migrates a new database), and

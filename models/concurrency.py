@@ -1,5 +1,10 @@
-"""Processes sharing one artifacts folder: file locks.
+"""Processes sharing one artifacts folder: who owns a run, and file locks.
 
+* :func:`process_owner`: this process as ``<host>:<pid>:<start time>`` (the start
+  time tells a reused pid apart); a run tagged with it (MLflow tag ``mmcal.owner``,
+  Prefect tag ``mmcal-owner:...``) can be told stale later by :func:`owner_dead`
+  (same host, and that process is gone, a zombie, or another process with that
+  pid). A run owned by another host is never judged.
 * :func:`file_lock`: an exclusive ``flock`` on ``<artifacts>/locks/<name>.lock``
   (or a given path). The kernel releases it when its holder exits, killed or not,
   so a crashed calibration never leaves a lock behind. It serialises processes
@@ -9,12 +14,51 @@
 from __future__ import annotations
 
 import fcntl
+import functools
+import os
 import re
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
 from models.paths import artifacts_dir
+
+
+def _start_time(pid: int) -> str | None:
+    """The start time of process ``pid`` (seconds since the epoch, 2 decimals), None
+    when there is no such process or it is a zombie (dead, not yet reaped)."""
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return f"{p.create_time():.2f}"
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def _owner(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+
+
+def process_owner() -> str:
+    """This process: ``<host>:<pid>:<start time>``."""
+    return _owner(os.getpid())
+
+
+def owner_dead(owner: str) -> bool:
+    """Whether the process ``owner`` (a :func:`process_owner` value) has ended. False
+    for another host's process or a value not of that form (not ours to judge)."""
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    host, pid, started = parts
+    if host != socket.gethostname():
+        return False
+    return _start_time(int(pid)) != started
 
 
 def lock_path(name: str) -> Path:
@@ -44,4 +88,4 @@ def file_lock(path: str | Path, on_wait: Callable[[], None] | None = None) -> It
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-__all__ = ["file_lock", "lock_path"]
+__all__ = ["file_lock", "lock_path", "owner_dead", "process_owner"]

@@ -19,6 +19,9 @@ What a calibration leaves in MLflow:
 A version carries the tag ``cache_key`` (data hash + model config + code version):
 registering the same key twice returns the existing version, so a calibration
 killed after registering and run again does not create a duplicate.
+
+Every run carries the tag ``mmcal.owner`` (the process, :mod:`models.concurrency`):
+:func:`close_stale_runs` ends FAILED the runs a killed process left RUNNING.
 """
 
 from __future__ import annotations
@@ -39,12 +42,14 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from mm_runtime.bundle import BundleError, PriorBundle, canonical_json, parse_bundle
-from models.concurrency import file_lock
+from models.concurrency import file_lock, owner_dead, process_owner
 from models.paths import artifacts_dir
 
 log = logging.getLogger(__name__)
 
 EXPERIMENT = "mm-calibration"
+OWNER_TAG = "mmcal.owner"
+"""Tag of every run this module starts: the process (:func:`models.concurrency.process_owner`)."""
 BUNDLE_FILE = "bundle.json"
 PYFUNC_SOURCE = Path(__file__).with_name("bundle_pyfunc.py")
 
@@ -176,9 +181,8 @@ class CalibrationRun:
 
         # the parent's experiment (without it MLflow puts a nested run in the active
         # experiment, "Default", where nothing finds it)
-        with mlflow.start_run(run_name=f"{self.asset}:{model}", nested=True,
-                              experiment_id=self.experiment_id) as child:
-            mlflow.set_tags({"asset": self.asset, "model": model})
+        with mlflow.start_run(run_name=f"{self.asset}:{model}", nested=True, experiment_id=self.experiment_id,
+                              tags={"asset": self.asset, "model": model, OWNER_TAG: process_owner()}) as child:
             if params:
                 mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
             mlflow.log_metrics(_flat_metrics(diagnostics))
@@ -307,8 +311,10 @@ def calibration_run(asset: str, run_name: str | None = None,
     """Parent run of one calibration (``kind="compare"``: of one comparison). An
     exception inside marks it FAILED (with the reason as a tag) and propagates."""
     exp_id = configure()
-    with mlflow.start_run(experiment_id=exp_id, run_name=run_name or f"{kind}:{asset}") as run:
-        mlflow.set_tags({"asset": asset, "kind": kind, **(tags or {})})
+    # the tags come with the run (a process killed right after creating it still owns it)
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name or f"{kind}:{asset}",
+                          tags={"asset": asset, "kind": kind, OWNER_TAG: process_owner(),
+                                **{k: str(v) for k, v in (tags or {}).items()}}) as run:
         handle = CalibrationRun(run.info.run_id, asset, exp_id)
         try:
             yield handle
@@ -452,6 +458,25 @@ def ui_command() -> str:
     return f"open {uri}"
 
 
+def close_stale_runs() -> list[tuple[str, str]]:
+    """Runs of the experiment still RUNNING whose owner (tag ``mmcal.owner``) has died
+    on this host (:func:`models.concurrency.owner_dead`): each ends FAILED with the
+    reason as its ``failure`` tag. Returns [(run id, owner)]."""
+    exp_id = configure()
+    c = MlflowClient()
+    closed = []
+    for r in c.search_runs([exp_id], filter_string="attributes.status = 'RUNNING'", max_results=1000):
+        owner = r.data.tags.get(OWNER_TAG)
+        if owner and owner_dead(owner):
+            host, pid, _ = owner.rsplit(":", 2)
+            c.set_tag(r.info.run_id, "status", "failed")
+            c.set_tag(r.info.run_id, "failure", f"the process that ran it (pid {pid} on {host}) ended "
+                                                "without closing it (killed?)")
+            c.set_terminated(r.info.run_id, status="FAILED")
+            closed.append((r.info.run_id, owner))
+    return closed
+
+
 def load_registered_bundle(asset: str, alias: str | None = None,
                            version: int | None = None) -> tuple[PriorBundle, int]:
     """Resolve ``models:/mm-priors-<asset>@<alias>`` (or a version), download its
@@ -474,8 +499,8 @@ def load_registered_bundle(asset: str, alias: str | None = None,
 
 
 __all__ = [
-    "CalibrationRun", "RegistryNotFound", "TrackingError", "VersionInfo", "alias_version", "calibration_run", "configure",
-    "default_tracking_uri", "download_fit", "find_version", "load_registered_bundle", "register_bundle",
+    "CalibrationRun", "OWNER_TAG", "RegistryNotFound", "TrackingError", "VersionInfo", "alias_version",
+    "calibration_run", "close_stale_runs", "configure", "default_tracking_uri", "download_fit", "find_version", "load_registered_bundle", "register_bundle",
     "registered_model_name", "run_params", "set_alias", "tracking_uri", "ui_command", "version_info",
     "canonical_json",
 ]

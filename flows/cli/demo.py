@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from flows.cli.app import app, emit_json, flows_quiet, guarded, stage
+from flows.cli.app import app, emit_json, flows_start, guarded, stage
 from flows.cli.data import write_synthetic
 from flows.cli.render import render_demo
 
@@ -35,7 +35,7 @@ def demo(
         market = load("synthetic", market_dir)
         from flows.demo import DEMO_GATE, DEMO_SAMPLER, FIT_WINDOW, demo as demo_flow, paper_ab, replay_ladder
 
-        flows_quiet()
+        flows_start()
         stage(f"demo: fit window {FIT_WINDOW} of {duration:.0f} s; CI-sized sampling, {DEMO_SAMPLER['chains']} "
               f"chains x {DEMO_SAMPLER['draws']} draws (regime, hawkes: nutpie; alpha, kappa: pymc) and a gate "
               f"such chains can meet: r_hat <= {DEMO_GATE['max_r_hat']}, ESS >= {DEMO_GATE['min_ess_bulk']:g} "
