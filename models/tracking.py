@@ -30,6 +30,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -43,7 +44,7 @@ from mlflow.exceptions import MlflowException
 
 from mm_runtime.bundle import BundleError, PriorBundle, canonical_json, parse_bundle
 from models.concurrency import file_lock, owner_dead, process_owner
-from models.paths import artifacts_dir
+from models.paths import artifacts_dir, tool_command
 
 log = logging.getLogger(__name__)
 
@@ -450,11 +451,11 @@ def run_params(run_id: str) -> dict[str, str]:
 
 
 def ui_command() -> str:
-    """How to look at the store: the ``mlflow ui`` command for a local sqlite store,
-    else the server's URI."""
+    """How to look at the store: the ``mlflow ui`` command for a local sqlite store
+    (as typed here: :func:`models.paths.tool_command`), else the server's URI."""
     uri = tracking_uri()
     if uri.startswith("sqlite:"):
-        return f"mlflow ui --backend-store-uri {uri}"
+        return f"{tool_command('mlflow')} ui --backend-store-uri {shlex.quote(uri)}"
     return f"open {uri}"
 
 

@@ -220,7 +220,7 @@ def serve(
 ):
     """Serve the scheduled calibrations: one Prefect deployment per asset of the schedules file (calibrate on its
     cron, then compare with the champion), until interrupted. Needs a Prefect API that stays up: set
-    PREFECT_API_URL to a Prefect server (`prefect server start`)."""
+    PREFECT_API_URL to a Prefect server (`./mm prefect server start`)."""
 
     def body():
         if limit is not None and limit < 1:
