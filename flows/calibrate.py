@@ -20,14 +20,21 @@ config + code version): an unchanged re-run samples nothing; the per-model
 ``cache_hit`` in the result says so (task state ``Cached``, or a posterior found
 in the cache).
 
+Calibrations at the same time on one artifacts folder (:func:`_locks`, file locks
+keyed by the cache keys): a fit is sampled by one of them while the others wait
+and then take it from the cache, and find-or-register runs once per bundle key, so
+the same bundle is registered once and the others report ``already_registered``
+with its version.
+
 Many assets (:func:`calibrate`): the one-asset flow mapped over the assets (a task
 per asset running the subflow), as many at a time as ``parallel_assets``.
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from prefect import flow, get_run_logger, task
 from prefect.states import Failed
@@ -49,6 +56,22 @@ def _configs(sampler: dict | None, overrides: dict[str, dict] | None, gate: dict
     per = {m: SamplerConfig.model_validate({**(sampler or {}), **(overrides or {}).get(m, {})}).model_dump(mode="json")
            for m in names()}
     return per, GateConfig.model_validate(gate or {}).model_dump(mode="json")
+
+
+@contextmanager
+def _locks(keys: list[str]) -> Iterator[None]:
+    """Hold the file locks of ``keys`` (fit or bundle cache keys; in sorted order, so
+    two calibrations never wait on each other crosswise): a calibration running
+    at the same time on the same artifacts folder waits until these fits are sampled
+    (then its fit tasks find them in the cache) or this bundle is registered (then it
+    finds the version). Logs when it waits."""
+    from models.concurrency import file_lock, lock_path
+
+    with ExitStack() as stack:
+        for k in sorted(set(keys)):
+            stack.enter_context(file_lock(lock_path(k), on_wait=lambda k=k: get_run_logger().info(
+                "%s: another calibration is working on it; waiting for it to finish", k)))
+        yield
 
 
 def _submit_fit(model: str, key: str, **kw):
@@ -113,9 +136,11 @@ def calibrate_asset(source: str, path: str, asset: str | None = None, window: st
                                 regime_path_sha=rpath["sha256"] if uses else None, variant=variants.get(m))
             kws[m] = dict(regime_path_file=rpath["path"] if uses else None, sampler=samplers[m],
                           variant=variants.get(m), **common)
-            futures[m] = _submit_fit(m, keys[m], **kws[m])
-        for m in stage:
-            fits[m] = _fit_result(m, keys[m], futures[m], **kws[m])
+        with _locks([keys[m] for m in stage]):
+            for m in stage:
+                futures[m] = _submit_fit(m, keys[m], **kws[m])
+            for m in stage:
+                fits[m] = _fit_result(m, keys[m], futures[m], **kws[m])
         if rpath is None:
             # the first stage holds the regime model: its posterior's path conditions the rest
             rpath = T.regime_path(fits[catalog.regime_model()], ref, sha, obs_cfg)
@@ -133,22 +158,25 @@ def calibrate_asset(source: str, path: str, asset: str | None = None, window: st
     params = {"sampler": samplers, "gate": gate_d, "alpha_variant": alpha_variant,
               "max_prior_strength": max_prior_strength if max_prior_strength is not None else "none"}
     bundle_path = key = None
-    tracked: dict[str, Any] | None = None
-    if not failures:
+    if failures:
+        tracked = T.track_calibration(asset, ref, info, fits, diags, figures, None, params, None, register_version)
+    else:
         key = T.bundle_key({m: fits[m]["key"] for m in models}, max_prior_strength)
-        bundle_path = T.export(asset, {m: fits[m] for m in models}, info["bundle_source"], max_prior_strength, key,
-                               obs_cfg)
-        if register_version:
-            found = T.find_registered(asset, key)
+        # find-or-register is one step per bundle key: a second calibration of the same
+        # bundle waits here for the first and then finds its version
+        with _locks([key]):
+            bundle_path = T.export(asset, {m: fits[m] for m in models}, info["bundle_source"], max_prior_strength,
+                                   key, obs_cfg)
+            found = T.find_registered(asset, key) if register_version else None
             if found is not None:
                 T.point_alias(asset, "challenger", found["version"])
                 logger.info("unchanged calibration: already registered as version %d (run %s)",
                             found["version"], found["run_id"])
                 tracked = {"status": "already_registered", "run_id": found["run_id"], "version": found["version"],
                            "aliases": sorted(set(found["aliases"]) | {"challenger"}), "failures": []}
-    if tracked is None:
-        tracked = T.track_calibration(asset, ref, info, fits, diags, figures, bundle_path, params, key,
-                                      register_version)
+            else:
+                tracked = T.track_calibration(asset, ref, info, fits, diags, figures, bundle_path, params, key,
+                                              register_version)
     result = _result(asset, ref, info, fits, diags, rpath, bundle_path, key, tracked, failures)
     if tracked["status"] == "gate_failed":
         return Failed(message=f"{asset}: gate failed, not registered: " + "; ".join(failures), data=result)

@@ -9,6 +9,9 @@ Embedded defaults, each overridable by the standard variables:
   ``./artifacts``) when neither ``PREFECT_HOME`` nor ``PREFECT_API_URL`` is set, so
   a run touches nothing outside the repository (a profile in ``~/.prefect`` is then
   not read: point ``PREFECT_HOME`` at it to use it).
+* The ephemeral server stops when the process that started it dies, killed or not,
+  and processes sharing ``PREFECT_HOME`` start theirs one at a time
+  (:func:`flows.housekeeping.guard_ephemeral_server`).
 * The ephemeral server gets 180 s to start (Prefect's 20 s default is too short
   on a loaded 2-core machine: its first start migrates a new database), and
   Prefect's anonymous usage analytics are off. Both only where unset.
@@ -49,6 +52,9 @@ def prepare_environment() -> None:
         os.environ["PREFECT_HOME"] = str(home)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.housekeeping import guard_ephemeral_server
+
+    guard_ephemeral_server()
 
 
 def default_parallel_fits(chains: int) -> int:

@@ -412,6 +412,7 @@ def track_calibration(asset: str, ref: dict, info: dict, fits: dict[str, dict], 
     from mm_runtime.bundle import PriorBundle, load_bundle, with_checksum
 
     from models import tracking
+    from models.concurrency import file_lock, lock_path
 
     logger = get_run_logger()
     failures = [f"{m}: {msg}" for m, d in diags.items() for msg in d["gate"]["failures"]]
@@ -467,9 +468,12 @@ def track_calibration(asset: str, ref: dict, info: dict, fits: dict[str, dict], 
                                                  "data_sha256": info["data_sha256"],
                                                  "window": r.window or ":"})
         aliases = ["challenger"]
-        if tracking.alias_version(asset, "champion") is None:
-            tracking.set_alias(asset, "champion", version)
-            aliases.append("champion")
+        # the first champion: check-and-set under a lock per registered model, so two
+        # calibrations registering different bundles at once do not both claim it
+        with file_lock(lock_path(f"{tracking.registered_model_name(asset)}.champion")):
+            if tracking.alias_version(asset, "champion") is None:
+                tracking.set_alias(asset, "champion", version)
+                aliases.append("champion")
         run.set_tags({"registered_version": version, "aliases": ",".join(aliases)})
     logger.info("registered %s version %d (%s); MLflow run %s", tracking.registered_model_name(asset), version,
                 ", ".join(aliases), run.run_id)

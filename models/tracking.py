@@ -19,13 +19,18 @@ What a calibration leaves in MLflow:
 A version carries the tag ``cache_key`` (data hash + model config + code version):
 registering the same key twice returns the existing version, so a calibration
 killed after registering and run again does not create a duplicate.
+
+Every run carries the tag ``mmcal.owner`` (the process, :mod:`models.concurrency`):
+:func:`close_stale_runs` ends FAILED the runs a killed process left RUNNING.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shlex
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -38,11 +43,14 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from mm_runtime.bundle import BundleError, PriorBundle, canonical_json, parse_bundle
-from models.paths import artifacts_dir
+from models.concurrency import file_lock, owner_dead, process_owner
+from models.paths import artifacts_dir, tool_command
 
 log = logging.getLogger(__name__)
 
 EXPERIMENT = "mm-calibration"
+OWNER_TAG = "mmcal.owner"
+"""Tag of every run this module starts: the process (:func:`models.concurrency.process_owner`)."""
 BUNDLE_FILE = "bundle.json"
 PYFUNC_SOURCE = Path(__file__).with_name("bundle_pyfunc.py")
 
@@ -102,20 +110,34 @@ def configure() -> str:
         else:                     # the user's: keep reading it
             _SET_BY_US.pop(k, None)
     try:
-        exp = mlflow.get_experiment_by_name(EXPERIMENT)
-        if exp is None:
-            location = None
-            if uri.startswith("sqlite:"):
-                location = (artifacts_dir() / "mlruns").as_uri()
-            try:
-                return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
-            except MlflowException:  # created concurrently by a parallel calibration
-                exp = mlflow.get_experiment_by_name(EXPERIMENT)
-        return exp.experiment_id
+        with _store_lock(uri):
+            return _experiment_id(uri)
     except MlflowException as e:
         raise TrackingError(f"MLflow at {uri}: {e.message if hasattr(e, 'message') else e}") from None
     except Exception as e:  # connection errors surface as requests/urllib3 exceptions
         raise TrackingError(f"MLflow at {uri} is unreachable: {type(e).__name__}: {e}") from None
+
+
+def _store_lock(uri: str):
+    """For a local sqlite store: a lock beside the database, so that processes opening
+    a new store at once do not race on its schema migration (measured: "table
+    _alembic_tmp_tags already exists"). A server needs none."""
+    if uri.startswith("sqlite:///"):
+        return file_lock(uri[len("sqlite:///"):] + ".lock")
+    return contextlib.nullcontext()
+
+
+def _experiment_id(uri: str) -> str:
+    exp = mlflow.get_experiment_by_name(EXPERIMENT)
+    if exp is None:
+        location = None
+        if uri.startswith("sqlite:"):
+            location = (artifacts_dir() / "mlruns").as_uri()
+        try:
+            return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+        except MlflowException:  # created concurrently by a parallel calibration
+            exp = mlflow.get_experiment_by_name(EXPERIMENT)
+    return exp.experiment_id
 
 
 def _flat_metrics(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -160,12 +182,12 @@ class CalibrationRun:
         ``gate_warnings`` param and tag ("none" without any). Returns the nested run id."""
         import arviz as az
 
+        warned = "; ".join(gate_warnings)[:5000] or "none"
         # the parent's experiment (without it MLflow puts a nested run in the active
         # experiment, "Default", where nothing finds it)
-        with mlflow.start_run(run_name=f"{self.asset}:{model}", nested=True,
-                              experiment_id=self.experiment_id) as child:
-            warned = "; ".join(gate_warnings)[:5000] or "none"
-            mlflow.set_tags({"asset": self.asset, "model": model, "gate_warnings": warned})
+        with mlflow.start_run(run_name=f"{self.asset}:{model}", nested=True, experiment_id=self.experiment_id,
+                              tags={"asset": self.asset, "model": model, "gate_warnings": warned,
+                                    OWNER_TAG: process_owner()}) as child:
             mlflow.log_params({k: str(v)[:6000] for k, v in {**(params or {}), "gate_warnings": warned}.items()})
             mlflow.log_metrics(_flat_metrics(diagnostics))
             with tempfile.TemporaryDirectory() as tmp:
@@ -293,8 +315,10 @@ def calibration_run(asset: str, run_name: str | None = None,
     """Parent run of one calibration (``kind="compare"``: of one comparison). An
     exception inside marks it FAILED (with the reason as a tag) and propagates."""
     exp_id = configure()
-    with mlflow.start_run(experiment_id=exp_id, run_name=run_name or f"{kind}:{asset}") as run:
-        mlflow.set_tags({"asset": asset, "kind": kind, **(tags or {})})
+    # the tags come with the run (a process killed right after creating it still owns it)
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name or f"{kind}:{asset}",
+                          tags={"asset": asset, "kind": kind, OWNER_TAG: process_owner(),
+                                **{k: str(v) for k, v in (tags or {}).items()}}) as run:
         handle = CalibrationRun(run.info.run_id, asset, exp_id)
         try:
             yield handle
@@ -430,12 +454,31 @@ def run_params(run_id: str) -> dict[str, str]:
 
 
 def ui_command() -> str:
-    """How to look at the store: the ``mlflow ui`` command for a local sqlite store,
-    else the server's URI."""
+    """How to look at the store: the ``mlflow ui`` command for a local sqlite store
+    (as typed here: :func:`models.paths.tool_command`), else the server's URI."""
     uri = tracking_uri()
     if uri.startswith("sqlite:"):
-        return f"mlflow ui --backend-store-uri {uri}"
+        return f"{tool_command('mlflow')} ui --backend-store-uri {shlex.quote(uri)}"
     return f"open {uri}"
+
+
+def close_stale_runs() -> list[tuple[str, str]]:
+    """Runs of the experiment still RUNNING whose owner (tag ``mmcal.owner``) has died
+    on this host (:func:`models.concurrency.owner_dead`): each ends FAILED with the
+    reason as its ``failure`` tag. Returns [(run id, owner)]."""
+    exp_id = configure()
+    c = MlflowClient()
+    closed = []
+    for r in c.search_runs([exp_id], filter_string="attributes.status = 'RUNNING'", max_results=1000):
+        owner = r.data.tags.get(OWNER_TAG)
+        if owner and owner_dead(owner):
+            host, pid, _ = owner.rsplit(":", 2)
+            c.set_tag(r.info.run_id, "status", "failed")
+            c.set_tag(r.info.run_id, "failure", f"the process that ran it (pid {pid} on {host}) ended "
+                                                "without closing it (killed?)")
+            c.set_terminated(r.info.run_id, status="FAILED")
+            closed.append((r.info.run_id, owner))
+    return closed
 
 
 def load_registered_bundle(asset: str, alias: str | None = None,
@@ -460,8 +503,8 @@ def load_registered_bundle(asset: str, alias: str | None = None,
 
 
 __all__ = [
-    "CalibrationRun", "RegistryNotFound", "TrackingError", "VersionInfo", "alias_version", "calibration_run", "configure",
-    "default_tracking_uri", "download_fit", "find_version", "load_registered_bundle", "register_bundle",
+    "CalibrationRun", "OWNER_TAG", "RegistryNotFound", "TrackingError", "VersionInfo", "alias_version",
+    "calibration_run", "close_stale_runs", "configure", "default_tracking_uri", "download_fit", "find_version", "load_registered_bundle", "register_bundle",
     "registered_model_name", "run_params", "set_alias", "tracking_uri", "ui_command", "version_info",
     "canonical_json",
 ]

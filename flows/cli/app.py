@@ -9,7 +9,8 @@
 * :func:`guarded` (a command body: input errors become one line and exit 2; a
   config's pydantic error names the flag: :func:`validation_message`),
   :func:`emit_json` (``--json``: one document on stdout), :func:`stage` (one
-  progress line), :func:`flows_quiet` (Prefect's tracebacks only with ``--debug``).
+  progress line), :func:`flows_quiet` (Prefect's tracebacks only with ``--debug``),
+  :func:`flows_start` (before a command runs flows).
 """
 
 from __future__ import annotations
@@ -232,3 +233,13 @@ def flows_quiet() -> None:
     for h in handlers:
         if not any(isinstance(f, _NoTraceback) for f in h.filters) and "APILog" not in type(h).__name__:
             h.addFilter(_NoTraceback())
+
+
+def flows_start() -> None:
+    """Before a command runs flows: :func:`flows_quiet`, this process's runs tagged with
+    it, and the runs a killed process left RUNNING closed, said in one line
+    (:func:`flows.housekeeping.begin`)."""
+    flows_quiet()
+    from flows.housekeeping import begin
+
+    begin(stage)

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from flows.cli.app import SOURCES, CliError, app, emit_json, flows_quiet, guarded, stage
+from flows.cli.app import SOURCES, CliError, app, emit_json, flows_quiet, flows_start, guarded, stage
 from flows.cli.options import (SAMPLERS, check_choice, check_window, fit_configs, observation_options,
                                observation_settings)
 from flows.cli.render import render_calibration, render_comparison, render_deploy, render_schedules
@@ -92,7 +92,7 @@ def calibrate(
                                f"{', '.join(MODELS)} and SAMPLER one of {', '.join(SAMPLERS)}")
             overrides[m] = {"sampler": smp}
         from flows.calibrate import run_calibration, run_many
-        flows_quiet()
+        flows_start()
 
         kw = dict(window=w, sampler=sc.model_dump(mode="json"), sampler_overrides=overrides,
                   gate=gc.model_dump(mode="json"),
@@ -145,7 +145,7 @@ def compare(
             raise CliError(f"--max-draws: must be >= 1, got {max_draws}")
         w = check_window("--window", window)
         from flows.compare import compare as compare_flow
-        flows_quiet()
+        flows_start()
 
         stage(f"comparing the challenger of {asset} with its champion on held-out data ...")
         doc = compare_flow(asset=asset, source=source, path=str(path) if path else None, window=w or None, z=z,
@@ -176,7 +176,7 @@ def deploy(
         if version is not None and version < 1:
             raise CliError(f"--version: must be >= 1, got {version}")
         from flows.deploy import deploy as deploy_flow
-        flows_quiet()
+        flows_start()
 
         doc = deploy_flow(asset=asset, alias=None if version is not None else (alias or "champion"),
                           version=version, target=str(target) if target else None)
@@ -199,7 +199,7 @@ def rollback(
 
     def body():
         from flows.deploy import rollback as rollback_flow
-        flows_quiet()
+        flows_start()
 
         doc = rollback_flow(asset=asset, target=str(target) if target else None)
         if as_json:
@@ -220,7 +220,7 @@ def serve(
 ):
     """Serve the scheduled calibrations: one Prefect deployment per asset of the schedules file (calibrate on its
     cron, then compare with the champion), until interrupted. Needs a Prefect API that stays up: set
-    PREFECT_API_URL to a Prefect server (`prefect server start`)."""
+    PREFECT_API_URL to a Prefect server (`./mm prefect server start`)."""
 
     def body():
         if limit is not None and limit < 1:
@@ -240,6 +240,7 @@ def serve(
             else:
                 render_schedules(str(config_path(config)), rows)
             return
+        flows_start()
         if not os.environ.get("PREFECT_API_URL"):
             stage("mmcal serve: PREFECT_API_URL is not set: serving on a temporary local API that stops with this "
                   "process (runs are kept in PREFECT_HOME)")

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from flows.cli.app import app, emit_json, flows_quiet, guarded, stage
+from flows.cli.app import app, emit_json, flows_start, guarded, stage
 from flows.cli.data import write_synthetic
 from flows.cli.render import render_demo
+
+
+def prefect_ui_command() -> str:
+    """How to look at the flow runs: a Prefect server on this process's database
+    (``PREFECT_HOME``), as typed here (:func:`models.paths.tool_command`); the API's
+    address when ``PREFECT_API_URL`` names a server."""
+    from models.paths import tool_command
+
+    url = os.environ.get("PREFECT_API_URL")
+    if url:
+        return f"open {url.removesuffix('/api')}"
+    home = os.environ.get("PREFECT_HOME", "")
+    return f"PREFECT_HOME={shlex.quote(home)} {tool_command('prefect')} server start"
 
 
 @app.command()
@@ -35,7 +49,7 @@ def demo(
         market = load("synthetic", market_dir)
         from flows.demo import DEMO_GATE, DEMO_SAMPLER, FIT_WINDOW, demo as demo_flow, paper_ab, replay_ladder
 
-        flows_quiet()
+        flows_start()
         stage(f"demo: fit window {FIT_WINDOW} of {duration:.0f} s; CI-sized sampling, {DEMO_SAMPLER['chains']} "
               f"chains x {DEMO_SAMPLER['draws']} draws (regime, hawkes: nutpie; alpha, kappa: pymc) and a gate "
               f"such chains can meet: r_hat <= {DEMO_GATE['max_r_hat']}, ESS >= {DEMO_GATE['min_ess_bulk']:g} "
@@ -52,7 +66,7 @@ def demo(
 
         doc["look"] = {"mlflow_ui": tracking.ui_command(), "tracking_uri": tracking.tracking_uri(),
                        "live_bundle": res["deploy"]["target"] if res["deploy"] else None,
-                       "prefect_home": os.environ.get("PREFECT_HOME")}
+                       "prefect_home": os.environ.get("PREFECT_HOME"), "prefect_ui": prefect_ui_command()}
         doc["wall_s"] = time.perf_counter() - t0
         if as_json:
             emit_json(doc)

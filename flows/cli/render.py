@@ -348,7 +348,8 @@ def render_demo(doc: dict, asset: str, duration: float, fit_window: str) -> None
              f"live bundle: {doc['deploy']['target']} (a Quoter watching it hot-reloads each "
              "`mmcal deploy` / `mmcal rollback`)",
              f"paper-trading report: {doc['paper']['report']}",
-             f"Prefect runs: PREFECT_HOME={doc['look']['prefect_home']} prefect server start",
+             f"Prefect runs: {doc['look']['prefect_ui']}"
+             + ("" if doc["look"]["prefect_ui"].startswith("open ") else "   (then http://127.0.0.1:4200)"),
              f"done in {doc['wall_s']:.0f} s"]
     for ln in lines:
         out.print(ln, markup=False, highlight=False, soft_wrap=True)

@@ -22,6 +22,7 @@ variant, :func:`calibrated`) and version 2 (alpha mixture variant,
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -255,3 +256,61 @@ def background(tmp_path):
     yield start
     for s in reversed(started):
         s.stop()
+
+
+# --------------------------------------------------------------------------- mmcal processes
+TINY_CALIBRATION = ["--source", "synthetic", "--sampler", "numpyro", "--draws", "50", "--tune", "50",
+                    "--chains", "2", "--seed", "1", "--max-r-hat", "10", "--min-ess", "1", "--no-plots"]
+"""``mmcal calibrate`` options of the process tests: the smallest sampling whose
+diagnostics exist (R-hat needs 2 chains) and a gate it passes (no divergences and
+BFMI >= 0.3 are met at these settings on the 300 s market: checked)."""
+
+
+def mmcal_command(*args: str) -> list[str]:
+    """The ``mmcal`` console script of this environment with ``args``."""
+    exe = Path(sys.executable).with_name("mmcal")
+    return [str(exe), *args] if exe.exists() else [sys.executable, "-m", "flows.cli", *args]
+
+
+@pytest.fixture(scope="session")
+def cli_world():
+    """A world of its own for ``mmcal`` processes: a 300 s synthetic market written by
+    ``mmcal simulate``, empty artifacts (MLflow store, fit cache) and ``PREFECT_HOME``;
+    ``env`` is this environment with those (and no other PREFECT_* / MLFLOW_* /
+    MMCAL_* variable); ``calibrate(*more)`` the ``mmcal calibrate`` command of the
+    market with :data:`TINY_CALIBRATION` and ``more`` options."""
+    root = Path(tempfile.mkdtemp(prefix="mmcal-procs-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "MMCAL_"))}
+    env.update(MMCAL_ARTIFACTS=str(root / "artifacts"), PREFECT_HOME=str(root / "prefect"))
+    market = root / "market"
+    r = subprocess.run(mmcal_command("simulate", "--out", str(market), "--duration", "300", "--seed", "1"),
+                       env=env, cwd=root, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    yield {"root": root, "env": env, "market": market, "artifacts": root / "artifacts",
+           "prefect_db": root / "prefect" / "prefect.db", "mlflow_db": root / "artifacts" / "mlflow.db",
+           "calibrate": lambda *more: mmcal_command("calibrate", str(market), *TINY_CALIBRATION, *more)}
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def concurrent_pair(cli_world):
+    """Two identical ``mmcal calibrate --json`` (:data:`TINY_CALIBRATION`) started at
+    once on the empty :func:`cli_world`: ``[(exit status, JSON document or None,
+    stderr)]`` in start order. Afterwards the world holds these fits in its cache."""
+    cmd = cli_world["calibrate"]("--json")
+    procs = []
+    for i in range(2):
+        err = open(cli_world["root"] / f"pair-{i}.err", "w+")
+        procs.append((subprocess.Popen(cmd, env=cli_world["env"], cwd=cli_world["root"], stdout=subprocess.PIPE,
+                                       stderr=err, text=True), err))
+    out = []
+    for p, err in procs:
+        stdout, _ = p.communicate(timeout=1200)
+        err.seek(0)
+        try:
+            doc = json.loads(stdout)
+        except ValueError:
+            doc = None
+        out.append((p.returncode, doc, err.read()))
+        err.close()
+    return out

@@ -146,7 +146,8 @@ def test_calibrate_cli_reports_a_failed_gate_with_exit_1(calibrated, lab):
     doc = json.loads(r.stdout)
     assert doc["status"] == "gate_failed" and doc["version"] is None
     assert all(m["cache_hit"] for m in doc["models"].values())
-    assert doc["run_id"] and doc["mlflow_ui"].startswith("mlflow ui --backend-store-uri sqlite:///")
+    assert doc["run_id"] and doc["mlflow_ui"].split()[1:] == ["mlflow", "ui", "--backend-store-uri",
+                                                              f"sqlite:///{lab['artifacts'] / 'mlflow.db'}"]
 
 
 @pytest.mark.parametrize("args, msg", [
