@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from models.catalog import NAMES
+from models.catalog import names
 
 
 def test_two_identical_calibrations_at_once_register_one_version_and_say_so(concurrent_pair, cli_world):
@@ -35,6 +35,6 @@ def test_two_identical_calibrations_at_once_register_one_version_and_say_so(conc
 
     # every fit sampled by one of the two; the other took it from the cache
     sampled = sorted(m for d in docs for m, r in d["models"].items() if not r["cache_hit"])
-    assert sampled == sorted(NAMES)
-    for m in NAMES:
+    assert sampled == sorted(names())
+    for m in names():
         assert docs[0]["models"][m]["cache_key"] == docs[1]["models"][m]["cache_key"]
