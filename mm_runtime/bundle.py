@@ -35,7 +35,7 @@ from pydantic import (
 )
 
 from .files import _reject_constant, atomic_write_bytes, parse_state_document, replace_dir
-from .observation import ObservationConfig
+from .observation import QUEUE_FIELDS, ObservationConfig
 from .summaries import (
     _SUMMARY_ADAPTER,
     BetaSummary,
@@ -218,11 +218,15 @@ class PriorBundle(_Model):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
-        """A schema-1 bundle dumps without the ``observation`` block (its defaults were
-        assumed on load), so it keeps its bytes and checksum."""
+        """A schema-1 bundle dumps without the ``observation`` block, a schema-2 bundle
+        without the queue-order fields (their defaults were assumed on load), so each
+        keeps its bytes and checksum."""
         doc = handler(self)
         if self.schema_version == 1:
             doc.pop("observation", None)
+        elif self.schema_version == 2 and isinstance(doc.get("observation"), dict):
+            for name in QUEUE_FIELDS:  # schema 3's fields: a schema-2 bundle keeps its bytes
+                doc["observation"].pop(name, None)
         return doc
 
     @model_validator(mode="after")

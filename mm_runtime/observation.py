@@ -21,7 +21,10 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from .vocabulary import NS
 
-__all__ = ["ObservationConfig"]
+__all__ = ["QUEUE_FIELDS", "ObservationConfig"]
+
+QUEUE_FIELDS: tuple[str, ...] = ("queue_levels", "markout_horizons_s", "queue_power")
+"""The queue-order rules' fields (bundle schema 3); a schema-1/2 bundle assumes their defaults."""
 
 
 def _ns(seconds: float) -> int:
@@ -39,6 +42,11 @@ class ObservationConfig(BaseModel):
     ``rv_floor_sigma_bps`` (bps/sqrt(s), floor of ``log_rv``) and
     ``volatility_estimator`` (``realized``, ``bipower``, ``medrv``, ``minrv``): the
     volatility bars; ``fill_at_price``: a trade at exactly the quote price fills too.
+    Queue orders (DESIGN.md section 3): ``queue_levels`` K (orders at the touch and 1..K
+    ticks behind it), ``markout_horizons_s`` (s, strictly increasing: markouts after a
+    fill), ``queue_power`` (exponent of the L2 probabilistic queue model: a size decrease
+    at our price is ahead of us with probability f(ahead)/(f(ahead)+f(behind)),
+    f(x) = x**power; hftbacktest's ``PowerProbQueueFunc``).
     Each field in full: docs/data/observations.md ("The parameters").
     """
 
@@ -53,6 +61,9 @@ class ObservationConfig(BaseModel):
     rv_floor_sigma_bps: float = 0.01
     fill_at_price: bool = False
     volatility_estimator: Literal["realized", "bipower", "medrv", "minrv"] = "realized"
+    queue_levels: int = 3
+    markout_horizons_s: tuple[float, ...] = (0.5, 1.0, 5.0, 30.0)
+    queue_power: float = 2.0
 
     @field_validator("depth_grid_bps")
     @classmethod
@@ -66,8 +77,23 @@ class ObservationConfig(BaseModel):
             raise ValueError(f"depth_grid_bps must be strictly increasing, got {v}")
         return tuple(float(x) for x in v)
 
+    @field_validator("queue_levels")
+    @classmethod
+    def _levels(cls, v: int) -> int:
+        if not 0 <= v <= 50:
+            raise ValueError(f"queue_levels must be between 0 and 50, got {v}")
+        return v
+
+    @field_validator("markout_horizons_s")
+    @classmethod
+    def _horizons(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        arr = np.asarray(v, dtype=float)
+        if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0) or np.any(np.diff(arr) <= 0):
+            raise ValueError(f"markout_horizons_s must be non-empty, finite, > 0 and strictly increasing, got {v}")
+        return tuple(float(x) for x in v)
+
     @field_validator("repost_interval_s", "markout_horizon_s", "bar_seconds",
-                     "rv_sample_seconds", "rv_floor_sigma_bps")
+                     "rv_sample_seconds", "rv_floor_sigma_bps", "queue_power")
     @classmethod
     def _positive(cls, v: float, info) -> float:
         if not (math.isfinite(v) and v > 0):
