@@ -19,8 +19,9 @@
 * hidden executions (type 5) at our price neither move the queue nor fill us: hidden
   liquidity has no place in the displayed queue (Nasdaq ranks it after displayed size
   at a price);
-* a trading halt (type 7) censors every live order at its time (``away``) and no order
-  is placed while the market is halted;
+* a trading halt (type 7, price -1) censors every live order at its time (``away``) and
+  no order is placed until trading resumes (type 7, price 1; price 0, quoting resumed,
+  is still halted for trading);
 * the price leaving the covered levels (a snapshot that does not show it) censors the
   order (``away``) — the file has no messages there; the next re-post ``repost``, the
   data end ``end``.
@@ -62,7 +63,7 @@ def follow(market: Market, snaps: Snapshots, plc: Placements, tick: float) -> tu
     groups = {(int(d), int(q)): g.to_numpy(np.int64) for (d, q), g in df.groupby(["d", "p"])["i"]}
     # executions per direction (for prints through our price)
     execs = {d: np.flatnonzero(np.isin(typ, (4, 5)) & (direction == d)) for d in (1, -1)}
-    halts = ts[typ == 7]
+    halts = ts[(typ == 7) & (m["price"].to_numpy(float) == -1)]  # halt starts
     halt_state = _halted(m)
 
     n = len(plc.t)
@@ -124,12 +125,13 @@ def follow(market: Market, snaps: Snapshots, plc: Placements, tick: float) -> tu
 
 def _halted(m: pd.DataFrame):
     """A function ``t -> bool`` (the market is halted at ``t``) from the halt messages
-    (type 7, price -1 halt, 0 quoting, 1 resume), or None when there are none."""
+    (type 7, price -1 halt, 0 quoting resumes, 1 trading resumes: halted until 1), or None
+    when there are none."""
     h = m[m["type"] == 7]
     if not len(h):
         return None
     hts = h["ts"].to_numpy(np.int64)
-    state = (h["price"].to_numpy(float) == -1)  # halted after this message
+    state = h["price"].to_numpy(float) != 1  # halted after this message
 
     def halted(t: int) -> bool:
         i = int(np.searchsorted(hts, t, side="right")) - 1

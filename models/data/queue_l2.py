@@ -54,7 +54,7 @@ def follow(market: Market, snaps: Snapshots, plc: Placements, tick: float,
                 rows = rows[:gone[0]]
         tts, tpx, tsz = by_side[-s]
         lo = int(np.searchsorted(tts, t, side="right"))
-        hi = int(np.searchsorted(tts, stop_t, side="right" if stop_c != AWAY else "left"))
+        hi = int(np.searchsorted(tts, stop_t, side="right"))  # a snapshot reflects the prints at its ts
         through = np.flatnonzero((tpx[lo:hi] < p - tol) if s == 1 else (tpx[lo:hi] > p + tol))
         if through.size:
             hi = lo + int(through[0])

@@ -49,7 +49,7 @@ def _lobster_files(tmp_path, msgs, resting, levels=1, name="TEST"):
             ap, asz = a[k] if k < len(a) else (EMPTY, 0)
             bp, bsz = b[k] if k < len(b) else (-EMPTY, 0)
             row += [ap * 100, asz, bp * 100, bsz]
-        mlines.append(f"{T0 + dt:.9f},{typ},{oid},{size},{px * 100},{d}")
+        mlines.append(f"{T0 + dt:.9f},{typ},{oid},{size},{px if typ == 7 else px * 100},{d}")
         olines.append(",".join(str(x) for x in row))
     base = f"{name}_2012-06-21_34200000_57600000_{{}}_{levels}.csv"
     (tmp_path / base.format("message")).write_text("\n".join(mlines) + "\n")
@@ -143,6 +143,22 @@ def test_fifo_deeper_levels(tmp_path):
     r = q[(q.side == 1) & (q.level == 1)].iloc[0]
     assert r["price"] == pytest.approx(99.99) and r["queue_ahead"] == 300
     assert r["outcome"] == "filled" and r["duration_s"] == pytest.approx(0.6)
+
+
+def test_fifo_halt(tmp_path):
+    """A halt censors the live orders (away) and nothing is placed until trading resumes."""
+    msgs = [(0.0, 1, 10, 100, 10001, -1),
+            (1.5, 7, 0, 0, -1, -1),          # halt
+            (2.1, 7, 0, 0, 0, -1),           # quoting resumes: still halted for trading
+            (2.7, 7, 0, 0, 1, -1),           # trading resumes
+            (3.2, 4, 2, 50, 10000, 1),
+            (4.5, 2, 10, 10, 10001, -1)]
+    m = load_lobster(_lobster_files(tmp_path, msgs, RESTING), with_books=True, with_messages=True)
+    q = queue_orders(m, CFG)
+    off = sorted({round((t - q["ts"].iloc[0]) / 1e9, 3) for t in q["ts"]})
+    assert off == [0.0, 1.0, 3.0, 4.0]
+    at1 = q[q.ts == q.ts.iloc[0] + 10**9]
+    assert (at1["outcome"] == "away").all() and np.allclose(at1["duration_s"], 0.5)
 
 
 # --------------------------------------------------------------------------- L2 estimator
