@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.data.queue import AWAY, END, FILLED, REPOST, THROUGH, Placements, Snapshots
+from models.data.queue_book import AWAY, END, FILLED, REPOST, THROUGH, Placements, Snapshots
 from models.data.tables import Market
 
 __all__ = ["follow", "add_index"]

@@ -21,7 +21,7 @@ import numpy as np
 
 from mm_runtime.paper.book import PRICE_RTOL
 from mm_runtime.queue import after_depth, after_print
-from models.data.queue import AWAY, END, FILLED, REPOST, THROUGH, Placements, Snapshots
+from models.data.queue_book import AWAY, END, FILLED, REPOST, THROUGH, Placements, Snapshots
 from models.data.tables import Market
 
 __all__ = ["follow"]
