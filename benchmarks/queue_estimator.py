@@ -59,6 +59,10 @@ def compare(fifo: pd.DataFrame, l2: pd.DataFrame, paired: bool) -> list[dict]:
                "fifo_at_price": (a.outcome == "filled").mean(), "l2_at_price": (b.outcome == "filled").mean() if len(b) else np.nan,
                "fifo_median_s": fa.duration_s.median(), "l2_median_s": fb.duration_s.median(),
                "ks_d": ks_2samp(fa.duration_s, fb.duration_s).statistic if len(fa) and len(fb) else np.nan}
+        pa, pb = a[a.outcome == "filled"], b[b.outcome == "filled"]
+        row["at_price_median_fifo_s"] = pa.duration_s.median()
+        row["at_price_median_l2_s"] = pb.duration_s.median()
+        row["ks_d_at_price"] = ks_2samp(pa.duration_s, pb.duration_s).statistic if len(pa) > 1 and len(pb) > 1 else np.nan
         if paired:
             both = a.filled.to_numpy() & b.filled.to_numpy()
             either = a.filled.to_numpy() | b.filled.to_numpy()
@@ -66,6 +70,8 @@ def compare(fifo: pd.DataFrame, l2: pd.DataFrame, paired: bool) -> list[dict]:
             row["jaccard"] = float(both.sum() / max(either.sum(), 1))
             same = both & (np.abs(a.duration_s.to_numpy() - b.duration_s.to_numpy()) < 1e-9)
             row["same_time"] = float(same.sum() / max(both.sum(), 1))
+            ap, bp = (a.outcome == "filled").to_numpy(), (b.outcome == "filled").to_numpy()
+            row["jaccard_at_price"] = float((ap & bp).sum() / max((ap | bp).sum(), 1))
         rows.append(row)
     return rows
 
@@ -100,6 +106,7 @@ def main() -> None:
     ap.add_argument("--power", type=float, default=2.0)
     ap.add_argument("--sample-s", type=float, default=0.5)
     ap.add_argument("--json", default="artifacts/benchmarks/queue_estimator.json")
+    ap.add_argument("--lobster-only", action="store_true", help="Skip the basics of the crypto datasets.")
     a = ap.parse_args()
     cfg = ObservationConfig(queue_power=a.power)
     print(f"load average {os.getloadavg()}")
@@ -119,11 +126,14 @@ def main() -> None:
         doc["basics"][asset] = basics(fifo)
         print(f"\n### {asset}: FIFO vs L2 on the same placements (fifo {t_fifo:.1f} s, l2 {t_l2:.1f} s)")
         print(md(doc["compare"][asset]["full"], ["level", "orders", "fifo_fill", "l2_fill", "fifo_at_price", "l2_at_price",
-                                                 "agree", "jaccard", "same_time", "fifo_median_s", "l2_median_s", "ks_d"]))
+                                                 "agree", "jaccard", "same_time", "fifo_median_s", "l2_median_s", "ks_d",
+                                                 "jaccard_at_price", "at_price_median_fifo_s", "at_price_median_l2_s",
+                                                 "ks_d_at_price"]))
         print(f"\n### {asset}: FIFO vs L2 from snapshots every {a.sample_s:g} s")
         print(md(doc["compare"][asset]["sampled"], ["level", "orders", "fifo_fill", "l2_fill", "fifo_at_price",
-                                                    "l2_at_price", "fifo_median_s", "l2_median_s", "ks_d"]))
-    for label, src, path, asset in (("HL BTC", "hyperliquid", DATA / "hyperliquid" / "recorder_2025-09-04", "BTC"),
+                                                    "l2_at_price", "fifo_median_s", "l2_median_s", "ks_d",
+                                                    "at_price_median_fifo_s", "at_price_median_l2_s", "ks_d_at_price"]))
+    for label, src, path, asset in () if a.lobster_only else (("HL BTC", "hyperliquid", DATA / "hyperliquid" / "recorder_2025-09-04", "BTC"),
                                     ("HL ETH", "hyperliquid", DATA / "hyperliquid" / "recorder_2025-09-04", "ETH"),
                                     ("Binance BTCUSDT perp", "binance", DATA / "binance" / "usdm_btcusdt_20240808.gz", None)):
         m = load(src, path, asset, with_books=True)

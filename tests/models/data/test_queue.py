@@ -295,3 +295,15 @@ def test_aapl_smoke(shared_data):
     assert len(l2) == len(q) and (l2["queue_ahead"].to_numpy() == q["queue_ahead"].to_numpy()).all()
     s = queue_summary(q)
     assert s["orders"].sum() == len(q) and s["fill_prob"].between(0, 1).all()
+
+
+def test_hyperliquid_smoke(shared_data):
+    from models.data.loaders import load
+
+    m = load("hyperliquid", shared_data / "hyperliquid" / "recorder_2025-09-04", "BTC", with_books=True)
+    m = WindowSpec.parse("600s:780s").cut(m)
+    q = queue_orders(m, ObservationConfig())
+    assert q.attrs["queue_source"] == "l2" and q.attrs["tick"] == 1.0 and q.attrs["queue_power"] == 2.0
+    assert set(q["level"]) == {0, 1, 2, 3} and q["spread_ticks"].ge(1).all()
+    assert (q["outcome"] == "filled").sum() > 0 and q["duration_s"].gt(0).all()
+    assert q["depth_bps"].ge(0).all()
