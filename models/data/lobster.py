@@ -299,7 +299,7 @@ def load_lobster(path, asset: str | None = None, *, with_books: bool = False,
     if with_messages:
         _check_against_book(typ, size, price, direction, ob, levels, mpath, opath, line, ob_line)
         messages = validate_messages(with_rows(pd.DataFrame({
-            "ts": t_ns, "type": typ, "order_id": msg_ids(msg, mpath, rows), "size": size.astype("float64"),
+            "ts": t_ns, "type": typ, "order_id": _msg_ids(msg, mpath, rows), "size": size.astype("float64"),
             "price": np.where(typ == 7, price, price / PRICE_SCALE), "direction": direction,
         }), line), mpath)
 
@@ -324,7 +324,7 @@ def load_lobster(path, asset: str | None = None, *, with_books: bool = False,
                   files=pair.files, meta=meta, messages=messages)
 
 
-def msg_ids(msg: pd.DataFrame, path, rows) -> np.ndarray:
+def _msg_ids(msg: pd.DataFrame, path, rows) -> np.ndarray:
     return to_int(msg["order_id"], path, rows, "order_id", "order id")
 
 
