@@ -23,9 +23,11 @@ def _quiet(msg: str) -> None:
     pass
 
 
-def read_market(source: str, path: Path, asset: Optional[str], with_books: bool = False):
+def read_market(source: str, path: Path, asset: Optional[str], with_books: bool = False,
+                with_messages: bool = False):
     """The market of ``path`` by the loader of ``source`` (book snapshots too with
-    ``with_books``, where the source has them: the synthetic market has none)."""
+    ``with_books``, where the source has them: the synthetic market has none; LOBSTER's
+    order-level messages too with ``with_messages``, for the exact FIFO queue orders)."""
     from models.data.loaders import load
     from models.data.tables import SOURCES
 
@@ -34,7 +36,8 @@ def read_market(source: str, path: Path, asset: Optional[str], with_books: bool 
     if not Path(path).exists():
         raise InputError(f"{path}: no such file or directory")
     if with_books and source != "synthetic":  # the synthetic market has no books
-        return load(source, path, asset=asset, with_books=True)
+        extra = {"with_messages": True} if with_messages and source == "lobster" else {}
+        return load(source, path, asset=asset, with_books=True, **extra)
     return load(source, path, asset=asset)
 
 

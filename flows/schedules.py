@@ -17,7 +17,8 @@ The config (``schedules.toml`` in the repository root by default, or
     #           [calibrate.sampler_overrides.MODEL] (SamplerConfig fields for one model on
     #           top of [calibrate.sampler], as `mmcal calibrate --model-sampler`),
     #           [calibrate.observation] (ObservationConfig fields: the observation rules,
-    #           e.g. markout_horizon_s, informed_threshold_bps, bar_seconds)
+    #           e.g. markout_horizon_s, informed_threshold_bps, bar_seconds, and the queue
+    #           orders' queue_levels, markout_horizons_s = [0.5, 1, 5, 30], queue_power)
 
 Each entry becomes one deployment ``calibrate-<ASSET>`` of the flow
 ``scheduled-calibration``: calibrate the asset (:func:`flows.calibrate.calibrate_asset`)

@@ -47,6 +47,9 @@ def calibrate(
     informed_threshold: Optional[float] = _OBS["informed_threshold"],
     depth_grid: Optional[str] = _OBS["depth_grid"],
     repost_interval: Optional[float] = _OBS["repost_interval"],
+    queue_levels: Optional[int] = _OBS["queue_levels"],
+    markout_horizons: Optional[str] = _OBS["markout_horizons"],
+    queue_power: Optional[float] = _OBS["queue_power"],
     runner: Optional[str] = typer.Option(None, "--task-runner", help="threads (default) | processes | dask "
                                          "(or $MMCAL_TASK_RUNNER)."),
     parallel_fits: Optional[int] = typer.Option(None, "--parallel-fits", help="Fits sampled at once "
@@ -70,7 +73,7 @@ def calibrate(
 
         check_choice("--alpha-variant", alpha_variant, spec("alpha").variants)
         obs = observation_settings(bar_seconds, volatility_estimator, markout_horizon, informed_threshold,
-                                   depth_grid, repost_interval)
+                                   depth_grid, repost_interval, queue_levels, markout_horizons, queue_power)
         check_choice("--task-runner", runner, TASK_RUNNERS)
         w = check_window("--window", window)
         if source not in SOURCES:

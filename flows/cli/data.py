@@ -75,13 +75,13 @@ def data_inspect(
     asset: Optional[str] = typer.Option(None, "--asset", help="Asset, where the path holds several."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ):
-    """Row counts, time span, arrivals, spread, volatility per regime and passive fills."""
+    """Row counts, time span, arrivals, spread, volatility per regime, passive fills and queue orders."""
 
     def body():
         from models.data.summary import inspect_market
 
         err.print(f"loading {source} data from {path} ...")
-        market = read_market(source, path, asset)
+        market = read_market(source, path, asset, with_books=True, with_messages=True)
         err.print("computing observations ...")
         s = inspect_market(market)
         if as_json:

@@ -51,6 +51,9 @@ def fit(
     informed_threshold: Optional[float] = _OBS["informed_threshold"],
     depth_grid: Optional[str] = _OBS["depth_grid"],
     repost_interval: Optional[float] = _OBS["repost_interval"],
+    queue_levels: Optional[int] = _OBS["queue_levels"],
+    markout_horizons: Optional[str] = _OBS["markout_horizons"],
+    queue_power: Optional[float] = _OBS["queue_power"],
     strict: bool = typer.Option(False, "--strict", help="Exit with status 1 when the fit fails the gate."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Sampler progress bars on stderr."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
@@ -67,7 +70,7 @@ def fit(
             raise CliError(f"--model: unknown model {model!r}; one of {', '.join(catalog.MODELS)}")
         sc, gc = fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess)
         obs = observation_settings(bar_seconds, volatility_estimator, markout_horizon, informed_threshold,
-                                   depth_grid, repost_interval)
+                                   depth_grid, repost_interval, queue_levels, markout_horizons, queue_power)
         doc = run_fit(model, source, path, asset, regimes, sc, gc, obs)
         if as_json:
             emit_json(doc)

@@ -56,6 +56,9 @@ OBSERVATION_FLAGS: dict[str, str] = {
     "informed_threshold_bps": "--informed-threshold",
     "depth_grid_bps": "--depth-grid",
     "repost_interval_s": "--repost-interval",
+    "queue_levels": "--queue-levels",
+    "markout_horizons_s": "--markout-horizons",
+    "queue_power": "--queue-power",
 }
 """ObservationConfig field -> the ``fit`` / ``calibrate`` flag that sets it."""
 
@@ -79,11 +82,18 @@ def observation_options() -> dict[str, Any]:
                                    "comma-separated (default 0.5,1,2,3,5,7.5,10,15,20)."),
         "repost_interval": typer.Option(None, "--repost-interval", help="Re-post interval of the hypothetical "
                                         "quotes, s (default 1)."),
+        "queue_levels": typer.Option(None, "--queue-levels", help="Queue orders at the touch and 1..K ticks "
+                                     "behind it: K (default 3)."),
+        "markout_horizons": typer.Option(None, "--markout-horizons", help="Markout horizons after a queue "
+                                         "order's fill, s, comma-separated (default 0.5,1,5,30)."),
+        "queue_power": typer.Option(None, "--queue-power", help="L2 queue estimate: a size decrease is ahead of "
+                                    "us with probability f(ahead)/(f(ahead)+f(behind)), f(x)=x**P (default 2)."),
     }
 
 
 def observation_settings(bar_seconds=None, volatility_estimator=None, markout_horizon=None,
-                         informed_threshold=None, depth_grid=None, repost_interval=None) -> dict[str, Any]:
+                         informed_threshold=None, depth_grid=None, repost_interval=None,
+                         queue_levels=None, markout_horizons=None, queue_power=None) -> dict[str, Any]:
     """The ObservationConfig fields the flags set (only those given), validated: a
     bad value is a :class:`CliError` naming the flag."""
     from pydantic import ValidationError
@@ -96,9 +106,16 @@ def observation_settings(bar_seconds=None, volatility_estimator=None, markout_ho
             settings["depth_grid_bps"] = tuple(float(x) for x in str(depth_grid).split(",") if x.strip())
         except ValueError:
             raise CliError(f"--depth-grid: expected comma-separated numbers (bps), got {depth_grid!r}") from None
+    if markout_horizons is not None:
+        try:
+            settings["markout_horizons_s"] = tuple(float(x) for x in str(markout_horizons).split(",") if x.strip())
+        except ValueError:
+            raise CliError(f"--markout-horizons: expected comma-separated numbers (s), "
+                           f"got {markout_horizons!r}") from None
     for field, v in (("bar_seconds", bar_seconds), ("volatility_estimator", volatility_estimator),
                      ("markout_horizon_s", markout_horizon), ("informed_threshold_bps", informed_threshold),
-                     ("repost_interval_s", repost_interval)):
+                     ("repost_interval_s", repost_interval), ("queue_levels", queue_levels),
+                     ("queue_power", queue_power)):
         if v is not None:
             settings[field] = v
     try:

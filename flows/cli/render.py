@@ -113,9 +113,26 @@ def render_inspect(s: dict) -> None:
                      ["bucket", "fills", "informed share", "se", "mean markout bps"],
                      [[f["bucket"], f["fills"], f["informed_share"], f["informed_share_se"],
                        f["markout_mean_bps"]] for f in s["passive_fills"]]))
+    _render_queue(s.get("queue_orders"))
     notes = {k: v for k, v in s.get("meta", {}).items() if k != "truth_arrivals"}
     if notes:
         out.print(f"loader notes: {json.dumps(jsonable(notes))}", markup=False, highlight=False)
+
+
+def _render_queue(q: dict | None) -> None:
+    if not q:
+        return
+    if not q["available"]:
+        out.print(f"queue orders: none ({q['reason']})", markup=False, highlight=False, soft_wrap=True)
+        return
+    hs = q["markout_horizons_s"]
+    title = (f"queue orders ({q['method']}; {q['orders']:,} orders, {q['filled']:,} filled, {q['through']:,} "
+             f"of them through; P(fill) within the {q['repost_interval_s']:g} s re-post; queue ahead in median "
+             f"trades of {q['median_trade_size']:g}; markouts bps, + = adverse)")
+    _print_wide(_table(title, ["level", "queue", "orders", "fills", "P(fill)", "median s"]
+                     + [f"markout {h:g}s" for h in hs],
+                     [[r["level"], r["queue_bucket"], r["orders"], r["fills"], r["fill_prob"], r["median_fill_s"]]
+                      + [r.get(f"markout_bps@{h:g}s") for h in hs] for r in q["table"]]))
 
 
 def render_fit(doc: dict) -> None:

@@ -1,6 +1,7 @@
 """LOBSTER loader (Nasdaq message + orderbook files) -> canonical tables.
 
-Input (``load_lobster(path, asset=None, *, with_books=False, hidden=False, date=None)``):
+Input (``load_lobster(path, asset=None, *, with_books=False, hidden=False, date=None,
+with_messages=False)``):
 a LOBSTER zip, a message or orderbook csv (its partner beside it), or a directory of
 them (``asset`` picks one: ``"AAPL"``, ``"AMZN_5"``).  Clock: ``ts`` (int64 ns, UTC) =
 the trading date's midnight in America/New_York + the message time (seconds after
@@ -8,7 +9,10 @@ midnight, parsed as a decimal string, exact to the ns).  Units: prices USD x 10,
 in the files -> USD; sizes in shares.  trades = visible executions (type 4; type 5
 hidden ones with ``hidden=True``), aggressor ``side = -direction``; quotes = level 1
 of the orderbook file, one per ts; books (``with_books=True``) in long format; halts
-in ``meta['halts']``.  Source: the LOBSTER file format (lobsterdata.com).
+in ``meta['halts']``; the order-level messages (``with_messages=True``) as the
+``messages`` table, every row of the message file, after checking them against the
+orderbook file (a cancellation or execution larger than the size the book showed at its
+price just before is a DataError naming both lines).  Source: the LOBSTER file format (lobsterdata.com).
 
 Format notes, side and timing rules, and what was measured on the samples:
 docs/data/loaders.md ("LOBSTER").
@@ -26,7 +30,8 @@ import pandas as pd
 
 from models.data.io import (check_format, collapse_quotes, csv_line_numbers, read_bytes, require_path,
                             to_int, with_rows)
-from models.data.tables import DataError, Market, validate_books, validate_quotes, validate_trades
+from models.data.tables import (DataError, Market, validate_books, validate_messages, validate_quotes,
+                                validate_trades)
 
 EMPTY = 9_999_999_999
 PRICE_SCALE = 10_000.0
@@ -206,8 +211,8 @@ def _read_orderbook(raw: bytes, path: str, n_msg: int) -> tuple[np.ndarray, np.n
         raise DataError(path, "", f"orderbook file must have 4 columns per level "
                         f"(ask price, ask size, bid price, bid size), found {df.shape[1]}")
     if len(df) != n_msg:
-        raise DataError(path, "", f"orderbook has {len(df)} rows but the message file has "
-                        f"{n_msg}: row i must be the book after message i")
+        raise DataError(path, f"line {min(len(df), n_msg) + 1}", f"orderbook has {len(df)} rows but the "
+                        f"message file has {n_msg}: row i must be the book after message i")
     lines = csv_line_numbers(raw, len(df), header=False)
     for c in df.columns:
         if not pd.api.types.is_numeric_dtype(df[c]):
@@ -223,7 +228,7 @@ def _read_orderbook(raw: bytes, path: str, n_msg: int) -> tuple[np.ndarray, np.n
 # --------------------------------------------------------------------------- loader
 
 def load_lobster(path, asset: str | None = None, *, with_books: bool = False,
-                 hidden: bool = False, date: str | None = None) -> Market:
+                 hidden: bool = False, date: str | None = None, with_messages: bool = False) -> Market:
     """Load one LOBSTER message/orderbook pair (see the module docstring for the rules)."""
     p = require_path(path)
     check_format(p, "lobster")
@@ -290,6 +295,14 @@ def load_lobster(path, asset: str | None = None, *, with_books: bool = False,
     if with_books:
         books = _books(ob, t_ns, levels, last, opath, ob_line)
 
+    messages = None
+    if with_messages:
+        _check_against_book(typ, size, price, direction, ob, levels, mpath, opath, line, ob_line)
+        messages = validate_messages(with_rows(pd.DataFrame({
+            "ts": t_ns, "type": typ, "order_id": _msg_ids(msg, mpath, rows), "size": size.astype("float64"),
+            "price": np.where(typ == 7, price, price / PRICE_SCALE), "direction": direction,
+        }), line), mpath)
+
     halts = [{"ts": int(t_ns[i]), "line": int(line[i]),
               "event": {-1: "halt", 0: "quoting", 1: "resume"}.get(int(price[i]), f"price {price[i]}")}
              for i in np.flatnonzero(typ == 7)]
@@ -308,7 +321,46 @@ def load_lobster(path, asset: str | None = None, *, with_books: bool = False,
         },
     }
     return Market(asset=pair.ticker, source="lobster", trades=trades, quotes=quotes, books=books,
-                  files=pair.files, meta=meta)
+                  files=pair.files, meta=meta, messages=messages)
+
+
+def _msg_ids(msg: pd.DataFrame, path, rows) -> np.ndarray:
+    return to_int(msg["order_id"], path, rows, "order_id", "order id")
+
+
+def _check_against_book(typ, size, price, direction, ob, levels, mpath, opath, line, ob_line) -> None:
+    """Each cancellation or visible execution (types 2, 3, 4) at a price the orderbook
+    file covers must find at least its size there in the book row before it (row i-1 is
+    the book before message i); otherwise the level's size would go negative under the
+    messages: the files disagree (DataError naming the message line and the book line).
+    Prices outside the covered levels (deeper than the last level of a full side) are not
+    checked: the file does not show them."""
+    i = np.flatnonzero(np.isin(typ, (2, 3, 4)))
+    i = i[i >= 1]
+    if i.size == 0:
+        return
+    v = ob[i - 1].reshape(len(i), levels, 4)
+    buy = direction[i] == 1
+    px = np.where(buy[:, None], v[:, :, 2], v[:, :, 0])
+    sz = np.where(buy[:, None], v[:, :, 3], v[:, :, 1])
+    p = price[i].astype("float64")
+    at = px == p[:, None]
+    before = np.where(at, sz, 0.0).sum(axis=1)
+    present = np.abs(px) < EMPTY
+    full = present.all(axis=1)
+    deepest = px[:, -1]
+    best = px[:, 0]
+    inside = np.where(buy, (p <= best) | ~present[:, 0], (p >= best) | ~present[:, 0])
+    covered = inside & np.where(full, np.where(buy, p >= deepest, p <= deepest), True)
+    bad = covered & (size[i] > before)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        j = int(i[k])
+        what = {2: "cancellation", 3: "deletion", 4: "execution"}[int(typ[j])]
+        side = "bid" if buy[k] else "ask"
+        raise DataError(mpath, f"line {line[j]}", f"{what} of {int(size[j])} at {p[k] / PRICE_SCALE:g} "
+                        f"({side}) but {opath} line {ob_line[j - 1]} shows {before[k]:g} there: the "
+                        "level's size would go negative (the message and orderbook files disagree)")
 
 
 def _books(ob: np.ndarray, t_ns: np.ndarray, levels: int, last: np.ndarray, path, lines) -> pd.DataFrame:

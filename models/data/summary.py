@@ -10,17 +10,23 @@ of `models.data.observations`; the CLI only formats it.
   in order of preference: the ones given by the caller (the regime model's path),
   the synthetic market's true path, or the placeholder quantile labelling of
   `observations.label_regimes`. The summary says which.
+* queue orders (where the market carries an order book: LOBSTER's messages and
+  orderbook file, Hyperliquid / Binance snapshots): `models.data.queue.queue_orders`
+  summarised by level and queue bucket (`queue.queue_summary`); otherwise the reason
+  there are none. `data_sha256` is the hash of the trades and quotes (the tables the
+  other observations read), whether or not the books were loaded.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from models.data import observations as ob
-from models.data.tables import Market
+from models.data.tables import DataError, Market
 
 
 def time_weighted_spread_bps(quotes: pd.DataFrame) -> float:
@@ -40,8 +46,11 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 def inspect_market(market: Market, config: ob.ObservationConfig | None = None,
                    regimes: Any = None) -> dict[str, Any]:
-    """Summary of one market: row counts, span, arrivals, spread, vol per regime, fills."""
+    """Summary of one market: row counts, span, arrivals, spread, vol per regime, fills,
+    queue orders (where ``market`` carries books or order-level messages)."""
     config = config or ob.ObservationConfig()
+    queue = queue_section(market, config)
+    market = replace(market, books=None, messages=None)
     bars = ob.volatility_bars(market, config)
     if regimes is not None:
         labels = "given"
@@ -71,9 +80,37 @@ def inspect_market(market: Market, config: ob.ObservationConfig | None = None,
         "volatility": _records(ob.regime_summary(bars, reg)),
         "passive_fills": _records(ob.fill_table(fills)),
         "passive_fills_by_regime": _records(ob.fill_table(fills, by_regime=True)),
+        "queue_orders": queue,
         "observation_config": config.model_dump(),
         "meta": meta,
     }
+
+
+def queue_section(market: Market, config: ob.ObservationConfig) -> dict[str, Any]:
+    """The queue orders of ``market`` summarised (``available``, ``method``, ``orders``,
+    ``filled``, ``table``: per level and queue bucket), or ``available: False`` with the
+    ``reason`` (no order book; snapshots too sparse to follow a queue).  Other bad book
+    data (crossed books, messages that disagree with the book) raise their DataError."""
+    from models.data.queue import queue_orders, queue_summary
+
+    if market.books is None and market.messages is None:
+        why = ("the synthetic market has no order book" if market.source == "synthetic"
+               else "no order book in the data loaded")
+        return {"available": False, "reason": why}
+    try:
+        qo = queue_orders(market, config)
+    except DataError as e:
+        if "too sparse" in e.problem or e.problem.startswith("no books"):
+            return {"available": False, "reason": str(e)}
+        raise
+    a = qo.attrs
+    return {"available": True, "method": a["queue_source"], "orders": len(qo), "filled": int(qo["filled"].sum()),
+            "through": int((qo["outcome"] == "through").sum()),
+            "outcomes": {k: int(v) for k, v in qo["outcome"].value_counts().items()},
+            "tick": a["tick"], "median_trade_size": a["median_trade_size"], "queue_levels": a["queue_levels"],
+            "repost_interval_s": a["repost_interval_s"], "markout_horizons_s": a["markout_horizons_s"],
+            "queue_power": a.get("queue_power"), "n_placed": a["n_placed"],
+            "table": _records(queue_summary(qo))}
 
 
 def truth_comparison(market: Market, config: ob.ObservationConfig | None = None) -> list[dict[str, Any]]:

@@ -19,6 +19,11 @@ Tables
 ``open_interest``  ts, oi (open interest in base units, >= 0; optional: a perpetual
             venue's open-interest snapshots; the historical calibrator's liquidation-
             cascade threshold needs it, nothing else reads it)
+``messages`` ts, type, order_id, size, price, direction  (optional: order-level messages,
+            LOBSTER's message file with ``with_messages=True``; the exact FIFO queue
+            orders of ``models.data.queue`` read it; type as in LOBSTER: 1 add,
+            2 partial cancel, 3 delete, 4 visible / 5 hidden execution, 6 cross, 7 halt;
+            direction of the *resting* order, +1 buy limit / -1 sell limit)
 
 Rows of one taker sweep share ``ts`` and ``side`` and keep the source's order
 (stable sort): they are one *arrival* for the observation rules.
@@ -65,6 +70,15 @@ OPEN_INTEREST_COLUMNS: dict[str, str] = {
     "ts": "int64",
     "oi": "float64",
 }
+MESSAGE_COLUMNS: dict[str, str] = {
+    "ts": "int64",
+    "type": "int8",
+    "order_id": "int64",
+    "size": "float64",
+    "price": "float64",
+    "direction": "int8",
+}
+MESSAGE_TYPES = (1, 2, 3, 4, 5, 6, 7)
 
 SOURCES = ("lobster", "binance", "hyperliquid", "synthetic")
 
@@ -208,6 +222,30 @@ def validate_books(df: pd.DataFrame, path=None) -> pd.DataFrame:
     return _finish(df, BOOK_COLUMNS)
 
 
+def validate_messages(df: pd.DataFrame, path=None) -> pd.DataFrame:
+    """Check and normalise order-level messages (ts sorted, type in 1..7, direction
+    +1/-1, size >= 0 and price finite; a halt's price is its code, -1/0/1)."""
+    if len(df) == 0:
+        raise DataError(path, "", "no order messages")
+    _check_columns(df, MESSAGE_COLUMNS, path, "messages")
+    df = _coerce_numeric(df, list(MESSAGE_COLUMNS), path, "messages")
+    _check_finite_positive(df, ["size", "price"], path, "messages", positive=False)
+    for col, ok in (("type", MESSAGE_TYPES), ("direction", (1, -1))):
+        v = df[col].to_numpy()
+        bad = ~np.isin(v, ok)
+        if bad.any():
+            i = _first_bad(bad)
+            raise DataError(path, f"{_row_label(df, i)}, column {col!r}",
+                            f"{col} must be one of {list(ok)}, got {v[i].item()!r}")
+    sz = df["size"].to_numpy(dtype="float64")
+    bad = sz < 0
+    if bad.any():
+        i = _first_bad(bad)
+        raise DataError(path, f"{_row_label(df, i)}, column 'size'", f"size must be >= 0, got {sz[i]!r}")
+    _check_sorted(df, path, "messages")
+    return _finish(df, MESSAGE_COLUMNS)
+
+
 def validate_open_interest(df: pd.DataFrame, path=None) -> pd.DataFrame:
     """Check and normalise open-interest snapshots (ts sorted, oi finite and >= 0)."""
     if len(df) == 0:
@@ -233,6 +271,8 @@ class Market:
     real data. ``meta`` holds loader facts worth reporting (e.g. dropped rows and why).
     ``open_interest`` is the optional open-interest table (None when the source has
     none; it is not part of ``start_ns``/``end_ns``, which the trades and quotes define).
+    ``messages`` is the optional order-level message table (LOBSTER with
+    ``with_messages=True``; None otherwise), likewise outside ``start_ns``/``end_ns``.
     """
 
     asset: str
@@ -244,6 +284,7 @@ class Market:
     truth: dict[str, Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     open_interest: pd.DataFrame | None = None
+    messages: pd.DataFrame | None = None
 
     @property
     def start_ns(self) -> int:
@@ -260,10 +301,10 @@ class Market:
     def sha256(self) -> str:
         """Hash of the canonical tables' contents (not of the raw files): the data
         identity used in cache keys and in the prior bundle's ``source``. A market
-        without open interest hashes as before the table existed."""
+        without open interest or messages hashes as before those tables existed."""
         h = hashlib.sha256()
         for name, df in (("trades", self.trades), ("quotes", self.quotes), ("books", self.books),
-                         ("open_interest", self.open_interest)):
+                         ("open_interest", self.open_interest), ("messages", self.messages)):
             if df is None:
                 continue
             h.update(name.encode())
@@ -277,6 +318,8 @@ class Market:
                "books": 0 if self.books is None else len(self.books)}
         if self.open_interest is not None:
             out["open_interest"] = len(self.open_interest)
+        if self.messages is not None:
+            out["messages"] = len(self.messages)
         return out
 
 
@@ -385,6 +428,7 @@ def window_market(market: Market, start_ns: int | None = None, end_ns: int | Non
 
     trades, quotes, books = cut(market.trades), cut(market.quotes), cut(market.books)
     oi = cut(market.open_interest)
+    msgs = cut(market.messages)
     if len(trades) == 0 or len(quotes) == 0:
         t0 = market.start_ns
         a = _secs((lo - t0) / 1e9)
@@ -404,7 +448,10 @@ def window_market(market: Market, start_ns: int | None = None, end_ns: int | Non
         books = None
     if oi is not None and len(oi) == 0:
         oi = None
+    if msgs is not None and len(msgs) == 0:
+        msgs = None
     meta = {**market.meta, "window": {"start_ns": lo, "end_ns": hi,
                                       "parent_start_ns": market.start_ns, "parent_end_ns": market.end_ns}}
     return Market(asset=market.asset, source=market.source, trades=trades, quotes=quotes, books=books,
-                  files=market.files, truth=market.truth, meta=meta, open_interest=oi)
+                  files=market.files, truth=market.truth, meta=meta, open_interest=oi,
+                  messages=msgs)

@@ -234,3 +234,50 @@ def test_quote_tampered_bundle_names_the_problem(tmp_path):
     b.write_text(json.dumps(doc))
     r = _run("quote", "--priors", str(b), "--mid", "100")
     assert r.exit_code == 2 and "checksum" in r.stderr
+
+
+def test_inspect_queue_orders_where_the_data_have_books(shared_data, tmp_path):
+    """LOBSTER: the exact FIFO table by level and queue bucket; the synthetic market
+    (no books) says why there is none."""
+    f = shared_data / "lobster" / "LOBSTER_SampleFile_AAPL_2012-06-21_1.zip"
+    r = _run("data", "inspect", "--source", "lobster", str(f), "--json")
+    assert r.exit_code == 0, r.stderr
+    q = json.loads(r.stdout)["queue_orders"]
+    assert q["available"] and q["method"] == "fifo" and q["queue_levels"] == 3
+    assert {row["level"] for row in q["table"]} == {0}          # a 1-level file covers the touch only
+    assert sum(row["orders"] for row in q["table"]) == q["orders"] > 40_000
+    assert all(0 <= row["fill_prob"] <= 1 for row in q["table"])
+    assert all(f"markout_bps@{h:g}s" in q["table"][0] for h in (0.5, 1, 5, 30))
+    out = tmp_path / "m"
+    _run("simulate", "--out", str(out), "--duration", "300")
+    r = _run("data", "inspect", "--source", "synthetic", str(out))
+    assert r.exit_code == 0 and "queue orders: none (the synthetic market has no order book)" in r.stdout
+
+
+def test_queue_observation_flags():
+    from flows.cli.app import CliError
+    from flows.cli.options import observation_settings
+
+    s = observation_settings(queue_levels=5, markout_horizons="0.5, 2,10", queue_power=1.5)
+    assert s == {"queue_levels": 5, "markout_horizons_s": (0.5, 2.0, 10.0), "queue_power": 1.5}
+    for kw, flag in (({"queue_levels": -1}, "--queue-levels"), ({"markout_horizons": "5,1"}, "--markout-horizons"),
+                     ({"markout_horizons": "1,x"}, "--markout-horizons"), ({"queue_power": 0}, "--queue-power")):
+        with pytest.raises(CliError, match=f"^{flag}: "):
+            observation_settings(**kw)
+    for cmd in ("fit", "calibrate"):
+        h = _run(cmd, "--help").stdout
+        assert all(f in h for f in ("--queue-levels", "--markout-horizons", "--queue-power")), cmd
+
+
+def test_schedules_accept_the_queue_keys(tmp_path):
+    from flows.schedules import ScheduleConfigError, load_config
+
+    base = ('[[calibrate]]\nasset = "SYN"\nsource = "synthetic"\npath = "m"\n'
+            '[calibrate.observation]\nqueue_levels = 2\nmarkout_horizons_s = [1, 5]\nqueue_power = 3.0\n')
+    f = tmp_path / "schedules.toml"
+    f.write_text(base)
+    cfg = load_config(f, check_paths=False)
+    assert cfg.calibrate[0].observation == {"queue_levels": 2, "markout_horizons_s": [1, 5], "queue_power": 3.0}
+    f.write_text(base.replace("queue_power = 3.0", "queue_power = -1"))
+    with pytest.raises(ScheduleConfigError, match="queue_power"):
+        load_config(f, check_paths=False)
