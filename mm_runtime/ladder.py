@@ -228,7 +228,7 @@ def build_ladder(inp: LadderInputs, prm: LadderParams) -> Ladder:
     #    the inventory shift moves the side in down to the GLFT depths themselves (the
     #    touch stays on the floor, the deeper levels come in); with h ≥ min_depth the
     #    touch comes in down to the floor.  (shift ≥ min_depth − h alone froze the
-    #    reducing side whenever h < min_depth: zero skew, docs/runtime/ladder.md)
+    #    ladder whenever h < min_depth: zero skew, docs/runtime/ladder.md)
     floor_gap = prm.min_depth_bps - h
     shift = jnp.clip(side_sign * k * q, -prm.max_skew_bps, prm.max_skew_bps) + jnp.maximum(floor_gap, 0.0)
     shift = jnp.maximum(shift, jnp.minimum(floor_gap, 0.0))
