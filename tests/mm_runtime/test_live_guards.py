@@ -182,3 +182,22 @@ def test_a_silent_feed_trips_on_the_wall_clock(bundle_path, records):
     assert summary["kill_switch"]["reason"] == "stale_feed" and not runner._rest_sz.any()
     trip = next(f for m, f in records if m.startswith("kill switch tripped"))
     assert 0.5 < trip["value"] < 1.5
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (["--max-daily-loss", "abc"], "--max-daily-loss"),
+    (["--max-drawdown", "150%"], "--max-drawdown"),
+    (["--max-drawdown", "-3"], "--max-drawdown"),
+    (["--max-position-hard", "0"], "--max-position-hard"),
+    (["--max-notional", "nan"], "--max-notional"),
+    (["--stale-feed-s", "-1"], "--stale-feed-s"),
+    (["--max-quote-rate", "0"], "--max-quote-rate"),
+])
+def test_a_bad_guard_flag_is_one_line_naming_it(bundle_path, tmp_path, args, flag):
+    from flows.cli import app
+
+    for cmd in (["live", "--asset", "TEST", "--priors", str(bundle_path), "--feed", "hyperliquid"],
+                ["paper", str(tmp_path / "data.gz"), "--source", "binance", "--priors", str(bundle_path)]):
+        r = CliRunner().invoke(app, [*cmd, *args])
+        lines = r.stderr.strip().splitlines()
+        assert r.exit_code == 2 and len(lines) == 1 and lines[0].startswith(f"mmcal: error: {flag}: "), (cmd, r.stderr)
