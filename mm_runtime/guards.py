@@ -217,7 +217,7 @@ def resolve_limits(cfg: GuardConfig, *, account: float, quoter_config: QuoterCon
                                       (f"--max-quote-rate" if cfg.max_quote_rate != MAX_QUOTE_RATE
                                        else f"default {MAX_QUOTE_RATE:g}/s (5 x the default ladder's 10/s)")
                                       + f" over {cfg.quote_rate_window_s:g} s")
-    return {g: out[g] for g in GUARDS}
+    return {g: ResolvedLimit(float(out[g].value), out[g].unit, out[g].source) for g in GUARDS}
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -293,6 +293,13 @@ class KillSwitch:
     @property
     def enabled(self) -> bool:
         return self.config.enabled
+
+    def set_limits(self, limits: dict[str, ResolvedLimit]) -> None:
+        """New limits (a hot-reloaded bundle's); the latched state is kept."""
+        self.limits = dict(limits)
+        if self._fam is not None:
+            for g in GUARDS:
+                self._fam["limit"].labels(asset=self.asset, guard=g).set(self.limits[g].value)
 
     # -- inputs --------------------------------------------------------------------------
     def market_update(self, ts: float) -> None:

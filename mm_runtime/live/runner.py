@@ -121,10 +121,8 @@ class LiveRunner:
         # the kill switch (mm_runtime.guards): limits resolved once, its latched state
         # saved with the state file; the reset file beside the state re-arms it
         self.guard_config = guards or GuardConfig()
-        self.kill = KillSwitch(
-            resolve_limits(self.guard_config, account=self.live.capital, quoter_config=self.quoter.config,
-                           bundle=self.quoter.bundle, registry=self.registry),
-            asset=self.asset, config=self.guard_config, logger=self.log, metrics=reg)
+        self.kill = KillSwitch(self._guard_limits(), asset=self.asset, config=self.guard_config, logger=self.log,
+                               metrics=reg)
         self.reset_path = reset_path_for(self.state_path) if self.state_path is not None else None
         self.log.info("kill switch armed", extra={"fields": {
             "asset": self.asset, "enabled": self.kill.enabled, "reset_file": str(self.reset_path),
@@ -135,6 +133,11 @@ class LiveRunner:
             self.log.info("no state file; starting fresh", extra={"fields": {
                 "asset": self.asset, "path": str(self.state_path)}})
         self.poll_reset()
+
+    def _guard_limits(self):
+        """The kill switch's limits on the current bundle and registry (guards.md)."""
+        return resolve_limits(self.guard_config, account=self.live.capital, quoter_config=self.quoter.config,
+                              bundle=self.quoter.bundle, registry=self.registry)
 
     def _registry(self) -> Registry:
         """The registry on the current bundle's priors, with the state file's evidence
@@ -358,6 +361,7 @@ class LiveRunner:
         self.m_pnl.labels(asset=self.asset).set(pnl)
         if self.quoter.bundle.model_version != self._registry_version:  # a hot reload: new priors
             self.registry = self._registry()
+            self.kill.set_limits(self._guard_limits())  # derived from the new bundle's sigma
         if self.quoter.metrics is not None:
             self.registry.publish(self.quoter.metrics)
         self.registry.maybe_log(time.monotonic(), self.live.params_log_s, logger=self.log)
