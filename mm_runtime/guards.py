@@ -267,7 +267,7 @@ class KillSwitch:
     def __init__(self, limits: dict[str, ResolvedLimit], *, asset: str, config: GuardConfig | None = None,
                  logger: logging.Logger | None = None, metrics: CollectorRegistry | None = None):
         self.config = config or GuardConfig()
-        self.limits = dict(limits)
+        self._cache_limits(limits)
         self.asset = asset
         self.log = logger or logging.getLogger("mm_runtime.guards")
         self.tripped = False
@@ -284,19 +284,26 @@ class KillSwitch:
         self._quotes: collections.deque = collections.deque()  # (time, orders)
         self._quotes_sum = 0.0
         self._fam = _families(metrics) if metrics is not None else None
+        self._value_gauges = {}  # the labelled children, looked up once (the check runs per event)
         if self._fam is not None:
+            self._value_gauges = {g: self._fam["value"].labels(asset=asset, guard=g) for g in GUARDS}
             for g in GUARDS:
                 self._fam["limit"].labels(asset=asset, guard=g).set(self.limits[g].value)
-                self._fam["value"].labels(asset=asset, guard=g).set(0.0)
+                self._value_gauges[g].set(0.0)
                 self._fam["switch"].labels(asset=asset, reason=g).set(0.0)
 
     @property
     def enabled(self) -> bool:
         return self.config.enabled
 
+    def _cache_limits(self, limits: dict[str, ResolvedLimit]) -> None:
+        self.limits = dict(limits)
+        self._lim_stale, self._lim_position, self._lim_notional, self._lim_daily, self._lim_dd = (
+            float(self.limits[g].value) for g in ("stale_feed", "position", "notional", "daily_loss", "drawdown"))
+
     def set_limits(self, limits: dict[str, ResolvedLimit]) -> None:
         """New limits (a hot-reloaded bundle's); the latched state is kept."""
-        self.limits = dict(limits)
+        self._cache_limits(limits)
         if self._fam is not None:
             for g in GUARDS:
                 self._fam["limit"].labels(asset=self.asset, guard=g).set(self.limits[g].value)
@@ -307,54 +314,57 @@ class KillSwitch:
         if self.last_update is None or ts > self.last_update:
             self.last_update = float(ts)
 
-    def check_stale(self, now: float, **numbers: float) -> bool:
+    def check_stale(self, now: float, numbers: dict[str, float] | None = None) -> bool:
         """Trip when no market update came for more than ``stale_feed_s`` before ``now``
         (call it before :meth:`market_update` of a new event).  Returns whether quoting
-        is allowed."""
+        is allowed.  ``numbers``: extra fields of the trip's record."""
         if self.last_update is not None:
             age = max(0.0, float(now) - self.last_update)
             self._set("stale_feed", age)
-            if self.enabled and not self.tripped and age > self.limits["stale_feed"].value:
+            if age > self._lim_stale and self.enabled and not self.tripped:
                 self._trip("stale_feed", now, age, {"last_update": self.last_update,
-                                                    "last_update_utc": utc(self.last_update), **numbers})
+                                                    "last_update_utc": utc(self.last_update), **(numbers or {})})
         return not self.tripped
 
     def check(self, now: float, *, equity: float, position: float, mid: float) -> bool:
         """Update the PnL references (UTC day, peak) and check every guard but the quote
         rate at ``now``; trips on the first one past its limit.  Returns whether quoting
-        is allowed.  ``equity`` = cash + position·mid (quote currency)."""
+        is allowed.  ``equity`` = cash + position·mid (quote currency).  (Runs on every
+        event of the live process: plain arithmetic, the record built only on a trip.)"""
         now, equity, position, mid = float(now), float(equity), float(position), float(mid)
-        day = int(math.floor(now / 86_400.0))
+        day = int(now // 86_400.0)
         if self.day != day or self.day_start_equity is None:
             self.day, self.day_start_equity = day, equity
         if self.peak_equity is None or equity > self.peak_equity:
             self.peak_equity = equity
-        notional = abs(position) * mid
-        if abs(position) <= self.limits["position"].value:
+        q = abs(position)
+        notional = q * mid
+        lim_q, lim_n = self._lim_position, self._lim_notional
+        if q <= lim_q:
             self.position_allowance = 0.0
-        if notional <= self.limits["notional"].value:
+        if notional <= lim_n:
             self.notional_allowance = 0.0
-        vals = {
-            "position": abs(position),
-            "notional": notional,
-            "daily_loss": max(0.0, self.day_start_equity - equity),
-            "drawdown": max(0.0, self.peak_equity - equity),
-        }
-        for g, v in vals.items():
-            self._set(g, v)
-        numbers = {"equity": equity, "position": position, "mid": mid,
-                   "day_start_equity": self.day_start_equity, "peak_equity": self.peak_equity}
-        ok = self.check_stale(now, **numbers)
-        if not ok or not self.enabled:
-            return ok
-        limits = {g: self.limits[g].value for g in vals}
-        limits["position"] = max(limits["position"], self.position_allowance)
-        limits["notional"] = max(limits["notional"], self.notional_allowance)
-        for g in GUARDS:
-            if g in vals and vals[g] > limits[g]:
-                self._trip(g, now, vals[g], numbers)
+        daily = max(0.0, self.day_start_equity - equity)
+        drawdown = max(0.0, self.peak_equity - equity)
+        v = self.values
+        v["position"], v["notional"], v["daily_loss"], v["drawdown"] = q, notional, daily, drawdown
+        if self.last_update is not None and now - self.last_update > self._lim_stale and not self.tripped:
+            self.check_stale(now, self._numbers(equity, position, mid))
+        elif self.last_update is not None:
+            self._set("stale_feed", max(0.0, now - self.last_update))
+        if self.tripped or not self.enabled:
+            return not self.tripped
+        for guard, value, limit in (("position", q, max(lim_q, self.position_allowance)),
+                                    ("notional", notional, max(lim_n, self.notional_allowance)),
+                                    ("daily_loss", daily, self._lim_daily), ("drawdown", drawdown, self._lim_dd)):
+            if value > limit:
+                self._trip(guard, now, value, self._numbers(equity, position, mid))
                 return False
         return True
+
+    def _numbers(self, equity: float, position: float, mid: float) -> dict[str, float]:
+        return {"equity": equity, "position": position, "mid": mid, "day_start_equity": self.day_start_equity,
+                "peak_equity": self.peak_equity}
 
     def allow_quotes(self, now: float, n: int) -> bool:
         """Whether ``n`` orders may be placed at ``now``; placing them would take the
@@ -380,8 +390,12 @@ class KillSwitch:
     # -- trip and reset ------------------------------------------------------------------
     def _set(self, guard: str, value: float) -> None:
         self.values[guard] = float(value)
-        if self._fam is not None:
-            self._fam["value"].labels(asset=self.asset, guard=guard).set(float(value))
+
+    def publish(self) -> None:
+        """Set ``mm_guard_value`` from the latest values (the live runner calls it at each
+        refresh; a trip and a reset call it too)."""
+        for g, gauge in self._value_gauges.items():
+            gauge.set(self.values[g])
 
     def _trip(self, reason: str, now: float, value: float, numbers: dict[str, Any]) -> None:
         lim = self.limits[reason]
@@ -390,6 +404,7 @@ class KillSwitch:
                      "limit": lim.value, "unit": lim.unit, "source": lim.source,
                      **{k: (float(v) if isinstance(v, (int, float, np.floating)) else v) for k, v in numbers.items()}}
         self.trips = (self.trips + [self.trip])[-_MAX_HISTORY:]
+        self.publish()
         if self._fam is not None:
             self._fam["switch"].labels(asset=self.asset, reason=reason).set(1.0)
             self._fam["trips"].labels(asset=self.asset, reason=reason).inc()
@@ -417,6 +432,7 @@ class KillSwitch:
         rec = {"at": float(now), "at_utc": utc(now), "by": by, "note": note,
                "was_tripped": was is not None, "previous_reason": was["reason"] if was else None}
         self.resets = (self.resets + [rec])[-_MAX_HISTORY:]
+        self.publish()
         if self._fam is not None:
             for g in GUARDS:
                 self._fam["switch"].labels(asset=self.asset, reason=g).set(0.0)

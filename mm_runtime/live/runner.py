@@ -364,6 +364,7 @@ class LiveRunner:
             self.kill.set_limits(self._guard_limits())  # derived from the new bundle's sigma
         if self.quoter.metrics is not None:
             self.registry.publish(self.quoter.metrics)
+        self.kill.publish()
         self.registry.maybe_log(time.monotonic(), self.live.params_log_s, logger=self.log)
 
         def side(i: int) -> list[list[float]]:
