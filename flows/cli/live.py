@@ -156,5 +156,9 @@ def live(
             stage(f"live: stopped ({summary['stopped']}): {summary['events']:,} events, {summary['ladders']:,} "
                   f"ladders, {summary['fills']} paper fills, position {summary['position']:.6g}, "
                   f"model {summary['model_version']}; state saved to {summary['state']}")
+            if summary["kill_switch"]["triggered"]:
+                stage(f"live: the kill switch is tripped ({summary['kill_switch']['reason']} at "
+                      f"{summary['kill_switch']['at_utc']}): no quotes until `mmcal live reset --asset {asset} "
+                      f"--state {state_path}`")
 
     guarded(body)
