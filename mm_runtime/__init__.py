@@ -2,7 +2,8 @@
 through its typed view :mod:`~mm_runtime.view`), conjugate families, online
 estimators, the GLFT/Kelly quote ladder, the quote step (pure core
 :mod:`~mm_runtime.core`, packed low-latency path :mod:`~mm_runtime.packed`), the
-``Quoter`` (:mod:`~mm_runtime.quoter`), quote reports, metrics, and the
+``Quoter`` (:mod:`~mm_runtime.quoter`), quote reports, metrics, the kill switch
+(:mod:`~mm_runtime.guards`, its derived limits :mod:`~mm_runtime.risk_limits`), and the
 learned-parameter registry (:mod:`mm_runtime.params`).
 
 Dependencies: jax, numpy, pydantic, prometheus-client and the standard library only

@@ -224,9 +224,14 @@ def build_ladder(inp: LadderInputs, prm: LadderParams) -> Ladder:
     h = jnp.minimum(h, prm.max_depth_bps)
     k = jnp.minimum(k, 1e12)
 
-    # 2. depths and prices
-    shift = jnp.clip(side_sign * k * q, -prm.max_skew_bps, prm.max_skew_bps)
-    shift = jnp.maximum(shift, prm.min_depth_bps - h)
+    # 2. depths and prices: a half-spread under the floor puts the flat touch on it, and
+    #    the inventory shift moves the side in down to the GLFT depths themselves (the
+    #    touch stays on the floor, the deeper levels come in); with h ≥ min_depth the
+    #    touch comes in down to the floor.  (shift ≥ min_depth − h alone froze the
+    #    ladder whenever h < min_depth: zero skew, docs/runtime/ladder.md)
+    floor_gap = prm.min_depth_bps - h
+    shift = jnp.clip(side_sign * k * q, -prm.max_skew_bps, prm.max_skew_bps) + jnp.maximum(floor_gap, 0.0)
+    shift = jnp.maximum(shift, jnp.minimum(floor_gap, 0.0))
     depth = h[:, None] * prm.level_mult[None, :] + shift[:, None]
     depth = jnp.clip(depth, prm.min_depth_bps, prm.max_depth_bps)
     raw_price = mid * (1.0 - side_sign[:, None] * depth * 1e-4)

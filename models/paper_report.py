@@ -206,6 +206,24 @@ td:first-child,th:first-child{text-align:left}img{max-width:100%;margin:0.4em 0}
 .note{color:#555;font-size:0.92em}.warn{color:#8a1f11;font-weight:600}"""
 
 
+def _kill_switch_rows(results) -> tuple[list[dict], list[dict]]:
+    """Per configuration, the kill switch's first trip and state at the end; the limits
+    (with their sources) of each configuration."""
+    rows, limits = [], []
+    for name, r in results.items():
+        ks = r.summary.get("kill_switch") or {}
+        first = (ks.get("trips") or [None])[0]
+        rows.append({"config": name, "triggered at the end": bool(ks.get("triggered")),
+                     "trips": len(ks.get("trips", [])), "resets": len(ks.get("resets", [])),
+                     "reason": first["reason"] if first else None, "at (UTC)": first["at_utc"] if first else None,
+                     "value": first["value"] if first else None, "limit": first["limit"] if first else None,
+                     "unit": first["unit"] if first else None})
+        for g, lim in (ks.get("limits") or {}).items():
+            limits.append({"config": name, "guard": g, "limit": lim["value"], "unit": lim["unit"],
+                           "source": lim["source"]})
+    return rows, limits
+
+
 def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     """Write the page and its figures; returns the path of ``index.html``."""
     out_dir = Path(out_dir)
@@ -228,6 +246,7 @@ def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
             for b, v in r.summary["markout_by_bucket"].items():
                 bucket_rows.append({"config": name, "depth bucket (bps)": b, **v})
         learn_rows = [{"config": k, **r.summary["learning"]} for k, r in results.items()]
+        ks_rows, limit_rows = _kill_switch_rows(results)
         rc = next(iter(results.values())).config["replay"]
         parts = [
             f"<h1>Paper trading: {html.escape(ab['asset'])} ({html.escape(ab['source'])})</h1>",
@@ -247,7 +266,14 @@ def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
                       *[f"<p class=warn>{html.escape(n)}</p>" for n in notes],
                       "<p class=note>PnL difference per time block; Student-t 95% interval of the mean.</p>",
                       _table(paired_rows, list(paired_rows[0])), '<img src="blocks.png" alt="blocks">']
-        parts += ['<h2>Equity</h2><img src="equity.png" alt="equity">',
+        parts += ["<h2>Kill switch</h2>",
+                  *[f"<p class=warn>{html.escape(r['config'])}: kill switch tripped by {html.escape(r['reason'])} "
+                    f"at {html.escape(str(r['at (UTC)']))}: quotes pulled until a reset</p>"
+                    for r in ks_rows if r["reason"] and r["triggered at the end"]],
+                  "<p class=note>Every quote pulled on a trip (after the latency) until a manual reset; PnL "
+                  "marked to market, net of fees; the day starts 00:00 UTC (docs/runtime/guards.md).</p>",
+                  _table(ks_rows, list(ks_rows[0])), _table(limit_rows, list(limit_rows[0])) if limit_rows else "",
+                  '<h2>Equity</h2><img src="equity.png" alt="equity">',
                   '<h2>Inventory</h2><img src="inventory.png" alt="inventory">',
                   '<h2>Fills and markouts by depth</h2><img src="markouts.png" alt="markouts">',
                   _table(bucket_rows, list(bucket_rows[0])) if bucket_rows else "",

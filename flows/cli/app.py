@@ -1,6 +1,6 @@
 """The `mmcal` typer app and the plumbing every command shares (DESIGN.md section 8).
 
-* :data:`app` (with the ``data`` and ``params`` groups) and the root callback
+* :data:`app` (with the ``data``, ``params`` and ``live`` groups) and the root callback
   :func:`_root` (warnings and logging; the process's set-up ran when the ``flows``
   package was imported: ``flows/__init__.py``);
 * the two consoles: :data:`out` (stdout: tables) and :data:`err` (stderr:
@@ -34,6 +34,21 @@ data_app = typer.Typer(help="Inspect market data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 params_app = typer.Typer(help="The learned-parameter registry (mm_runtime.params).", no_args_is_help=True)
 app.add_typer(params_app, name="params")
+
+
+class _DefaultRunGroup(typer.core.TyperGroup):
+    """A group whose ``run`` is also the group itself: ``mmcal live ARGS`` is ``mmcal live
+    run ARGS`` unless ARGS start with another subcommand (``mmcal live reset``)."""
+
+    def parse_args(self, ctx, args):
+        if not args or args[0] not in self.commands:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+live_app = typer.Typer(cls=_DefaultRunGroup, help="The live quoter process (`mmcal live ARGS` = `mmcal live run "
+                       "ARGS`) and its kill switch's reset.")
+app.add_typer(live_app, name="live")
 
 
 def _help_tables_keep_option_names() -> None:

@@ -11,14 +11,15 @@ from typing import Optional
 
 import typer
 
-from flows.cli.app import SOURCES, CliError, app, emit_json, guarded, stage
-from flows.cli.options import check_choice
+from flows.cli.app import SOURCES, CliError, emit_json, guarded, live_app, stage
+from flows.cli.options import check_choice, guard_config, guard_options
 from flows.fitting import read_market
 
 LIVE_FEEDS = ("replay", "hyperliquid")
+_GUARDS = guard_options()
 
 
-@app.command()
+@live_app.command("run")
 def live(
     asset: str = typer.Option(..., "--asset", help="Asset to quote (the bundle's; the Hyperliquid coin)."),
     priors: Path = typer.Option(..., "--priors", help="Deployed bundle (JSON); watched and hot-reloaded."),
@@ -49,10 +50,18 @@ def live(
     checkpoint_s: float = typer.Option(300.0, "--checkpoint-s", help="Also save the state this often while "
                                        "running, wall seconds (0 = only at shutdown)."),
     as_json: bool = typer.Option(False, "--json", help="At exit, print one JSON summary on stdout."),
+    max_daily_loss: Optional[str] = _GUARDS["max_daily_loss"],
+    max_drawdown: Optional[str] = _GUARDS["max_drawdown"],
+    max_position_hard: Optional[float] = _GUARDS["max_position_hard"],
+    max_notional: Optional[float] = _GUARDS["max_notional"],
+    stale_feed_s: Optional[float] = _GUARDS["stale_feed_s"],
+    max_quote_rate: Optional[float] = _GUARDS["max_quote_rate"],
+    no_guards: bool = _GUARDS["no_guards"],
 ):
     """Run the quoter in real time on a feed (a replay of recorded data, or the Hyperliquid websocket): hot-reload
     the deployed bundle, serve metrics, log each ladder (JSON lines on stderr), keep a paper account (no orders
-    are sent), and save the online state every --checkpoint-s and on SIGTERM/SIGINT."""
+    are sent), and save the online state every --checkpoint-s and on SIGTERM/SIGINT. The kill switch pulls every quote
+    on a trip until `mmcal live reset` (docs/runtime/guards.md)."""
 
     def body():
         import asyncio
@@ -88,6 +97,8 @@ def live(
             raise CliError(str(e)) from None
         if bundle.asset != asset:
             raise CliError(f"--priors: the bundle is for {bundle.asset!r}, not --asset {asset!r}")
+        guards = guard_config(max_daily_loss, max_drawdown, max_position_hard, max_notional, stale_feed_s,
+                              max_quote_rate, no_guards)
         state_path = state if state is not None else Path(priors).with_name(f"{asset}.state.json")
         folder = state_path.parent if str(state_path.parent) else Path(".")
         if not (folder.is_dir() and os.access(folder, os.W_OK)):
@@ -123,7 +134,7 @@ def live(
         try:
             try:
                 runner = LiveRunner(priors, live=live_cfg, state_path=state_path, params_state=params_state,
-                                    fresh_state=fresh_state, market_clock=the_feed.market_clock)
+                                    fresh_state=fresh_state, market_clock=the_feed.market_clock, guards=guards)
             except StateFileError as e:  # its evidence is kept: a fresh start would overwrite it
                 hint = "" if fresh_state else " (left as it is; --fresh-state moves it aside and starts fresh)"
                 raise CliError(f"{e}{hint}") from None
@@ -145,5 +156,9 @@ def live(
             stage(f"live: stopped ({summary['stopped']}): {summary['events']:,} events, {summary['ladders']:,} "
                   f"ladders, {summary['fills']} paper fills, position {summary['position']:.6g}, "
                   f"model {summary['model_version']}; state saved to {summary['state']}")
+            if summary["kill_switch"]["triggered"]:
+                stage(f"live: the kill switch is tripped ({summary['kill_switch']['reason']} at "
+                      f"{summary['kill_switch']['at_utc']}): no quotes until `mmcal live reset --asset {asset} "
+                      f"--state {state_path}`")
 
     guarded(body)

@@ -1,7 +1,8 @@
 """Option checks shared by the commands: the sampler and gate options of ``fit`` and
 ``calibrate`` (:func:`fit_configs`), their observation-rule options
-(:func:`observation_options`, :func:`observation_settings`), a choice among names, a
-data window."""
+(:func:`observation_options`, :func:`observation_settings`), the kill switch's options
+of ``live`` and ``paper`` (:func:`guard_options`, :func:`guard_config`), a choice among
+names, a data window."""
 
 from __future__ import annotations
 
@@ -126,6 +127,66 @@ def observation_settings(bar_seconds=None, volatility_estimator=None, markout_ho
         flag = OBSERVATION_FLAGS.get(str(field), "observation rules")
         raise CliError(f"{flag}: {err['msg'].removeprefix('Value error, ')}") from None
     return settings
+
+
+def guard_options() -> dict[str, Any]:
+    """The kill switch's options of ``live`` and ``paper`` (mm_runtime.guards; typer
+    defaults, one set for both commands): unset = the documented default."""
+    import typer
+
+    return {
+        "max_daily_loss": typer.Option(None, "--max-daily-loss", help="Kill switch: loss since 00:00 UTC, marked "
+                                       "to market, as quote currency (500) or a percentage of the capital (2%) "
+                                       "(default: the registry's calibrated max_daily_loss_fraction, else "
+                                       "capital x Kelly fraction x 2 sigma_daily)."),
+        "max_drawdown": typer.Option(None, "--max-drawdown", help="Kill switch: fall from the equity peak, quote "
+                                     "currency (1500) or a percentage of the capital (5%) (default: the "
+                                     "registry's calibrated max_drawdown, else the 99% VaR over 5 days)."),
+        "max_position_hard": typer.Option(None, "--max-position-hard", help="Kill switch: |position| limit, base "
+                                          "units (default 1.5 x the ladder's max_position)."),
+        "max_notional": typer.Option(None, "--max-notional", help="Kill switch: |position| x mid limit, quote "
+                                     "currency (default: capital x leverage)."),
+        "stale_feed_s": typer.Option(None, "--stale-feed-s", help="Kill switch: seconds without a market update "
+                                     "(default 30)."),
+        "max_quote_rate": typer.Option(None, "--max-quote-rate", help="Kill switch: orders placed per second over "
+                                       "10 s (default 50)."),
+        "no_guards": typer.Option(False, "--no-guards", help="Switch the kill switch off (not advised)."),
+    }
+
+
+GUARD_FLAGS = {"max_daily_loss": "--max-daily-loss", "max_drawdown": "--max-drawdown",
+               "max_position": "--max-position-hard", "max_notional": "--max-notional",
+               "stale_feed_s": "--stale-feed-s", "max_quote_rate": "--max-quote-rate"}
+"""GuardConfig field -> the ``live`` / ``paper`` flag that sets it."""
+
+
+def guard_config(max_daily_loss=None, max_drawdown=None, max_position_hard=None, max_notional=None,
+                 stale_feed_s=None, max_quote_rate=None, no_guards=False):
+    """The kill switch's :class:`~mm_runtime.guards.GuardConfig` from the options; a bad
+    value is a :class:`CliError` naming the flag."""
+    from pydantic import ValidationError
+
+    from mm_runtime.guards import GuardConfig, parse_limit
+
+    kw: dict[str, Any] = {"enabled": not no_guards}
+    for field, v in (("max_daily_loss", max_daily_loss), ("max_drawdown", max_drawdown)):
+        if v is not None:
+            try:
+                parse_limit(v, GUARD_FLAGS[field])
+            except ValueError as e:
+                raise CliError(str(e)) from None
+            kw[field] = v
+    for field, v in (("max_position", max_position_hard), ("max_notional", max_notional),
+                     ("stale_feed_s", stale_feed_s), ("max_quote_rate", max_quote_rate)):
+        if v is not None:
+            if not (math.isfinite(v) and v > 0):
+                raise CliError(f"{GUARD_FLAGS[field]}: must be a finite number > 0, got {v}")
+            kw[field] = v
+    try:
+        return GuardConfig(**kw)
+    except ValidationError as e:  # pragma: no cover - every field is checked above
+        err = e.errors()[0]
+        raise CliError(f"{GUARD_FLAGS.get(str(err['loc'][0]), 'guards')}: {err['msg']}") from None
 
 
 def check_choice(opt: str, value: Optional[str], choices) -> None:

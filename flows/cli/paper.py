@@ -10,13 +10,14 @@ from typing import Optional
 import typer
 
 from flows.cli.app import SOURCES, CliError, app, emit_json, guarded, stage
-from flows.cli.options import check_choice, check_window
+from flows.cli.options import check_choice, check_window, guard_config, guard_options
 from flows.cli.render import render_as, render_paper
 from flows.fitting import read_market
 
 
 QUEUE_MODELS = ("auto", "book", "factor", "none")
 """``mmcal paper --queue-model``: ``mm_runtime.paper.replay.ReplayConfig.queue_model``."""
+_GUARDS = guard_options()
 
 
 def _replay_bundle(priors: Optional[Path], asset: str):
@@ -64,6 +65,13 @@ def paper(
     paths: int = typer.Option(1000, "--paths", help="AS Monte Carlo paths."),
     seed: int = typer.Option(0, "--seed", help="AS random seed."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    max_daily_loss: Optional[str] = _GUARDS["max_daily_loss"],
+    max_drawdown: Optional[str] = _GUARDS["max_drawdown"],
+    max_position_hard: Optional[float] = _GUARDS["max_position_hard"],
+    max_notional: Optional[float] = _GUARDS["max_notional"],
+    stale_feed_s: Optional[float] = _GUARDS["stale_feed_s"],
+    max_quote_rate: Optional[float] = _GUARDS["max_quote_rate"],
+    no_guards: bool = _GUARDS["no_guards"],
 ):
     """Paper trading: replay market data through the Quoter for several configurations (static vs learned)
     and write an HTML report; or run the Avellaneda-Stoikov (2008) market against the paper's table."""
@@ -115,9 +123,12 @@ def paper(
                 raise CliError(f"{flag}: must be a finite number, got {v}")
         check_choice("--queue-model", queue_model, QUEUE_MODELS)
         # the options' config, checked before any data is read (a bad value: one line naming its flag)
+        guards = guard_config(max_daily_loss, max_drawdown, max_position_hard, max_notional, stale_feed_s,
+                              max_quote_rate, no_guards)
         rc = ReplayConfig(refresh_s=refresh_s, latency_s=latency_s, fee_bps=fee_bps, queue_factor=queue_factor,
                           queue_model=queue_model, tick_size=tick_size,
-                          max_position_notional=max_position_notional, block_s=block_s, progress_every_s=5.0)
+                          max_position_notional=max_position_notional, block_s=block_s, progress_every_s=5.0,
+                          guards=guards)
         names = tuple(c.strip() for c in configs.split(",") if c.strip())
         for c in names:
             if c not in CONFIGS:

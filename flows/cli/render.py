@@ -266,6 +266,9 @@ def render_paper(doc: dict) -> None:
     for r in doc["table"]:  # why a configuration did not quote, under the table
         if r.get("not_quoting"):
             out.print(f"  {r['config']}: {r['not_quoting']}", markup=False, highlight=False, soft_wrap=True)
+        if r.get("kill_switch"):
+            out.print(f"  {r['config']}: kill switch: {r['kill_switch']}", markup=False, highlight=False,
+                      soft_wrap=True)
     if doc["paired"]:
         prow = [[k, v["blocks"], v["mean_diff"], v["ci_low"], v["ci_high"], f"{v['wins']}/{v['blocks']}"]
                 for k, v in doc["paired"].items()]

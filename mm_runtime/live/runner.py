@@ -1,15 +1,18 @@
 """The live runner: one asset's :class:`~mm_runtime.Quoter` on a feed, with hot
 reload of the deployed bundle, a paper account filled by trades through the
 resting ladder, Prometheus metrics, JSON ladder logs, the learned-parameter
-registry and a state file checkpointed while running (``mmcal live``).
+registry, the kill switch (:mod:`mm_runtime.guards`: saved with the state, reset by
+the reset file) and a state file checkpointed while running (``mmcal live``).
 Units: s, bps, quote currency.
 
-Paper fills, margin, logs and metrics: docs/runtime/live.md.
+Paper fills, margin, logs and metrics: docs/runtime/live.md; the kill switch:
+docs/runtime/guards.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import os
@@ -24,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import QuoterConfig
 from ..estimators import EstimatorState, without_alpha_evidence
+from ..guards import GuardConfig, GuardStateError, KillSwitch, resolve_limits
 from ..paper.accounting import apply_fills, mark_to_market
 from ..params import Registry, RegistryStateError
 from ..quoter import BINDING_NAMES, REASONS, Quoter, Quotes, init
@@ -31,11 +35,17 @@ from . import state as state_file
 from .feeds import FeedEvent
 from .state import StateFileError
 
-__all__ = ["LiveConfig", "LiveRunner"]
+__all__ = ["LiveConfig", "LiveRunner", "reset_path_for"]
 
 log = logging.getLogger("mm_runtime.live")
 
 Pos = Annotated[float, Field(gt=0)]
+
+
+def reset_path_for(state_path: str | os.PathLike) -> Path:
+    """The reset file the live process watches: ``<state file>.reset`` beside it."""
+    p = Path(state_path)
+    return p.with_name(p.name + ".reset")
 
 
 class LiveConfig(BaseModel):
@@ -69,7 +79,8 @@ class LiveRunner:
     def __init__(self, bundle_path: str | os.PathLike, config: QuoterConfig | None = None,
                  live: LiveConfig | None = None, *, state_path: str | os.PathLike | None = None,
                  params_state: str | os.PathLike | None = None, fresh_state: bool = False,
-                 market_clock: bool = False, logger: logging.Logger | None = None):
+                 market_clock: bool = False, logger: logging.Logger | None = None,
+                 guards: GuardConfig | None = None):
         self.live = live or LiveConfig()
         self.log = logger or log
         qc = (config or QuoterConfig()).model_copy(update={"fee_bps": self.live.fee_bps})  # one fee for both
@@ -107,11 +118,26 @@ class LiveRunner:
         self.registry = self._registry()
         if self.quoter.metrics is not None:
             self.registry.publish(self.quoter.metrics)
+        # the kill switch (mm_runtime.guards): limits resolved once, its latched state
+        # saved with the state file; the reset file beside the state re-arms it
+        self.guard_config = guards or GuardConfig()
+        self.kill = KillSwitch(self._guard_limits(), asset=self.asset, config=self.guard_config, logger=self.log,
+                               metrics=reg)
+        self.reset_path = reset_path_for(self.state_path) if self.state_path is not None else None
+        self.log.info("kill switch armed", extra={"fields": {
+            "asset": self.asset, "enabled": self.kill.enabled, "reset_file": str(self.reset_path),
+            "limits": {g: lim._asdict() for g, lim in self.kill.limits.items()}}})
         if self.state_path is not None and (self.state_path.exists() or self.state_path.is_symlink()):
             self.restore_state(self.state_path, fresh_if_refused=fresh_state)
         elif self.state_path is not None:
             self.log.info("no state file; starting fresh", extra={"fields": {
                 "asset": self.asset, "path": str(self.state_path)}})
+        self.poll_reset()
+
+    def _guard_limits(self):
+        """The kill switch's limits on the current bundle and registry (guards.md)."""
+        return resolve_limits(self.guard_config, account=self.live.capital, quoter_config=self.quoter.config,
+                              bundle=self.quoter.bundle, registry=self.registry)
 
     def _registry(self) -> Registry:
         """The registry on the current bundle's priors, with the state file's evidence
@@ -137,9 +163,12 @@ class LiveRunner:
 
     # -- state ---------------------------------------------------------------------------
     def state_document(self) -> dict[str, Any]:
-        """The state document (:func:`mm_runtime.live.state.state_document`)."""
-        return state_file.state_document(asset=self.asset, bundle=self.quoter.bundle, events=self.quoter.n_events,
-                                         est=self.quoter.state.est, cash=self.cash, position=self.position)
+        """The state document (:func:`mm_runtime.live.state.state_document`) with the
+        kill switch's latched state under ``guards``."""
+        doc = state_file.state_document(asset=self.asset, bundle=self.quoter.bundle, events=self.quoter.n_events,
+                                        est=self.quoter.state.est, cash=self.cash, position=self.position)
+        doc["guards"] = self.kill.to_dict()
+        return doc
 
     def save_state(self, path: str | os.PathLike | None = None) -> Path:
         """Write the state file atomically (temp file, fsync, rename)."""
@@ -167,6 +196,10 @@ class LiveRunner:
         p = Path(path)
         try:
             est, doc = self.parse_state(state_file.read_state(p), str(p))
+            try:  # checked on a scratch switch first: a refused file changes nothing
+                KillSwitch(self.kill.limits, asset=self.asset).restore(doc.get("guards"), str(p))
+            except GuardStateError as e:
+                raise StateFileError(str(e)) from None
         except StateFileError as exc:
             if not fresh_if_refused:
                 raise
@@ -181,6 +214,10 @@ class LiveRunner:
                              extra={"fields": {"asset": self.asset, "path": str(p), "saved": saved, "bundle": now}})
         self.quoter.state = self.quoter.state._replace(est=est)
         self.cash, self.position = float(doc["account"]["cash"]), float(doc["account"]["position"])
+        self.kill.restore(doc.get("guards"), str(p))
+        if self.kill.tripped:
+            self.log.error("kill switch restored tripped: no quotes until a manual reset", extra={"fields": {
+                "asset": self.asset, "event": "kill_switch", "reset_file": str(self.reset_path), **self.kill.trip}})
         self.restored = True
         self.m_restored.labels(asset=self.asset).set(1)
         self.m_position.labels(asset=self.asset).set(self.position)
@@ -203,6 +240,49 @@ class LiveRunner:
         self.quoter.state = st._replace(est=est)
         self.log.info("feed starts before the saved clock; clock state reset, learning kept", extra={"fields": {
             "asset": self.asset, "first_ts": ts, "saved_last_ts": float(st.est.last_ts)}})
+
+    # -- kill switch ---------------------------------------------------------------------
+    def _now(self, ts: float) -> float:
+        """The kill switch's clock: the feed's time on a market clock, else the wall clock."""
+        return ts if self.quoter.replay else time.time()
+
+    def _equity(self) -> float | None:
+        """Cash + position · mid (None before the first mid)."""
+        return float(mark_to_market(self.cash, self.position, self._last_mid)) if self._last_mid > 0 else None
+
+    def pull_quotes(self) -> None:
+        """Cancel every resting order now."""
+        self._rest_sz = np.zeros_like(self._rest_sz)
+
+    def reset_kill_switch(self, *, by: str = "manual", note: str | None = None, now: float | None = None) -> bool:
+        """Re-arm the kill switch (:meth:`mm_runtime.guards.KillSwitch.reset`); returns
+        whether it was tripped."""
+        t = now
+        if t is None:  # the switch's clock: the last market time on a market clock
+            t = self.kill.last_update if self.quoter.replay and self.kill.last_update is not None else time.time()
+        return self.kill.reset(t, equity=self._equity(), position=self.position, mid=self._last_mid, by=by,
+                               note=note)
+
+    def poll_reset(self) -> bool:
+        """Apply the reset file when it exists (then remove it); returns whether it did.
+        The file may hold a JSON object with ``by`` and ``note`` (``mmcal live reset``)."""
+        p = self.reset_path
+        if p is None or not p.exists():
+            return False
+        try:
+            raw = p.read_text()
+            req = json.loads(raw) if raw.strip() else {}
+            req = req if isinstance(req, dict) else {}
+        except (OSError, ValueError) as e:
+            req = {"note": f"unreadable reset file ({e}); reset anyway"}
+        try:
+            p.unlink()
+        except OSError as e:
+            self.log.error("reset file cannot be removed; kill switch not reset", extra={"fields": {
+                "asset": self.asset, "path": str(p), "error": str(e)}})
+            return False
+        self.reset_kill_switch(by=str(req.get("by") or f"reset file {p}"), note=req.get("note"))
+        return True
 
     # -- events --------------------------------------------------------------------------
     def _free_margin(self, mid: float) -> float:
@@ -241,6 +321,10 @@ class LiveRunner:
             self._first_event = False
             self._reset_clock_if_past(ev.ts)
         self.m_events.labels(asset=self.asset).inc()
+        now = self._now(ev.ts)
+        if not self.kill.check_stale(now) and self._rest_sz.any():
+            self.pull_quotes()
+        self.kill.market_update(ev.ts)
         if not (ev.bid > 0 and ev.ask > 0):
             return None
         mid = 0.5 * (ev.bid + ev.ask)
@@ -254,14 +338,18 @@ class LiveRunner:
         for extra in fills[1:]:
             q = self.quoter.on_event(ev.ts, bid=ev.bid, ask=ev.ask, position=self.position,
                                      margin_available=self._free_margin(mid), fill=extra, now=now)
+        if not self.kill.check(self._now(ev.ts), equity=self._equity(), position=self.position, mid=mid):
+            self.pull_quotes()
         if ev.ts - self._last_refresh >= self.live.refresh_s:
             self._last_refresh = ev.ts
             self._publish(ev, q)
         return q
 
     def _publish(self, ev: FeedEvent, q: Quotes) -> None:
-        """The ladder rests until the next refresh (all cancelled when not valid); log it."""
-        if bool(q.valid):
+        """The ladder rests until the next refresh (all cancelled when not valid or the
+        kill switch is tripped; placing it may trip the quote-rate guard); log it."""
+        if (bool(q.valid) and not self.kill.tripped
+                and self.kill.allow_quotes(self._now(ev.ts), int(np.sum(np.asarray(q.size) > 0)))):
             self._rest_px, self._rest_sz = np.array(q.price), np.array(q.size)
             self._rest_depth = np.array(q.depth_bps)
         else:
@@ -273,8 +361,10 @@ class LiveRunner:
         self.m_pnl.labels(asset=self.asset).set(pnl)
         if self.quoter.bundle.model_version != self._registry_version:  # a hot reload: new priors
             self.registry = self._registry()
+            self.kill.set_limits(self._guard_limits())  # derived from the new bundle's sigma
         if self.quoter.metrics is not None:
             self.registry.publish(self.quoter.metrics)
+        self.kill.publish()
         self.registry.maybe_log(time.monotonic(), self.live.params_log_s, logger=self.log)
 
         def side(i: int) -> list[list[float]]:
@@ -283,7 +373,8 @@ class LiveRunner:
 
         self.log.info("ladder", extra={"fields": {
             "asset": self.asset, "event_ts": ev.ts, "model_version": self.quoter.bundle.model_version,
-            "valid": bool(q.valid), "reason": REASONS[int(q.reason)], "mid": mid, "bid_px": ev.bid,
+            "valid": bool(q.valid), "reason": REASONS[int(q.reason)],
+            "kill_switch": self.kill.trip["reason"] if self.kill.tripped else None, "mid": mid, "bid_px": ev.bid,
             "ask_px": ev.ask, "bids": side(0), "asks": side(1),
             "binding": {s: BINDING_NAMES[int(b)] for s, b in zip(("bid", "ask"), q.binding, strict=True)},
             "half_spread_bps": [float(x) for x in q.half_spread_bps], "position": self.position, "pnl": pnl,
@@ -321,6 +412,9 @@ class LiveRunner:
         while True:
             await asyncio.sleep(max(self.quoter.config.reload_check_interval_s, 0.05))
             self.quoter._maybe_reload()
+            self.poll_reset()
+            if not self.quoter.replay and not self.kill.check_stale(time.time()):  # a silent feed
+                self.pull_quotes()
             if self.state_path is not None and every is not None and time.monotonic() - last >= every:
                 last = time.monotonic()
                 try:
@@ -383,6 +477,7 @@ class LiveRunner:
             "pnl": float(mark_to_market(self.cash, self.position, self._last_mid) - self.live.capital)
             if self._last_mid > 0 else 0.0,
             "restored": self.restored, "state": str(self.state_path) if self.state_path else None,
+            "kill_switch": {k: v for k, v in self.kill.status().items() if k in ("triggered", "reason", "at", "at_utc")},
             "seconds": time.monotonic() - t0,
         }
         self.log.info("stopped", extra={"fields": summary})

@@ -159,6 +159,15 @@ def replay_verdict(paired_doc: dict | None) -> tuple[bool, str]:
     return False, f"replay: {text}"
 
 
+def _trip_text(ks: dict | None) -> str | None:
+    """The kill switch's trips of a replay in words (None: it never tripped)."""
+    if not ks or not ks.get("trips"):
+        return None
+    parts = [f"{t['reason']} at {t['at_utc']} ({t['value']:.4g} > {t['limit']:.4g} {t['unit']})" for t in ks["trips"]]
+    state = "tripped" if ks.get("triggered") else f"reset {len(ks.get('resets', []))}x"
+    return f"{'; '.join(parts)}; {state} at the end"
+
+
 def ab_table(results: dict[str, ReplayResult]) -> list[dict]:
     """One row per configuration: the headline numbers of its summary."""
     rows = []
@@ -171,5 +180,6 @@ def ab_table(results: dict[str, ReplayResult]) -> list[dict]:
             "inventory_sd": s["inventory_sd"], "inventory_max_abs": s["inventory_max_abs"],
             "fees": s["fees"], "volume_notional": s["volume_notional"], "quoted_share": s["quoted_share"],
             "not_quoting": s.get("quoting_note"),
+            "kill_switch": _trip_text(s.get("kill_switch")),
         })
     return rows

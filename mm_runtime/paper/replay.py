@@ -2,7 +2,9 @@
 quotes refreshed every ``refresh_s`` of market time and resting after ``latency_s``,
 trade-through fills plus fills at our price by a queue model (``none``, ``factor``,
 or ``book``: queue position from L2 snapshots, hftbacktest's risk-averse model), maker
-fees, equity marked at the mid, markouts at several horizons.
+fees, equity marked at the mid, markouts at several horizons, and the kill switch
+(:mod:`mm_runtime.guards`, the live process's own): a trip pulls every quote (after
+the latency) until a reset at ``ReplayConfig.guard_resets_s``.
 
 Inputs are numpy arrays (:class:`ReplayData`), so this module stays free of pandas;
 ``models.data.loaders.replay_data`` builds them from any source's canonical tables.
@@ -23,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..bundle import PriorBundle
 from ..config import QuoterConfig
+from ..guards import GuardConfig, KillSwitch, resolve_limits
 from ..quoter import REASONS, Quoter, summarize
 from .accounting import apply_fills, mark_to_market
 from .book import PRICE_RTOL, Book, infer_tick
@@ -143,6 +146,8 @@ _QUOTER_LOG = logging.getLogger("mm_runtime.paper.quoter")
 """The replayed quoter's own per-status log lines are noise in a replay (thousands per
 hour); only its warnings and errors (e.g. a refused bundle) pass by default."""
 _QUOTER_LOG.setLevel(logging.WARNING)
+_GUARD_LOG = logging.getLogger("mm_runtime.paper.guards")
+"""The kill switch's trip and reset records of a replay."""
 
 
 class ReplayConfig(BaseModel):
@@ -189,6 +194,10 @@ class ReplayConfig(BaseModel):
     """Pass every public trade to the quoter (its online κ, A, Hawkes updates)."""
     progress_every_s: Annotated[float, Field(ge=0)] = 0.0
     """Call ``progress`` every this many wall-clock seconds (0 = never)."""
+    guards: GuardConfig = GuardConfig()
+    """The kill switch's limits (:mod:`mm_runtime.guards`; the account is ``capital``)."""
+    guard_resets_s: tuple[Annotated[float, Field(ge=0)], ...] = ()
+    """Manual resets of the kill switch, seconds after the replay's first quote."""
 
     @model_validator(mode="after")
     def _queue_settings(self) -> ReplayConfig:
@@ -240,8 +249,11 @@ def replay(
     *,
     name: str = "replay",
     progress: Callable[[float], None] | None = None,
+    registry=None,
 ) -> ReplayResult:
-    """Run one configuration over ``data``; see the module docstring for the rules."""
+    """Run one configuration over ``data``; see the module docstring for the rules.
+    ``registry``: a learned-parameter registry whose calibrated risk tier sets the
+    kill switch's default loss limits (:func:`mm_runtime.guards.resolve_limits`)."""
     cfg = config or ReplayConfig()
     data = data.check()
     where = f"{data.source}:{data.asset}"
@@ -267,6 +279,8 @@ def replay(
         update["max_position"] = cfg.max_position_notional / first_mid
     qc = qc.model_copy(update=update)
     quoter = Quoter(bundle, qc, replay=True, metrics=False, logger=_QUOTER_LOG)
+    limits = resolve_limits(cfg.guards, account=cfg.capital, quoter_config=qc, bundle=bundle, registry=registry)
+    kill = KillSwitch(limits, asset=data.asset, config=cfg.guards, logger=_GUARD_LOG)
     fee = cfg.fee_bps * 1e-4
     qf = cfg.queue_factor if mode == "factor" else 0.0
     book = Book(data) if mode == "book" else None
@@ -281,6 +295,12 @@ def replay(
     t_end = float(ticks[-1])
     if cfg.block_s is None:
         cfg = cfg.model_copy(update={"block_s": auto_block_s(t_end - t0, cfg.refresh_s)})
+    # the stale-feed guard: every silence (no trade, no quote) longer than its limit
+    updates = np.unique(np.concatenate([data.trade_ts, data.quote_ts]))
+    updates = updates[updates >= t0]
+    long_gap = np.flatnonzero(np.diff(updates) > limits["stale_feed"].value)
+    gap_start, gap_end = updates[long_gap], updates[long_gap + 1]
+    resets = sorted(t0 + s for s in cfg.guard_resets_s)
 
     cash, pos = cfg.capital, 0.0
     K = qc.n_levels
@@ -308,6 +328,38 @@ def replay(
     def free_margin(mid: float) -> float:
         eq = mark_to_market(cash, pos, mid)
         return max(0.0, eq - abs(pos) * mid / qc.leverage)
+
+    nxt = {"gap": 0, "reset": 0}
+
+    def guard(x: float, mid: float) -> bool:
+        """Resets due, the stale-feed guard and the account guards at ``x``; on a trip
+        every resting and pending order is cancelled after the latency.  Returns
+        whether quoting is allowed."""
+        was = kill.tripped
+        while nxt["reset"] < len(resets) and resets[nxt["reset"]] <= x:
+            kill.reset(resets[nxt["reset"]], equity=mark_to_market(cash, pos, mid) if mid > 0 else None,
+                       position=pos, mid=mid, by="replay (ReplayConfig.guard_resets_s)")
+            nxt["reset"] += 1
+            was = False
+        while nxt["gap"] < len(gap_start) and gap_start[nxt["gap"]] + limits["stale_feed"].value < x:
+            g = nxt["gap"]
+            nxt["gap"] += 1
+            if gap_end[g] > (kill.resets[-1]["at"] if kill.resets else -math.inf):
+                kill.last_update = float(gap_start[g])
+                kill.check_stale(min(x, float(gap_end[g])))
+        kill.market_update(x)
+        if mid > 0:
+            kill.check(x, equity=mark_to_market(cash, pos, mid), position=pos, mid=mid)
+        if kill.tripped and not was:
+            pull(x)
+        return not kill.tripped
+
+    def pull(x: float) -> None:
+        """Cancel everything: pending ladders dropped, an empty one after the latency."""
+        pending.clear()
+        pending.append((x + cfg.latency_s, np.zeros((2, K)), np.zeros((2, K)), np.zeros((2, K))))
+        if cfg.latency_s == 0:
+            activate(*pending.popleft())
 
     def activate(t_a: float, new_px, new_sz, new_depth) -> None:
         """The ladder decided ``latency_s`` ago starts resting at ``t_a``."""
@@ -430,6 +482,7 @@ def replay(
                 for extra in my_fills[1:]:
                     quoter.on_event(last_ts, mid, bid=b, ask=a, position=pos,
                                     margin_available=free_margin(mid), fill=extra, now=tt)
+            guard(tt, mid)
             j += 1
         if i == n_ticks:
             break
@@ -440,8 +493,16 @@ def replay(
         last_ts = max(last_ts, qts)
         if mid <= 0:
             continue
+        allowed = guard(t, mid)
         qt = quoter.on_event(last_ts, mid, bid=b, ask=a, position=pos, margin_available=free_margin(mid), now=t)
-        if bool(qt.valid):
+        if allowed and bool(qt.valid) and not kill.allow_quotes(t, int(np.sum(np.asarray(qt.size) > 0))):
+            pull(t)
+            allowed = False
+        if not allowed:  # the kill switch: no quotes until a reset
+            new_px, new_sz, new_depth = np.zeros((2, K)), np.zeros((2, K)), np.zeros((2, K))
+            key = f"kill switch: {kill.trip['reason']}"
+            why_not[key] = why_not.get(key, 0) + 1
+        elif bool(qt.valid):
             new_px, new_sz, new_depth = np.array(qt.price), np.array(qt.size), np.array(qt.depth_bps)
             if not np.any(new_sz > 0):
                 key = _why_empty(qt, quoter, qc)
@@ -485,6 +546,9 @@ def replay(
     )
     summary = summarize_replay(res)
     summary["learning"] = _learning(quoter)
+    ks = kill.status()
+    ks["at_replay_s"] = ks["at"] - t0 if ks["at"] is not None else None
+    summary["kill_switch"] = ks
     summary["not_quoting"] = dict(sorted(why_not.items(), key=lambda kv: -kv[1]))
     summary["quoting_note"] = quoting_note(summary["not_quoting"], summary["refreshes"])
     summary["fill_model"] = {"queue_model": mode, "tick_size": float(qc.tick_size),
