@@ -24,7 +24,10 @@ def live(
     priors: Path = typer.Option(..., "--priors", help="Deployed bundle (JSON); watched and hot-reloaded."),
     feed: str = typer.Option(..., "--feed", help=f"{' | '.join(LIVE_FEEDS)}"),
     metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on "
-                                               "127.0.0.1:PORT (0 = a free port, logged; default: none)."),
+                                               "--metrics-addr:PORT (0 = a free port, logged; default: none)."),
+    metrics_addr: str = typer.Option("127.0.0.1", "--metrics-addr", help="Address the metrics endpoint binds "
+                                     "(default loopback; e.g. 0.0.0.0 or this host's address for a Prometheus "
+                                     "server elsewhere)."),
     state: Optional[Path] = typer.Option(None, "--state", help="State file, restored at start and saved "
                                          "atomically at shutdown (default: ASSET.state.json beside PRIORS)."),
     low_latency_cpu: bool = typer.Option(True, "--low-latency/--no-low-latency", help="Single-threaded XLA CPU "
@@ -58,8 +61,10 @@ def live(
         import asyncio
 
         from mm_runtime import BundleError, configure_low_latency_cpu, load_bundle
+        from mm_runtime.bundle import lineage
         from mm_runtime.live import HyperliquidFeed, LiveConfig, LiveRunner, ReplayFeed, StateFileError
         from mm_runtime.logs import configure_json_logging
+        from mm_runtime.signing import load_key, verify_bundle
 
         # a dedicated quoter process: JAX's CPU client single-threaded with synchronous
         # dispatch (mm_runtime.perf; the step's median ~84 -> ~29 us here); must come
@@ -83,9 +88,14 @@ def live(
         if not Path(priors).is_file():
             raise CliError(f"{priors}: no such file")
         try:
+            key = load_key()  # MMCAL_BUNDLE_KEY / MMCAL_BUNDLE_KEY_FILE: only signed bundles go live
             bundle = load_bundle(priors)
+            if key is not None:
+                verify_bundle(bundle, priors, key)
         except BundleError as e:
             raise CliError(str(e)) from None
+        if metrics_port is not None:
+            _check_addr(metrics_addr)
         if bundle.asset != asset:
             raise CliError(f"--priors: the bundle is for {bundle.asset!r}, not --asset {asset!r}")
         state_path = state if state is not None else Path(priors).with_name(f"{asset}.state.json")
@@ -114,7 +124,8 @@ def live(
         else:
             the_feed = HyperliquidFeed(url, asset)
             stage(f"live: {asset} from {url}")
-        stage(f"live: low-latency CPU mode {'on' if low_latency else 'off'}")
+        stage(f"live: low-latency CPU mode {'on' if low_latency else 'off'}; bundle {lineage(bundle)}"
+              + ("; signature checked" if key is not None else ""))
 
         # JSON lines on stderr for the runtime's records (not through the plain root handler as well)
         rt_log = logging.getLogger("mm_runtime")
@@ -123,7 +134,7 @@ def live(
         try:
             try:
                 runner = LiveRunner(priors, live=live_cfg, state_path=state_path, params_state=params_state,
-                                    fresh_state=fresh_state, market_clock=the_feed.market_clock)
+                                    fresh_state=fresh_state, market_clock=the_feed.market_clock, bundle_key=key)
             except StateFileError as e:  # its evidence is kept: a fresh start would overwrite it
                 hint = "" if fresh_state else " (left as it is; --fresh-state moves it aside and starts fresh)"
                 raise CliError(f"{e}{hint}") from None
@@ -131,9 +142,10 @@ def live(
             stage(f"live: quote step compiled as {form}")
             if metrics_port is not None:
                 try:
-                    runner.serve_metrics(metrics_port)
+                    runner.serve_metrics(metrics_port, metrics_addr)
                 except OSError as e:
-                    raise CliError(f"--metrics-port: cannot listen on 127.0.0.1:{metrics_port}: "
+                    flag = "--metrics-port" if metrics_addr == "127.0.0.1" else "--metrics-addr"
+                    raise CliError(f"{flag}: cannot listen on {metrics_addr}:{metrics_port}: "
                                    f"{e.strerror or e}") from None
             summary = asyncio.run(runner.run(the_feed, duration))
         finally:
@@ -147,3 +159,18 @@ def live(
                   f"model {summary['model_version']}; state saved to {summary['state']}")
 
     guarded(body)
+
+
+def _check_addr(addr: str) -> None:
+    """``--metrics-addr``: an IPv4/IPv6 address or a host name (one line naming the flag otherwise)."""
+    import ipaddress
+    import re
+
+    try:
+        ipaddress.ip_address(addr)
+        return
+    except ValueError:
+        pass
+    if not re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*",
+                        addr):
+        raise CliError(f"--metrics-addr: not an IP address or host name: {addr!r}")

@@ -353,3 +353,28 @@ def render_demo(doc: dict, asset: str, duration: float, fit_window: str) -> None
              f"done in {doc['wall_s']:.0f} s"]
     for ln in lines:
         out.print(ln, markup=False, highlight=False, soft_wrap=True)
+
+
+def render_status(docs: list[dict]) -> None:
+    """``mmcal status``: one row per asset, then the champion and challenger per asset."""
+    def reg(e: dict | None) -> str:
+        return "-" if e is None else f"v{e['version']} (run {str(e['run_id'])[:12]})"
+
+    rows = []
+    for d in docs:
+        lv = d["live"]
+        if lv["status"] != "ok":
+            rows.append([d["asset"], lv["status"] + (f": {lv['error']}" if lv.get("error") else ""), "-", "-", "-",
+                         reg(d["champion"]), reg(d["challenger"]), "no"])
+            continue
+        rows.append([d["asset"], f"v{lv['version']}" if lv["version"] is not None else "unregistered",
+                     str(lv["run_id"] or "-")[:12], f"{lv['window_start']} .. {lv['window_end']}",
+                     lv["signature"], reg(d["champion"]), reg(d["challenger"]),
+                     "yes" if d["live_is_champion"] else "no"])
+    _print_wide(_table("live bundles", ["asset", "live", "run", "data window", "signature", "champion",
+                                        "challenger", "live is champion"], rows))
+    for d in docs:
+        lv = d["live"]
+        if lv["status"] == "ok":
+            out.print(f"  {d['asset']}: {d['target']}: model {lv['model_version']}, data {lv['data_source']} "
+                      f"sha256 {lv['data_sha256'][:12]}", markup=False, highlight=False, soft_wrap=True)

@@ -69,11 +69,13 @@ class LiveRunner:
     def __init__(self, bundle_path: str | os.PathLike, config: QuoterConfig | None = None,
                  live: LiveConfig | None = None, *, state_path: str | os.PathLike | None = None,
                  params_state: str | os.PathLike | None = None, fresh_state: bool = False,
-                 market_clock: bool = False, logger: logging.Logger | None = None):
+                 market_clock: bool = False, logger: logging.Logger | None = None,
+                 bundle_key: bytes | None = None):
         self.live = live or LiveConfig()
         self.log = logger or log
         qc = (config or QuoterConfig()).model_copy(update={"fee_bps": self.live.fee_bps})  # one fee for both
-        self.quoter = Quoter(Path(bundle_path), qc, replay=market_clock, metrics=None)
+        # bundle_key: every bundle (at start, at each hot reload) needs its signature (mm_runtime.signing)
+        self.quoter = Quoter(Path(bundle_path), qc, replay=market_clock, metrics=None, bundle_key=bundle_key)
         self.asset = self.quoter.asset
         self.state_path = Path(state_path) if state_path is not None else None
         self.cash = self.live.capital
@@ -128,7 +130,8 @@ class LiveRunner:
 
     # -- metrics -------------------------------------------------------------------------
     def serve_metrics(self, port: int = 0, addr: str = "127.0.0.1") -> int:
-        """Start the exporter (loopback); returns the port (``port=0``: a free one)."""
+        """Start the exporter on ``addr`` (loopback by default; ``mmcal live --metrics-addr``
+        for a Prometheus server elsewhere); returns the port (``port=0``: a free one)."""
         server, _ = self.quoter.serve_metrics(port, addr)
         self.metrics_server = server
         port = server.server_port
