@@ -33,6 +33,9 @@ def live(
     low_latency_cpu: bool = typer.Option(True, "--low-latency/--no-low-latency", help="Single-threaded XLA CPU "
                                          "client, synchronous dispatch, the quote step compiled as one XLA "
                                          "kernel (a dedicated quoter process)."),
+    journal: Optional[Path] = typer.Option(None, "--journal", help="Session journal (JSON lines: every paper fill, "
+                                           "ladder and reload with its feed time; appended), what `mmcal paper "
+                                           "--reconcile STATE` reads (default: ASSET.journal.jsonl beside the state)."),
     fresh_state: bool = typer.Option(False, "--fresh-state", help="Start from the priors when the state file "
                                      "cannot be restored (corrupt, another asset or layout), moving it aside to "
                                      "NAME.corrupt-TIME; without it such a file stops the start."),
@@ -99,6 +102,7 @@ def live(
         if bundle.asset != asset:
             raise CliError(f"--priors: the bundle is for {bundle.asset!r}, not --asset {asset!r}")
         state_path = state if state is not None else Path(priors).with_name(f"{asset}.state.json")
+        journal_path = journal if journal is not None else state_path.with_name(f"{asset}.journal.jsonl")
         folder = state_path.parent if str(state_path.parent) else Path(".")
         if not (folder.is_dir() and os.access(folder, os.W_OK)):
             raise CliError(f"--state: {state_path}: its folder does not exist or is not writable "
@@ -134,7 +138,8 @@ def live(
         try:
             try:
                 runner = LiveRunner(priors, live=live_cfg, state_path=state_path, params_state=params_state,
-                                    fresh_state=fresh_state, market_clock=the_feed.market_clock, bundle_key=key)
+                                    fresh_state=fresh_state, market_clock=the_feed.market_clock, bundle_key=key,
+                                    journal_path=journal_path)
             except StateFileError as e:  # its evidence is kept: a fresh start would overwrite it
                 hint = "" if fresh_state else " (left as it is; --fresh-state moves it aside and starts fresh)"
                 raise CliError(f"{e}{hint}") from None
