@@ -91,9 +91,12 @@ def test_deploy_signs_and_live_refuses_an_edited_rechecksummed_bundle(calibrated
     monkeypatch.delenv(KEY_ENV)
 
 
+@pytest.mark.heavy
 def test_calibrations_of_other_windows_carry_other_model_versions(calibrated, calibrate):
     """The reproduction of issue 19's "five calibrations, one model_version": the same
-    data, models and code on another window now carry another version."""
+    data, models and code on another window now carry another version. Heavy: four new
+    fits (7 min on the shared 2-core machine at load 20; the hash itself is tested
+    without sampling in tests/models/test_export.py)."""
     other = calibrate(window="0:0.6", register_version=False, plots=False)
     a = load_bundle(calibrated["bundle_path"])
     b = load_bundle(other["bundle_path"])
