@@ -262,11 +262,12 @@ def live_status(asset: str, target: str | os.PathLike | None = None) -> dict[str
 
 
 def live_assets(root: str | os.PathLike | None = None) -> list[str]:
-    """The assets with a live bundle in ``<artifacts>/live`` (or ``root``)."""
+    """The assets with a live bundle ``ASSET.json`` in ``<artifacts>/live`` (or ``root``)."""
     folder = Path(root) if root else artifacts_dir() / "live"
     if not folder.is_dir():
         return []
-    return sorted(p.name[:-5] for p in folder.glob("*.json") if not p.name.endswith(".previous.json"))
+    # ASSET.json; not ASSET.previous.json, ASSET.state.json (mmcal live's state beside it), …
+    return sorted(p.name[:-5] for p in folder.glob("*.json") if "." not in p.name[:-5])
 
 
 __all__ = ["deploy", "deploy_log", "live_assets", "live_paths", "live_status", "rollback"]

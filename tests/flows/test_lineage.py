@@ -103,3 +103,13 @@ def test_calibrations_of_other_windows_carry_other_model_versions(calibrated, ca
     assert a.source.window_end != b.source.window_end
     assert a.model_version != b.model_version
     assert a.diagnostics["models"]["kappa"]["model_version"] == b.diagnostics["models"]["kappa"]["model_version"]
+
+
+def test_status_lists_live_bundles_not_their_neighbours(tmp_path):
+    from flows.deploy import live_assets
+
+    for name in ("SYN.json", "SYN.previous.json", "SYN.state.json", "SYN.journal.jsonl", "SYN.json.sig",
+                 "BTC.json", "BTC.deploy.log"):
+        (tmp_path / name).write_text("{}")
+    assert live_assets(tmp_path) == ["BTC", "SYN"]
+    assert live_assets(tmp_path / "none") == []
