@@ -270,7 +270,8 @@ class Quoter:
             if self.metrics is not None:
                 self.metrics.reload_failed()
             return False
-        self.install_bundle(new)
+        if new.checksum != self.bundle.checksum:  # e.g. only its .sig changed: nothing to swap
+            self.install_bundle(new)
         if path is not None and self.bundle_path is not None and Path(path) == self.bundle_path:
             self._file_sig = self._stat()
         return True

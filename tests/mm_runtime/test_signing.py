@@ -132,3 +132,4 @@ def test_a_signature_written_before_its_bundle_refuses_nothing(tmp_path, caplog)
         _tick(q, 2.0)
     msgs = [r.getMessage() for r in caplog.records]
     assert not [m for m in msgs if "refused" in m] and q.bundle.model_version == "v2"
+    assert msgs.count("bundle reloaded") == 1  # the .sig alone changed nothing: only the new bundle swapped in
