@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from ..bundle import PriorBundle, canonical_json, parse_bundle
+from ..bundle import PriorBundle
 from ..config import QuoterConfig
 from .accounting import apply_fills, mark_to_market, trade_through
 from .replay import ReplayConfig, ReplayData, replay
@@ -133,7 +133,10 @@ def reconcile(session: dict[str, Any], data: ReplayData, config: ReplayConfig | 
     latency, queue model, tick and markout settings are the replay's; its capital,
     fee, refresh and position limit are taken from the session."""
     s, end = session["session"], session["end"]
-    bundle: PriorBundle = parse_bundle(canonical_json(s["bundle"]), origin="journal: session.bundle")
+    try:  # validated as a bundle (the journal re-dumps it: its checksum is the runtime's, not the file's text)
+        bundle = PriorBundle.model_validate(s["bundle"])
+    except ValueError as exc:
+        raise ValueError(f"journal: session.bundle: not a valid bundle: {exc}") from None
     qc = QuoterConfig.model_validate(s["quoter"])
     t_first = float(s["ts"])
     t_last = float(end["ts"]) if end is not None else max(
