@@ -78,6 +78,7 @@ __all__ = [
     "canonical_json",
     "compute_checksum",
     "with_checksum",
+    "lineage",
     "load_bundle",
     "parse_bundle",
     "dump_bundle",
@@ -286,6 +287,19 @@ class PriorBundle(_Model):
     def body(self) -> dict[str, Any]:
         """The JSON document without ``checksum`` (what the checksum covers)."""
         return self.model_dump(mode="json", exclude={"checksum"})
+
+
+def lineage(bundle: PriorBundle) -> str:
+    """Which calibration a bundle is, in words: ``v4 (run 1a2b3c4d5e6f, bundle-…)`` for
+    a registered version (its ``mlflow`` block, filled at deploy), else
+    ``bundle-… (not registered)``."""
+    m = bundle.mlflow
+    if m is not None and m.version is not None:
+        run = f"run {m.run_id[:12]}, " if m.run_id else ""
+        return f"v{m.version} ({run}{bundle.model_version})"
+    if m is not None and m.run_id:
+        return f"{bundle.model_version} (run {m.run_id[:12]}, no registered version)"
+    return f"{bundle.model_version} (not registered)"
 
 
 def _keys(tree: dict, expected, where: str, what: str) -> None:

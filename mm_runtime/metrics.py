@@ -103,11 +103,15 @@ class AssetMetrics:
         self.latency = families.latency.labels(asset=asset)
 
     def set_bundle(self, bundle: PriorBundle) -> None:
-        run_id = bundle.mlflow.run_id if bundle.mlflow and bundle.mlflow.run_id else ""
+        m = bundle.mlflow
         self.f.bundle.labels(asset=self.asset).info(
             {
                 "model_version": bundle.model_version,
-                "run_id": run_id,
+                "run_id": m.run_id if m and m.run_id else "",
+                "registered_model": m.registered_model if m and m.registered_model else "",
+                "version": str(m.version) if m and m.version is not None else "",
+                "data_sha256": bundle.source.data_sha256[:12],
+                "window": f"{bundle.source.window_start.isoformat()}/{bundle.source.window_end.isoformat()}",
                 "schema_version": str(bundle.schema_version),
             }
         )

@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from .bundle import BundleError, PriorBundle, load_bundle
+from .bundle import BundleError, PriorBundle, lineage
 from .config import QuoterConfig
 from .core import (
     BINDING_NAMES,
@@ -53,6 +53,7 @@ from .core import (
 from .estimators import without_alpha_evidence
 from .metrics import AssetMetrics, RuntimeMetrics
 from .packed import PackedStep, _Layout
+from .signing import load_verified_bundle, sig_path
 from .reports import QuoteReport, ladder_rows, quote_once, quote_report
 from .view import bundle_view
 from .vocabulary import REGIMES, SIDES
@@ -114,8 +115,10 @@ class Quoter:
         metrics: RuntimeMetrics | None | bool = None,
         logger: logging.Logger | None = None,
         clock=time.time,
+        bundle_key: bytes | None = None,
     ):
         self.config = config or QuoterConfig()
+        self._bundle_key = bundle_key  # set: a watched bundle needs a valid signature (mm_runtime.signing)
         self.replay = replay
         self.clock = clock
         self.log = logger or log
@@ -126,7 +129,7 @@ class Quoter:
         else:
             self.bundle_path = Path(bundle)
             self._file_sig = self._stat()
-            self.bundle = load_bundle(self.bundle_path)
+            self.bundle = load_verified_bundle(self.bundle_path, bundle_key)
         self.asset = self.bundle.asset
         state = init(self.bundle, self.config)
         self._packed = PackedStep(state)
@@ -227,7 +230,12 @@ class Quoter:
             st = os.stat(self.bundle_path)
         except OSError:
             return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+        try:  # a new signature file (mm_runtime.signing) is a change too
+            sg = os.stat(sig_path(self.bundle_path))
+            sig = (sg.st_mtime_ns, sg.st_size, sg.st_ino)
+        except OSError:
+            sig = None
+        return (st.st_mtime_ns, st.st_size, st.st_ino, sig)
 
     def _maybe_reload(self) -> None:
         if self.bundle_path is None:
@@ -248,7 +256,7 @@ class Quoter:
         if target is None:
             raise ValueError("reload() needs a path: this Quoter was built from an in-memory bundle")
         try:
-            new = load_bundle(target)
+            new = load_verified_bundle(target, self._bundle_key)
             if new.asset != self.asset:
                 raise BundleError(f"{target}: asset: bundle is for {new.asset!r}, this quoter quotes {self.asset!r}")
             try:
@@ -262,7 +270,8 @@ class Quoter:
             if self.metrics is not None:
                 self.metrics.reload_failed()
             return False
-        self.install_bundle(new)
+        if new.checksum != self.bundle.checksum:  # e.g. only its .sig changed: nothing to swap
+            self.install_bundle(new)
         if path is not None and self.bundle_path is not None and Path(path) == self.bundle_path:
             self._file_sig = self._stat()
         return True
@@ -289,12 +298,15 @@ class Quoter:
                 est = without_alpha_evidence(est, int(np.shape(state.prior.bucket_edges)[0]))
             state = state._replace(est=est)
         self.state = state
-        old_version = self.bundle.model_version
+        old_version, old_lineage = self.bundle.model_version, lineage(self.bundle)
         self.bundle = new
         if self.metrics is not None:
             self.metrics.set_bundle(new)
         self.log.info("bundle reloaded", extra={"fields": {
-            "asset": self.asset, "model_version": new.model_version, "previous_model_version": old_version,
+            "asset": self.asset, "change": f"{old_lineage} → {lineage(new)}",
+            "model_version": new.model_version, "previous_model_version": old_version,
+            "version": new.mlflow.version if new.mlflow else None,
+            "run_id": new.mlflow.run_id if new.mlflow else None,
             "kept_learning": bool(same and self.config.reload_keeps_learning),
             "alpha_learning_reset": bool(same and self.config.reload_keeps_learning and not same_alpha)}})
 

@@ -337,12 +337,26 @@ def bundle_source(market) -> dict[str, Any]:
             "data_sha256": market.sha256()}
 
 
-def combined_model_version(fits: Mapping[str, Any]) -> str:
+def combined_model_version(fits: Mapping[str, Any], source: Mapping[str, Any] | None = None) -> str:
     """``"bundle-<12 hex>"``: sha256 of the models' ``idata.attrs["model_version"]``
-    (each a hash of that model's config and code), by model name."""
+    (each a hash of that model's config and code), by model name, and of the data the
+    fits saw: ``source``'s ``data_sha256``, ``window_start`` and ``window_end`` (the
+    bundle's ``source`` block; DESIGN.md section 5: "hash of model config + code
+    version + data hash and window"), so two calibrations of other data or another
+    window never share a version.  ``source=None``: the models' versions alone."""
     versions = {name: str(idata.attrs["model_version"]) for name, idata in fits.items()}
-    payload = json.dumps(versions, sort_keys=True)
+    doc: dict[str, Any] = versions
+    if source is not None:
+        doc = {"models": versions, "data": {"data_sha256": str(source["data_sha256"]),
+                                            **{k: _iso(source[k]) for k in ("window_start", "window_end")}}}
+    payload = json.dumps(doc, sort_keys=True)
     return f"bundle-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+
+
+def _iso(t: Any) -> str:
+    """An instant as ISO 8601 in UTC (a datetime, or its ISO text with ``Z`` or an offset)."""
+    d = t if isinstance(t, datetime) else datetime.fromisoformat(str(t).replace("Z", "+00:00"))
+    return d.astimezone(timezone.utc).isoformat()
 
 
 def _check_fits(fits: Mapping[str, Any]) -> None:
@@ -412,7 +426,7 @@ def export_bundle(
         diag["models"] = {name: model_diagnostics(name, fits[name]) for name in catalog.names()}
     diag.update(diagnostics or {})
     bundle = build_bundle(
-        asset, summaries, source=source, model_version=combined_model_version(fits),
+        asset, summaries, source=source, model_version=combined_model_version(fits, source),
         diagnostics=diag, fidelity=fidelity, max_prior_strength=max_prior_strength, mlflow=mlflow,
         created_at=created_at, volatility_bar_s=float(fits["regime"].attrs["bar_seconds"]),
         depth_buckets_bps=DEPTH_BUCKETS_BPS, observation=observation)

@@ -12,7 +12,8 @@ One module per command group, each registering its commands on :data:`app`:
 :mod:`~flows.cli.quote`, :mod:`~flows.cli.calibrate` (calibrate, compare, deploy,
 rollback, serve), :mod:`~flows.cli.paper`, :mod:`~flows.cli.demo`,
 :mod:`~flows.cli.params` (params show, params calibrate), :mod:`~flows.cli.live`
-(live, the same as live run), :mod:`~flows.cli.live_reset` (live reset);
+(live, the same as live run), :mod:`~flows.cli.live_reset` (live reset),
+:mod:`~flows.cli.status`;
 the shared plumbing in :mod:`~flows.cli.app`, option checks in
 :mod:`~flows.cli.options`, the tables in :mod:`~flows.cli.render`. Orchestration
 only: no statistics here (``mmcal fit``'s steps are :mod:`flows.fitting`).
@@ -23,7 +24,7 @@ from __future__ import annotations
 from flows.cli.app import SOURCES, CliError, app, data_app, emit_json, err, guarded, main, out, params_app
 
 # the command modules, imported in the order `mmcal --help` lists their commands
-from flows.cli import data, fit, quote, calibrate, paper, demo, params, live, live_reset  # noqa: E402,F401,I001  isort:skip
+from flows.cli import data, fit, quote, calibrate, status, paper, demo, params, live, live_reset  # noqa: E402,F401,I001  isort:skip
 
 from flows.cli.calibrate import TASK_RUNNERS  # noqa: E402
 from flows.cli.data import write_synthetic  # noqa: E402

@@ -25,12 +25,18 @@ def live(
     priors: Path = typer.Option(..., "--priors", help="Deployed bundle (JSON); watched and hot-reloaded."),
     feed: str = typer.Option(..., "--feed", help=f"{' | '.join(LIVE_FEEDS)}"),
     metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on "
-                                               "127.0.0.1:PORT (0 = a free port, logged; default: none)."),
+                                               "--metrics-addr:PORT (0 = a free port, logged; default: none)."),
+    metrics_addr: str = typer.Option("127.0.0.1", "--metrics-addr", help="Address the metrics endpoint binds "
+                                     "(default loopback; e.g. 0.0.0.0 or this host's address for a Prometheus "
+                                     "server elsewhere)."),
     state: Optional[Path] = typer.Option(None, "--state", help="State file, restored at start and saved "
                                          "atomically at shutdown (default: ASSET.state.json beside PRIORS)."),
     low_latency_cpu: bool = typer.Option(True, "--low-latency/--no-low-latency", help="Single-threaded XLA CPU "
                                          "client, synchronous dispatch, the quote step compiled as one XLA "
                                          "kernel (a dedicated quoter process)."),
+    journal: Optional[Path] = typer.Option(None, "--journal", help="Session journal (JSON lines: every paper fill, "
+                                           "ladder and reload with its feed time; appended), what `mmcal paper "
+                                           "--reconcile STATE` reads (default: ASSET.journal.jsonl beside the state)."),
     fresh_state: bool = typer.Option(False, "--fresh-state", help="Start from the priors when the state file "
                                      "cannot be restored (corrupt, another asset or layout), moving it aside to "
                                      "NAME.corrupt-TIME; without it such a file stops the start."),
@@ -67,8 +73,10 @@ def live(
         import asyncio
 
         from mm_runtime import BundleError, configure_low_latency_cpu, load_bundle
+        from mm_runtime.bundle import lineage
         from mm_runtime.live import HyperliquidFeed, LiveConfig, LiveRunner, ReplayFeed, StateFileError
         from mm_runtime.logs import configure_json_logging
+        from mm_runtime.signing import load_key, verify_bundle
 
         # a dedicated quoter process: JAX's CPU client single-threaded with synchronous
         # dispatch (mm_runtime.perf; the step's median ~84 -> ~29 us here); must come
@@ -92,14 +100,20 @@ def live(
         if not Path(priors).is_file():
             raise CliError(f"{priors}: no such file")
         try:
+            key = load_key()  # MMCAL_BUNDLE_KEY / MMCAL_BUNDLE_KEY_FILE: only signed bundles go live
             bundle = load_bundle(priors)
+            if key is not None:
+                verify_bundle(bundle, priors, key)
         except BundleError as e:
             raise CliError(str(e)) from None
+        if metrics_port is not None:
+            _check_addr(metrics_addr)
         if bundle.asset != asset:
             raise CliError(f"--priors: the bundle is for {bundle.asset!r}, not --asset {asset!r}")
         guards = guard_config(max_daily_loss, max_drawdown, max_position_hard, max_notional, stale_feed_s,
                               max_quote_rate, no_guards)
         state_path = state if state is not None else Path(priors).with_name(f"{asset}.state.json")
+        journal_path = journal if journal is not None else state_path.with_name(f"{asset}.journal.jsonl")
         folder = state_path.parent if str(state_path.parent) else Path(".")
         if not (folder.is_dir() and os.access(folder, os.W_OK)):
             raise CliError(f"--state: {state_path}: its folder does not exist or is not writable "
@@ -125,7 +139,8 @@ def live(
         else:
             the_feed = HyperliquidFeed(url, asset)
             stage(f"live: {asset} from {url}")
-        stage(f"live: low-latency CPU mode {'on' if low_latency else 'off'}")
+        stage(f"live: low-latency CPU mode {'on' if low_latency else 'off'}; bundle {lineage(bundle)}"
+              + ("; signature checked" if key is not None else ""))
 
         # JSON lines on stderr for the runtime's records (not through the plain root handler as well)
         rt_log = logging.getLogger("mm_runtime")
@@ -134,7 +149,8 @@ def live(
         try:
             try:
                 runner = LiveRunner(priors, live=live_cfg, state_path=state_path, params_state=params_state,
-                                    fresh_state=fresh_state, market_clock=the_feed.market_clock, guards=guards)
+                                    fresh_state=fresh_state, market_clock=the_feed.market_clock, guards=guards,
+                                    bundle_key=key, journal_path=journal_path)
             except StateFileError as e:  # its evidence is kept: a fresh start would overwrite it
                 hint = "" if fresh_state else " (left as it is; --fresh-state moves it aside and starts fresh)"
                 raise CliError(f"{e}{hint}") from None
@@ -142,9 +158,10 @@ def live(
             stage(f"live: quote step compiled as {form}")
             if metrics_port is not None:
                 try:
-                    runner.serve_metrics(metrics_port)
+                    runner.serve_metrics(metrics_port, metrics_addr)
                 except OSError as e:
-                    raise CliError(f"--metrics-port: cannot listen on 127.0.0.1:{metrics_port}: "
+                    flag = "--metrics-port" if metrics_addr == "127.0.0.1" else "--metrics-addr"
+                    raise CliError(f"{flag}: cannot listen on {metrics_addr}:{metrics_port}: "
                                    f"{e.strerror or e}") from None
             summary = asyncio.run(runner.run(the_feed, duration))
         finally:
@@ -162,3 +179,18 @@ def live(
                       f"--state {state_path}`")
 
     guarded(body)
+
+
+def _check_addr(addr: str) -> None:
+    """``--metrics-addr``: an IPv4/IPv6 address or a host name (one line naming the flag otherwise)."""
+    import ipaddress
+    import re
+
+    try:
+        ipaddress.ip_address(addr)
+        return
+    except ValueError:
+        pass
+    if not re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*",
+                        addr):
+        raise CliError(f"--metrics-addr: not an IP address or host name: {addr!r}")

@@ -35,6 +35,30 @@ def _replay_bundle(priors: Optional[Path], asset: str):
     return bundle, f"models:/{tracking.registered_model_name(asset)}@champion (version {version})"
 
 
+def _journal_of(path: Path) -> Path:
+    """The session journal of ``--reconcile PATH``: PATH itself (a ``.jsonl`` journal) or
+    the one a live state file names."""
+    import json
+
+    if not path.is_file():
+        raise CliError(f"--reconcile: {path}: no such file")
+    if path.suffix == ".jsonl":
+        return path
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CliError(f"--reconcile: {path}: not a live state file (invalid JSON: {e})") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "mm_runtime.live_state":
+        raise CliError(f"--reconcile: {path}: not a live state file (kind {doc.get('kind') if isinstance(doc, dict) else None!r})")
+    if not doc.get("journal"):
+        raise CliError(f"--reconcile: {path}: the state names no session journal (saved by a runner without one; "
+                       "pass the journal file itself)")
+    j = Path(doc["journal"])
+    if not j.is_file():
+        raise CliError(f"--reconcile: {path}: its journal {j} does not exist")
+    return j
+
+
 @app.command()
 def paper(
     path: Optional[Path] = typer.Argument(None, metavar="[path]", help="Market data to replay (not with --market)."),
@@ -58,6 +82,11 @@ def paper(
     max_position_notional: float = typer.Option(20_000.0, "--max-position-notional", help="Position limit, notional."),
     block_s: Optional[float] = typer.Option(None, "--block-s", help="Block length of the paired comparison, s "
                                             "(default: the longest of 1 s .. 1 h giving at least 10 blocks)."),
+    reconcile: Optional[Path] = typer.Option(None, "--reconcile", help="A live session's state file (or its "
+                                             "journal): compare its fills, position and PnL with the replay of "
+                                             "the same window of PATH, side by side, and explain the differences."),
+    session: int = typer.Option(-1, "--session", help="--reconcile: which session of the journal (1 = the first, "
+                                "-1 = the last)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder (default artifacts/paper/ASSET-...)."),
     market: Optional[str] = typer.Option(None, "--market", help="avellaneda-stoikov: the synthetic market instead."),
     gamma: Optional[list[float]] = typer.Option(None, "--gamma", help="AS risk aversion (repeat; default 0.1 0.01 1)."),
@@ -170,5 +199,48 @@ def paper(
             render_paper(doc)
         return True
 
+    def reconcile_body():
+        from mm_runtime.live.journal import read_sessions
+        from mm_runtime.paper.reconcile import reconcile as reconcile_session
+        from mm_runtime.paper.replay import ReplayConfig
+        from models.data.loaders import replay_data
+        from models.data.tables import DataError
+
+        from flows.cli.render import render_reconcile
+
+        if market is not None or path is None or source is None:
+            raise CliError("--reconcile: give PATH and --source: the market data of the session's window")
+        journal = _journal_of(reconcile)
+        sessions = read_sessions(journal)
+        if session == 0 or not -len(sessions) <= session <= len(sessions):
+            raise CliError(f"--session: {journal} holds {len(sessions)} session(s); give 1..{len(sessions)} or -1")
+        ses = sessions[session - 1 if session > 0 else session]
+        check_choice("--queue-model", queue_model, QUEUE_MODELS)
+        rc = ReplayConfig(latency_s=latency_s, queue_model=queue_model, queue_factor=queue_factor,
+                          tick_size=tick_size)
+        the_asset = asset or ses["session"]["asset"]
+        if the_asset != ses["session"]["asset"]:
+            raise CliError(f"--asset: the session quoted {ses['session']['asset']!r}, not {the_asset!r}")
+        try:
+            mkt = read_market(source, path, the_asset, with_books=queue_model in ("auto", "book"))
+        except DataError:
+            if queue_model == "book":
+                raise
+            mkt = read_market(source, path, the_asset)
+        try:
+            doc = reconcile_session(ses, replay_data(mkt), rc)
+        except ValueError as e:
+            raise CliError(f"--reconcile: {e}") from None
+        doc["journal"] = str(journal)
+        if as_json:
+            emit_json(doc)
+        else:
+            render_reconcile(doc)
+        return True
+
+    if reconcile is not None:
+        if not guarded(reconcile_body):
+            raise typer.Exit(1)
+        return
     if not guarded(as_body if market is not None else replay_body):
         raise typer.Exit(1)

@@ -373,3 +373,54 @@ def render_demo(doc: dict, asset: str, duration: float, fit_window: str) -> None
              f"done in {doc['wall_s']:.0f} s"]
     for ln in lines:
         out.print(ln, markup=False, highlight=False, soft_wrap=True)
+
+
+def render_status(docs: list[dict]) -> None:
+    """``mmcal status``: one row per asset, then the champion and challenger per asset."""
+    def reg(e: dict | None) -> str:
+        return "-" if e is None else f"v{e['version']} (run {str(e['run_id'])[:12]})"
+
+    rows = []
+    for d in docs:
+        lv = d["live"]
+        if lv["status"] != "ok":
+            rows.append([d["asset"], lv["status"] + (f": {lv['error']}" if lv.get("error") else ""), "-", "-", "-",
+                         reg(d["champion"]), reg(d["challenger"]), "no"])
+            continue
+        rows.append([d["asset"], f"v{lv['version']}" if lv["version"] is not None else "unregistered",
+                     str(lv["run_id"] or "-")[:12], f"{lv['window_start']} .. {lv['window_end']}",
+                     lv["signature"], reg(d["champion"]), reg(d["challenger"]),
+                     "yes" if d["live_is_champion"] else "no"])
+    _print_wide(_table("live bundles", ["asset", "live", "run", "data window", "signature", "champion",
+                                        "challenger", "live is champion"], rows))
+    for d in docs:
+        lv = d["live"]
+        if lv["status"] == "ok":
+            out.print(f"  {d['asset']}: {d['target']}: model {lv['model_version']}, data {lv['data_source']} "
+                      f"sha256 {lv['data_sha256'][:12]}", markup=False, highlight=False, soft_wrap=True)
+
+
+def render_reconcile(doc: dict) -> None:
+    """``mmcal paper --reconcile``: the checks, live vs replay side by side, the reasons."""
+    w = doc["window"]
+    checks = doc["checks"]
+    rows = [[name, "identical" if c.get("identical") else ("-" if c.get("identical") is None else "DIFFERENT"),
+             ", ".join(f"{k} {_fmt(v) if not isinstance(v, dict) else ''}".strip() for k, v in c.items()
+                       if k not in ("identical", "journal", "first_difference", "note"))]
+            for name, c in checks.items()]
+    _print_wide(_table(f"reconcile {doc['asset']}: session {w['seconds']:.0f} s from {w['start']:.3f} "
+                       f"(bundle {doc['bundle']})", ["check", "result", "numbers"], rows))
+    rc = doc["replay_config"]
+    _print_wide(_table(f"live vs replay (latency {rc['latency_s']:g} s, queue {rc['queue_model']}, tick "
+                       f"{rc['tick_size']:g})", ["", "live", "replay", "live - replay"],
+                       [[r["what"], _fmt(r["live"]), _fmt(r["replay"]), _fmt(r["diff"])] for r in doc["table"]]))
+    out.print(f"trades with the same fills: {doc['trades_matched']}, with different fills: {doc['trades_different']}",
+              markup=False, highlight=False, soft_wrap=True)
+    if doc["by_reason"]:
+        _print_wide(_table("why they differ", ["reason", "trades", "live volume", "replay volume", "explanation"],
+                           [[k, v["trades"], _fmt(v["live_volume"]), _fmt(v["replay_volume"]),
+                             v["explanation"] + (f" (median gap {v['median_best_price_gap_bps']:.2f} bp)"
+                                                 if "median_best_price_gap_bps" in v else "")]
+                            for k, v in doc["by_reason"].items()]))
+    for n in doc["notes"]:
+        out.print(f"  {n}", markup=False, highlight=False, soft_wrap=True)

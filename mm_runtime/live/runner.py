@@ -27,12 +27,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import QuoterConfig
 from ..estimators import EstimatorState, without_alpha_evidence
+from ..bundle import lineage
 from ..guards import GuardConfig, GuardStateError, KillSwitch, resolve_limits
-from ..paper.accounting import apply_fills, mark_to_market
+from ..paper.accounting import apply_fills, mark_to_market, trade_through
 from ..params import Registry, RegistryStateError
 from ..quoter import BINDING_NAMES, REASONS, Quoter, Quotes, init
 from . import state as state_file
 from .feeds import FeedEvent
+from .journal import Journal
 from .state import StateFileError
 
 __all__ = ["LiveConfig", "LiveRunner", "reset_path_for"]
@@ -80,11 +82,13 @@ class LiveRunner:
                  live: LiveConfig | None = None, *, state_path: str | os.PathLike | None = None,
                  params_state: str | os.PathLike | None = None, fresh_state: bool = False,
                  market_clock: bool = False, logger: logging.Logger | None = None,
-                 guards: GuardConfig | None = None):
+                 guards: GuardConfig | None = None, bundle_key: bytes | None = None,
+                 journal_path: str | os.PathLike | None = None):
         self.live = live or LiveConfig()
         self.log = logger or log
         qc = (config or QuoterConfig()).model_copy(update={"fee_bps": self.live.fee_bps})  # one fee for both
-        self.quoter = Quoter(Path(bundle_path), qc, replay=market_clock, metrics=None)
+        # bundle_key: every bundle (at start, at each hot reload) needs its signature (mm_runtime.signing)
+        self.quoter = Quoter(Path(bundle_path), qc, replay=market_clock, metrics=None, bundle_key=bundle_key)
         self.asset = self.quoter.asset
         self.state_path = Path(state_path) if state_path is not None else None
         self.cash = self.live.capital
@@ -95,11 +99,17 @@ class LiveRunner:
         self._rest_depth = np.zeros((2, K))
         self._last_refresh = -math.inf
         self._last_mid = 0.0
+        self._last_ts = 0.0
         self._first_event = True
         self._stop: asyncio.Event | None = None
         self.restored = False
         self.n_fills = 0
         self.n_ladders = 0
+        self.n_trades = 0  # public trades processed (the journal's trade index)
+        # the session journal (fills, ladders, reloads with feed times: mm_runtime.live.journal)
+        self.journal_path = Path(journal_path) if journal_path is not None else None
+        self.journal: Journal | None = None
+        self._journal_checksum = ""
         self.metrics_server = None
         reg = self.quoter.runtime_metrics.registry
         a = ["asset"]
@@ -154,7 +164,8 @@ class LiveRunner:
 
     # -- metrics -------------------------------------------------------------------------
     def serve_metrics(self, port: int = 0, addr: str = "127.0.0.1") -> int:
-        """Start the exporter (loopback); returns the port (``port=0``: a free one)."""
+        """Start the exporter on ``addr`` (loopback by default; ``mmcal live --metrics-addr``
+        for a Prometheus server elsewhere); returns the port (``port=0``: a free one)."""
         server, _ = self.quoter.serve_metrics(port, addr)
         self.metrics_server = server
         port = server.server_port
@@ -168,6 +179,8 @@ class LiveRunner:
         doc = state_file.state_document(asset=self.asset, bundle=self.quoter.bundle, events=self.quoter.n_events,
                                         est=self.quoter.state.est, cash=self.cash, position=self.position)
         doc["guards"] = self.kill.to_dict()
+        if self.journal_path is not None:  # where this session's fills are (mmcal paper --reconcile STATE)
+            doc["journal"] = str(self.journal_path)
         return doc
 
     def save_state(self, path: str | os.PathLike | None = None) -> Path:
@@ -291,20 +304,15 @@ class LiveRunner:
         eq = mark_to_market(self.cash, self.position, mid)
         return max(0.0, float(eq - abs(self.position) * mid / self.quoter.config.leverage))
 
-    def _fills(self, trade: tuple[float, float, float]) -> list[tuple[float, float, float]]:
-        """Trade-through fills of the resting ladder by one public trade."""
+    def _fills(self, trade: tuple[float, float, float], ts: float = 0.0, mid: float = 0.0
+               ) -> list[tuple[float, float, float]]:
+        """Trade-through fills of the resting ladder by one public trade
+        (:func:`mm_runtime.paper.accounting.trade_through`)."""
         px, side, size = trade
         row = 1 if side > 0 else 0  # a buy lifts our asks; a sell hits our bids
         prices, sizes = self._rest_px[row], self._rest_sz[row]
-        through = (sizes > 0) & ((prices < px) if side > 0 else (prices > px))
         out = []
-        left = size
-        for k in (np.argsort(prices) if side > 0 else np.argsort(-prices)):
-            if not through[k] or left <= 0:
-                continue
-            q = min(float(sizes[k]), left)
-            left -= q
-            sizes[k] -= q
+        for k, q in trade_through(prices, sizes, px, side, size):
             ours = 1.0 if row == 0 else -1.0  # our bid filled: we bought
             fprice = float(prices[k])
             self.cash, self.position = apply_fills(self.cash, self.position, fprice, ours * q,
@@ -312,7 +320,34 @@ class LiveRunner:
             self.n_fills += 1
             self.m_fills.labels(asset=self.asset, side="bid" if row == 0 else "ask").inc()
             out.append((fprice, ours, float(self._rest_depth[row, k])))
+            if self.journal is not None:
+                self.journal.write("fill", ts=ts, trades=self.n_trades, side=ours, price=fprice, size=q, level=k,
+                                   depth_bps=float(self._rest_depth[row, k]), trade_price=px, trade_size=size,
+                                   fee=abs(fprice * q) * self.live.fee_bps * 1e-4, mid=mid,
+                                   position=self.position, cash=self.cash,
+                                   model_version=self.quoter.bundle.model_version)
         return out
+
+    def _journal_start(self, ts: float) -> None:
+        """The session record, at the first feed event (module :mod:`.journal`)."""
+        if self.journal_path is None:
+            return
+        self.journal = Journal(self.journal_path)
+        b = self.quoter.bundle
+        self._journal_checksum = b.checksum
+        self.journal.start(asset=self.asset, ts=ts, trades=0, cash=self.cash, position=self.position,
+                           capital=self.live.capital, fee_bps=self.live.fee_bps, refresh_s=self.live.refresh_s,
+                           paper_fills=self.live.paper_fills, restored=self.restored,
+                           quoter=self.quoter.config.model_dump(mode="json"), lineage=lineage(b),
+                           bundle=b.model_dump(mode="json"))
+
+    def _journal_reload(self, ts: float) -> None:
+        b = self.quoter.bundle
+        if self.journal is None or b.checksum == self._journal_checksum:
+            return
+        self.journal.write("reload", ts=ts, trades=self.n_trades, to=lineage(b), model_version=b.model_version,
+                           checksum=b.checksum, previous_checksum=self._journal_checksum)
+        self._journal_checksum = b.checksum
 
     def on_feed_event(self, ev: FeedEvent) -> Quotes | None:
         """One feed event: paper fills, the quoter step(s), and the refresh (publish +
@@ -320,6 +355,7 @@ class LiveRunner:
         if self._first_event:
             self._first_event = False
             self._reset_clock_if_past(ev.ts)
+            self._journal_start(ev.ts)
         self.m_events.labels(asset=self.asset).inc()
         now = self._now(ev.ts)
         if not self.kill.check_stale(now) and self._rest_sz.any():
@@ -329,7 +365,8 @@ class LiveRunner:
             return None
         mid = 0.5 * (ev.bid + ev.ask)
         self._last_mid = mid
-        fills = self._fills(ev.trade) if (ev.trade is not None and self.live.paper_fills) else []
+        self._last_ts = ev.ts
+        fills = self._fills(ev.trade, ev.ts, mid) if (ev.trade is not None and self.live.paper_fills) else []
         now = ev.ts if self.quoter.replay else None
         q = self.quoter.on_event(ev.ts, bid=ev.bid, ask=ev.ask, position=self.position,
                                  margin_available=self._free_margin(mid),
@@ -338,6 +375,9 @@ class LiveRunner:
         for extra in fills[1:]:
             q = self.quoter.on_event(ev.ts, bid=ev.bid, ask=ev.ask, position=self.position,
                                      margin_available=self._free_margin(mid), fill=extra, now=now)
+        if ev.trade is not None:
+            self.n_trades += 1
+        self._journal_reload(ev.ts)
         if not self.kill.check(self._now(ev.ts), equity=self._equity(), position=self.position, mid=mid):
             self.pull_quotes()
         if ev.ts - self._last_refresh >= self.live.refresh_s:
@@ -356,6 +396,10 @@ class LiveRunner:
             self._rest_sz = np.zeros_like(self._rest_sz)
         self.n_ladders += 1
         mid = 0.5 * (ev.bid + ev.ask)
+        if self.journal is not None:
+            self.journal.write("ladder", ts=ev.ts, trades=self.n_trades, valid=bool(q.valid),
+                               reason=REASONS[int(q.reason)], model_version=self.quoter.bundle.model_version,
+                               px=self._rest_px.tolist(), sz=self._rest_sz.tolist(), depth=self._rest_depth.tolist())
         pnl = float(mark_to_market(self.cash, self.position, mid) - self.live.capital)
         self.m_position.labels(asset=self.asset).set(self.position)
         self.m_pnl.labels(asset=self.asset).set(pnl)
@@ -480,6 +524,11 @@ class LiveRunner:
             "kill_switch": {k: v for k, v in self.kill.status().items() if k in ("triggered", "reason", "at", "at_utc")},
             "seconds": time.monotonic() - t0,
         }
+        if self.journal is not None:
+            self.journal.write("end", ts=self._last_ts, trades=self.n_trades, cash=self.cash, position=self.position,
+                               pnl=summary["pnl"], mid=self._last_mid, stopped=reason)
+            self.journal.close()
+            summary["journal"] = str(self.journal_path)
         self.log.info("stopped", extra={"fields": summary})
         if error is not None:
             raise error

@@ -17,7 +17,20 @@ def _tick(q: Quoter, t: float):
     return q.on_event(t, 100.0, bid=99.99, ask=100.01, margin_available=10_000.0)
 
 
-def test_deploy_rollback_and_hot_reload(calibrated, mixture, tmp_path):
+def _stamped(asset: str, version: int):
+    """The registered bundle as deploy installs it: its ``mlflow`` block stamped with
+    the registered model, the version and the run (checksum recomputed)."""
+    from mm_runtime.bundle import PriorBundle, with_checksum
+
+    from models import tracking
+
+    b, _ = tracking.load_registered_bundle(asset, version=version)
+    info = tracking.version_info(asset, version=version)
+    return with_checksum(PriorBundle.model_validate({**b.body(), "mlflow": {
+        "run_id": info.run_id, "registered_model": tracking.registered_model_name(asset), "version": version}}))
+
+
+def test_deploy_rollback_and_hot_reload(calibrated, mixture, tmp_path, caplog):
     from flows.deploy import deploy, deploy_log, rollback
     from models import tracking
 
@@ -25,17 +38,31 @@ def test_deploy_rollback_and_hot_reload(calibrated, mixture, tmp_path):
     target = tmp_path / "live" / "SYN.json"
     first = deploy(asset="SYN", target=str(target))             # the champion
     assert first["status"] == "deployed" and first["version"] == 1 and first["previous"] is None
-    v1, _ = tracking.load_registered_bundle("SYN", version=1)
-    v2, _ = tracking.load_registered_bundle("SYN", version=2)
-    assert load_bundle(target).checksum == v1.checksum
+    reg1, _ = tracking.load_registered_bundle("SYN", version=1)
+    v1, v2 = _stamped("SYN", 1), _stamped("SYN", 2)
+    # lineage: the live file names its registered version and run (the registry's copy
+    # has no version: it is known only once registered); its checksum is valid
+    live1 = load_bundle(target)
+    assert reg1.mlflow.version is None and reg1.mlflow.run_id == calibrated["run_id"]
+    assert live1.checksum == v1.checksum and live1.mlflow.version == 1
+    assert live1.mlflow.run_id == calibrated["run_id"] and live1.mlflow.registered_model == "mm-priors-SYN"
+    assert {k: v for k, v in live1.body().items() if k != "mlflow"} == {
+        k: v for k, v in reg1.body().items() if k != "mlflow"}
+    assert first["checksum"] == v1.checksum and first["run_id"] == calibrated["run_id"]
     quoter = Quoter(target, QuoterConfig(reload_check_interval_s=0.0), replay=True, metrics=False)
     assert _tick(quoter, 1.0).valid and quoter.bundle.model_version == v1.model_version
 
     second = deploy(asset="SYN", version=2, target=str(target))
     assert second["status"] == "deployed" and second["previous_checksum"] == v1.checksum
     assert load_bundle(target.with_name("SYN.previous.json")).checksum == v1.checksum
-    _tick(quoter, 2.0)                                           # hot reload on the next event
+    with caplog.at_level("INFO", logger="mm_runtime.quoter"):
+        _tick(quoter, 2.0)                                       # hot reload on the next event
     assert quoter.bundle.checksum == v2.checksum and quoter.bundle.model_version == v2.model_version
+    # the reload says which calibration replaced which: "v1 (run …) → v2 (run …)"
+    rec = next(r for r in caplog.records if r.getMessage() == "bundle reloaded")
+    assert rec.fields["change"] == (f"v1 (run {calibrated['run_id'][:12]}, {v1.model_version}) → "
+                                    f"v2 (run {mixture['run_id'][:12]}, {v2.model_version})")
+    assert rec.fields["version"] == 2 and rec.fields["run_id"] == mixture["run_id"]
 
     again = deploy(asset="SYN", version=2, target=str(target))   # already live: nothing written
     assert again["status"] == "unchanged"

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 import mm_runtime as mr
+from mm_runtime.bundle import MlflowRef
 from mm_runtime.metrics import RuntimeMetrics
 
 
@@ -49,14 +50,31 @@ def test_metrics_served_and_parsed():
     assert len(info) == 1
     labels = dict(info[0][1])
     assert labels["model_version"] == "example-v1" and labels["schema_version"] == "2" and labels["run_id"] == ""
+    assert labels["version"] == "" and labels["registered_model"] == ""  # not a registered bundle
     assert s[("mm_quote_step_latency_seconds_count", a)] == 5.0
     assert ("mm_binding_constraint", (("asset", "BTC"), ("side", "bid"))) in s
+
+
+def test_bundle_info_names_the_registered_version_and_run():
+    """issue 19, lineage: a deployed bundle's version, run and data window are labels
+    of mm_bundle_info."""
+    b = mr.example_bundle("A")
+    b = mr.with_checksum(b.model_copy(update={"mlflow": MlflowRef(run_id="r" * 32, registered_model="mm-priors-A",
+                                                                  version=4)}))
+    m = RuntimeMetrics(CollectorRegistry())
+    mr.Quoter(b, metrics=m)
+    got = [s.labels for fam in m.registry.collect() if fam.name == "mm_bundle" for s in fam.samples][0]
+    assert (got["version"], got["run_id"], got["registered_model"]) == ("4", "r" * 32, "mm-priors-A")
+    assert got["window"].startswith("2026-01-01T00:00:00+00:00/") and len(got["data_sha256"]) == 12
 
 
 def test_registries_are_private_and_shareable():
     shared = RuntimeMetrics(CollectorRegistry())
     mr.Quoter(mr.example_bundle("A"), metrics=shared)
     mr.Quoter(mr.example_bundle("B"), metrics=shared)  # same families, another label value
-    assert shared.registry.get_sample_value("mm_bundle_info", {"asset": "A", "model_version": "example-v1",
-                                                               "run_id": "", "schema_version": "2"}) == 1.0
+    b = mr.example_bundle("A")
+    window = f"{b.source.window_start.isoformat()}/{b.source.window_end.isoformat()}"
+    assert shared.registry.get_sample_value("mm_bundle_info", {
+        "asset": "A", "model_version": "example-v1", "run_id": "", "registered_model": "", "version": "",
+        "data_sha256": b.source.data_sha256[:12], "window": window, "schema_version": "2"}) == 1.0
     assert REGISTRY.get_sample_value("mm_kelly_fraction", {"asset": "A"}) is None  # not the global registry

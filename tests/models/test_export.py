@@ -105,3 +105,32 @@ def test_build_bundle_writes_schema_2_with_the_observation_block():
     with pytest.raises(ValueError, match="observation.bar_seconds"):
         ex.build_bundle("BTC", summaries, source=source, model_version="m", volatility_bar_s=30.0,
                         observation=ObservationConfig())
+
+
+def test_model_version_names_the_data_and_the_window():
+    """issue 19, lineage: the bundle's model_version hashes the models' versions *and*
+    the data the fits saw (data sha256, window). Before, five calibrations of other data
+    and windows all carried one version (the models' config and code alone)."""
+    import types
+    from datetime import datetime, timedelta, timezone
+
+    fits = {m: types.SimpleNamespace(attrs={"model_version": f"{m}-v1"}) for m in ("regime", "alpha", "kappa",
+                                                                                     "hawkes")}
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def source(sha: str, start_s: float, end_s: float) -> dict:
+        return {"data_sha256": sha * 64, "window_start": (t0 + timedelta(seconds=start_s)).isoformat(),
+                "window_end": (t0 + timedelta(seconds=end_s)).isoformat()}
+
+    sources = [source("a", 0, 600), source("a", 0, 900), source("a", 60, 600), source("b", 0, 600),
+               source("c", 300, 1200)]
+    versions = [ex.combined_model_version(fits, s) for s in sources]
+    assert len(set(versions)) == 5 and all(v.startswith("bundle-") and len(v) == 19 for v in versions)
+    # the same data and window: the same version, whatever the instants' spelling
+    z = {**sources[0], "window_start": sources[0]["window_start"].replace("+00:00", "Z")}
+    assert ex.combined_model_version(fits, z) == versions[0]
+    # another model version with the same data: another version
+    other = {**fits, "alpha": types.SimpleNamespace(attrs={"model_version": "alpha-v2"})}
+    assert ex.combined_model_version(other, sources[0]) != versions[0]
+    # what every one of them carried before (the models alone)
+    assert ex.combined_model_version(fits) not in versions

@@ -164,7 +164,8 @@ def test_bundle_metadata(exported, loaded, fits, market):
     assert b.checksum == bundle.checksum and b.body() == bundle.body()
     assert b.asset == market.asset and b.source.data_sha256 == market.sha256()
     assert b.source.row_counts == market.row_counts()
-    assert b.model_version == ex.combined_model_version(fits) and b.model_version.startswith("bundle-")
+    assert b.model_version == ex.combined_model_version(fits, ex.bundle_source(market))
+    assert b.model_version.startswith("bundle-") and b.model_version != ex.combined_model_version(fits)
     models = b.diagnostics["models"]
     assert set(models) == set(catalog.names())
     for name, idata in fits.items():
