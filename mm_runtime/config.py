@@ -56,10 +56,10 @@ class QuoterConfig(BaseModel):
 
     # ---- cold start -------------------------------------------------------------
     cold_start: bool = True
-    """While the touch α is prior-only (fewer than ``alpha_min_n`` resolved fills in
-    the regime-weighted touch cells) and ``learn`` is on, a side the Kelly ladder
-    leaves empty gets one small, wide order so that fills arrive (docs/runtime/ladder.md,
-    "Cold start")."""
+    """While α is prior-only (no depth bucket whose α cells are calibrated, regime-
+    weighted share ≥ 1/2) and ``learn`` is on, a side the Kelly ladder leaves empty
+    gets one small, wide order so that fills arrive (docs/runtime/ladder.md, "Cold
+    start")."""
     cold_start_depth_mult: Annotated[float, Field(ge=1)] = 2.0
     """The cold-start order sits this many GLFT half-spreads from the mid (plus the
     inventory shift), within [min_depth_bps, max_depth_bps]."""

@@ -383,9 +383,10 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
     hour = jnp.floor(jnp.mod(jnp.where(ts_ok, ev.ts, 0.0), 86_400.0) / 3_600.0)
     toxic_now = jnp.sum(jnp.where(jnp.arange(24) == hour, cfg.toxic_hours, 0.0)) > 0
     spread_multiplier = jnp.where(toxic_now, cfg.toxic_multiplier, 1.0)
-    # cold start while the touch α is prior-only (regime-weighted share of trusted cells < 1/2)
-    touch_trusted = jnp.sum(est.regime_probs * e.alpha_calibrated[:, 0])
-    cold = cfg.cold_start & (touch_trusted < 0.5)
+    # cold start while α is prior-only: no depth bucket whose cells are trusted with a
+    # regime-weighted share of at least 1/2 (docs/runtime/ladder.md, "Cold start")
+    trusted = jnp.sum(est.regime_probs[:, None] * e.alpha_calibrated, axis=0)  # (B,)
+    cold = cfg.cold_start & (jnp.max(trusted) < 0.5)
     sigma = jnp.where(sigma_ok & (ev.sigma_bps > 0), ev.sigma_bps, sigma_model)
     lad = build_ladder(
         LadderInputs(

@@ -296,6 +296,7 @@ def replay(
     out = {k: np.full(n_ticks + 1, np.nan) for k in ("mid", "equity", "position", "our_bid", "our_ask", "mkt_bid", "mkt_ask")}
     last_ts = t0
     why_not = {}  # refresh ticks without a resting order, by reason
+    cold = {"refreshes": 0, "first_t": None, "last_t": None}  # ladders with a cold-start order
     queue_stats = {"kept": 0, "joined": 0, "unknown": 0}
 
     def market_at(t: float, strict: bool):
@@ -441,6 +442,10 @@ def replay(
         if mid <= 0:
             continue
         qt = quoter.on_event(last_ts, mid, bid=b, ask=a, position=pos, margin_available=free_margin(mid), now=t)
+        if np.any(qt.cold_start):
+            cold["refreshes"] += 1
+            cold["first_t"] = t if cold["first_t"] is None else cold["first_t"]
+            cold["last_t"] = t
         if bool(qt.valid):
             new_px, new_sz, new_depth = np.array(qt.price), np.array(qt.size), np.array(qt.depth_bps)
             if not np.any(new_sz > 0):
@@ -485,6 +490,7 @@ def replay(
     )
     summary = summarize_replay(res)
     summary["learning"] = _learning(quoter)
+    summary["cold_start"] = cold
     summary["not_quoting"] = dict(sorted(why_not.items(), key=lambda kv: -kv[1]))
     summary["quoting_note"] = quoting_note(summary["not_quoting"], summary["refreshes"])
     summary["fill_model"] = {"queue_model": mode, "tick_size": float(qc.tick_size),
