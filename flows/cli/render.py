@@ -171,7 +171,7 @@ def render_ladder(rep: dict) -> None:
             f"{k} {v['value']:.4g} ({v['source']})" for k, v in lp.items() if k != "toxic_hours")
             + f", toxic hours {lp['toxic_hours']['value'] or 'none'} ({lp['toxic_hours']['source']})"
             + ("; cold start: " + "/".join(k for k, v in s["cold_start"].items() if v) if any(
-                s.get("cold_start", {}).values()) else ""), markup=False, highlight=False, soft_wrap=True)
+                s.get("cold_start", {}).values()) else ""), markup=False, highlight=False)
     _print_wide(_table("ladder", ["side", "level", "depth bps", "price", "size", "P_fill", "alpha", "edge bps",
                                   "Kelly f"],
                        [[r["side"], r["level"], r["depth_bps"], r["price"], r["size"], r["p_fill"],

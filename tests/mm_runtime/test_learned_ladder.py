@@ -370,3 +370,37 @@ def test_cold_start_replay_cells_calibrate_and_the_ladder_tightens():
     early = replay(m.window(m.start, m.start + 30.0), _prior_only(), qc, ReplayConfig(block_s=5.0))
     assert early.summary["learning"]["tier_pnl"] == 0.0
     assert early.summary["cold_start"]["refreshes"] == early.summary["refreshes"]
+
+
+def test_each_refresh_ladder_log_names_the_source_of_each_value(tmp_path):
+    import logging
+
+    from mm_runtime.live import FeedEvent, LiveConfig, LiveRunner
+
+    class Keep(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.fields = []
+
+        def emit(self, record):
+            if record.getMessage() == "ladder":
+                self.fields.append(record.fields)
+
+    reg = Registry.from_bundle(example_bundle("BTC"))
+    _calibrate_tier(reg, 1, gamma=0.3)
+    st = reg.save(tmp_path / "params.json")
+    bundle = dump_bundle(example_bundle("BTC"), tmp_path / "BTC.json")
+    h = Keep()
+    lg = logging.getLogger("mm_runtime.live.test_sources")
+    lg.addHandler(h)
+    lg.setLevel(logging.INFO)
+    r = LiveRunner(bundle, live=LiveConfig(refresh_s=1.0), params_state=st, market_clock=True, logger=lg)
+    for i in range(3):
+        r.on_feed_event(FeedEvent(T0 + 1.5 * i, 104_999.0, 105_001.0))
+    assert len(h.fields) == 3
+    lp = h.fields[-1]["ladder_params"]
+    assert {k: lp[k]["source"] for k in ("gamma", "spread_floor_bps", "toxic_multiplier", "level_ratio")} == {
+        "gamma": "registry", "spread_floor_bps": "registry", "toxic_multiplier": "registry", "level_ratio": "default"}
+    assert lp["gamma"]["value"] == pytest.approx(r.registry.estimate("gamma_base"))
+    assert float(r.quoter.state.cfg.ladder.gamma) == pytest.approx(lp["gamma"]["value"])
+    assert h.fields[-1]["cold_start"] == [False, False] and h.fields[-1]["spread_multiplier"] == 1.0
