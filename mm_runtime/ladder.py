@@ -332,7 +332,10 @@ def build_ladder(inp: LadderInputs, prm: LadderParams) -> Ladder:
     depth = jnp.where(first, cold_depth[:, None], depth)
     price = jnp.where(first, cold_price[:, None], price)
     size = jnp.where(first, cold_size[:, None], size)
-    p_fill, alpha, kelly_f, edge = _economics(inp, prm, depth, sigma)
+    # the economics of the cold-start level only (two values, not the whole ladder again)
+    cold_econ = _economics(inp, prm, cold_depth[:, None], sigma)
+    p_fill, alpha, kelly_f, edge = (jnp.where(first, c, x) for c, x in
+                                    zip(cold_econ, (p_fill, alpha, kelly_f, edge), strict=True))
     margin_used = jnp.max(jnp.sum(price * size, axis=1)) / prm.leverage
 
     return Ladder(
