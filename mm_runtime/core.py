@@ -58,7 +58,6 @@ __all__ = [
     "stack_trees",
     "LADDER_VALUE_NAMES",
     "with_ladder_values",
-    "ladder_values_of",
 ]
 
 REASON_OK, REASON_TIMESTAMP, REASON_MARKET, REASON_STALE, REASON_SIGMA, REASON_ACCOUNT, REASON_TRADE_FILL = range(7)
@@ -245,10 +244,10 @@ def with_ladder_values(state: QuoterState, values: dict[str, float], *, xi_follo
                        toxic_hours=None) -> QuoterState:
     """``state`` with the ladder values of ``values`` (any of :data:`LADDER_VALUE_NAMES`)
     written into its config arrays: γ (and ξ when it follows γ), the spread floor, the
-    depth spacing ratio (``level_mult = ratio**k``) and the toxic-hour multiplier (and
-    the toxic UTC hours, ``toxic_hours``).  Same
-    shapes and dtypes, so the jitted step is not retraced.  A non-finite or
-    out-of-range value raises ``ValueError`` naming it (nothing is written)."""
+    depth spacing ratio (``level_mult = ratio**k``), the toxic-hour multiplier, and
+    the toxic UTC hours (``toxic_hours``).  Same shapes and dtypes, so the jitted step
+    is not retraced.  A non-finite or out-of-range value raises ``ValueError`` naming
+    it (nothing is written)."""
     checks = {"gamma": lambda x: x > 0, "spread_floor_bps": lambda x: x >= 0,
               "level_ratio": lambda x: x > 1, "toxic_multiplier": lambda x: x > 0}
     for name, v in values.items():
@@ -279,15 +278,6 @@ def with_ladder_values(state: QuoterState, values: dict[str, float], *, xi_follo
             raise ValueError(f"toxic hours: must be UTC hours 0-23, got {sorted(hours)}")
         cfg = cfg._replace(toxic_hours=jnp.asarray([1.0 if h in hours else 0.0 for h in range(24)]))
     return state._replace(cfg=cfg)
-
-
-def ladder_values_of(state: QuoterState) -> dict[str, float]:
-    """The ladder values a state runs with (the inverse of :func:`with_ladder_values`)."""
-    lad = state.cfg.ladder
-    mult = np.asarray(lad.level_mult)
-    return {"gamma": float(lad.gamma), "spread_floor_bps": float(lad.spread_floor_bps),
-            "level_ratio": float(mult[1]) if mult.shape[0] > 1 else 1.0,
-            "toxic_multiplier": float(state.cfg.toxic_multiplier)}
 
 
 def _spread_capture(bundle: PriorBundle | BundleView, config: QuoterConfig) -> float:

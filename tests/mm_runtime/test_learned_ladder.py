@@ -33,7 +33,8 @@ def _with_params(bundle: PriorBundle, **extra) -> PriorBundle:
 
 def _prior_only(asset="TEST", alpha=0.6, strength=4.0) -> PriorBundle:
     """A bundle with no fit behind it whose α prior (0.6 everywhere, worth 4 fills)
-    gives no level a positive Kelly edge: the Kelly ladder alone posts nothing."""
+    leaves the Kelly ladder without an order: negative edges near the mid, the deep
+    levels' sizes below the minimum notional."""
     doc = example_bundle(asset).model_dump(mode="json")
     for cells in doc["params"]["alpha"].values():
         for k in cells:
@@ -370,6 +371,9 @@ def test_cold_start_replay_cells_calibrate_and_the_ladder_tightens():
     early = replay(m.window(m.start, m.start + 30.0), _prior_only(), qc, ReplayConfig(block_s=5.0))
     assert early.summary["learning"]["tier_pnl"] == 0.0
     assert early.summary["cold_start"]["refreshes"] == early.summary["refreshes"]
+    # without the cold start: never a quote, never a fill (the warm-up death spiral)
+    off = replay(m, _prior_only(), qc.model_copy(update={"cold_start": False}), ReplayConfig(block_s=60.0))
+    assert off.summary["fills"] == 0 and off.summary["quoting_note"].startswith("never quoted")
 
 
 def test_each_refresh_ladder_log_names_the_source_of_each_value(tmp_path):
