@@ -355,7 +355,8 @@ class Registry:
             data_weight=self.data_weight(name), n=self.n(name), cv=self.cv(name),
             min_n=s.min_n, max_cv=s.max_cv, calibrated=status.calibrated[name], tier_ready=ready,
             value=est if ready else pm, in_use="learned" if ready else "prior",
-            updates=e.updates, sources=tuple(e.sources), threshold=s.threshold, note=s.note,
+            updates=e.updates, sources=tuple(e.sources) + ((f"online: {e.online.source}",) if e.online else ()),
+            threshold=s.threshold, note=s.note,
         )
 
     def summaries(self) -> list[ParamSummary]:

@@ -261,6 +261,7 @@ def test_the_step_reports_alpha_and_kappa_into_the_registry_never_learned_twice(
     doc = reg.to_dict()["params"]["kappa"]
     assert doc["posterior"]["shape"] == pytest.approx(own.shape) and doc["online"]["count"] == on.count
     assert step_evidence(q.state)[1] == on
+    assert reg.summary("kappa").sources[-1] == "online: quote step: κ[*][*] evidence"  # mmcal params show
 
 
 def test_registry_state_round_trips_online_and_toxic_hours_and_old_files_still_load(tmp_path):
