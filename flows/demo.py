@@ -103,7 +103,7 @@ def replay_ladder(bundle_path: str | Path, market, seconds: float = 120.0) -> di
             last = quoter.on_event(ts / 1e9, bid=bid, ask=ask, trade=(x, y), margin_available=10_000.0)
     if last is None:
         raise ValueError("no quotes in the replay window")
-    rep = quote_report(last, quoter.bundle, config).to_dict()
+    rep = quote_report(last, quoter.bundle, config, quoter.ladder_params()).to_dict()
     rep["replay"] = {"events": quoter.n_events, "seconds": seconds, "bundle": str(bundle_path),
                      "model_version": quoter.bundle.model_version,
                      "hawkes_intensity": [float(v) for v in np.asarray(last.hawkes_intensity)]}

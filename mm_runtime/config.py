@@ -43,6 +43,30 @@ class QuoterConfig(BaseModel):
     size_increment: NonNeg = 0.0
     """Size grid (base units); sizes round down. 0 = no rounding."""
 
+    spread_floor_bps: NonNeg = 0.0
+    """Minimum GLFT half-spread, bps (the default of the registry's ``spread_floor_bps``;
+    0 = none).  The registry's value once tier 1 is calibrated, else the bundle's
+    (docs/runtime/ladder.md, "Where each ladder value comes from")."""
+    toxic_hour_multiplier: Pos = 1.0
+    """The half-spread is multiplied by this in the ``toxic_hours_utc`` (the default of
+    the registry's ``toxic_hour_multiplier``)."""
+    toxic_hours_utc: tuple[Annotated[int, Field(ge=0, le=23)], ...] = ()
+    """UTC hours whose adverse selection is worse (``mmcal params calibrate``'s
+    toxic hours); empty = none."""
+
+    # ---- cold start -------------------------------------------------------------
+    cold_start: bool = True
+    """While α is prior-only (no depth bucket whose α cells are calibrated, regime-
+    weighted share ≥ 1/2) and ``learn`` is on, a side the Kelly ladder leaves empty
+    gets one small, wide order so that fills arrive (docs/runtime/ladder.md, "Cold
+    start")."""
+    cold_start_depth_mult: Annotated[float, Field(ge=1)] = 2.0
+    """The cold-start order sits this many GLFT half-spreads from the mid (plus the
+    inventory shift), within [min_depth_bps, max_depth_bps]."""
+    cold_start_notional: NonNeg | None = None
+    """Its notional, quote currency; None = twice ``min_notional``.  Capped by the
+    margin and position headroom; below ``min_notional`` it is not posted."""
+
     # ---- GLFT (Guéant, Lehalle, Fernandez-Tapia 2013) ---------------------------
     gamma: Pos = 0.1
     """Risk aversion γ, 1/(bps · base unit)."""

@@ -56,6 +56,8 @@ __all__ = [
     "Summary",
     "make_event",
     "stack_trees",
+    "LADDER_VALUE_NAMES",
+    "with_ladder_values",
 ]
 
 REASON_OK, REASON_TIMESTAMP, REASON_MARKET, REASON_STALE, REASON_SIGMA, REASON_ACCOUNT, REASON_TRADE_FILL = range(7)
@@ -83,6 +85,9 @@ class RuntimeConfig(NamedTuple):
     alpha_decay_bps: jax.Array  # 0 = from the bundle
     spread_capture: jax.Array  # c of the ladder's SC = c·δ - fee (config, else bundle, else 1)
     use_hawkes_intensity: jax.Array  # bool
+    toxic_multiplier: jax.Array  # spread multiplier in the toxic UTC hours
+    toxic_hours: jax.Array  # (24,) 1.0 for a toxic UTC hour
+    cold_start: jax.Array  # bool: the cold-start order while α is prior-only
 
 
 class QuoterState(NamedTuple):
@@ -135,6 +140,8 @@ class Quotes(NamedTuple):
     mid: jax.Array
     regime_probs: jax.Array  # (R,)
     hawkes_intensity: jax.Array  # (S,) [buy, sell] aggressor arrivals, 1/s
+    spread_multiplier: jax.Array  # toxic-hour multiplier in force (1 outside toxic hours)
+    cold_start: jax.Array  # (2,) bool: the side's level 0 is the cold-start order
 
 
 # ----------------------------------------------------------------------------- init
@@ -194,6 +201,9 @@ def _runtime_config(view: BundleView, config: QuoterConfig) -> RuntimeConfig:
         leverage=f(c.leverage),
         max_position=f(c.max_position),
         min_notional=f(c.min_notional),
+        spread_floor_bps=f(c.spread_floor_bps),
+        cold_start_depth_mult=f(c.cold_start_depth_mult),
+        cold_start_notional=f(_cold_start_notional(c)),
     )
     learning = LearningParams(
         learn=np.bool_(c.learn),
@@ -215,7 +225,59 @@ def _runtime_config(view: BundleView, config: QuoterConfig) -> RuntimeConfig:
         alpha_decay_bps=f(c.kelly_alpha_decay_bps or 0.0),
         spread_capture=f(_spread_capture(view, c)),
         use_hawkes_intensity=np.bool_(c.use_hawkes_intensity),
+        toxic_multiplier=f(c.toxic_hour_multiplier),
+        toxic_hours=np.asarray([1.0 if h in c.toxic_hours_utc else 0.0 for h in range(24)]),
+        cold_start=np.bool_(c.cold_start and c.learn),
     )
+
+
+def _cold_start_notional(c: QuoterConfig) -> float:
+    """The cold-start order's notional: the config's, else twice the minimum notional."""
+    return float(c.cold_start_notional if c.cold_start_notional is not None else 2.0 * c.min_notional)
+
+
+LADDER_VALUE_NAMES = ("gamma", "spread_floor_bps", "level_ratio", "toxic_multiplier")
+"""The ladder values a learned-parameter registry may drive (:func:`with_ladder_values`)."""
+
+
+def with_ladder_values(state: QuoterState, values: dict[str, float], *, xi_follows_gamma: bool = True,
+                       toxic_hours=None) -> QuoterState:
+    """``state`` with the ladder values of ``values`` (any of :data:`LADDER_VALUE_NAMES`)
+    written into its config arrays: γ (and ξ when it follows γ), the spread floor, the
+    depth spacing ratio (``level_mult = ratio**k``), the toxic-hour multiplier, and
+    the toxic UTC hours (``toxic_hours``).  Same shapes and dtypes, so the jitted step
+    is not retraced.  A non-finite or out-of-range value raises ``ValueError`` naming
+    it (nothing is written)."""
+    checks = {"gamma": lambda x: x > 0, "spread_floor_bps": lambda x: x >= 0,
+              "level_ratio": lambda x: x > 1, "toxic_multiplier": lambda x: x > 0}
+    for name, v in values.items():
+        if name not in checks:
+            raise ValueError(f"ladder value {name!r}: unknown (known: {', '.join(LADDER_VALUE_NAMES)})")
+        if not (isinstance(v, int | float | np.floating) and np.isfinite(v) and checks[name](float(v))):
+            raise ValueError(f"ladder value {name!r}: out of range: {v!r}")
+    cfg = state.cfg
+    lad = cfg.ladder
+    f = np.float64
+    up = {}
+    if "gamma" in values:
+        up["gamma"] = f(values["gamma"])
+        if xi_follows_gamma:
+            up["xi"] = f(values["gamma"])
+    if "spread_floor_bps" in values:
+        up["spread_floor_bps"] = f(values["spread_floor_bps"])
+    if "level_ratio" in values:
+        k = np.arange(np.shape(lad.level_mult)[0], dtype=np.float64)
+        up["level_mult"] = np.power(f(values["level_ratio"]), k)
+    lad = lad._replace(**{k: jnp.asarray(v) for k, v in up.items()})
+    cfg = cfg._replace(ladder=lad)
+    if "toxic_multiplier" in values:
+        cfg = cfg._replace(toxic_multiplier=jnp.asarray(f(values["toxic_multiplier"])))
+    if toxic_hours is not None:
+        hours = {int(h) for h in toxic_hours}
+        if any(not 0 <= h <= 23 for h in hours):
+            raise ValueError(f"toxic hours: must be UTC hours 0-23, got {sorted(hours)}")
+        cfg = cfg._replace(toxic_hours=jnp.asarray([1.0 if h in hours else 0.0 for h in range(24)]))
+    return state._replace(cfg=cfg)
 
 
 def _spread_capture(bundle: PriorBundle | BundleView, config: QuoterConfig) -> float:
@@ -307,6 +369,14 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
     alpha_touch = jnp.where(cfg.alpha_touch > 0, cfg.alpha_touch, alpha_buckets[0])
     alpha_decay = jnp.where(cfg.alpha_decay_bps > 0, cfg.alpha_decay_bps, prior.alpha_decay_bps)
     arrival = jnp.where(cfg.use_hawkes_intensity, hawkes, poisson_rate)
+    # the toxic-hour multiplier: UTC hour of the event (a one-hot sum, no gather)
+    hour = jnp.floor(jnp.mod(jnp.where(ts_ok, ev.ts, 0.0), 86_400.0) / 3_600.0)
+    toxic_now = jnp.sum(jnp.where(jnp.arange(24) == hour, cfg.toxic_hours, 0.0)) > 0
+    spread_multiplier = jnp.where(toxic_now, cfg.toxic_multiplier, 1.0)
+    # cold start while α is prior-only: no depth bucket whose cells are trusted with a
+    # regime-weighted share of at least 1/2 (docs/runtime/ladder.md, "Cold start")
+    trusted = jnp.sum(est.regime_probs[:, None] * e.alpha_calibrated, axis=0)  # (B,)
+    cold = cfg.cold_start & (jnp.max(trusted) < 0.5)
     sigma = jnp.where(sigma_ok & (ev.sigma_bps > 0), ev.sigma_bps, sigma_model)
     lad = build_ladder(
         LadderInputs(
@@ -322,6 +392,8 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
             adverse_move_bps=prior.adverse_move_bps,
             spread_capture=cfg.spread_capture,
             regime_multiplier=regime_multiplier,
+            spread_multiplier=spread_multiplier,
+            cold_start=cold,
         ),
         cfg.ladder,
     )
@@ -356,6 +428,8 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
         mid=jnp.where(market_ok, mid, 0.0),
         regime_probs=est.regime_probs,
         hawkes_intensity=hawkes,
+        spread_multiplier=spread_multiplier,
+        cold_start=lad.cold_start & valid,
     )
     return QuoterState(cfg, prior, est), quotes
 

@@ -147,6 +147,8 @@ class LadderInputs(NamedTuple):
     adverse_move_bps: jax.Array  # AS (E[adverse move | informed]), bps
     spread_capture: jax.Array  # c: E[markout gain | uninformed fill] / δ (1 = the whole depth)
     regime_multiplier: jax.Array  # Σ_r p_r · regime_kelly_multiplier_r
+    spread_multiplier: jax.Array = 1.0  # toxic-hour multiplier in force now (1 outside toxic hours)
+    cold_start: jax.Array = False  # bool: α still prior-only: a side left empty gets the minimal order
 
 
 class LadderParams(NamedTuple):
@@ -174,6 +176,9 @@ class LadderParams(NamedTuple):
     leverage: jax.Array
     max_position: jax.Array
     min_notional: jax.Array
+    spread_floor_bps: jax.Array = 0.0  # minimum GLFT half-spread, bps (0 = none)
+    cold_start_depth_mult: jax.Array = 2.0  # the cold-start order sits this many half-spreads out
+    cold_start_notional: jax.Array = 0.0  # its notional target, quote currency (0 = no cold start)
 
 
 class Ladder(NamedTuple):
@@ -197,6 +202,35 @@ class Ladder(NamedTuple):
     reduce_only: jax.Array  # bool
     margin_used: jax.Array  # max over sides of Σ price·size / leverage, quote currency
     kelly_fraction: jax.Array  # effective (regime-weighted, clamped) fraction
+    cold_start: jax.Array = False  # (2,) bool: the side carries the cold-start order (level 0)
+
+
+def _place(mid, depth, side_sign, tick):
+    """Prices of ``depth`` (bps) rounded to the tick away from the mid, and the depths
+    they really sit at."""
+    raw_price = mid * (1.0 - side_sign[:, None] * depth * 1e-4)
+    safe_tick = jnp.where(tick > 0, tick, 1.0)
+    rounded = jnp.where(
+        side_sign[:, None] > 0,
+        jnp.floor(raw_price / safe_tick) * safe_tick,
+        jnp.ceil(raw_price / safe_tick) * safe_tick,
+    )
+    price = jnp.maximum(jnp.where(tick > 0, rounded, raw_price), 0.0)
+    return price, side_sign[:, None] * (mid - price) / mid * 1e4
+
+
+def _economics(inp, prm, depth, sigma):
+    """P_fill, α, f*, E per level at ``depth`` (step 3)."""
+    p_fill = fill_probability(depth, sigma, prm.quote_horizon_s)
+    alpha = jnp.where(
+        prm.alpha_parametric,
+        alpha_parametric(depth, inp.alpha_touch, jnp.maximum(inp.alpha_decay_bps, 1e-12)),
+        alpha_from_buckets(depth, inp.alpha_buckets, prm.bucket_edges),
+    )
+    alpha = jnp.clip(alpha, 0.0, 1.0)
+    sc = inp.spread_capture * depth - prm.fee_bps
+    kelly_f, edge = kelly_optimal_fraction(alpha, sc, inp.adverse_move_bps + prm.fee_bps, prm.max_kelly_f)
+    return p_fill, alpha, kelly_f, edge
 
 
 def build_ladder(inp: LadderInputs, prm: LadderParams) -> Ladder:
@@ -221,6 +255,8 @@ def build_ladder(inp: LadderInputs, prm: LadderParams) -> Ladder:
     A = jnp.maximum(inp.arrival, 1e-12)
     kappa = jnp.maximum(inp.kappa, 1e-12)
     h, k = glft_quote(A, kappa, sigma, prm.gamma, prm.xi, prm.delta)
+    # the spread floor (minimum half-spread), then the toxic-hour multiplier
+    h = jnp.maximum(h, prm.spread_floor_bps) * jnp.maximum(inp.spread_multiplier, 0.0)
     h = jnp.minimum(h, prm.max_depth_bps)
     k = jnp.minimum(k, 1e12)
 
@@ -234,28 +270,10 @@ def build_ladder(inp: LadderInputs, prm: LadderParams) -> Ladder:
     shift = jnp.maximum(shift, jnp.minimum(floor_gap, 0.0))
     depth = h[:, None] * prm.level_mult[None, :] + shift[:, None]
     depth = jnp.clip(depth, prm.min_depth_bps, prm.max_depth_bps)
-    raw_price = mid * (1.0 - side_sign[:, None] * depth * 1e-4)
-    tick = prm.tick_size
-    safe_tick = jnp.where(tick > 0, tick, 1.0)
-    rounded = jnp.where(
-        side_sign[:, None] > 0,
-        jnp.floor(raw_price / safe_tick) * safe_tick,
-        jnp.ceil(raw_price / safe_tick) * safe_tick,
-    )
-    price = jnp.where(tick > 0, rounded, raw_price)
-    price = jnp.maximum(price, 0.0)
-    depth = side_sign[:, None] * (mid - price) / mid * 1e4
+    price, depth = _place(mid, depth, side_sign, prm.tick_size)
 
     # 3. per-level economics
-    p_fill = fill_probability(depth, sigma, prm.quote_horizon_s)
-    alpha = jnp.where(
-        prm.alpha_parametric,
-        alpha_parametric(depth, inp.alpha_touch, jnp.maximum(inp.alpha_decay_bps, 1e-12)),
-        alpha_from_buckets(depth, inp.alpha_buckets, prm.bucket_edges),
-    )
-    alpha = jnp.clip(alpha, 0.0, 1.0)
-    sc = inp.spread_capture * depth - prm.fee_bps
-    kelly_f, edge = kelly_optimal_fraction(alpha, sc, inp.adverse_move_bps + prm.fee_bps, prm.max_kelly_f)
+    p_fill, alpha, kelly_f, edge = _economics(inp, prm, depth, sigma)
     f_eff = jnp.clip(prm.kelly_fraction * inp.regime_multiplier, prm.kelly_fraction_min, prm.kelly_fraction_max)
 
     # 4. allocation weights (fractions of the bankroll)
@@ -295,6 +313,34 @@ def build_ladder(inp: LadderInputs, prm: LadderParams) -> Ladder:
     size = jnp.where(inc > 0, jnp.floor(size / jnp.where(inc > 0, inc, 1.0)) * inc, size)
     size = jnp.where(size * price >= prm.min_notional, size, 0.0)
     size = jnp.where(jnp.isfinite(size) & (size > 0), size, 0.0)
+
+    # 6. cold start (docs/runtime/ladder.md "Cold start"): while α is prior-only, a side
+    #    left without an order gets one small order at level 0, cold_start_depth_mult
+    #    half-spreads out (plus the inventory shift), within the same margin, position,
+    #    reduce-only and minimum-notional limits
+    cold_depth = jnp.clip(h * prm.cold_start_depth_mult + shift, prm.min_depth_bps, prm.max_depth_bps)
+    cold_price, cold_depth = _place(mid, cold_depth[:, None], side_sign, prm.tick_size)
+    cold_price, cold_depth = cold_price[:, 0], cold_depth[:, 0]
+    safe_cp = jnp.where(cold_price > 0, cold_price, 1.0)
+    want = prm.cold_start_notional / safe_cp
+    want = jnp.where(inc > 0, jnp.ceil(want / jnp.where(inc > 0, inc, 1.0) - 1e-9) * jnp.where(inc > 0, inc, 1.0),
+                     want)
+    room = jnp.minimum(pos_limit, jnp.where(reduce_only, jnp.inf, margin_cap / safe_cp))
+    room = jnp.where(inc > 0, jnp.floor(room / jnp.where(inc > 0, inc, 1.0)) * inc, room)
+    cold_size = jnp.minimum(want, jnp.maximum(room, 0.0))
+    cold_ok = (cold_price > 0) & (cold_size * cold_price >= jnp.maximum(prm.min_notional, 1e-12))
+    cold = (
+        jnp.asarray(inp.cold_start, dtype=bool) & (prm.cold_start_notional > 0)
+        & (jnp.sum(size, axis=1) <= 0) & cold_ok & jnp.isfinite(cold_size)
+    )
+    first = (jnp.arange(depth.shape[1]) == 0)[None, :] & cold[:, None]
+    depth = jnp.where(first, cold_depth[:, None], depth)
+    price = jnp.where(first, cold_price[:, None], price)
+    size = jnp.where(first, cold_size[:, None], size)
+    # the economics of the cold-start level only (two values, not the whole ladder again)
+    cold_econ = _economics(inp, prm, cold_depth[:, None], sigma)
+    p_fill, alpha, kelly_f, edge = (jnp.where(first, c, x) for c, x in
+                                    zip(cold_econ, (p_fill, alpha, kelly_f, edge), strict=True))
     margin_used = jnp.max(jnp.sum(price * size, axis=1)) / prm.leverage
 
     return Ladder(
@@ -312,4 +358,5 @@ def build_ladder(inp: LadderInputs, prm: LadderParams) -> Ladder:
         reduce_only=reduce_only,
         margin_used=margin_used,
         kelly_fraction=f_eff,
+        cold_start=cold,
     )

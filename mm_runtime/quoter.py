@@ -49,10 +49,13 @@ from .core import (
     stack_trees,
     step,
     summarize,
+    with_ladder_values,
 )
 from .estimators import without_alpha_evidence
 from .metrics import AssetMetrics, RuntimeMetrics
 from .packed import PackedStep, _Layout
+from .params import Registry
+from .params.online import LadderValue, ladder_values, step_evidence, toxic_hours
 from .signing import load_verified_bundle, sig_path
 from .reports import QuoteReport, ladder_rows, quote_once, quote_report
 from .view import bundle_view
@@ -104,6 +107,9 @@ class Quoter:
     private registry, or ``False`` for none.  ``config``'s markout horizon and
     informed threshold default to the bundle's ``observation`` block; a config that
     contradicts it is refused (:class:`ObservationConflict`, also on a hot reload).
+    ``registry``: the learned-parameter registry that drives γ, the spread floor, the
+    depth spacing ratio and the toxic-hour multiplier once their tier is calibrated
+    (:meth:`refresh_learned`; docs/runtime/params.md).
     """
 
     def __init__(
@@ -116,9 +122,11 @@ class Quoter:
         logger: logging.Logger | None = None,
         clock=time.time,
         bundle_key: bytes | None = None,
+        registry: Registry | None = None,
     ):
         self.config = config or QuoterConfig()
         self._bundle_key = bundle_key  # set: a watched bundle needs a valid signature (mm_runtime.signing)
+        self.registry = registry
         self.replay = replay
         self.clock = clock
         self.log = logger or log
@@ -131,7 +139,7 @@ class Quoter:
             self._file_sig = self._stat()
             self.bundle = load_verified_bundle(self.bundle_path, bundle_key)
         self.asset = self.bundle.asset
-        state = init(self.bundle, self.config)
+        state = self._with_learned(init(self.bundle, self.config))
         self._packed = PackedStep(state)
         self._vec = self._packed.pack(state)
         if metrics is False:
@@ -147,6 +155,56 @@ class Quoter:
         self._last_status: tuple | None = None
         self.last_quotes: Quotes | None = None
         self.n_events = 0
+
+    # -- learned ladder values -----------------------------------------------------------
+    def _resolve_learned(self) -> tuple:
+        """Resolve the registry-driven ladder values (and their sources) now
+        (:func:`mm_runtime.params.online.ladder_values`); returns what identifies them."""
+        self.ladder_values: dict[str, LadderValue] = ladder_values(self.config, self.bundle, self.registry)
+        self.toxic_hours = toxic_hours(self.config, self.registry)
+        return ({k: (v.value, v.source) for k, v in self.ladder_values.items()}, self.toxic_hours)
+
+    def _with_learned(self, state: QuoterState) -> QuoterState:
+        """``state`` with the registry-driven ladder values resolved now."""
+        self._resolve_learned()
+        return self._apply_learned(state)
+
+    def _apply_learned(self, state: QuoterState) -> QuoterState:
+        return with_ladder_values(state, {k: v.value for k, v in self.ladder_values.items()},
+                                  xi_follows_gamma=self.config.xi is None, toxic_hours=self.toxic_hours[0])
+
+    def _state_np(self) -> QuoterState:
+        """The current state as numpy arrays (a copy; cheaper than :attr:`state`)."""
+        p = self._packed
+        v = np.array(np.asarray(self._vec))
+        cfg, prior = p.const_layout.unpack_np(v[p.const_slice])
+        return QuoterState(cfg, prior, p.est_layout.unpack_np(v[p.est_slice]))
+
+    def refresh_learned(self) -> bool:
+        """Report the step's online learning into the registry
+        (:meth:`Registry.set_online` of :func:`step_evidence`) and re-resolve the ladder
+        values from it; the state is rewritten only when a value or its source changed.
+        Returns whether it changed.  Without a registry nothing happens.  Measured: about
+        3 ms per call, mostly the registry's calibration status (docs/runtime/params.md)."""
+        if self.registry is None:
+            return False
+        self.registry.set_online(step_evidence(self._state_np()))
+        before = ({k: (v.value, v.source) for k, v in self.ladder_values.items()}, self.toxic_hours)
+        after = self._resolve_learned()
+        if after == before:
+            return False
+        self.state = self._apply_learned(self.state)
+        self.log.info("ladder values changed", extra={"fields": {
+            "asset": self.asset, "ladder_params": self.ladder_params(), "previous": {
+                k: {"value": v, "source": s} for k, (v, s) in before[0].items()}}})
+        return True
+
+    def ladder_params(self) -> dict[str, Any]:
+        """The registry-driven ladder values in use with their sources (for logs and
+        reports): ``{name: {"value", "source", "param", "detail"}}`` and ``toxic_hours``."""
+        out: dict[str, Any] = {k: v.to_dict() for k, v in self.ladder_values.items()}
+        out["toxic_hours"] = {"value": list(self.toxic_hours[0]), "source": self.toxic_hours[1]}
+        return out
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -283,7 +341,11 @@ class Quoter:
         informed threshold in its ``observation`` block).  Raises
         :class:`ObservationConflict` when ``new`` contradicts this quoter's config."""
         old_state = self.state
-        state = init(new, self.config)
+        old_bundle, self.bundle = self.bundle, new
+        try:
+            state = self._with_learned(init(new, self.config))
+        finally:
+            self.bundle = old_bundle
         same = jax.tree.map(np.shape, state.prior) == jax.tree.map(np.shape, old_state.prior)
         old_obs, new_obs = bundle_view(self.bundle).observation, bundle_view(new).observation
         same_alpha = (old_obs.markout_horizon_s, old_obs.informed_threshold_bps) == (
@@ -336,6 +398,8 @@ class Quoter:
             "regime_probs": {r: round(float(p), 6) for r, p in zip(REGIMES, q.regime_probs, strict=True)},
             "sigma_bps": float(q.sigma_bps),
             "half_spread_bps": [float(x) for x in q.half_spread_bps],
+            "cold_start": [bool(x) for x in q.cold_start],
+            "ladder_params": {k: {"value": v.value, "source": v.source} for k, v in self.ladder_values.items()},
             "model_version": self.bundle.model_version,
         }
 

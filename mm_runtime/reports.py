@@ -17,7 +17,7 @@ import numpy as np
 
 from .bundle import PriorBundle, load_bundle
 from .config import QuoterConfig
-from .core import BINDING_NAMES, REASONS, Quotes, _spread_capture, init, make_event, step
+from .core import BINDING_NAMES, REASONS, Quotes, _spread_capture, init, make_event, step, with_ladder_values
 from .vocabulary import REGIMES
 
 __all__ = ["ladder_rows", "QuoteReport", "quote_once", "quote_report"]
@@ -64,25 +64,40 @@ def quote_once(
     bid: float = 0.0,
     ask: float = 0.0,
     config: QuoterConfig | None = None,
+    registry=None,
 ) -> QuoteReport:
     """One quote from the bundle's priors (no learning history): the ladder for
     ``mmcal quote --priors BUNDLE --mid P --sigma S [--position Q --margin M]``.
 
     ``sigma_bps`` ≤ 0 uses the bundle's regime-weighted σ (stationary regime mix).
+    γ, the spread floor, the depth spacing ratio and the toxic-hour multiplier come
+    from ``registry`` (a :class:`mm_runtime.params.Registry`) where their tier is
+    calibrated, else the bundle, else ``config``; the summary's ``ladder_params`` names
+    each one's source.
     Raises :class:`BundleError` for a bad bundle path.
     """
     b = bundle if isinstance(bundle, PriorBundle) else load_bundle(bundle)
     config = config or QuoterConfig()
-    state = init(b, config)
+    from .params.online import ladder_values, toxic_hours  # noqa: PLC0415 (params imports the core)
+
+    vals = ladder_values(config, b, registry)
+    hours, hours_source = toxic_hours(config, registry)
+    state = with_ladder_values(init(b, config), {k: v.value for k, v in vals.items()},
+                               xi_follows_gamma=config.xi is None, toxic_hours=hours)
     ev = make_event(0.0, mid, bid=bid, ask=ask, sigma_bps=sigma_bps, position=position,
                     margin_available=margin_available)
     _, q = step(state, ev)
-    return quote_report(q, b, config)
+    params = {k: v.to_dict() for k, v in vals.items()}
+    params["toxic_hours"] = {"value": list(hours), "source": hours_source}
+    return quote_report(q, b, config, params)
 
 
-def quote_report(q: Quotes, b: PriorBundle, config: QuoterConfig) -> QuoteReport:
+def quote_report(q: Quotes, b: PriorBundle, config: QuoterConfig,
+                 ladder_params: dict[str, Any] | None = None) -> QuoteReport:
     """The ladder rows and summary of one step's quotes ``q`` (from ``bundle`` ``b``
-    under ``config``): what ``mmcal quote`` prints, and the demo after a replay."""
+    under ``config``): what ``mmcal quote`` prints, and the demo after a replay.
+    ``ladder_params``: the registry-driven values and their sources
+    (:meth:`mm_runtime.quoter.Quoter.ladder_params`)."""
     q = jax.tree.map(np.asarray, q)
     summary = {
         "asset": b.asset,
@@ -105,5 +120,9 @@ def quote_report(q: Quotes, b: PriorBundle, config: QuoterConfig) -> QuoteReport
         "adverse_move_bps": float(b.params.adverse_move_bps.mean()),
         "fee_bps": float(config.fee_bps),
         "regime_probs": {r: float(p) for r, p in zip(REGIMES, q.regime_probs, strict=True)},
+        "spread_multiplier": float(q.spread_multiplier),
+        "cold_start": {s: bool(x) for s, x in zip(("bid", "ask"), q.cold_start, strict=True)},
     }
+    if ladder_params is not None:
+        summary["ladder_params"] = ladder_params
     return QuoteReport(rows=ladder_rows(q), summary=summary)

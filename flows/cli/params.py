@@ -75,6 +75,8 @@ def params_calibrate(
         res = historical.calibrate(mkt)
         evidence = historical.to_evidence(res)
         reg.update_all(evidence)
+        if res.toxic_hours is not None and res.toxic_hours.multiplier is not None:  # the hours the multiplier is for
+            reg.set_toxic_hours(res.toxic_hours.toxic, f"historical:{mkt.asset}:toxic_hours ({res.toxic_hours.rule})")
         st = reg.calibration_status()
         moved = []
         for ev in evidence:

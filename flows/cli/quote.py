@@ -25,12 +25,17 @@ def quote(
     leverage: Optional[float] = typer.Option(None, "--leverage", help="Leverage on margin."),
     max_position: Optional[float] = typer.Option(None, "--max-position", help="Position limit, base units."),
     no_kelly: bool = typer.Option(False, "--no-kelly", help="Proportional allocation instead of Kelly-stochastic."),
+    params_state: Optional[Path] = typer.Option(
+        None, "--params-state",
+        help="Learned-parameter registry state (mmcal params calibrate --state): drives gamma, the spread floor, "
+             "the depth spacing ratio and the toxic-hour multiplier where their tier is calibrated."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ):
     """Print the quote ladder for one market state from a prior bundle."""
 
     def body():
-        from mm_runtime import BundleError, QuoterConfig, quote_once
+        from mm_runtime import BundleError, QuoterConfig, load_bundle, quote_once
+        from mm_runtime.params import Registry, RegistryStateError
 
         for name, v in (("--mid", mid), ("--sigma", sigma), ("--position", position), ("--margin", margin)):
             if not math.isfinite(v):
@@ -50,8 +55,16 @@ def quote(
             kw["max_position"] = max_position
         try:
             config = QuoterConfig(**kw)
-            rep = quote_once(priors, mid, sigma, position=position, margin_available=margin, config=config)
-        except BundleError as e:
+            bundle = load_bundle(priors)
+            registry = None
+            if params_state is not None:
+                if not Path(params_state).is_file():
+                    raise CliError(f"{params_state}: no such file (--params-state)")
+                registry = Registry.from_bundle(bundle)
+                registry.load(params_state, keep_priors=True)
+            rep = quote_once(bundle, mid, sigma, position=position, margin_available=margin, config=config,
+                             registry=registry)
+        except (BundleError, RegistryStateError) as e:
             raise CliError(str(e)) from None
         doc = rep.to_dict()
         if as_json:

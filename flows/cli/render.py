@@ -182,6 +182,13 @@ def render_ladder(rep: dict) -> None:
         out.print(f"edge per fill = (1-alpha)(c*depth - fee) - alpha(AS + fee): spread capture c "
                   f"{s['spread_capture']:.3f}, adverse move AS {s['adverse_move_bps']:.3g} bps, "
                   f"fee {s['fee_bps']:g} bps", markup=False, highlight=False)
+    if "ladder_params" in s:
+        lp = s["ladder_params"]
+        out.print("learned values: " + ", ".join(
+            f"{k} {v['value']:.4g} ({v['source']})" for k, v in lp.items() if k != "toxic_hours")
+            + f", toxic hours {lp['toxic_hours']['value'] or 'none'} ({lp['toxic_hours']['source']})"
+            + ("; cold start: " + "/".join(k for k, v in s["cold_start"].items() if v) if any(
+                s.get("cold_start", {}).values()) else ""), markup=False, highlight=False)
     _print_wide(_table("ladder", ["side", "level", "depth bps", "price", "size", "P_fill", "alpha", "edge bps",
                                   "Kelly f"],
                        [[r["side"], r["level"], r["depth_bps"], r["price"], r["size"], r["p_fill"],

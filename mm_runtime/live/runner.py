@@ -160,6 +160,10 @@ class LiveRunner:
                 self.log.warning("learned-parameter state refused; priors only", extra={"fields": {
                     "asset": self.asset, "path": str(self.params_state), "error": str(exc)}})
         self._registry_version = self.quoter.bundle.model_version
+        # the registry drives the ladder's γ, spread floor, depth ratio and toxic-hour
+        # multiplier; the step's α/κ learning is reported into it (one learner)
+        self.quoter.registry = reg
+        self.quoter.refresh_learned()
         return reg
 
     # -- metrics -------------------------------------------------------------------------
@@ -226,6 +230,7 @@ class LiveRunner:
             self.log.warning("state restored without its α evidence: learned under another definition of α",
                              extra={"fields": {"asset": self.asset, "path": str(p), "saved": saved, "bundle": now}})
         self.quoter.state = self.quoter.state._replace(est=est)
+        self.quoter.refresh_learned()  # the registry reports the restored learning
         self.cash, self.position = float(doc["account"]["cash"]), float(doc["account"]["position"])
         self.kill.restore(doc.get("guards"), str(p))
         if self.kill.tripped:
@@ -403,9 +408,12 @@ class LiveRunner:
         pnl = float(mark_to_market(self.cash, self.position, mid) - self.live.capital)
         self.m_position.labels(asset=self.asset).set(self.position)
         self.m_pnl.labels(asset=self.asset).set(pnl)
+        in_use = self.quoter.ladder_params()  # the values this ladder was computed with
         if self.quoter.bundle.model_version != self._registry_version:  # a hot reload: new priors
             self.registry = self._registry()
             self.kill.set_limits(self._guard_limits())  # derived from the new bundle's sigma
+        else:
+            self.quoter.refresh_learned()  # for the next steps
         if self.quoter.metrics is not None:
             self.registry.publish(self.quoter.metrics)
         self.kill.publish()
@@ -422,7 +430,8 @@ class LiveRunner:
             "ask_px": ev.ask, "bids": side(0), "asks": side(1),
             "binding": {s: BINDING_NAMES[int(b)] for s, b in zip(("bid", "ask"), q.binding, strict=True)},
             "half_spread_bps": [float(x) for x in q.half_spread_bps], "position": self.position, "pnl": pnl,
-            "fills": self.n_fills}})
+            "fills": self.n_fills, "cold_start": [bool(x) for x in q.cold_start],
+            "spread_multiplier": float(q.spread_multiplier), "ladder_params": in_use}})
 
     # -- loop ----------------------------------------------------------------------------
     def stop(self) -> None:

@@ -316,6 +316,7 @@ def replay(
     out = {k: np.full(n_ticks + 1, np.nan) for k in ("mid", "equity", "position", "our_bid", "our_ask", "mkt_bid", "mkt_ask")}
     last_ts = t0
     why_not = {}  # refresh ticks without a resting order, by reason
+    cold = {"refreshes": 0, "first_t": None, "last_t": None}  # ladders with a cold-start order
     queue_stats = {"kept": 0, "joined": 0, "unknown": 0}
 
     def market_at(t: float, strict: bool):
@@ -498,6 +499,10 @@ def replay(
         if allowed and bool(qt.valid) and not kill.allow_quotes(t, int(np.sum(np.asarray(qt.size) > 0))):
             pull(t)
             allowed = False
+        if allowed and np.any(qt.cold_start):
+            cold["refreshes"] += 1
+            cold["first_t"] = t if cold["first_t"] is None else cold["first_t"]
+            cold["last_t"] = t
         if not allowed:  # the kill switch: no quotes until a reset
             new_px, new_sz, new_depth = np.zeros((2, K)), np.zeros((2, K)), np.zeros((2, K))
             key = f"kill switch: {kill.trip['reason']}"
@@ -549,6 +554,7 @@ def replay(
     ks = kill.status()
     ks["at_replay_s"] = ks["at"] - t0 if ks["at"] is not None else None
     summary["kill_switch"] = ks
+    summary["cold_start"] = cold
     summary["not_quoting"] = dict(sorted(why_not.items(), key=lambda kv: -kv[1]))
     summary["quoting_note"] = quoting_note(summary["not_quoting"], summary["refreshes"])
     summary["fill_model"] = {"queue_model": mode, "tick_size": float(qc.tick_size),

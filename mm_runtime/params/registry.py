@@ -117,9 +117,39 @@ class RegistryStateError(ValueError):
 class _Entry:
     prior: Any
     post: Any
+    """The posterior in use: ``base`` with the ``online`` evidence folded in."""
     prior_source: str
     updates: int = 0
     sources: list[str] = field(default_factory=list)
+    base: Any = None
+    """The registry's own posterior: the prior plus the evidence given to :meth:`Registry.update`."""
+    online: Evidence | None = None
+    """What the quote step learned about this parameter (:meth:`Registry.set_online`): a
+    view of the step's state, replaced (not accumulated) at each report."""
+
+    def __post_init__(self):
+        if self.base is None:
+            self.base = self.post
+
+
+ADDED_LATER = frozenset({"toxic_hour_multiplier"})
+"""Parameters added after state files were first written: a file without one loads
+with that parameter at its prior."""
+
+
+def _evidence_doc(ev: Evidence) -> dict[str, Any]:
+    d = ev._asdict()
+    d.pop("name")
+    d["values"] = list(d["values"])
+    return d
+
+
+def _evidence_of(name: str, d: Any) -> Evidence:
+    if not isinstance(d, dict) or set(d) - set(Evidence._fields):
+        raise ValueError(f"must be an object with fields among {list(Evidence._fields[1:])}")
+    d = dict(d)
+    d["values"] = tuple(d.get("values", ()))
+    return Evidence(name=name, **d)
 
 
 # ----------------------------------------------------------------------------- registry
@@ -154,6 +184,10 @@ class Registry:
             prior = _floats(prior)
             self._entries[s.name] = _Entry(prior, prior, source)
         self._last_log: float | None = None
+        self.toxic_hours: tuple[int, ...] = ()
+        """UTC hours found toxic (``mmcal params calibrate``); the ladder's toxic-hour
+        multiplier applies in them."""
+        self.toxic_hours_source = ""
 
     # -- construction ---------------------------------------------------------------
     @classmethod
@@ -210,7 +244,8 @@ class Registry:
             check_evidence(ev, self.specs[name].family if isinstance(name, str) else None)
         for ev in evs:
             e = self._entries[ev.name]
-            e.post = _apply(self.specs[ev.name].family, e.post, ev)
+            e.base = _apply(self.specs[ev.name].family, e.base, ev)
+            e.post = self._folded(ev.name, e)
             e.updates += 1
             if ev.source and ev.source not in e.sources:
                 e.sources = (e.sources + [ev.source])[-_MAX_SOURCES:]
@@ -220,7 +255,42 @@ class Registry:
         (:meth:`mm_runtime.conjugate._Family.forget`)."""
         dt, half_life = _c.non_negative("dt", dt), _c.positive("half_life", half_life)
         for name, e in self._entries.items():
-            e.post = _floats(self._fam(name).forget(e.post, e.prior, dt, half_life))
+            e.base = _floats(self._fam(name).forget(e.base, e.prior, dt, half_life))
+            e.post = self._folded(name, e)
+
+    def _folded(self, name: str, e: _Entry):
+        return e.base if e.online is None else _apply(self.specs[name].family, e.base, e.online)
+
+    def set_online(self, evidence: Iterable[Evidence]) -> None:
+        """Install what the quote step has learned about some parameters (one
+        :class:`Evidence` per parameter: the step's sufficient statistics since its
+        prior, :func:`mm_runtime.params.online.step_evidence`).  It *replaces* the
+        previous report of the same parameter: the step's state is the source of the
+        online learning, the registry shows it on top of its own posterior and never
+        learns it a second time (docs/runtime/params.md, "One online-learning system").
+        All are checked before any is installed."""
+        evs = list(evidence)
+        for ev in evs:
+            name = getattr(ev, "name", None)
+            if isinstance(name, str) and name not in self.specs:
+                raise ValueError(f"evidence for {name!r}: name: unknown parameter (known: {', '.join(self.specs)})")
+            check_evidence(ev, self.specs[name].family if isinstance(name, str) else None)
+        for ev in evs:
+            e = self._entries[ev.name]
+            e.online = ev
+            e.post = self._folded(ev.name, e)
+
+    def online(self, name: str) -> Evidence | None:
+        """The quote step's last report about ``name`` (None: none)."""
+        self.spec(name)
+        return self._entries[name].online
+
+    def set_toxic_hours(self, hours: Iterable[int], source: str = "") -> None:
+        """Record the toxic UTC hours (0-23) and where they come from."""
+        hs = tuple(sorted({int(h) for h in hours}))
+        if any(not 0 <= h <= 23 for h in hs):
+            raise ValueError(f"toxic hours: must be UTC hours 0-23, got {list(hs)}")
+        self.toxic_hours, self.toxic_hours_source = hs, source
 
     # -- estimates ------------------------------------------------------------------
     def estimate(self, name: str) -> float:
@@ -285,7 +355,8 @@ class Registry:
             data_weight=self.data_weight(name), n=self.n(name), cv=self.cv(name),
             min_n=s.min_n, max_cv=s.max_cv, calibrated=status.calibrated[name], tier_ready=ready,
             value=est if ready else pm, in_use="learned" if ready else "prior",
-            updates=e.updates, sources=tuple(e.sources), threshold=s.threshold, note=s.note,
+            updates=e.updates, sources=tuple(e.sources) + ((f"online: {e.online.source}",) if e.online else ()),
+            threshold=s.threshold, note=s.note,
         )
 
     def summaries(self) -> list[ParamSummary]:
@@ -304,13 +375,16 @@ class Registry:
                     "family": self.specs[name].family,
                     "tier": self.specs[name].tier,
                     "prior": e.prior._asdict(),
-                    "posterior": e.post._asdict(),
+                    "posterior": e.base._asdict(),
+                    **({"online": _evidence_doc(e.online)} if e.online is not None else {}),
                     "prior_source": e.prior_source,
                     "updates": e.updates,
                     "sources": list(e.sources),
                 }
                 for name, e in self._entries.items()
             },
+            **({"toxic_hours": {"hours": list(self.toxic_hours), "source": self.toxic_hours_source}}
+               if self.toxic_hours else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -332,14 +406,17 @@ class Registry:
             raw = p.read_bytes()
         except OSError as exc:
             raise RegistryStateError(f"{p}: cannot read: {exc.strerror or exc}") from None
-        asset, entries = self._parse_state(raw, str(p))
+        asset, entries, toxic = self._parse_state(raw, str(p))
         if keep_priors:
             for name, e in entries.items():
                 cur = self._entries[name].prior
-                e.post = self._rebase(name, e.post, e.prior, cur, str(p))
+                e.base = self._rebase(name, e.base, e.prior, cur, str(p))
                 e.prior, e.prior_source = cur, self._entries[name].prior_source
+        for name, e in entries.items():
+            e.post = self._folded(name, e)
         self._entries = entries
         self.asset = asset or self.asset
+        self.toxic_hours, self.toxic_hours_source = toxic
 
     def _rebase(self, name: str, post, old_prior, new_prior, origin: str):
         fam = self._fam(name)
@@ -372,13 +449,17 @@ class Registry:
         if not isinstance(params, dict):
             fail("params: missing or not an object")
         for name in self.specs:
-            if name not in params:
+            if name not in params and name not in ADDED_LATER:
                 fail(f"params.{name}: missing")
         for name in params:
             if name not in self.specs:
                 fail(f"params.{name}: unknown parameter (this registry has {', '.join(self.specs)})")
         entries = {}
         for name, spec in self.specs.items():
+            if name not in params:  # a parameter added after the file was written: its prior
+                cur = self._entries[name]
+                entries[name] = _Entry(cur.prior, cur.prior, cur.prior_source)
+                continue
             d = params[name]
             where = f"params.{name}"
             if not isinstance(d, dict):
@@ -406,8 +487,21 @@ class Registry:
             prior_source = d.get("prior_source", "")
             if not isinstance(prior_source, str):
                 fail(f"{where}.prior_source: must be a string")
-            entries[name] = _Entry(got["prior"], got["posterior"], prior_source, updates, list(sources))
-        return asset, entries
+            online = None
+            if "online" in d:
+                try:
+                    online = check_evidence(_evidence_of(name, d["online"]), spec.family)
+                except (TypeError, ValueError) as exc:
+                    fail(f"{where}.online: {exc}")
+            entries[name] = _Entry(got["prior"], got["posterior"], prior_source, updates, list(sources),
+                                   online=online)
+        tox = doc.get("toxic_hours", {"hours": [], "source": ""})
+        hours = tox.get("hours") if isinstance(tox, dict) else None
+        if (not isinstance(hours, list) or not all(isinstance(h, int) and not isinstance(h, bool) and 0 <= h <= 23
+                                                   for h in hours)
+                or not isinstance(tox.get("source", ""), str)):
+            fail("toxic_hours: must be an object with 'hours' (UTC hours 0-23) and 'source'")
+        return asset, entries, (tuple(sorted(set(hours))), tox.get("source", ""))
 
     # -- monitoring -----------------------------------------------------------------
     def publish(self, metrics: AssetMetrics) -> None:

@@ -194,6 +194,14 @@ DEFAULT_SPECS: tuple[ParamSpec, ...] = (
         "(obs var 4 bps^2). Evidence: values, one break-even depth per window.",
         var=4.0,
     ),
+    param_spec(
+        "toxic_hour_multiplier", 1, "lognormal", 1.0, 1.0, "ratio",
+        "Half-spread multiplier in the toxic UTC hours: (AS_toxic + fee)/(AS_normal + fee) "
+        "(derived.toxic_hour_multiplier; original calibrate_toxic_hours). Prior mean 1 (no change), "
+        "cv 0.2, worth one observation. Evidence: values (> 0), one multiplier per historical "
+        "calibration (models.historical toxic_hours). The hours themselves: Registry.toxic_hours.",
+        cv=0.2,
+    ),
     # ---- tier 2: risk
     param_spec(
         "max_daily_loss_fraction", 2, "beta", 0.02, 50.0, "fraction of account",
@@ -267,4 +275,5 @@ DEFAULT_SPECS: tuple[ParamSpec, ...] = (
         complement=True,
     ),
 )
-"""The parameters of issue #7 item 1 (the table in docs/runtime/params.md)."""
+"""The parameters of issue #7 item 1 and the toxic-hour multiplier (the table in
+docs/runtime/params.md)."""

@@ -25,9 +25,10 @@ def _beta_count(x: float, se: float) -> float | None:
 def to_evidence(result: HistoricalResult) -> list[Evidence]:
     """Registry evidence from a :class:`HistoricalResult` (docs/models/historical.md, "Evidence
     sizes"): ``alpha_touch``, ``kappa``, ``hawkes_mu``, ``hawkes_alpha``,
-    ``hawkes_beta``, ``spread_floor_bps``, ``cascade_oi_threshold``, each only when
-    its estimate exists (and, for the cascade, is identified). Toxic hours feed no
-    registry parameter."""
+    ``hawkes_beta``, ``spread_floor_bps``, ``toxic_hour_multiplier``,
+    ``cascade_oi_threshold``, each only when its estimate exists (and, for the cascade,
+    is identified). The toxic hours themselves go to ``Registry.set_toxic_hours``
+    (``mmcal params calibrate``)."""
     src = f"historical:{result.asset}"
     ev: list[Evidence] = []
     a = result.alpha_touch
@@ -58,6 +59,10 @@ def to_evidence(result: HistoricalResult) -> list[Evidence]:
     if s is not None and s.window_floors_bps:
         ev.append(Evidence.of_values("spread_floor_bps", s.window_floors_bps,
                                      source=f"{src}:derived floor per {s.window_s:g} s window"))
+    t = result.toxic_hours
+    if t is not None and t.multiplier is not None and t.multiplier > 0 and math.isfinite(t.multiplier):
+        ev.append(Evidence.of_values("toxic_hour_multiplier", [t.multiplier],
+                                     source=f"{src}:toxic hours {t.toxic or 'none'}: (AS_toxic + fee)/(AS_normal + fee)"))
     c = result.cascade
     if c is not None and c.identified:
         m = _beta_count(c.threshold.value, c.threshold.se)

@@ -57,13 +57,13 @@ def test_default_priors_match_the_issue():
         assert r.estimate(s.name) == pytest.approx(s.mean, rel=1e-12)
     # LogNormal(mean 1.5, cv 0.2): the estimate is 1.5 and the median's prior cv is 0.2
     assert r.cv("depth_spacing_ratio") == pytest.approx(0.2, rel=1e-12)
-    assert [s.tier for s in DEFAULT_SPECS] == [1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 4, 4, 4, 4]
+    assert [s.tier for s in DEFAULT_SPECS] == [1, 1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 4, 4, 4, 4]
 
 
 def test_thresholds_from_the_power_analysis():
     got = {s.name: s.min_n for s in DEFAULT_SPECS}
     assert got == {
-        "alpha_touch": 170, "gamma_base": 31, "spread_floor_bps": 30,
+        "alpha_touch": 170, "gamma_base": 31, "spread_floor_bps": 30, "toxic_hour_multiplier": 30,
         "max_daily_loss_fraction": 1473, "max_drawdown": 571, "cascade_oi_threshold": 1473,
         "kappa": 68, "hawkes_mu": 84, "hawkes_alpha": 70, "hawkes_beta": 31, "regime_sticky_diagonal": 571,
         "kalman_q": 65, "kalman_r": 65, "depth_spacing_ratio": 30, "microprice_decay": 30031,
@@ -202,15 +202,16 @@ def _calibrate_tier1(r, short: str | None = None):
     r.update(Evidence.bernoulli("alpha_touch", round(0.2 * n["alpha_touch"]), n["alpha_touch"]))
     r.update(Evidence.poisson("gamma_base", n["gamma_base"], n["gamma_base"] / 0.12))
     r.update(Evidence.of_values("spread_floor_bps", [6.0] * n["spread_floor_bps"]))
+    r.update(Evidence.of_values("toxic_hour_multiplier", [1.2] * n["toxic_hour_multiplier"]))
 
 
-@pytest.mark.parametrize("short", ["alpha_touch", "gamma_base", "spread_floor_bps"])
+@pytest.mark.parametrize("short", ["alpha_touch", "gamma_base", "spread_floor_bps", "toxic_hour_multiplier"])
 def test_tier_is_not_ready_one_observation_short(short):
     r = Registry()
     _calibrate_tier1(r, short)
     st = r.calibration_status()
     assert not st.tier1_ready and not st.calibrated[short]
-    assert sum(st.calibrated.values()) == 2
+    assert sum(st.calibrated.values()) == 3
     assert r.value("spread_floor_bps") == 5.0  # prior mean while the tier is not ready
     assert r.summary(short).in_use == "prior"
 

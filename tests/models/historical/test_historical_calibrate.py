@@ -35,7 +35,7 @@ def test_to_evidence_is_valid_registry_evidence(calibrated):
     ev = H.to_evidence(calibrated)
     names = [e.name for e in ev]
     assert names == ["alpha_touch", "kappa", "hawkes_mu", "hawkes_alpha", "hawkes_beta",
-                     "spread_floor_bps", "cascade_oi_threshold"]
+                     "spread_floor_bps", "toxic_hour_multiplier", "cascade_oi_threshold"]
     specs = {s.name: s for s in getattr(params, "DEFAULT_SPECS", ())}
     check = getattr(params, "check_evidence", None)
     for e in ev:
@@ -62,6 +62,7 @@ def test_to_evidence_is_valid_registry_evidence(calibrated):
     assert mu.count / mu.exposure == pytest.approx(h.baseline_mean.value)
     assert math.sqrt(mu.count) / mu.exposure == pytest.approx(h.baseline_mean.se)
     assert list(by["spread_floor_bps"].values) == pytest.approx(r.spread_floor.window_floors_bps)
+    assert list(by["toxic_hour_multiplier"].values) == pytest.approx([r.toxic_hours.multiplier])
     c = by["cascade_oi_threshold"]
     assert c.successes / c.trials == pytest.approx(r.cascade.threshold.value)
 
