@@ -4,6 +4,7 @@ inspect`` (what a market file holds)."""
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,7 +17,8 @@ from flows.cli.render import render_inspect
 from flows.fitting import read_market
 
 
-def write_synthetic(out_dir: Path, seed: int, duration: float, force: bool, open_interest: bool = False):
+def write_synthetic(out_dir: Path, seed: int, duration: float, force: bool, open_interest: bool = False,
+                    asset: str = "SYN"):
     """Simulate and write the synthetic market atomically: into a temporary folder
     beside the target, renamed into place only when complete."""
     from models.data.synthetic import simulate_market, write_market
@@ -24,6 +26,8 @@ def write_synthetic(out_dir: Path, seed: int, duration: float, force: bool, open
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise CliError(f"{out_dir}: exists and is not empty (use --force to replace it)")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", asset):
+        raise CliError(f"--asset: {asset!r} is not a name (letters, digits, '.', '_', '-'; at most 64)")
     if duration <= 0 or not math.isfinite(duration):
         raise CliError(f"--duration: must be a positive number of seconds, got {duration}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -33,7 +37,7 @@ def write_synthetic(out_dir: Path, seed: int, duration: float, force: bool, open
         from mm_runtime.bundle import replace_dir
         from models.data.synthetic import OpenInterestConfig, SyntheticConfig
 
-        config = SyntheticConfig(open_interest=OpenInterestConfig()) if open_interest else None
+        config = SyntheticConfig(asset=asset, **({"open_interest": OpenInterestConfig()} if open_interest else {}))
         market = simulate_market(seed=seed, duration_s=duration, config=config)
         write_market(market, tmp)
         replace_dir(tmp, out_dir)
@@ -50,14 +54,16 @@ def simulate(
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
     open_interest: bool = typer.Option(False, "--open-interest", help="Also an open-interest series with "
                                        "liquidation cascades (truth: cascade_oi_threshold)."),
+    asset: str = typer.Option("SYN", "--asset", help="The market's asset name (several markets, each in a "
+                              "subfolder of one folder, calibrate together: --asset per market)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ):
     """Generate the synthetic market (known ground truth) into a folder."""
 
     def body():
-        market = write_synthetic(out_dir, seed, duration, force, open_interest)
+        market = write_synthetic(out_dir, seed, duration, force, open_interest, asset)
         files = sorted(str(p) for p in Path(out_dir).iterdir())
-        doc = {"out": str(out_dir), "seed": seed, "duration_s": duration,
+        doc = {"out": str(out_dir), "asset": market.asset, "seed": seed, "duration_s": duration,
                "rows": market.row_counts(), "files": files}
         if as_json:
             emit_json(doc)

@@ -24,7 +24,7 @@ from models.data.binance import load_binance
 from models.data.hyperliquid import load_hyperliquid
 from models.data.io import check_format, detect_source, require_path
 from models.data.lobster import load_lobster
-from models.data.synthetic_io import load_synthetic
+from models.data.synthetic_io import load_synthetic, market_dir
 from models.data.tables import SOURCES, DataError, Market
 
 __all__ = ["load", "replay_data", "detect_source", "check_format"]
@@ -53,6 +53,7 @@ def load(source: str, path, asset: str | None = None, **kw: Any) -> Market:
     if source == "hyperliquid":
         return load_hyperliquid(path, asset, **kw)
     if source == "synthetic":
+        path = market_dir(path, asset)
         market = load_synthetic(path)
         if asset is not None and str(market.asset).upper() != str(asset).upper():
             # the asset is the market's own (truth.json), never relabelled

@@ -74,6 +74,34 @@ def write_market(market: Market, out_dir: str | Path) -> dict[str, Path]:
     return paths
 
 
+def market_dir(path: str | Path, asset: str | None = None) -> Path:
+    """The market folder at ``path``: ``path`` itself when it holds a truth.json, else
+    its subfolder whose truth names ``asset`` (a folder of several markets, e.g. one
+    ``mmcal simulate --asset NAME`` each). A DataError names the folder when none, or
+    (without ``asset``) several, match."""
+    d = Path(path)
+    if not d.is_dir() or (d / "truth.json").is_file():
+        return d
+    found = {}
+    for sub in sorted(p for p in d.iterdir() if p.is_dir() and (p / "truth.json").is_file()):
+        try:
+            name = json.loads((sub / "truth.json").read_text(encoding="utf-8")).get("asset")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            continue  # not one of ours: load_synthetic on it would say why
+        if isinstance(name, str):
+            found.setdefault(name.upper(), sub)
+    if not found:
+        return d  # load_synthetic names the missing file
+    if asset is None:
+        if len(found) == 1:
+            return next(iter(found.values()))
+        raise DataError(d, "", f"holds {len(found)} synthetic markets ({', '.join(sorted(found))}): pick one "
+                               "with an asset")
+    if str(asset).upper() not in found:
+        raise DataError(d, "", f"no synthetic market of asset {asset!r} in it (found {', '.join(sorted(found))})")
+    return found[str(asset).upper()]
+
+
 def load_synthetic(path: str | Path) -> Market:
     """Read a directory written by :func:`write_market`; tables validated (the
     optional open_interest.parquet too, when present), truth attached. Raises

@@ -1,8 +1,11 @@
 """Scale-out (DESIGN.md section 7): the same calibrate flow on prefect-dask's
-``DaskTaskRunner`` with a real ``distributed.LocalCluster`` (2 in-process workers):
-two synthetic assets calibrated at once, every task of both (the per-asset
-subflows and their fits) on the cluster, both runs and versions landing in one
-MLflow sqlite store written concurrently, without SQLite lock errors.
+``DaskTaskRunner`` against a cluster of separate processes started by the test
+(``dask scheduler`` and two ``dask worker`` processes: :class:`flows.cluster.ProcessCluster`),
+reached through ``$MMCAL_DASK_ADDRESS`` as a user reaches theirs: two synthetic assets
+calibrated at once, every task of both (the per-asset subflows and their fits) on the
+cluster's workers, both runs and versions landing in one MLflow sqlite store written
+concurrently, without SQLite lock errors, and every Prefect run of both assets
+recorded, completed, in the one Prefect API the workers report to.
 
 The first asset is the session's market (its fits cached by the session), the
 second (``SYN2``) another synthetic market, sampled here on the cluster; the
@@ -15,29 +18,23 @@ Fixtures: tests/flows/conftest.py."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 
 import pytest
 
 
-@pytest.fixture()
-def cluster():
-    distributed = pytest.importorskip("distributed")
-    pytest.importorskip("prefect_dask")
-    # one thread per worker, as `mmcal calibrate --task-runner dask` starts them: with
-    # as many assets as worker threads, an asset task that held its thread while its
-    # fits wait for one would deadlock the cluster (flows.calibrate._calibrate_one)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as c:
-        yield c
-
-
 @pytest.mark.slow
-def test_two_assets_on_a_dask_cluster(calibrated, lab, fit_settings, cluster, tmp_path, monkeypatch, caplog):
+def test_two_assets_on_a_dask_cluster(calibrated, lab, fit_settings, tmp_path, monkeypatch, caplog):
+    pytest.importorskip("distributed")
+    pytest.importorskip("prefect_dask")
     import mlflow
+    from distributed import Client
     from mlflow import MlflowClient
+    from prefect import flow
     from prefect_dask import DaskTaskRunner
 
-    from flows.calibrate import calibrate as calibrate_many
+    from flows.calibrate import _calibrate_one
+    from flows.cluster import ProcessCluster, share_prefect_api
     from flows.runtime import task_runner
     from models import tracking
     from models.data.synthetic import SyntheticConfig, simulate_market, write_market
@@ -47,15 +44,12 @@ def test_two_assets_on_a_dask_cluster(calibrated, lab, fit_settings, cluster, tm
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)   # a registry set in the environment would win
-    monkeypatch.setenv("MMCAL_DASK_ADDRESS", cluster.scheduler_address)   # the subflows' runners too
-    assert isinstance(task_runner("dask"), DaskTaskRunner)
+    # the workers report to this process's Prefect API (as to a Prefect server); it
+    # stays up for the session (the lab fixture stops it)
+    monkeypatch.setenv("PREFECT_API_URL", share_prefect_api())
     assert tracking.tracking_uri() == store
     tracking.configure()
     opts = dict(**fit_settings, plots=False)
-
-    from prefect import flow
-
-    from flows.calibrate import _calibrate_one
 
     @flow(name="calibrate-two-markets")
     def two(jobs: list[tuple[str, str]]) -> list[dict]:
@@ -63,8 +57,15 @@ def test_two_assets_on_a_dask_cluster(calibrated, lab, fit_settings, cluster, tm
         return [f.result() for f in futs]
 
     caplog.set_level(logging.WARNING)
+    since = datetime.now(timezone.utc)
+    # one thread per worker, as `mmcal calibrate --task-runner dask` starts them: with
+    # as many assets as worker threads, an asset task that held its thread while its
+    # fits wait for one would deadlock the cluster (flows.calibrate._calibrate_one)
+    cluster = ProcessCluster(n_workers=2).__enter__()
     try:
-        fl = two.with_options(task_runner=DaskTaskRunner(address=cluster.scheduler_address),
+        monkeypatch.setenv("MMCAL_DASK_ADDRESS", cluster.address)   # the subflows' runners too
+        assert isinstance(task_runner("dask"), DaskTaskRunner)
+        fl = two.with_options(task_runner=DaskTaskRunner(address=cluster.address),
                               timeout_seconds=600)  # a deadlock fails instead of hanging
         docs = fl([(str(lab["market"]), "SYN"), (str(syn2), "SYN2")])
         assert [d["asset"] for d in docs] == ["SYN", "SYN2"]
@@ -80,10 +81,40 @@ def test_two_assets_on_a_dask_cluster(calibrated, lab, fit_settings, cluster, tm
             assert int(c.get_model_version_by_alias(f"mm-priors-{a}", "challenger").version) == 1
         text = caplog.text.lower()
         assert "database is locked" not in text and "operationalerror" not in text
-        # the tasks ran on the cluster, on both workers (the 2 asset tasks and the subflows' tasks)
-        counts = [w.state.executed_count for w in cluster.workers.values()]
+        # the tasks ran on the cluster's processes, on both workers (the 2 asset tasks and
+        # the subflows' tasks)
+        with Client(cluster.address) as client:
+            counts = list(client.run(lambda dask_worker: dask_worker.state.executed_count).values())
         assert sum(counts) >= 10 and all(counts), counts
+        # Prefect: both assets' subflows and every task run of theirs, completed, in one API
+        flows = _flow_runs(since)
+        subflows = [r for r in flows if r.name.startswith(("calibrate-SYN-", "calibrate-SYN2-"))]
+        assert sorted(r.name.split("-")[1] for r in subflows) == ["SYN", "SYN2"], [r.name for r in flows]
+        assert all(r.state_type.value == "COMPLETED" for r in subflows), [(r.name, r.state_type) for r in subflows]
+        tasks = _task_runs([r.id for r in subflows])
+        assert len(tasks) >= 10 and all(t.state_type.value == "COMPLETED" for t in tasks), \
+            [(t.name, t.state_type) for t in tasks]
     finally:
+        cluster.__exit__(None, None, None)
         monkeypatch.undo()
         mlflow.set_tracking_uri(tracking.tracking_uri())
         mlflow.set_registry_uri(tracking.tracking_uri())
+
+
+def _flow_runs(since) -> list:
+    """The flow runs the Prefect API holds that started after ``since``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
+
+    with get_client(sync_client=True) as c:
+        return c.read_flow_runs(flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)),
+                                limit=200)
+
+
+def _task_runs(flow_run_ids: list) -> list:
+    """The task runs of these flow runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as c:
+        return c.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids)), limit=200)

@@ -49,6 +49,16 @@ def test_simulate_rejects_bad_duration(tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+def test_simulate_names_the_asset_and_refuses_a_bad_name(tmp_path):
+    r = _run("simulate", "--out", str(tmp_path / "m"), "--duration", "60", "--asset", "ETH-1", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["asset"] == "ETH-1"
+    assert json.loads((tmp_path / "m" / "truth.json").read_text())["asset"] == "ETH-1"
+    r = _run("simulate", "--out", str(tmp_path / "n"), "--duration", "60", "--asset", "a/b")
+    assert r.exit_code == 2 and "--asset: 'a/b' is not a name" in r.stderr
+    assert not (tmp_path / "n").exists()
+
+
 def test_inspect_synthetic_json_matches_truth_counts(tmp_path):
     out = tmp_path / "m"
     assert _run("simulate", "--out", str(out), "--seed", "1", "--duration", "1800").exit_code == 0
