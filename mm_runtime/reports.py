@@ -101,6 +101,7 @@ def quote_report(q: Quotes, b: PriorBundle, config: QuoterConfig) -> QuoteReport
         "kelly_fraction": float(q.kelly_fraction),
         "alpha_touch": float(q.alpha_touch),
         "alpha_decay_bps": float(q.alpha_decay_bps),
+        "alpha_floor": float(q.alpha_floor),
         "spread_capture": _spread_capture(b, config),
         "adverse_move_bps": float(b.params.adverse_move_bps.mean()),
         "fee_bps": float(config.fee_bps),
