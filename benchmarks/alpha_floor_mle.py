@@ -6,6 +6,7 @@ posterior means (in posterior sd).
 
     .venv/bin/python benchmarks/alpha_floor_mle.py                 # AMZN_1, GOOG_1
     .venv/bin/python benchmarks/alpha_floor_mle.py --datasets amzn --draws 500
+    .venv/bin/python benchmarks/alpha_floor_mle.py --mle-only     # keep the saved posterior
 
 The fills are the models' own alpha observations (``mmcal fit``'s path:
 :func:`flows.fitting.observation_config`, default ObservationConfig with the automatic
@@ -111,7 +112,18 @@ def depth_table(r, d, y, fits):
     return rows
 
 
-def run(ds: str, draws: int) -> dict:
+def pooled(r, d, y, w) -> dict:
+    """The same two fits with one alpha_touch for all regimes (regimes pooled)."""
+    cr, cd, cn, ck = _cells(np.zeros_like(r), d, y)
+    f = {k: mle(cr, cd, cn, ck, k) for k in ("none", "constrained")}
+    lr = 2 * (f["constrained"]["loglik"] - f["none"]["loglik"])
+    z = np.zeros_like(r)
+    return {"mle": f, "lr": lr, "lr_tempered": lr * w,
+            "depth_table": depth_table(z, d, y, {"no_floor": (f["none"], "none"),
+                                                 "floor": (f["constrained"], "constrained")})}
+
+
+def run(ds: str, draws: int, old: dict | None = None) -> dict:
     from flows.fitting import fit_one, observation_config, read_market
     from models import catalog
     from models.sampling import GateConfig, SamplerConfig
@@ -134,7 +146,12 @@ def run(ds: str, draws: int) -> dict:
            "mle": fits, "lr": lr, "lr_tempered": lr * w, "p_lr": mix(lr), "p_lr_tempered": mix(lr * w),
            "lr_free": lr_free, "lr_free_tempered": lr_free * w,
            "depth_table": depth_table(r, d, y, {"no_floor": (fits["none"], "none"),
-                                                 "floor": (fits["constrained"], "constrained")})}
+                                                 "floor": (fits["constrained"], "constrained")}),
+           "pooled": pooled(r, d, y, w)}
+    if old is not None and "posterior" in old:  # --mle-only: keep the saved posterior
+        for k in ("posterior", "posterior_divergences", "posterior_n_obs"):
+            doc[k] = old[k]
+        return _vs_posterior(doc, fits)
     print(f"[{ds}] {obs.n_fills} fills, sweep weight {w:.3f}; MLE done ({time.perf_counter() - t0:.0f} s); "
           f"sampling ...", file=sys.stderr, flush=True)
     sc = SamplerConfig(sampler="pymc", chains=2, cores=1, draws=draws, tune=draws, seed=1, progressbar=False)
@@ -143,6 +160,11 @@ def run(ds: str, draws: int) -> dict:
                         for k, v in post["parameters"].items()}
     doc["posterior_divergences"] = post["diagnostics"]["divergences"]
     doc["posterior_n_obs"] = post["n_obs"]
+    doc["wall_s"] = time.perf_counter() - t0
+    return _vs_posterior(doc, fits)
+
+
+def _vs_posterior(doc: dict, fits: dict) -> dict:
     z = {}
     mc = fits["constrained"]
     for name, v in [(f"alpha_touch[{k}]", x) for k, x in mc["alpha_touch"].items()] + [
@@ -151,7 +173,6 @@ def run(ds: str, draws: int) -> dict:
         if p:
             z[name] = {"mle": v, "post_mean": p["mean"], "post_sd": p["sd"], "z": (v - p["mean"]) / p["sd"]}
     doc["mle_vs_posterior"] = z
-    doc["wall_s"] = time.perf_counter() - t0
     return doc
 
 
@@ -165,6 +186,16 @@ def report(doc: dict) -> None:
         print(f"  MLE {k:11s}: loglik {m[k]['loglik']:.1f}; alpha_touch {a}; decay {m[k]['alpha_decay_bps']:.2f} bp{fl}")
     print(f"  LR floor vs none: {doc['lr']:.1f} (tempered {doc['lr_tempered']:.1f}; p {doc['p_lr']:.2g} / "
           f"{doc['p_lr_tempered']:.2g}); unconstrained floor: {doc['lr_free']:.1f} ({doc['lr_free_tempered']:.1f})")
+    if "pooled" in doc:
+        pm = doc["pooled"]
+        print(f"  regimes pooled (one alpha_touch): no floor alpha_touch "
+              f"{pm['mle']['none']['alpha_touch']['low']:.3f} decay {pm['mle']['none']['alpha_decay_bps']:.2f} bp; "
+              f"floor: alpha_touch {pm['mle']['constrained']['alpha_touch']['low']:.3f} decay "
+              f"{pm['mle']['constrained']['alpha_decay_bps']:.2f} bp floor {pm['mle']['constrained']['alpha_floor']:.3f}; "
+              f"LR {pm['lr']:.1f} (tempered {pm['lr_tempered']:.1f})")
+        print("  pooled | depth bp | informed share | no-floor MLE | floor MLE |: " + "; ".join(
+            f"{x['depth_bps']:g}: {x['informed_share']:.3f} | {x['no_floor']:.3f} | {x['floor']:.3f}"
+            for x in pm["depth_table"]))
     print("  | depth bp | fills | informed share | no-floor MLE | floor MLE |")
     for row in doc["depth_table"]:
         print(f"  | {row['depth_bps']:g} | {row['fills']} | {row['informed_share']:.3f} | {row['no_floor']:.3f} "
@@ -180,12 +211,13 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--out", default="artifacts/benchmarks/alpha_floor_mle.json")
     ap.add_argument("--report", action="store_true", help="print the saved results")
+    ap.add_argument("--mle-only", action="store_true", help="redo the MLE, keep the saved posterior")
     a = ap.parse_args()
     out = Path(a.out)
     doc = json.loads(out.read_text()) if out.exists() else {}
     if not a.report:
         for ds in a.datasets.split(","):
-            doc[ds] = run(ds, a.draws)
+            doc[ds] = run(ds, a.draws, doc.get(ds) if a.mle_only else None)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(doc, indent=1, default=float))
     for ds in doc:
