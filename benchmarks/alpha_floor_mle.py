@@ -18,7 +18,8 @@ not from the PyMC model: a fill at depth d in regime r is informed with probabil
 
 (Bernoulli per fill; the floor's constraint is the model's parametrisation
 f = phi min_r a_r, phi in [0, 1]; the unconstrained f in [0, 1) is fitted too, to see
-whether the constraint binds). LR = 2 (l_floor - l_nofloor) per fill (untempered)
+whether the constraint binds; and both again with one alpha_touch for all regimes,
+"pooled"). LR = 2 (l_floor - l_nofloor) per fill (untempered)
 and with every fill weighted n_sweeps / n_fills (the models' sweep tempering,
 docs/models/alpha.md); the null puts f on its boundary, so LR is referred to
 0.5 chi2_0 + 0.5 chi2_1 (Self & Liang 1987): 5 % critical value 2.71. The posterior
