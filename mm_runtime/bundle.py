@@ -160,6 +160,8 @@ class Params(BaseModel):
     # optional (absent = 1); left out of the document when None so that bundles without
     # it keep their bytes and checksum
     spread_capture: NormalSummary | None = Field(None, exclude_if=_is_none)
+    # optional (absent = 0: alpha decays to zero), same rule: α(δ) = f + (α_touch - f)·e^(-δ/δ_char)
+    alpha_floor: BetaSummary | None = Field(None, exclude_if=_is_none)
 
     @model_validator(mode="after")
     def _extras(self):

@@ -105,6 +105,10 @@ class QuoterConfig(BaseModel):
     kelly_alpha_decay_bps: Pos | None = None
     """δ_char of the parametric α(δ) (the original's 10 bp); None = the bundle's
     ``alpha_decay_bps`` mean."""
+    kelly_alpha_floor: Annotated[float, Field(ge=0, lt=1)] | None = None
+    """α_floor of the parametric α(δ) = α_floor + (α_touch − α_floor)·exp(-δ/δ_char) (capped
+    at α_touch); None = the bundle's ``alpha_floor`` mean, 0 (the original's decay to zero)
+    when the bundle has none."""
     regime_kelly_multipliers: tuple[float, float, float, float] = (1.5, 1.0, 0.5, 0.25)
     """Kelly fraction multiplier per regime low…extreme, weighted by regime probabilities."""
     kelly_fraction_min: Pos = 0.05

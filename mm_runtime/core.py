@@ -83,6 +83,7 @@ class RuntimeConfig(NamedTuple):
     max_age_s: jax.Array
     alpha_touch: jax.Array  # 0 = from the bucket-0 estimate
     alpha_decay_bps: jax.Array  # 0 = from the bundle
+    alpha_floor: jax.Array  # α(δ)'s floor (config, else bundle, else 0)
     spread_capture: jax.Array  # c of the ladder's SC = c·δ - fee (config, else bundle, else 1)
     use_hawkes_intensity: jax.Array  # bool
     toxic_multiplier: jax.Array  # spread multiplier in the toxic UTC hours
@@ -136,6 +137,7 @@ class Quotes(NamedTuple):
     kelly_fraction: jax.Array  # effective
     alpha_touch: jax.Array  # α at the touch in use
     alpha_decay_bps: jax.Array  # δ_char in use
+    alpha_floor: jax.Array  # α_floor in use (≤ α_touch)
     sigma_bps: jax.Array  # σ in use
     mid: jax.Array
     regime_probs: jax.Array  # (R,)
@@ -223,6 +225,7 @@ def _runtime_config(view: BundleView, config: QuoterConfig) -> RuntimeConfig:
         max_age_s=f(c.max_age_s),
         alpha_touch=f(c.kelly_alpha_touch or 0.0),
         alpha_decay_bps=f(c.kelly_alpha_decay_bps or 0.0),
+        alpha_floor=f(view.alpha_floor if c.kelly_alpha_floor is None else c.kelly_alpha_floor),
         spread_capture=f(_spread_capture(view, c)),
         use_hawkes_intensity=np.bool_(c.use_hawkes_intensity),
         toxic_multiplier=f(c.toxic_hour_multiplier),
@@ -368,6 +371,7 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
     # --- ladder
     alpha_touch = jnp.where(cfg.alpha_touch > 0, cfg.alpha_touch, alpha_buckets[0])
     alpha_decay = jnp.where(cfg.alpha_decay_bps > 0, cfg.alpha_decay_bps, prior.alpha_decay_bps)
+    alpha_floor = jnp.clip(cfg.alpha_floor, 0.0, alpha_touch)
     arrival = jnp.where(cfg.use_hawkes_intensity, hawkes, poisson_rate)
     # the toxic-hour multiplier: UTC hour of the event (a one-hot sum, no gather)
     hour = jnp.floor(jnp.mod(jnp.where(ts_ok, ev.ts, 0.0), 86_400.0) / 3_600.0)
@@ -389,6 +393,7 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
             alpha_buckets=alpha_buckets,
             alpha_touch=alpha_touch,
             alpha_decay_bps=alpha_decay,
+            alpha_floor=alpha_floor,
             adverse_move_bps=prior.adverse_move_bps,
             spread_capture=cfg.spread_capture,
             regime_multiplier=regime_multiplier,
@@ -424,6 +429,7 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
         kelly_fraction=lad.kelly_fraction,
         alpha_touch=alpha_touch,
         alpha_decay_bps=alpha_decay,
+        alpha_floor=alpha_floor,
         sigma_bps=sigma,
         mid=jnp.where(market_ok, mid, 0.0),
         regime_probs=est.regime_probs,

@@ -105,9 +105,11 @@ def alpha_from_buckets(depth, alpha_buckets, bucket_edges):
     return out
 
 
-def alpha_parametric(depth, alpha_touch, decay_bps):
-    """α(δ) = α_touch · exp(-δ/δ_char) (the original system's depth decay)."""
-    return alpha_touch * jnp.exp(-depth / decay_bps)
+def alpha_parametric(depth, alpha_touch, decay_bps, alpha_floor=0.0):
+    """α(δ) = α_floor + (α_touch − α_floor) · exp(-δ/δ_char): the original system's depth
+    decay (α_floor = 0) with the floor of docs/models/alpha.md ("Floor"); with α_floor = 0
+    exactly α_touch · exp(-δ/δ_char)."""
+    return alpha_floor + (alpha_touch - alpha_floor) * jnp.exp(-depth / decay_bps)
 
 
 def kelly_optimal_fraction(alpha, spread_capture_bps, adverse_move_bps, max_f=jnp.inf):
@@ -149,6 +151,7 @@ class LadderInputs(NamedTuple):
     regime_multiplier: jax.Array  # Σ_r p_r · regime_kelly_multiplier_r
     spread_multiplier: jax.Array = 1.0  # toxic-hour multiplier in force now (1 outside toxic hours)
     cold_start: jax.Array = False  # bool: α still prior-only: a side left empty gets the minimal order
+    alpha_floor: jax.Array = 0.0  # parametric α_floor (0: α decays to zero)
 
 
 class LadderParams(NamedTuple):
@@ -224,7 +227,7 @@ def _economics(inp, prm, depth, sigma):
     p_fill = fill_probability(depth, sigma, prm.quote_horizon_s)
     alpha = jnp.where(
         prm.alpha_parametric,
-        alpha_parametric(depth, inp.alpha_touch, jnp.maximum(inp.alpha_decay_bps, 1e-12)),
+        alpha_parametric(depth, inp.alpha_touch, jnp.maximum(inp.alpha_decay_bps, 1e-12), inp.alpha_floor),
         alpha_from_buckets(depth, inp.alpha_buckets, prm.bucket_edges),
     )
     alpha = jnp.clip(alpha, 0.0, 1.0)

@@ -64,6 +64,7 @@ class BundleSummaries(NamedTuple):
     regime_emission: tuple[NormalInverseGammaSummary, ...]  # [r]
     sigma_bps: tuple[Any, ...]  # [r] GammaSummary | LogNormalSummary
     spread_capture: NormalSummary | None
+    alpha_floor: BetaSummary | None
 
 
 def _ro(x) -> np.ndarray:
@@ -107,6 +108,7 @@ class BundleView:
     alpha_decay_bps: float  # δ_char mean, bps
     adverse_move_bps: float  # mean, bps
     spread_capture: float | None  # c's mean; None = the bundle has none
+    alpha_floor: float  # α_floor's mean; 0 = the bundle has none (α decays to zero)
     summaries: BundleSummaries
     extras: Mapping[str, Any]
     """``params`` beyond the schema's, read-only (validated JSON; ignored by the quoter)."""
@@ -138,6 +140,7 @@ class BundleView:
             regime_emission=tuple(p.regime_emission[r] for r in REGIMES),
             sigma_bps=tuple(p.sigma_bps[r] for r in REGIMES),
             spread_capture=p.spread_capture,
+            alpha_floor=p.alpha_floor,
         )
         attr = lambda rows, name: [[getattr(x, name) for x in row] for row in rows]  # noqa: E731
         mean = lambda rows: [[x.mean() for x in row] for row in rows]  # noqa: E731
@@ -171,6 +174,7 @@ class BundleView:
             alpha_decay_bps=float(s.alpha_decay_bps.mean()),
             adverse_move_bps=float(s.adverse_move_bps.mean()),
             spread_capture=None if s.spread_capture is None else float(s.spread_capture.mean()),
+            alpha_floor=0.0 if s.alpha_floor is None else float(s.alpha_floor.mean()),
             summaries=s,
             extras=MappingProxyType(dict(p.__pydantic_extra__ or {})),
         )

@@ -104,10 +104,14 @@ MODELS: dict[str, ModelSpec] = {
                   config_class="RegimeConfig", uses_regimes=False, provides_regimes=True,
                   ppc="models.plots:regime_ppc", without_truth=("log_rv_mean", "log_rv_sd")),
         ModelSpec("alpha", "models.alpha",
-                  var_names=("alpha_touch", "alpha_decay_bps", "adverse_move_bps"),
-                  summary_vars=("alpha_touch", "alpha_decay_bps", "adverse_move_bps", "spread_capture"),
+                  var_names=("alpha_touch", "alpha_decay_bps", "alpha_floor", "adverse_move_bps"),
+                  summary_vars=("alpha_touch", "alpha_decay_bps", "alpha_floor", "adverse_move_bps",
+                                "spread_capture"),
                   loo_var="informed", n_obs_attr="n_fills", obs_unit="passive fills", stage=1,
-                  config_class="AlphaConfig", variants=("threshold", "mixture"), ppc="models.plots:alpha_ppc"),
+                  config_class="AlphaConfig", variants=("threshold", "mixture"), ppc="models.plots:alpha_ppc",
+                  # the synthetic market's informed flow has no floor (true alpha_floor = 0,
+                  # not written into its truth.json, which stays byte-identical)
+                  without_truth=("alpha_floor",)),
         ModelSpec("kappa", "models.kappa",
                   var_names=("kappa", "arrival_rate", "count_overdispersion"),
                   summary_vars=("kappa", "arrival_rate"),
@@ -265,12 +269,18 @@ def heldout_lpd(name: str, idata, obs, asset: str | None = None, *, max_draws: i
     return spec(name).module.heldout_lpd(idata, obs, asset, max_draws=max_draws)
 
 
+def _present(s: ModelSpec, idata) -> list[str]:
+    """The reported variables the fit has (a model option may leave one out, e.g.
+    alpha without its floor; a fit of an older model version may lack a newer one)."""
+    return [v for v in s.var_names if v in idata.posterior]
+
+
 def parameter_rows(name: str, idata) -> list[dict[str, Any]]:
     """:func:`models.sampling.summary_table` of the reported variables, names as reported."""
     from models.sampling import summary_table
 
     s = spec(name)
-    rows = summary_table(idata, s.var_names)
+    rows = summary_table(idata, _present(s, idata))
     return [{**r, "name": s.reported_name(r["name"])} for r in rows]
 
 
@@ -285,7 +295,7 @@ def diagnostics(name: str, idata) -> dict[str, Any]:
     loo_var = s.loo_var
     if "log_likelihood" in idata.groups() and loo_var not in idata.log_likelihood:
         loo_var = None
-    d = diag(idata, s.var_names, loo_var=loo_var)
+    d = diag(idata, _present(s, idata), loo_var=loo_var)
     d["per_param"] = {s.reported_name(k): v for k, v in d["per_param"].items()}
     for k in ("r_hat_worst", "ess_bulk_worst", "ess_tail_worst"):
         if d.get(k):

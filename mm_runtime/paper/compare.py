@@ -70,6 +70,7 @@ def config_for(name: str, bundle: PriorBundle, base: QuoterConfig | None = None)
         qc = base.model_copy(update={"learn": False, "alpha_model": "parametric",
                                      "kelly_alpha_touch": STATIC_ALPHA_TOUCH,
                                      "kelly_alpha_decay_bps": STATIC_ALPHA_DECAY_BPS,
+                                     "kelly_alpha_floor": 0.0,
                                      "kelly_fraction": STATIC_KELLY_FRACTION,
                                      "spread_capture": STATIC_SPREAD_CAPTURE})
         return static_bundle(bundle), qc

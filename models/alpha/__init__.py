@@ -1,13 +1,14 @@
 """Adverse-selection probability alpha: which passive fills are informed
 (DESIGN.md section 4).
 
-alpha(delta) = alpha_touch[asset, regime] * exp(-delta / alpha_decay_bps[asset]):
+alpha(delta) = alpha_floor[asset] + (alpha_touch[asset, regime] - alpha_floor[asset])
+* exp(-delta / alpha_decay_bps[asset]) (``AlphaConfig(floor=False)``: alpha_floor = 0):
 the probability that a passive fill at depth delta (bps of the mid) is informed,
 with the mean adverse move of informed fills (``adverse_move_bps``, bps) and the
 share of the quoted depth an uninformed fill earns (``spread_capture``). Two
 variants: ``threshold`` (binomial on the informed flag of DESIGN.md section 3)
 and ``mixture`` (two-component mixture of the markouts). Source: the original
-system's ``DepthDecayAS::alpha_at_depth``; model, priors, sweep weighting, the
+system's ``DepthDecayAS::alpha_at_depth`` (with a floor); model, priors, sweep weighting, the
 variant comparison and measurements: docs/models/alpha.md.
 
 Modules: :mod:`.observations` (:class:`AlphaObs`, :func:`observations`,

@@ -53,6 +53,9 @@ class AlphaPrior(BaseModel):
     offset_sd_bps: float = Field(2.0, gt=0.0)
     capture_mean: float = Field(1.0, description="prior mean of spread_capture (c = 1: DESIGN.md's SC = delta - fee)")
     capture_sd: float = Field(1.0, gt=0.0)
+    floor_share_a: float = Field(1.0, gt=0.0, description="alpha_floor_share ~ Beta(a, b): the floor as a "
+                                 "share of the lowest regime's alpha_touch")
+    floor_share_b: float = Field(2.0, gt=0.0)
 
 
 class AlphaConfig(BaseModel):
@@ -62,6 +65,9 @@ class AlphaConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     variant: Literal["threshold", "mixture"] = "threshold"
+    floor: bool = True
+    """alpha(delta) levels off at ``alpha_floor`` away from the touch (True) or decays
+    to zero (False: the original system's law)."""
     prior: AlphaPrior = AlphaPrior()
 
 
@@ -138,6 +144,22 @@ def _alpha_block(obs: AlphaObs, prior: AlphaPrior):
     return eta, decay
 
 
+def _floor_block(obs: AlphaObs, prior: AlphaPrior, eta):
+    """log alpha_floor per asset, (A,): ``alpha_floor[a] = phi[a] * min_r alpha_touch[a, r]``
+    with ``phi = alpha_floor_share ~ Beta(floor_share_a, floor_share_b)``, so the floor
+    lies below every regime's alpha_touch by construction (docs/models/alpha.md, "Floor")."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    dims = "asset" if obs.n_assets > 1 else None
+    share = pt.reshape(pm.Beta("alpha_floor_share", prior.floor_share_a, prior.floor_share_b, dims=dims),
+                       (obs.n_assets,))
+    log_floor = pt.log(share) + pt.min(-pt.softplus(-eta), axis=1)
+    floor = pt.exp(log_floor)
+    pm.Deterministic("alpha_floor", floor if dims else floor[0], dims=dims)
+    return log_floor
+
+
 def _adverse_block(obs: AlphaObs, prior: AlphaPrior):
     import pymc as pm
     import pytensor.tensor as pt
@@ -179,11 +201,17 @@ def uninformed_moments(obs: AlphaObs) -> dict[str, np.ndarray]:
     return {"w": s(np.ones_like(m)), "mm": s(m * m), "md": s(m * d), "dd": s(d * d)}
 
 
-def _log_alpha(eta, decay, asset, regime, depth):
-    """log alpha = log_sigmoid(eta[a, r]) - delta / decay[a]."""
+def _log_alpha(eta, decay, asset, regime, depth, log_floor=None):
+    """log alpha = log_sigmoid(eta[a, r]) - delta / decay[a] without a floor; with one,
+    alpha = f + (alpha_touch - f) exp(-delta/decay) = alpha_touch (q + (1 - q) exp(-delta/decay)),
+    q = f / alpha_touch <= 1: log alpha = log alpha_touch + logaddexp(log q, log(1 - q) - delta/decay)."""
     import pytensor.tensor as pt
 
-    return (-pt.softplus(-eta))[asset, regime] - depth / decay[asset]
+    log_at = (-pt.softplus(-eta))[asset, regime]
+    if log_floor is None:
+        return log_at - depth / decay[asset]
+    log_q = pt.minimum(log_floor[asset] - log_at, -1e-12)
+    return log_at + pt.logaddexp(log_q, pt.log1mexp(log_q) - depth / decay[asset])
 
 
 def _binomial_logp(value, n, log_p):
@@ -194,8 +222,9 @@ def _binomial_logp(value, n, log_p):
     return coef + value * log_p + (n - value) * log_q
 
 
-def build_model(obs: AlphaObs, prior: AlphaPrior | None = None):
-    """The threshold variant as a ``pm.Model`` (docs/models/alpha.md)."""
+def build_model(obs: AlphaObs, prior: AlphaPrior | None = None, *, floor: bool = True):
+    """The threshold variant as a ``pm.Model`` (docs/models/alpha.md); ``floor``: with
+    ``alpha_floor`` (else alpha decays to zero)."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -204,7 +233,8 @@ def build_model(obs: AlphaObs, prior: AlphaPrior | None = None):
     coords = _coords(obs) | {"cell": np.arange(len(c["n"]))}
     with pm.Model(coords=coords) as model:
         eta, decay = _alpha_block(obs, prior)
-        log_p = _log_alpha(eta, decay, c["asset"], c["regime"], c["depth_bps"])
+        log_floor = _floor_block(obs, prior, eta) if floor else None
+        log_p = _log_alpha(eta, decay, c["asset"], c["regime"], c["depth_bps"], log_floor)
         pm.CustomDist("informed", pt.as_tensor_variable(c["n"]), log_p, logp=_binomial_logp,
                       observed=c["k"], dims="cell", signature="(),()->()")
         as_mean, shape = _adverse_block(obs, prior)
@@ -241,8 +271,9 @@ def _mixture_logp(value, log_w, log_1mw, mu_u, sigma_u, log_sigma_u, gamma_c, sh
     return weight * pt.logaddexp(log_w + lg, log_1mw + ln)
 
 
-def build_mixture_model(obs: AlphaObs, prior: AlphaPrior | None = None):
-    """The markout-mixture variant as a ``pm.Model`` (docs/models/alpha.md).
+def build_mixture_model(obs: AlphaObs, prior: AlphaPrior | None = None, *, floor: bool = True):
+    """The markout-mixture variant as a ``pm.Model`` (docs/models/alpha.md); ``floor``
+    as in :func:`build_model`.
 
     Everything that depends only on the fill's (asset, regime, depth) cell (the
     mixing weight, the uninformed component's location and scale) is computed once
@@ -260,7 +291,8 @@ def build_mixture_model(obs: AlphaObs, prior: AlphaPrior | None = None):
     ca, cr, cd = c["asset"], c["regime"], c["depth_bps"]
     with pm.Model(coords=coords) as model:
         eta, decay = _alpha_block(obs, prior)
-        log_w = _log_alpha(eta, decay, ca, cr, cd)
+        log_floor = _floor_block(obs, prior, eta) if floor else None
+        log_w = _log_alpha(eta, decay, ca, cr, cd, log_floor)
         log_1mw = pt.log1mexp(pt.minimum(log_w, -1e-12))
         as_mean, shape = _adverse_block(obs, prior)
         capture, log_noise = _capture_block(obs, prior)
@@ -316,14 +348,15 @@ def version(model_config: AlphaConfig | None = None, obs: AlphaObs | None = None
 
     mc = model_config or AlphaConfig()
     name = MODEL_NAME if mc.variant == "threshold" else MIXTURE_NAME
-    return model_version(name, {"prior": mc.prior.model_dump(mode="json"), "variant": mc.variant},
-                         package)
+    return model_version(name, {"prior": mc.prior.model_dump(mode="json"), "variant": mc.variant,
+                                "floor": mc.floor}, package)
 
 
 def _finish(idata, obs: AlphaObs, mc: AlphaConfig):
     idata.attrs["model_name"] = MODEL_NAME if mc.variant == "threshold" else MIXTURE_NAME
     idata.attrs["model_version"] = version(mc)
     idata.attrs["alpha_variant"] = mc.variant
+    idata.attrs["alpha_floor"] = int(mc.floor)
     idata.attrs["assets"] = json.dumps(list(obs.assets))
     idata.attrs["alpha_bucket_depths"] = json.dumps(obs.bucket_depths())
     idata.attrs["informed_threshold_bps"] = float(obs.informed_threshold_bps)
@@ -342,11 +375,11 @@ def fit(obs: AlphaObs | Sequence[AlphaObs], sampler: SamplerConfig | None = None
     obs = _as_obs(obs)
     mc = model_config or AlphaConfig()
     build = build_model if mc.variant == "threshold" else build_mixture_model
-    idata = sample(build(obs, mc.prior), _sampler_config(sampler, obs.n_assets))
+    idata = sample(build(obs, mc.prior, floor=mc.floor), _sampler_config(sampler, obs.n_assets))
     return _finish(idata, obs, mc)
 
 
 def fit_mixture(obs: AlphaObs | Sequence[AlphaObs], sampler: SamplerConfig | None = None,
-                prior: AlphaPrior | None = None):
+                prior: AlphaPrior | None = None, *, floor: bool = True):
     """:func:`fit` of the two-component markout mixture variant (docs/models/alpha.md)."""
-    return fit(obs, sampler, AlphaConfig(variant="mixture", prior=prior or AlphaPrior()))
+    return fit(obs, sampler, AlphaConfig(variant="mixture", floor=floor, prior=prior or AlphaPrior()))

@@ -221,12 +221,14 @@ def simulate(truth: Mapping[str, Any], rng: np.random.Generator | int | None = N
     """Fills drawn from the model's own generative process (independent fills, weight 1).
 
     ``truth`` (flat names or a synthetic truth dict): ``alpha_touch[<regime>]`` for
-    the 4 regimes and ``alpha_decay_bps`` (required); ``adverse_move_bps`` (5),
+    the 4 regimes and ``alpha_decay_bps`` (required); ``alpha_floor`` (0; below every
+    ``alpha_touch``), ``adverse_move_bps`` (5),
     ``adverse_shape`` (2), ``markout_offset_bps`` (0), ``spread_capture`` (1),
     ``markout_noise_bps[<regime>]`` (0.3, 0.5, 0.8, 1.2) optional. Design: a fill's regime ~ Categorical
     (``regime_weights``), its depth on ``depth_grid_bps`` (default the observation
     grid) with P(delta) proportional to ``exp(-fill_depth_decay delta)`` (deep quotes fill
-    rarely). Then ``informed ~ Bernoulli(alpha_touch[r] exp(-delta/alpha_decay_bps))``
+    rarely). Then ``informed ~ Bernoulli(alpha_floor + (alpha_touch[r] - alpha_floor)
+    exp(-delta/alpha_decay_bps))``
     and the markout ~ Gamma(shape, mean adverse_move_bps) if informed, else
     Normal(-spread_capture * delta + markout_offset_bps, markout_noise_bps[r]): exactly the mixture
     model, and (``flag="coin"``) the threshold model's flag is the generator's
@@ -238,6 +240,9 @@ def simulate(truth: Mapping[str, Any], rng: np.random.Generator | int | None = N
     rng = np.random.default_rng(rng)
     at = np.array([p[f"alpha_touch[{r}]"] for r in REGIMES])
     decay = p["alpha_decay_bps"]
+    floor = p.get("alpha_floor", 0.0)
+    if not 0.0 <= floor < at.min():
+        raise ValueError(f"alpha_floor: {floor:g} must be in [0, min alpha_touch = {at.min():g})")
     as_mean = p.get("adverse_move_bps", 5.0)
     shape = p.get("adverse_shape", 2.0)
     off = p.get("markout_offset_bps", 0.0)
@@ -248,7 +253,7 @@ def simulate(truth: Mapping[str, Any], rng: np.random.Generator | int | None = N
     reg = rng.choice(len(REGIMES), size=n_fills, p=rw / rw.sum()).astype(np.int8)
     pd_ = np.exp(-fill_depth_decay * grid)
     depth = grid[rng.choice(len(grid), size=n_fills, p=pd_ / pd_.sum())]
-    alpha = at[reg] * np.exp(-depth / decay)
+    alpha = floor + (at[reg] - floor) * np.exp(-depth / decay)  # floor 0: exactly at * exp(...)
     informed = rng.random(n_fills) < alpha
     mk = np.where(informed, rng.gamma(shape, as_mean / shape, n_fills),
                   -capture * depth + off + noise[reg] * rng.standard_normal(n_fills))
@@ -256,7 +261,7 @@ def simulate(truth: Mapping[str, Any], rng: np.random.Generator | int | None = N
     if flag == "threshold":
         informed = mk > informed_threshold_bps
     truth_flat = {f"alpha_touch[{r}]": float(at[i]) for i, r in enumerate(REGIMES)}
-    truth_flat.update({"alpha_decay_bps": decay, "adverse_move_bps": as_mean, "adverse_shape": shape,
+    truth_flat.update({"alpha_decay_bps": decay, "alpha_floor": floor, "adverse_move_bps": as_mean, "adverse_shape": shape,
                        "markout_offset_bps": off, "spread_capture": capture})
     truth_flat.update({f"markout_noise_bps[{r}]": float(noise[i]) for i, r in enumerate(REGIMES)})
     return AlphaObs(assets=(asset,), asset=np.zeros(n_fills, np.int32), regime=reg, side=side,

@@ -45,18 +45,23 @@ def summary_draws(idata, asset: str | None = None) -> dict[str, Any]:
     """Posterior draws of every summarized quantity (the inputs of :func:`summarize`;
     the exporter uses them to report how faithful each summary is):
     ``{"alpha": {regime: {bucket label: draws}}, "alpha_decay_bps": draws,
-    "adverse_move_bps": draws, "spread_capture": draws}``."""
+    "adverse_move_bps": draws, "spread_capture": draws, "alpha_floor": draws}`` (the
+    last only for a fit with the floor)."""
     a = _asset_index(idata, asset)
     at = _draws(idata, "alpha_touch", a)  # (S, R)
     decay = _draws(idata, "alpha_decay_bps", a)  # (S,)
     bd = json.loads(idata.attrs["alpha_bucket_depths"])
     depths = np.asarray(bd["depth_bps"])
     W = np.asarray(bd["weights"])[a]  # (B, D)
+    floor = _draws(idata, "alpha_floor", a) if "alpha_floor" in idata.posterior else np.zeros_like(decay)
     decay_curve = np.exp(-depths[None, :] / decay[:, None])  # (S, D)
     bucket_factor = decay_curve @ W.T  # (S, B): sum_d w[b,d] exp(-d/decay)
-    alpha = {rn: {lab: at[:, r] * bucket_factor[:, b] for b, lab in enumerate(DEPTH_BUCKET_LABELS)}
+    # alpha_r(d) = f + (alpha_touch_r - f) exp(-d/decay) is affine in exp(-d/decay)
+    alpha = {rn: {lab: floor + (at[:, r] - floor) * bucket_factor[:, b] for b, lab in enumerate(DEPTH_BUCKET_LABELS)}
              for r, rn in enumerate(REGIMES)}
     out = {"alpha": alpha, "alpha_decay_bps": decay, "adverse_move_bps": _draws(idata, "adverse_move_bps", a)}
+    if "alpha_floor" in idata.posterior:  # fits without the floor (AlphaConfig(floor=False)) have none
+        out["alpha_floor"] = floor
     if "spread_capture" in idata.posterior:  # fits of model versions before it have none
         out["spread_capture"] = _draws(idata, "spread_capture", a)
     return out
@@ -66,7 +71,7 @@ def summarize(idata, asset: str | None = None) -> dict[str, Any]:
     """Conjugate summaries by moment matching (docs/models/alpha.md; the families and
     equations of :mod:`models.export`): ``{"alpha": {regime: {bucket: beta}},
     "alpha_decay_bps": lognormal, "adverse_move_bps": lognormal, "spread_capture":
-    normal}``, the layout of
+    normal, "alpha_floor": beta}`` (the last only for a fit with the floor), the layout of
     ``mm_runtime.bundle``. Works for both variants."""
     from models.export import beta_from_draws, lognormal_from_draws, normal_from_draws
 
@@ -78,6 +83,8 @@ def summarize(idata, asset: str | None = None) -> dict[str, Any]:
     }
     if "spread_capture" in d:
         out["spread_capture"] = normal_from_draws(d["spread_capture"])
+    if "alpha_floor" in d:
+        out["alpha_floor"] = beta_from_draws(d["alpha_floor"])
     return out
 
 
@@ -95,10 +102,13 @@ def _per_fill_draws(idata, obs: AlphaObs) -> dict[str, np.ndarray]:
 
     at = arr("alpha_touch")
     decay = arr("alpha_decay_bps")
+    floor = arr("alpha_floor") if "alpha_floor" in post else np.zeros_like(decay)
     if at.ndim == 2:
         at = at[:, None, :]
         decay = decay.reshape(-1, 1)
-    alpha = at[:, idx, obs.regime] * np.exp(-obs.depth_bps[None, :] / decay[:, idx])
+        floor = floor.reshape(-1, 1)
+    f = floor[:, idx]
+    alpha = f + (at[:, idx, obs.regime] - f) * np.exp(-obs.depth_bps[None, :] / decay[:, idx])
     out = {"alpha": alpha}
     if idata.attrs.get("alpha_variant") == "mixture":
         as_mean = arr("adverse_move_bps").reshape(alpha.shape[0], -1)

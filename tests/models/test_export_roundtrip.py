@@ -104,8 +104,8 @@ def test_loaded_prior_means_equal_posterior_means(loaded, draws):
     items = ex.leaves(summary_tree(b), draws)
     # every leaf of the schema: alpha 16, alpha_decay_bps, adverse_move_bps, kappa 8,
     # arrival_rate 8, hawkes_baseline 8, hawkes_branching 4, hawkes_decay,
-    # regime_transition 4, regime_emission 4, sigma_bps 4, spread_capture
-    assert len(items) == 60
+    # regime_transition 4, regime_emission 4, sigma_bps 4, spread_capture, alpha_floor
+    assert len(items) == 61
     for path, s, x in items:
         name, fam = ex.flat_name(path), s["family"]
         summ = leaf(b.params, path)
@@ -156,6 +156,8 @@ def test_runtime_state_carries_the_posterior_means(loaded, draws):
     assert float(state.cfg.learning.markout_horizon_s) == b.observation.markout_horizon_s == 1.0
     # the ladder's spread capture c is the posterior mean
     assert rel(state.cfg.spread_capture, np.mean(draws["spread_capture"])) < REL_TOL
+    # the parametric alpha(delta)'s floor is alpha_floor's posterior mean
+    assert rel(state.cfg.alpha_floor, np.mean(draws["alpha_floor"])) < REL_TOL
 
 
 def test_bundle_metadata(exported, loaded, fits, market):
