@@ -48,7 +48,7 @@ def test_metrics_served_and_parsed():
     info = [k for k in s if k[0] == "mm_bundle_info"]
     assert len(info) == 1
     labels = dict(info[0][1])
-    assert labels["model_version"] == "example-v1" and labels["schema_version"] == "2" and labels["run_id"] == ""
+    assert labels["model_version"] == "example-v1" and labels["schema_version"] == "3" and labels["run_id"] == ""
     assert s[("mm_quote_step_latency_seconds_count", a)] == 5.0
     assert ("mm_binding_constraint", (("asset", "BTC"), ("side", "bid"))) in s
 
@@ -58,5 +58,5 @@ def test_registries_are_private_and_shareable():
     mr.Quoter(mr.example_bundle("A"), metrics=shared)
     mr.Quoter(mr.example_bundle("B"), metrics=shared)  # same families, another label value
     assert shared.registry.get_sample_value("mm_bundle_info", {"asset": "A", "model_version": "example-v1",
-                                                               "run_id": "", "schema_version": "2"}) == 1.0
+                                                               "run_id": "", "schema_version": "3"}) == 1.0
     assert REGISTRY.get_sample_value("mm_kelly_fraction", {"asset": "A"}) is None  # not the global registry

@@ -152,7 +152,7 @@ def test_runtime_state_carries_the_posterior_means(loaded, draws):
         assert rel(got, np.asarray(x).mean(-1)) < REL_TOL
     assert float(prior.bar_s) == float(b.units.volatility_bar_s) == 10.0
     # schema 2: the observation block (the default rules, with the regime fit's bars)
-    assert b.schema_version == 2 and b.observation.bar_seconds == b.units.volatility_bar_s
+    assert b.schema_version == 3 and b.observation.bar_seconds == b.units.volatility_bar_s
     assert float(state.cfg.learning.markout_horizon_s) == b.observation.markout_horizon_s == 1.0
     # the ladder's spread capture c is the posterior mean
     assert rel(state.cfg.spread_capture, np.mean(draws["spread_capture"])) < REL_TOL
