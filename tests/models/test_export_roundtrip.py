@@ -166,7 +166,9 @@ def test_bundle_metadata(exported, loaded, fits, market):
     assert b.source.row_counts == market.row_counts()
     assert b.model_version == ex.combined_model_version(fits) and b.model_version.startswith("bundle-")
     models = b.diagnostics["models"]
-    assert set(models) == set(catalog.names())
+    # fills is fitted only where the data have books: exported without it, the bundle has no fills block
+    assert set(models) == set(fits) == set(catalog.names()) - {"fills"}
+    assert b.params.fills is None and "fills" not in b.model_dump(mode="json")["params"]
     for name, idata in fits.items():
         assert models[name]["model_version"] == idata.attrs["model_version"]
         assert models[name]["r_hat_max"] is not None and models[name]["draws"] == idata.posterior.sizes["draw"]
