@@ -84,7 +84,7 @@ def design(obs: FillsObs, cfg: FillsConfig) -> dict[str, np.ndarray]:
     event's piece one-hot ``D`` (n, P; zero rows when censored), ``filled`` (n,), the
     covariates ``X`` (n, 3), the markout increments ``dM`` (n, H; 0 where unknown) and
     their mask ``Mk``, the log regime probabilities ``logw`` (n, 4; floored at 1e-12),
-    ``asset`` (n,)."""
+    ``asset`` (n,), ``fidx`` the rows with a markout (int)."""
     if tuple(obs.horizons_s) != tuple(cfg.observation.markout_horizons_s) \
             or obs.repost_interval_s != cfg.observation.repost_interval_s:
         raise ValueError("the observations' markout horizons / re-post interval differ from the model config's")
@@ -102,13 +102,14 @@ def design(obs: FillsObs, cfg: FillsConfig) -> dict[str, np.ndarray]:
     Mk = np.isfinite(inc)
     return {"E": E, "D": D, "filled": obs.filled.astype(float), "X": X, "dM": np.where(Mk, inc, 0.0),
             "Mk": Mk.astype(float), "logw": np.log(np.maximum(obs.regime_prob, 1e-12)),
-            "asset": obs.asset.astype(np.int64)}
+            "asset": obs.asset.astype(np.int64), "fidx": np.flatnonzero(Mk.any(axis=1))}
 
 
 def order_loglik(xp, P: dict[str, Any], d: dict[str, Any], student_t: bool = False):
     """Per-order log-likelihood (n,), mixed over the regimes; ``xp`` is a namespace with
-    ``exp, log, dot, concatenate, zeros_like, logsumexp, gammaln, sum`` (NumPy/SciPy or
-    PyTensor). ``P``: ``log_hazard`` (A, 4), ``log_ratio`` (P,) with 0 first, ``coef``
+    ``exp, log, dot, concatenate, zeros_like, logsumexp, gammaln, sum, scatter_rows``
+    (NumPy/SciPy or PyTensor). The markout terms are computed on the rows ``d["fidx"]``
+    only (the fills; zero elsewhere). ``P``: ``log_hazard`` (A, 4), ``log_ratio`` (P,) with 0 first, ``coef``
     (3,), ``mean`` (A, 4, H), ``slopes`` (3, H), ``log_sd`` (4, H), ``nu`` (Student-t)."""
     a = d["asset"]
     eta = xp.dot(d["X"], P["coef"])                                   # (n,)
@@ -116,17 +117,19 @@ def order_loglik(xp, P: dict[str, Any], d: dict[str, Any], student_t: bool = Fal
     w = xp.dot(d["E"], xp.exp(P["log_ratio"]))                        # (n,)
     ev = xp.dot(d["D"], P["log_ratio"])                               # (n,)
     surv = d["filled"][:, None] * base + ev[:, None] - xp.exp(base) * w[:, None]
-    mu = P["mean"][a] + xp.dot(d["X"], P["slopes"])[:, None, :]       # (n, 4, H)
+    # markouts: only the rows with a markout (the fills), scattered back into (n, 4)
+    f = d["fidx"]
+    mu = P["mean"][a[f]] + xp.dot(d["X"][f], P["slopes"])[:, None, :]  # (nf, 4, H)
     dmu = mu - xp.concatenate([xp.zeros_like(mu[:, :, :1]), mu[:, :, :-1]], axis=2)
     sd = xp.exp(P["log_sd"])[None, :, :]
-    z = (d["dM"][:, None, :] - dmu) / sd
+    z = (d["dM"][f][:, None, :] - dmu) / sd
     if student_t:
         nu = P["nu"]
         lp = (xp.gammaln((nu + 1) / 2) - xp.gammaln(nu / 2) - 0.5 * xp.log(nu * math.pi)
               - (nu + 1) / 2 * xp.log(1 + z * z / nu) - P["log_sd"][None, :, :])
     else:
         lp = -0.5 * z * z - 0.5 * math.log(2 * math.pi) - P["log_sd"][None, :, :]
-    mark = xp.sum(d["Mk"][:, None, :] * lp, axis=2)                   # (n, 4)
+    mark = xp.scatter_rows(surv, f, xp.sum(d["Mk"][f][:, None, :] * lp, axis=2))   # (n, 4)
     return xp.logsumexp(d["logw"] + surv + mark, axis=1)
 
 
@@ -168,6 +171,8 @@ class _PT:
 
         if name == "logsumexp":
             return lambda x, axis: pt.logsumexp(x, axis=axis)
+        if name == "scatter_rows":
+            return lambda like, idx, rows: pt.set_subtensor(pt.zeros_like(like)[idx], rows)
         return getattr(pt, name)
 
 
@@ -179,11 +184,17 @@ class _NP:
 
         if name in ("logsumexp", "gammaln"):
             return getattr(special, name)
+        if name == "scatter_rows":
+            def scatter(like, idx, rows):
+                out = np.zeros_like(like)
+                out[idx] = rows
+                return out
+            return scatter
         return getattr(np, name)
 
 
 PT, NP = _PT(), _NP()
-_COLS = ("E", "D", "filled", "X", "dM", "Mk", "logw", "asset")
+_COLS = ("E", "D", "filled", "X", "dM", "Mk", "logw", "asset")   # fidx travels as a constant
 
 
 def _pack(d: dict[str, np.ndarray]) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
@@ -198,10 +209,10 @@ def _pack(d: dict[str, np.ndarray]) -> tuple[np.ndarray, list[tuple[str, int, in
     return np.concatenate(blocks, axis=1), layout
 
 
-def _unpack(value, layout):
+def _unpack(value, layout, fidx):
     import pytensor.tensor as pt
 
-    out = {}
+    out = {"fidx": fidx}
     for k, i, j in layout:
         col = value[:, i:j]
         out[k] = col[:, 0] if k in ("filled", "asset") else col
@@ -282,7 +293,7 @@ def build_model(obs: FillsObs, config: FillsConfig | None = None):
             P = {"log_hazard": lhA, "log_ratio": lrf, "coef": coef, "mean": mmA, "slopes": sl, "log_sd": lsd}
             if nu:
                 P["nu"] = nu[0]
-            return order_loglik(PT, P, _unpack(value, layout), student_t=bool(nu))
+            return order_loglik(PT, P, _unpack(value, layout, d["fidx"]), student_t=bool(nu))
 
         pm.CustomDist("queue_orders", *params, logp=logp, observed=value, dims=("order", "order_col"),
                       signature=sig + "->(m)")
