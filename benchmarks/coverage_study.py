@@ -28,6 +28,8 @@ How each model is fitted (as in ``tests/models/test_*.py``' end-to-end tests):
   (``--alpha-estimands`` prints the estimands next to the truth, no fits).
 * ``kappa``: :func:`models.kappa.fit` on the market's arrivals, true regime path.
 * ``hawkes``: :func:`models.hawkes.fit` on the market's arrivals, true regime path.
+* ``fills``: :func:`models.fills.fit` on the market's queue orders (the synthetic
+  queue layer's true fill and markout process), true regime path (one-hot).
 * ``regime``: :func:`models.regime.fit` on :func:`models.regime.observations`
   (log variance per bar by ``--volatility-estimator``, default the
   ``ObservationConfig`` default; the truth path is not used by the fit). Scored
@@ -84,9 +86,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-MODELS = ("alpha", "kappa", "hawkes", "regime", "regime-sim")
+MODELS = ("alpha", "kappa", "hawkes", "regime", "regime-sim", "fills")
 DEFAULT_SAMPLER = {"alpha": "nutpie", "kappa": "nutpie", "hawkes": "nutpie", "regime": "numpyro",
-                   "regime-sim": "numpyro"}
+                   "regime-sim": "numpyro", "fills": "nutpie"}
 REGIME_SIM_BARS = 360
 """regime-sim: bars per simulated sequence (1 h of 10 s bars, like the one-hour markets)."""
 FORMAT = "mm-calibration/coverage"
@@ -101,7 +103,7 @@ realized variance)."""
 def _n_obs(model: str, obs) -> int:
     return int({"alpha": lambda o: o.n_fills, "kappa": lambda o: o.n_arrivals,
                 "hawkes": lambda o: o.n_events, "regime": lambda o: o.n_bars,
-                "regime-sim": lambda o: o.n_bars}[model](obs))
+                "regime-sim": lambda o: o.n_bars, "fills": lambda o: o.n_orders}[model](obs))
 
 
 def _regime_observation(estimator: str | None):
@@ -139,6 +141,11 @@ def fit_model(model: str, market, cfg, estimator: str | None = None):
         from models import regime as m
 
         obs = regime_sim_obs(market.truth["seed"])
+        return obs, m.fit(obs, cfg)
+    if model == "fills":
+        from models import fills as m
+
+        obs = m.observations(market, path)
         return obs, m.fit(obs, cfg)
     raise ValueError(f"unknown model {model!r} (expected one of {MODELS})")
 

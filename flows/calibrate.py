@@ -128,7 +128,11 @@ def calibrate_asset(source: str, path: str, asset: str | None = None, window: st
     keys: dict[str, str] = {}
     fits: dict[str, dict] = {}
     rpath: dict[str, Any] | None = None
+    skipped = {m: r for m in catalog.names() if (r := catalog.skip_reason(m, info["rows"], source))}
+    for m, why in skipped.items():
+        logger.warning("%s: %s", asset, why)
     for stage in catalog.stages():
+        stage = tuple(m for m in stage if m not in skipped)
         futures, kws = {}, {}
         for m in stage:
             uses = catalog.spec(m).uses_regimes
@@ -156,7 +160,8 @@ def calibrate_asset(source: str, path: str, asset: str | None = None, window: st
         figures = {m: f.result() for m, f in plot_f.items()}
     failures = [f"{m}: {msg}" for m in models for msg in diags[m]["gate"]["failures"]]
     params = {"sampler": samplers, "gate": gate_d, "alpha_variant": alpha_variant,
-              "max_prior_strength": max_prior_strength if max_prior_strength is not None else "none"}
+              "max_prior_strength": max_prior_strength if max_prior_strength is not None else "none",
+              **{f"skipped.{m}": why for m, why in skipped.items()}}
     bundle_path = key = None
     if failures:
         tracked = T.track_calibration(asset, ref, info, fits, diags, figures, None, params, None, register_version)
@@ -178,6 +183,7 @@ def calibrate_asset(source: str, path: str, asset: str | None = None, window: st
                 tracked = T.track_calibration(asset, ref, info, fits, diags, figures, bundle_path, params, key,
                                               register_version)
     result = _result(asset, ref, info, fits, diags, rpath, bundle_path, key, tracked, failures)
+    result["skipped"] = skipped
     if tracked["status"] == "gate_failed":
         return Failed(message=f"{asset}: gate failed, not registered: " + "; ".join(failures), data=result)
     return result

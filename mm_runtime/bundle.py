@@ -6,7 +6,9 @@ checksum (:func:`canonical_json`), atomic load and dump.  The exporter in ``mode
 produces exactly this; the runtime refuses anything else.  Units (``units`` block):
 depth bps, time s, sigma bps/sqrt(s), kappa 1/bps, rates 1/s.  Schema 2 carries the
 ``observation`` block (:class:`~mm_runtime.observation.ObservationConfig`); a schema-1
-document loads with its defaults assumed.  The quoter reads a bundle through its typed
+document loads with its defaults assumed.  Schema 3 adds the queue-order rules to that
+block and an optional ``params.fills`` block (:class:`FillsBlock`: the fills model's
+hazards and markouts per regime x level x queue bucket cell).  The quoter reads a bundle through its typed
 view (:mod:`mm_runtime.view`).
 
 Layout, the ``params`` families and the checksum rule: docs/runtime/bundle.md.
@@ -51,7 +53,8 @@ from .summaries import (
     _is_none,
     _Model,
 )
-from .vocabulary import DEPTH_BUCKETS_BPS, REGIMES, SIDES, bucket_keys
+from .vocabulary import (DEPTH_BUCKETS_BPS, QUEUE_BUCKET_LABELS, REGIMES, SIDES, bucket_keys, horizon_label,
+                         piece_labels)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -72,6 +75,7 @@ __all__ = [
     "BundleSource",
     "MlflowRef",
     "Units",
+    "FillsBlock",
     "Params",
     "PriorBundle",
     "bucket_keys",
@@ -89,10 +93,11 @@ __all__ = [
     "example_bundle",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema version this runtime writes."""
-SCHEMA_VERSIONS: tuple[int, ...] = (1, 2)
-"""The schema versions this runtime reads (1: no ``observation`` block)."""
+SCHEMA_VERSIONS: tuple[int, ...] = (1, 2, 3)
+"""The schema versions this runtime reads (1: no ``observation`` block; 2: no queue-order
+rules in it, no ``params.fills``)."""
 DEFAULT_DEPTH_BUCKETS_BPS: tuple[float, ...] = DEPTH_BUCKETS_BPS
 
 
@@ -141,6 +146,49 @@ class Units(_Model):
     )
 
 
+class FillsBlock(BaseModel):
+    """The fills model's cells (schema 3): ``hazard[regime][level][queue bucket][piece]``
+    (gamma, 1/s: the hazard of that piece of time since placement) and
+    ``markout_bps[regime][level][queue bucket][horizon]`` (normal or
+    normal-inverse-gamma, bps: the mean markout at that horizon after a fill). Levels
+    are ``"0"``..``"K"`` (``observation.queue_levels``), buckets
+    :data:`~mm_runtime.vocabulary.QUEUE_BUCKET_LABELS`, pieces named by
+    :func:`~mm_runtime.vocabulary.piece_labels` (``"0-0.1s"``, ..., ``"0.6s+"``), horizons by
+    :func:`~mm_runtime.vocabulary.horizon_label` of ``observation.markout_horizons_s``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    hazard: dict[str, dict[str, dict[str, dict[str, GammaSummary]]]]
+    markout_bps: dict[str, dict[str, dict[str, dict[str, NormalSummary | NormalInverseGammaSummary]]]]
+
+    def cuts_s(self) -> list[float]:
+        """The pieces' lower edges (s), read from the piece names."""
+        first = self.hazard[REGIMES[0]]["0"][QUEUE_BUCKET_LABELS[0]]
+        return [float(k.split("-")[0].rstrip("s+")) for k in first]
+
+
+def _check_fills(f: FillsBlock, obs: ObservationConfig) -> None:
+    levels = [str(k) for k in range(obs.queue_levels + 1)]
+    horizons = [horizon_label(h) for h in obs.markout_horizons_s]
+    pieces = list(f.hazard.get(REGIMES[0], {}).get("0", {}).get(QUEUE_BUCKET_LABELS[0], {}))
+    try:
+        cuts = f.cuts_s() if pieces else []
+    except ValueError:
+        raise ValueError(f"params.fills.hazard: piece names {pieces} are not of piece_labels' form") from None
+    if not pieces or piece_labels(cuts) != pieces:
+        raise ValueError(f"params.fills.hazard: piece names {pieces} are not of piece_labels' form")
+    for name, inner in (("hazard", pieces), ("markout_bps", horizons)):
+        tree = getattr(f, name)
+        _keys(tree, REGIMES, f"params.fills.{name}", "regime")
+        for r in REGIMES:
+            _keys(tree[r], levels, f"params.fills.{name}.{r}", "level")
+            for lv in levels:
+                _keys(tree[r][lv], QUEUE_BUCKET_LABELS, f"params.fills.{name}.{r}.{lv}", "queue bucket")
+                for b in QUEUE_BUCKET_LABELS:
+                    _keys(tree[r][lv][b], inner, f"params.fills.{name}.{r}.{lv}.{b}",
+                          "piece" if name == "hazard" else "horizon")
+
+
 class Params(BaseModel):
     """The conjugate summaries; see the module docstring for the layout."""
 
@@ -162,6 +210,8 @@ class Params(BaseModel):
     spread_capture: NormalSummary | None = Field(None, exclude_if=_is_none)
     # optional (absent = 0: alpha decays to zero), same rule: α(δ) = f + (α_touch - f)·e^(-δ/δ_char)
     alpha_floor: BetaSummary | None = Field(None, exclude_if=_is_none)
+    # schema 3, optional: the fills model's cells where the data had an order book
+    fills: FillsBlock | None = Field(None, exclude_if=_is_none)
 
     @model_validator(mode="after")
     def _extras(self):
@@ -191,7 +241,7 @@ def _first_error(exc: ValidationError) -> str:
 
 # ----------------------------------------------------------------------------- bundle
 class PriorBundle(_Model):
-    schema_version: Literal[1, 2] = SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3] = SCHEMA_VERSION
     asset: Annotated[str, Field(min_length=1)]
     created_at: AwareDatetime
     model_version: Annotated[str, Field(min_length=1)]
@@ -215,8 +265,13 @@ class PriorBundle(_Model):
             if version == 1 and data.get("observation") is not None:
                 raise ValueError("observation: not part of schema 1 (a bundle with an observation "
                                  "block is schema_version 2)")
-            if version == 2 and data.get("observation") is None:
-                raise ValueError("observation: missing (schema 2 carries the ObservationConfig the fits used)")
+            if version in (2, 3) and data.get("observation") is None:
+                raise ValueError(f"observation: missing (schema {version} carries the ObservationConfig the "
+                                 "fits used)")
+            params = data.get("params")
+            if version in (1, 2) and isinstance(params, dict) and params.get("fills") is not None:
+                raise ValueError(f"params.fills: not part of schema {version} (a bundle with a fills block "
+                                 "is schema_version 3)")
         return data
 
     @model_serializer(mode="wrap")
@@ -246,6 +301,8 @@ class PriorBundle(_Model):
         if not e or e[0] != 0.0 or any(b <= a for a, b in zip(e, e[1:], strict=False)):
             raise ValueError("depth_buckets_bps: must start at 0 and increase strictly")
         p = self.params
+        if p.fills is not None:
+            _check_fills(p.fills, self.observation)
         buckets = bucket_keys(e)
         _keys(p.alpha, REGIMES, "params.alpha", "regime")
         for r in REGIMES:

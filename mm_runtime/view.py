@@ -31,12 +31,12 @@ from .summaries import (
     NormalInverseGammaSummary,
     NormalSummary,
 )
-from .vocabulary import REGIMES, SIDES
+from .vocabulary import QUEUE_BUCKET_LABELS, QUEUE_BUCKETS, REGIMES, SIDES, horizon_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from .bundle import PriorBundle
 
-__all__ = ["BundleSummaries", "BundleView", "bundle_view", "stationary_distribution"]
+__all__ = ["BundleSummaries", "BundleView", "FillsView", "bundle_view", "stationary_distribution"]
 
 
 def stationary_distribution(T: np.ndarray) -> np.ndarray:
@@ -71,6 +71,43 @@ def _ro(x) -> np.ndarray:
     a = np.array(x, dtype=np.float64)
     a.setflags(write=False)
     return a
+
+
+@dataclass(frozen=True, eq=False)
+class FillsView:
+    """The bundle's ``params.fills`` block as arrays (``R`` regimes, ``L`` levels 0..K,
+    ``Q`` queue buckets, ``P`` hazard pieces, ``H`` markout horizons). Loaded, not yet
+    used by the ladder."""
+
+    levels: int  # L
+    queue_edges: np.ndarray  # (Q,) lower edges, median trades
+    cuts_s: np.ndarray  # (P,) lower edges of the hazard pieces, s
+    horizons_s: np.ndarray  # (H,)
+    hazard_shape: np.ndarray  # (R, L, Q, P) Gamma shape, hazard in 1/s
+    hazard_rate: np.ndarray  # (R, L, Q, P)
+    markout_mean_bps: np.ndarray  # (R, L, Q, H) mean of the mean markout, bps
+    markout_sd_bps: np.ndarray  # (R, L, Q, H) its posterior sd (normal), or the NIG's mean's sd
+
+    @classmethod
+    def from_block(cls, f, observation: ObservationConfig) -> FillsView:
+        L = observation.queue_levels + 1
+        cuts = f.cuts_s()
+        pieces = list(f.hazard[REGIMES[0]]["0"][QUEUE_BUCKET_LABELS[0]])
+        hz = [horizon_label(h) for h in observation.markout_horizons_s]
+        cell = lambda tree, inner, fn: [[[[fn(tree[r][str(lv)][b][k]) for k in inner]  # noqa: E731
+                                          for b in QUEUE_BUCKET_LABELS] for lv in range(L)] for r in REGIMES]
+
+        def sd(x) -> float:
+            if isinstance(x, NormalSummary):
+                return float(x.sigma)
+            return float(np.sqrt(x.scale / (x.lam * (x.shape - 1.0)))) if x.shape > 1 else float("inf")
+
+        return cls(levels=L, queue_edges=_ro(QUEUE_BUCKETS), cuts_s=_ro(cuts),
+                   horizons_s=_ro(observation.markout_horizons_s),
+                   hazard_shape=_ro(cell(f.hazard, pieces, lambda x: x.shape)),
+                   hazard_rate=_ro(cell(f.hazard, pieces, lambda x: x.rate)),
+                   markout_mean_bps=_ro(cell(f.markout_bps, hz, lambda x: x.mu)),
+                   markout_sd_bps=_ro(cell(f.markout_bps, hz, sd)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,6 +147,8 @@ class BundleView:
     spread_capture: float | None  # c's mean; None = the bundle has none
     alpha_floor: float  # α_floor's mean; 0 = the bundle has none (α decays to zero)
     summaries: BundleSummaries
+    fills: FillsView | None
+    """The fills model's cells (schema 3, where the data had books); None without them."""
     extras: Mapping[str, Any]
     """``params`` beyond the schema's, read-only (validated JSON; ignored by the quoter)."""
 
@@ -176,6 +215,7 @@ class BundleView:
             spread_capture=None if s.spread_capture is None else float(s.spread_capture.mean()),
             alpha_floor=0.0 if s.alpha_floor is None else float(s.alpha_floor.mean()),
             summaries=s,
+            fills=None if p.fills is None else FillsView.from_block(p.fills, bundle.observation),
             extras=MappingProxyType(dict(p.__pydantic_extra__ or {})),
         )
 

@@ -54,7 +54,9 @@ class ModelSpec:
     ``observation`` receives the ObservationConfig, a field ``variant`` the variant).
     ``variants``: the model's variants, the default first. ``ppc``: the posterior
     predictive plot, ``"module:function"`` of ``(idata, obs, path) -> path`` (None:
-    trace and posterior plots only). ``rename``: posterior
+    trace and posterior plots only). ``needs_books``: the model observes queue orders,
+    so it is fitted only where the data have an order book (:func:`skip_reason`; a
+    bundle without it has no block of its own). ``rename``: posterior
     variable -> reported name where they differ. ``without_truth``: reported
     variables with no ``truth.json`` counterpart.
     """
@@ -72,6 +74,7 @@ class ModelSpec:
     provides_regimes: bool = False
     variants: tuple[str, ...] = ("default",)
     ppc: str | None = None
+    needs_books: bool = False
     rename: Mapping[str, str] = field(default_factory=dict)
     without_truth: tuple[str, ...] = ()
 
@@ -122,6 +125,14 @@ MODELS: dict[str, ModelSpec] = {
                   summary_vars=("hawkes_baseline", "hawkes_branching", "hawkes_decay"),
                   loo_var="arrivals", n_obs_attr="n_events", obs_unit="arrivals", stage=1,
                   config_class="HawkesConfig"),
+        ModelSpec("fills", "models.fills",
+                  var_names=("fill_hazard", "fill_piece_ratio", "fill_queue_coef", "fill_level_coef",
+                             "fill_imbalance_coef", "markout_mean_bps", "markout_queue_bps", "markout_level_bps",
+                             "markout_imbalance_bps", "markout_sd_bps"),
+                  summary_vars=("fill_hazard", "fill_piece_ratio", "fill_queue_coef", "fill_level_coef",
+                                "markout_mean_bps", "markout_queue_bps", "markout_level_bps"),
+                  loo_var="queue_orders", n_obs_attr="n_orders", obs_unit="queue orders", stage=1,
+                  config_class="FillsConfig", ppc="models.plots:fills_ppc", needs_books=True),
     )
 }
 """The catalog, in fit order."""
@@ -140,6 +151,23 @@ def stages() -> list[tuple[str, ...]]:
     for s in MODELS.values():
         by.setdefault(s.stage, []).append(s.name)
     return [tuple(by[k]) for k in sorted(by)]
+
+
+def skip_reason(name: str, rows: Mapping[str, int], source: str = "") -> str | None:
+    """Why model ``name`` is not fitted on data with these row counts
+    (``Market.row_counts()``) from ``source``, or None when it is: a model that
+    :attr:`ModelSpec.needs_books` needs an order book, and on real data the queue-order
+    producer (``models.data.queue``)."""
+    if not spec(name).needs_books:
+        return None
+    if not rows.get("books"):
+        return f"{name} not fitted: the data have no order book (books: 0 rows), so no queue orders"
+    if source != "synthetic":
+        import importlib.util
+
+        if importlib.util.find_spec("models.data.queue") is None:
+            return f"{name} not fitted: no queue-order producer (models.data.queue) for {source} data in this version"
+    return None
 
 
 def regime_model() -> str:
@@ -305,4 +333,4 @@ def diagnostics(name: str, idata) -> dict[str, Any]:
 
 __all__ = ["MODELS", "ModelSpec", "REGIME_SOURCES", "check_variant", "diagnostics", "fit",
            "has_truth_path", "heldout_lpd", "model_config", "n_obs", "names", "observations", "parameter_rows", "prepare",
-           "regime_model", "regime_path", "spec", "stages", "summarize", "version"]
+           "regime_model", "regime_path", "skip_reason", "spec", "stages", "summarize", "version"]

@@ -360,10 +360,10 @@ def _iso(t: Any) -> str:
 
 
 def _check_fits(fits: Mapping[str, Any]) -> None:
-    from models.catalog import names
+    from models.catalog import names, spec
 
     MODELS = names()
-    missing = [m for m in MODELS if m not in fits]
+    missing = [m for m in MODELS if m not in fits and not spec(m).needs_books]
     if missing:
         raise ValueError(f"fits: missing {missing} (an export needs the fits of {list(MODELS)})")
     unknown = [m for m in fits if m not in MODELS]
@@ -417,13 +417,14 @@ def export_bundle(
         raise ValueError(f"fits.regime: fitted on asset {reg_asset!r}, exporting {asset!r}")
     summaries: list[dict[str, Any]] = []
     fidelity: dict[str, dict[str, float]] = {}
-    for name in catalog.names():
+    fitted = [name for name in catalog.names() if name in fits]   # a needs_books model may be absent
+    for name in fitted:
         s, d = catalog.summarize(name, fits[name], asset)
         summaries.append(s)
         fidelity.update(fidelity_report(s, d))
     diag: dict[str, Any] = {}
     if with_model_diagnostics:
-        diag["models"] = {name: model_diagnostics(name, fits[name]) for name in catalog.names()}
+        diag["models"] = {name: model_diagnostics(name, fits[name]) for name in fitted}
     diag.update(diagnostics or {})
     bundle = build_bundle(
         asset, summaries, source=source, model_version=combined_model_version(fits, source),

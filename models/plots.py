@@ -19,6 +19,8 @@ Per model (:func:`model_plots`):
     (median and 90 % band; for the mixture variant the informed-component weight);
   - kappa: :func:`models.kappa.ppc_depths` / :func:`models.kappa.ppc_plot`
     (depth survival per regime x side);
+  - fills: :func:`models.fills.reliability_plot` (fill probability within tau by level
+    and queue bucket, predicted vs observed);
   - hawkes: none yet (a time-rescaling residual check is the natural one).
 
 Matplotlib runs on the Agg backend (no display); every figure is closed after it
@@ -135,6 +137,15 @@ def kappa_ppc(idata, obs, path: str | Path) -> Path:
     from models.kappa import ppc_depths, ppc_plot
 
     return ppc_plot(ppc_depths(idata, obs), path)
+
+
+def fills_ppc(idata, obs, path: str | Path) -> Path:
+    """Reliability diagram of a fills fit: predicted vs observed (Kaplan-Meier) fill
+    probability within half the re-post interval by level and queue bucket
+    (:func:`models.fills.reliability`, :func:`models.fills.reliability_plot`)."""
+    from models.fills import reliability_plot
+
+    return reliability_plot(idata, obs, path)
 
 
 def model_plots(name: str, idata, obs, out_dir: str | Path, prefix: str = "") -> dict[str, Path]:

@@ -208,6 +208,7 @@ def render_calibration(doc: dict) -> None:
                        ["model", "cache", "n obs", "sampling s", "max r_hat", "min ess bulk", "min ess tail",
                         "divergences", "min BFMI", "elpd_loo", "max Pareto k", "gate"], rows))
     lines = [f"warning: {m}: {w}" for m, r in doc["models"].items() for w in r["gate"].get("warnings", [])]
+    lines += [f"skipped: {why} (the bundle has no {m} block)" for m, why in (doc.get("skipped") or {}).items()]
     st = doc["status"]
     if st == "gate_failed":
         lines.append(f"gate FAILED: not exported, not registered (MLflow run {doc['run_id']}, status FAILED)")

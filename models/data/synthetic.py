@@ -13,7 +13,10 @@ names the fits and the prior bundle use (DESIGN.md section 8). Deterministic in
 4. informed flow: an arrival is informed with a depth-decaying probability and then
    moves the mid (alpha);
 5. mid and quotes: Brownian log-mid per regime plus the informed jumps;
-6. optionally (``OpenInterestConfig``) open interest with liquidation cascades.
+6. optionally (``OpenInterestConfig``) open interest with liquidation cascades;
+7. (``QueueConfig``, on by default) an order book with queues (``books``) and the
+   queue orders with their true fill and markout process (:mod:`models.data.synthetic_queue`),
+   drawn from an RNG stream of their own so that steps 1-6 keep their bytes.
 
 Units (DESIGN.md section 2): depth in bps of the mid, time in s, sigma in
 bps/sqrt(s), kappa in 1/bps, rates in events/s; ``buy`` = aggressor bought (trade side
@@ -36,9 +39,12 @@ from mm_runtime.vocabulary import NS, REGIMES, SIDES
 from models.data.observations import ObservationConfig
 from models.data.synthetic_io import (TRUTH_FORMAT, TRUTH_FORMAT_VERSION, file_sha256,
                                       load_synthetic, write_market)
-from models.data.tables import Market, validate_open_interest, validate_quotes, validate_trades
+from models.data.synthetic_queue import QueueConfig, simulate_queues
+from models.data.synthetic_queue import truth_params as queue_truth_params
+from models.data.tables import (Market, validate_books, validate_open_interest, validate_quotes,
+                                validate_trades)
 
-__all__ = ["OpenInterestConfig", "SyntheticConfig", "markov_path", "simulate_hawkes_arrivals",
+__all__ = ["OpenInterestConfig", "QueueConfig", "SyntheticConfig", "markov_path", "simulate_hawkes_arrivals",
            "simulate_market", "SIDE_SIGN",
            # re-exported from models.data.synthetic_io
            "TRUTH_FORMAT", "TRUTH_FORMAT_VERSION", "write_market", "load_synthetic", "file_sha256"]
@@ -126,6 +132,7 @@ class SyntheticConfig(BaseModel):
     size_log_sd: float = 0.8
     observation: ObservationConfig = Field(default_factory=ObservationConfig)
     open_interest: OpenInterestConfig | None = None
+    queues: QueueConfig | None = Field(default_factory=QueueConfig)
 
     @model_validator(mode="after")
     def _check(self) -> SyntheticConfig:
@@ -168,6 +175,8 @@ class SyntheticConfig(BaseModel):
         doc = self.model_dump(mode="json")
         if doc.get("open_interest") is None:
             doc.pop("open_interest", None)
+        if doc.get("queues") is None:
+            doc.pop("queues", None)
         return doc
 
     @classmethod
@@ -443,6 +452,17 @@ def simulate_market(seed: int, duration_s: float = 3600.0,
     truth = _truth(cfg)
     counts: dict[str, int] = {"trades": nt, "quotes": nq, "arrivals": na,
                               "informed_arrivals": int(informed.sum()), "bars": n_bars}
+    books, queue = None, None
+    if cfg.queues is not None:
+        q_rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(2)[1])
+        books, queue = simulate_queues(q_rng, cfg.queues, cfg.observation, quotes, trades, path, B,
+                                       cfg.start_ns, T)
+        books = validate_books(books)
+        o = cfg.observation
+        truth["params"].update(queue_truth_params(cfg.queues, o.repost_interval_s, o.markout_horizons_s))
+        counts["books"] = len(books)
+        counts["queue_orders"] = len(queue)
+        counts["queue_fills"] = int(queue["filled"].sum())
     if cascades is not None:
         truth["params"]["cascade_oi_threshold"] = float(cfg.open_interest.threshold)
         truth["derived"]["cascades"] = cascades
@@ -481,7 +501,9 @@ def simulate_market(seed: int, duration_s: float = 3600.0,
     meta = {"truth_arrivals": pd.DataFrame({
         "ts": a_ns + cfg.start_ns, "side": SIDE_SIGN[s_idx], "regime": a_reg,
         "depth_bps": D, "informed": informed, "jump_bps": np.where(informed, J, 0.0)})}
-    return Market(asset=cfg.asset, source="synthetic", trades=trades, quotes=quotes,
+    if queue is not None:
+        meta["queue_orders"] = queue
+    return Market(asset=cfg.asset, source="synthetic", trades=trades, quotes=quotes, books=books,
                   truth=doc, meta=meta, open_interest=oi_table)
 
 

@@ -1,5 +1,6 @@
 """The synthetic market on disk: ``write_market`` writes a directory (trades.parquet,
-quotes.parquet, truth.json, README.txt, open_interest.parquet when present;
+quotes.parquet, truth.json, README.txt, open_interest.parquet when present, books.parquet
+and queue_orders.parquet when the market has queues;
 byte-identical for the same market), ``load_synthetic`` reads one back, validated,
 with the truth attached.
 
@@ -17,7 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from models.data.tables import DataError, Market, validate_open_interest, validate_quotes, validate_trades
+from models.data.tables import (DataError, Market, validate_books, validate_open_interest, validate_quotes,
+                                validate_trades)
 
 TRUTH_FORMAT = "mm-calibration/synthetic-truth"
 TRUTH_FORMAT_VERSION = 1
@@ -30,6 +32,10 @@ trades.parquet  canonical trades: ts (int64 ns UTC), price, size, side (+1 buyer
                 ts and side.
 quotes.parquet  canonical best bid/offer: ts, bid, ask, bid_size, ask_size.
 open_interest.parquet  (only when the market has open interest) ts, oi.
+books.parquet   (only with queues) L2 snapshots at each re-post: ts, side (+1 bid /
+                -1 ask), level (ticks behind the touch), price, size.
+queue_orders.parquet  (only with queues) the hypothetical queue orders with their true
+                fills and markouts (docs/models/fills.md).
 truth.json      the generator's ground truth: parameters under the names used by
                 the fits and the prior bundle ("params"), the regime path per
                 {bar_seconds} s bar ("regime_path"), the generator config and the
@@ -64,6 +70,16 @@ def write_market(market: Market, out_dir: str | Path) -> dict[str, Path]:
     if market.open_interest is not None:
         paths["open_interest"] = out / "open_interest.parquet"
         _write_parquet(market.open_interest, paths["open_interest"])
+    if market.books is not None and market.meta.get("queue_orders") is not None:
+        paths["books"] = out / "books.parquet"
+        _write_parquet(market.books, paths["books"])
+        paths["queue_orders"] = out / "queue_orders.parquet"
+        q = market.meta["queue_orders"]
+        table = pa.Table.from_pandas(q, preserve_index=False)
+        meta = dict(table.schema.metadata or {})
+        meta[b"queue_attrs"] = json.dumps(q.attrs, sort_keys=True).encode()
+        pq.write_table(table.replace_schema_metadata(meta), paths["queue_orders"], compression="zstd",
+                       compression_level=3, write_statistics=True, store_schema=True)
     paths["truth"].write_text(json.dumps(market.truth, indent=1) + "\n", encoding="utf-8")
     c = market.truth.get("counts", {})
     paths["readme"].write_text(_README.format(
@@ -143,10 +159,28 @@ def load_synthetic(path: str | Path) -> Market:
         oi = validate_open_interest(oi_df, oi_path)
         files["open_interest"] = oi_path
         names.append("open_interest")
+    books, meta = None, {}
+    if (d / "books.parquet").is_file() and (d / "queue_orders.parquet").is_file():
+        bp, qp = d / "books.parquet", d / "queue_orders.parquet"
+        try:
+            books = validate_books(pq.read_table(bp).to_pandas(), bp)
+        except DataError:
+            raise
+        except Exception as e:  # as above
+            raise DataError(bp, "", f"cannot read parquet: {e}") from None
+        try:
+            qt = pq.read_table(qp)
+            q = qt.to_pandas()
+            q.attrs.update(json.loads((qt.schema.metadata or {}).get(b"queue_attrs", b"{}")))
+        except Exception as e:  # as above
+            raise DataError(qp, "", f"cannot read parquet: {e}") from None
+        meta["queue_orders"] = q
+        files["books"], files["queue_orders"] = bp, qp
+        names += ["books", "queue_orders"]
     return Market(asset=str(truth.get("asset", "SYN")), source="synthetic",
-                  trades=tables["trades"], quotes=tables["quotes"],
+                  trades=tables["trades"], quotes=tables["quotes"], books=books,
                   files=tuple(str(files[n]) for n in names),
-                  truth=truth, open_interest=oi)
+                  truth=truth, meta=meta, open_interest=oi)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -11,7 +11,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-MODELS = ("regime", "alpha", "kappa", "hawkes")
+MODELS = ("regime", "alpha", "kappa", "hawkes", "fills")
 STRICT_GATE: dict = {}  # the default gate: the tiny fits fail it
 
 

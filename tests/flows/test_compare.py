@@ -42,12 +42,12 @@ def test_compare_scores_both_on_later_data_and_keeps_the_champion(calibrated, mi
     doc = compare(asset="SYN", z=1e9)   # an impossible bar: the champion stays whatever the scores
     assert doc["challenger"]["version"] == 2 and doc["champion"]["version"] == 1
     rows = {r["model"]: r for r in doc["rows"]}
-    assert set(rows) == {"regime", "alpha", "kappa", "hawkes", "total"}
-    for m in ("regime", "alpha", "kappa", "hawkes"):
+    assert set(rows) == {"regime", "alpha", "kappa", "hawkes", "fills", "total"}
+    for m in ("regime", "alpha", "kappa", "hawkes", "fills"):
         r = rows[m]
         assert r["paired"] and r["n"] > 0 and r["challenger_elpd"] is not None and r["champion_elpd"] is not None
     # only alpha differs between the two versions: the other models share their fits
-    for m in ("regime", "kappa", "hawkes"):
+    for m in ("regime", "kappa", "hawkes", "fills"):
         assert rows[m]["elpd_diff"] == pytest.approx(0.0, abs=1e-9)
     assert rows["alpha"]["unit"].startswith("passive fills")
     # held-out data starts where the fits' window ends (0.7 of the data)

@@ -46,7 +46,7 @@ def test_the_rules_reach_every_fit_the_run_and_the_bundle(five_second, calibrate
     assert float(params["observation.markout_horizon_s"]) == 5.0
     assert float(params["observation.informed_threshold_bps"]) == 2.0
     bundle = load_bundle(five_second["bundle_path"])
-    assert bundle.schema_version == 2
+    assert bundle.schema_version == 3
     assert (bundle.observation.markout_horizon_s, bundle.observation.informed_threshold_bps) == (5.0, 2.0)
     assert bundle.observation.bar_seconds == bundle.units.volatility_bar_s == obs["bar_seconds"]
 

@@ -71,7 +71,7 @@ def schema1(doc: dict) -> dict:
 def test_schema_2_round_trips_byte_identical_with_its_observation_block(tmp_path):
     obs = ObservationConfig(markout_horizon_s=5.0, informed_threshold_bps=2.0, depth_grid_bps=(1.0, 3.0),
                             volatility_estimator="bipower")
-    b = with_checksum(example_bundle("BTC").model_copy(update={"observation": obs}))
+    b = with_checksum(example_bundle("BTC").model_copy(update={"observation": obs, "schema_version": 2}))
     path = dump_bundle(b, tmp_path / "b.json")
     raw = path.read_bytes()
     assert json.loads(raw)["schema_version"] == 2
@@ -161,7 +161,7 @@ def test_dump_recomputes_the_checksum(tmp_path):
 
 def test_example_bundle_layout():
     b = example_bundle()
-    assert b.schema_version == SCHEMA_VERSION == 2
+    assert b.schema_version == SCHEMA_VERSION == 3
     assert b.observation == ObservationConfig()
     assert b.regimes == list(REGIMES)
     assert b.depth_buckets_bps == [0, 2, 5, 10]
@@ -199,10 +199,10 @@ def test_refuses_missing_checksum(tmp_path, doc):
     refused(tmp_path, doc, "checksum: missing", fix_checksum=False)
 
 
-@pytest.mark.parametrize("version", [3, 0, "2", True])
+@pytest.mark.parametrize("version", [4, 0, "2", True])
 def test_refuses_unknown_schema_version(tmp_path, doc, version):
     doc["schema_version"] = version
-    refused(tmp_path, doc, "schema_version", f"unknown schema version {version!r}", "reads 1 or 2")
+    refused(tmp_path, doc, "schema_version", f"unknown schema version {version!r}", "reads 1 or 2 or 3")
 
 
 def test_refuses_missing_schema_version(tmp_path, doc):

@@ -49,7 +49,7 @@ def test_metrics_served_and_parsed():
     info = [k for k in s if k[0] == "mm_bundle_info"]
     assert len(info) == 1
     labels = dict(info[0][1])
-    assert labels["model_version"] == "example-v1" and labels["schema_version"] == "2" and labels["run_id"] == ""
+    assert labels["model_version"] == "example-v1" and labels["schema_version"] == "3" and labels["run_id"] == ""
     assert labels["version"] == "" and labels["registered_model"] == ""  # not a registered bundle
     assert s[("mm_quote_step_latency_seconds_count", a)] == 5.0
     assert ("mm_binding_constraint", (("asset", "BTC"), ("side", "bid"))) in s
@@ -76,5 +76,5 @@ def test_registries_are_private_and_shareable():
     window = f"{b.source.window_start.isoformat()}/{b.source.window_end.isoformat()}"
     assert shared.registry.get_sample_value("mm_bundle_info", {
         "asset": "A", "model_version": "example-v1", "run_id": "", "registered_model": "", "version": "",
-        "data_sha256": b.source.data_sha256[:12], "window": window, "schema_version": "2"}) == 1.0
+        "data_sha256": b.source.data_sha256[:12], "window": window, "schema_version": "3"}) == 1.0
     assert REGISTRY.get_sample_value("mm_kelly_fraction", {"asset": "A"}) is None  # not the global registry

@@ -91,7 +91,7 @@ def test_build_bundle_writes_schema_2_with_the_observation_block():
 
     summaries, source = _example_summaries()
     b = ex.build_bundle("BTC", summaries, source=source, model_version="m")
-    assert b.schema_version == SCHEMA_VERSION == 2 and b.observation == ObservationConfig()
+    assert b.schema_version == SCHEMA_VERSION == 3 and b.observation == ObservationConfig()
     obs = ObservationConfig(markout_horizon_s=5.0, informed_threshold_bps=2.0, bar_seconds=20.0)
     b = ex.build_bundle("BTC", summaries, source=source, model_version="m", volatility_bar_s=20.0,
                         observation=obs)

@@ -152,7 +152,7 @@ def test_runtime_state_carries_the_posterior_means(loaded, draws):
         assert rel(got, np.asarray(x).mean(-1)) < REL_TOL
     assert float(prior.bar_s) == float(b.units.volatility_bar_s) == 10.0
     # schema 2: the observation block (the default rules, with the regime fit's bars)
-    assert b.schema_version == 2 and b.observation.bar_seconds == b.units.volatility_bar_s
+    assert b.schema_version == 3 and b.observation.bar_seconds == b.units.volatility_bar_s
     assert float(state.cfg.learning.markout_horizon_s) == b.observation.markout_horizon_s == 1.0
     # the ladder's spread capture c is the posterior mean
     assert rel(state.cfg.spread_capture, np.mean(draws["spread_capture"])) < REL_TOL
@@ -169,7 +169,9 @@ def test_bundle_metadata(exported, loaded, fits, market):
     assert b.model_version == ex.combined_model_version(fits, ex.bundle_source(market))
     assert b.model_version.startswith("bundle-") and b.model_version != ex.combined_model_version(fits)
     models = b.diagnostics["models"]
-    assert set(models) == set(catalog.names())
+    # fills is fitted only where the data have books: exported without it, the bundle has no fills block
+    assert set(models) == set(fits) == set(catalog.names()) - {"fills"}
+    assert b.params.fills is None and "fills" not in b.model_dump(mode="json")["params"]
     for name, idata in fits.items():
         assert models[name]["model_version"] == idata.attrs["model_version"]
         assert models[name]["r_hat_max"] is not None and models[name]["draws"] == idata.posterior.sizes["draw"]

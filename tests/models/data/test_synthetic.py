@@ -34,7 +34,7 @@ from models.data.tables import DataError, validate_open_interest, validate_quote
 
 REPO = Path(__file__).resolve().parents[3]
 HOURS = 24
-FILES = ("trades.parquet", "quotes.parquet", "truth.json", "README.txt")
+FILES = ("trades.parquet", "quotes.parquet", "truth.json", "README.txt", "books.parquet", "queue_orders.parquet")
 
 
 @pytest.fixture(scope="module")
