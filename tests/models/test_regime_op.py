@@ -65,14 +65,13 @@ def test_op_equals_scan_logp_and_gradient(market_obs, censor):
              "jax": (op.compile_logp(mode="JAX"), op.compile_dlogp(mode="JAX")),
              "jax.grad": (lambda p: jlogp(*[p[n] for n in names])[0],
                           lambda p: np.concatenate([np.ravel(x) for x in jgrad(*[p[n] for n in names])]))}
-    for seed in (0, 1):
-        point = _point(op, seed)
-        lp_ref, g_ref = (float(ref_fns[0](point)), ref_fns[1](point))
-        assert np.isfinite(lp_ref) and g_ref.shape == (n_free,) and np.all(np.isfinite(g_ref))
-        for path, (flp, fg) in paths.items():
-            lp, g = flp(point), fg(point)
-            assert float(lp) == pytest.approx(lp_ref, rel=1e-8), path
-            assert _rel(g, g_ref) < 1e-8, (path, _rel(g, g_ref))
+    point = _point(op, int(censor))          # a point 0.3 (unconstrained units) around the EM start
+    lp_ref, g_ref = (float(ref_fns[0](point)), ref_fns[1](point))
+    assert np.isfinite(lp_ref) and g_ref.shape == (n_free,) and np.all(np.isfinite(g_ref))
+    for path, (flp, fg) in paths.items():
+        lp, g = flp(point), fg(point)
+        assert float(lp) == pytest.approx(lp_ref, rel=1e-8), path
+        assert _rel(g, g_ref) < 1e-8, (path, _rel(g, g_ref))
     # the pointwise terms (the log_likelihood group) too
     rv_scan, rv_op = scan["log_rv"], op["log_rv"]
     c_scan = scan.compile_fn(scan.logp(vars=[rv_scan], sum=False)[0], mode=PT_MODE)(point)
