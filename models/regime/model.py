@@ -197,13 +197,15 @@ def fit(obs: RegimeObs, sampler: SamplerConfig | None = None, model_config: Regi
     ``prior_centres`` and ``em_reference`` (JSON: the EM point where the chains
     start, with its log-likelihood).
 
-    With the JAX Op (``likelihood="op"``, the default) nutpie's numba backend would
-    call the Op in numba's object mode, so nutpie is switched to its JAX backend
-    (the Op is inlined there), as for the Hawkes model."""
+    With the JAX Op (``likelihood="op"``, the default) nutpie runs its JAX backend
+    (the numba backend would call the Op in numba's object mode) with JAX's own
+    gradient of the translated log-density, which goes through the likelihood's
+    ``custom_vjp`` (one forward and one reverse pass; pytensor's gradient graph
+    costs ~2-3x more per call: docs/models/regime.md, "Likelihood")."""
     mc = model_config or RegimeConfig()
     cfg = sampler or SamplerConfig()
-    if mc.likelihood == "op" and cfg.sampler == "nutpie" and cfg.nutpie_backend == "numba":
-        cfg = cfg.model_copy(update={"nutpie_backend": "jax"})
+    if mc.likelihood == "op" and cfg.sampler == "nutpie":
+        cfg = cfg.model_copy(update={"nutpie_backend": "jax", "nutpie_gradient_backend": "jax"})
     ref = em_fit(obs, mc)
     idata = sample(build_model(obs, mc, reference=ref), cfg)
     idata.attrs["model_name"] = MODEL_NAME
