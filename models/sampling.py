@@ -73,6 +73,9 @@ class SamplerConfig(BaseModel):
         20_000_000, ge=0, description="skip the pointwise log-likelihood above this many "
         "elements (chains x draws x observations; 8 bytes each)")
     nutpie_backend: Literal["numba", "jax"] = "jax"
+    nutpie_gradient_backend: Literal["pytensor", "jax"] = Field(
+        "pytensor", description="who differentiates the log-density for nutpie: pytensor's "
+        "gradient graph, or jax.value_and_grad of its JAX translation (JAX backend only)")
     mp_ctx: Literal["auto", "fork", "forkserver", "spawn"] = Field(
         "auto", description="process start method of PyMC's parallel chains; auto = spawn "
         "once JAX is imported (a forked JAX process deadlocks), else PyMC's default")
@@ -305,6 +308,7 @@ def sample(model, config: SamplerConfig | None = None, *, var_names: Sequence[st
         kwargs["nuts_sampler_kwargs"] = {"chain_method": _chain_method(cfg)}
     elif cfg.sampler == "nutpie":
         kwargs["nuts_sampler_kwargs"] = {"backend": cfg.nutpie_backend, "cores": cores,
+                                         "gradient_backend": cfg.nutpie_gradient_backend,
                                          "save_warmup": False}
     t0 = time.perf_counter()
     idata = pm.sample(**kwargs)

@@ -13,8 +13,9 @@ starting points, cost and measurements: docs/models/regime.md.
 Modules: :mod:`.config` (:class:`RegimeConfig`), :mod:`.observations`
 (:class:`RegimeObs`, :func:`observations`, :func:`simulate`, the truth),
 :mod:`.hmm` (numpy forward-backward), :mod:`.em` (:func:`em_fit`, the EM point
-where the chains start), :mod:`.model` (the PyMC model, :func:`fit`,
-:func:`version`), :mod:`.posterior` (regime probabilities, :func:`heldout_lpd`,
+where the chains start), :mod:`.likelihood` (the JAX forward algorithm with its
+exact gradient), :mod:`.op` (it as a pytensor Op), :mod:`.model` (the PyMC model,
+:func:`fit`, :func:`version`), :mod:`.posterior` (regime probabilities, :func:`heldout_lpd`,
 :func:`summarize`).
 """
 

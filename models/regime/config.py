@@ -8,6 +8,7 @@ log units. Priors explained in docs/models/regime.md.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,6 +42,10 @@ class RegimeConfig(BaseModel):
     sd_pooled_log_sd: float = Field(0.5, gt=0.0, description="prior sd of log_rv_sd_pooled")
     sd_tau_scale: float = Field(0.25, gt=0.0, description="HalfNormal scale of log_rv_sd_tau")
     censor_floored: bool = Field(True, description="treat floored bars as left-censored (else as data)")
+    likelihood: Literal["op", "scan"] = Field(
+        "op", description="op: the JAX forward algorithm with its exact gradient as one pytensor Op "
+                          "(models.regime.op); scan: the pytensor.scan reference graph, differentiated "
+                          "by pytensor (docs/models/regime.md, \"Likelihood\")")
 
     def sticky_concentration(self, bar_seconds: float) -> float:
         """Diagonal Dirichlet concentration kappa for bars of ``bar_seconds``: the prior

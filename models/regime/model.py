@@ -1,5 +1,6 @@
-"""The regime HMM as a PyMC model (forward algorithm in a ``pytensor.scan``,
-anchored at the EM point), the fit and the model version.
+"""The regime HMM as a PyMC model (the forward algorithm as the JAX Op of
+:mod:`.op`, or the ``pytensor.scan`` reference graph; anchored at the EM point),
+the fit and the model version.
 
 Units: ``log_rv`` in natural log units, ``sigma_bps`` in bps/sqrt(s). Model,
 priors, likelihood and cost: docs/models/regime.md.
@@ -22,11 +23,15 @@ from .config import K, MODEL_NAME, RegimeConfig
 from .em import em_fit, prior_centres
 from .hmm import _CENSOR_Z_MIN
 from .observations import RegimeObs, simulate_path
+from .op import loglik_op
 
 
 # =========================================================================== pytensor model
 def _forward_scan(y, m, s, log_P, log_pi, censored: np.ndarray | None, censor_log_rv: float | None):
-    """Per-bar one-step-ahead log densities c_t (pytensor vector; docs/models/regime.md)."""
+    """Per-bar one-step-ahead log densities c_t (pytensor vector; docs/models/regime.md):
+    the forward algorithm in log space as a ``pytensor.scan``, differentiated by
+    pytensor. The reference graph (``RegimeConfig.likelihood="scan"``); the model's
+    default is the JAX Op (:func:`.op.loglik_op`)."""
     import pytensor
     import pytensor.tensor as pt
     from pytensor.tensor.math import logsumexp as lse
@@ -55,11 +60,19 @@ def _core(x, ndim: int):
     return x[(0,) * (x.ndim - ndim)] if x.ndim > ndim else x
 
 
-def _make_logp(censored: np.ndarray | None, censor_log_rv: float | None):
+def _make_logp(obs: RegimeObs, likelihood: str):
+    """The observed CustomDist's elementwise log-density: the per-bar terms c_t of
+    the JAX Op (``"op"``) or of the scan (``"scan"``)."""
+    censored, censor_log_rv = obs.censored, obs.censor_log_rv
+    if likelihood not in ("op", "scan"):
+        raise ValueError(f"RegimeConfig.likelihood must be 'op' or 'scan', got {likelihood!r}")
+
     def logp(value, m, s, P, pi):
         import pytensor.tensor as pt
 
         m, s, P, pi = _core(m, 1), _core(s, 1), _core(P, 2), _core(pi, 1)
+        if likelihood == "op":
+            return loglik_op(value, m, s, P, pi, censored, censor_log_rv)
         return _forward_scan(value, m, s, pt.log(P), pt.log(pi), censored, censor_log_rv)
 
     return logp
@@ -162,7 +175,7 @@ def build_model(obs: RegimeObs, config: RegimeConfig | None = None, reference: M
         A = (pt.eye(K) - P + pt.ones((K, K))).T
         pi = pm.Deterministic("regime_stationary", pt.linalg.solve(A, pt.ones(K)), dims="regime")
         pm.Deterministic("sigma_bps", pt.sqrt(pt.exp(m + s**2 / 2.0) / obs.bar_seconds) * 1e4, dims="regime")
-        pm.CustomDist("log_rv", m, s, P, pi, logp=_make_logp(obs.censored, obs.censor_log_rv),
+        pm.CustomDist("log_rv", m, s, P, pi, logp=_make_logp(obs, cfg.likelihood),
                       random=_random, signature="(k),(k),(k,k),(k)->()", observed=obs.log_rv, dims="bar")
     return model
 
@@ -182,10 +195,19 @@ def fit(obs: RegimeObs, sampler: SamplerConfig | None = None, model_config: Regi
     ``model_name``, ``model_version`` (hash of ``model_config`` + the package's
     code), ``bar_seconds``, ``n_bars``, ``n_censored``, ``censor_log_rv``,
     ``prior_centres`` and ``em_reference`` (JSON: the EM point where the chains
-    start, with its log-likelihood)."""
+    start, with its log-likelihood).
+
+    With the JAX Op (``likelihood="op"``, the default) nutpie runs its JAX backend
+    (the numba backend would call the Op in numba's object mode) with JAX's own
+    gradient of the translated log-density, which goes through the likelihood's
+    ``custom_vjp`` (one forward and one reverse pass; pytensor's gradient graph
+    costs ~2-3x more per call: docs/models/regime.md, "Likelihood")."""
     mc = model_config or RegimeConfig()
+    cfg = sampler or SamplerConfig()
+    if mc.likelihood == "op" and cfg.sampler == "nutpie":
+        cfg = cfg.model_copy(update={"nutpie_backend": "jax", "nutpie_gradient_backend": "jax"})
     ref = em_fit(obs, mc)
-    idata = sample(build_model(obs, mc, reference=ref), sampler or SamplerConfig())
+    idata = sample(build_model(obs, mc, reference=ref), cfg)
     idata.attrs["model_name"] = MODEL_NAME
     idata.attrs["model_version"] = version(mc)
     idata.attrs["bar_seconds"] = float(obs.bar_seconds)

@@ -1,7 +1,8 @@
 """The volatility-regime HMM (models/regime/; DESIGN.md section 4).
 
-* The forward algorithm (numpy and the pytensor scan inside the PyMC model) equals
-  a brute-force sum over all 4^T state paths; smoothed probabilities too.
+* The forward algorithm (numpy, the pytensor-scan reference graph and the JAX Op of
+  the PyMC model) equals a brute-force sum over all 4^T state paths; smoothed
+  probabilities too (the Op against the scan: tests/models/test_regime_op.py).
 * Parameter recovery from the model's own generative process (NumPyro NUTS).
 * Summaries: moment-matched Dirichlet rows keep the posterior means; all pass the
   bundle's schema.
@@ -324,12 +325,12 @@ def test_summarize_round_trip(recovery):
 SMOKE_BARS = 100  # simulate(None, 0, n_bars=100) visits every regime (15/13/31/41 bars)
 
 
-def _smoke(sampler: str, tune: int, draws: int, **kw):
+def _smoke(sampler: str, tune: int, draws: int, model_config: rg.RegimeConfig | None = None, **kw):
     obs = rg.simulate(None, 0, n_bars=SMOKE_BARS)
     cfg = SamplerConfig(sampler=sampler, draws=draws, tune=tune, chains=2, cores=1, seed=1, progressbar=False,
                         **kw)
     t0 = time.perf_counter()
-    idata = rg.fit(obs, cfg)
+    idata = rg.fit(obs, cfg, model_config)
     wall = time.perf_counter() - t0
     assert idata.log_likelihood["log_rv"].shape == (2, draws, SMOKE_BARS)
     acc = rg.path_accuracy(rg.regime_path(idata, obs, method="mean"), obs.regimes)
@@ -344,20 +345,23 @@ def _smoke(sampler: str, tune: int, draws: int, **kw):
 
 @pytest.mark.heavy
 def test_pymc_default_sampler_smoke():
-    """PyMC's own NUTS on the C backend (slowest: the scan costs ~10-20 us per bar
-    per gradient there), kept to a small run."""
+    """PyMC's own NUTS on the C backend (the likelihood Ops' perform call the jitted
+    JAX functions), kept to a small run."""
     _smoke("pymc", tune=100, draws=60)
 
 
 def test_nutpie_sampler():
-    """nutpie (SamplerConfig's default, JAX backend): the scan compiles and samples."""
+    """nutpie (SamplerConfig's default, JAX backend, JAX's gradient through the
+    likelihood Op's custom VJP): compiles and samples."""
     _smoke("nutpie", tune=150, draws=60)
 
 
 @pytest.mark.heavy
 def test_nutpie_numba_backend():
-    """nutpie's numba backend (1-2.5 minutes of numba compilation on a fresh machine)."""
-    _smoke("nutpie", tune=150, draws=60, nutpie_backend="numba")
+    """nutpie's numba backend on the pytensor-scan reference graph (1-2.5 minutes of
+    numba compilation on a fresh machine; with the default JAX Op, fit runs nutpie's
+    JAX backend)."""
+    _smoke("nutpie", tune=150, draws=60, model_config=rg.RegimeConfig(likelihood="scan"), nutpie_backend="numba")
 
 
 # --------------------------------------------------------------------------- synthetic market
