@@ -166,7 +166,7 @@ class ReplayConfig(BaseModel):
     ``none`` never (trade-through only); ``factor`` ``queue_factor`` × the print;
     ``book`` after the displayed size ahead of us is consumed (queue position from the
     L2 snapshots, see the module docstring); ``auto`` = ``book`` when the data carries
-    book snapshots, else ``factor`` (with the default ``queue_factor`` 0 that is
+    book snapshots on a known price grid, else ``factor`` (with the default ``queue_factor`` 0 that is
     trade-through only, the replay's behaviour before books were used)."""
     queue_factor: Annotated[float, Field(ge=0, le=1)] = 0.0
     """Share of a trade *at* our price that fills us (0 = trade-through only); the
@@ -260,15 +260,15 @@ def replay(
     t_wall = time.perf_counter()
     first_mid = 0.5 * (data.bid[0] + data.ask[0])
     qc = quoter_config or QuoterConfig()
-    mode = cfg.queue_model
-    if mode == "auto":
-        mode = "book" if data.has_book else "factor"
-    if mode == "book" and not data.has_book:
-        raise ValueError(f"{where}: queue_model: 'book' needs book snapshots, and this data has none "
-                         "(load it with with_books=True, or use queue_model 'factor' or 'none')")
     tick = cfg.tick_size if cfg.tick_size is not None else qc.tick_size
     if cfg.tick_size is None and tick == 0:
         tick = data.tick
+    mode = cfg.queue_model
+    if mode == "auto":  # a book on a price grid (a continuous-price book, e.g. the synthetic one, has no queues to follow)
+        mode = "book" if data.has_book and tick > 0 else "factor"
+    if mode == "book" and not data.has_book:
+        raise ValueError(f"{where}: queue_model: 'book' needs book snapshots, and this data has none "
+                         "(load it with with_books=True, or use queue_model 'factor' or 'none')")
     if mode == "book" and tick == 0:
         raise ValueError(f"{where}: tick_size: the book queue model needs quotes on the price grid and "
                          "the data's tick is unknown (ReplayData.tick = 0); pass tick_size")

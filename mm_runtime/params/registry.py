@@ -236,12 +236,7 @@ class Registry:
 
     def update_all(self, evidence: Iterable[Evidence]) -> None:
         """Apply several; all are checked before any is applied (all or nothing)."""
-        evs = list(evidence)
-        for ev in evs:
-            name = getattr(ev, "name", None)
-            if isinstance(name, str) and name not in self.specs:
-                raise ValueError(f"evidence for {name!r}: name: unknown parameter (known: {', '.join(self.specs)})")
-            check_evidence(ev, self.specs[name].family if isinstance(name, str) else None)
+        evs = self._checked(evidence)
         for ev in evs:
             e = self._entries[ev.name]
             e.base = _apply(self.specs[ev.name].family, e.base, ev)
@@ -249,6 +244,16 @@ class Registry:
             e.updates += 1
             if ev.source and ev.source not in e.sources:
                 e.sources = (e.sources + [ev.source])[-_MAX_SOURCES:]
+
+    def _checked(self, evidence: Iterable[Evidence]) -> list[Evidence]:
+        """All of ``evidence``, each checked (known name, family's support) before any is used."""
+        evs = list(evidence)
+        for ev in evs:
+            name = getattr(ev, "name", None)
+            if isinstance(name, str) and name not in self.specs:
+                raise ValueError(f"evidence for {name!r}: name: unknown parameter (known: {', '.join(self.specs)})")
+            check_evidence(ev, self.specs[name].family if isinstance(name, str) else None)
+        return evs
 
     def forget(self, dt: float, half_life: float) -> None:
         """Exponential forgetting toward the prior over ``dt`` seconds
@@ -269,12 +274,7 @@ class Registry:
         online learning, the registry shows it on top of its own posterior and never
         learns it a second time (docs/runtime/params.md, "One online-learning system").
         All are checked before any is installed."""
-        evs = list(evidence)
-        for ev in evs:
-            name = getattr(ev, "name", None)
-            if isinstance(name, str) and name not in self.specs:
-                raise ValueError(f"evidence for {name!r}: name: unknown parameter (known: {', '.join(self.specs)})")
-            check_evidence(ev, self.specs[name].family if isinstance(name, str) else None)
+        evs = self._checked(evidence)
         for ev in evs:
             e = self._entries[ev.name]
             e.online = ev

@@ -93,16 +93,26 @@ def queue_section(market: Market, config: ob.ObservationConfig) -> dict[str, Any
     data (crossed books, messages that disagree with the book) raise their DataError."""
     from models.data.queue import queue_orders, queue_summary
 
-    if market.books is None and market.messages is None:
+    synthetic = (market.meta or {}).get("queue_orders")
+    if synthetic is not None:  # the synthetic market's own: its true fill process, cut to its window
+        from models.data.synthetic_queue import clip_to_window
+
+        win = market.meta.get("window") or {}
+        qo = clip_to_window(synthetic, int(win.get("start_ns", market.start_ns)),
+                            int(win.get("end_ns", market.end_ns + 1)))
+        qo = qo[qo["level"].to_numpy() <= config.queue_levels].reset_index(drop=True)
+        qo.attrs.update(synthetic.attrs)
+    elif market.books is None and market.messages is None:
         why = ("the synthetic market has no order book" if market.source == "synthetic"
                else "no order book in the data loaded")
         return {"available": False, "reason": why}
-    try:
-        qo = queue_orders(market, config)
-    except DataError as e:
-        if "too sparse" in e.problem or e.problem.startswith("no books"):
-            return {"available": False, "reason": str(e)}
-        raise
+    else:
+        try:
+            qo = queue_orders(market, config)
+        except DataError as e:
+            if "too sparse" in e.problem or e.problem.startswith("no books"):
+                return {"available": False, "reason": str(e)}
+            raise
     a = qo.attrs
     return {"available": True, "method": a["queue_source"], "orders": len(qo), "filled": int(qo["filled"].sum()),
             "through": int((qo["outcome"] == "through").sum()),

@@ -205,6 +205,6 @@ def test_a_cache_record_without_its_posterior_is_refitted(calibrated, calibrate)
     again = calibrate()
     assert again["status"] == "already_registered"
     hits = {m: r["cache_hit"] for m, r in again["models"].items()}
-    assert hits == {"regime": True, "alpha": True, "kappa": False, "hawkes": True}
+    assert hits == {"regime": True, "alpha": True, "kappa": False, "hawkes": True, "fills": True}
     assert os.path.exists(nc)
     assert (az.from_netcdf(nc).posterior["kappa"].values == before).all()

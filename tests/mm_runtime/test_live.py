@@ -51,27 +51,6 @@ class ListFeed:
             yield ev
 
 
-class Records(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.records = []
-
-    def emit(self, record):
-        self.records.append((record.getMessage(), getattr(record, "fields", {})))
-
-
-@pytest.fixture
-def records():
-    h = Records()
-    lg = logging.getLogger("mm_runtime.live")
-    old = lg.level
-    lg.addHandler(h)
-    lg.setLevel(logging.INFO)
-    yield h.records
-    lg.removeHandler(h)
-    lg.setLevel(old)
-
-
 @pytest.fixture
 def btc_bundle(tmp_path):
     return dump_bundle(example_bundle("BTC"), tmp_path / "BTC.json")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 
 import pytest
@@ -21,27 +20,6 @@ from mm_runtime.live.runner import reset_path_for
 from test_guards import T0, crafted
 
 LOSS = GuardConfig(max_daily_loss="3", max_drawdown="1e9")
-
-
-class Records(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.records = []
-
-    def emit(self, record):
-        self.records.append((record.getMessage(), getattr(record, "fields", {})))
-
-
-@pytest.fixture
-def records():
-    h = Records()
-    lg = logging.getLogger("mm_runtime.live")
-    old = lg.level
-    lg.addHandler(h)
-    lg.setLevel(logging.INFO)
-    yield h.records
-    lg.removeHandler(h)
-    lg.setLevel(old)
 
 
 @pytest.fixture

@@ -247,8 +247,8 @@ def test_quote_tampered_bundle_names_the_problem(tmp_path):
 
 
 def test_inspect_queue_orders_where_the_data_have_books(shared_data, tmp_path):
-    """LOBSTER: the exact FIFO table by level and queue bucket; the synthetic market
-    (no books) says why there is none."""
+    """LOBSTER: the exact FIFO table by level and queue bucket; the synthetic market:
+    its own queue orders (drawn from the true fill process)."""
     f = shared_data / "lobster" / "LOBSTER_SampleFile_AAPL_2012-06-21_1.zip"
     r = _run("data", "inspect", "--source", "lobster", str(f), "--json")
     assert r.exit_code == 0, r.stderr
@@ -260,8 +260,10 @@ def test_inspect_queue_orders_where_the_data_have_books(shared_data, tmp_path):
     assert all(f"markout_bps@{h:g}s" in q["table"][0] for h in (0.5, 1, 5, 30))
     out = tmp_path / "m"
     _run("simulate", "--out", str(out), "--duration", "300")
-    r = _run("data", "inspect", "--source", "synthetic", str(out))
-    assert r.exit_code == 0 and "queue orders: none (the synthetic market has no order book)" in r.stdout
+    r = _run("data", "inspect", "--source", "synthetic", str(out), "--json")
+    assert r.exit_code == 0, r.stderr
+    q = json.loads(r.stdout)["queue_orders"]   # the synthetic market's own queue orders (its true process)
+    assert q["available"] and q["method"] == "synthetic" and q["orders"] > 0
 
 
 def test_queue_observation_flags():
