@@ -137,7 +137,7 @@ def test_mmcal_serve_runs_the_scheduled_deployment(servers, lab, fit_settings, b
         assert cmp_.start_time >= cal.end_time
         tasks = client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[cal.id])))
         fits = {t.name: t.state.name for t in tasks if t.name.startswith("fit-")}
-        assert set(fits) == {"fit-regime", "fit-alpha", "fit-kappa", "fit-hawkes"}, fits
+        assert set(fits) == {"fit-regime", "fit-alpha", "fit-kappa", "fit-hawkes", "fit-fills"}, fits
 
     # MLflow: the served run registered version 1 of mm-priors-SYN (challenger, and champion: the first)
     c = MlflowClient(tracking_uri=servers["mlflow"], registry_uri=servers["mlflow"])
