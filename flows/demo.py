@@ -37,7 +37,7 @@ from flows.runtime import default_parallel_fits, task_runner
 DEMO_SAMPLER: dict[str, Any] = {"sampler": "pymc", "draws": 500, "tune": 500, "chains": 2, "cores": 1,
                                 "seed": 7, "progressbar": False}
 DEMO_SAMPLER_OVERRIDES: dict[str, dict] = {"regime": {"sampler": "nutpie", "draws": 600, "tune": 600},
-                                           "hawkes": {"sampler": "nutpie"}}
+                                           "hawkes": {"sampler": "nutpie"}, "fills": {"sampler": "nutpie"}}
 DEMO_GATE: dict[str, Any] = {"max_r_hat": 1.05, "min_ess_bulk": 50, "min_ess_tail": 50}
 FIT_WINDOW = "0:0.75"
 
