@@ -41,6 +41,37 @@ def read_market(source: str, path: Path, asset: Optional[str], with_books: bool 
     return load(source, path, asset=asset)
 
 
+def books_wanted(models) -> bool:
+    """Whether a fit of ``models`` needs the order book (and LOBSTER's messages): when
+    one of them :attr:`models.catalog.ModelSpec.needs_books` (the ``fills`` model's
+    queue orders). The one rule of :func:`read_market_for` and the calibration flow's
+    loading (:func:`flows.tasks.load_market`)."""
+    from models import catalog
+
+    return any(catalog.spec(m).needs_books for m in models)
+
+
+def read_market_for(models, source: str, path: Path, asset: Optional[str]):
+    """The market of ``path`` as a fit of ``models`` needs it: with the book snapshots
+    (and, for LOBSTER, the order-level messages: exact FIFO queue orders) where
+    :func:`books_wanted` and the source has books; otherwise without them, as before
+    (so only markets whose books are now loaded change their data hash). A
+    Hyperliquid recorder folder without an orderbooks file loads without books (the
+    fills model is then skipped: :func:`models.catalog.skip_reason`); any other
+    error in the books (a crossed snapshot, messages that disagree with the book) is
+    reported, not hidden."""
+    from models.data.tables import DataError
+
+    if source == "synthetic" or not books_wanted(models):
+        return read_market(source, path, asset)
+    try:
+        return read_market(source, path, asset, with_books=True, with_messages=True)
+    except DataError as e:
+        if not str(e.problem).startswith("with_books=True but no orderbooks file"):
+            raise
+        return read_market(source, path, asset)
+
+
 def observation_config(market, settings: dict | None = None):
     """The observation rules of a fit or calibration (DESIGN.md section 3):
     ``settings`` (ObservationConfig fields) over the defaults, with the volatility bar
@@ -54,14 +85,15 @@ def observation_config(market, settings: dict | None = None):
 
 def fit_one(model: str, source: str, path: Path, asset: Optional[str], regimes: str,
             sampler_config, gate_config, progress: Callable[[str], None] = _quiet,
-            observation: dict | None = None) -> dict:
+            observation: dict | None = None, window: str = "") -> dict:
     """Load, prepare, sample, diagnose and gate one model; the `mmcal fit --json` document.
 
     ``regimes``: the regime path alpha, kappa and hawkes condition on (one of
     :data:`models.catalog.REGIME_SOURCES`); ``sampler_config`` and ``gate_config``: a
     :class:`models.sampling.SamplerConfig` and :class:`models.sampling.GateConfig`;
     ``observation``: observation-rule settings (:func:`observation_config`);
-    ``progress`` gets one line per step."""
+    ``window``: a part of the data (:class:`models.data.tables.WindowSpec` text, ""
+    = all of it); ``progress`` gets one line per step."""
     from models import catalog
     from models.sampling import gate
 
@@ -70,9 +102,16 @@ def fit_one(model: str, source: str, path: Path, asset: Optional[str], regimes: 
         raise InputError(f"--regimes: unknown choice {regimes!r}; one of {', '.join(catalog.REGIME_SOURCES)}")
     t_start = time.perf_counter()
     progress(f"loading {source} data from {path} ...")
-    market = read_market(source, path, asset)
+    market = read_market_for((model,), source, path, asset)
     if asset is not None and str(market.asset).upper() != asset.upper():
         raise InputError(f"--asset: {path} holds {market.asset!r}, not {asset!r}")
+    if window:
+        from models.data.tables import WindowSpec
+
+        market = WindowSpec.parse(window).cut(market, "--window")
+    why = catalog.skip_reason(model, market.row_counts(), source)
+    if why is not None:
+        raise InputError(f"--model {model}: {path} ({source}): {why}")
     if regimes == "truth" and not catalog.has_truth_path(market):
         raise InputError(f"--regimes truth: {path} ({source}) has no true regime path; "
                          "only the synthetic market has one (use --regimes em)")
@@ -102,6 +141,8 @@ def fit_one(model: str, source: str, path: Path, asset: Optional[str], regimes: 
         "asset": str(market.asset),
         "source": source,
         "path": str(path),
+        "window": window or None,
+        "rows": market.row_counts(),
         "regimes": regimes if spec.uses_regimes else None,
         "n_obs": n,
         "obs_unit": spec.obs_unit,

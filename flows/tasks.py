@@ -77,11 +77,13 @@ def _stat_key(path: str) -> tuple:
 
 @functools.lru_cache(maxsize=4)
 def _load(source: str, path: str, asset: str | None, window: str, stat: tuple):
-    from models.data.loaders import load
+    from flows.fitting import read_market_for
+    from models import catalog
     from models.data.tables import WindowSpec
 
     spec = WindowSpec.parse(window)
-    market = load(source, path, asset=asset)
+    # with the order book where a catalog model needs it and the source has one
+    market = read_market_for(catalog.names(), source, Path(path), asset)
     if asset is not None and str(market.asset).upper() != str(asset).upper():
         raise ValueError(f"{path} holds {market.asset!r}, not {asset!r}")
     if not spec.is_full:
@@ -91,7 +93,9 @@ def _load(source: str, path: str, asset: str | None, window: str, stat: tuple):
 
 def load_market(ref: DataRef | dict, expect_sha: str | None = None):
     """The (windowed) market of ``ref`` and its sha256, memoised per process; a
-    ValueError when it is not the data ``expect_sha`` names (changed on disk)."""
+    ValueError when it is not the data ``expect_sha`` names (changed on disk). Loaded
+    with its order book (LOBSTER: and messages) where a catalog model needs one and the
+    source has it (:func:`flows.fitting.read_market_for`), so the sha256 covers them."""
     ref = DataRef.model_validate(ref)
     market, sha = _load(ref.source, str(Path(ref.path).resolve()), ref.asset, ref.window,
                         _stat_key(ref.path))

@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from flows.cli.app import CliError, app, data_app, emit_json, err, guarded, out
+from flows.cli.options import check_window
 from flows.cli.render import render_inspect
 from flows.fitting import read_market
 
@@ -79,6 +80,8 @@ def data_inspect(
     path: Path = typer.Argument(..., help="File or folder of market data."),
     source: str = typer.Option(..., "--source", help="lobster | binance | hyperliquid | synthetic"),
     asset: Optional[str] = typer.Option(None, "--asset", help="Asset, where the path holds several."),
+    window: Optional[str] = typer.Option(None, "--window", help="Part of the data START:END, fractions of the "
+                                         "span (0:0.05) or seconds (0s:600s); default all of it."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ):
     """Row counts, time span, arrivals, spread, volatility per regime, passive fills and queue orders."""
@@ -87,7 +90,12 @@ def data_inspect(
         from models.data.summary import inspect_market
 
         err.print(f"loading {source} data from {path} ...")
+        win = check_window("--window", window)
         market = read_market(source, path, asset, with_books=True, with_messages=True)
+        if win:
+            from models.data.tables import WindowSpec
+
+            market = WindowSpec.parse(win).cut(market, "--window")
         err.print("computing observations ...")
         s = inspect_market(market)
         if as_json:

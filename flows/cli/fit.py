@@ -9,19 +9,19 @@ from typing import Optional
 import typer
 
 from flows.cli.app import CliError, app, emit_json, guarded, stage
-from flows.cli.options import fit_configs, observation_options, observation_settings
+from flows.cli.options import check_window, fit_configs, observation_options, observation_settings
 from flows.cli.render import render_fit
 from models.catalog import names as model_names
 
 
 def run_fit(model: str, source: str, path: Path, asset: Optional[str], regimes: str,
-            sampler_config, gate_config, observation: dict | None = None) -> dict:
+            sampler_config, gate_config, observation: dict | None = None, window: str = "") -> dict:
     """Load, prepare, sample, diagnose and gate one model (:func:`flows.fitting.fit_one`,
     its steps on stderr); the `mmcal fit --json` document."""
     from flows.fitting import fit_one
 
     return fit_one(model, source, path, asset, regimes, sampler_config, gate_config, progress=stage,
-                   observation=observation)
+                   observation=observation, window=window)
 
 
 _OBS = observation_options()
@@ -33,6 +33,8 @@ def fit(
     model: str = typer.Option(..., "--model", "-m", help=" | ".join(model_names())),
     source: str = typer.Option(..., "--source", help="lobster | binance | hyperliquid | synthetic"),
     asset: Optional[str] = typer.Option(None, "--asset", help="Asset, where the path holds several."),
+    window: Optional[str] = typer.Option(None, "--window", help="Fit window START:END, fractions of the span "
+                                         "(0:0.05) or seconds (0s:600s); default all of it."),
     sampler: Optional[str] = typer.Option(None, "--sampler",
                                           help="pymc | numpyro | nutpie (default: nutpie, SamplerConfig's)."),
     draws: Optional[int] = typer.Option(None, "--draws", help="Draws per chain (default 1000)."),
@@ -71,7 +73,7 @@ def fit(
         sc, gc = fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess)
         obs = observation_settings(bar_seconds, volatility_estimator, markout_horizon, informed_threshold,
                                    depth_grid, repost_interval, queue_levels, markout_horizons, queue_power)
-        doc = run_fit(model, source, path, asset, regimes, sc, gc, obs)
+        doc = run_fit(model, source, path, asset, regimes, sc, gc, obs, check_window("--window", window))
         if as_json:
             emit_json(doc)
         else:

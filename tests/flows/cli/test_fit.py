@@ -236,3 +236,36 @@ def test_regimes_truth_on_real_data_is_an_error(shared_data):
     r = _run("fit", "--model", "kappa", "--source", "lobster", f, "--regimes", "truth")
     assert r.exit_code == 2
     assert "--regimes truth" in r.stderr and "synthetic" in r.stderr and r.stdout == ""
+
+
+def test_fills_loading_rule_books_only_where_a_model_needs_them(shared_data):
+    """The order book (LOBSTER: and its messages) is loaded only for a model that
+    needs_books: a kappa fit's market, and so its data hash, is unchanged."""
+    from flows.fitting import books_wanted, read_market, read_market_for
+
+    f = shared_data / "lobster" / "LOBSTER_SampleFile_AAPL_2012-06-21_1.zip"
+    assert books_wanted(("fills",)) and not books_wanted(("regime", "alpha", "kappa", "hawkes"))
+    plain = read_market_for(("kappa",), "lobster", f, None)
+    assert plain.books is None and plain.messages is None
+    assert plain.sha256() == read_market("lobster", f, None).sha256()
+    full = read_market_for(("kappa", "fills"), "lobster", f, None)
+    assert len(full.books) > 0 and len(full.messages) > 0 and full.sha256() != plain.sha256()
+
+
+def test_fills_on_real_lobster_data(shared_data):
+    """`mmcal fit --model fills` on a short LOBSTER AAPL window: exact-FIFO queue orders
+    from the order book and messages, sampled, summarised and gated (tiny draws: the
+    verdict is reported, not required to pass)."""
+    f = shared_data / "lobster" / "LOBSTER_SampleFile_AAPL_2012-06-21_1.zip"
+    r = _run("fit", "--model", "fills", "--source", "lobster", f, "--window", "0:0.02", "--sampler", "nutpie",
+             "--draws", "100", "--tune", "100", "--chains", "2", "--no-progress", "--json")
+    assert r.exit_code == 0, r.stderr[-2000:]
+    d = json.loads(r.stdout)
+    assert d["window"] == "0:0.02" and d["rows"]["books"] > 0 and d["rows"]["messages"] > 0
+    assert d["n_obs"] > 100 and d["obs_unit"] == "queue orders"
+    names = set(d["parameters"])
+    assert {"fill_hazard[normal]", "fill_queue_coef", "markout_mean_bps[normal,1s]"} <= names
+    for p in d["parameters"].values():
+        assert set(p) == PARAM_FIELDS and np.isfinite(p["mean"]) and p["sd"] >= 0
+    assert isinstance(d["gate"]["passed"], bool) and np.isfinite(d["diagnostics"]["r_hat_max"])
+    assert all(v["mean"] > 0 for k, v in d["parameters"].items() if k.startswith("fill_hazard["))
