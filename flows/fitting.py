@@ -25,16 +25,18 @@ def _quiet(msg: str) -> None:
 
 def read_market(source: str, path: Path, asset: Optional[str], with_books: bool = False,
                 with_messages: bool = False):
-    """The market of ``path`` by the loader of ``source`` (book snapshots too with
+    """The market of ``path`` by the loader of ``source`` (``auto``: sniffed; book snapshots too with
     ``with_books``, where the source has them: the synthetic market has none; LOBSTER's
     order-level messages too with ``with_messages``, for the exact FIFO queue orders)."""
-    from models.data.loaders import load
+    from models.data.loaders import detect_source, load
     from models.data.tables import SOURCES
 
-    if source not in SOURCES:
+    if source not in SOURCES and source != "auto":
         raise InputError(f"--source: unknown source {source!r}; one of {', '.join(SOURCES)}")
     if not Path(path).exists():
         raise InputError(f"{path}: no such file or directory")
+    if source == "auto":  # sniffed here, so the book rule below knows the source
+        source = detect_source(Path(path)) or "auto"  # undetectable: the loader's one-line error
     if with_books and source != "synthetic":  # the synthetic market has no books
         extra = {"with_messages": True} if with_messages and source == "lobster" else {}
         return load(source, path, asset=asset, with_books=True, **extra)
