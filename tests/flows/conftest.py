@@ -42,7 +42,7 @@ os.environ["PREFECT_HOME"] = str(_ROOT / "prefect")
 (_ROOT / "prefect").mkdir()
 
 SAMPLER = {"sampler": "numpyro", "draws": 150, "tune": 150, "chains": 2, "cores": 1, "seed": 3, "progressbar": False}
-SAMPLER_OVERRIDES = {"regime": {"sampler": "nutpie"}, "hawkes": {"sampler": "nutpie"}}
+SAMPLER_OVERRIDES = {"regime": {"sampler": "nutpie"}, "hawkes": {"sampler": "nutpie"}, "fills": {"sampler": "nutpie"}}
 LOOSE_GATE = {"max_r_hat": 2.0, "min_ess_bulk": 3, "min_ess_tail": 3, "max_divergences": 50, "min_bfmi": 0.05}
 STRICT_GATE: dict = {}
 FIT_WINDOW = "0:0.7"
