@@ -140,7 +140,7 @@ def test_calibrate_cli_reports_a_failed_gate_with_exit_1(calibrated, lab):
     # the session's fits (cached: nothing is sampled) against the default gate
     args = ["calibrate", str(lab["market"]), "--source", "synthetic", "--window", "0:0.7", "--sampler", "numpyro",
             "--draws", "150", "--tune", "150", "--chains", "2", "--seed", "3", "--model-sampler", "regime=nutpie",
-            "--model-sampler", "hawkes=nutpie", "--json", "--no-plots"]
+            "--model-sampler", "hawkes=nutpie", "--model-sampler", "fills=nutpie", "--json", "--no-plots"]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 1, r.output
     doc = json.loads(r.stdout)

@@ -84,7 +84,8 @@ def test_the_cli_flags_give_the_same_rules(five_second, lab):
 
     args = ["calibrate", str(lab["market"]), "--source", "synthetic", "--window", "0:0.7", "--sampler", "numpyro",
             "--draws", "150", "--tune", "150", "--chains", "2", "--seed", "3", "--model-sampler", "regime=nutpie",
-            "--model-sampler", "hawkes=nutpie", "--markout-horizon", "5", "--informed-threshold", "2",
+            "--model-sampler", "hawkes=nutpie", "--model-sampler", "fills=nutpie", "--markout-horizon", "5",
+            "--informed-threshold", "2",
             "--max-r-hat", "1.0", "--min-ess", "1e9", "--json", "--no-plots"]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 1, r.output
