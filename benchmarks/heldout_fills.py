@@ -36,7 +36,9 @@ Scores on the held-out orders (both models, the same orders and regime probabili
     (survival likelihood, Klein & Moeschberger 2003 sec. 3.5; posterior predictive,
     Gelman, Hwang & Vehtari 2014 eq. 3, :func:`models.sampling.predictive_density`),
     summed; the paired difference over orders with its se (Vehtari, Gelman & Gabry 2017);
-    and the plug-in ``log p(y_i | posterior mean)``.
+    and the plug-in ``sum_i log p(y_i | posterior mean)`` (fills: the means of its
+    likelihood's coordinates, log hazards, log piece ratios and coefficients; depth law:
+    the means of A and kappa).
 (b) calibration of ``P(fill within tau)``, tau the re-post interval: the IPCW Brier score
     for censored outcomes (Graf, Schmoor, Sauerbrei & Schumacher 1999: orders filled by
     tau weigh 1/G(t_i-), orders still resting at tau weigh 1/G(tau-), orders censored
@@ -248,8 +250,9 @@ def run(ds: str, window: str, draws: int, max_draws: int) -> dict:
     t0 = time.perf_counter()
     market = read_market_for(("fills",), source, Path(path), asset)
     doc = {"dataset": ds, "asset": str(market.asset), "window": window, "load": os.getloadavg()[0]}
-    if getattr(market, "books", None) is None and getattr(market, "messages", None) is None:
-        doc["skipped"] = f"{path}: no order book in the data, so no queue orders"
+    why = catalog.skip_reason("fills", market.row_counts(), source)
+    if why is not None:
+        doc["skipped"] = f"{path}: {why}"
         print(f"[{ds}] {doc['skipped']}", file=sys.stderr, flush=True)
         return doc
     if window:
@@ -317,6 +320,13 @@ def report(doc: dict) -> None:
         for k, rows in s["by_prob"].items():
             print(f"  {k}: " + "; ".join(f"{x['group']} n={x['n']} obs {x['observed']:.3f} pred "
                                          f"{x['pred_' + k]:.3f}" for x in rows))
+        lv = {}
+        for x in s["cells"]:
+            lv.setdefault(x["group"].split()[0], []).append(x)
+        print(f"{ds}: by level, n-weighted over the queue buckets (n, observed KM, pred fills, pred depth law): "
+              + "; ".join(f"{k} n={sum(x['n'] for x in v)} " + " ".join(
+                  f"{sum(x['n'] * x[c] for x in v) / sum(x['n'] for x in v):.3f}"
+                  for c in ("observed", "pred_fills", "pred_depth_law")) for k, v in lv.items()))
         print(f"{ds}: by level x queue bucket (n, fills<=tau, observed KM | pred fills, depth | Brier fills, depth)")
         for x in s["cells"]:
             print(f"  {x['group']} n={x['n']} f={x['fills']} obs {x['observed']:.3f} | {x['pred_fills']:.3f} "
