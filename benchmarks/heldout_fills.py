@@ -73,34 +73,38 @@ KAPPA_VARS = ["arrival_rate", "kappa", "count_overdispersion"]
 
 
 # =========================================================================== scoring (tested)
-def depth_law_hazard(A: np.ndarray, kappa: np.ndarray, side: np.ndarray, depth_bps: np.ndarray) -> np.ndarray:
-    """(S, n, 4) hazard of each order under the depth law, per draw and regime:
-    ``A[s, r, j] exp(-kappa[s, r, j] delta_i)`` with ``A``, ``kappa`` (S, 4, 2) over
+def depth_law_log_hazard(A: np.ndarray, kappa: np.ndarray, side: np.ndarray, depth_bps: np.ndarray
+                         ) -> np.ndarray:
+    """(S, n, 4) log hazard of each order under the depth law, per draw and regime:
+    ``log A[s, r, j] - kappa[s, r, j] delta_i`` (in logs: a steep law underflows far
+    from the mid) with ``A``, ``kappa`` (S, 4, 2) over
     (regime, aggressor side ``("buy", "sell")``); j = sell for a bid (side +1), buy for an
     ask (side -1); delta clipped at 0 (an order inside the mid is at depth 0)."""
     j = np.where(np.asarray(side) > 0, 1, 0)
     d = np.maximum(np.asarray(depth_bps, float), 0.0)
     a = np.transpose(A[:, :, j], (0, 2, 1))                       # (S, n, 4)
     k = np.transpose(kappa[:, :, j], (0, 2, 1))
-    return a * np.exp(-k * d[None, :, None])
+    return np.log(a) - k * d[None, :, None]
 
 
-def constant_hazard_loglik(h: np.ndarray, duration_s: np.ndarray, filled: np.ndarray,
+def constant_hazard_loglik(log_h: np.ndarray, duration_s: np.ndarray, filled: np.ndarray,
                            regime_prob: np.ndarray) -> np.ndarray:
     """(S, n) log-likelihood of each order's outcome under a hazard constant in time,
-    ``h`` (S, n, 4) per regime, mixed over the regimes:
+    ``log_h`` (S, n, 4) its log per regime, mixed over the regimes:
     ``log sum_r p_ir exp(d_i log h_ir - h_ir t_i)`` (exponential survival likelihood)."""
     from scipy.special import logsumexp
 
     t = np.asarray(duration_s, float)[None, :, None]
     d = np.asarray(filled, float)[None, :, None]
-    ll = d * np.log(h) - h * t
-    return logsumexp(ll + np.log(np.maximum(regime_prob, 1e-12))[None], axis=2)
+    ll = d * log_h - np.exp(log_h) * t
+    with np.errstate(divide="ignore"):
+        logw = np.log(np.asarray(regime_prob, float))        # exact: -inf where p = 0
+    return logsumexp(np.where(np.isfinite(logw)[None], ll + logw[None], -np.inf), axis=2)
 
 
-def constant_hazard_fill_prob(h: np.ndarray, regime_prob: np.ndarray, tau_s: float) -> np.ndarray:
+def constant_hazard_fill_prob(log_h: np.ndarray, regime_prob: np.ndarray, tau_s: float) -> np.ndarray:
     """(S, n) ``P(fill within tau)`` under a constant hazard: ``sum_r p_ir (1 - exp(-h_ir tau))``."""
-    return np.einsum("snr,nr->sn", -np.expm1(-h * tau_s), regime_prob)
+    return np.einsum("snr,nr->sn", -np.expm1(-np.exp(log_h) * tau_s), regime_prob)
 
 
 def censoring_weights(duration_s: np.ndarray, filled: np.ndarray, tau_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -202,14 +206,14 @@ def score(fidata, kidata, held, tau_s: float, max_draws: int = 200) -> dict:
     d = {**d, "asset": np.zeros(held.n_orders, np.int64)}
     S = len(P["coef"])
     ll_f = np.stack([fills.order_loglik(fills.NP, {k: v[s] for k, v in P.items()}, d) for s in range(S)])
-    h = depth_law_hazard(A, K, held.side, held.depth_bps)
+    h = depth_law_log_hazard(A, K, held.side, held.depth_bps)
     ll_k = constant_hazard_loglik(h, held.duration_s, held.filled, held.regime_prob)
     sc = {"fills": predictive_density(ll_f, unit="queue orders"),
           "depth_law": predictive_density(ll_k, unit="queue orders")}
     # plug-in at the posterior mean of the parameters
     Pm = {k: v.mean(0) for k, v in P.items()}
     plug_f = float(fills.order_loglik(fills.NP, Pm, d).sum())
-    hm = depth_law_hazard(A.mean(0)[None], K.mean(0)[None], held.side, held.depth_bps)
+    hm = depth_law_log_hazard(A.mean(0)[None], K.mean(0)[None], held.side, held.depth_bps)
     plug_k = float(constant_hazard_loglik(hm, held.duration_s, held.filled, held.regime_prob).sum())
     diff = paired_difference(sc["fills"], sc["depth_law"])
     # calibration within tau

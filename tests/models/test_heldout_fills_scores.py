@@ -24,15 +24,22 @@ def test_depth_law_hazard_uses_the_aggressor_side_that_fills_the_order():
     K = np.zeros((1, 4, 2))
     A[0, :, 0], A[0, :, 1] = 2.0, 5.0       # buy aggressors 2/s, sell 5/s
     K[0, :, 0], K[0, :, 1] = 0.5, 1.0
-    h = hf.depth_law_hazard(A, K, np.array([+1, -1, +1]), np.array([1.0, 2.0, -3.0]))
+    h = np.exp(hf.depth_law_log_hazard(A, K, np.array([+1, -1, +1]), np.array([1.0, 2.0, -3.0])))
     assert h.shape == (1, 3, 4)
     assert h[0, 0, 0] == pytest.approx(5.0 * math.exp(-1.0))    # a bid: filled by sells
     assert h[0, 1, 0] == pytest.approx(2.0 * math.exp(-1.0))    # an ask: filled by buys
     assert h[0, 2, 0] == pytest.approx(5.0)                     # inside the mid: depth 0
+    # far from the mid a steep law's hazard underflows; its log stays exact
+    K[:] = 2000.0
+    lh = hf.depth_law_log_hazard(A, K, np.array([+1]), np.array([1.0]))
+    assert lh[0, 0, 0] == pytest.approx(math.log(5.0) - 2000.0)
+    ll = hf.constant_hazard_loglik(lh, np.array([0.3, 0.3]), np.array([False, True]), np.eye(4)[[0, 0]])
+    assert ll[0, 0] == pytest.approx(0.0, abs=1e-9)
+    assert ll[0, 1] == pytest.approx(math.log(5.0) - 2000.0)
 
 
 def test_constant_hazard_loglik_and_fill_probability():
-    h = np.array([[[2.0, 1.0, 3.0, 1.0], [2.0, 1.0, 3.0, 1.0]]])  # (S=1, n=2, 4)
+    h = np.log(np.array([[[2.0, 1.0, 3.0, 1.0], [2.0, 1.0, 3.0, 1.0]]]))  # (S=1, n=2, 4), logs
     onehot = np.array([[1.0, 0, 0, 0], [1.0, 0, 0, 0]])
     ll = hf.constant_hazard_loglik(h, np.array([0.5, 0.5]), np.array([True, False]), onehot)
     assert ll[0, 0] == pytest.approx(math.log(2.0) - 1.0)         # fill at 0.5 s under h = 2
@@ -67,7 +74,7 @@ def test_the_fills_fill_time_likelihood_with_a_constant_hazard_is_the_depth_laws
     P = {"log_hazard": lh[None, :], "log_ratio": np.zeros(len(cfg.cuts_s())), "coef": np.zeros(3),
          "mean": np.zeros((1, 4, H)), "slopes": np.zeros((3, H)), "log_sd": np.zeros((4, H)), "nu": np.nan}
     got = fills.order_loglik(fills.NP, P, d)
-    want = hf.constant_hazard_loglik(np.broadcast_to(np.exp(lh), (1, n, 4)), obs.duration_s, obs.filled, rp)[0]
+    want = hf.constant_hazard_loglik(np.broadcast_to(lh, (1, n, 4)), obs.duration_s, obs.filled, rp)[0]
     np.testing.assert_allclose(got, want, rtol=1e-10)
 
 
