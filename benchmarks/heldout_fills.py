@@ -210,6 +210,10 @@ def score(fidata, kidata, held, tau_s: float, max_draws: int = 200) -> dict:
     ll_k = constant_hazard_loglik(h, held.duration_s, held.filled, held.regime_prob)
     sc = {"fills": predictive_density(ll_f, unit="queue orders"),
           "depth_law": predictive_density(ll_k, unit="queue orders")}
+    # the same number through the model's own held-out score (markouts masked: fill times only)
+    pub = fills.heldout_lpd(fidata, h0, max_draws=max_draws)["elpd"]
+    if not np.isclose(pub, sc["fills"]["elpd"], rtol=1e-9, atol=1e-6):
+        raise RuntimeError(f"fills.heldout_lpd {pub} differs from the fill-time score {sc['fills']['elpd']}")
     # plug-in at the posterior mean of the parameters
     Pm = {k: v.mean(0) for k, v in P.items()}
     plug_f = float(fills.order_loglik(fills.NP, Pm, d).sum())
