@@ -39,7 +39,8 @@ from jax.scipy.special import ndtr
 
 from .ladder import Ladder, LadderInputs, LadderParams, allocate, glft_depths
 
-__all__ = ["FillsArrays", "TickInputs", "fills_arrays", "queue_input", "build_tick_ladder", "START_GLFT", "START_TOUCH"]
+__all__ = ["FillsArrays", "TickInputs", "fills_arrays", "queue_input", "build_tick_ladder", "START_GLFT", "START_TOUCH",
+           "why_empty_fills", "EMPTY_TERMS"]
 
 START_GLFT, START_TOUCH = 0, 1
 _TINY = 1e-300
@@ -170,3 +171,28 @@ def build_tick_ladder(inp: LadderInputs, prm: LadderParams, fl: FillsArrays, tk:
         half_spread_bps=h, skew_bps=k, shift_bps=shift, binding=binding, reduce_only=reduce_only,
         margin_used=margin_used, kelly_fraction=f_eff, cold_start=jnp.zeros(2, dtype=bool),
     )
+
+
+EMPTY_TERMS = {
+    "markout": "E[markout | fill] >= the spread capture at every tick level",
+    "fee": "spread capture - markout > 0 at some level, but not above the fee {fee:g} bps",
+    "fill probability": "no level with P(fill) > 0 on the fitted grid",
+}
+"""The terms :func:`why_empty_fills` names, with a phrase each (``{fee}`` in bps)."""
+
+
+def why_empty_fills(fill_prob, depth_bps, edge_bps, fee_bps: float) -> str | None:
+    """Which term of the tick ladder's edge E = δ - fee - m made every edge ≤ 0, from the
+    step's outputs (the markout m = δ - fee - E; levels off the fitted grid have
+    ``fill_prob`` 0 and are left out): ``"markout"`` when no level's spread capture δ
+    exceeds its markout, ``"fee"`` when one does but not by more than the fee,
+    ``"fill probability"`` when no level is on the grid or P(fill) is 0; None when some
+    level's edge is positive."""
+    p, d, e = (np.asarray(x, dtype=float) for x in (fill_prob, depth_bps, edge_bps))
+    on = p > 0
+    if not np.any(on):
+        return "fill probability"
+    if np.any(e[on] > 0):
+        return None
+    gross = e[on] + fee_bps  # δ - m
+    return "fee" if np.any(gross > 0) else "markout"

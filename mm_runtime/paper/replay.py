@@ -27,6 +27,7 @@ from ..bundle import PriorBundle
 from ..config import QuoterConfig
 from ..guards import GuardConfig, KillSwitch, resolve_limits
 from ..quoter import REASONS, Quoter, summarize
+from ..tick_ladder import EMPTY_TERMS, why_empty_fills
 from .accounting import apply_fills, mark_to_market
 from .book import PRICE_RTOL, Book, infer_tick
 from .results import auto_block_s, block_pnl, markouts, quoting_note, summarize_replay
@@ -570,6 +571,8 @@ def _why_empty(qt, quoter: Quoter, qc: QuoterConfig) -> str:
     edge (with the spread capture c, the adverse move and the fee that make it so), a
     margin or position limit on every side that has one, else sizes rounded away."""
     edge = np.asarray(qt.edge_bps)
+    if quoter.state.cfg.fills is not None:
+        return _why_empty_fills(qt, qc)
     if not np.any(edge > 0):
         c = float(quoter.state.cfg.spread_capture)
         adverse = float(quoter.state.prior.adverse_move_bps)
@@ -585,6 +588,23 @@ def _why_empty(qt, quoter: Quoter, qc: QuoterConfig) -> str:
         return "position limit: no room on the side with a positive edge"
     return (f"every level with a positive edge sized below the minimum notional ({qc.min_notional:g}) "
             "or the size increment")
+
+
+def _why_empty_fills(qt, qc: QuoterConfig) -> str:
+    """:func:`_why_empty` for the tick ladder: the term that made every edge ≤ 0
+    (:func:`mm_runtime.tick_ladder.why_empty_fills`), else the limits, else the fill
+    probability that sized every positive edge away."""
+    term = why_empty_fills(qt.fill_prob, qt.depth_bps, qt.edge_bps, qc.fee_bps)
+    if term is not None:
+        return f"no positive Kelly edge at any level: {term} ({EMPTY_TERMS[term].format(fee=qc.fee_bps)})"
+    edge = np.asarray(qt.edge_bps)
+    binding = np.asarray(qt.binding)[np.any(edge > 0, axis=1)]
+    if np.any(binding == 1):
+        return "margin limit: no free margin for the levels with a positive edge"
+    if np.any(binding == 2) or bool(qt.reduce_only):
+        return "position limit: no room on the side with a positive edge"
+    return (f"fill probability: every level with a positive edge sized below the minimum notional "
+            f"({qc.min_notional:g}) or the size increment (size ~ P(fill) x f*)")
 
 
 def _learning(quoter: Quoter) -> dict:
