@@ -11,36 +11,17 @@ import numpy as np
 import pytest
 
 import mm_runtime as mr
-from mm_runtime.bundle import PriorBundle, with_checksum
+from mm_runtime.bundle import with_example_fills
 from mm_runtime.paper.replay import _why_empty
 from mm_runtime.quoter import TRACE_COUNTS, Quoter, batch_step, init, make_event, stack_trees, step
 from mm_runtime.tick_ladder import why_empty_fills
-from mm_runtime.vocabulary import QUEUE_BUCKET_LABELS, REGIMES, hazard_cuts_s, horizon_label, piece_labels
 
 MID, TICK = 100.005, 0.01  # a one-tick book 100.00 / 100.01: the touch is 0.5 bps from the mid
 
 
 def fills_bundle(hazard, markout, sd=0.1, asset="SYN"):
-    """The example bundle with a hand-built ``params.fills`` block: ``hazard(level,
-    bucket)`` (1/s, every piece and regime) and ``markout(level, bucket)`` (bps at every
-    horizon and regime), tight gammas (shape 1000) and normals of sd ``sd``."""
-    b = mr.example_bundle(asset)
-    obs = b.observation
-    pieces = piece_labels(hazard_cuts_s(obs.repost_interval_s))
-    hz = [horizon_label(h) for h in obs.markout_horizons_s]
-    L = obs.queue_levels + 1
-
-    def tree(fn, inner):
-        return {r: {str(lv): {qb: {k: fn(lv, qi) for k in inner} for qi, qb in enumerate(QUEUE_BUCKET_LABELS)}
-                    for lv in range(L)} for r in REGIMES}
-
-    doc = b.model_dump(mode="json")
-    doc["schema_version"] = 3
-    doc["params"]["fills"] = {
-        "hazard": tree(lambda lv, q: {"family": "gamma", "shape": 1000.0, "rate": 1000.0 / hazard(lv, q)}, pieces),
-        "markout_bps": tree(lambda lv, q: {"family": "normal", "mu": markout(lv, q), "sigma": sd}, hz),
-    }
-    return with_checksum(PriorBundle.model_validate(doc))
+    """The example bundle with a hand-built fills block (tight gammas, normals of sd ``sd``)."""
+    return with_example_fills(mr.example_bundle(asset), hazard, markout, sd=sd)
 
 
 def default_hazard(lv, q):
