@@ -226,6 +226,12 @@ class Quoter:
 
     # -- events ------------------------------------------------------------------------
     @property
+    def queue_levels(self) -> int:
+        """Levels of the tick ladder's queue input (K+1 of the bundle's fills model; 0 for
+        the depth ladder, which reads none)."""
+        return self._packed.queue_width
+
+    @property
     def one_kernel_step(self) -> bool:
         """Whether the step runs as one XLA kernel (low-latency mode; see
         :class:`PackedStep`)."""

@@ -285,6 +285,10 @@ def replay(
     fee = cfg.fee_bps * 1e-4
     qf = cfg.queue_factor if mode == "factor" else 0.0
     book = Book(data) if mode == "book" else None
+    # the tick ladder's queue input (bundles with a fills model): the displayed size at each
+    # level when the ladder is placed, in median trades (the fills model's covariate)
+    q_levels = quoter.queue_levels if book is not None else 0
+    q_unit = float(np.median(data.trade_size)) if len(data.trade_size) else 1.0
 
     t0 = float(data.quote_ts[0])  # the first moment a quote is possible
     # whole refresh intervals only: the last ladder rests until the refresh after it,
@@ -496,7 +500,9 @@ def replay(
         if mid <= 0:
             continue
         allowed = guard(t, mid)
-        qt = quoter.on_event(last_ts, mid, bid=b, ask=a, position=pos, margin_available=free_margin(mid), now=t)
+        qa = book.ladder_queues(b, a, tick, t, q_levels, q_unit) if q_levels else None
+        qt = quoter.on_event(last_ts, mid, bid=b, ask=a, position=pos, margin_available=free_margin(mid), now=t,
+                             queue_ahead=qa)
         if allowed and bool(qt.valid) and not kill.allow_quotes(t, int(np.sum(np.asarray(qt.size) > 0))):
             pull(t)
             allowed = False

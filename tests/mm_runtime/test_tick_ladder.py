@@ -173,3 +173,30 @@ def test_the_quoter_path_matches_the_pytree_step():
         for name, x in q1._asdict().items():
             np.testing.assert_allclose(np.asarray(x, dtype=float), np.asarray(getattr(q2, name), dtype=float),
                                        rtol=1e-9, atol=1e-12, err_msg=name)  # XLA options differ in ulps
+
+
+def test_the_replay_passes_the_displayed_queue_and_counts_the_markout_reason():
+    """A 2-tick book (99.99 / 100.01): 1 median trade displayed at our bid's touch, 100 at
+    the ask's. The markout is small behind a short queue and large behind a long one, so
+    with the book the replay quotes the bid touch only; without a book (queue unknown =
+    the longest bucket) it never quotes and says the markout is why."""
+    from mm_runtime.paper.replay import ReplayConfig, ReplayData, replay
+
+    t0, tick = 1_700_000_000.0, 0.01
+    qt = t0 + np.arange(0.0, 30.0, 1.0)
+    d = ReplayData("SYN", "unit", np.array([t0 + 5.0]), np.array([100.01]), np.array([1.0]), np.array([1.0]),
+                   qt, np.full(qt.size, 99.99), np.full(qt.size, 100.01), tick=tick)
+    lv = [(99.99, 1.0), (99.98, 1.0), (99.97, 1.0), (99.96, 1.0)]
+    la = [(100.01, 100.0), (100.02, 100.0), (100.03, 100.0), (100.04, 100.0)]
+    booked = d._replace(book_ts=np.array([t0 - 0.5]), book_bid_px=np.array([[p for p, _ in lv]]),
+                        book_bid_sz=np.array([[s for _, s in lv]]), book_ask_px=np.array([[p for p, _ in la]]),
+                        book_ask_sz=np.array([[s for _, s in la]])).check()
+    b = fills_bundle(default_hazard, lambda lv_, q: 0.2 if (lv_ == 0 and q == 0) else 4.0 + lv_)
+    qc = config(learn=False)
+    rc = ReplayConfig(refresh_s=29.0, latency_s=0.0, learn_from_trades=False)
+    r = replay(booked, b, qc, rc)
+    assert r.our_bid[0] == pytest.approx(99.99) and np.isnan(r.our_ask[0])
+    r = replay(d.check(), b, qc, rc)
+    assert np.all(np.isnan(r.our_bid)) and np.all(np.isnan(r.our_ask))
+    (reason, n), = r.summary["not_quoting"].items()
+    assert reason.startswith("no positive Kelly edge at any level: markout") and n == r.summary["refreshes"]
