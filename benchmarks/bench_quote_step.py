@@ -300,7 +300,9 @@ def bench_bundle(fills: bool):
 
     if not fills:
         return mr.example_bundle(), mr.QuoterConfig()
-    b = mr.with_example_fills(mr.example_bundle(), lambda lv, q: 2.0 * math.exp(-0.9 * lv - 0.4 * q),
+    from mm_runtime.bundle import with_example_fills
+
+    b = with_example_fills(mr.example_bundle(), lambda lv, q: 2.0 * math.exp(-0.9 * lv - 0.4 * q),
                               lambda lv, q: 0.05 + 0.5 * lv)
     return b, mr.QuoterConfig(tick_size=0.3, fills_ladder_start="touch")
 
@@ -405,7 +407,7 @@ def check_numpy_matches(events, state0, n=400):
     s_np, s_jx = numpy_state(state0), state0
     worst = 0.0
     for e in events[:n]:
-        s_np, q_np = numpy_step(s_np, jax.tree.map(lambda x: np.asarray(x).item(), e))
+        s_np, q_np = numpy_step(s_np, jax.tree.map(lambda x: np.asarray(x).item() if np.size(x) == 1 else np.asarray(x), e))
         s_jx, q_jx = mr.step(s_jx, e)
         for name in ("price", "size", "depth_bps", "fill_prob", "alpha", "kelly_f", "regime_probs"):
             a, b = np.asarray(q_np[name], dtype=float), np.asarray(getattr(q_jx, name), dtype=float)
@@ -421,7 +423,7 @@ def check_numpy_matches(events, state0, n=400):
 def measure_numpy(events, state0, calls, warmup):
     import jax
 
-    evs = [jax.tree.map(lambda x: np.asarray(x).item(), e) for e in events]
+    evs = [jax.tree.map(lambda x: np.asarray(x).item() if np.size(x) == 1 else np.asarray(x), e) for e in events]
     st = [numpy_state(state0)]
 
     def one(i):
