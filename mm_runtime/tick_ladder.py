@@ -146,8 +146,9 @@ def build_tick_ladder(inp: LadderInputs, prm: LadderParams, fl: FillsArrays, tk:
     qb1 = _bucket_onehot(queue, fl.queue_edges)
     cell = lv1[..., :, None] * qb1[..., None, :]  # (2, n, L, Q)
 
-    def pick(x):  # (R, L, Q) → (R, 2, n)
-        return jnp.einsum("snlq,rlq->rsn", cell, x)
+    def pick(x):  # (R, L, Q) → (R, 2, n); a broadcast sum, not a dot (a GEMM call would split
+        # the low-latency one-kernel step: docs/runtime/quote_step_latency.md)
+        return jnp.sum(cell[None] * x[:, None, None], axis=(-2, -1))
 
     p_r = 1.0 - pick(fl.survival)
     m_r, v_r = pick(fl.markout_bps), pick(fl.markout_var)
