@@ -419,7 +419,8 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
     if cfg.fills is None:
         lad = build_ladder(lad_inp, cfg.ladder)
     else:  # the tick ladder (a Python branch on the state's structure: no cost to the others)
-        tick_inp = TickInputs(best_bid=jnp.where(fin(ev.bid), ev.bid, 0.0), best_ask=jnp.where(fin(ev.ask), ev.ask, 0.0),
+        tick_inp = TickInputs(best_bid=jnp.where(fin(ev.bid), ev.bid, 0.0),
+                              best_ask=jnp.where(fin(ev.ask), ev.ask, 0.0),
                               queue_ahead=queue_input(ev.queue_ahead, cfg.fills.survival.shape[1]),
                               regime_probs=est.regime_probs, informed_threshold_bps=lp.informed_threshold_bps)
         lad = build_tick_ladder(lad_inp, cfg.ladder, cfg.fills, tick_inp)
