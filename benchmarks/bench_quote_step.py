@@ -292,13 +292,27 @@ def time_interleaved(fns, n, rounds=20):
     return out
 
 
-def measure_jax(calls, batch, warmup):
+def bench_bundle(fills: bool):
+    """The example bundle and the default config, or (``--fills``) the example bundle
+    with a hand-built fills block and a 0.1 bp tick grid: the tick ladder
+    (mm_runtime.tick_ladder); the events carry no queue input (unknown: NaN)."""
+    import mm_runtime as mr
+
+    if not fills:
+        return mr.example_bundle(), mr.QuoterConfig()
+    from mm_runtime.bundle import with_example_fills
+
+    b = with_example_fills(mr.example_bundle(), lambda lv, q: 2.0 * math.exp(-0.9 * lv - 0.4 * q),
+                              lambda lv, q: 0.05 + 0.5 * lv)
+    return b, mr.QuoterConfig(tick_size=0.3, fills_ladder_start="touch")
+
+
+def measure_jax(calls, batch, warmup, fills=False):
     import jax
 
     import mm_runtime as mr
 
-    bundle = mr.example_bundle()
-    config = mr.QuoterConfig()
+    bundle, config = bench_bundle(fills)
     stream = synthetic_stream(max(calls, 2000))
     events = [mr.make_event(t, m, **kw) for t, m, kw in stream]
     res = {}
@@ -393,7 +407,7 @@ def check_numpy_matches(events, state0, n=400):
     s_np, s_jx = numpy_state(state0), state0
     worst = 0.0
     for e in events[:n]:
-        s_np, q_np = numpy_step(s_np, jax.tree.map(lambda x: np.asarray(x).item(), e))
+        s_np, q_np = numpy_step(s_np, jax.tree.map(lambda x: np.asarray(x).item() if np.size(x) == 1 else np.asarray(x), e))
         s_jx, q_jx = mr.step(s_jx, e)
         for name in ("price", "size", "depth_bps", "fill_prob", "alpha", "kelly_f", "regime_probs"):
             a, b = np.asarray(q_np[name], dtype=float), np.asarray(getattr(q_jx, name), dtype=float)
@@ -409,7 +423,7 @@ def check_numpy_matches(events, state0, n=400):
 def measure_numpy(events, state0, calls, warmup):
     import jax
 
-    evs = [jax.tree.map(lambda x: np.asarray(x).item(), e) for e in events]
+    evs = [jax.tree.map(lambda x: np.asarray(x).item() if np.size(x) == 1 else np.asarray(x), e) for e in events]
     st = [numpy_state(state0)]
 
     def one(i):
@@ -425,7 +439,7 @@ def child(args) -> dict:
     import mm_runtime as mr
 
     ok = mr.configure_low_latency_cpu()
-    res, _, _ = measure_jax(args.calls, args.batch, args.warmup)
+    res, _, _ = measure_jax(args.calls, args.batch, args.warmup, args.fills)
     res["low_latency_cpu"] = ok
     return res
 
@@ -437,6 +451,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2_000)
     ap.add_argument("--quick", action="store_true", help="fewer calls (a smoke run)")
     ap.add_argument("--no-child", action="store_true", help="skip the low-latency-mode child run")
+    ap.add_argument("--fills", action="store_true",
+                    help="a bundle with a fills model: the tick ladder (no NumPy comparison)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
@@ -451,12 +467,14 @@ def main() -> None:
     import mm_runtime as mr
 
     load_start = os.getloadavg()
-    res, events, state0 = measure_jax(args.calls, args.batch, args.warmup)
-    worst = check_numpy_matches(events, state0)
-    res["numpy_single"] = measure_numpy(events, state0, args.calls, args.warmup)
+    res, events, state0 = measure_jax(args.calls, args.batch, args.warmup, args.fills)
+    # the NumPy step implements the depth ladder only: with --fills it runs on the plain bundle
+    _, np_events, np_state0 = measure_jax(200, 2, 10) if args.fills else (None, events, state0)
+    worst = check_numpy_matches(np_events, np_state0)
+    res["numpy_single"] = measure_numpy(np_events, np_state0, args.calls, args.warmup)
     if not args.no_child:
         cmd = [sys.executable, __file__, "--child", "--calls", str(args.calls), "--batch", str(args.batch),
-               "--warmup", str(args.warmup)]
+               "--warmup", str(args.warmup)] + (["--fills"] if args.fills else [])
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         low = json.loads(out.stdout.strip().splitlines()[-1])
         res["low_latency"] = low
@@ -478,6 +496,7 @@ def main() -> None:
             "loadavg_1_5_15_end": load_end,
         },
         "config": {"n_levels": mr.QuoterConfig().n_levels, "pending_capacity": mr.QuoterConfig().pending_capacity,
+                   "fills": bool(args.fills),
                    "calls": args.calls, "batch": args.batch},
         "numpy_vs_jax_max_rel_diff": worst,
         "results": res,

@@ -53,8 +53,8 @@ from .summaries import (
     _is_none,
     _Model,
 )
-from .vocabulary import (DEPTH_BUCKETS_BPS, QUEUE_BUCKET_LABELS, REGIMES, SIDES, bucket_keys, horizon_label,
-                         piece_labels)
+from .vocabulary import (DEPTH_BUCKETS_BPS, QUEUE_BUCKET_LABELS, REGIMES, SIDES, bucket_keys, hazard_cuts_s,
+                         horizon_label, piece_labels)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -91,6 +91,7 @@ __all__ = [
     "replace_dir",
     "parse_state_document",
     "example_bundle",
+    "with_example_fills",
 ]
 
 SCHEMA_VERSION = 3
@@ -551,3 +552,25 @@ def example_bundle(asset: str = "SYN") -> PriorBundle:
         },
     )
     return with_checksum(bundle)
+
+
+def with_example_fills(bundle: PriorBundle, hazard, markout, sd: float = 0.1, strength: float = 1000.0) -> PriorBundle:
+    """``bundle`` as schema 3 with a hand-built ``params.fills`` block (no fit behind it;
+    tests, benchmarks): ``hazard(level, bucket)`` (1/s, every hazard piece and regime;
+    a gamma of shape ``strength``) and ``markout(level, bucket)`` (bps, every horizon and
+    regime; a normal of sd ``sd``); ``bucket`` indexes ``QUEUE_BUCKET_LABELS``."""
+    obs = bundle.observation
+    pieces = piece_labels(hazard_cuts_s(obs.repost_interval_s))
+    hz = [horizon_label(h) for h in obs.markout_horizons_s]
+
+    def tree(fn, inner):
+        return {r: {str(lv): {qb: {k: fn(lv, qi) for k in inner} for qi, qb in enumerate(QUEUE_BUCKET_LABELS)}
+                    for lv in range(obs.queue_levels + 1)} for r in REGIMES}
+
+    doc = bundle.model_dump(mode="json")
+    doc["schema_version"] = 3
+    doc["params"]["fills"] = {
+        "hazard": tree(lambda lv, q: {"family": "gamma", "shape": strength, "rate": strength / hazard(lv, q)}, pieces),
+        "markout_bps": tree(lambda lv, q: {"family": "normal", "mu": markout(lv, q), "sigma": sd}, hz),
+    }
+    return with_checksum(PriorBundle.model_validate(doc))

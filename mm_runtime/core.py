@@ -37,6 +37,7 @@ from .estimators import (
     update,
 )
 from .ladder import LadderInputs, LadderParams, build_ladder
+from .tick_ladder import FillsArrays, TickInputs, build_tick_ladder, fills_arrays, queue_input
 from .view import BundleView, bundle_view
 
 __all__ = [
@@ -89,6 +90,7 @@ class RuntimeConfig(NamedTuple):
     toxic_multiplier: jax.Array  # spread multiplier in the toxic UTC hours
     toxic_hours: jax.Array  # (24,) 1.0 for a toxic UTC hour
     cold_start: jax.Array  # bool: the cold-start order while α is prior-only
+    fills: FillsArrays | None = None  # the tick ladder's cells; None = the depth ladder
 
 
 class QuoterState(NamedTuple):
@@ -113,6 +115,9 @@ class MarketEvent(NamedTuple):
     fill_price: jax.Array
     fill_side: jax.Array
     fill_depth_bps: jax.Array
+    # (2, W) displayed size l ticks behind the touch (median trades), NaN = unknown; read
+    # by the tick ladder only (cut or NaN-padded to its levels; W = 0: unknown everywhere)
+    queue_ahead: jax.Array = np.full((2, 0), np.nan)
 
 
 class Quotes(NamedTuple):
@@ -231,7 +236,17 @@ def _runtime_config(view: BundleView, config: QuoterConfig) -> RuntimeConfig:
         toxic_multiplier=f(c.toxic_hour_multiplier),
         toxic_hours=np.asarray([1.0 if h in c.toxic_hours_utc else 0.0 for h in range(24)]),
         cold_start=np.bool_(c.cold_start and c.learn),
+        fills=_fills(view, c),
     )
+
+
+def _fills(view: BundleView, c: QuoterConfig) -> FillsArrays | None:
+    """The tick ladder's arrays where the bundle has a fills model, ``tick_size > 0`` and
+    ``use_fills_model``; else None (the depth ladder)."""
+    if view.fills is None or c.tick_size <= 0 or not c.use_fills_model:
+        return None
+    tau = c.fills_refresh_s if c.fills_refresh_s is not None else view.observation.repost_interval_s
+    return fills_arrays(view.fills, tau, c.markout_horizon_s, c.fills_ladder_start)
 
 
 def _cold_start_notional(c: QuoterConfig) -> float:
@@ -382,7 +397,7 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
     trusted = jnp.sum(est.regime_probs[:, None] * e.alpha_calibrated, axis=0)  # (B,)
     cold = cfg.cold_start & (jnp.max(trusted) < 0.5)
     sigma = jnp.where(sigma_ok & (ev.sigma_bps > 0), ev.sigma_bps, sigma_model)
-    lad = build_ladder(
+    lad_inp = (
         LadderInputs(
             mid=safe_mid,
             sigma_bps=sigma,
@@ -399,9 +414,16 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
             regime_multiplier=regime_multiplier,
             spread_multiplier=spread_multiplier,
             cold_start=cold,
-        ),
-        cfg.ladder,
+        )
     )
+    if cfg.fills is None:
+        lad = build_ladder(lad_inp, cfg.ladder)
+    else:  # the tick ladder (a Python branch on the state's structure: no cost to the others)
+        tick_inp = TickInputs(best_bid=jnp.where(fin(ev.bid), ev.bid, 0.0),
+                              best_ask=jnp.where(fin(ev.ask), ev.ask, 0.0),
+                              queue_ahead=queue_input(ev.queue_ahead, cfg.fills.survival.shape[1]),
+                              regime_probs=est.regime_probs, informed_threshold_bps=lp.informed_threshold_bps)
+        lad = build_tick_ladder(lad_inp, cfg.ladder, cfg.fills, tick_inp)
 
     valid = ts_ok & market_ok & ~stale & sigma_ok & account_ok & extras_ok
     reason = jnp.select(
@@ -496,9 +518,13 @@ def make_event(
     fill_price: float | None = None,
     fill_side: float = 0.0,
     fill_depth_bps: float = -1.0,
+    queue_ahead=None,
 ) -> MarketEvent:
     """A :class:`MarketEvent` with fixed dtypes (float64 / bool), so ``step`` never
-    retraces on Python-vs-numpy scalar types.  ``now=None`` means ``now = ts``."""
+    retraces on Python-vs-numpy scalar types.  ``now=None`` means ``now = ts``.
+    ``queue_ahead``: ``(2, W)`` displayed size l ticks behind the touch per side, in
+    median trades (the tick ladder's queue input; None = unknown, shape (2, 0)); keep W
+    fixed across calls (one trace per width)."""
     return MarketEvent(
         ts=_F(ts),
         now=_F(ts if now is None else now),
@@ -515,6 +541,7 @@ def make_event(
         fill_price=_F(0.0 if fill_price is None else fill_price),
         fill_side=_F(fill_side),
         fill_depth_bps=_F(fill_depth_bps),
+        queue_ahead=np.full((2, 0), np.nan) if queue_ahead is None else np.asarray(queue_ahead, dtype=np.float64),
     )
 
 

@@ -46,6 +46,8 @@ __all__ = [
     "BINDING_MARGIN",
     "BINDING_POSITION",
     "build_ladder",
+    "glft_depths",
+    "allocate",
 ]
 
 BINDING_NONE, BINDING_MARGIN, BINDING_POSITION = 0, 1, 2
@@ -236,18 +238,10 @@ def _economics(inp, prm, depth, sigma):
     return p_fill, alpha, kelly_f, edge
 
 
-def build_ladder(inp: LadderInputs, prm: LadderParams) -> Ladder:
-    """Optimize both sides of the ladder for one asset (pure; jit/vmap-able).
-
-    GLFT half-spread and skew per side from (A, κ, σ); depths δ_k = h·r^k shifted by the
-    skew (bps, clamped to [min_depth, max_depth], prices rounded to the tick away from the
-    mid); per level the fill probability P = 2Φ(-δ/(σ√τ)), α(δ) and the Kelly fraction of
-    the two outcomes of a fill (uninformed: SC = c·δ - fee; informed: -(AS + fee), bps);
-    sizes (base units) scaled per side to the margin and position limits, reduce-only at
-    ``|q| ≥ max_position``, rounded down to the size grid, under-``min_notional`` levels
-    dropped.  The five steps and the edge's corrections to DESIGN.md §6:
-    docs/runtime/ladder.md.
-    """
+def glft_depths(inp: LadderInputs, prm: LadderParams):
+    """Steps 1-2 of :func:`build_ladder`: GLFT half-spread and skew per side, the
+    inventory shift and the geometric depths (bps, before tick rounding).  Returns
+    ``(mid, sigma, q, side_sign, h, k, shift, depth)``."""
     f = jnp.asarray
     mid = f(inp.mid, dtype=float)
     sigma = jnp.maximum(f(inp.sigma_bps, dtype=float), prm.sigma_floor_bps)
@@ -273,10 +267,14 @@ def build_ladder(inp: LadderInputs, prm: LadderParams) -> Ladder:
     shift = jnp.maximum(shift, jnp.minimum(floor_gap, 0.0))
     depth = h[:, None] * prm.level_mult[None, :] + shift[:, None]
     depth = jnp.clip(depth, prm.min_depth_bps, prm.max_depth_bps)
-    price, depth = _place(mid, depth, side_sign, prm.tick_size)
 
-    # 3. per-level economics
-    p_fill, alpha, kelly_f, edge = _economics(inp, prm, depth, sigma)
+    return mid, sigma, q, side_sign, h, k, shift, depth
+
+
+def allocate(inp: LadderInputs, prm: LadderParams, mid, q, side_sign, price, p_fill, kelly_f, edge):
+    """Steps 4-5 of :func:`build_ladder`: Kelly (or proportional) weights, scaled per side to
+    the margin and position limits, rounded to the size grid, under-``min_notional`` levels
+    dropped.  Returns ``(f_eff, size, binding, reduce_only, pos_limit, margin_cap)``."""
     f_eff = jnp.clip(prm.kelly_fraction * inp.regime_multiplier, prm.kelly_fraction_min, prm.kelly_fraction_max)
 
     # 4. allocation weights (fractions of the bankroll)
@@ -316,6 +314,30 @@ def build_ladder(inp: LadderInputs, prm: LadderParams) -> Ladder:
     size = jnp.where(inc > 0, jnp.floor(size / jnp.where(inc > 0, inc, 1.0)) * inc, size)
     size = jnp.where(size * price >= prm.min_notional, size, 0.0)
     size = jnp.where(jnp.isfinite(size) & (size > 0), size, 0.0)
+
+    return f_eff, size, binding, reduce_only, pos_limit, margin_cap
+
+
+def build_ladder(inp: LadderInputs, prm: LadderParams) -> Ladder:
+    """Optimize both sides of the ladder for one asset (pure; jit/vmap-able).
+
+    GLFT half-spread and skew per side from (A, κ, σ); depths δ_k = h·r^k shifted by the
+    skew (bps, clamped to [min_depth, max_depth], prices rounded to the tick away from the
+    mid); per level the fill probability P = 2Φ(-δ/(σ√τ)), α(δ) and the Kelly fraction of
+    the two outcomes of a fill (uninformed: SC = c·δ - fee; informed: -(AS + fee), bps);
+    sizes (base units) scaled per side to the margin and position limits, reduce-only at
+    ``|q| ≥ max_position``, rounded down to the size grid, under-``min_notional`` levels
+    dropped.  The five steps and the edge's corrections to DESIGN.md §6:
+    docs/runtime/ladder.md.
+    """
+    mid, sigma, q, side_sign, h, k, shift, depth = glft_depths(inp, prm)
+    price, depth = _place(mid, depth, side_sign, prm.tick_size)
+
+    # 3. per-level economics
+    p_fill, alpha, kelly_f, edge = _economics(inp, prm, depth, sigma)
+    f_eff, size, binding, reduce_only, pos_limit, margin_cap = allocate(inp, prm, mid, q, side_sign, price, p_fill,
+                                                                        kelly_f, edge)
+    inc = prm.size_increment
 
     # 6. cold start (docs/runtime/ladder.md "Cold start"): while α is prior-only, a side
     #    left without an order gets one small order at level 0, cold_start_depth_mult

@@ -107,8 +107,11 @@ class PackedStep:
     def __init__(self, state: QuoterState):
         self.const_layout = _Layout((state.cfg, state.prior))
         self.est_layout = _Layout(state.est)
-        self.event_layout = _Layout(make_event(0.0))
-        _, q = jax.eval_shape(_step_raw, state, make_event(0.0))
+        # the queue input's width: the tick ladder's levels, none for the depth ladder
+        self.queue_width = 0 if state.cfg.fills is None else int(np.shape(state.cfg.fills.survival)[1])
+        ev0 = make_event(0.0, queue_ahead=np.full((2, self.queue_width), np.nan))
+        self.event_layout = _Layout(ev0)
+        _, q = jax.eval_shape(_step_raw, state, ev0)
         self.quotes_layout = _Layout(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), q))
         ne, nc = self.est_layout.size, self.const_layout.size
         self.est_slice = slice(0, ne)
@@ -161,9 +164,23 @@ class PackedStep:
         """(state vector [donated], event vector) -> state vector holding the quotes."""
         return self._fn(vec, ev_vec)
 
-    @staticmethod
-    def event_vector(ev: MarketEvent) -> np.ndarray:
-        return np.array(ev, dtype=np.float64)  # all leaves are scalars, in field order
+    def event_vector(self, ev: MarketEvent) -> np.ndarray:
+        """The event in field order: its scalars, then the queue input cut or NaN-padded
+        to ``(2, queue_width)``."""
+        head = np.array(ev[:-1], dtype=np.float64)  # every field but the last is a scalar
+        if self.queue_width == 0:
+            return head
+        return np.concatenate([head, self.queue_vector(ev.queue_ahead)])
+
+    def queue_vector(self, queue_ahead) -> np.ndarray:
+        """``queue_ahead`` (None, or (2, W)) as the flat ``(2 * queue_width,)`` part of the
+        event vector (NaN = unknown)."""
+        out = np.full((2, self.queue_width), np.nan)
+        if queue_ahead is not None:
+            qa = np.asarray(queue_ahead, dtype=np.float64).reshape(2, -1)
+            w = min(qa.shape[1], self.queue_width)
+            out[:, :w] = qa[:, :w]
+        return out.ravel()
 
     def quotes(self, vec) -> Quotes:
         """The quotes written by the last step into ``vec`` (numpy, a copy)."""

@@ -226,6 +226,12 @@ class Quoter:
 
     # -- events ------------------------------------------------------------------------
     @property
+    def queue_levels(self) -> int:
+        """Levels of the tick ladder's queue input (K+1 of the bundle's fills model; 0 for
+        the depth ladder, which reads none)."""
+        return self._packed.queue_width
+
+    @property
     def one_kernel_step(self) -> bool:
         """Whether the step runs as one XLA kernel (low-latency mode; see
         :class:`PackedStep`)."""
@@ -244,8 +250,13 @@ class Quoter:
         trade: tuple[float, float] | None = None,
         fill: tuple[float, float] | tuple[float, float, float] | None = None,
         now: float | None = None,
+        queue_ahead=None,
     ) -> Quotes:
         """Process one event and return the quotes (numpy arrays).
+
+        ``queue_ahead``: ``(2, W)`` displayed size l ticks behind the touch per side in
+        median trades, read by the tick ladder (bundles with a fills model); None or NaN
+        = unknown (the fills model's longest-queue bucket).
 
         ``ts`` in seconds; ``trade=(price, aggressor_side)``;
         ``fill=(price, our_side[, quoted_depth_bps])``; ``now`` defaults to the wall
@@ -273,6 +284,8 @@ class Quoter:
             (fill[2] if len(fill) > 2 else -1.0) if fill is not None else -1.0,
         )
         evec = np.array(ev, dtype=np.float64)
+        if self._packed.queue_width:
+            evec = np.concatenate([evec, self._packed.queue_vector(queue_ahead)])
         self._vec = self._packed(self._vec, evec)
         quotes = self._packed.quotes(self._vec)
         self.last_quotes = quotes

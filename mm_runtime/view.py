@@ -76,8 +76,8 @@ def _ro(x) -> np.ndarray:
 @dataclass(frozen=True, eq=False)
 class FillsView:
     """The bundle's ``params.fills`` block as arrays (``R`` regimes, ``L`` levels 0..K,
-    ``Q`` queue buckets, ``P`` hazard pieces, ``H`` markout horizons). Loaded, not yet
-    used by the ladder."""
+    ``Q`` queue buckets, ``P`` hazard pieces, ``H`` markout horizons). Read by
+    the tick ladder (:mod:`mm_runtime.tick_ladder`)."""
 
     levels: int  # L
     queue_edges: np.ndarray  # (Q,) lower edges, median trades

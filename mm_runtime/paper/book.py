@@ -89,3 +89,17 @@ class Book:
             return math.inf
         d = float(self.displayed(row, p, b - 1, b)[0])
         return d if math.isfinite(d) else math.inf
+
+    def ladder_queues(self, bid: float, ask: float, tick: float, t: float, levels: int, unit: float) -> np.ndarray:
+        """``(2, levels)``: the displayed size a new order would join at the touch and
+        1..levels-1 ticks behind it (row 0 our bids, 1 our asks) in the snapshots before
+        ``t``, in units of ``unit`` (the median trade size): the tick ladder's queue input
+        (NaN where unknown: no snapshot yet, or a price it does not show)."""
+        b = self.before(t)
+        out = np.full((2, levels), np.nan)
+        for lv in range(levels):
+            for row, p in ((0, bid - lv * tick), (1, ask + lv * tick)):
+                if p > 0:
+                    q = self.queue_at(row, p, b)
+                    out[row, lv] = q / unit if math.isfinite(q) else np.nan
+        return out

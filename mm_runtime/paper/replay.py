@@ -27,6 +27,7 @@ from ..bundle import PriorBundle
 from ..config import QuoterConfig
 from ..guards import GuardConfig, KillSwitch, resolve_limits
 from ..quoter import REASONS, Quoter, summarize
+from ..tick_ladder import EMPTY_TERMS, why_empty_fills
 from .accounting import apply_fills, mark_to_market
 from .book import PRICE_RTOL, Book, infer_tick
 from .results import auto_block_s, block_pnl, markouts, quoting_note, summarize_replay
@@ -284,6 +285,10 @@ def replay(
     fee = cfg.fee_bps * 1e-4
     qf = cfg.queue_factor if mode == "factor" else 0.0
     book = Book(data) if mode == "book" else None
+    # the tick ladder's queue input (bundles with a fills model): the displayed size at each
+    # level when the ladder is placed, in median trades (the fills model's covariate)
+    q_levels = quoter.queue_levels if book is not None else 0
+    q_unit = float(np.median(data.trade_size)) if len(data.trade_size) else 1.0
 
     t0 = float(data.quote_ts[0])  # the first moment a quote is possible
     # whole refresh intervals only: the last ladder rests until the refresh after it,
@@ -495,7 +500,9 @@ def replay(
         if mid <= 0:
             continue
         allowed = guard(t, mid)
-        qt = quoter.on_event(last_ts, mid, bid=b, ask=a, position=pos, margin_available=free_margin(mid), now=t)
+        qa = book.ladder_queues(b, a, tick, t, q_levels, q_unit) if q_levels else None
+        qt = quoter.on_event(last_ts, mid, bid=b, ask=a, position=pos, margin_available=free_margin(mid), now=t,
+                             queue_ahead=qa)
         if allowed and bool(qt.valid) and not kill.allow_quotes(t, int(np.sum(np.asarray(qt.size) > 0))):
             pull(t)
             allowed = False
@@ -570,6 +577,8 @@ def _why_empty(qt, quoter: Quoter, qc: QuoterConfig) -> str:
     edge (with the spread capture c, the adverse move and the fee that make it so), a
     margin or position limit on every side that has one, else sizes rounded away."""
     edge = np.asarray(qt.edge_bps)
+    if quoter.state.cfg.fills is not None:
+        return _why_empty_fills(qt, qc)
     if not np.any(edge > 0):
         c = float(quoter.state.cfg.spread_capture)
         adverse = float(quoter.state.prior.adverse_move_bps)
@@ -585,6 +594,23 @@ def _why_empty(qt, quoter: Quoter, qc: QuoterConfig) -> str:
         return "position limit: no room on the side with a positive edge"
     return (f"every level with a positive edge sized below the minimum notional ({qc.min_notional:g}) "
             "or the size increment")
+
+
+def _why_empty_fills(qt, qc: QuoterConfig) -> str:
+    """:func:`_why_empty` for the tick ladder: the term that made every edge ≤ 0
+    (:func:`mm_runtime.tick_ladder.why_empty_fills`), else the limits, else the fill
+    probability that sized every positive edge away."""
+    term = why_empty_fills(qt.fill_prob, qt.depth_bps, qt.edge_bps, qc.fee_bps)
+    if term is not None:
+        return f"no positive Kelly edge at any level: {term} ({EMPTY_TERMS[term].format(fee=qc.fee_bps)})"
+    edge = np.asarray(qt.edge_bps)
+    binding = np.asarray(qt.binding)[np.any(edge > 0, axis=1)]
+    if np.any(binding == 1):
+        return "margin limit: no free margin for the levels with a positive edge"
+    if np.any(binding == 2) or bool(qt.reduce_only):
+        return "position limit: no room on the side with a positive edge"
+    return (f"fill probability: every level with a positive edge sized below the minimum notional "
+            f"({qc.min_notional:g}) or the size increment (size ~ P(fill) x f*)")
 
 
 def _learning(quoter: Quoter) -> dict:
