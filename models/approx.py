@@ -175,12 +175,15 @@ def sample_approx(model, cfg, *, var_names: Sequence[str] | None = None, nuts=No
     t0 = time.perf_counter()
     S = cfg.chains * cfg.draws
     khat, reason, idata, ess, fit = math.inf, "", None, None, None
+    times: dict[str, float] = {}
     try:
         fit = laplace(model)
+        times["map_hessian_s"] = time.perf_counter() - t0
         theta, logq = fit.draw(S, np.random.default_rng(cfg.seed))
         logp_fn = _raveled(model)[0]
         logp = np.array([logp_fn(x) for x in theta])
         khat, lw = psis_khat(logp, logq)
+        times["psis_s"] = time.perf_counter() - t0 - times["map_hessian_s"]
         w = np.exp(lw - np.max(lw))
         w /= w.sum()
         ess = float(1.0 / np.sum(w * w))
@@ -195,7 +198,9 @@ def sample_approx(model, cfg, *, var_names: Sequence[str] | None = None, nuts=No
                       + (f"< {cfg.max_psis_k:g} (reliable)" if ok else f">= {cfg.max_psis_k:g} (unreliable; "
                          "forced by inference='laplace')"))
         idx = np.random.default_rng(cfg.seed + 1).choice(S, size=S, replace=True, p=w)
+        t1 = time.perf_counter()
         idata = _to_idata(model, fit, theta[idx], cfg.chains, cfg.draws, var_names)
+        times["posterior_s"] = time.perf_counter() - t1
         method = "laplace"
         wall = time.perf_counter() - t0
         if cfg.log_likelihood and model.observed_RVs:
@@ -223,6 +228,7 @@ def sample_approx(model, cfg, *, var_names: Sequence[str] | None = None, nuts=No
                              "psis_khat": float(khat) if math.isfinite(khat) else float("nan")}
     if ess is not None:
         attrs["psis_ess"] = ess
+    attrs.update({f"approx_{k}": round(v, 3) for k, v in times.items()})
     if fit is not None:
         attrs["map_logp"] = float(fit.logp_mode)
         attrs["approx_evals"] = int(fit.n_evals)

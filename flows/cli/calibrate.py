@@ -34,6 +34,9 @@ def calibrate(
     tune: Optional[int] = typer.Option(None, "--tune", help="Tuning steps per chain (default 1000)."),
     chains: Optional[int] = typer.Option(None, "--chains", help="Chains (default 4)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
+    inference: Optional[str] = typer.Option(None, "--inference", help="nuts (default) | laplace (Laplace at "
+                                            "the MAP, checked by PSIS k-hat) | auto (laplace when k-hat < 0.7, "
+                                            "else NUTS)."),
     max_r_hat: Optional[float] = typer.Option(None, "--max-r-hat", help="Gate: largest R-hat (default 1.01)."),
     min_ess: Optional[float] = typer.Option(None, "--min-ess", help="Gate: smallest bulk and tail ESS (default 400)."),
     model_samplers: Optional[list[str]] = typer.Option(None, "--model-sampler", help="MODEL=SAMPLER: another "
@@ -68,7 +71,7 @@ def calibrate(
     """
 
     def body():
-        sc, gc = fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess)
+        sc, gc = fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess, inference)
         from models.catalog import spec
 
         check_choice("--alpha-variant", alpha_variant, spec("alpha").variants)
