@@ -46,6 +46,7 @@ def test_laplace_matches_the_conjugate_answer_and_khat_is_small():
     assert gate(d).passed
 
 
+@pytest.mark.slow
 def test_kappa_synthetic_fit_by_laplace_has_a_khat():
     """A model of the catalog (kappa on 2 h of its own simulated arrivals) fits by
     Laplace: finite k_hat, and the 90 % intervals of kappa hold most true values."""
