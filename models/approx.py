@@ -165,12 +165,13 @@ def _to_idata(model, fit: LaplaceFit, theta: np.ndarray, chains: int, draws: int
     return az.from_dict(posterior=post, dims={n: d for n, d in dims.items() if d}, coords=coords)
 
 
-def sample_approx(model, cfg, *, var_names: Sequence[str] | None = None, nuts=None):
+def sample_approx(model, cfg, *, var_names: Sequence[str] | None = None, nuts=None, log_likelihood=None):
     """Fit ``model`` as ``cfg.inference`` says (``"laplace"`` or ``"auto"``; module
     docstring); ``nuts(model, cfg, var_names=)`` samples with NUTS (``auto``'s
-    fallback). Returns an ``az.InferenceData`` with the ``inference*`` and ``psis_*``
-    attrs, and the pointwise log-likelihood as :func:`models.sampling.sample` adds it."""
-    import pymc as pm
+    fallback), ``log_likelihood(idata, model, cfg)`` adds the pointwise
+    log-likelihood (both passed by :func:`models.sampling.sample`, which this module
+    does not import). Returns an ``az.InferenceData`` with the ``inference*`` and
+    ``psis_*`` attrs."""
 
     t0 = time.perf_counter()
     S = cfg.chains * cfg.draws
@@ -203,16 +204,7 @@ def sample_approx(model, cfg, *, var_names: Sequence[str] | None = None, nuts=No
         times["posterior_s"] = time.perf_counter() - t1
         method = "laplace"
         wall = time.perf_counter() - t0
-        if cfg.log_likelihood and model.observed_RVs:
-            from models.sampling import LOG_LIKELIHOOD_MODE, _n_observed
-
-            size = _n_observed(model) * S
-            if 0 <= size <= cfg.max_log_likelihood_size:
-                pm.compute_log_likelihood(idata, model=model, extend_inferencedata=True, progressbar=False,
-                                          compile_kwargs={"mode": LOG_LIKELIHOOD_MODE})
-            else:
-                idata.attrs["log_likelihood_note"] = (f"pointwise log-likelihood skipped: {size} elements > "
-                                                      f"max_log_likelihood_size={cfg.max_log_likelihood_size}")
+        log_likelihood(idata, model, cfg)
         idata.attrs.update({"sampler": "laplace", "seed": int(cfg.seed), "draws": int(cfg.draws), "tune": 0,
                             "chains": int(cfg.chains), "target_accept": float(cfg.target_accept),
                             "sampling_wall_s": float(wall)})

@@ -294,7 +294,7 @@ def sample(model, config: SamplerConfig | None = None, *, var_names: Sequence[st
     if cfg.inference != "nuts":
         from models.approx import sample_approx
 
-        return sample_approx(model, cfg, var_names=var_names, nuts=sample)
+        return sample_approx(model, cfg, var_names=var_names, nuts=sample, log_likelihood=add_log_likelihood)
     n_post = _posterior_scalars(model, var_names)
     n_stats = SAMPLE_STATS_PER_DRAW.get(cfg.sampler, 0)
     n_obs = _n_observed(model) if cfg.log_likelihood and model.observed_RVs else 0
@@ -323,24 +323,30 @@ def sample(model, config: SamplerConfig | None = None, *, var_names: Sequence[st
     t0 = time.perf_counter()
     idata = pm.sample(**kwargs)
     wall = time.perf_counter() - t0
-    note = ""
-    if cfg.log_likelihood and model.observed_RVs:
-        n_obs = _n_observed(model)
-        size = n_obs * cfg.chains * cfg.draws
-        if n_obs < 0 or size > cfg.max_log_likelihood_size:
-            note = (f"pointwise log-likelihood skipped: {size} elements > "
-                    f"max_log_likelihood_size={cfg.max_log_likelihood_size}")
-        else:
-            pm.compute_log_likelihood(idata, model=model, extend_inferencedata=True,
-                                      progressbar=False, compile_kwargs={"mode": LOG_LIKELIHOOD_MODE})
+    add_log_likelihood(idata, model, cfg)
     idata.attrs.update({
         "sampler": cfg.sampler, "seed": int(cfg.seed), "draws": int(cfg.draws),
         "tune": int(cfg.tune), "chains": int(cfg.chains),
         "target_accept": float(cfg.target_accept), "sampling_wall_s": float(wall),
     })
-    if note:
-        idata.attrs["log_likelihood_note"] = note
     return idata
+
+
+def add_log_likelihood(idata, model, cfg: SamplerConfig) -> None:
+    """The pointwise log-likelihood group (``LOG_LIKELIHOOD_MODE``), or
+    ``attrs["log_likelihood_note"]`` when larger than ``max_log_likelihood_size``."""
+    import pymc as pm
+
+    if not (cfg.log_likelihood and model.observed_RVs):
+        return
+    n_obs = _n_observed(model)
+    size = n_obs * cfg.chains * cfg.draws
+    if n_obs < 0 or size > cfg.max_log_likelihood_size:
+        idata.attrs["log_likelihood_note"] = (f"pointwise log-likelihood skipped: {size} elements > "
+                                              f"max_log_likelihood_size={cfg.max_log_likelihood_size}")
+    else:
+        pm.compute_log_likelihood(idata, model=model, extend_inferencedata=True,
+                                  progressbar=False, compile_kwargs={"mode": LOG_LIKELIHOOD_MODE})
 
 
 # =========================================================================== fit assets
