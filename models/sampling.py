@@ -6,7 +6,10 @@ a model module builds a ``pm.Model`` and calls :func:`sample`; the flow calls
 and logs :func:`summary_table`. :func:`predictive_density` and
 :func:`paired_difference` score held-out data; :func:`model_version` names a fit.
 
-Samplers (``SamplerConfig.sampler``), all NUTS through ``pm.sample(nuts_sampler=...)``:
+``SamplerConfig.inference`` ``"laplace"`` / ``"auto"`` hands the fit to
+:mod:`models.approx` (a Laplace approximation checked by PSIS; the gate then checks
+its ``k_hat``). Samplers (``SamplerConfig.sampler``), all NUTS through
+``pm.sample(nuts_sampler=...)``:
 ``"nutpie"`` (default; ``nutpie_backend`` ``"jax"`` or ``"numba"``), ``"pymc"`` and
 ``"numpyro"``. ``seed`` fixes the draws bit for bit for all three. The pointwise
 log-likelihood (for LOO) is computed after sampling with the JAX backend
