@@ -106,7 +106,8 @@ def calibrate(
                   observation=obs)
         names = list(assets or [None])
         stage(f"calibrating {', '.join(a or '(the file’s asset)' for a in names)} from {source} {path} "
-              f"({sc.sampler}, {sc.chains} chains x {sc.draws} draws) ...")
+              f"({sc.sampler}{'' if sc.inference == 'nuts' else ', inference ' + sc.inference}, {sc.chains} chains x "
+              f"{sc.draws} draws) ...")
         if len(names) == 1:
             docs = [run_calibration(source, str(path), names[0], runner=runner, parallel_fits=parallel_fits, **kw)]
         else:
