@@ -256,8 +256,9 @@ def fit_model(model: str, ref: dict, data_sha256: str, observation: dict, sample
         logger.info("%s: posterior found in the cache (%s), not sampling", model, nc.name)
         return {"model": model, "key": key, "idata_path": str(nc), "reused": True, "n_obs": n, "wall_s": 0.0}
     sc = SamplerConfig.model_validate(sampler)
-    logger.info("%s: sampling %s %s (%s, %d chains x %d draws + %d tune) ...", model, f"{n:,}",
-                catalog.spec(model).obs_unit, sc.sampler, sc.chains, sc.draws, sc.tune)
+    logger.info("%s: sampling %s %s (%s%s, %d chains x %d draws + %d tune) ...", model, f"{n:,}",
+                catalog.spec(model).obs_unit, sc.sampler, "" if sc.inference == "nuts" else f" or {sc.inference}",
+                sc.chains, sc.draws, sc.tune)
     t0 = time.perf_counter()
     idata = catalog.fit(model, obs, sc, catalog.model_config(model, variant, _obs_config(observation)))
     idata.attrs["observation_config"] = json.dumps(_obs_config(observation).model_dump(mode="json"))
