@@ -200,7 +200,9 @@ def _result(asset, ref, info, fits, diags, rpath, bundle_path, key, tracked, fai
                   "r_hat_max": d.get("r_hat_max"), "ess_bulk_min": d.get("ess_bulk_min"),
                   "ess_tail_min": d.get("ess_tail_min"), "divergences": d.get("divergences"),
                   "bfmi_min": d.get("bfmi_min"), "loo_elpd": d.get("loo_elpd"), "loo_se": d.get("loo_se"),
-                  "pareto_k_max": d.get("pareto_k_max"), "idata_path": f["idata_path"]}
+                  "pareto_k_max": d.get("pareto_k_max"), "idata_path": f["idata_path"],
+                  "inference": d.get("inference", "nuts"), "psis_khat": d.get("psis_khat"),
+                  "inference_reason": d.get("inference_reason")}
     return {"asset": asset, "status": tracked["status"], "run_id": tracked["run_id"],
             "version": tracked["version"], "aliases": tracked["aliases"],
             "registered_model": tracking.registered_model_name(asset), "bundle_path": bundle_path,

@@ -128,11 +128,13 @@ def fit_one(model: str, source: str, path: Path, asset: Optional[str], regimes: 
     n = catalog.n_obs(model, obs)
     progress(f"{n:,} {spec.obs_unit} ({time.perf_counter() - t_start:.1f} s)")
     sc = sampler_config
-    progress(f"sampling {model}: {sc.sampler}, {sc.chains} chains x {sc.draws} draws "
+    progress(f"sampling {model}: {sc.sampler}{'' if sc.inference == 'nuts' else ' or ' + sc.inference}, {sc.chains} chains x {sc.draws} draws "
              f"(+{sc.tune} tune), seed {sc.seed} ...")
     t0 = time.perf_counter()
     idata = catalog.fit(model, obs, sc, catalog.model_config(model, None, cfg))
     progress(f"sampled in {time.perf_counter() - t0:.1f} s; diagnostics and LOO ...")
+    if "inference_reason" in idata.attrs:
+        progress(f"inference: {idata.attrs['inference']}; {idata.attrs['inference_reason']}")
     rows = catalog.parameter_rows(model, idata)
     diag = catalog.diagnostics(model, idata)
     verdict = gate(diag, gate_config)
@@ -152,7 +154,8 @@ def fit_one(model: str, source: str, path: Path, asset: Optional[str], regimes: 
         "sampler": {"sampler": a.get("sampler", sc.sampler), "draws": a.get("draws", sc.draws),
                     "tune": a.get("tune", sc.tune), "chains": a.get("chains", sc.chains),
                     "seed": a.get("seed", sc.seed), "target_accept": a.get("target_accept", sc.target_accept),
-                    "wall_s": a.get("sampling_wall_s")},
+                    "wall_s": a.get("sampling_wall_s"), "inference": a.get("inference", "nuts"),
+                    "psis_khat": a.get("psis_khat"), "inference_reason": a.get("inference_reason")},
         "gate": {**verdict.as_dict(), "config": gate_config.model_dump()},
         "diagnostics": diag,
         "parameters": {r["name"]: {k: r[k] for k in ("mean", "sd", "q05", "q95", "r_hat", "ess_bulk",

@@ -256,8 +256,9 @@ def fit_model(model: str, ref: dict, data_sha256: str, observation: dict, sample
         logger.info("%s: posterior found in the cache (%s), not sampling", model, nc.name)
         return {"model": model, "key": key, "idata_path": str(nc), "reused": True, "n_obs": n, "wall_s": 0.0}
     sc = SamplerConfig.model_validate(sampler)
-    logger.info("%s: sampling %s %s (%s, %d chains x %d draws + %d tune) ...", model, f"{n:,}",
-                catalog.spec(model).obs_unit, sc.sampler, sc.chains, sc.draws, sc.tune)
+    logger.info("%s: sampling %s %s (%s%s, %d chains x %d draws + %d tune) ...", model, f"{n:,}",
+                catalog.spec(model).obs_unit, sc.sampler, "" if sc.inference == "nuts" else f" or {sc.inference}",
+                sc.chains, sc.draws, sc.tune)
     t0 = time.perf_counter()
     idata = catalog.fit(model, obs, sc, catalog.model_config(model, variant, _obs_config(observation)))
     idata.attrs["observation_config"] = json.dumps(_obs_config(observation).model_dump(mode="json"))
@@ -266,6 +267,8 @@ def fit_model(model: str, ref: dict, data_sha256: str, observation: dict, sample
     wall = time.perf_counter() - t0
     _write_netcdf(idata, nc)
     logger.info("%s: sampled in %.1f s", model, wall)
+    if "inference_reason" in idata.attrs:
+        logger.info("%s: inference %s; %s", model, idata.attrs["inference"], idata.attrs["inference_reason"])
     return {"model": model, "key": key, "idata_path": str(nc), "reused": False, "n_obs": n, "wall_s": wall}
 
 
@@ -371,7 +374,8 @@ def find_registered(asset: str, key: str) -> dict[str, Any] | None:
 
 
 _DIAG_METRICS = ("r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences", "bfmi_min", "loo_elpd",
-                 "loo_se", "p_loo", "pareto_k_max", "pareto_k_over_0.7", "sampling_time_s")
+                 "loo_se", "p_loo", "pareto_k_max", "pareto_k_over_0.7", "sampling_time_s", "psis_khat",
+                 "psis_ess")
 
 
 def _diag_metrics(d: dict) -> dict[str, Any]:
@@ -453,7 +457,9 @@ def track_calibration(asset: str, ref: dict, info: dict, fits: dict[str, dict], 
                               params={"model_version": d["model_version"], "cache_key": f["key"],
                                       "cache_hit": f.get("cache_hit", False), "n_obs": f["n_obs"],
                                       "sampling_wall_s": round(f.get("wall_s", 0.0), 2),
-                                      "gate_failures": "; ".join(d["gate"]["failures"]) or "none"},
+                                      "gate_failures": "; ".join(d["gate"]["failures"]) or "none",
+                                      "inference": d["diagnostics"].get("inference", "nuts"),
+                                      "inference_reason": (d["diagnostics"].get("inference_reason") or "")[:500]},
                               gate_warnings=d["gate"].get("warnings", []))
         run.log_json("gate.json", {m: d["gate"] for m, d in diags.items()})
         if failures or bundle is None:

@@ -6,7 +6,10 @@ a model module builds a ``pm.Model`` and calls :func:`sample`; the flow calls
 and logs :func:`summary_table`. :func:`predictive_density` and
 :func:`paired_difference` score held-out data; :func:`model_version` names a fit.
 
-Samplers (``SamplerConfig.sampler``), all NUTS through ``pm.sample(nuts_sampler=...)``:
+``SamplerConfig.inference`` ``"laplace"`` / ``"auto"`` hands the fit to
+:mod:`models.approx` (a Laplace approximation checked by PSIS; the gate then checks
+its ``k_hat``). Samplers (``SamplerConfig.sampler``), all NUTS through
+``pm.sample(nuts_sampler=...)``:
 ``"nutpie"`` (default; ``nutpie_backend`` ``"jax"`` or ``"numba"``), ``"pymc"`` and
 ``"numpyro"``. ``seed`` fixes the draws bit for bit for all three. The pointwise
 log-likelihood (for LOO) is computed after sampling with the JAX backend
@@ -38,13 +41,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.parametrization import centred_groups, mixed_normal, whitened_mean, whitened_normal
+from models.predictive import paired_difference, predictive_density, thin_index
 
 __all__ = [
     "SAMPLE_DIMS", "SamplerConfig", "GateConfig", "GateVerdict", "code_version", "model_version",
     "LOG_LIKELIHOOD_MODE", "SAMPLE_STATS_PER_DRAW", "SampleSizeError", "available_memory", "trace_bytes",
     "check_trace_fits", "sample", "asset_index", "flat_names", "flatten", "diagnostics",
     "gate", "summary_table", "thin_index", "predictive_density", "paired_difference",
-    # re-exported from models.parametrization
+    # re-exported from models.parametrization and models.predictive
     "centred_groups", "mixed_normal", "whitened_normal", "whitened_mean",
 ]
 
@@ -80,6 +84,10 @@ class SamplerConfig(BaseModel):
         "auto", description="process start method of PyMC's parallel chains; auto = spawn "
         "once JAX is imported (a forked JAX process deadlocks), else PyMC's default")
     numpyro_chain_method: Literal["auto", "parallel", "sequential", "vectorized"] = "auto"
+    inference: Literal["nuts", "laplace", "auto"] = Field("nuts", description=(
+        "nuts; laplace (Laplace at the MAP, PSIS-resampled); auto: laplace when its PSIS "
+        "k_hat < max_psis_k, else NUTS (models.approx, docs/sampling.md)"))
+    max_psis_k: float = Field(0.7, gt=0.0, description="auto's threshold on the approximation's k_hat")
 
     def resolved_cores(self) -> int:
         return self.cores or max(1, min(self.chains, os.cpu_count() or 1))
@@ -106,6 +114,7 @@ class GateConfig(BaseModel):
     min_bfmi: float = 0.3
     max_pareto_k: float = 0.7
     pareto_k_blocks: bool = False
+    max_psis_k: float = 0.7  # an approximate fit (models.approx): PSIS k_hat instead of R-hat/ESS/NUTS checks
 
 
 @dataclass(frozen=True)
@@ -285,6 +294,10 @@ def sample(model, config: SamplerConfig | None = None, *, var_names: Sequence[st
     import pymc as pm
 
     cfg = config or SamplerConfig()
+    if cfg.inference != "nuts":
+        from models.approx import sample_approx
+
+        return sample_approx(model, cfg, var_names=var_names, nuts=sample, log_likelihood=add_log_likelihood)
     n_post = _posterior_scalars(model, var_names)
     n_stats = SAMPLE_STATS_PER_DRAW.get(cfg.sampler, 0)
     n_obs = _n_observed(model) if cfg.log_likelihood and model.observed_RVs else 0
@@ -313,24 +326,30 @@ def sample(model, config: SamplerConfig | None = None, *, var_names: Sequence[st
     t0 = time.perf_counter()
     idata = pm.sample(**kwargs)
     wall = time.perf_counter() - t0
-    note = ""
-    if cfg.log_likelihood and model.observed_RVs:
-        n_obs = _n_observed(model)
-        size = n_obs * cfg.chains * cfg.draws
-        if n_obs < 0 or size > cfg.max_log_likelihood_size:
-            note = (f"pointwise log-likelihood skipped: {size} elements > "
-                    f"max_log_likelihood_size={cfg.max_log_likelihood_size}")
-        else:
-            pm.compute_log_likelihood(idata, model=model, extend_inferencedata=True,
-                                      progressbar=False, compile_kwargs={"mode": LOG_LIKELIHOOD_MODE})
+    add_log_likelihood(idata, model, cfg)
     idata.attrs.update({
         "sampler": cfg.sampler, "seed": int(cfg.seed), "draws": int(cfg.draws),
         "tune": int(cfg.tune), "chains": int(cfg.chains),
         "target_accept": float(cfg.target_accept), "sampling_wall_s": float(wall),
     })
-    if note:
-        idata.attrs["log_likelihood_note"] = note
     return idata
+
+
+def add_log_likelihood(idata, model, cfg: SamplerConfig) -> None:
+    """The pointwise log-likelihood group (``LOG_LIKELIHOOD_MODE``), or
+    ``attrs["log_likelihood_note"]`` when larger than ``max_log_likelihood_size``."""
+    import pymc as pm
+
+    if not (cfg.log_likelihood and model.observed_RVs):
+        return
+    n_obs = _n_observed(model)
+    size = n_obs * cfg.chains * cfg.draws
+    if n_obs < 0 or size > cfg.max_log_likelihood_size:
+        idata.attrs["log_likelihood_note"] = (f"pointwise log-likelihood skipped: {size} elements > "
+                                              f"max_log_likelihood_size={cfg.max_log_likelihood_size}")
+    else:
+        pm.compute_log_likelihood(idata, model=model, extend_inferencedata=True,
+                                  progressbar=False, compile_kwargs={"mode": LOG_LIKELIHOOD_MODE})
 
 
 # =========================================================================== fit assets
@@ -476,6 +495,9 @@ def diagnostics(idata, var_names: Sequence[str] | None = None, *, loo_var: str |
         "sampling_time_s": _finite(idata.attrs.get("sampling_wall_s",
                                                    post.attrs.get("sampling_time", float("nan")))),
     }
+    if "inference" in idata.attrs:  # models.approx: method, k_hat of the approximation, why
+        out.update({k: idata.attrs.get(k) for k in ("inference", "inference_requested", "inference_reason")})
+        out.update({k: _finite(idata.attrs[k]) for k in ("psis_khat", "psis_ess") if k in idata.attrs})
     stats = idata.get("sample_stats") if hasattr(idata, "get") else getattr(idata, "sample_stats", None)
     if stats is not None:
         if "diverging" in stats:
@@ -493,12 +515,8 @@ def diagnostics(idata, var_names: Sequence[str] | None = None, *, loo_var: str |
     return out
 
 
-def gate(diag: Mapping[str, Any], config: GateConfig | None = None) -> GateVerdict:
-    """Check diagnostics against the gate; failures read like
-    ``"r_hat 1.04 > 1.01 for hawkes_decay (and 2 more)"``."""
-    cfg = config or GateConfig()
-    failures: list[str] = []
-    notes: list[str] = []
+def _nuts_checks(diag: Mapping[str, Any], cfg: GateConfig, failures: list[str], notes: list[str]) -> None:
+    """R-hat, ESS, divergences and BFMI of an MCMC fit (:func:`gate`)."""
     per = diag.get("per_param") or {}
 
     def more(key, bad):
@@ -530,6 +548,23 @@ def gate(diag: Mapping[str, Any], config: GateConfig | None = None) -> GateVerdi
         notes.append("BFMI unavailable (no energy in sample_stats)")
     elif b < cfg.min_bfmi:
         failures.append(f"BFMI {b:.2f} < {cfg.min_bfmi:g} (energy poorly explored)")
+
+
+def gate(diag: Mapping[str, Any], config: GateConfig | None = None) -> GateVerdict:
+    """Check diagnostics against the gate; failures read like
+    ``"r_hat 1.04 > 1.01 for hawkes_decay (and 2 more)"``. A fit by an approximation
+    (``diag["inference"] == "laplace"``, :mod:`models.approx`) is checked on its PSIS
+    ``k_hat`` (< ``max_psis_k``) instead of R-hat, ESS, divergences and BFMI."""
+    cfg = config or GateConfig()
+    failures: list[str] = []
+    notes: list[str] = []
+    if diag.get("inference") == "laplace":
+        k = diag.get("psis_khat")
+        if k is None or not k < cfg.max_psis_k:
+            failures.append(f"PSIS k_hat {'unavailable' if k is None else f'{k:.2f}'} >= {cfg.max_psis_k:g} "
+                            "(Laplace approximation unreliable)")
+    else:
+        _nuts_checks(diag, cfg, failures, notes)
     k = diag.get("pareto_k_max")
     if k is not None and k > cfg.max_pareto_k:
         msg = (f"Pareto k {k:.2f} > {cfg.max_pareto_k:g} for {diag.get('pareto_k_over_0.7', '?')} "
@@ -564,69 +599,3 @@ def summary_table(idata, names: Sequence[str] | None = None) -> list[dict[str, A
                      "q05": float(q05), "q95": float(q95), "r_hat": _finite(rh[name]),
                      "ess_bulk": _finite(eb[name]), "ess_tail": _finite(et[name])})
     return rows
-
-
-# =========================================================================== held-out predictive
-def thin_index(n_draws: int, max_draws: int | None) -> np.ndarray:
-    """Evenly spaced indices of at most ``max_draws`` of ``n_draws`` draws (all of them
-    when ``max_draws`` is None or not smaller)."""
-    if max_draws is None or n_draws <= max_draws:
-        return np.arange(n_draws)
-    return np.unique(np.linspace(0, n_draws - 1, int(max_draws)).round().astype(int))
-
-
-def predictive_density(loglik: np.ndarray, weight: np.ndarray | None = None, *,
-                       unit: str = "observations") -> dict[str, Any]:
-    """Log predictive density of data from the pointwise log-likelihood at posterior draws.
-
-    ``loglik`` (S draws, N units): ``log p(y_i | theta_s)``. Per unit,
-    ``lpd_i = log (1/S) sum_s p(y_i | theta_s)`` (the Monte Carlo estimate of the
-    posterior predictive density, Gelman, Hwang & Vehtari 2014, eq. 3: "lpd" on new
-    data, the quantity elpd estimates). ``weight`` (N,, default 1) weights the units
-    (e.g. alpha's sweep weights). Returns ``elpd`` (= sum w lpd_i), ``se`` (sqrt of
-    ``n_units`` times the weighted variance of the lpd_i: the usual standard error of
-    a sum of exchangeable terms, Vehtari, Gelman & Gabry 2017, eq. 23), ``pointwise``,
-    ``weight``, ``n`` (units), ``n_units`` (sum of the weights), ``unit``, ``draws`` (S).
-    """
-    from scipy.special import logsumexp
-
-    ll = np.asarray(loglik, dtype=float)
-    if ll.ndim != 2 or ll.shape[0] < 1:
-        raise ValueError(f"loglik must be (draws, units), got shape {ll.shape}")
-    e = logsumexp(ll, axis=0) - math.log(ll.shape[0])
-    w = np.ones(ll.shape[1]) if weight is None else np.asarray(weight, dtype=float)
-    if w.shape != e.shape:
-        raise ValueError(f"weight has shape {w.shape}, expected ({ll.shape[1]},)")
-    return _weighted_sum(e, w) | {"unit": unit, "draws": int(ll.shape[0])}
-
-
-def _weighted_sum(e: np.ndarray, w: np.ndarray) -> dict[str, Any]:
-    n_units = float(w.sum())
-    if not np.all(np.isfinite(e)):
-        bad = int(np.sum(~np.isfinite(e)))
-        raise ValueError(f"{bad} of {len(e)} pointwise predictive densities are not finite")
-    if n_units <= 0:
-        return {"elpd": 0.0, "se": 0.0, "pointwise": e, "weight": w, "n": int(len(e)), "n_units": 0.0}
-    mean = float(np.sum(w * e) / n_units)
-    var = float(np.sum(w * (e - mean) ** 2) / n_units)
-    return {"elpd": float(np.sum(w * e)), "se": math.sqrt(n_units * var), "pointwise": e, "weight": w,
-            "n": int(len(e)), "n_units": n_units}
-
-
-def paired_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    """``a - b`` for two :func:`predictive_density` results (or alpha's
-    ``informed_flag_lpd``): ``elpd_diff`` and its ``se``.
-
-    Paired (``paired`` True) when both scored the same units (same length and
-    weights): the se of the sum of the pointwise differences (Vehtari, Gelman &
-    Gabry 2017, eq. 24) -- much smaller than the unpaired one, since most of the
-    variation between units is shared. Otherwise (different units: e.g. bars of
-    another length) the unpaired ``sqrt(se_a^2 + se_b^2)``, which is conservative.
-    """
-    ea, eb = np.asarray(a["pointwise"]), np.asarray(b["pointwise"])
-    wa, wb = np.asarray(a.get("weight", np.ones_like(ea))), np.asarray(b.get("weight", np.ones_like(eb)))
-    if ea.shape == eb.shape and np.allclose(wa, wb):
-        d = _weighted_sum(ea - eb, wa)
-        return {"elpd_diff": d["elpd"], "se": d["se"], "paired": True}
-    return {"elpd_diff": float(a["elpd"] - b["elpd"]),
-            "se": math.sqrt(float(a["se"]) ** 2 + float(b["se"]) ** 2), "paired": False}

@@ -34,6 +34,9 @@ def calibrate(
     tune: Optional[int] = typer.Option(None, "--tune", help="Tuning steps per chain (default 1000)."),
     chains: Optional[int] = typer.Option(None, "--chains", help="Chains (default 4)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
+    inference: Optional[str] = typer.Option(None, "--inference", help="nuts (default) | laplace (Laplace at "
+                                            "the MAP, checked by PSIS k-hat) | auto (laplace when k-hat < 0.7, "
+                                            "else NUTS)."),
     max_r_hat: Optional[float] = typer.Option(None, "--max-r-hat", help="Gate: largest R-hat (default 1.01)."),
     min_ess: Optional[float] = typer.Option(None, "--min-ess", help="Gate: smallest bulk and tail ESS (default 400)."),
     model_samplers: Optional[list[str]] = typer.Option(None, "--model-sampler", help="MODEL=SAMPLER: another "
@@ -68,7 +71,7 @@ def calibrate(
     """
 
     def body():
-        sc, gc = fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess)
+        sc, gc = fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess, inference)
         from models.catalog import spec
 
         check_choice("--alpha-variant", alpha_variant, spec("alpha").variants)
@@ -103,7 +106,8 @@ def calibrate(
                   observation=obs)
         names = list(assets or [None])
         stage(f"calibrating {', '.join(a or '(the file’s asset)' for a in names)} from {source} {path} "
-              f"({sc.sampler}, {sc.chains} chains x {sc.draws} draws) ...")
+              f"({sc.sampler}{'' if sc.inference == 'nuts' else ', inference ' + sc.inference}, {sc.chains} chains x "
+              f"{sc.draws} draws) ...")
         if len(names) == 1:
             docs = [run_calibration(source, str(path), names[0], runner=runner, parallel_fits=parallel_fits, **kw)]
         else:

@@ -44,6 +44,9 @@ def fit(
     regimes: str = typer.Option("em", "--regimes",
                                 help="Regime path for alpha/kappa/hawkes: em (the regime HMM's EM/MAP path), "
                                      "truth (synthetic market only), quantile (placeholder labels)."),
+    inference: Optional[str] = typer.Option(None, "--inference", help="nuts (default) | laplace (Laplace at "
+                                            "the MAP, checked by PSIS k-hat) | auto (laplace when k-hat < 0.7, "
+                                            "else NUTS)."),
     max_r_hat: Optional[float] = typer.Option(None, "--max-r-hat", help="Gate: largest R-hat (default 1.01)."),
     min_ess: Optional[float] = typer.Option(None, "--min-ess",
                                             help="Gate: smallest bulk and tail ESS (default 400)."),
@@ -70,7 +73,7 @@ def fit(
 
         if model not in catalog.MODELS:
             raise CliError(f"--model: unknown model {model!r}; one of {', '.join(catalog.MODELS)}")
-        sc, gc = fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess)
+        sc, gc = fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess, inference)
         obs = observation_settings(bar_seconds, volatility_estimator, markout_horizon, informed_threshold,
                                    depth_grid, repost_interval, queue_levels, markout_horizons, queue_power)
         doc = run_fit(model, source, path, asset, regimes, sc, gc, obs, check_window("--window", window))

@@ -12,9 +12,11 @@ from typing import Any, Optional
 from flows.cli.app import CliError
 
 SAMPLERS = ("pymc", "numpyro", "nutpie")
+INFERENCE = ("auto", "nuts", "laplace")
+"""``--inference``: NUTS, the Laplace approximation checked by PSIS, or auto (models.approx)."""
 
 
-def fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess):
+def fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess, inference=None):
     """SamplerConfig and GateConfig from the options (defaults: the configs' own): the
     one place where ``fit`` and ``calibrate`` turn their sampling and gate options
     into configs. Draws x chains whose trace cannot fit in the memory available are
@@ -24,6 +26,8 @@ def fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess
 
     if sampler is not None and sampler not in SAMPLERS:
         raise CliError(f"--sampler: unknown sampler {sampler!r}; one of {', '.join(SAMPLERS)}")
+    if inference is not None and inference not in INFERENCE:
+        raise CliError(f"--inference: unknown method {inference!r}; one of {', '.join(INFERENCE)}")
     for opt, v, lo in (("--draws", draws, 1), ("--tune", tune, 0), ("--chains", chains, 1)):
         if v is not None and v < lo:
             raise CliError(f"{opt}: must be >= {lo}, got {v}")
@@ -33,7 +37,7 @@ def fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess
         raise CliError(f"--min-ess: must be a finite number >= 0, got {min_ess}")
     kw: dict[str, Any] = {"progressbar": progress}
     for k, v in (("sampler", sampler), ("draws", draws), ("tune", tune), ("chains", chains),
-                 ("seed", seed)):
+                 ("seed", seed), ("inference", inference)):
         if v is not None:
             kw[k] = v
     gkw: dict[str, Any] = {}

@@ -153,6 +153,9 @@ def render_fit(doc: dict) -> None:
         f"divergences {f(d.get('divergences'))};  min BFMI {f(d.get('bfmi_min'), 2)};  "
         f"sampling {f(s.get('wall_s'), 1)} s",
     ]
+    if d.get("inference_reason"):
+        lines.insert(0, f"inference: {d.get('inference')} (PSIS k_hat {f(d.get('psis_khat'), 2)}); "
+                        f"{d['inference_reason']}")
     if "loo_elpd" in d:
         lines.append(f"elpd_loo {f(d.get('loo_elpd'), 1)} ± {f(d.get('loo_se'), 1)} "
                      f"(p_loo {f(d.get('p_loo'), 1)}; {d.get('loo_n')} terms of "
@@ -207,7 +210,9 @@ def render_calibration(doc: dict) -> None:
                        f"({d['duration_s']:.0f} s, {d['rows']['trades']:,} trades, {d['bar_seconds']:g} s bars)",
                        ["model", "cache", "n obs", "sampling s", "max r_hat", "min ess bulk", "min ess tail",
                         "divergences", "min BFMI", "elpd_loo", "max Pareto k", "gate"], rows))
-    lines = [f"warning: {m}: {w}" for m, r in doc["models"].items() for w in r["gate"].get("warnings", [])]
+    lines = [f"inference: {m}: {r['inference']}; {r['inference_reason']}" for m, r in doc["models"].items()
+             if r.get("inference_reason")]
+    lines += [f"warning: {m}: {w}" for m, r in doc["models"].items() for w in r["gate"].get("warnings", [])]
     lines += [f"skipped: {why} (the bundle has no {m} block)" for m, why in (doc.get("skipped") or {}).items()]
     st = doc["status"]
     if st == "gate_failed":

@@ -103,6 +103,20 @@ def test_fit_json_has_every_truth_name_and_the_fields(model, request, truth):
     assert "sampling" in r.stderr and "done in" in r.stderr  # stage lines on stderr
 
 
+def test_fit_by_laplace_reports_method_khat_and_reason(market_dir):
+    """--inference laplace: the Laplace fit's k_hat and reason on stderr, in the JSON
+    and in the gate (k_hat, not R-hat/ESS: 2 x 200 resampled draws would fail ESS 400)."""
+    r = _run("fit", "--model", "kappa", "--source", "synthetic", market_dir, "--regimes", "truth",
+             *SMALL, "--inference", "laplace", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    s, d = doc["sampler"], doc["diagnostics"]
+    assert s["inference"] == "laplace" and s["psis_khat"] == pytest.approx(d["psis_khat"])
+    assert "PSIS k_hat" in s["inference_reason"] and "inference: laplace" in r.stderr
+    assert doc["gate"]["passed"] == (d["psis_khat"] < 0.7)
+    assert not any("ess" in f for f in doc["gate"]["failures"])
+
+
 def test_gate_failure_is_reported_with_exit_0(alpha_run):
     doc = json.loads(alpha_run.stdout)
     assert alpha_run.exit_code == 0
