@@ -20,7 +20,7 @@ against the exact posterior by Pareto-smoothed importance sampling (PSIS).
 * the posterior: ``chains x draws`` draws resampled (with replacement) from the
   ``S`` proposals by their smoothed weights (sampling-importance-resampling, Rubin
   1988; PSIS-resampling as in Pathfinder, Zhang et al. 2022, JMLR 23(306)).
-* ``auto``: the approximation when ``k_hat < max_psis_k`` (0.7), else NUTS (the
+* ``auto``: the approximation when ``k_hat < max_psis_k`` (0.5), else NUTS (the
   approximation's ``k_hat`` and the reason are kept on the NUTS fit).
 
 ``idata.attrs`` gets ``inference`` (``"laplace"`` or ``"nuts"``), ``inference_requested``,

@@ -86,7 +86,7 @@ def test_auto_uses_laplace_when_khat_is_small():
     m, _ = _normal_model()
     idata = sample(m, SamplerConfig(inference="auto", **SMALL))
     assert idata.attrs["inference"] == "laplace" and idata.attrs["inference_requested"] == "auto"
-    assert "< 0.7 (reliable)" in idata.attrs["inference_reason"]
+    assert "< 0.5 (reliable)" in idata.attrs["inference_reason"]
 
 
 def test_auto_falls_back_to_nuts_on_a_bad_approximation():
@@ -124,7 +124,7 @@ def test_gate_knows_both():
     assert v.passed and not v.failures
     bad = dict(good, psis_khat=0.85)
     v = gate(bad)
-    assert not v.passed and "PSIS k_hat 0.85 >= 0.7" in v.failures[0]
+    assert not v.passed and "PSIS k_hat 0.85 >= 0.5" in v.failures[0]
     assert gate(good, GateConfig(max_psis_k=0.2)).passed is False
     nuts = {"inference": "nuts", "psis_khat": 0.95, "r_hat_max": 1.2, "r_hat_worst": "x", "ess_bulk_min": 1000,
             "ess_tail_min": 1000, "divergences": 0, "bfmi_min": 1.0, "chains": 2, "draws": 100}
