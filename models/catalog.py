@@ -128,7 +128,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("fills", "models.fills",
                   var_names=("fill_hazard", "fill_piece_ratio", "fill_queue_coef", "fill_level_coef",
                              "fill_imbalance_coef", "markout_mean_bps", "markout_queue_bps", "markout_level_bps",
-                             "markout_imbalance_bps", "markout_sd_bps"),
+                             "markout_imbalance_bps", "markout_sd_bps", "markout_zero_prob"),
                   summary_vars=("fill_hazard", "fill_piece_ratio", "fill_queue_coef", "fill_level_coef",
                                 "markout_mean_bps", "markout_queue_bps", "markout_level_bps"),
                   loo_var="queue_orders", n_obs_attr="n_orders", obs_unit="queue orders", stage=1,

@@ -14,7 +14,12 @@ Per queue order i and regime r (docs/models/fills.md):
   Yuan 2017, "A model for queue position valuation in a limit order book"): the
   increments between horizons are independent normals (or Student-t), so the markout at
   horizon h has mean ``markout_mean_bps[r, h] + level, queue and imbalance slopes`` and
-  the increment from the previous horizon sd ``markout_sd_bps[r, h]``;
+  the increment from the previous horizon sd ``markout_sd_bps[r, h]``; with
+  ``markout_zero_mass`` (default) an increment is exactly 0 with probability
+  ``markout_zero_prob[r, h]`` (the mid did not move on its tick grid) and otherwise
+  normal (or Student-t) with mean ``E[increment] / (1 - zero_prob)``: a two-part
+  ("hurdle") model, Duan, Manning, Morris & Newhouse 1983, J. Bus. Econ. Stat. 1:115-126,
+  a density w.r.t. counting measure at 0 plus Lebesgue measure;
 * the order's regime is uncertain: the likelihood mixes over the regimes with the bar's
   probabilities, ``log sum_r p_ir exp(ll_i(r))``.
 
@@ -41,6 +46,8 @@ from .observations import FillsObs, combine
 
 MODEL_NAME = "fills"
 N_COV = 3
+ZERO_TOL_BPS = 1e-9
+"""A markout increment below this (bps) is an exact zero (the two-part likelihood)."""
 """Covariates of the hazard and of the markout means: log1p(queue ahead in median
 trades), level (ticks behind the touch), signed imbalance."""
 
@@ -53,6 +60,11 @@ class FillsConfig(BaseModel):
     observation: ObservationConfig = Field(default_factory=ObservationConfig)
     hazard_cut_fractions: tuple[float, ...] = HAZARD_CUT_FRACTIONS
     markout_likelihood: Literal["normal", "student_t"] = "normal"
+    markout_zero_mass: bool = Field(True, description=(
+        "two-part markout increments: exactly 0 with probability markout_zero_prob[r, h] "
+        "(Beta prior), else normal / Student-t; a mid on a coarse tick grid often does not move "
+        "(docs/models/fills.md)"))
+    zero_prob_prior: tuple[float, float] = Field((1.0, 1.0), description="Beta(a, b) of markout_zero_prob")
     hazard_median: float = Field(1.0, gt=0.0, description="1/s, prior median of the regime hazards")
     hazard_log_sd: float = Field(2.0, gt=0.0)
     regime_scale: float = Field(1.0, gt=0.0, description="HalfNormal scale of the regimes' log-hazard spread")
@@ -83,7 +95,7 @@ def design(obs: FillsObs, cfg: FillsConfig) -> dict[str, np.ndarray]:
     """The likelihood's per-order arrays: exposure per hazard piece ``E`` (n, P), the
     event's piece one-hot ``D`` (n, P; zero rows when censored), ``filled`` (n,), the
     covariates ``X`` (n, 3), the markout increments ``dM`` (n, H; 0 where unknown) and
-    their mask ``Mk``, the log regime probabilities ``logw`` (n, 4; floored at 1e-12),
+    their mask ``Mk``, ``Z`` the known increments that are exactly 0 (|x| < 1e-9 bps), the log regime probabilities ``logw`` (n, 4; floored at 1e-12),
     ``asset`` (n,), ``fidx`` the rows with a markout (int)."""
     if tuple(obs.horizons_s) != tuple(cfg.observation.markout_horizons_s) \
             or obs.repost_interval_s != cfg.observation.repost_interval_s:
@@ -100,17 +112,20 @@ def design(obs: FillsObs, cfg: FillsConfig) -> dict[str, np.ndarray]:
     prev = np.concatenate([np.zeros((obs.n_orders, 1)), m[:, :-1]], axis=1)
     inc = m - prev
     Mk = np.isfinite(inc)
+    Z = Mk & (np.abs(np.where(Mk, inc, 1.0)) < ZERO_TOL_BPS)
     return {"E": E, "D": D, "filled": obs.filled.astype(float), "X": X, "dM": np.where(Mk, inc, 0.0),
-            "Mk": Mk.astype(float), "logw": np.log(np.maximum(obs.regime_prob, 1e-12)),
+            "Mk": Mk.astype(float), "Z": Z.astype(float), "logw": np.log(np.maximum(obs.regime_prob, 1e-12)),
             "asset": obs.asset.astype(np.int64), "fidx": np.flatnonzero(Mk.any(axis=1))}
 
 
-def order_loglik(xp, P: dict[str, Any], d: dict[str, Any], student_t: bool = False):
+def order_loglik(xp, P: dict[str, Any], d: dict[str, Any], student_t: bool = False, zero_mass: bool = False):
     """Per-order log-likelihood (n,), mixed over the regimes; ``xp`` is a namespace with
     ``exp, log, dot, concatenate, zeros_like, logsumexp, gammaln, sum, scatter_rows``
     (NumPy/SciPy or PyTensor). The markout terms are computed on the rows ``d["fidx"]``
     only (the fills; zero elsewhere). ``P``: ``log_hazard`` (A, 4), ``log_ratio`` (P,) with 0 first, ``coef``
-    (3,), ``mean`` (A, 4, H), ``slopes`` (3, H), ``log_sd`` (4, H), ``nu`` (Student-t)."""
+    (3,), ``mean`` (A, 4, H), ``slopes`` (3, H), ``log_sd`` (4, H), ``nu`` (Student-t),
+    ``zero_prob`` (4, H) (``zero_mass``: an increment is 0 with that probability, else
+    continuous with mean ``E[increment] / (1 - zero_prob)``; ``d["Z"]`` marks the zeros)."""
     a = d["asset"]
     eta = xp.dot(d["X"], P["coef"])                                   # (n,)
     base = P["log_hazard"][a] + eta[:, None]                          # (n, 4)
@@ -122,6 +137,9 @@ def order_loglik(xp, P: dict[str, Any], d: dict[str, Any], student_t: bool = Fal
     mu = P["mean"][a[f]] + xp.dot(d["X"][f], P["slopes"])[:, None, :]  # (nf, 4, H)
     dmu = mu - xp.concatenate([xp.zeros_like(mu[:, :, :1]), mu[:, :, :-1]], axis=2)
     sd = xp.exp(P["log_sd"])[None, :, :]
+    if zero_mass:
+        pz = P["zero_prob"][None, :, :]
+        dmu = dmu / (1.0 - pz)
     z = (d["dM"][f][:, None, :] - dmu) / sd
     if student_t:
         nu = P["nu"]
@@ -129,15 +147,19 @@ def order_loglik(xp, P: dict[str, Any], d: dict[str, Any], student_t: bool = Fal
               - (nu + 1) / 2 * xp.log(1 + z * z / nu) - P["log_sd"][None, :, :])
     else:
         lp = -0.5 * z * z - 0.5 * math.log(2 * math.pi) - P["log_sd"][None, :, :]
+    if zero_mass:
+        zf = d["Z"][f][:, None, :]
+        lp = xp.where(zf > 0.5, xp.log(pz), xp.log1p(-pz) + lp)
     mark = xp.scatter_rows(surv, f, xp.sum(d["Mk"][f][:, None, :] * lp, axis=2))   # (n, 4)
     return xp.logsumexp(d["logw"] + surv + mark, axis=1)
 
 
-def crude_estimates(obs: FillsObs, d: dict[str, np.ndarray]) -> dict[str, Any]:
+def crude_estimates(obs: FillsObs, d: dict[str, np.ndarray], zero_mass: bool = False) -> dict[str, Any]:
     """Per-regime crude estimates and their sampling sds (NaN / inf without data), the
     sampling coordinates' centre (docs/models/fills.md): ``log_hazard`` log(fills /
     exposure) at the mean covariates; ``markout_mean`` the mean markout per horizon;
-    ``markout_log_sd`` log sd of the increments (sd 1/sqrt(2 n)); ``x_hazard`` /
+    ``markout_log_sd`` log sd of the increments (the non-zero ones with ``zero_mass``;
+    sd 1/sqrt(2 n)); ``x_hazard`` /
     ``x_markout`` the covariates' means over the orders / over the fills."""
     w = obs.regime_prob                                                    # (n, 4)
     fills = w.T @ d["filled"]
@@ -152,8 +174,9 @@ def crude_estimates(obs: FillsObs, d: dict[str, np.ndarray]) -> dict[str, Any]:
         var = (w.T @ np.where(mk, m * m, 0.0)) / n_rh - mean**2
         ok = n_rh >= 2
         mean_sd = np.where(ok, np.sqrt(np.maximum(var, 1e-4) / np.maximum(n_rh, 1)), np.inf)
-        n_inc = w.T @ d["Mk"]
-        v_inc = (w.T @ (d["dM"] ** 2)) / n_inc - ((w.T @ d["dM"]) / n_inc) ** 2
+        mk_i = d["Mk"] * (1.0 - d["Z"]) if zero_mass else d["Mk"]
+        n_inc = w.T @ mk_i
+        v_inc = (w.T @ (mk_i * d["dM"] ** 2)) / n_inc - ((w.T @ (mk_i * d["dM"])) / n_inc) ** 2
         ok_i = n_inc >= 2
         lsd = np.where(ok_i, 0.5 * np.log(np.maximum(v_inc, 1e-6)), np.nan)
         lsd_sd = np.where(ok_i, 1.0 / np.sqrt(2.0 * np.maximum(n_inc, 1)), np.inf)
@@ -194,7 +217,7 @@ class _NP:
 
 
 PT, NP = _PT(), _NP()
-_COLS = ("E", "D", "filled", "X", "dM", "Mk", "logw", "asset")   # fidx travels as a constant
+_COLS = ("E", "D", "filled", "X", "dM", "Mk", "Z", "logw", "asset")   # fidx travels as a constant
 
 
 def _pack(d: dict[str, np.ndarray]) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
@@ -237,7 +260,7 @@ def build_model(obs: FillsObs, config: FillsConfig | None = None):
     if A > 1:
         coords["asset"] = list(obs.assets)
     student = cfg.markout_likelihood == "student_t"
-    crude = crude_estimates(obs, d)
+    crude = crude_estimates(obs, d, cfg.markout_zero_mass)
     with pm.Model(coords=coords) as model:
         bq = pm.Normal("fill_queue_coef", 0.0, cfg.coef_sd)
         bl = pm.Normal("fill_level_coef", 0.0, cfg.coef_sd)
@@ -266,6 +289,9 @@ def build_model(obs: FillsObs, config: FillsConfig | None = None):
                               ls_tau, est.T, sd.T, dims="horizon")
         lsd = whitened_normal("markout_log_sd", ls_mu[None, :], ls_tau, est, sd, dims=("regime", "horizon"))
         pm.Deterministic("markout_sd_bps", pt.exp(lsd), dims=("regime", "horizon"))
+        zero = cfg.markout_zero_mass
+        if zero:
+            pz = pm.Beta("markout_zero_prob", *cfg.zero_prob_prior, dims=("regime", "horizon"))
         if A > 1:
             u = cfg.asset_scale * pm.ZeroSumNormal("fill_asset_z", sigma=1.0, dims="asset")
             v = cfg.asset_markout_scale * pm.ZeroSumNormal("markout_asset_z", sigma=1.0, dims=("asset", "horizon"))
@@ -280,20 +306,25 @@ def build_model(obs: FillsObs, config: FillsConfig | None = None):
         # the first parameter only carries the row width m (the signature's output core dim)
         params = [pt.zeros(value.shape[1]), lhA, pt.concatenate([pt.zeros(1), lr]), coef, mmA, sl, lsd]
         sig = "(m),(a,r),(p),(c),(a,r,h),(c,h),(r,h)"
+        if zero:
+            params.append(pz)
+            sig += ",(r,h)"
         if student:
             params.append(pm.Gamma("markout_nu", 2.0, 0.1))
             sig += ",()"
 
-        def logp(value, _width, lhA, lrf, coef, mmA, sl, lsd, *nu):
+        def logp(value, _width, lhA, lrf, coef, mmA, sl, lsd, *extra):
             # the parameters arrive with a broadcast batch axis of length 1: drop it
             core = lambda x, k: x[(0,) * (x.ndim - k)] if x.ndim > k else x  # noqa: E731
             lhA, lrf, coef, mmA, sl, lsd = (core(x, k) for x, k in zip((lhA, lrf, coef, mmA, sl, lsd),
                                                                        (2, 1, 1, 3, 2, 2)))
-            nu = tuple(core(x, 0) for x in nu)
             P = {"log_hazard": lhA, "log_ratio": lrf, "coef": coef, "mean": mmA, "slopes": sl, "log_sd": lsd}
-            if nu:
-                P["nu"] = nu[0]
-            return order_loglik(PT, P, _unpack(value, layout, d["fidx"]), student_t=bool(nu))
+            extra = list(extra)
+            if zero:
+                P["zero_prob"] = core(extra.pop(0), 2)
+            if student:
+                P["nu"] = core(extra.pop(0), 0)
+            return order_loglik(PT, P, _unpack(value, layout, d["fidx"]), student_t=student, zero_mass=zero)
 
         pm.CustomDist("queue_orders", *params, logp=logp, observed=value, dims=("order", "order_col"),
                       signature=sig + "->(m)")
@@ -329,5 +360,8 @@ def fit(obs: FillsObs | Sequence[FillsObs], sampler: SamplerConfig | None = None
 
 
 def config_of(idata) -> FillsConfig:
-    return FillsConfig.model_validate(json.loads(idata.attrs["fills_config"])) \
-        if "fills_config" in idata.attrs else FillsConfig()
+    """The fit's config; a fit stored before ``markout_zero_mass`` existed had none."""
+    if "fills_config" not in idata.attrs:
+        return FillsConfig(markout_zero_mass=False)
+    doc = json.loads(idata.attrs["fills_config"])
+    return FillsConfig.model_validate({"markout_zero_mass": False, **doc})

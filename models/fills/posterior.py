@@ -36,7 +36,8 @@ def _stack(da, dims: tuple[str, ...], a: int | None) -> np.ndarray:
 def posterior_params(idata, asset: str | None = None, max_draws: int | None = None) -> dict[str, np.ndarray]:
     """The likelihood's parameters per draw for one asset (leading axis: draws, thinned
     to ``max_draws``): ``log_hazard`` (S, 1, 4), ``log_ratio`` (S, P) with 0 first, ``coef``
-    (S, 3), ``mean`` (S, 1, 4, H), ``slopes`` (S, 3, H), ``log_sd`` (S, 4, H), ``nu`` (S,)."""
+    (S, 3), ``mean`` (S, 1, 4, H), ``slopes`` (S, 3, H), ``log_sd`` (S, 4, H), ``nu`` (S,),
+    ``zero_prob`` (S, 4, H) (zeros for a fit without ``markout_zero_mass``)."""
     from models.sampling import thin_index
 
     a = asset_index(_assets(idata), asset)
@@ -52,6 +53,8 @@ def posterior_params(idata, asset: str | None = None, max_draws: int | None = No
                                for n in ("queue", "level", "imbalance")], axis=1),
            "log_sd": np.log(_stack(po["markout_sd_bps"], ("regime", "horizon"), a))}
     out["nu"] = _stack(po["markout_nu"], (), a) if "markout_nu" in po else np.full(len(hz), np.nan)
+    out["zero_prob"] = _stack(po["markout_zero_prob"], ("regime", "horizon"), a) if "markout_zero_prob" in po \
+        else np.zeros((len(hz), *out["log_sd"].shape[1:]))
     return {k: v[idx] for k, v in out.items()}
 
 
@@ -114,7 +117,8 @@ def heldout_lpd(idata, obs: FillsObs, asset: str | None = None, *, max_draws: in
     d = design(obs, cfg)
     d = {**d, "asset": np.zeros(obs.n_orders, np.int64)}
     student = cfg.markout_likelihood == "student_t"
-    ll = np.stack([order_loglik(NP, {k: v[s] for k, v in P.items()}, d, student) for s in range(len(P["coef"]))])
+    ll = np.stack([order_loglik(NP, {k: v[s] for k, v in P.items()}, d, student, cfg.markout_zero_mass)
+                   for s in range(len(P["coef"]))])
     return predictive_density(ll, unit="queue orders")
 
 
