@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--tune", type=int, default=500)
     ap.add_argument("--start", default=None, help="HawkesPriors.start: mle | prior (default: mle)")
+    ap.add_argument("--no-gaps", action="store_true", help="no recording-gap masking (gap_factor, "
+                    "gap_min_seconds = 1e9): the observations as before gaps were detected")
     ap.add_argument("--no-floor", action="store_true", help="HawkesPriors.max_decay_lifetime_windows=None")
     ap.add_argument("--start-decay", type=float, default=None,
                     help="start every chain at this decay (1/s; nutpie only; the jitter of the "
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     from models.sampling import SamplerConfig, diagnostics
 
     market = read_market_for(("hawkes",), "hyperliquid", args.path, None)
-    cfg = observation_config(market, None)
+    cfg = observation_config(market, {"gap_factor": 1e9, "gap_min_seconds": 1e9} if args.no_gaps else None)
     obs = catalog.prepare("hawkes", market, "em", config=cfg)
     mc = catalog.model_config("hawkes", None, cfg)
     upd = {}
@@ -76,7 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_floor:
         upd["max_decay_lifetime_windows"] = None
     mc = mc.model_copy(update={"priors": mc.priors.model_copy(update=upd)})
-    print(f"{market.asset}: {obs.n_events} arrivals, bar {cfg.bar_seconds} s, model config {mc}")
+    print(f"{market.asset}: {obs.n_events} arrivals in {obs.duration_s[0]:.1f} s observed, gaps "
+          f"{obs.meta.get('gaps_ns', [])}, bar {cfg.bar_seconds} s, model config {mc}")
     for seed in [int(s) for s in args.seeds.split(",")]:
         sc = SamplerConfig(sampler=args.sampler, chains=args.chains, draws=args.draws, tune=args.tune,
                            seed=seed, progressbar=False)
