@@ -257,8 +257,19 @@ def _repost_grid(market: Market, cfg: ObservationConfig):
     R = _ns(cfg.repost_interval_s)
     K = max(1, int(-(-(tE - t0) // R)))  # reposts r_k = t0 + k R with r_k < tE
     r = t0 + R * np.arange(K, dtype=np.int64)
+    ends = np.minimum(r + R, tE)
+    gaps = find_gaps(market, cfg)
+    gaps = gaps[(gaps["start_ns"] >= t0) & (gaps["end_ns"] <= tE)]
+    if len(gaps):
+        # recording gaps: the re-post grid restarts after each gap, and a quote alive at a
+        # gap's start is censored there (models.data.gaps)
+        a = np.concatenate([[t0], gaps["end_ns"].to_numpy(np.int64)])
+        b = np.concatenate([gaps["start_ns"].to_numpy(np.int64), [tE]])
+        rs = [x + R * np.arange(max(1, int(-(-(y - x) // R))), dtype=np.int64) for x, y in zip(a, b)]
+        r = np.concatenate(rs)
+        ends = np.concatenate([np.minimum(x + R, y) for x, y in zip(rs, b)])
     m_post = _mid_at(qts, qmid, r)
-    return qts, qmid, r, m_post, R, tE
+    return qts, qmid, r, m_post, R, tE, ends
 
 
 def passive_fills(market: Market, config: ObservationConfig | None = None,
@@ -277,12 +288,13 @@ def passive_fills(market: Market, config: ObservationConfig | None = None,
     """
     cfg = config or ObservationConfig()
     bars, regimes = _bars_and_regimes(market, cfg, bars, regimes)
-    qts, qmid, r, m_post, R, tE = _repost_grid(market, cfg)
+    qts, qmid, r, m_post, R, tE, ends = _repost_grid(market, cfg)
     t = market.trades
     ts = t["ts"].to_numpy(dtype=np.int64)
     tside = t["side"].to_numpy()
     price = t["price"].to_numpy(dtype=float)
     k_all = np.searchsorted(r, ts, side="left") - 1  # r_k < ts <= r_{k+1}
+    k_all[(k_all >= 0) & (ts > ends[np.maximum(k_all, 0)])] = -1   # after a quote censored at a gap
     # trades past the last interval (ts > r_{K-1} + R) cannot happen since r_{K-1}+R >= tE
     h_ns = _ns(cfg.markout_horizon_s)
     pieces = []
@@ -350,16 +362,17 @@ def passive_quotes_posted(market: Market, config: ObservationConfig | None = Non
     Every re-post ``r_k`` posts one quote per depth and side; it is counted in the
     regime of the bar containing ``r_k`` (a fill carries the regime at its own
     ts, which differs only for quotes that straddle a bar boundary).
-    ``exposure_s`` = the quotes' total lifetime, ``min(r_k + R, tE) - r_k`` summed.
+    ``exposure_s`` = the quotes' total lifetime, ``min(r_k + R, tE) - r_k`` summed (a
+    recording gap restarts the grid and ends the quotes alive at its start).
 
     Columns: ``regime`` (int8), ``side`` (+1 bid / -1 ask), ``depth_bps``,
     ``n_posted``, ``exposure_s``. Regimes with no re-post are omitted.
     """
     cfg = config or ObservationConfig()
     bars, regimes = _bars_and_regimes(market, cfg, bars, regimes)
-    _, _, r, _, R, tE = _repost_grid(market, cfg)
+    _, _, r, _, R, tE, ends = _repost_grid(market, cfg)
     reg = regime_at(r, bars, regimes)
-    life = (np.minimum(r + R, tE) - r) / NS
+    life = (ends - r) / NS
     rows = []
     for g in np.unique(reg):
         sel = reg == g

@@ -69,6 +69,17 @@ def test_kappa_exposure_stops_at_the_gap():
     assert k.exposure().sum() == pytest.approx(77.0)
 
 
+def test_passive_quotes_are_censored_at_the_gap():
+    """Re-posts every 1 s: 37 before the gap (the last lives until 37 s), 40 after it
+    (from 100 s); no quote is posted inside the gap; exposure 37 + 40 s."""
+    m = gapped()
+    posted = ob.passive_quotes_posted(m, CFG)
+    one = posted[(posted["side"] == 1) & (posted["depth_bps"] == CFG.depth_grid_bps[0])]
+    assert one["n_posted"].sum() == 77 and one["exposure_s"].sum() == pytest.approx(77.0)
+    fills = ob.passive_fills(m, CFG)
+    assert not in_gap(find_gaps(m, CFG), fills["repost_ts"].to_numpy()).any()
+
+
 def test_data_inspect_lists_the_gap_and_rates_use_observed_time():
     s = inspect_market(gapped(), CFG)
     assert s["observed_s"] == pytest.approx(77.0)
