@@ -135,6 +135,7 @@ def load_data(ref: dict, observation: dict | None = None) -> dict[str, Any]:
     bar length from the data unless set). Returns the data's identity and shape and
     the rules (``observation``, JSON), all small."""
     from flows.fitting import observation_config
+    from models.data.gaps import find_gaps
     from models.export import bundle_source
 
     logger = get_run_logger()
@@ -147,6 +148,12 @@ def load_data(ref: dict, observation: dict | None = None) -> dict[str, Any]:
             "duration_s": float(market.duration_s), "bar_seconds": float(cfg.bar_seconds),
             "observation": cfg.model_dump(mode="json"),
             "bundle_source": bundle_source(market), "has_truth": bool(market.truth)}
+    gaps = find_gaps(market, cfg)
+    info["gaps"] = [{"start_ns": int(a), "end_ns": int(b), "length_s": float(ln)}
+                    for a, b, ln in zip(gaps["start_ns"], gaps["end_ns"], gaps["length_s"])]
+    for g in info["gaps"]:
+        logger.warning("recording gap: %.1f s from %.1f s after the start (excluded from bars and exposures)",
+                       g["length_s"], (g["start_ns"] - info["start_ns"]) / 1e9)
     logger.info("loaded %s: %s trades, %s quotes, %.0f s; %g s volatility bars (%.1f s)",
                 r.describe(), f"{info['rows']['trades']:,}", f"{info['rows']['quotes']:,}",
                 info["duration_s"], cfg.bar_seconds, time.perf_counter() - t0)
@@ -448,6 +455,7 @@ def track_calibration(asset: str, ref: dict, info: dict, fits: dict[str, dict], 
             "bundle_cache_key": key or "",
         })
         run.log_metrics(summary_metrics(diags, fid))
+        run.log_gaps(info.get("gaps", []))
         for m, f in fits.items():
             d = diags[m]
             run.log_model_fit(m, f["idata_path"], {**_diag_metrics(d["diagnostics"]),

@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from .files import _reject_constant, atomic_write_bytes, parse_state_document, replace_dir
-from .observation import QUEUE_FIELDS, ObservationConfig
+from .observation import GAP_FIELDS, QUEUE_FIELDS, ObservationConfig
 from .summaries import (
     _SUMMARY_ADAPTER,
     BetaSummary,
@@ -286,6 +286,10 @@ class PriorBundle(_Model):
         elif self.schema_version == 2 and isinstance(doc.get("observation"), dict):
             for name in QUEUE_FIELDS:  # schema 3's fields: a schema-2 bundle keeps its bytes
                 doc["observation"].pop(name, None)
+        if isinstance(doc.get("observation"), dict):
+            for name in GAP_FIELDS:  # written only when not the default: older bundles keep their bytes
+                if doc["observation"].get(name) == ObservationConfig.model_fields[name].default:
+                    doc["observation"].pop(name, None)
         return doc
 
     @model_validator(mode="after")

@@ -21,10 +21,14 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from .vocabulary import NS
 
-__all__ = ["QUEUE_FIELDS", "ObservationConfig"]
+__all__ = ["GAP_FIELDS", "QUEUE_FIELDS", "ObservationConfig"]
 
 QUEUE_FIELDS: tuple[str, ...] = ("queue_levels", "markout_horizons_s", "queue_power")
 """The queue-order rules' fields (bundle schema 3); a schema-1/2 bundle assumes their defaults."""
+
+GAP_FIELDS: tuple[str, ...] = ("gap_factor", "gap_min_seconds")
+"""The recording-gap rule's fields: a bundle dumps them only where they differ from their
+defaults, so every bundle written before them keeps its bytes (and assumes the defaults)."""
 
 
 def _ns(seconds: float) -> int:
@@ -47,6 +51,9 @@ class ObservationConfig(BaseModel):
     fill), ``queue_power`` (exponent of the L2 probabilistic queue model: a size decrease
     at our price is ahead of us with probability f(ahead)/(f(ahead)+f(behind)),
     f(x) = x**power; hftbacktest's ``PowerProbQueueFunc``).
+    Recording gaps (DESIGN.md section 3): no quote and no trade for longer than
+    ``max(gap_factor x the median time between updates, gap_min_seconds)`` (s) is a gap,
+    excluded from the bars and every exposure (``models.data.gaps``).
     Each field in full: docs/data/observations.md ("The parameters").
     """
 
@@ -64,6 +71,8 @@ class ObservationConfig(BaseModel):
     queue_levels: int = 3
     markout_horizons_s: tuple[float, ...] = (0.5, 1.0, 5.0, 30.0)
     queue_power: float = 2.0
+    gap_factor: float = 200.0
+    gap_min_seconds: float = 10.0
 
     @field_validator("depth_grid_bps")
     @classmethod
@@ -93,7 +102,8 @@ class ObservationConfig(BaseModel):
         return tuple(float(x) for x in v)
 
     @field_validator("repost_interval_s", "markout_horizon_s", "bar_seconds",
-                     "rv_sample_seconds", "rv_floor_sigma_bps", "queue_power")
+                     "rv_sample_seconds", "rv_floor_sigma_bps", "queue_power", "gap_factor",
+                     "gap_min_seconds")
     @classmethod
     def _positive(cls, v: float, info) -> float:
         if not (math.isfinite(v) and v > 0):

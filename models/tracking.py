@@ -261,6 +261,14 @@ class CalibrationRun:
         """Every file under ``local_dir`` as artifacts of this run (under ``artifact_path``)."""
         mlflow.log_artifacts(str(local_dir), artifact_path=artifact_path)
 
+    def log_gaps(self, gaps: list[dict[str, Any]]) -> None:
+        """The data's recording gaps (``models.data.gaps``): metrics ``gaps_count`` and
+        ``gaps_seconds``, and the table ``tables/recording_gaps.csv`` when there are any."""
+        mlflow.log_metrics({"gaps_count": float(len(gaps)),
+                            "gaps_seconds": float(sum(g["length_s"] for g in gaps))})
+        if gaps:
+            self.log_table("recording_gaps", gaps)
+
     def log_json(self, name: str, doc: Any, artifact_path: str = "") -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name

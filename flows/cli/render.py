@@ -99,6 +99,7 @@ def render_inspect(s: dict) -> None:
               f"({s['duration_s']:.1f} s)")
     out.print(f"rows: trades {rows['trades']:,}  quotes {rows['quotes']:,}  books {rows['books']:,}")
     out.print(f"mean spread: {s['mean_spread_bps']:.3f} bps (time-weighted)")
+    _render_gaps(s.get("gaps"))
     out.print(_table("arrivals (market orders; one sweep = one arrival)",
                      ["side", "arrivals", "per s", "prints/arrival", "mean depth bps", "kappa mle 1/bps"],
                      [[a["side_name"], a["arrivals"], a["rate_per_s"], a["mean_prints"],
@@ -117,6 +118,18 @@ def render_inspect(s: dict) -> None:
     notes = {k: v for k, v in s.get("meta", {}).items() if k != "truth_arrivals"}
     if notes:
         out.print(f"loader notes: {json.dumps(jsonable(notes))}", markup=False, highlight=False)
+
+
+def _render_gaps(g: dict | None) -> None:
+    if not g:
+        return
+    head = (f"recording gaps (no quote and no trade for > {g['threshold_s']:.3g} s; typical time between "
+            f"updates {g['typical_s']:.3g} s)")
+    if not g["table"]:
+        out.print(f"{head}: none", markup=False, highlight=False)
+        return
+    out.print(_table(head, ["start", "end", "start s", "length s"],
+                     [[r["start"], r["end"], r["start_s"], r["length_s"]] for r in g["table"]]))
 
 
 def _render_queue(q: dict | None) -> None:

@@ -27,6 +27,7 @@ import pandas as pd
 
 from mm_runtime.observation import ObservationConfig, _ns
 from mm_runtime.vocabulary import DEPTH_BUCKET_LABELS, DEPTH_BUCKETS_BPS, NS, REGIMES
+from models.data.gaps import find_gaps
 from models.data.bars import VOLATILITY_ESTIMATORS, bar_variance, label_regimes, regime_at
 from models.data.observation_summary import (arrival_summary, depth_bucket, fill_table,
                                              regime_summary)
@@ -151,22 +152,19 @@ def volatility_bars(market: Market, config: ObservationConfig | None = None) -> 
     t0, tE = int(qts[0]), int(market.end_ns)
     bar_ns, dt_ns = _ns(cfg.bar_seconds), _ns(cfg.rv_sample_seconds)
     m = bar_ns // dt_ns
-    J = (tE - t0) // dt_ns
-    if J < 1:
+    if (tE - t0) // dt_ns < 1:
         raise DataError(None, "quotes table",
                         f"market {market.asset!r} spans {(tE - t0) / NS:.3g} s after its first "
                         f"quote, less than one rv sample ({cfg.rv_sample_seconds} s)")
-    grid = t0 + dt_ns * np.arange(J + 1, dtype=np.int64)
-    lm = np.log(_mid_at(qts, qmid, grid))
-    n_bars = int(-(-J // m))
-    bar_of = np.arange(J) // m
-    rv, iv, n_moves = bar_variance(np.diff(lm), bar_of, n_bars, cfg.volatility_estimator)
-    n_ret = np.bincount(bar_of, minlength=n_bars)
-    start = t0 + bar_ns * np.arange(n_bars, dtype=np.int64)
+    gaps = find_gaps(market, cfg)
+    gaps = gaps[(gaps["start_ns"] >= t0) & (gaps["end_ns"] <= tE)]
+    # recording gaps: bars on each observed stretch, the grid restarting after a gap
+    seg_a = np.concatenate([[t0], gaps["end_ns"].to_numpy(np.int64)])
+    seg_b = np.concatenate([gaps["start_ns"].to_numpy(np.int64), [tE]])
+    parts = [_segment_bars(qts, qmid, int(a), int(b), bar_ns, dt_ns, m, cfg)
+             for a, b in zip(seg_a, seg_b) if (b - a) // dt_ns >= 1]
+    rv, iv, n_moves, n_ret, start, n_quotes = (np.concatenate([p[k] for p in parts]) for k in range(6))
     end = start + bar_ns
-    qbar = (qts - t0) // bar_ns
-    n_quotes = np.bincount(np.minimum(qbar, n_bars - 1), minlength=n_bars)
-    # quotes after the last bar's end belong to it (the last bar is open-ended)
     covered = n_ret * cfg.rv_sample_seconds
     sigma = np.sqrt(iv / covered) * 1e4
     iv_full = iv * (m / n_ret)
@@ -186,7 +184,26 @@ def volatility_bars(market: Market, config: ObservationConfig | None = None) -> 
     })
     out.attrs.update(bar_seconds=cfg.bar_seconds, rv_sample_seconds=cfg.rv_sample_seconds,
                      volatility_estimator=cfg.volatility_estimator, log_rv_floor=math.log(floor))
+    if len(gaps):
+        out.attrs["gaps_ns"] = [[int(a), int(b)] for a, b in zip(gaps["start_ns"], gaps["end_ns"])]
     return out
+
+
+def _segment_bars(qts, qmid, t0: int, tE: int, bar_ns: int, dt_ns: int, m: int, cfg: ObservationConfig):
+    """The bars of one observed stretch ``[t0, tE]`` (ns): (rv, iv, n_moves, n_returns,
+    bar_start, n_quotes); quotes after the stretch's last bar end belong to it."""
+    J = (tE - t0) // dt_ns
+    grid = t0 + dt_ns * np.arange(J + 1, dtype=np.int64)
+    lm = np.log(_mid_at(qts, qmid, grid))
+    n_bars = int(-(-J // m))
+    bar_of = np.arange(J) // m
+    rv, iv, n_moves = bar_variance(np.diff(lm), bar_of, n_bars, cfg.volatility_estimator)
+    n_ret = np.bincount(bar_of, minlength=n_bars)
+    start = t0 + bar_ns * np.arange(n_bars, dtype=np.int64)
+    inside = (qts >= t0) & (qts <= tE)
+    qbar = (qts[inside] - t0) // bar_ns
+    n_quotes = np.bincount(np.minimum(qbar, n_bars - 1), minlength=n_bars)
+    return rv, iv, n_moves, n_ret, start, n_quotes
 
 
 BAR_SECONDS_CANDIDATES: tuple[float, ...] = (10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0)
@@ -240,8 +257,19 @@ def _repost_grid(market: Market, cfg: ObservationConfig):
     R = _ns(cfg.repost_interval_s)
     K = max(1, int(-(-(tE - t0) // R)))  # reposts r_k = t0 + k R with r_k < tE
     r = t0 + R * np.arange(K, dtype=np.int64)
+    ends = np.minimum(r + R, tE)
+    gaps = find_gaps(market, cfg)
+    gaps = gaps[(gaps["start_ns"] >= t0) & (gaps["end_ns"] <= tE)]
+    if len(gaps):
+        # recording gaps: the re-post grid restarts after each gap, and a quote alive at a
+        # gap's start is censored there (models.data.gaps)
+        a = np.concatenate([[t0], gaps["end_ns"].to_numpy(np.int64)])
+        b = np.concatenate([gaps["start_ns"].to_numpy(np.int64), [tE]])
+        rs = [x + R * np.arange(max(1, int(-(-(y - x) // R))), dtype=np.int64) for x, y in zip(a, b)]
+        r = np.concatenate(rs)
+        ends = np.concatenate([np.minimum(x + R, y) for x, y in zip(rs, b)])
     m_post = _mid_at(qts, qmid, r)
-    return qts, qmid, r, m_post, R, tE
+    return qts, qmid, r, m_post, R, tE, ends
 
 
 def passive_fills(market: Market, config: ObservationConfig | None = None,
@@ -260,12 +288,13 @@ def passive_fills(market: Market, config: ObservationConfig | None = None,
     """
     cfg = config or ObservationConfig()
     bars, regimes = _bars_and_regimes(market, cfg, bars, regimes)
-    qts, qmid, r, m_post, R, tE = _repost_grid(market, cfg)
+    qts, qmid, r, m_post, R, tE, ends = _repost_grid(market, cfg)
     t = market.trades
     ts = t["ts"].to_numpy(dtype=np.int64)
     tside = t["side"].to_numpy()
     price = t["price"].to_numpy(dtype=float)
     k_all = np.searchsorted(r, ts, side="left") - 1  # r_k < ts <= r_{k+1}
+    k_all[(k_all >= 0) & (ts > ends[np.maximum(k_all, 0)])] = -1   # after a quote censored at a gap
     # trades past the last interval (ts > r_{K-1} + R) cannot happen since r_{K-1}+R >= tE
     h_ns = _ns(cfg.markout_horizon_s)
     pieces = []
@@ -333,16 +362,17 @@ def passive_quotes_posted(market: Market, config: ObservationConfig | None = Non
     Every re-post ``r_k`` posts one quote per depth and side; it is counted in the
     regime of the bar containing ``r_k`` (a fill carries the regime at its own
     ts, which differs only for quotes that straddle a bar boundary).
-    ``exposure_s`` = the quotes' total lifetime, ``min(r_k + R, tE) - r_k`` summed.
+    ``exposure_s`` = the quotes' total lifetime, ``min(r_k + R, tE) - r_k`` summed (a
+    recording gap restarts the grid and ends the quotes alive at its start).
 
     Columns: ``regime`` (int8), ``side`` (+1 bid / -1 ask), ``depth_bps``,
     ``n_posted``, ``exposure_s``. Regimes with no re-post are omitted.
     """
     cfg = config or ObservationConfig()
     bars, regimes = _bars_and_regimes(market, cfg, bars, regimes)
-    _, _, r, _, R, tE = _repost_grid(market, cfg)
+    _, _, r, _, R, tE, ends = _repost_grid(market, cfg)
     reg = regime_at(r, bars, regimes)
-    life = (np.minimum(r + R, tE) - r) / NS
+    life = (ends - r) / NS
     rows = []
     for g in np.unique(reg):
         sel = reg == g

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from models.data import observations as ob
+from models.data.gaps import find_gaps
 from models.data.tables import DataError, Market
 
 
@@ -64,6 +65,8 @@ def inspect_market(market: Market, config: ob.ObservationConfig | None = None,
     fills = ob.passive_fills(market, config, bars=bars, regimes=reg)
 
     meta = {k: v for k, v in market.meta.items() if not isinstance(v, pd.DataFrame)}
+    gaps = find_gaps(market, config)
+    observed_s = market.duration_s - float(gaps["length_s"].sum())
     return {
         "asset": market.asset,
         "source": market.source,
@@ -73,7 +76,12 @@ def inspect_market(market: Market, config: ob.ObservationConfig | None = None,
         "end": _iso(market.end_ns),
         "duration_s": market.duration_s,
         "data_sha256": market.sha256(),
-        "arrivals": _records(ob.arrival_summary(arr, duration_s=market.duration_s)),
+        "observed_s": observed_s,
+        "gaps": {"typical_s": gaps.attrs["typical_s"], "threshold_s": gaps.attrs["threshold_s"],
+                 "table": [{"start": _iso(int(a)), "end": _iso(int(b)), "start_s": (int(a) - market.start_ns) / 1e9,
+                            "length_s": float(ln)}
+                           for a, b, ln in zip(gaps["start_ns"], gaps["end_ns"], gaps["length_s"])]},
+        "arrivals": _records(ob.arrival_summary(arr, duration_s=observed_s)),
         "arrivals_by_regime": _records(ob.arrival_summary(arr, bars, reg)),
         "mean_spread_bps": time_weighted_spread_bps(market.quotes),
         "regime_labels": labels,

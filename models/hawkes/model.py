@@ -23,6 +23,7 @@ from mm_runtime.vocabulary import REGIMES, SIDES
 from models.hawkes.observations import HawkesObs
 from models.hawkes.op import loglik_op, loglik_pt
 from models.hawkes.posterior import add_log_likelihood
+from models.hawkes.start import decay_floor, penalised_mle
 from models.sampling import SamplerConfig, model_version, sample, whitened_mean, whitened_normal
 
 MODEL_NAME = "hawkes"
@@ -51,6 +52,14 @@ class HawkesPriors(BaseModel):
     decay_median: float = Field(1.0, gt=0, description="1/s")
     log_decay_sd: float = Field(2.0, gt=0)
     decay_asset_sd: float = Field(0.5, gt=0)
+    max_decay_lifetime_windows: float | None = Field(
+        1.0, gt=0, description="the decay prior is truncated at beta_min = 1 / (this x the window), "
+        "i.e. the kernel's mean lifetime 1/beta is at most this many windows (one asset; None: no "
+        "floor; docs/models/hawkes.md, 'Decay floor and starting point')")
+    start: Literal["mle", "prior"] = Field(
+        "mle", description="one asset: the branching and decay are sampled in flat coordinates "
+        "shifted to the penalised MLE (models.hawkes.start), so every chain starts at the mode "
+        "(mle), or the branching at 0 and the decay at the prior median (prior)")
     baseline_parameterization: Literal["auto", "non_centered", "centered"] = Field(
         "auto", description="sampling coordinates of the cell-level (regime x side [x asset]) "
         "effects of log mu (docs/models/hawkes.md): auto = whitened by each cell's data for one "
@@ -135,6 +144,27 @@ def _spectral_radius_pt(n):
     return 0.5 * (n00 + n11) + pt.sqrt(0.25 * (n00 - n11) ** 2 + n01 * n10)
 
 
+def _decay(pr: HawkesPriors, beta_min: float, st: dict | None):
+    """The decay of the one-asset model: ``beta = beta_min + exp(u)``, ``u = u0 + s z`` with
+    ``z`` flat (``hawkes_log_decay_shift``; u0, s: the penalised MLE's u and its sd, or the
+    prior median and 1) and the prior as a potential: log beta ~ Normal(log decay_median,
+    log_decay_sd) truncated at beta_min (the LogNormal of docs/models/hawkes.md), plus
+    log |d log beta / d z| = u - log beta + log s."""
+    import pymc as pm
+
+    if st is not None:
+        u0, s = st["u"], st["u_sd"]
+    else:
+        u0, s = math.log(max(pr.decay_median - beta_min, 1e-12)), 1.0
+    z = pm.Flat("hawkes_log_decay_shift")
+    u = u0 + s * z
+    beta = pm.Deterministic("hawkes_decay", beta_min + pt.exp(u))
+    lb = pt.log(beta)
+    pm.Potential("hawkes_decay_prior", -0.5 * ((lb - math.log(pr.decay_median)) / pr.log_decay_sd) ** 2
+                 + u - lb + math.log(s))
+    return beta
+
+
 # --------------------------------------------------------------------------- the PyMC model
 def cell_counts(obs: HawkesObs) -> np.ndarray:
     """(A, 4, 2) events per asset x regime x side."""
@@ -186,7 +216,11 @@ def build_model(obs: HawkesObs, priors: HawkesPriors | None = None,
     with pm.Model(coords=coords) as model:
         if A == 1:
             tau = pm.HalfNormal("log_baseline_regime_sd", sigma=pr.regime_sd)
-            theta = pm.Flat("hawkes_branching_raw", dims="branching_coord")
+            beta_min = decay_floor(obs, pr.max_decay_lifetime_windows)
+            st = penalised_mle(obs, pr, beta_min) if pr.start == "mle" else None
+            theta0 = st["theta"] if st else np.zeros(4)
+            theta = pm.Deterministic("hawkes_branching_raw", theta0 + pm.Flat(
+                "hawkes_branching_raw_shift", dims="branching_coord"), dims="branching_coord")
             n, lp = _branching_prior(theta, pr.branching_alpha, pr.branching_beta)
             pm.Potential("hawkes_branching_prior", lp)
             n = pm.Deterministic("hawkes_branching", n, dims=("target", "source"))
@@ -209,7 +243,7 @@ def build_model(obs: HawkesObs, priors: HawkesPriors | None = None,
                     z = pm.Normal("log_baseline_z", 0.0, 1.0, dims=("regime", "side"))
                     lmu = m[None, :] + tau * z
             mu = pm.Deterministic("hawkes_baseline", pt.exp(lmu), dims=("regime", "side"))
-            beta = pm.LogNormal("hawkes_decay", mu=math.log(pr.decay_median), sigma=pr.log_decay_sd)
+            beta = _decay(pr, beta_min, st)
             mu_b, n_b, beta_b = mu[None], n[None], beta[None]
         else:
             m = pm.Normal("log_baseline_mean", mu=center.mean(axis=0), sigma=pr.log_baseline_sd, dims="side")

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from mm_runtime.vocabulary import NS, REGIMES, SIDES
+from models.data.gaps import find_gaps, gap_seconds_before
 from models.data.observations import ObservationConfig
 from models.data.synthetic import simulate_hawkes_arrivals
 
@@ -185,18 +186,32 @@ def observations(market, regimes: Any = None, *, config: ObservationConfig | Non
     ts = ts[keep]
     side = np.where(arr["side"].to_numpy()[keep] > 0, 0, 1).astype(np.int8)
     regime = ob.regime_at(ts, bars, reg)
+    reg = np.asarray(reg, dtype=np.int8)
+    t, edges, duration = (ts - t0) / NS, (start - t0) / NS, (end - t0) / NS
+    gaps = find_gaps(market, config)
+    gaps = gaps[(gaps["end_ns"] > t0) & (gaps["start_ns"] < end)]
+    if len(gaps):
+        # the observed clock: a recording gap takes no time (docs/models/hawkes.md, "Recording gaps")
+        t = t - gap_seconds_before(gaps, ts)
+        w = edges - gap_seconds_before(gaps, start)
+        duration -= float(gap_seconds_before(gaps, np.array([end]))[0])
+        keep_bar = np.append(np.diff(w) > 0, w[-1] < duration)
+        keep_bar[0] = True
+        edges, reg = w[keep_bar], reg[keep_bar]
     return HawkesObs(
         assets=(str(market.asset),),
-        t=(ts - t0) / NS,
+        t=t,
         side=side,
         asset=np.zeros(len(ts), np.int32),
         regime=regime.astype(np.int8),
-        duration_s=np.array([(end - t0) / NS]),
-        bar_edges=((start - t0) / NS,),
-        bar_regime=(np.asarray(reg, dtype=np.int8),),
+        duration_s=np.array([duration]),
+        bar_edges=(edges,),
+        bar_regime=(reg,),
         start_ns=(t0,),
         meta={"source": getattr(market, "source", None), "dropped_before_window": int((~keep).sum()),
-              "bar_seconds": float(bars.attrs.get("bar_seconds", 10.0))},
+              "bar_seconds": float(bars.attrs.get("bar_seconds", 10.0)),
+              **({"gaps_ns": [[int(a), int(b)] for a, b in zip(gaps["start_ns"], gaps["end_ns"])]}
+                 if len(gaps) else {})},
     )
 
 

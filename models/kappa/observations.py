@@ -157,7 +157,8 @@ def observations(market, regimes: Any = None, *, config: ObservationConfig | Non
     * Bars and exposure: :func:`models.data.observations.volatility_bars`; bar k
       covers ``[bar_start, bar_end)`` and the last one extends to the end of the
       data (``market.end_ns``), as in ``regime_at``; its exposure is the time it
-      covers. Arrivals before the first bar (before the first quote) are dropped.
+      covers, up to the start of a recording gap (``bars.attrs["gaps_ns"]``).
+      Arrivals before the first bar (before the first quote) are dropped.
     * Regimes: what ``label_regimes`` accepts (one int per bar, e.g. the regime
       model's path or the synthetic truth's ``regime_path``; probabilities; None =
       placeholder quantile labelling).
@@ -174,6 +175,12 @@ def observations(market, regimes: Any = None, *, config: ObservationConfig | Non
     tE = int(market.end_ns)
     end[-1] = max(tE, start[-1] + 1)
     end = np.minimum(end, np.maximum(tE, start + 1))
+    if bars.attrs.get("gaps_ns"):
+        # a bar that runs into a recording gap is exposed until the gap starts (models.data.gaps)
+        gs = np.array([g[0] for g in bars.attrs["gaps_ns"]], dtype=np.int64)
+        k = np.searchsorted(gs, start, side="left")
+        inside = k < len(gs)
+        end[inside] = np.maximum(np.minimum(end[inside], gs[k[inside]]), start[inside] + 1)
     exposure = (end - start) / NS
     ts = arr["ts"].to_numpy(dtype=np.int64)
     keep = ts >= start[0]

@@ -23,7 +23,7 @@ from mm_runtime.bundle import (
     parse_bundle,
     with_checksum,
 )
-from mm_runtime.observation import QUEUE_FIELDS, ObservationConfig
+from mm_runtime.observation import GAP_FIELDS, QUEUE_FIELDS, ObservationConfig
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_schema_2_round_trips_byte_identical_with_its_observation_block(tmp_path
     raw = path.read_bytes()
     assert json.loads(raw)["schema_version"] == 2
     # schema 2 predates the queue-order fields: they are not written (their defaults are assumed)
-    assert json.loads(raw)["observation"] == obs.model_dump(mode="json", exclude=set(QUEUE_FIELDS))
+    assert json.loads(raw)["observation"] == obs.model_dump(mode="json", exclude=set(QUEUE_FIELDS) | set(GAP_FIELDS))
     again = load_bundle(path)
     assert again == b and again.observation == obs
     assert bundle_bytes(again) == raw

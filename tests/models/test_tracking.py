@@ -101,3 +101,19 @@ def test_configure_does_not_read_back_what_mlflow_exported(store, tmp_path, monk
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", own)
     tr.configure()
     assert mlflow.get_tracking_uri() == second and mlflow.get_registry_uri() == own
+
+
+def test_recording_gaps_are_logged(store):
+    """The data's recording gaps: two metrics and a table artifact (none: metrics only)."""
+    gaps = [{"start_ns": 10, "end_ns": 20, "length_s": 235.6}, {"start_ns": 30, "end_ns": 40, "length_s": 31.6}]
+    with tr.calibration_run("SYN") as run:
+        run.log_gaps(gaps)
+        rid = run.run_id
+    r = mlflow.get_run(rid)
+    assert r.data.metrics["gaps_count"] == 2 and r.data.metrics["gaps_seconds"] == pytest.approx(267.2)
+    table = [p for p in store.rglob("recording_gaps.csv")]
+    assert len(table) == 1 and table[0].read_text().splitlines()[1] == "10,20,235.6"
+    with tr.calibration_run("SYN") as run:
+        run.log_gaps([])
+        rid = run.run_id
+    assert mlflow.get_run(rid).data.metrics["gaps_count"] == 0

@@ -1,0 +1,69 @@
+"""Recording gaps (DESIGN.md section 3): stretches with no quote and no trade update for
+longer than ``max(gap_factor x the median time between updates, gap_min_seconds)``
+(:class:`~mm_runtime.observation.ObservationConfig`), which the observations exclude
+from the volatility bars and from every exposure (the Hawkes compensator, the arrival
+rates, the passive quotes). A recorder outage otherwise reads as a quiet market: on the
+Hyperliquid ETH recording of 2025-12-10 its 236 s became the "low" regime.
+Measurements: docs/data/observations.md ("Recording gaps").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mm_runtime.observation import ObservationConfig
+from mm_runtime.vocabulary import NS
+
+__all__ = ["find_gaps", "gap_seconds_before", "in_gap"]
+
+
+def _update_times(market) -> np.ndarray:
+    parts = [market.quotes["ts"].to_numpy(dtype=np.int64)] if market.quotes is not None else []
+    if market.trades is not None and len(market.trades):
+        parts.append(market.trades["ts"].to_numpy(dtype=np.int64))
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+
+def find_gaps(market, config: ObservationConfig | None = None) -> pd.DataFrame:
+    """The market's recording gaps: one row per pair of consecutive updates (quotes and
+    trades merged) further apart than the threshold. Columns ``start_ns`` (the last update
+    before), ``end_ns`` (the first after; int64 ns), ``length_s``; ``attrs``:
+    ``typical_s`` (median positive time between updates, s) and ``threshold_s``."""
+    cfg = config or ObservationConfig()
+    ts = _update_times(market)
+    d = np.diff(ts)
+    pos = d[d > 0]
+    typical = float(np.median(pos)) / NS if pos.size else float("nan")
+    thr = max(cfg.gap_factor * typical, cfg.gap_min_seconds) if pos.size else cfg.gap_min_seconds
+    i = np.flatnonzero(d > thr * NS)
+    out = pd.DataFrame({"start_ns": ts[i], "end_ns": ts[i + 1], "length_s": d[i] / NS})
+    out.attrs.update(typical_s=typical, threshold_s=float(thr))
+    return out
+
+
+def in_gap(gaps: pd.DataFrame, ts: np.ndarray) -> np.ndarray:
+    """True for times strictly inside a gap (start < t < end)."""
+    ts = np.asarray(ts, dtype=np.int64)
+    if len(gaps) == 0:
+        return np.zeros(ts.shape, bool)
+    s, e = gaps["start_ns"].to_numpy(np.int64), gaps["end_ns"].to_numpy(np.int64)
+    k = np.searchsorted(s, ts, side="left") - 1
+    ok = k >= 0
+    out = np.zeros(ts.shape, bool)
+    out[ok] = ts[ok] < e[k[ok]]
+    return out
+
+
+def gap_seconds_before(gaps: pd.DataFrame, ts: np.ndarray) -> np.ndarray:
+    """Seconds of gap time strictly before each time in ``ts`` (int64 ns): the shift from
+    the wall clock to the observed clock, on which a gap takes no time."""
+    ts = np.asarray(ts, dtype=np.int64)
+    if len(gaps) == 0:
+        return np.zeros(ts.shape)
+    s, e = gaps["start_ns"].to_numpy(np.int64), gaps["end_ns"].to_numpy(np.int64)
+    cum = np.concatenate([[0], np.cumsum(e - s)])
+    k = np.searchsorted(s, ts, side="left")          # gaps starting before t: 0..k-1
+    partial = np.where(k > 0, np.clip(ts - s[np.maximum(k - 1, 0)], 0, None)
+                       - np.clip(ts - e[np.maximum(k - 1, 0)], 0, None), 0)
+    return (cum[np.maximum(k - 1, 0)] * (k > 0) + partial) / NS
