@@ -356,7 +356,22 @@ def fit(obs: FillsObs | Sequence[FillsObs], sampler: SamplerConfig | None = None
     idata.attrs["assets"] = json.dumps(list(obs.assets))
     idata.attrs["n_orders"] = int(obs.n_orders)
     idata.attrs["n_fills"] = int(obs.n_fills)
+    idata.attrs["imbalance_means"] = json.dumps(imbalance_means(obs))
     return idata
+
+
+def imbalance_means(obs: FillsObs) -> dict[str, dict[str, float]]:
+    """Per asset, the mean signed imbalance over the queue orders and over the filled ones
+    (``{"orders": x, "fills": y}``): where the exported cells evaluate the hazard and the
+    markout (:func:`models.fills.posterior.summary_draws`)."""
+    x = obs.signed_imbalance
+    out = {}
+    for a, name in enumerate(obs.assets):
+        sel = obs.asset == a
+        f = sel & obs.filled
+        out[name] = {"orders": float(x[sel].mean()) if sel.any() else 0.0,
+                     "fills": float(x[f].mean()) if f.any() else 0.0}
+    return out
 
 
 def config_of(idata) -> FillsConfig:

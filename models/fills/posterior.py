@@ -69,10 +69,16 @@ def bucket_queue(edges=QUEUE_BUCKETS) -> np.ndarray:
 def summary_draws(idata, asset: str | None = None) -> dict[str, Any]:
     """``{"fills": {"hazard": {regime: {level: {bucket: {piece: draws}}}},
     "markout_bps": {regime: {level: {bucket: {horizon: draws}}}}}}``: per cell (regime,
-    level 0..K, queue bucket; signed imbalance 0) the hazard of each piece (1/s) and the
-    mean markout at each horizon (bps), one value per posterior draw."""
+    level 0..K, queue bucket) the hazard of each piece (1/s) and the
+    mean markout at each horizon (bps), one value per posterior draw. The signed
+    imbalance, which the runtime does not see, is set to its mean in the fit: over the
+    queue orders for the hazard, over the fills for the markout (``E[markout | fill]``
+    at the imbalance fills happen at: on Hyperliquid BTC it is about +1, and at 0 the
+    5-30 s markouts changed sign); 0 for a fit stored without those means."""
     cfg = config_of(idata)
     P = posterior_params(idata, asset)
+    means = json.loads(idata.attrs.get("imbalance_means", "{}"))
+    x = means.get(asset if asset is not None else _assets(idata)[0], {"orders": 0.0, "fills": 0.0})
     pieces = piece_labels(cfg.cuts_s())
     hz = [horizon_label(h) for h in cfg.observation.markout_horizons_s]
     qb = np.log1p(bucket_queue())
@@ -84,9 +90,11 @@ def summary_draws(idata, asset: str | None = None) -> dict[str, Any]:
         for lv in range(K + 1):
             haz[rn][str(lv)], mk[rn][str(lv)] = {}, {}
             for b, bn in enumerate(QUEUE_BUCKET_LABELS):
-                eta = P["log_hazard"][:, 0, r] + P["coef"][:, 0] * qb[b] + P["coef"][:, 1] * lv
+                eta = (P["log_hazard"][:, 0, r] + P["coef"][:, 0] * qb[b] + P["coef"][:, 1] * lv
+                       + P["coef"][:, 2] * x["orders"])
                 haz[rn][str(lv)][bn] = {p: np.exp(eta + P["log_ratio"][:, k]) for k, p in enumerate(pieces)}
-                m = P["mean"][:, 0, r, :] + P["slopes"][:, 0, :] * qb[b] + P["slopes"][:, 1, :] * lv
+                m = (P["mean"][:, 0, r, :] + P["slopes"][:, 0, :] * qb[b] + P["slopes"][:, 1, :] * lv
+                     + P["slopes"][:, 2, :] * x["fills"])
                 mk[rn][str(lv)][bn] = {h: m[:, j] for j, h in enumerate(hz)}
     return {"fills": {"hazard": haz, "markout_bps": mk}}
 

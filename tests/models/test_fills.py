@@ -2,6 +2,7 @@
 market, the catalog's skip rule, the bundle's fills block, and recovery on the
 synthetic market with queues (truth inside the 90 % intervals)."""
 
+import json
 import math
 
 import numpy as np
@@ -205,6 +206,14 @@ def test_summaries_heldout_and_reliability(recovered, tmp_path):
         < cell["shape"] / cell["rate"]
     mk = s["fills"]["markout_bps"]["normal"]["0"]["[0,2)"]
     assert set(mk) == {"0.5s", "1s", "5s", "30s"} and mk["5s"]["family"] == "normal"
+    # the cells hold the signed imbalance at its mean in the fit: over the fills for the
+    # markout, over the orders for the hazard
+    x = json.loads(idata.attrs["imbalance_means"])[json.loads(idata.attrs["assets"])[0]]
+    x_fills = float(o.signed_imbalance[o.filled].mean())
+    assert x["fills"] == pytest.approx(x_fills) and x["orders"] == pytest.approx(float(o.signed_imbalance.mean()))
+    P = posterior_params(idata)
+    want = P["mean"][:, 0, 1, 2] + P["slopes"][:, 0, 2] * np.log1p(1.0) + P["slopes"][:, 2, 2] * x_fills
+    np.testing.assert_allclose(dr["fills"]["markout_bps"]["normal"]["0"]["[0,2)"]["5s"], want, rtol=1e-12)
     held = simulate(QueueConfig(), seed=22, duration_s=300.0)
     h = heldout_lpd(idata, held)
     assert h["n"] == held.n_orders and np.isfinite(h["elpd"]) and h["unit"] == "queue orders"
