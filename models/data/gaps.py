@@ -2,8 +2,9 @@
 longer than ``max(gap_factor x the median time between updates, gap_min_seconds)``
 (:class:`~mm_runtime.observation.ObservationConfig`), which the observations exclude
 from the volatility bars and from every exposure (the Hawkes compensator, the arrival
-rates, the passive quotes). A recorder outage otherwise reads as a quiet market: on the
-Hyperliquid ETH recording of 2025-12-10 its 236 s became the "low" regime.
+rates, the passive quotes, the queue orders). A recorder outage otherwise reads as a
+quiet market: on the Hyperliquid ETH recording of 2025-12-10 its 236 s became the "low"
+regime.
 Measurements: docs/data/observations.md ("Recording gaps").
 """
 

@@ -1,7 +1,8 @@
 """Queue orders (DESIGN.md section 3): hypothetical orders at the touch and 1..K ticks
 behind it, placed at each re-post, joining the back of the displayed queue at their
 price, followed until filled at their price, filled through it, cancelled at the next
-re-post, or censored (the price left the levels the data cover, the data end).
+re-post, or censored (the price left the levels the data cover, a recording gap
+started -- none is placed inside one --, the data end).
 
 ``queue_orders(market, config, *, method="auto")`` -> one row per order, the columns
 of the queue-orders contract (docs/data/queue.md "The table"): ``ts``, ``side``,

@@ -19,6 +19,7 @@ import numpy as np
 from mm_runtime.observation import ObservationConfig
 from mm_runtime.paper.book import PRICE_RTOL, infer_tick
 from mm_runtime.vocabulary import NS
+from models.data.gaps import find_gaps
 from models.data.tables import DataError, Market
 
 __all__ = ["OUTCOMES", "Snapshots", "Placements", "check_books", "market_tick", "placements", "book_file"]
@@ -79,13 +80,15 @@ class Snapshots:
 @dataclass
 class Placements:
     """The orders placed (arrays aligned): placement ``t`` (ns), ``end`` (ns: the next
-    re-post or the data end), ``side`` (+1/-1), ``level``, ``price``, ``ahead`` (displayed
-    size at the price in the placement snapshot ``snap``), touch ``imbalance``,
-    ``spread_ticks``, ``depth_bps`` and whether the window was cut by the data end."""
+    re-post, the start of a recording gap or the data end), ``side`` (+1/-1), ``level``,
+    ``price``, ``ahead`` (displayed size at the price in the placement snapshot ``snap``),
+    touch ``imbalance``, ``spread_ticks``, ``depth_bps`` and whether the window was cut by
+    the data end (``at_end``) or by a recording gap (``at_gap``)."""
 
     t: np.ndarray
     end: np.ndarray
     at_end: np.ndarray
+    at_gap: np.ndarray
     side: np.ndarray
     level: np.ndarray
     price: np.ndarray
@@ -94,6 +97,11 @@ class Placements:
     spread_ticks: np.ndarray
     depth_bps: np.ndarray
     snap: np.ndarray
+
+    def censor_codes(self) -> np.ndarray:
+        """The outcome of an order nothing happens to: ``end`` (cut by the data end),
+        ``away`` (cut by a recording gap's start) or ``repost``."""
+        return np.where(self.at_end, END, np.where(self.at_gap, AWAY, REPOST)).astype(np.int8)
 
 
 def book_file(market: Market) -> str:
@@ -148,23 +156,37 @@ def placements(market: Market, snaps: Snapshots, config: ObservationConfig, tick
                stale_ns: int | None = None) -> Placements:
     """Every re-post ``t_k = t0 + k*R`` (``t0`` the first quote, ``t_k`` before the data
     end) and side, the touch and 1..K ticks behind it that the snapshot at or before
-    ``t_k`` shows (both sides present, not older than ``stale_ns`` when given)."""
+    ``t_k`` shows (both sides present, not older than ``stale_ns`` when given).
+    Recording gaps (:func:`models.data.gaps.find_gaps`), as for the passive quotes: the
+    grid restarts at the end of each gap, an order alive at a gap's start ends there
+    (``at_gap``: censored, ``away``), and no order is placed inside a gap."""
     R = int(round(config.repost_interval_s * NS))
     t0, tE = int(market.quotes["ts"].iloc[0]), int(market.end_ns)
     t = t0 + R * np.arange(max(1, -(-(tE - t0) // R)), dtype=np.int64)
+    end = np.minimum(t + R, tE)
+    at_gap = np.zeros(t.size, bool)
+    gaps = find_gaps(market, config)
+    gaps = gaps[(gaps["start_ns"] >= t0) & (gaps["end_ns"] <= tE)]
+    if len(gaps):
+        lo = np.concatenate([[t0], gaps["end_ns"].to_numpy(np.int64)])
+        hi = np.concatenate([gaps["start_ns"].to_numpy(np.int64), [tE]])
+        ts = [x + R * np.arange(max(1, -(-(y - x) // R)), dtype=np.int64) for x, y in zip(lo, hi)]
+        t = np.concatenate(ts)
+        end = np.concatenate([np.minimum(x + R, y) for x, y in zip(ts, hi)])
+        at_gap = np.concatenate([(x + R > y) & (y < tE) for x, y in zip(ts, hi)])
     a = np.searchsorted(snaps.ts, t, side="right") - 1
     ok = a >= 0
     if stale_ns is not None:
         ok &= (t - snaps.ts[np.maximum(a, 0)]) <= stale_ns
-    t, a = t[ok], a[ok]
+    t, a, end, at_gap = t[ok], a[ok], end[ok], at_gap[ok]
     bid, ask = snaps.px[0, a, 0], snaps.px[1, a, 0]
     bsz, asz = snaps.sz[0, a, 0], snaps.sz[1, a, 0]
     ok = np.isfinite(bid) & np.isfinite(ask)
-    t, a, bid, ask, bsz, asz = t[ok], a[ok], bid[ok], ask[ok], bsz[ok], asz[ok]
+    t, a, end, at_gap = t[ok], a[ok], end[ok], at_gap[ok]
+    bid, ask, bsz, asz = bid[ok], ask[ok], bsz[ok], asz[ok]
     mid = 0.5 * (bid + ask)
     imb = (bsz - asz) / (bsz + asz)
     spread = np.rint((ask - bid) / tick).astype(np.int16)
-    end = np.minimum(t + R, tE)
     parts = []
     for r, s, best in ((0, 1, bid), (1, -1, ask)):
         for j in range(config.queue_levels + 1):
@@ -174,7 +196,7 @@ def placements(market: Market, snaps: Snapshots, config: ObservationConfig, tick
             parts.append((k, s, j, p[k], snaps.displayed(r, a[k], p[k])))
     k = np.concatenate([q[0] for q in parts])
     out = Placements(
-        t=t[k], end=end[k], at_end=(t + R > tE)[k],
+        t=t[k], end=end[k], at_end=(t + R > tE)[k], at_gap=at_gap[k],
         side=np.concatenate([np.full(len(q[0]), q[1], np.int8) for q in parts]),
         level=np.concatenate([np.full(len(q[0]), q[2], np.int16) for q in parts]),
         price=np.concatenate([q[3] for q in parts]),

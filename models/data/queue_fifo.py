@@ -23,8 +23,9 @@
   no order is placed until trading resumes (type 7, price 1; price 0, quoting resumed,
   is still halted for trading);
 * the price leaving the covered levels (a snapshot that does not show it) censors the
-  order (``away``) — the file has no messages there; the next re-post ``repost``, the
-  data end ``end``.
+  order (``away``) — the file has no messages there; a recording gap's start (placements
+  restart after the gap, as for the passive quotes) ``away``; the next re-post
+  ``repost``, the data end ``end``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.data.queue_book import AWAY, END, FILLED, REPOST, THROUGH, Placements, Snapshots
+from models.data.queue_book import AWAY, FILLED, THROUGH, Placements, Snapshots
 from models.data.tables import Market
 
 __all__ = ["follow", "add_index"]
@@ -68,7 +69,7 @@ def follow(market: Market, snaps: Snapshots, plc: Placements, tick: float) -> tu
 
     n = len(plc.t)
     t_ev = plc.end.copy()
-    code = np.where(plc.at_end, END, REPOST).astype(np.int8)
+    code = plc.censor_codes()
     keep = np.ones(n, dtype=bool)
     for i in range(n):
         t, e, s, p = int(plc.t[i]), int(plc.end[i]), int(plc.side[i]), plc.price[i]

@@ -12,7 +12,8 @@ snapshot moves it by :func:`mm_runtime.queue.after_depth` (decreases not explain
 prints are ahead of us with probability ``f(ahead)/(f(ahead)+f(behind))``,
 ``f(x) = x**power``; increases queue behind us); a print strictly through our price
 fills us ``through``; a snapshot that no longer shows our price censors the order
-(``away``); the next re-post ``repost``; the data end ``end``.
+(``away``); a recording gap's start ``away`` (no order is placed inside a gap); the
+next re-post ``repost``; the data end ``end``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from mm_runtime.paper.book import PRICE_RTOL
 from mm_runtime.queue import after_depth, after_print
-from models.data.queue_book import AWAY, END, FILLED, REPOST, THROUGH, Placements, Snapshots
+from models.data.queue_book import AWAY, FILLED, THROUGH, Placements, Snapshots
 from models.data.tables import Market
 
 __all__ = ["follow"]
@@ -37,7 +38,7 @@ def follow(market: Market, snaps: Snapshots, plc: Placements, tick: float,
                         tr["size"].to_numpy(float)[m])
     n = len(plc.t)
     t_ev = plc.end.copy()
-    code = np.where(plc.at_end, END, REPOST).astype(np.int8)
+    code = plc.censor_codes()
     for i in range(n):
         t, e, s, p = int(plc.t[i]), int(plc.end[i]), int(plc.side[i]), float(plc.price[i])
         r = 0 if s == 1 else 1

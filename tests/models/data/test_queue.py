@@ -161,6 +161,39 @@ def test_fifo_halt(tmp_path):
     assert (at1["outcome"] == "away").all() and np.allclose(at1["duration_s"], 0.5)
 
 
+def test_recording_gap_censors_and_skips(tmp_path):
+    """Updates every 0.4 s to 2.4 s, silence to 8.3 s, updates to 10.3 s; with gap_factor 5
+    and gap_min_seconds 2 the silence is a recording gap [2.4 s, 8.3 s]. Re-posts every
+    10 s: the orders placed at 0 are censored at the gap's start (away, 2.4 s), the grid
+    restarts at 8.3 s, none is placed inside the gap; without the gap rule the bid placed
+    at 0 is filled across the silence at 9.5 s."""
+    msgs = [(0.0, 1, 10, 100, 10001, -1)] + [(0.4 * k, 2, 9, 10, 10001, -1) for k in range(1, 7)] + [
+        (8.3, 2, 9, 10, 10001, -1),
+        (8.7, 4, 1, 100, 10000, 1),     # the bid ahead of us executes
+        (9.1, 1, 20, 50, 10000, 1),     # a bid behind us
+        (9.5, 4, 20, 10, 10000, 1),     # executes: fills the bid placed at 8.3 (or at 0)
+        (9.9, 2, 9, 10, 10001, -1),
+        (10.3, 2, 9, 10, 10001, -1)]
+    m = load_lobster(_lobster_files(tmp_path, msgs, RESTING), with_books=True, with_messages=True)
+    t0 = int(m.quotes["ts"].iloc[0])
+    gap = ObservationConfig(queue_levels=0, markout_horizons_s=(0.5,), repost_interval_s=10.0,
+                            gap_factor=5.0, gap_min_seconds=2.0)
+    nogap = gap.model_copy(update={"gap_factor": 200.0})
+    plain = queue_orders(m, nogap)
+    assert sorted({round((t - t0) / 1e9, 3) for t in plain["ts"]}) == [0.0, 10.0]
+    bid0 = plain[(plain.ts == t0) & (plain.side == 1)].iloc[0]
+    assert bid0["outcome"] == "filled" and bid0["duration_s"] == pytest.approx(9.5)
+    for method in ("l2", "fifo"):
+        q = queue_orders(m, gap, method=method)
+        off = sorted({round((t - t0) / 1e9, 3) for t in q["ts"]})
+        assert off == [0.0, 8.3], method          # nothing placed inside (2.4 s, 8.3 s)
+        first = q[q.ts == t0]
+        assert len(first) == 2 and (first["outcome"] == "away").all() and not first["filled"].any()
+        np.testing.assert_allclose(first["duration_s"], 2.4)   # gap start - placement
+    after = q[(q.ts > t0) & (q.side == 1)].iloc[0]   # fifo: the exact queue after the gap
+    assert after["filled"] and after["duration_s"] == pytest.approx(1.2)
+
+
 # --------------------------------------------------------------------------- L2 estimator
 
 def test_queue_arithmetic():
