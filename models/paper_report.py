@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 from mm_runtime.bundle import replace_dir  # noqa: E402
 from mm_runtime.paper.replay import block_pnl  # noqa: E402
-from mm_runtime.paper.results import block_edges  # noqa: E402
+from mm_runtime.paper.results import block_edges, no_quote_rows  # noqa: E402
 
 __all__ = ["ab_document", "write_report"]
 
@@ -73,6 +73,7 @@ def ab_document(ab: dict[str, Any]) -> dict[str, Any]:
         "summaries": {k: r.summary for k, r in ab["results"].items()},
         "configs": {k: r.config for k, r in ab["results"].items()},
         "seconds": {k: r.seconds for k, r in ab["results"].items()},
+        "no_quote": no_quote_rows({k: r.summary for k, r in ab["results"].items()}),
     }
 
 
@@ -260,6 +261,13 @@ def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
               for r in doc["table"] if (r.get("not_quoting") or "").startswith("never")],
             _table(doc["table"], list(doc["table"][0])),
         ]
+        if doc["no_quote"]:
+            parts += ["<h2>Refreshes with no quote</h2>",
+                      "<p class=note>Per configuration, why a refresh left no order resting (the term "
+                      "that made every edge &le; 0, a limit, sizes rounded away); share = of its "
+                      "refreshes.</p>",
+                      _table([{**r, "share": None if r["share"] is None else f"{r['share']:.1%}"}
+                              for r in doc["no_quote"]], ["config", "reason", "refreshes", "share"])]
         if paired_rows:
             notes = dict.fromkeys(v["note"] for v in ab["paired"].values() if v.get("note"))
             parts += [f"<h2>Paired comparison against {html.escape(ab['baseline'])}</h2>",

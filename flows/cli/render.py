@@ -295,6 +295,10 @@ def render_paper(doc: dict) -> None:
         if r.get("kill_switch"):
             out.print(f"  {r['config']}: kill switch: {r['kill_switch']}", markup=False, highlight=False,
                       soft_wrap=True)
+    if doc.get("no_quote"):
+        _print_wide(_table("refreshes with no quote", ["config", "reason", "refreshes", "share"],
+                           [[r["config"], r["reason"], r["refreshes"],
+                             None if r["share"] is None else f"{r['share']:.1%}"] for r in doc["no_quote"]]))
     if doc["paired"]:
         prow = [[k, v["blocks"], v["mean_diff"], v["ci_low"], v["ci_high"], f"{v['wins']}/{v['blocks']}"]
                 for k, v in doc["paired"].items()]

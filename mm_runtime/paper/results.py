@@ -13,7 +13,8 @@ from ..vocabulary import DEPTH_BUCKETS_BPS
 if TYPE_CHECKING:
     from .replay import ReplayData, ReplayResult
 
-__all__ = ["MIN_BLOCKS", "auto_block_s", "block_edges", "block_pnl", "markouts", "quoting_note", "summarize_replay"]
+__all__ = ["MIN_BLOCKS", "auto_block_s", "block_edges", "block_pnl", "markouts", "no_quote_rows", "quoting_note",
+           "summarize_replay"]
 
 MIN_BLOCKS = 10
 """Fewer blocks than this and a block comparison (Sharpe, the paired interval) says
@@ -42,6 +43,20 @@ def quoting_note(not_quoting: dict[str, int], refreshes: int) -> str | None:
         return f"never quoted ({refreshes} refreshes): {top}{more}"
     share = f"{missed / refreshes:.0%}"
     return f"no quote in {missed} of {refreshes} refreshes ({share}); most often ({n_top}): {top}{more}"
+
+
+def no_quote_rows(summaries: dict[str, dict]) -> list[dict]:
+    """The refreshes that left no order resting, by configuration and reason: one row
+    ``{config, reason, refreshes, share}`` per reason of a summary's ``not_quoting``
+    (reason -> refreshes), commonest first; ``share`` = refreshes / the replay's
+    refreshes. Empty when every refresh of every configuration quoted."""
+    rows = []
+    for name, s in summaries.items():
+        total = s.get("refreshes") or 0
+        for reason, n in sorted((s.get("not_quoting") or {}).items(), key=lambda kv: -kv[1]):
+            rows.append({"config": name, "reason": reason, "refreshes": int(n),
+                         "share": n / total if total else None})
+    return rows
 
 
 def markouts(data: ReplayData, fills: dict[str, np.ndarray], horizons) -> dict[str, np.ndarray]:

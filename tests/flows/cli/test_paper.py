@@ -114,8 +114,20 @@ def test_a_quoter_that_never_quotes_says_why_in_the_table_and_the_report(market,
     assert "never quoted" in line and "no positive Kelly edge at any level: spread capture -0.13" in line
     row = next(ln for ln in r.stdout.splitlines() if ln.strip("│ ").startswith("bundle "))
     assert "never" in row  # the table's "quoted" cell
+    # the no-quote reasons with their counts: a table in the console and in the report
+    out = r.stdout
+    assert "refreshes with no quote" in out
+    reason = next(ln for ln in out[out.index("refreshes with no quote"):].splitlines()
+                  if "no positive Kelly edge" in ln)
+    assert reason.strip("│ ").startswith("bundle") and "100.0%" in reason
     page = (rep / "index.html").read_text()
     assert "bundle never quoted" in page and "spread capture -0.13" in page
+    assert "<h2>Refreshes with no quote</h2>" in page
+    doc = json.loads((rep / "ab.json").read_text())
+    rows = [x for x in doc["no_quote"] if x["config"] == "bundle"]
+    n = doc["summaries"]["bundle"]["refreshes"]
+    assert rows[0]["refreshes"] == n and rows[0]["share"] == 1.0 and sum(x["refreshes"] for x in rows) == n
+    assert f"<td class=num>{n}</td><td class=num>100.0%</td>" in page
 
 
 def test_default_blocks_give_at_least_ten_and_fewer_are_called_too_few(market, priors, tmp_path):
