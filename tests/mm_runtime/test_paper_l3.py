@@ -127,15 +127,19 @@ def test_auto_and_refusals(ladder):
         ReplayConfig(queue_model="l3", queue_factor=0.5)
 
 
-def test_add_index_is_the_offline_fifo_one():
-    from models.data.queue_fifo import add_index as offline
+def test_add_index_against_a_loop_and_shared_with_the_offline_fifo():
+    from models.data import queue_fifo
 
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 30, 500)
     typ = rng.integers(1, 5, 500)
-    got = add_index(ids, typ)
-    np.testing.assert_array_equal(got, offline(ids, typ))
-    assert got[0] in (-1, 0) and np.all(got <= np.arange(500))
+    last, want = {}, []
+    for i, (o, t) in enumerate(zip(ids, typ, strict=True)):
+        if t == 1:
+            last[o] = i
+        want.append(last.get(o, -1))
+    np.testing.assert_array_equal(add_index(ids, typ), want)
+    assert queue_fifo.add_index is add_index
 
 
 # --------------------------------------------------------------------------- real data
