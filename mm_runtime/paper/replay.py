@@ -446,13 +446,13 @@ def replay(
                 hit = live & (through | at)
             else:
                 hit = live & (through | (at & (qf > 0)))
-            my_fills = []
-            if l3 is not None:  # fills at our price from the executions up to tt
-                my_fills = [record(tt, r, k, q, p, mid, True) for _, r, k, q, p in
-                            l3.advance(tt, rest_px, rest_sz, rest_q, rest_qi)]
+            my_fills, left = [], tsize
+            if l3 is not None:  # fills at our price from the executions up to tt; those at this print's
+                for _, r, k, q, p in l3.advance(tt, rest_px, rest_sz, rest_q, rest_qi):  # price take from it
+                    my_fills.append(record(tt, r, k, q, p, mid, True))
+                    left -= q if (r == row and abs(p - px) <= tol) else 0.0
                 live = rest_sz[row] > 0
                 hit = hit & live
-            left = tsize
             if book is not None and np.any(live & at):
                 nb = book.before(tt)
                 for k in np.flatnonzero(live & at):

@@ -173,3 +173,8 @@ def test_lobster_auto_picks_l3_and_the_accounting_holds(aapl):
     at = f["at_price"] == 1.0
     np.testing.assert_allclose(f["price"][at], f["trade_price"][at], rtol=1e-9)
     assert not np.any(runs["none"].fills["at_price"] == 1.0)
+    # the prints at one time and price never fill more than they traded
+    for ts, tp in set(zip(f["ts"], f["trade_price"], strict=True)):
+        sel = (f["ts"] == ts) & (f["trade_price"] == tp)
+        k = (aapl.trade_ts == ts) & (np.abs(aapl.trade_price - tp) <= 1e-9 * tp)
+        assert f["size"][sel].sum() <= aapl.trade_size[k].sum() + 1e-9
