@@ -73,9 +73,9 @@ def paper(
     latency_s: float = typer.Option(0.05, "--latency-s", help="Order latency, s."),
     fee_bps: float = typer.Option(0.0, "--fee-bps", help="Maker fee in bps of notional (negative = rebate)."),
     queue_model: str = typer.Option("auto", "--queue-model", help="Fills at our price: auto (l3 where the data "
-                                    "has order-level messages, book where it has L2 snapshots, else factor) | l3 (exact "
-                                    "FIFO place from LOBSTER messages) | book (queue position from the book) | factor "
-                                    "(--queue-factor x the print) | none (trade-through only)."),
+                                    "has order-level messages, book where it has L2 snapshots, else factor) | l3 "
+                                    "(exact FIFO place from LOBSTER messages) | book (queue position from the book) | "
+                                    "factor (--queue-factor x the print) | none (trade-through only)."),
     queue_factor: float = typer.Option(0.0, "--queue-factor", help="Share of a print at our price that fills us "
                                        "(--queue-model factor, and auto's fallback without books)."),
     tick_size: Optional[float] = typer.Option(None, "--tick-size", help="Price grid the quotes are rounded to "
@@ -183,7 +183,7 @@ def paper(
             raise CliError(f"--priors: the bundle is for {bundle.asset!r}, the data is {mkt.asset!r}")
         data = replay_data(mkt)
         books = (f"{len(data.book_ts):,} book snapshots ({data.book_bid_px.shape[1]} levels)" if data.has_book
-                 else "no books")
+                 else "no books") + (f", {len(data.msg_ts):,} order messages" if data.has_messages else "")
         stage(f"paper: {mkt.asset} ({source}), {len(data.trade_ts):,} trades, {len(data.quote_ts):,} quotes, {books}, "
               f"{data.end - data.start:,.0f} s; configurations {', '.join(names)}; priors {origin}")
         try:

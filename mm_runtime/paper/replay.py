@@ -157,8 +157,9 @@ class ReplayConfig(BaseModel):
     ``book`` after the displayed size ahead of us is consumed (queue position from the
     L2 snapshots, see the module docstring); ``l3`` our exact FIFO place from order-level
     messages (:mod:`.l3`); ``auto`` = ``l3`` when the data carries messages and books on a
-    known price grid, else ``book`` when it carries book snapshots on a grid, else ``factor`` (with the default ``queue_factor`` 0 that is
-    trade-through only, the replay's behaviour before books were used)."""
+    known price grid, else ``book`` when it carries book snapshots on a grid, else
+    ``factor`` (with the default ``queue_factor`` 0 that is trade-through only, the
+    replay's behaviour before books were used)."""
     queue_factor: Annotated[float, Field(ge=0, le=1)] = 0.0
     """Share of a trade *at* our price that fills us (0 = trade-through only); the
     ``factor`` model, and ``auto``'s fallback on data without books."""
