@@ -100,6 +100,21 @@ def test_an_order_ahead_with_no_add_message_counts_and_hidden_executions_do_not(
     assert _run(_data(p0, 10.0, msgs), queue_model="book").fills["ts"].size == 0
 
 
+def test_a_requoted_price_keeps_its_place_and_its_orders_behind(ladder):
+    """A 1 s refresh re-sends the unchanged ladder every second: the order at p0 keeps
+    the place it took at t0, so order 50 (added at 1.5 s) stays behind it and its
+    cancellation moves nothing; re-joining each second would count it ahead."""
+    p0, s0 = ladder
+    msgs = [(1.5, 1, 50, 1000.0, p0, BUY), (3.0, 3, 50, 1000.0, p0, BUY),
+            (5.5, 4, 1, 5.0, p0, BUY),     # 10 -> 5 ahead: no fill
+            (6.5, 4, 2, 7.0, p0, BUY)]     # 5 ahead consumed, 2 fill us
+    r = replay(_data(p0, 10.0, msgs), example_bundle("TEST"), QC,
+               ReplayConfig(queue_model="l3", refresh_s=1.0, latency_s=0.05, learn_from_trades=False))
+    ts, size, _ = _bid_fills(r)
+    assert list(ts) == [6.5] and size == pytest.approx([2.0])
+    assert r.summary["fill_model"]["l3"]["kept"] > 0
+
+
 def test_prints_through_our_price_fill_as_in_every_queue_model(ladder):
     p0, s0 = ladder
     msgs = [(2.0, 4, 1, 0.3 * s0, p0 - TICK, BUY)]
