@@ -15,7 +15,7 @@ from flows.cli.render import render_as, render_paper
 from flows.fitting import read_market
 
 
-QUEUE_MODELS = ("auto", "book", "factor", "none")
+QUEUE_MODELS = ("auto", "book", "factor", "none", "l3")
 """``mmcal paper --queue-model``: ``mm_runtime.paper.replay.ReplayConfig.queue_model``."""
 _GUARDS = guard_options()
 
@@ -72,9 +72,10 @@ def paper(
     refresh_s: float = typer.Option(1.0, "--refresh-s", help="Quote refresh interval, s."),
     latency_s: float = typer.Option(0.05, "--latency-s", help="Order latency, s."),
     fee_bps: float = typer.Option(0.0, "--fee-bps", help="Maker fee in bps of notional (negative = rebate)."),
-    queue_model: str = typer.Option("auto", "--queue-model", help="Fills at our price: auto (book where the data "
-                                    "has L2 snapshots, else factor) | book (queue position from the book) | factor "
-                                    "(--queue-factor x the print) | none (trade-through only)."),
+    queue_model: str = typer.Option("auto", "--queue-model", help="Fills at our price: auto (l3 where the data "
+                                    "has order-level messages, book where it has L2 snapshots, else factor) | l3 "
+                                    "(exact FIFO place from LOBSTER messages) | book (queue position from the book) | "
+                                    "factor (--queue-factor x the print) | none (trade-through only)."),
     queue_factor: float = typer.Option(0.0, "--queue-factor", help="Share of a print at our price that fills us "
                                        "(--queue-model factor, and auto's fallback without books)."),
     tick_size: Optional[float] = typer.Option(None, "--tick-size", help="Price grid the quotes are rounded to "
@@ -164,12 +165,12 @@ def paper(
                 raise CliError(f"--configs: unknown configuration {c!r}; choose from {', '.join(CONFIGS)}")
         if len(set(names)) != len(names) or not names:
             raise CliError(f"--configs: give distinct configurations, got {configs!r}")
-        if queue_model in ("auto", "book"):
+        if queue_model in ("auto", "book", "l3"):
             try:
-                mkt = read_market(source, path, asset, with_books=True)
+                mkt = read_market(source, path, asset, with_books=True, with_messages=queue_model != "book")
             except DataError as e:
-                if queue_model == "book":
-                    raise CliError(f"--queue-model book: cannot load the book snapshots: {e}") from None
+                if queue_model != "auto":
+                    raise CliError(f"--queue-model {queue_model}: cannot load the book snapshots: {e}") from None
                 stage(f"paper: no book snapshots ({e}); fills at our price by --queue-factor")
                 mkt = read_market(source, path, asset)
         else:
@@ -182,7 +183,7 @@ def paper(
             raise CliError(f"--priors: the bundle is for {bundle.asset!r}, the data is {mkt.asset!r}")
         data = replay_data(mkt)
         books = (f"{len(data.book_ts):,} book snapshots ({data.book_bid_px.shape[1]} levels)" if data.has_book
-                 else "no books")
+                 else "no books") + (f", {len(data.msg_ts):,} order messages" if data.has_messages else "")
         stage(f"paper: {mkt.asset} ({source}), {len(data.trade_ts):,} trades, {len(data.quote_ts):,} quotes, {books}, "
               f"{data.end - data.start:,.0f} s; configurations {', '.join(names)}; priors {origin}")
         try:
@@ -222,9 +223,10 @@ def paper(
         if the_asset != ses["session"]["asset"]:
             raise CliError(f"--asset: the session quoted {ses['session']['asset']!r}, not {the_asset!r}")
         try:
-            mkt = read_market(source, path, the_asset, with_books=queue_model in ("auto", "book"))
+            mkt = read_market(source, path, the_asset, with_books=queue_model in ("auto", "book", "l3"),
+                              with_messages=queue_model in ("auto", "l3"))
         except DataError:
-            if queue_model == "book":
+            if queue_model in ("book", "l3"):
                 raise
             mkt = read_market(source, path, the_asset)
         try:

@@ -12,7 +12,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .replay import ReplayData
 
-__all__ = ["PRICE_RTOL", "Book", "infer_tick"]
+__all__ = ["PRICE_RTOL", "Book", "check_book", "infer_tick"]
 
 PRICE_RTOL = 1e-9
 """Two prices within this relative distance are the same level (a tick-rounded quote,
@@ -103,3 +103,31 @@ class Book:
                     q = self.queue_at(row, p, b)
                     out[row, lv] = q / unit if math.isfinite(q) else np.nan
         return out
+
+
+def check_book(self: ReplayData, where: str) -> None:
+    """Refuse book snapshots of the wrong shapes or values, naming the field."""
+    names = ("book_ts", "book_bid_px", "book_bid_sz", "book_ask_px", "book_ask_sz")
+    given = [n for n in names if getattr(self, n) is not None]
+    if not given:
+        return
+    if len(given) != len(names):
+        missing = [n for n in names if n not in given]
+        raise ValueError(f"{where}: {missing[0]}: book snapshots need all of {', '.join(names)}")
+    ts = self.book_ts
+    if ts.ndim != 1 or not np.all(np.isfinite(ts)):
+        raise ValueError(f"{where}: book_ts: expected a 1-d array of finite times")
+    if np.any(np.diff(ts) < 0):
+        raise ValueError(f"{where}: book_ts: timestamps must be sorted")
+    shape = self.book_bid_px.shape
+    for n in names[1:]:
+        a = getattr(self, n)
+        if a.ndim != 2 or a.shape[0] != ts.size or a.shape != shape:
+            raise ValueError(f"{where}: {n}: expected shape ({ts.size}, levels) like book_bid_px "
+                             f"{shape}, got {a.shape}")
+    for px, sz in (("book_bid_px", "book_bid_sz"), ("book_ask_px", "book_ask_sz")):
+        p, s = getattr(self, px), getattr(self, sz)
+        if np.any(p[np.isfinite(p)] <= 0) or np.any(np.isinf(p)):
+            raise ValueError(f"{where}: {px}: level prices must be > 0 (NaN = no level)")
+        if not np.all(np.isfinite(s)) or np.any(s < 0):
+            raise ValueError(f"{where}: {sz}: sizes must be finite and >= 0")

@@ -26,11 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..bundle import PriorBundle
 from ..config import QuoterConfig
 from ..guards import GuardConfig, KillSwitch, resolve_limits
-from ..quoter import REASONS, Quoter, summarize
+from ..quoter import REASONS, Quoter
 from ..tick_ladder import EMPTY_TERMS, why_empty_fills
 from .accounting import apply_fills, mark_to_market
-from .book import PRICE_RTOL, Book, infer_tick
-from .results import auto_block_s, block_pnl, markouts, quoting_note, summarize_replay
+from .book import PRICE_RTOL, Book, check_book, infer_tick
+from .l3 import MSG_FIELDS, L3Queue, check_messages
+from .results import auto_block_s, block_pnl, learning, markouts, quoting_note, summarize_replay
 
 __all__ = ["ReplayConfig", "ReplayData", "ReplayResult", "block_pnl", "infer_tick", "replay", "summarize_replay"]
 
@@ -59,10 +60,20 @@ class ReplayData(NamedTuple):
     book_ask_px: np.ndarray | None = None
     book_ask_sz: np.ndarray | None = None
     tick: float = 0.0
+    msg_ts: np.ndarray | None = None  # order-level messages (LOBSTER), the l3 queue model's input:
+    msg_type: np.ndarray | None = None  # time, event type 1..7, order id, size, price,
+    msg_id: np.ndarray | None = None  # direction (+1 buy order, -1 sell); see .l3
+    msg_size: np.ndarray | None = None
+    msg_price: np.ndarray | None = None
+    msg_dir: np.ndarray | None = None
 
     @property
     def has_book(self) -> bool:
         return self.book_ts is not None
+
+    @property
+    def has_messages(self) -> bool:
+        return self.msg_ts is not None
 
     def check(self) -> ReplayData:
         """Refuse arrays that would make a replay meaningless, naming the field."""
@@ -89,34 +100,9 @@ class ReplayData(NamedTuple):
             raise ValueError(f"{where}: quotes: bid and ask must be positive")
         if not (math.isfinite(self.tick) and self.tick >= 0):
             raise ValueError(f"{where}: tick: must be a finite number >= 0, got {self.tick!r}")
-        self._check_book(where)
+        check_book(self, where)
+        check_messages(self, where)
         return self
-
-    def _check_book(self, where: str) -> None:
-        names = ("book_ts", "book_bid_px", "book_bid_sz", "book_ask_px", "book_ask_sz")
-        given = [n for n in names if getattr(self, n) is not None]
-        if not given:
-            return
-        if len(given) != len(names):
-            missing = [n for n in names if n not in given]
-            raise ValueError(f"{where}: {missing[0]}: book snapshots need all of {', '.join(names)}")
-        ts = self.book_ts
-        if ts.ndim != 1 or not np.all(np.isfinite(ts)):
-            raise ValueError(f"{where}: book_ts: expected a 1-d array of finite times")
-        if np.any(np.diff(ts) < 0):
-            raise ValueError(f"{where}: book_ts: timestamps must be sorted")
-        shape = self.book_bid_px.shape
-        for n in names[1:]:
-            a = getattr(self, n)
-            if a.ndim != 2 or a.shape[0] != ts.size or a.shape != shape:
-                raise ValueError(f"{where}: {n}: expected shape ({ts.size}, levels) like book_bid_px "
-                                 f"{shape}, got {a.shape}")
-        for px, sz in (("book_bid_px", "book_bid_sz"), ("book_ask_px", "book_ask_sz")):
-            p, s = getattr(self, px), getattr(self, sz)
-            if np.any(p[np.isfinite(p)] <= 0) or np.any(np.isinf(p)):
-                raise ValueError(f"{where}: {px}: level prices must be > 0 (NaN = no level)")
-            if not np.all(np.isfinite(s)) or np.any(s < 0):
-                raise ValueError(f"{where}: {sz}: sizes must be finite and >= 0")
 
     @property
     def start(self) -> float:
@@ -138,6 +124,9 @@ class ReplayData(NamedTuple):
             out = out._replace(book_ts=self.book_ts[b], book_bid_px=self.book_bid_px[b],
                                book_bid_sz=self.book_bid_sz[b], book_ask_px=self.book_ask_px[b],
                                book_ask_sz=self.book_ask_sz[b])
+        if self.has_messages:
+            m = (self.msg_ts >= start) & (self.msg_ts < end)
+            out = out._replace(**{n: getattr(self, n)[m] for n in MSG_FIELDS})
         return out
 
 
@@ -162,13 +151,15 @@ class ReplayConfig(BaseModel):
     """Decision → resting (and cancel) delay."""
     fee_bps: float = 0.0
     """Maker fee in bps of notional (negative = rebate).  Also the quoter's fee."""
-    queue_model: Literal["auto", "none", "factor", "book"] = "auto"
+    queue_model: Literal["auto", "none", "factor", "book", "l3"] = "auto"
     """How a print *at* our price fills us (prints strictly through it always do):
     ``none`` never (trade-through only); ``factor`` ``queue_factor`` × the print;
     ``book`` after the displayed size ahead of us is consumed (queue position from the
-    L2 snapshots, see the module docstring); ``auto`` = ``book`` when the data carries
-    book snapshots on a known price grid, else ``factor`` (with the default ``queue_factor`` 0 that is
-    trade-through only, the replay's behaviour before books were used)."""
+    L2 snapshots, see the module docstring); ``l3`` our exact FIFO place from order-level
+    messages (:mod:`.l3`); ``auto`` = ``l3`` when the data carries messages and books on a
+    known price grid, else ``book`` when it carries book snapshots on a grid, else
+    ``factor`` (with the default ``queue_factor`` 0 that is trade-through only, the
+    replay's behaviour before books were used)."""
     queue_factor: Annotated[float, Field(ge=0, le=1)] = 0.0
     """Share of a trade *at* our price that fills us (0 = trade-through only); the
     ``factor`` model, and ``auto``'s fallback on data without books."""
@@ -202,7 +193,7 @@ class ReplayConfig(BaseModel):
 
     @model_validator(mode="after")
     def _queue_settings(self) -> ReplayConfig:
-        if self.queue_factor > 0 and self.queue_model in ("none", "book"):
+        if self.queue_factor > 0 and self.queue_model in ("none", "book", "l3"):
             raise ValueError(f"queue_factor: {self.queue_factor} has no effect with queue_model="
                              f"{self.queue_model!r} (it is the 'factor' model's share; 'auto' uses it "
                              "only on data without books)")
@@ -266,12 +257,15 @@ def replay(
         tick = data.tick
     mode = cfg.queue_model
     if mode == "auto":  # a book on a price grid (a continuous-price book, e.g. the synthetic one, has no queues to follow)
-        mode = "book" if data.has_book and tick > 0 else "factor"
-    if mode == "book" and not data.has_book:
-        raise ValueError(f"{where}: queue_model: 'book' needs book snapshots, and this data has none "
+        mode = ("l3" if data.has_messages else "book") if data.has_book and tick > 0 else "factor"
+    if mode == "l3" and not data.has_messages:
+        raise ValueError(f"{where}: queue_model: 'l3' needs order-level messages, and this data has none "
+                         "(LOBSTER loaded with with_messages=True, or use queue_model 'book')")
+    if mode in ("book", "l3") and not data.has_book:
+        raise ValueError(f"{where}: queue_model: {mode!r} needs book snapshots, and this data has none "
                          "(load it with with_books=True, or use queue_model 'factor' or 'none')")
-    if mode == "book" and tick == 0:
-        raise ValueError(f"{where}: tick_size: the book queue model needs quotes on the price grid and "
+    if mode in ("book", "l3") and tick == 0:
+        raise ValueError(f"{where}: tick_size: the {mode} queue model needs quotes on the price grid and "
                          "the data's tick is unknown (ReplayData.tick = 0); pass tick_size")
     update = {"fee_bps": cfg.fee_bps}
     if tick != qc.tick_size:
@@ -285,9 +279,11 @@ def replay(
     fee = cfg.fee_bps * 1e-4
     qf = cfg.queue_factor if mode == "factor" else 0.0
     book = Book(data) if mode == "book" else None
+    l3 = L3Queue(data) if mode == "l3" else None
     # the tick ladder's queue input (bundles with a fills model): the displayed size at each
     # level when the ladder is placed, in median trades (the fills model's covariate)
-    q_levels = quoter.queue_levels if book is not None else 0
+    qbook = l3.book if l3 is not None else book
+    q_levels = quoter.queue_levels if qbook is not None else 0
     q_unit = float(np.median(data.trade_size)) if len(data.trade_size) else 1.0
 
     t0 = float(data.quote_ts[0])  # the first moment a quote is possible
@@ -315,7 +311,7 @@ def replay(
     rest_sz = np.zeros((2, 2 * K))
     rest_depth = np.zeros((2, 2 * K))
     rest_q = np.full((2, 2 * K), math.inf)  # others' displayed size ahead of each lot
-    rest_qi = np.zeros((2, 2 * K), dtype=np.int64)  # snapshots already applied to rest_q
+    rest_qi = np.zeros((2, 2 * K), dtype=np.int64)  # snapshots applied to rest_q (book); l3: first message behind
     pending: collections.deque = collections.deque()  # (activation time, price, size, depth), in time order
     fills = {k: [] for k in _FILL_FIELDS}
     out = {k: np.full(n_ticks + 1, np.nan) for k in ("mid", "equity", "position", "our_bid", "our_ask", "mkt_bid", "mkt_ask")}
@@ -367,16 +363,30 @@ def replay(
         if cfg.latency_s == 0:
             activate(*pending.popleft())
 
+    def record(tt: float, row: int, k: int, q: float, trade_px: float, mid: float, at_price: bool) -> tuple:
+        """Book a fill of ``q`` of lot ``k`` (cash, position, the fills table)."""
+        nonlocal cash, pos
+        fprice = float(rest_px[row, k])
+        cash, pos = apply_fills(cash, pos, fprice, q if row == 0 else -q, fee)  # our bid filled: we buy
+        for key, v in zip(_FILL_FIELDS, (tt, 1.0 if row == 0 else -1.0, fprice, q, float(k % K),
+                                         float(rest_depth[row, k]), fee * abs(fprice * q), trade_px, mid,
+                                         float(at_price)), strict=True):
+            fills[key].append(v)
+        return fprice, 1.0 if row == 0 else -1.0, float(rest_depth[row, k])
+
     def activate(t_a: float, new_px, new_sz, new_depth) -> None:
         """The ladder decided ``latency_s`` ago starts resting at ``t_a``."""
         nonlocal rest_px, rest_sz, rest_depth, rest_q, rest_qi
+        if l3 is not None:  # the messages before t_a move the lots resting until then
+            for f_ts, r, k, q, p in l3.advance(t_a, rest_px, rest_sz, rest_q, rest_qi, inclusive=False):
+                record(f_ts, r, k, q, p, market_at(f_ts, strict=True)[2], True)
         px2 = np.concatenate([new_px, new_px], axis=1)
         sz2 = np.concatenate([new_sz, np.zeros_like(new_sz)], axis=1)
         d2 = np.concatenate([new_depth, new_depth], axis=1)
         q2 = np.full((2, 2 * K), math.inf)
         qi2 = np.zeros((2, 2 * K), dtype=np.int64)
-        if book is not None:
-            b = book.before(t_a)
+        if book is not None or l3 is not None:
+            b = book.before(t_a) if book is not None else l3.k0(t_a)
             qi2[:] = b
             old_left = rest_sz.copy()
             for row in (0, 1):
@@ -390,28 +400,30 @@ def replay(
                     same = np.flatnonzero((old_left[row] > 0) & (np.abs(rest_px[row] - p) <= PRICE_RTOL * p))
                     lots = []
                     for j in same:
-                        q_old = book.cap(row, p, float(rest_q[row, j]), int(rest_qi[row, j]), b)
-                        lots.append((q_old, int(j)))
+                        q_old = book.cap(row, p, float(rest_q[row, j]), int(rest_qi[row, j]), b) if l3 is None \
+                            else float(rest_q[row, j])
+                        lots.append((q_old, int(rest_qi[row, j]) if l3 is not None else b, int(j)))
                     lots.sort()
-                    parts = []  # (size, queue ahead)
-                    for q_old, j in lots:
+                    parts = []  # (size, queue ahead, snapshot index or first message behind)
+                    for q_old, qi_old, j in lots:
                         if n <= 0:
                             break
                         take = min(n, float(old_left[row, j]))
                         old_left[row, j] -= take
-                        parts.append((take, q_old))
+                        parts.append((take, q_old, qi_old))
                         n -= take
                     if parts:
                         queue_stats["kept"] += 1
                     if n > 0:
-                        q_new = book.queue_at(row, p, b)
+                        q_new = book.queue_at(row, p, b) if l3 is None else l3.join(row, p, t_a)
                         queue_stats["unknown" if math.isinf(q_new) else "joined"] += 1
-                        parts.append((n, q_new))
+                        parts.append((n, q_new, b))
                     front = parts[0]
-                    back = (sum(s for s, _ in parts[1:]), max((q for _, q in parts[1:]), default=math.inf))
-                    sz2[row, k], q2[row, k] = front
+                    back = (sum(s for s, _, _ in parts[1:]), max((q for _, q, _ in parts[1:]), default=math.inf),
+                            max((i for _, _, i in parts[1:]), default=b))
+                    sz2[row, k], q2[row, k], qi2[row, k] = front
                     if back[0] > 0:  # later parts merged: the worst place among them (conservative)
-                        sz2[row, K + k], q2[row, K + k] = back
+                        sz2[row, K + k], q2[row, K + k], qi2[row, K + k] = back
         rest_px, rest_sz, rest_depth, rest_q, rest_qi = px2, sz2, d2, q2, qi2
 
     j = 0  # next trade
@@ -435,8 +447,13 @@ def replay(
                 hit = live & (through | at)
             else:
                 hit = live & (through | (at & (qf > 0)))
-            my_fills = []
-            left = tsize
+            my_fills, left = [], tsize
+            if l3 is not None:  # fills at our price from the executions up to tt; those at this print's
+                for _, r, k, q, p in l3.advance(tt, rest_px, rest_sz, rest_q, rest_qi):  # price take from it
+                    my_fills.append(record(tt, r, k, q, p, mid, True))
+                    left -= q if (r == row and abs(p - px) <= tol) else 0.0
+                live = rest_sz[row] > 0
+                hit = hit & live
             if book is not None and np.any(live & at):
                 nb = book.before(tt)
                 for k in np.flatnonzero(live & at):
@@ -467,15 +484,7 @@ def replay(
                 if q <= 0:
                     continue
                 rest_sz[row, k] -= q
-                signed = q if row == 0 else -q  # our bid filled: we buy
-                fprice = float(rest_px[row, k])
-                lvl = int(k % K)
-                cash, pos = apply_fills(cash, pos, fprice, signed, fee)
-                for key, v in zip(_FILL_FIELDS, (tt, 1.0 if row == 0 else -1.0, fprice, q, float(lvl),
-                                                 float(rest_depth[row, k]), fee * abs(fprice * q), px, mid,
-                                                 float(at_price)), strict=True):
-                    fills[key].append(v)
-                my_fills.append((fprice, 1.0 if row == 0 else -1.0, float(rest_depth[row, k])))
+                my_fills.append(record(tt, row, k, q, px, mid, at_price))
             if book is not None:
                 # the print consumed the queue at its price (whoever it filled in the data);
                 # a level it traded through is empty
@@ -500,7 +509,7 @@ def replay(
         if mid <= 0:
             continue
         allowed = guard(t, mid)
-        qa = book.ladder_queues(b, a, tick, t, q_levels, q_unit) if q_levels else None
+        qa = qbook.ladder_queues(b, a, tick, t, q_levels, q_unit) if q_levels else None
         qt = quoter.on_event(last_ts, mid, bid=b, ask=a, position=pos, margin_available=free_margin(mid), now=t,
                              queue_ahead=qa)
         if allowed and bool(qt.valid) and not kill.allow_quotes(t, int(np.sum(np.asarray(qt.size) > 0))):
@@ -557,7 +566,7 @@ def replay(
         summary={}, seconds=0.0,
     )
     summary = summarize_replay(res)
-    summary["learning"] = _learning(quoter)
+    summary["learning"] = learning(quoter)
     ks = kill.status()
     ks["at_replay_s"] = ks["at"] - t0 if ks["at"] is not None else None
     summary["kill_switch"] = ks
@@ -567,7 +576,8 @@ def replay(
     summary["fill_model"] = {"queue_model": mode, "tick_size": float(qc.tick_size),
                              "fills_at_price": int(np.sum(fills_np["at_price"] > 0)),
                              "fills_through": int(np.sum(fills_np["at_price"] == 0)),
-                             **({"book_levels": queue_stats} if book is not None else {})}
+                             **({"book_levels": queue_stats} if book is not None else {}),
+                             **({"l3": {**queue_stats, **l3.stats}} if l3 is not None else {})}
     return res._replace(summary=summary, seconds=time.perf_counter() - t_wall)
 
 
@@ -611,20 +621,3 @@ def _why_empty_fills(qt, qc: QuoterConfig) -> str:
         return "position limit: no room on the side with a positive edge"
     return (f"fill probability: every level with a positive edge sized below the minimum notional "
             f"({qc.min_notional:g}) or the size increment (size ~ P(fill) x f*)")
-
-
-def _learning(quoter: Quoter) -> dict:
-    """How much the online estimators learned during the replay (data weights are 0
-    everywhere when the configuration does not learn)."""
-    s = summarize(quoter.state)
-    e = s.estimates
-    return {
-        "alpha_data_weight_max": float(np.max(e.alpha_data_weight)),
-        "kappa_data_weight_max": float(np.max(e.kappa_data_weight)),
-        "arrival_data_weight_max": float(np.max(e.arrival_data_weight)),
-        "tier_pnl": float(s.tier_pnl),
-        "tier_intensity": float(s.tier_intensity),
-        "events": int(quoter.n_events),
-    }
-
-

@@ -13,8 +13,8 @@ from ..vocabulary import DEPTH_BUCKETS_BPS
 if TYPE_CHECKING:
     from .replay import ReplayData, ReplayResult
 
-__all__ = ["MIN_BLOCKS", "auto_block_s", "block_edges", "block_pnl", "markouts", "no_quote_rows", "quoting_note",
-           "summarize_replay"]
+__all__ = ["MIN_BLOCKS", "auto_block_s", "block_edges", "block_pnl", "learning", "markouts", "no_quote_rows",
+           "quoting_note", "summarize_replay"]
 
 MIN_BLOCKS = 10
 """Fewer blocks than this and a block comparison (Sharpe, the paired interval) says
@@ -153,3 +153,20 @@ def block_pnl(res: ReplayResult, block_s: float) -> np.ndarray:
         return np.zeros(0)
     idx = np.clip(np.searchsorted(res.t, edges, side="right") - 1, 0, res.t.size - 1)
     return np.diff(np.concatenate([[0.0], res.equity[idx]]))
+
+
+def learning(quoter) -> dict:
+    """How much the online estimators learned during the replay (data weights are 0
+    everywhere when the configuration does not learn)."""
+    from ..quoter import summarize
+
+    s = summarize(quoter.state)
+    e = s.estimates
+    return {
+        "alpha_data_weight_max": float(np.max(e.alpha_data_weight)),
+        "kappa_data_weight_max": float(np.max(e.kappa_data_weight)),
+        "arrival_data_weight_max": float(np.max(e.arrival_data_weight)),
+        "tier_pnl": float(s.tier_pnl),
+        "tier_intensity": float(s.tier_intensity),
+        "events": int(quoter.n_events),
+    }

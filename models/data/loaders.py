@@ -74,7 +74,10 @@ def replay_data(market: Market, books: bool = True):
     state at that ts), ``L`` = the deepest level in the table; a level a snapshot lacks
     has price NaN and size 0.  ``tick`` is the price grid inferred from the trade,
     quote and book prices (:func:`mm_runtime.paper.replay.infer_tick`; 0 if they are
-    not on one grid)."""
+    not on one grid).  A market loaded with its order-level messages (LOBSTER,
+    ``with_messages=True``) carries them as the ``msg_*`` arrays (time, event type, order
+    id, size, price, direction; halts' prices are LOBSTER's -1/0/1 codes): the replay's
+    ``l3`` queue model, which ``auto`` then picks."""
     from mm_runtime.paper.replay import ReplayData, infer_tick
 
     tr, qt = market.trades, market.quotes
@@ -96,6 +99,11 @@ def replay_data(market: Market, books: bool = True):
             book[f"book_{name}_px"], book[f"book_{name}_sz"] = px, sz
         book["book_ts"] = uts / 1e9
         prices.append(bk["price"].to_numpy(float))
+    msgs = getattr(market, "messages", None)
+    if msgs is not None and len(msgs):
+        book.update(msg_ts=msgs["ts"].to_numpy(np.int64) / 1e9, msg_type=msgs["type"].to_numpy(np.int64),
+                    msg_id=msgs["order_id"].to_numpy(np.int64), msg_size=msgs["size"].to_numpy(float),
+                    msg_price=msgs["price"].to_numpy(float), msg_dir=msgs["direction"].to_numpy(np.int64))
     return ReplayData(
         asset=market.asset, source=market.source,
         trade_ts=tr["ts"].to_numpy(np.int64) / 1e9,

@@ -33,20 +33,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mm_runtime.paper.l3 import add_index  # shared with the paper replay's l3 model
 from models.data.queue_book import AWAY, FILLED, THROUGH, Placements, Snapshots
 from models.data.tables import Market
 
 __all__ = ["follow", "add_index"]
-
-
-def add_index(order_id: np.ndarray, typ: np.ndarray) -> np.ndarray:
-    """For each message, the index of the latest add (type 1) message of its order id at
-    or before it; -1 when the order was never added in the file (it rested before the
-    window or was added outside the covered levels)."""
-    idx = np.arange(len(order_id), dtype=np.int64)
-    s = pd.Series(np.where(typ == 1, idx, -1)).where(typ == 1)
-    out = s.groupby(order_id).ffill()
-    return out.fillna(-1).to_numpy(np.int64)
 
 
 def follow(market: Market, snaps: Snapshots, plc: Placements, tick: float) -> tuple[np.ndarray, np.ndarray]:
