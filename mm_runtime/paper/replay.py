@@ -597,13 +597,18 @@ def _why_empty(qt, quoter: Quoter, qc: QuoterConfig) -> str:
                     f"earns c x depth - fee <= 0 at every depth; fee {qc.fee_bps:g} bps)")
         return (f"no positive Kelly edge at any level: spread capture {c:.2f}, adverse move {adverse:.3g} bps, "
                 f"fee {qc.fee_bps:g} bps (the informed share alpha is too high at every quoted depth)")
+    return _limit_reason(qt, edge) or (f"every level with a positive edge sized below the minimum notional "
+                                       f"({qc.min_notional:g}) or the size increment")
+
+
+def _limit_reason(qt, edge: np.ndarray) -> str | None:
+    """The margin or position limit that emptied the sides with a positive edge, if any."""
     binding = np.asarray(qt.binding)[np.any(edge > 0, axis=1)]
     if np.any(binding == 1):
         return "margin limit: no free margin for the levels with a positive edge"
     if np.any(binding == 2) or bool(qt.reduce_only):
         return "position limit: no room on the side with a positive edge"
-    return (f"every level with a positive edge sized below the minimum notional ({qc.min_notional:g}) "
-            "or the size increment")
+    return None
 
 
 def _why_empty_fills(qt, qc: QuoterConfig) -> str:
@@ -613,11 +618,6 @@ def _why_empty_fills(qt, qc: QuoterConfig) -> str:
     term = why_empty_fills(qt.fill_prob, qt.depth_bps, qt.edge_bps, qc.fee_bps)
     if term is not None:
         return f"no positive Kelly edge at any level: {term} ({EMPTY_TERMS[term].format(fee=qc.fee_bps)})"
-    edge = np.asarray(qt.edge_bps)
-    binding = np.asarray(qt.binding)[np.any(edge > 0, axis=1)]
-    if np.any(binding == 1):
-        return "margin limit: no free margin for the levels with a positive edge"
-    if np.any(binding == 2) or bool(qt.reduce_only):
-        return "position limit: no room on the side with a positive edge"
-    return (f"fill probability: every level with a positive edge sized below the minimum notional "
-            f"({qc.min_notional:g}) or the size increment (size ~ P(fill) x f*)")
+    return _limit_reason(qt, np.asarray(qt.edge_bps)) or (
+        f"fill probability: every level with a positive edge sized below the minimum notional "
+        f"({qc.min_notional:g}) or the size increment (size ~ P(fill) x f*)")
