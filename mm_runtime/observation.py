@@ -52,8 +52,8 @@ class ObservationConfig(BaseModel):
     at our price is ahead of us with probability f(ahead)/(f(ahead)+f(behind)),
     f(x) = x**power; hftbacktest's ``PowerProbQueueFunc``).
     Recording gaps (DESIGN.md section 3): no quote and no trade for longer than
-    ``max(gap_factor x the median time between updates, gap_min_seconds)`` (s) is a gap,
-    excluded from the bars and every exposure (``models.data.gaps``).
+    ``max(gap_factor x the 99th percentile of the time between updates, gap_min_seconds)``
+    (s) is a gap, excluded from the bars and every exposure (``models.data.gaps``).
     Each field in full: docs/data/observations.md ("The parameters").
     """
 
@@ -71,7 +71,7 @@ class ObservationConfig(BaseModel):
     queue_levels: int = 3
     markout_horizons_s: tuple[float, ...] = (0.5, 1.0, 5.0, 30.0)
     queue_power: float = 2.0
-    gap_factor: float = 200.0
+    gap_factor: float = 20.0
     gap_min_seconds: float = 10.0
 
     @field_validator("depth_grid_bps")

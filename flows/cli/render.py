@@ -123,8 +123,8 @@ def render_inspect(s: dict) -> None:
 def _render_gaps(g: dict | None) -> None:
     if not g:
         return
-    head = (f"recording gaps (no quote and no trade for > {g['threshold_s']:.3g} s; typical time between "
-            f"updates {g['typical_s']:.3g} s)")
+    head = (f"recording gaps (no quote and no trade for > {g['threshold_s']:.3g} s; time between updates, "
+            f"99th percentile {g['reference_s']:.3g} s)")
     if not g["table"]:
         out.print(f"{head}: none", markup=False, highlight=False)
         return

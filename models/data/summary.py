@@ -77,7 +77,7 @@ def inspect_market(market: Market, config: ob.ObservationConfig | None = None,
         "duration_s": market.duration_s,
         "data_sha256": market.sha256(),
         "observed_s": observed_s,
-        "gaps": {"typical_s": gaps.attrs["typical_s"], "threshold_s": gaps.attrs["threshold_s"],
+        "gaps": {"reference_s": gaps.attrs["reference_s"], "threshold_s": gaps.attrs["threshold_s"],
                  "table": [{"start": _iso(int(a)), "end": _iso(int(b)), "start_s": (int(a) - market.start_ns) / 1e9,
                             "length_s": float(ln)}
                            for a, b, ln in zip(gaps["start_ns"], gaps["end_ns"], gaps["length_s"])]},

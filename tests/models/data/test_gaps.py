@@ -1,6 +1,6 @@
 """Recording gaps (models.data.gaps) on a hand-built market: 37 s of quotes every 0.5 s,
 63 s of silence (no quote, no trade), 40 s more. With ``gap_factor=20`` the threshold is
-max(20 x 0.5 s, 10 s) = 10 s, so the silence is one gap [37 s, 100 s]: the bars skip it,
+max(20 x 0.5 s (the 99th percentile of the times between updates), 10 s) = 10 s, so the silence is one gap [37 s, 100 s]: the bars skip it,
 the Hawkes window and the arrival rates exclude it, ``data inspect`` lists it, and the
 bundle writes the gap fields only when they are not the defaults."""
 
@@ -35,8 +35,9 @@ def test_the_gap_is_found_and_timed():
     g = find_gaps(gapped(), CFG)
     assert list(g["start_ns"]) == [ns(37)] and list(g["end_ns"]) == [ns(100)]
     assert g["length_s"].tolist() == [63.0]
-    assert g.attrs["typical_s"] == 0.5 and g.attrs["threshold_s"] == 10.0   # median of the merged updates
-    assert len(find_gaps(gapped(), ObservationConfig())) == 0     # default: max(200 x 0.5 s, 10 s) = 100 s > 63 s
+    assert g.attrs["reference_s"] == 0.5 and g.attrs["threshold_s"] == 10.0   # 99th percentile of the updates
+    assert len(find_gaps(gapped(), ObservationConfig(gap_factor=200.0))) == 0     # max(200 x 0.5 s, 10 s) = 100 s > 63 s
+    assert len(find_gaps(gapped(), ObservationConfig(gap_min_seconds=70.0))) == 0
     ts = np.array([ns(t) for t in (0, 40, 70, 100, 120)])
     assert in_gap(g, ts).tolist() == [False, True, True, False, False]
     np.testing.assert_allclose(gap_seconds_before(g, ts), [0, 3, 33, 63, 63])
@@ -91,5 +92,5 @@ def test_data_inspect_lists_the_gap_and_rates_use_observed_time():
 def test_bundle_writes_gap_fields_only_when_not_the_default():
     b = example_bundle("BTC")
     assert not set(GAP_FIELDS) & set(json.loads(bundle_bytes(b))["observation"])
-    c = with_checksum(b.model_copy(update={"observation": b.observation.model_copy(update={"gap_factor": 20.0})}))
-    assert json.loads(bundle_bytes(c))["observation"]["gap_factor"] == 20.0
+    c = with_checksum(b.model_copy(update={"observation": b.observation.model_copy(update={"gap_factor": 50.0})}))
+    assert json.loads(bundle_bytes(c))["observation"]["gap_factor"] == 50.0

@@ -162,8 +162,9 @@ def test_fifo_halt(tmp_path):
 
 
 def test_recording_gap_censors_and_skips(tmp_path):
-    """Updates every 0.4 s to 2.4 s, silence to 8.3 s, updates to 10.3 s; with gap_factor 5
-    and gap_min_seconds 2 the silence is a recording gap [2.4 s, 8.3 s]. Re-posts every
+    """Updates every 0.4 s to 2.4 s, silence to 8.3 s, updates to 10.3 s; with a threshold of
+    2 s (gap_min_seconds; gap_factor ~0: with a dozen updates their 99th percentile is the
+    silence itself) the silence is a recording gap [2.4 s, 8.3 s]. Re-posts every
     10 s: the orders placed at 0 are censored at the gap's start (away, 2.4 s), the grid
     restarts at 8.3 s, none is placed inside the gap; without the gap rule the bid placed
     at 0 is filled across the silence at 9.5 s."""
@@ -177,8 +178,8 @@ def test_recording_gap_censors_and_skips(tmp_path):
     m = load_lobster(_lobster_files(tmp_path, msgs, RESTING), with_books=True, with_messages=True)
     t0 = int(m.quotes["ts"].iloc[0])
     gap = ObservationConfig(queue_levels=0, markout_horizons_s=(0.5,), repost_interval_s=10.0,
-                            gap_factor=5.0, gap_min_seconds=2.0)
-    nogap = gap.model_copy(update={"gap_factor": 200.0})
+                            gap_factor=1e-9, gap_min_seconds=2.0)
+    nogap = gap.model_copy(update={"gap_min_seconds": 100.0})
     plain = queue_orders(m, nogap)
     assert sorted({round((t - t0) / 1e9, 3) for t in plain["ts"]}) == [0.0, 10.0]
     bid0 = plain[(plain.ts == t0) & (plain.side == 1)].iloc[0]
