@@ -16,7 +16,8 @@ import pandas as pd
 from mm_runtime.observation import ObservationConfig
 from mm_runtime.vocabulary import NS
 
-__all__ = ["GAP_REFERENCE_QUANTILE", "find_gaps", "gap_seconds_before", "in_gap"]
+__all__ = ["GAP_REFERENCE_QUANTILE", "find_gaps", "gap_seconds_before", "in_gap", "observed_stretches",
+           "repost_grid"]
 
 GAP_REFERENCE_QUANTILE = 0.99
 """The quantile of the times between updates that ``gap_factor`` multiplies. Not the
@@ -76,3 +77,24 @@ def gap_seconds_before(gaps: pd.DataFrame, ts: np.ndarray) -> np.ndarray:
     partial = np.where(k > 0, np.clip(ts - s[np.maximum(k - 1, 0)], 0, None)
                        - np.clip(ts - e[np.maximum(k - 1, 0)], 0, None), 0)
     return (cum[np.maximum(k - 1, 0)] * (k > 0) + partial) / NS
+
+
+def observed_stretches(gaps: pd.DataFrame, t0: int, tE: int) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and ends (int64 ns) of the stretches of ``[t0, tE]`` between the gaps that lie
+    inside it: one stretch ``[t0, tE]`` without gaps."""
+    g = gaps[(gaps["start_ns"] >= t0) & (gaps["end_ns"] <= tE)]
+    a = np.concatenate([np.array([t0], np.int64), g["end_ns"].to_numpy(np.int64)])
+    b = np.concatenate([g["start_ns"].to_numpy(np.int64), np.array([tE], np.int64)])
+    return a, b
+
+
+def repost_grid(gaps: pd.DataFrame, t0: int, tE: int, R: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Re-posts every ``R`` ns on each observed stretch of ``[t0, tE]`` (the grid restarts
+    after a gap; at least one per stretch), each one's end (the next re-post, else the
+    stretch's end) and whether a gap's start cut it there (int64 ns, int64 ns, bool): the
+    passive quotes' and the queue orders' grid."""
+    a, b = observed_stretches(gaps, t0, tE)
+    rs = [x + R * np.arange(max(1, -(-(y - x) // R)), dtype=np.int64) for x, y in zip(a, b)]
+    ends = np.concatenate([np.minimum(r + R, y) for r, y in zip(rs, b)])
+    at_gap = np.concatenate([(r + R > y) & (y < tE) for r, y in zip(rs, b)])
+    return np.concatenate(rs), ends, at_gap

@@ -27,7 +27,7 @@ import pandas as pd
 
 from mm_runtime.observation import ObservationConfig, _ns
 from mm_runtime.vocabulary import DEPTH_BUCKET_LABELS, DEPTH_BUCKETS_BPS, NS, REGIMES
-from models.data.gaps import find_gaps
+from models.data.gaps import find_gaps, observed_stretches, repost_grid
 from models.data.bars import VOLATILITY_ESTIMATORS, bar_variance, label_regimes, regime_at
 from models.data.observation_summary import (arrival_summary, depth_bucket, fill_table,
                                              regime_summary)
@@ -156,11 +156,8 @@ def volatility_bars(market: Market, config: ObservationConfig | None = None) -> 
         raise DataError(None, "quotes table",
                         f"market {market.asset!r} spans {(tE - t0) / NS:.3g} s after its first "
                         f"quote, less than one rv sample ({cfg.rv_sample_seconds} s)")
-    gaps = find_gaps(market, cfg)
-    gaps = gaps[(gaps["start_ns"] >= t0) & (gaps["end_ns"] <= tE)]
     # recording gaps: bars on each observed stretch, the grid restarting after a gap
-    seg_a = np.concatenate([[t0], gaps["end_ns"].to_numpy(np.int64)])
-    seg_b = np.concatenate([gaps["start_ns"].to_numpy(np.int64), [tE]])
+    seg_a, seg_b = observed_stretches(find_gaps(market, cfg), t0, tE)
     parts = [_segment_bars(qts, qmid, int(a), int(b), bar_ns, dt_ns, m, cfg)
              for a, b in zip(seg_a, seg_b) if (b - a) // dt_ns >= 1]
     rv, iv, n_moves, n_ret, start, n_quotes = (np.concatenate([p[k] for p in parts]) for k in range(6))
@@ -184,8 +181,8 @@ def volatility_bars(market: Market, config: ObservationConfig | None = None) -> 
     })
     out.attrs.update(bar_seconds=cfg.bar_seconds, rv_sample_seconds=cfg.rv_sample_seconds,
                      volatility_estimator=cfg.volatility_estimator, log_rv_floor=math.log(floor))
-    if len(gaps):
-        out.attrs["gaps_ns"] = [[int(a), int(b)] for a, b in zip(gaps["start_ns"], gaps["end_ns"])]
+    if len(seg_a) > 1:
+        out.attrs["gaps_ns"] = [[int(a), int(b)] for a, b in zip(seg_b[:-1], seg_a[1:])]
     return out
 
 
@@ -255,19 +252,9 @@ def _repost_grid(market: Market, cfg: ObservationConfig):
     qts, qmid = _quote_arrays(market)
     t0, tE = int(qts[0]), int(market.end_ns)
     R = _ns(cfg.repost_interval_s)
-    K = max(1, int(-(-(tE - t0) // R)))  # reposts r_k = t0 + k R with r_k < tE
-    r = t0 + R * np.arange(K, dtype=np.int64)
-    ends = np.minimum(r + R, tE)
-    gaps = find_gaps(market, cfg)
-    gaps = gaps[(gaps["start_ns"] >= t0) & (gaps["end_ns"] <= tE)]
-    if len(gaps):
-        # recording gaps: the re-post grid restarts after each gap, and a quote alive at a
-        # gap's start is censored there (models.data.gaps)
-        a = np.concatenate([[t0], gaps["end_ns"].to_numpy(np.int64)])
-        b = np.concatenate([gaps["start_ns"].to_numpy(np.int64), [tE]])
-        rs = [x + R * np.arange(max(1, int(-(-(y - x) // R))), dtype=np.int64) for x, y in zip(a, b)]
-        r = np.concatenate(rs)
-        ends = np.concatenate([np.minimum(x + R, y) for x, y in zip(rs, b)])
+    # reposts r_k = t0 + k R with r_k < tE, the grid restarting after each recording gap;
+    # a quote alive at a gap's start is censored there (models.data.gaps)
+    r, ends, _ = repost_grid(find_gaps(market, cfg), t0, tE, R)
     m_post = _mid_at(qts, qmid, r)
     return qts, qmid, r, m_post, R, tE, ends
 

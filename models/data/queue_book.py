@@ -19,7 +19,7 @@ import numpy as np
 from mm_runtime.observation import ObservationConfig
 from mm_runtime.paper.book import PRICE_RTOL, infer_tick
 from mm_runtime.vocabulary import NS
-from models.data.gaps import find_gaps
+from models.data.gaps import find_gaps, repost_grid
 from models.data.tables import DataError, Market
 
 __all__ = ["OUTCOMES", "Snapshots", "Placements", "check_books", "market_tick", "placements", "book_file"]
@@ -162,18 +162,7 @@ def placements(market: Market, snaps: Snapshots, config: ObservationConfig, tick
     (``at_gap``: censored, ``away``), and no order is placed inside a gap."""
     R = int(round(config.repost_interval_s * NS))
     t0, tE = int(market.quotes["ts"].iloc[0]), int(market.end_ns)
-    t = t0 + R * np.arange(max(1, -(-(tE - t0) // R)), dtype=np.int64)
-    end = np.minimum(t + R, tE)
-    at_gap = np.zeros(t.size, bool)
-    gaps = find_gaps(market, config)
-    gaps = gaps[(gaps["start_ns"] >= t0) & (gaps["end_ns"] <= tE)]
-    if len(gaps):
-        lo = np.concatenate([[t0], gaps["end_ns"].to_numpy(np.int64)])
-        hi = np.concatenate([gaps["start_ns"].to_numpy(np.int64), [tE]])
-        ts = [x + R * np.arange(max(1, -(-(y - x) // R)), dtype=np.int64) for x, y in zip(lo, hi)]
-        t = np.concatenate(ts)
-        end = np.concatenate([np.minimum(x + R, y) for x, y in zip(ts, hi)])
-        at_gap = np.concatenate([(x + R > y) & (y < tE) for x, y in zip(ts, hi)])
+    t, end, at_gap = repost_grid(find_gaps(market, config), t0, tE, R)
     a = np.searchsorted(snaps.ts, t, side="right") - 1
     ok = a >= 0
     if stale_ns is not None:
