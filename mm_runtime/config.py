@@ -86,6 +86,7 @@ class QuoterConfig(BaseModel):
     None = the bundle's ``spread_capture`` mean, or 1 (DESIGN.md §6's SC = δ - fee) when
     the bundle has none."""
     use_hawkes_intensity: bool = False
+    """GLFT arrival rate A from the current Hawkes intensity instead of the Poisson rate."""
     use_fills_model: bool = True
     """Where the bundle has a fills model (``params.fills``) and ``tick_size > 0``: the ladder
     on the tick grid with queue-aware fill probabilities (:mod:`mm_runtime.tick_ladder`);
@@ -96,7 +97,6 @@ class QuoterConfig(BaseModel):
     fills_ladder_start: Literal["glft", "touch"] = "glft"
     """Where the tick ladder starts: "glft" = the tick at GLFT's depth (inventory shift
     included); "touch" = the touch moved back by the inventory shift alone."""
-    """GLFT arrival rate A from the current Hawkes intensity instead of the Poisson rate."""
     sigma_floor_bps: Pos = 1e-3
     """σ below this (bps/√s) is raised to it (a zero σ would make P a step)."""
 

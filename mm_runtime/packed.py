@@ -165,12 +165,16 @@ class PackedStep:
         return self._fn(vec, ev_vec)
 
     def event_vector(self, ev: MarketEvent) -> np.ndarray:
-        """The event in field order: its scalars, then the queue input cut or NaN-padded
-        to ``(2, queue_width)``."""
-        head = np.array(ev[:-1], dtype=np.float64)  # every field but the last is a scalar
+        """The event in field order (:meth:`vector` of its fields)."""
+        return self.vector(ev[:-1], ev.queue_ahead)  # every field but the last is a scalar
+
+    def vector(self, scalars, queue_ahead=None) -> np.ndarray:
+        """An event's scalar fields in order, then (tick ladder only) the queue input cut
+        or NaN-padded to ``(2, queue_width)``: the step's event vector."""
+        head = np.array(scalars, dtype=np.float64)
         if self.queue_width == 0:
             return head
-        return np.concatenate([head, self.queue_vector(ev.queue_ahead)])
+        return np.concatenate([head, self.queue_vector(queue_ahead)])
 
     def queue_vector(self, queue_ahead) -> np.ndarray:
         """``queue_ahead`` (None, or (2, W)) as the flat ``(2 * queue_width,)`` part of the

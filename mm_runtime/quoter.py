@@ -283,10 +283,7 @@ class Quoter:
             fill[1] if fill is not None else 0.0,
             (fill[2] if len(fill) > 2 else -1.0) if fill is not None else -1.0,
         )
-        evec = np.array(ev, dtype=np.float64)
-        if self._packed.queue_width:
-            evec = np.concatenate([evec, self._packed.queue_vector(queue_ahead)])
-        self._vec = self._packed(self._vec, evec)
+        self._vec = self._packed(self._vec, self._packed.vector(ev, queue_ahead))
         quotes = self._packed.quotes(self._vec)
         self.last_quotes = quotes
         self.n_events += 1

@@ -12,7 +12,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .replay import ReplayData
 
-__all__ = ["PRICE_RTOL", "Book", "check_book", "infer_tick"]
+__all__ = ["PRICE_RTOL", "Book", "all_or_none", "check_book", "infer_tick"]
 
 PRICE_RTOL = 1e-9
 """Two prices within this relative distance are the same level (a tick-rounded quote,
@@ -105,15 +105,21 @@ class Book:
         return out
 
 
+def all_or_none(data: ReplayData, names: tuple[str, ...], what: str, where: str) -> bool:
+    """Whether ``data`` carries the optional arrays ``names`` (all of them); a ValueError
+    naming the first missing one when only some are given."""
+    given = [n for n in names if getattr(data, n) is not None]
+    if given and len(given) != len(names):
+        missing = [n for n in names if n not in given]
+        raise ValueError(f"{where}: {missing[0]}: {what} need all of {', '.join(names)}")
+    return bool(given)
+
+
 def check_book(self: ReplayData, where: str) -> None:
     """Refuse book snapshots of the wrong shapes or values, naming the field."""
     names = ("book_ts", "book_bid_px", "book_bid_sz", "book_ask_px", "book_ask_sz")
-    given = [n for n in names if getattr(self, n) is not None]
-    if not given:
+    if not all_or_none(self, names, "book snapshots", where):
         return
-    if len(given) != len(names):
-        missing = [n for n in names if n not in given]
-        raise ValueError(f"{where}: {missing[0]}: book snapshots need all of {', '.join(names)}")
     ts = self.book_ts
     if ts.ndim != 1 or not np.all(np.isfinite(ts)):
         raise ValueError(f"{where}: book_ts: expected a 1-d array of finite times")

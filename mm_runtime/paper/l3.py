@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .book import PRICE_RTOL, Book
+from .book import PRICE_RTOL, Book, all_or_none
 
 if TYPE_CHECKING:
     from .replay import ReplayData
@@ -130,12 +130,8 @@ def check_messages(data: ReplayData, where: str) -> None:
     """Refuse order-level messages that would make the ``l3`` model meaningless,
     naming the field (all six or none; 1-d, equal lengths, sorted times, types 1..7,
     directions ±1, finite sizes ≥ 0)."""
-    given = [n for n in MSG_FIELDS if getattr(data, n) is not None]
-    if not given:
+    if not all_or_none(data, MSG_FIELDS, "order-level messages", where):
         return
-    if len(given) != len(MSG_FIELDS):
-        missing = [n for n in MSG_FIELDS if n not in given]
-        raise ValueError(f"{where}: {missing[0]}: order-level messages need all of {', '.join(MSG_FIELDS)}")
     n = len(data.msg_ts)
     for name in MSG_FIELDS:
         a = np.asarray(getattr(data, name))
