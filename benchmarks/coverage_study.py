@@ -46,7 +46,8 @@ A calibrated posterior covers each parameter in 90 % of the seeds (50 % for the
 50 % interval), z has mean 0 and sd 1. The pooled coverage of a model is over
 all its parameters and seeds; its binomial interval (Wilson, 95 %) treats the
 parameter x seed pairs as independent, which they are not within a fit (the
-parameters share the data), so it is too narrow: read it as a rough guide.
+parameters share the data), so it is too narrow: read it as a rough guide. The
+interval from resampling whole seeds (bootstrap) is the honest one.
 
 Results go to ``--out`` (JSON, rewritten atomically after every fit). A rerun
 with the same settings skips the (seed, model) pairs already there, so a long
@@ -264,6 +265,19 @@ def _wilson(k: int, n: int) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
+def _seed_bootstrap(rs: Sequence[dict[str, Any]], key: str = "in90", n_boot: int = 4000) -> tuple[float, float]:
+    """95 % interval of the pooled coverage resampling whole fits (seeds): the parameters
+    of one fit share its data, so the seed is the independent unit (benchmarks/README.md,
+    "fills ... with queues": the Wilson interval of the pairs was too narrow there)."""
+    if len(rs) < 2:
+        return float("nan"), float("nan")
+    k = np.array([sum(p[key] for p in r["params"].values()) for r in rs], dtype=float)
+    n = np.array([len(r["params"]) for r in rs], dtype=float)
+    idx = np.random.default_rng(0).integers(0, len(rs), (n_boot, len(rs)))
+    boot = k[idx].sum(1) / n[idx].sum(1)
+    return float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
+
+
 def _outside(k: int, n: int, p: float) -> bool:
     """The nominal p is outside the Wilson 95 % interval of k/n."""
     from scipy.stats import binomtest
@@ -328,6 +342,7 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                          for k in SETTING_KEYS + (REGIME_SETTING_KEYS if model == "regime" else ())},
             "pooled90": (k90_all, n_all, *_wilson(k90_all, n_all)),
             "pooled50": (k50_all, n_all, *_wilson(k50_all, n_all)),
+            "pooled90_seed_bootstrap": _seed_bootstrap(rs),
             "gate_passed": sum(bool(r["gate"]["passed"]) for r in rs),
             "r_hat_max": max(vals("r_hat_max"), default=float("nan")),
             "ess_bulk_min": min(vals("ess_bulk_min"), default=float("nan")),
@@ -388,7 +403,8 @@ def _model_line(model: str, s: dict[str, Any]) -> list[str]:
         + (f"bars by {st['volatility_estimator']}, " if "volatility_estimator" in st else "")
         + f"{st['duration_s']:.0f} s markets, median {s['n_obs_median']:.0f} observations per fit); "
         f"median {s['wall_median_s']:.1f} s per fit, {s['wall_total_s'] / 60:.1f} min in all.",
-        f"Pooled coverage 90 %: {k}/{n} = {k / n:.1%} (Wilson 95 % [{lo:.1%}, {hi:.1%}]); "
+        f"Pooled coverage 90 %: {k}/{n} = {k / n:.1%} (Wilson 95 % [{lo:.1%}, {hi:.1%}]; "
+        f"resampling seeds [{s['pooled90_seed_bootstrap'][0]:.1%}, {s['pooled90_seed_bootstrap'][1]:.1%}]); "
         f"50 %: {k5}/{n5} = {k5 / n5:.1%} ([{lo5:.1%}, {hi5:.1%}]).",
         f"Gate (exported variables): {s['gate_passed']}/{s['fits']} passed; failures: {fails}; "
         f"worst r_hat {_fmt(s['r_hat_max'], '.3f')}, min ESS bulk {_fmt(s['ess_bulk_min'], '.0f')} / "
@@ -443,75 +459,6 @@ def print_rich(summary: dict[str, dict[str, Any]]) -> None:
             con.print(line, highlight=False)
         con.print()
     con.print(LEGEND, highlight=False)
-
-
-# =========================================================================== alpha estimands
-def alpha_estimands(seeds: Sequence[int], duration_s: float) -> str:
-    """What the alpha fit estimates vs the truth, without fitting (markdown table).
-
-    Pooled over the seeds' markets (true regime path, the default observation
-    rules): alpha_touch[r] as ``sum(w y) / sum(w exp(-delta / alpha_decay_bps))``
-    and the adverse move as ``sum(w m y) / sum(w y)`` (m = markout), with the flag
-    y = the generator's coin (``meta['truth_arrivals']``, joined on ts and side)
-    or the observed threshold flag, and weights w = 1 per fill or the sweep
-    weights ``1/m`` the model uses. The threshold model with sweep weights
-    (column "flag, sweep") is what :func:`models.alpha.fit` estimates.
-    """
-    from models import alpha as al
-    from models.data import observations as ob
-    from models.data.observations import REGIMES
-    from models.data.synthetic import simulate_market
-
-    K = len(REGIMES)
-    cols = (("coin", "fill"), ("coin", "sweep"), ("flag", "fill"), ("flag", "sweep"))
-    num = {c: np.zeros(K) for c in cols}
-    den = {c: np.zeros(K) for c in cols}
-    adv = {c: np.zeros(2) for c in cols}
-    adv_truth_fill = np.zeros(2)
-    truth: dict[str, float] = {}
-    for seed in seeds:
-        m = simulate_market(seed, duration_s)
-        p = m.truth["params"]
-        truth = p
-        path = np.asarray(m.truth["regime_path"])
-        f = ob.passive_fills(m, bars=ob.volatility_bars(m), regimes=path)
-        f = f[(f["regime"].to_numpy() >= 0) & np.isfinite(f["markout_bps"].to_numpy())]
-        ta = m.meta["truth_arrivals"]
-        coin_of = dict(zip(zip(ta["ts"].to_numpy(np.int64).tolist(), ta["side"].to_numpy().tolist()),
-                           ta["informed"].to_numpy(bool).tolist()))
-        ts, side = f["ts"].to_numpy(np.int64), f["side"].to_numpy()
-        # our bid (side +1) is filled by a sell arrival (-1): the arrival's side is -side
-        coin = np.array([coin_of[(t, -int(s_))] for t, s_ in zip(ts.tolist(), side.tolist())], bool)
-        flag = f["informed"].to_numpy(bool)
-        reg = f["regime"].to_numpy().astype(int)
-        mk = f["markout_bps"].to_numpy(float)
-        e = np.exp(-f["depth_bps"].to_numpy(float) / p["alpha_decay_bps"])
-        sw = al.sweep_weights(ts, side)
-        for c in cols:
-            y = coin if c[0] == "coin" else flag
-            w = sw if c[1] == "sweep" else np.ones(len(f))
-            num[c] += np.bincount(reg, weights=w * y, minlength=K)
-            den[c] += np.bincount(reg, weights=w * e, minlength=K)
-            adv[c] += [np.sum(w[y] * mk[y]), np.sum(w[y])]
-        arr_side = np.where(side < 0, "buy", "sell")
-        tv = np.array([p[f"adverse_move_bps[{REGIMES[r]},{s_}]"] for r, s_ in zip(reg, arr_side)])
-        adv_truth_fill += [tv[coin].sum(), coin.sum()]
-    head = ["", "truth"] + [f"{a}, {b}" for a, b in cols]
-    lines = [f"alpha estimands pooled over {len(seeds)} markets of {duration_s:.0f} s (seeds "
-             f"{seeds[0]}..{seeds[-1]}): flag = generator's coin or observed threshold flag; "
-             "weights = 1 per fill or 1/m per sweep (what the fit uses: \"flag, sweep\").", "",
-             "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
-    for r, name in enumerate(REGIMES):
-        t = truth[f"alpha_touch[{name}]"]
-        vals = [num[c][r] / den[c][r] for c in cols]
-        lines.append(f"| alpha_touch[{name}] | {t:.3f} | "
-                     + " | ".join(f"{v:.4f} ({v / t - 1:+.0%})" for v in vals) + " |")
-    t = truth["adverse_move_bps"]
-    vals = [adv[c][0] / adv[c][1] for c in cols]
-    lines.append(f"| adverse_move_bps | {t:.2f} (per fill, this regime mix: "
-                 f"{adv_truth_fill[0] / adv_truth_fill[1]:.2f}) | "
-                 + " | ".join(f"{v:.2f} ({v / t - 1:+.0%})" for v in vals) + " |")
-    return "\n".join(lines) + "\n"
 
 
 # =========================================================================== main
@@ -578,6 +525,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
     if args.alpha_estimands:
+        from alpha_estimands import alpha_estimands
+
         print(alpha_estimands(seeds, args.duration))
         return 0
     data = load(args.out)

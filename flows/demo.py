@@ -11,8 +11,9 @@ One Prefect flow (``demo``) with the real flows as subflows::
 then (:func:`replay_ladder`) a ``Quoter`` on the deployed file, hot-reload armed,
 replays the last minutes of the held-out data and prints its ladder, and
 (:func:`paper_ab`) the deployed bundle is paper-traded on the whole held-out quarter,
-learned (bundle + online updates) against the original system's static constants,
-with an HTML report.
+learned (the trade-through model + online updates) and queue (learned with the
+tick-grid ladder from the fills model) against the original system's static
+constants, with an HTML report.
 
 Sampler settings are CI-sized (:data:`DEMO_SAMPLER`: 2 chains x 500 draws; the regime
 HMM 2 x 2000 on nutpie, about 50 s with its JAX likelihood) on half an hour of market so the job finishes in about three minutes on
@@ -111,7 +112,7 @@ def replay_ladder(bundle_path: str | Path, market, seconds: float = 120.0) -> di
 
 
 def paper_ab(bundle_path: str | Path, market, out_dir: str | Path) -> dict[str, Any]:
-    """Paper-trade the deployed bundle on ``market`` (static vs learned; blocks: the
+    """Paper-trade the deployed bundle on ``market`` (static vs learned vs queue; blocks: the
     replay's default, at least 10); writes the report into ``out_dir`` and returns the
     ``mmcal paper`` document."""
     from mm_runtime import load_bundle
@@ -120,7 +121,7 @@ def paper_ab(bundle_path: str | Path, market, out_dir: str | Path) -> dict[str, 
     from models.data.loaders import replay_data
     from models.paper_report import ab_document, write_report
 
-    ab = run_ab(replay_data(market), load_bundle(bundle_path), ("static", "learned"), ReplayConfig())
+    ab = run_ab(replay_data(market), load_bundle(bundle_path), ("static", "learned", "queue"), ReplayConfig())
     ab["window"], ab["priors"] = "held-out quarter", str(bundle_path)
     report = write_report(ab, out_dir)
     return {**ab_document(ab), "report": str(report)}

@@ -60,7 +60,7 @@ def demo(
         if res["deploy"] is not None:
             heldout = window_market(market, *WindowSpec.parse(FIT_WINDOW.split(":")[1] + ":").bounds_ns(market))
             doc["ladder"] = replay_ladder(res["deploy"]["target"], heldout)
-            stage("demo: paper trading the deployed bundle on the held-out quarter (static vs learned) ...")
+            stage("demo: paper trading the deployed bundle on the held-out quarter (static, learned, queue) ...")
             doc["paper"] = paper_ab(res["deploy"]["target"], heldout, Path(out_dir) / "paper")
         from models import tracking
 

@@ -64,7 +64,7 @@ def paper(
     path: Optional[Path] = typer.Argument(None, metavar="[path]", help="Market data to replay (not with --market)."),
     source: Optional[str] = typer.Option(None, "--source", help=f"{' | '.join(SOURCES)}"),
     asset: Optional[str] = typer.Option(None, "--asset", help="Asset, where the path holds several."),
-    configs: str = typer.Option("static,learned", "--configs", help="Comma-separated: static, learned, bundle "
+    configs: str = typer.Option("static,learned,queue", "--configs", help="Comma-separated: static, learned, bundle, queue "
                                 "(the first is the baseline of the paired comparison)."),
     priors: Optional[Path] = typer.Option(None, "--priors", help="Bundle file (default: the registered champion)."),
     window: Optional[str] = typer.Option(None, "--window", help="Replay window START:END (fractions or seconds), "

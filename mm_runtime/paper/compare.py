@@ -11,11 +11,16 @@ Configurations (``CONFIGS``):
     regime, the HMM) comes from the same bundle as ``learned``, so the comparison
     isolates α, κ and online learning.
 ``learned``
-    The calibrated bundle as is (α per regime × depth bucket, κ and A per regime ×
-    side) plus the online conjugate updates from the replayed fills and trades.
+    The calibrated bundle's trade-through model (α per regime × depth bucket, κ and A
+    per regime × side, the depth ladder) plus the online conjugate updates from the
+    replayed fills and trades; a fills block in the bundle is not used.
 ``bundle``
-    The calibrated bundle without online updates (separates the offline fit from the
-    online learning).
+    ``learned`` without online updates (separates the offline fit from the online
+    learning).
+``queue``
+    ``learned`` with the bundle's fills model: the ladder on the tick grid with
+    queue-aware fill probabilities (:mod:`mm_runtime.tick_ladder`). Without a fills
+    block (or a tick size) in the bundle it is ``learned``.
 
 The paired comparison splits the replay into ``block_s`` blocks and compares each
 configuration with the first (the baseline) block by block: d_b = PnL_b(config) −
@@ -43,7 +48,7 @@ from .results import MIN_BLOCKS
 
 __all__ = ["CONFIGS", "MIN_BLOCKS", "blocks_note", "STATIC_KAPPA_PER_BP", "config_for", "run_ab", "run_configs", "paired", "replay_verdict", "ab_table"]
 
-CONFIGS = ("static", "learned", "bundle")
+CONFIGS = ("static", "learned", "bundle", "queue")
 STATIC_KAPPA_PER_BP = 2000.0 * 1e-4
 """The original system's κ prior, 2000 per unit of price fraction, in 1/bp."""
 STATIC_ALPHA_TOUCH = 0.15
@@ -75,9 +80,11 @@ def config_for(name: str, bundle: PriorBundle, base: QuoterConfig | None = None)
                                      "spread_capture": STATIC_SPREAD_CAPTURE})
         return static_bundle(bundle), qc
     if name == "learned":
-        return bundle, base.model_copy(update={"learn": True, "alpha_model": "buckets"})
+        return bundle, base.model_copy(update={"learn": True, "alpha_model": "buckets", "use_fills_model": False})
     if name == "bundle":
-        return bundle, base.model_copy(update={"learn": False, "alpha_model": "buckets"})
+        return bundle, base.model_copy(update={"learn": False, "alpha_model": "buckets", "use_fills_model": False})
+    if name == "queue":
+        return bundle, base.model_copy(update={"learn": True, "alpha_model": "buckets", "use_fills_model": True})
     raise ValueError(f"unknown configuration {name!r}; choose from {', '.join(CONFIGS)}")
 
 

@@ -131,6 +131,13 @@ def test_static_configuration_uses_the_original_constants():
         config_for("greedy", b)
 
 
+def test_learned_is_the_trade_through_model_and_queue_the_fills_ladder():
+    b = example_bundle("TEST")
+    for name, fills in (("learned", False), ("bundle", False), ("queue", True)):
+        bb, qc = config_for(name, b)
+        assert bb is b and qc.use_fills_model is fills and qc.learn is (name != "bundle")
+
+
 def test_paired_interval_matches_a_t_interval(run):
     scipy_stats = pytest.importorskip("scipy.stats")
     other = run._replace(equity=run.equity * 1.1 + np.linspace(0, 1, run.equity.size))
