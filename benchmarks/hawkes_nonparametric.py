@@ -122,6 +122,12 @@ class Layout:
         self.U, self.nb = U, nb
 
     def states(self, beta: np.ndarray, deriv: bool = False):
+        key = (np.asarray(beta, float).tobytes(), deriv)
+        if getattr(self, "_key", None) != key:          # fixed decays: computed once per fit
+            self._val, self._key = self._states(beta, deriv), key
+        return self._val
+
+    def _states(self, beta: np.ndarray, deriv: bool = False):
         """``A[m, u, s'] = sum_{t_j < u} X_j[s'] exp(-beta_m (u - t_j))`` and, with
         ``deriv``, ``S = sum (u - t_j) exp(-beta_m (u - t_j)) X_j`` (= -dA/dbeta)."""
         b = np.asarray(beta, float)[:, None, None, None]
@@ -221,11 +227,13 @@ def _unpack(x, M, fixed_beta):
     return mu, alpha, beta
 
 
-def fit_mle(segs: list[Segment], M: int, starts: list[dict], fixed_beta=None, maxiter: int = 3000) -> dict:
+def fit_mle(segs: list[Segment], M: int, starts: list[dict], fixed_beta=None, maxiter: int = 3000,
+            screen: int = 40) -> dict:
     """Maximum likelihood of the sum-of-``M``-exponentials kernel with constant
     baselines (L-BFGS-B on ``(log mu, alpha >= 0, log beta)``, analytic gradient;
-    ``fixed_beta``: decays held at those values). The best of ``starts``; decays
-    reported in decreasing order."""
+    ``fixed_beta``: decays held at those values). Several ``starts``: each run for
+    ``screen`` iterations, the best one then to convergence. Decays reported in
+    decreasing order."""
     lays = [Layout(s) for s in segs if len(s.t)]
     N = sum(len(s.t) for s in segs)
     fb = None if fixed_beta is None else np.asarray(fixed_beta, float)
@@ -242,15 +250,15 @@ def fit_mle(segs: list[Segment], M: int, starts: list[dict], fixed_beta=None, ma
     bounds = [(None, None)] * 2 + [(0.0, 20.0)] * (4 * M)
     if fb is None:
         bounds += [tuple(np.log(BETA_BOUNDS))] * M
-    best = None
-    for st in starts:
-        x0 = np.concatenate([np.log(st["mu"]), np.asarray(st["alpha"], float).ravel()]
-                            + ([] if fb is not None else [np.log(st["beta"])]))
-        r = optimize.minimize(f, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                              options={"maxiter": maxiter, "maxfun": 2 * maxiter, "ftol": 1e-11,
-                                       "gtol": 1e-7})
-        if best is None or r.fun < best.fun:
-            best = r
+    def run(x0, it):
+        return optimize.minimize(f, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                                 options={"maxiter": it, "maxfun": 2 * it, "ftol": 1e-11, "gtol": 1e-7})
+
+    x0s = [np.concatenate([np.log(st["mu"]), np.asarray(st["alpha"], float).ravel()]
+                          + ([] if fb is not None else [np.log(st["beta"])])) for st in starts]
+    if len(x0s) > 1:                                   # screen every start briefly, polish the best
+        x0s = [min((run(x, screen) for x in x0s), key=lambda r: r.fun).x]
+    best = run(x0s[0], maxiter)
     mu, alpha, beta = _unpack(best.x, M, fb)
     o = np.argsort(-beta)
     alpha, beta = alpha[o], beta[o]
@@ -268,15 +276,19 @@ def spectral_radius(n: np.ndarray) -> float:
     return float(max(abs(np.linalg.eigvals(np.asarray(n, float)))))
 
 
-def default_starts(segs: list[Segment], M: int, prev: dict | None) -> list[dict]:
+def default_starts(segs: list[Segment], M: int, prev: dict | None, grid: dict | None = None) -> list[dict]:
     """M = 1: four decays (1000, 30, 1, 0.03 /s); M > 1: the (M-1) fit plus one new
-    component at each of (1e4, 300, 10, 0.3, 0.01) /s not within 3x of its decays."""
+    component at each of (1e4, 300, 10, 0.3, 0.01) /s not within 3x of its decays;
+    with a fixed-grid fit ``grid``, also its M heaviest components."""
     T = sum(s.T for s in segs)
     rate = np.array([sum(np.sum(s.side == k) for s in segs) for k in (0, 1)]) / T
     a0 = np.array([[0.3, 0.1], [0.1, 0.3]])
-    if prev is None or M == 1:
-        return [{"mu": 0.5 * rate, "alpha": a0[None] / M, "beta": [b]} for b in (1e3, 30.0, 1.0, 0.03)]
     out = []
+    if grid is not None:
+        top = np.sort(np.argsort(-grid["alpha"].sum((1, 2)))[:M])
+        out.append({"mu": grid["mu"], "alpha": grid["alpha"][top], "beta": grid["beta"][top]})
+    if prev is None or M == 1:
+        return out + [{"mu": 0.5 * rate, "alpha": a0[None] / M, "beta": [b]} for b in (1e3, 30.0, 1.0, 0.03)]
     for b in (1e4, 300.0, 10.0, 0.3, 0.01):
         if np.all(np.abs(np.log(prev["beta"] / b)) > np.log(3.0)):
             out.append({"mu": prev["mu"] * 0.9, "alpha": np.concatenate([prev["alpha"], 0.1 * a0[None]]),
@@ -321,20 +333,19 @@ def fit_em(segs: list[Segment], edges: np.ndarray | None = None, iters: int = 50
         for k in (0, 1):
             rem = s.T - s.t[s.side == k]
             expo[k] += np.clip(rem[:, None] - edges[None, :-1], 0.0, w[None]).sum(0)
-    N = len(side)
+    N, K = len(side), len(w)
     rate = np.bincount(side, minlength=2) / T
     mu = 0.5 * rate
-    phi = np.full((2, 2, len(w)), 0.25 / (np.sum(w)))  # total 0.25 per pair
-    onehot = np.eye(2)[side]                           # (N, 2) target
+    phi = np.full((2, 2, K), 0.25 / (np.sum(w)))     # total 0.25 per pair
+    ct = [c[side == t].reshape(-1, 2 * K) for t in (0, 1)]   # parents of each target side's events
+    inv_expo = 1.0 / np.where(expo > 0, expo, np.inf).ravel()
     ll_old = -np.inf
     for it in range(iters):
-        trig = np.einsum("isk,isk->i", c, phi[side])   # sum_j phi_{s_i s_j}(t_i - t_j)
-        lam = mu[side] + trig
-        ll = float(np.log(lam).sum() - mu.sum() * T - np.einsum("tsk,sk->", phi, expo))
-        r = 1.0 / lam
-        mu = mu * np.bincount(side, weights=r, minlength=2) / T
-        resp = np.einsum("it,i,isk->tsk", onehot, r, c)
-        phi = phi * resp / np.where(expo > 0, expo, np.inf)[None]
+        lam = [mu[t] + ct[t] @ phi[t].ravel() for t in (0, 1)]
+        ll = float(sum(np.log(x).sum() for x in lam) - mu.sum() * T - np.sum(phi * expo[None]))
+        r = [1.0 / x for x in lam]
+        mu = mu * np.array([x.sum() for x in r]) / T
+        phi = np.stack([phi[t] * (r[t] @ ct[t] * inv_expo).reshape(2, K) for t in (0, 1)])
         if abs(ll - ll_old) < tol * N:
             break
         ll_old = ll
@@ -436,7 +447,8 @@ def evaluate(segs: list[Segment], max_m: int = 4, frac: float = 0.7) -> dict:
     n_te = sum(len(s.t) for s in segs) - n_tr
     T_tr = sum(s.T for s in train)
     rows, prev = [], None
-    cands = [("poisson", 0, None)] + [(f"M={M}", M, None) for M in range(1, max_m + 1)] + [("grid6", 6, FIXED_GRID)]
+    cands = [("poisson", 0, None), ("grid6", 6, FIXED_GRID)] + [(f"M={M}", M, None) for M in range(1, max_m + 1)]
+    grid = None
     for label, M, fb in cands:
         t1 = time.time()
         if M == 0:
@@ -445,11 +457,12 @@ def evaluate(segs: list[Segment], max_m: int = 4, frac: float = 0.7) -> dict:
                  "radius": 0.0, "converged": True, "nit": 0}
             p["ll"] = total_loglik(train, p)
         elif fb is None:
-            p = fit_mle(train, M, default_starts(train, M, prev))
+            p = fit_mle(train, M, default_starts(train, M, prev, grid))
             prev = p
         else:
-            p = fit_mle(train, M, [{"mu": prev["mu"] * 0.5 if prev else [0.1, 0.1],
-                                    "alpha": np.full((M, 2, 2), 0.05), "beta": fb}], fixed_beta=fb)
+            mu0 = 0.5 * np.array([sum(np.sum(s.side == k) for s in train) for k in (0, 1)]) / T_tr
+            p = grid = fit_mle(train, M, [{"mu": mu0, "alpha": np.full((M, 2, 2), 0.05), "beta": fb}],
+                               fixed_beta=fb)
         held = (total_loglik(segs, p) - total_loglik(train, p)) / n_te
         r = rescaled_residuals(segs, p, after=cut)
         ks = [stats.kstest(x, "expon") for x in r]
@@ -544,8 +557,11 @@ def main(argv: list[str] | None = None) -> None:
         res["info"] = info
         res["seconds"] = time.time() - t0
         res["load_end"] = os.getloadavg()
+        doc = json.loads(path.read_text()) if path.exists() else {}    # another run may have written
         doc[name] = res
-        path.write_text(json.dumps(doc, indent=1, default=float))
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(doc, indent=1, default=float))
+        os.replace(tmp, path)
         plot(name, res, OUT / f"hawkes_kernel_{name}.png")
         print(report({name: res}), f"\n({res['seconds']:.0f} s, load at end {res['load_end'][0]:.1f})", flush=True)
 
