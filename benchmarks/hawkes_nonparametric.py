@@ -3,7 +3,7 @@ market-order arrivals: a nonparametric EM histogram kernel and a sum-of-exponent
 maximum likelihood, the references the project's Hawkes fit is measured against.
 
     uv run python benchmarks/hawkes_nonparametric.py                  # 5 datasets, M = 1..4
-    uv run python benchmarks/hawkes_nonparametric.py --datasets amzn,hl-btc --max-m 2
+    uv run python benchmarks/hawkes_nonparametric.py --datasets amzn,goog --models grid8,M=5,M=6
     uv run python benchmarks/hawkes_nonparametric.py --report         # print the saved table
 
 Written with NumPy/SciPy only, independently of ``models/hawkes`` (the arrivals come
@@ -428,57 +428,94 @@ def _kernel(p: dict, lag: np.ndarray) -> np.ndarray:
     return np.einsum("mts,mk->tsk", p["alpha"], p["beta"][:, None] * np.exp(-p["beta"][:, None] * lag[None]))
 
 
-def evaluate(segs: list[Segment], max_m: int = 4, frac: float = 0.7) -> dict:
-    """EM kernel on the whole window; MLE per M (free decays 1..max_m, the fixed grid,
-    and a Poisson row) on the first ``frac``; held-out ll per event and KS D per side
-    on the rest."""
+GRIDS = {"grid6": FIXED_GRID, "grid8": (1e4, 1e3, 1e2, 10.0, 1.0, 0.1, 0.01, 1e-3)}
+DEFAULT_MODELS = ("poisson", "grid6", "M=1", "M=2", "M=3", "M=4")
+
+
+def _row_params(r: dict) -> dict:
+    return {k: np.asarray(r[k], float) for k in ("mu", "alpha", "beta")}
+
+
+def evaluate(segs: list[Segment], models=DEFAULT_MODELS, frac: float = 0.7, old: dict | None = None) -> dict:
+    """EM kernel on the whole window; per model (``poisson``, a fixed grid of
+    :data:`GRIDS` with free weights, ``M=k`` free decays) the MLE on the first ``frac``
+    of the observed time, held-out ll per event and KS D per side on the rest. Rows of
+    ``old`` (a saved result) that ``models`` does not name are kept; ``M=k`` starts from
+    the ``M=k-1`` fit, this run's or the saved one."""
     t0 = time.time()
-    em = fit_em(segs)
-    w = np.diff(em["edges"])
-    mass = np.einsum("tsk,k->k", em["phi"], w)
-    hi = em["edges"][1:]
-    res = {"em": {"n": em["n"].tolist(), "radius": em["radius"], "mu": em["mu"].tolist(), "ll": em["ll"],
-                  "iters": em["iters"], "edges": em["edges"].tolist(), "phi": em["phi"].tolist(),
-                  "mass_below_1ms": float(mass[hi <= 1e-3].sum()),
-                  "mass_1ms_1s": float(mass[(hi > 1e-3) & (hi <= 1.0)].sum()),
-                  "mass_1s_100s": float(mass[hi > 1.0].sum()), "seconds": time.time() - t0}}
+    if old is not None and "em" in old:
+        res = {"em": old["em"]}
+    else:
+        em = fit_em(segs)
+        w = np.diff(em["edges"])
+        mass = np.einsum("tsk,k->k", em["phi"], w)
+        hi = em["edges"][1:]
+        res = {"em": {"n": em["n"].tolist(), "radius": em["radius"], "mu": em["mu"].tolist(), "ll": em["ll"],
+                      "iters": em["iters"], "edges": em["edges"].tolist(), "phi": em["phi"].tolist(),
+                      "mass_below_1ms": float(mass[hi <= 1e-3].sum()),
+                      "mass_1ms_1s": float(mass[(hi > 1e-3) & (hi <= 1.0)].sum()),
+                      "mass_1s_100s": float(mass[hi > 1.0].sum()), "seconds": time.time() - t0}}
     train, cut = split(segs, frac)
     n_tr = sum(len(s.t) for s in train)
     n_te = sum(len(s.t) for s in segs) - n_tr
     T_tr = sum(s.T for s in train)
-    rows, prev = [], None
-    cands = [("poisson", 0, None), ("grid6", 6, FIXED_GRID)] + [(f"M={M}", M, None) for M in range(1, max_m + 1)]
-    grid = None
-    for label, M, fb in cands:
+    rate = np.array([sum(np.sum(s.side == k) for s in train) for k in (0, 1)]) / T_tr
+    rows = {r["model"]: r for r in (old or {}).get("rows", [])}
+
+    def saved(label):
+        r = rows.get(label)
+        return None if r is None else {**_row_params(r), "n": np.asarray(r["n"])}
+
+    for label in models:
         t1 = time.time()
-        if M == 0:
-            mu = np.array([sum(np.sum(s.side == k) for s in train) for k in (0, 1)]) / T_tr
-            p = {"mu": mu, "alpha": np.zeros((1, 2, 2)), "beta": np.ones(1), "n": np.zeros((2, 2)), "k": 2,
+        if label == "poisson":
+            p = {"mu": rate, "alpha": np.zeros((1, 2, 2)), "beta": np.ones(1), "n": np.zeros((2, 2)), "k": 2,
                  "radius": 0.0, "converged": True, "nit": 0}
             p["ll"] = total_loglik(train, p)
-        elif fb is None:
-            p = fit_mle(train, M, default_starts(train, M, prev, grid))
-            prev = p
+        elif label in GRIDS:
+            fb = GRIDS[label]
+            p = fit_mle(train, len(fb), [{"mu": 0.5 * rate, "alpha": np.full((len(fb), 2, 2), 0.05), "beta": fb}],
+                        fixed_beta=fb)
         else:
-            mu0 = 0.5 * np.array([sum(np.sum(s.side == k) for s in train) for k in (0, 1)]) / T_tr
-            p = grid = fit_mle(train, M, [{"mu": mu0, "alpha": np.full((M, 2, 2), 0.05), "beta": fb}],
-                               fixed_beta=fb)
+            M = int(label.split("=")[1])
+            p = fit_mle(train, M, default_starts(train, M, saved(f"M={M - 1}"), saved("grid6")))
         held = (total_loglik(segs, p) - total_loglik(train, p)) / n_te
-        r = rescaled_residuals(segs, p, after=cut)
-        ks = [stats.kstest(x, "expon") for x in r]
-        rows.append({"model": label, "k": p["k"], "ll_train": p["ll"], "aic": 2 * p["k"] - 2 * p["ll"],
-                     "bic": p["k"] * np.log(n_tr) - 2 * p["ll"], "heldout_ll_per_event": held,
-                     "ks_d": [float(k.statistic) for k in ks], "ks_p": [float(k.pvalue) for k in ks],
-                     "radius": p["radius"], "n": np.asarray(p["n"]).tolist(), "mu": np.asarray(p["mu"]).tolist(),
-                     "beta": np.asarray(p["beta"]).tolist(), "alpha": np.asarray(p["alpha"]).tolist(),
-                     "converged": p["converged"], "nit": p["nit"], "seconds": time.time() - t1})
+        ks, ks_in = ks_stats(segs, train, p, cut)
+        rows[label] = {"model": label, "k": p["k"], "ll_train": p["ll"], "aic": 2 * p["k"] - 2 * p["ll"],
+                       "bic": p["k"] * np.log(n_tr) - 2 * p["ll"], "heldout_ll_per_event": held,
+                       "ks_d": [float(k.statistic) for k in ks], "ks_p": [float(k.pvalue) for k in ks],
+                       "ks_d_train": [float(k.statistic) for k in ks_in],
+                       "radius": p["radius"], "n": np.asarray(p["n"]).tolist(), "mu": np.asarray(p["mu"]).tolist(),
+                       "beta": np.asarray(p["beta"]).tolist(), "alpha": np.asarray(p["alpha"]).tolist(),
+                       "converged": p["converged"], "nit": p["nit"], "seconds": time.time() - t1,
+                       "load": os.getloadavg()[0]}
         print(f"  {label:8s} ll {p['ll']:.1f} held {held:.4f} KS {ks[0].statistic:.3f}/{ks[1].statistic:.3f} "
               f"radius {p['radius']:.3f} beta {np.round(p['beta'], 3)} ({time.time() - t1:.0f} s)", flush=True)
-    free = [r for r in rows if r["model"].startswith("M=")]
-    res.update(rows=rows, n_train=n_tr, n_test=n_te, cut_s=cut,
+    order = {m: i for i, m in enumerate(("poisson", *GRIDS, *(f"M={k}" for k in range(1, 10))))}
+    out = sorted(rows.values(), key=lambda r: order.get(r["model"], 99))
+    free = [r for r in out if r["model"].startswith("M=")]
+    res.update(rows=out, n_train=n_tr, n_test=n_te, cut_s=cut,
                best_heldout=max(free, key=lambda r: r["heldout_ll_per_event"])["model"],
                best_bic=min(free, key=lambda r: r["bic"])["model"])
     return res
+
+
+def ks_stats(segs, train, p, cut):
+    """KS tests against Exp(1) per side: the held-out residuals (after ``cut``) and the
+    in-sample ones (the training window)."""
+    held = [stats.kstest(x, "expon") for x in rescaled_residuals(segs, p, after=cut)]
+    return held, [stats.kstest(x, "expon") for x in rescaled_residuals(train, p)]
+
+
+def refresh_ks(name: str, res: dict) -> None:
+    """Recompute the KS columns of a saved result from its parameters (no refit)."""
+    segs, _ = load_segments(name)
+    train, cut = split(segs)
+    for r in res["rows"]:
+        p = {k: np.asarray(r[k]) for k in ("mu", "alpha", "beta")}
+        held, ks_in = ks_stats(segs, train, p, cut)
+        r["ks_d"], r["ks_p"] = [float(k.statistic) for k in held], [float(k.pvalue) for k in held]
+        r["ks_d_train"] = [float(k.statistic) for k in ks_in]
 
 
 def plot(name: str, res: dict, path: Path) -> None:
@@ -503,6 +540,9 @@ def plot(name: str, res: dict, path: Path) -> None:
             a.loglog(lag, _kernel(p, lag)[t, s], "-", label=f"MLE {res['best_heldout']}")
             a.set_title(f"{names[s]} -> {names[t]}: n = {res['em']['n'][t][s]:.2f} (EM), {best['n'][t][s]:.2f}")
             a.grid(True, which="major", alpha=0.3)
+    pos = phi[phi > 1e-12]
+    ax[0, 0].set_ylim(0.3 * pos.min() if pos.size else 1e-6, 3 * max(pos.max() if pos.size else 1, 1e-6))
+    ax[0, 0].set_xlim(1e-5, 300)
     for a in ax[1]:
         a.set_xlabel("lag (s)")
     for a in ax[:, 0]:
@@ -527,11 +567,13 @@ def report(doc: dict) -> str:
         lines.append(f"EM: n = {np.round(em['n'], 3).tolist()}, radius {em['radius']:.3f}, mass <1ms / 1ms-1s / "
                      f"1-100s = {em['mass_below_1ms']:.3f} / {em['mass_1ms_1s']:.3f} / {em['mass_1s_100s']:.3f} "
                      f"({em['iters']} iterations)")
-        lines.append("| model | k | ll (train) | BIC | held-out ll/event | KS D buy | KS D sell | radius | decays (1/s) |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
+        lines.append("| model | k | ll (train) | BIC | held-out ll/event | KS D buy | KS D sell | in-sample KS D "
+                     "| radius | decays (1/s) |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
         for r in d["rows"]:
             lines.append(f"| {r['model']} | {r['k']} | {r['ll_train']:.1f} | {r['bic']:.1f} | "
                          f"{r['heldout_ll_per_event']:.4f} | {r['ks_d'][0]:.3f} | {r['ks_d'][1]:.3f} | "
+                         f"{'/'.join(f'{x:.3f}' for x in r.get('ks_d_train', []))} | "
                          f"{r['radius']:.3f} | {', '.join(f'{b:.3g}' for b in r['beta']) if r['k'] > 2 else '-'} |")
         lines.append(f"M by held-out ll: {d['best_heldout']}; by BIC: {d['best_bic']}")
     return "\n".join(lines)
@@ -540,24 +582,34 @@ def report(doc: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default=",".join(DATASETS))
-    ap.add_argument("--max-m", type=int, default=4)
+    ap.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                    help="poisson, grid6, grid8 (fixed decays, free weights), M=k (k free decays); "
+                    "saved rows of other models are kept")
     ap.add_argument("--report", action="store_true", help="print the saved results and exit")
     a = ap.parse_args(argv)
     path = OUT / "hawkes_nonparametric.json"
     doc = json.loads(path.read_text()) if path.exists() else {}
     if a.report:
+        stale = [n for n in doc if any("ks_d_train" not in r for r in doc[n]["rows"])]
+        for n in stale:
+            refresh_ks(n, doc[n])
+        if stale:
+            path.write_text(json.dumps(doc, indent=1, default=float))
         print(report(doc))
+        for name in doc:
+            plot(name, doc[name], OUT / f"hawkes_kernel_{name}.png")
         return
     OUT.mkdir(parents=True, exist_ok=True)
     for name in a.datasets.split(","):
         t0 = time.time()
         print(f"{name}: load {os.getloadavg()[0]:.1f}", flush=True)
         segs, info = load_segments(name)
-        res = evaluate(segs, a.max_m)
+        doc = json.loads(path.read_text()) if path.exists() else {}    # another run may have written
+        res = evaluate(segs, a.models.split(","), old=doc.get(name))
         res["info"] = info
         res["seconds"] = time.time() - t0
         res["load_end"] = os.getloadavg()
-        doc = json.loads(path.read_text()) if path.exists() else {}    # another run may have written
+        doc = json.loads(path.read_text()) if path.exists() else {}
         doc[name] = res
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(doc, indent=1, default=float))
