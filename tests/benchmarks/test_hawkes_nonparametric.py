@@ -90,3 +90,16 @@ def test_true_model_residuals_are_exp1_and_poisson_residuals_are_not(sim):
     rate = np.bincount(sim.side, minlength=2) / sim.T
     r0 = hn.rescaled_residuals([sim], {"mu": rate, "alpha": np.zeros((1, 2, 2)), "beta": np.ones(1)}, after=cut)
     assert all(stats.kstest(x, "expon").pvalue < 1e-6 for x in r0)
+
+
+def test_baseline_refit_after_the_cut():
+    rng = np.random.default_rng(3)
+    t = np.sort(np.concatenate([rng.uniform(0, 700, 700), rng.uniform(700, 1000, 900)]))
+    seg = hn.Segment(t, rng.integers(0, 2, len(t)).astype(np.int8), 1000.0)
+    p = {"mu": np.array([0.5, 0.5]), "alpha": np.zeros((1, 2, 2)), "beta": np.ones(1)}
+    mu2 = hn.refit_baseline_after([seg], p, 700.0)          # no kernel: the counts over the time
+    after = seg.side[seg.t > 700]
+    np.testing.assert_allclose(mu2, [np.sum(after == 0) / 300, np.sum(after == 1) / 300], rtol=1e-8)
+    train, cut = hn.split([seg], 0.7)
+    held, _, refit, _ = hn.ks_stats([seg], train, p, cut)
+    assert all(k.pvalue < 1e-6 for k in held) and all(k.pvalue > 0.01 for k in refit)
