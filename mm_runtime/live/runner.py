@@ -63,6 +63,11 @@ class LiveConfig(BaseModel):
     """Paper fills pay this maker fee (bps of notional, negative = rebate)."""
     paper_fills: bool = True
     """Simulate fills of the resting ladder by trades through it (docs/runtime/live.md)."""
+    queue_fills: bool = False
+    """Paper fills also at our own price, when a print reaches our place in the queue
+    as the quoter estimates it from the feed's L2 snapshots and prints (tick ladder
+    only; docs/runtime/queue_live.md).  Off by default: the session reconciliation
+    (``mmcal paper --reconcile``) re-runs the trade-through rule."""
     params_log_s: Pos = 60.0
     """The "learned parameters" log record (every registry parameter's estimate, data
     weight and calibration) at most this often, wall clock."""
@@ -271,6 +276,7 @@ class LiveRunner:
     def pull_quotes(self) -> None:
         """Cancel every resting order now."""
         self._rest_sz = np.zeros_like(self._rest_sz)
+        self.quoter.place(self._last_ts, self._rest_px, self._rest_sz)
 
     def reset_kill_switch(self, *, by: str = "manual", note: str | None = None, now: float | None = None) -> bool:
         """Re-arm the kill switch (:meth:`mm_runtime.guards.KillSwitch.reset`); returns
@@ -309,15 +315,27 @@ class LiveRunner:
         eq = mark_to_market(self.cash, self.position, mid)
         return max(0.0, float(eq - abs(self.position) * mid / self.quoter.config.leverage))
 
-    def _fills(self, trade: tuple[float, float, float], ts: float = 0.0, mid: float = 0.0
-               ) -> list[tuple[float, float, float]]:
+    def _fills(self, trade: tuple[float, float, float], ts: float = 0.0, mid: float = 0.0,
+               reach: dict[int, float] | None = None) -> list[tuple[float, float, float]]:
         """Trade-through fills of the resting ladder by one public trade
-        (:func:`mm_runtime.paper.accounting.trade_through`)."""
+        (:func:`mm_runtime.paper.accounting.trade_through`), then with ``queue_fills`` the
+        orders at its price it reached (``reach``: :meth:`Quoter.on_print`), up to what
+        reached them and what is left of the trade."""
         px, side, size = trade
         row = 1 if side > 0 else 0  # a buy lifts our asks; a sell hits our bids
         prices, sizes = self._rest_px[row], self._rest_sz[row]
+        done = trade_through(prices, sizes, px, side, size)
+        if reach and self.live.queue_fills and self.quoter.queue is not None:
+            left = size - sum(q for _, q in done)
+            for k in range(len(prices)):
+                r = reach.get(self.quoter.queue.key(float(prices[k])), 0.0) if sizes[k] > 0 else 0.0
+                q = min(float(sizes[k]), r, left)
+                if q > 0 and abs(prices[k] - px) <= 1e-9 * px:
+                    sizes[k] -= q
+                    left -= q
+                    done.append((k, q))
         out = []
-        for k, q in trade_through(prices, sizes, px, side, size):
+        for k, q in done:
             ours = 1.0 if row == 0 else -1.0  # our bid filled: we bought
             fprice = float(prices[k])
             self.cash, self.position = apply_fills(self.cash, self.position, fprice, ours * q,
@@ -371,7 +389,10 @@ class LiveRunner:
         mid = 0.5 * (ev.bid + ev.ask)
         self._last_mid = mid
         self._last_ts = ev.ts
-        fills = self._fills(ev.trade, ev.ts, mid) if (ev.trade is not None and self.live.paper_fills) else []
+        if ev.book is not None:  # the live queue position (mm_runtime.queue_track)
+            self.quoter.on_book(*ev.book)
+        reach = self.quoter.on_print(*ev.trade) if ev.trade is not None else None
+        fills = self._fills(ev.trade, ev.ts, mid, reach) if (ev.trade is not None and self.live.paper_fills) else []
         now = ev.ts if self.quoter.replay else None
         q = self.quoter.on_event(ev.ts, bid=ev.bid, ask=ev.ask, position=self.position,
                                  margin_available=self._free_margin(mid),
@@ -399,6 +420,7 @@ class LiveRunner:
             self._rest_depth = np.array(q.depth_bps)
         else:
             self._rest_sz = np.zeros_like(self._rest_sz)
+        self.quoter.place(ev.ts, self._rest_px, self._rest_sz)  # its queue places and fills learning
         self.n_ladders += 1
         mid = 0.5 * (ev.bid + ev.ask)
         if self.journal is not None:
