@@ -506,6 +506,10 @@ class Quoter:
         m.set_learned("alpha", e.alpha_learned, e.alpha_data_weight, REGIMES, buckets)
         m.set_learned("kappa", e.kappa_learned, e.kappa_data_weight, REGIMES, SIDES)
         m.set_learned("arrival_rate", e.arrival_learned, e.arrival_data_weight, REGIMES, SIDES)
+        fl = self.fills_learner
+        if fl is not None and fl.version != getattr(self, "_fills_metrics_version", None):
+            m.set_fills_learning(fl)
+            self._fills_metrics_version = fl.version
         if q is not None:
             m.set_kelly(self.config.use_kelly_stochastic, float(q.alpha_touch), float(q.kelly_fraction),
                         float(q.alpha_decay_bps))

@@ -188,6 +188,8 @@ class LiveRunner:
         doc = state_file.state_document(asset=self.asset, bundle=self.quoter.bundle, events=self.quoter.n_events,
                                         est=self.quoter.state.est, cash=self.cash, position=self.position)
         doc["guards"] = self.kill.to_dict()
+        if self.quoter.fills_learner is not None:  # the tick ladder's cells learned from own fills
+            doc["fills_learning"] = self.quoter.fills_learner.to_dict()
         if self.journal_path is not None:  # where this session's fills are (mmcal paper --reconcile STATE)
             doc["journal"] = str(self.journal_path)
         return doc
@@ -222,6 +224,7 @@ class LiveRunner:
                 KillSwitch(self.kill.limits, asset=self.asset).restore(doc.get("guards"), str(p))
             except GuardStateError as e:
                 raise StateFileError(str(e)) from None
+            fills_doc = self._check_fills_learning(doc, str(p))
         except StateFileError as exc:
             if not fresh_if_refused:
                 raise
@@ -235,6 +238,9 @@ class LiveRunner:
             self.log.warning("state restored without its α evidence: learned under another definition of α",
                              extra={"fields": {"asset": self.asset, "path": str(p), "saved": saved, "bundle": now}})
         self.quoter.state = self.quoter.state._replace(est=est)
+        if fills_doc is not None:
+            self.quoter.fills_learner.load(fills_doc, str(p))
+            self.quoter.apply_fills_learning()
         self.quoter.refresh_learned()  # the registry reports the restored learning
         self.cash, self.position = float(doc["account"]["cash"]), float(doc["account"]["position"])
         self.kill.restore(doc.get("guards"), str(p))
@@ -250,6 +256,27 @@ class LiveRunner:
             "rebased": doc.get("model_version") != self.quoter.bundle.model_version,
             "saved_at": doc.get("saved_at"), "evidence_sum": float(np.sum(est.evidence)),
             "position": self.position, "cash": self.cash}})
+        return True
+
+    def _check_fills_learning(self, doc: dict[str, Any], origin: str) -> dict[str, Any] | None:
+        """:func:`mm_runtime.live.state.check_fills_learning`, its warning logged."""
+        saved, other = state_file.check_fills_learning(doc, self.quoter.fills_learner, origin)
+        if other is not None:
+            self.log.warning("state restored without its learned fills cells: saved for other cells", extra={
+                "fields": {"asset": self.asset, "path": origin, "saved": other,
+                           "now": list(self.quoter.fills_learner.shape)}})
+        return saved
+
+    def reset_fills_learning(self, by: str = "manual") -> bool:
+        """Back to the bundle's fills cells: the learned evidence dropped (``mmcal live reset
+        --fills-learning``).  Returns whether there was a learner."""
+        fl = self.quoter.fills_learner
+        if fl is None:
+            return False
+        fl.reset()
+        self.quoter.place(self._last_ts, self._rest_px, self._rest_sz)  # the resting orders start afresh
+        self.quoter.apply_fills_learning()
+        self.log.info("fills learning reset", extra={"fields": {"asset": self.asset, "by": by}})
         return True
 
     def _reset_clock_if_past(self, ts: float) -> None:
@@ -305,7 +332,10 @@ class LiveRunner:
             self.log.error("reset file cannot be removed; kill switch not reset", extra={"fields": {
                 "asset": self.asset, "path": str(p), "error": str(e)}})
             return False
-        self.reset_kill_switch(by=str(req.get("by") or f"reset file {p}"), note=req.get("note"))
+        by = str(req.get("by") or f"reset file {p}")
+        self.reset_kill_switch(by=by, note=req.get("note"))
+        if req.get("fills_learning"):
+            self.reset_fills_learning(by=by)
         return True
 
     # -- events --------------------------------------------------------------------------
