@@ -164,10 +164,15 @@ def test_the_learned_cells_are_saved_restored_and_reset(tmp_path, records):
         np.testing.assert_array_equal(getattr(r2.quoter.fills_learner, k), getattr(fl, k))
     assert r2.quoter._fills_version == r2.quoter.fills_learner.version  # written into the step's cells
     # the reset file of `mmcal live reset --fills-learning` drops them
-    (tmp_path / "BTC.state.json.reset").write_text(json.dumps({"by": "test", "fills_learning": True}))
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    out = CliRunner().invoke(app, ["live", "reset", "--asset", "BTC", "--state", str(state), "--fills-learning"])
+    assert out.exit_code == 0, out.output
     assert r2.poll_reset()
     assert r2.quoter.fills_learner.n.sum() == 0 and r2.quoter.fills_learner.e.sum() == 0
-    assert any(msg == "fills learning reset" and f["by"] == "test" for msg, f in records)
+    assert any(msg == "fills learning reset" and f["by"].startswith("mmcal live reset") for msg, f in records)
     # a malformed block refuses the file, naming the field
     doc["fills_learning"]["e"] = [-1.0] * len(doc["fills_learning"]["e"])
     state.write_text(json.dumps(doc))
