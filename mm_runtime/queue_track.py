@@ -108,6 +108,7 @@ class QueueTracker:
         self._disp = (disp[0], disp[1])
         if disp[0] and disp[1]:
             self.best = (max(disp[0]), min(disp[1]))
+        moved, vals = [], []  # the orders the shared rule moves: one vectorised call
         for row in (0, 1):
             for k, o in self.orders[row].items():
                 new = self.displayed(row, k)
@@ -115,10 +116,15 @@ class QueueTracker:
                     self.stats["not_shown"] += 1
                     continue
                 if math.isfinite(o.ahead) and math.isfinite(o.prev):
-                    o.ahead = after_depth(o.ahead, o.prev, new, o.traded, self.power)
+                    moved.append(o)
+                    vals.append((o.ahead, o.prev, new, o.traded))
                 elif not math.isfinite(o.ahead):  # unknown so far: the back of what is shown now
                     o.ahead = new
                 o.prev, o.traded = new, 0.0
+        if moved:
+            a, pv, nw, tr = np.array(vals).T
+            for o, x in zip(moved, np.atleast_1d(after_depth(a, pv, nw, tr, self.power)).tolist(), strict=True):
+                o.ahead = x
         self._refresh_input()
 
     def on_print(self, price: float, side: float, size: float) -> dict[int, float]:
