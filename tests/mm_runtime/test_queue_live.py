@@ -140,3 +140,41 @@ def test_the_live_runner_tracks_queues_on_the_hyperliquid_capture(shared_data, t
         assert r.quoter.fills_learner.e.sum() > 0  # exposure accrued by the resting orders
         runs[queue_fills] = r.n_fills
     assert runs[True] > runs[False]  # prints reaching our place fill us at our price too
+
+
+def test_the_replay_passes_the_queue_of_its_resting_lots_and_learns_from_their_fills(monkeypatch):
+    """A 2-tick book, 3 median prints displayed at our bid's touch: the book queue model
+    moves our lot up with each print at our price (3 → 2 → 1 → 0, then a fill), and each
+    refresh passes that queue, not the displayed 3, as the touch level's input; the fill
+    reaches the quoter's learner."""
+    from mm_runtime.paper import replay as rp
+
+    seen = []
+
+    class Recording(Quoter):
+        def on_event(self, *a, queue_ahead=None, **k):
+            if queue_ahead is not None:
+                seen.append((a[0], np.array(queue_ahead)))
+            Recording.last = self
+            return super().on_event(*a, queue_ahead=queue_ahead, **k)
+
+    monkeypatch.setattr(rp, "Quoter", Recording)
+    t0, tick = 1_700_000_000.0, 0.01
+    qt = t0 + np.arange(0.0, 8.0, 1.0)
+    tt = t0 + np.array([1.5, 2.5, 3.5, 4.5])
+    d = rp.ReplayData("SYN", "unit", tt, np.full(4, 99.99), np.ones(4), np.full(4, -1.0),
+                      qt, np.full(qt.size, 99.99), np.full(qt.size, 100.01), tick=tick,
+                      book_ts=np.array([t0 - 0.5]), book_bid_px=np.array([[99.99, 99.98, 99.97, 99.96]]),
+                      book_bid_sz=np.array([[3.0, 1.0, 1.0, 1.0]]),
+                      book_ask_px=np.array([[100.01, 100.02, 100.03, 100.04]]),
+                      book_ask_sz=np.full((1, 4), 100.0)).check()
+    b = with_example_fills(mr.example_bundle("SYN"), lambda lv, q: 2.0 * math.exp(-0.9 * lv - 0.4 * q),
+                           lambda lv, q: 0.2 if (lv == 0 and q <= 1) else 4.0 + lv)
+    qc = mr.QuoterConfig(tick_size=tick, min_depth_bps=0.0, fills_ladder_start="touch", max_kelly_f=10.0)
+    r = rp.replay(d, b, qc, rp.ReplayConfig(refresh_s=1.0, latency_s=0.0, learn_from_trades=False,
+                                            queue_model="book"))
+    touch = {round(t - t0): q[0, 0] for t, q in seen}
+    assert touch[0] == 3.0  # nothing of ours rests yet: the displayed size
+    assert [touch[s] for s in (1, 2, 3, 4)] == [3.0, 2.0, 1.0, 0.0]  # our lot's place, moved by the prints
+    assert r.fills["size"].sum() == pytest.approx(1.0) and r.fills["at_price"][0] == 1.0
+    assert Recording.last.fills_learner.n_fills == 1
