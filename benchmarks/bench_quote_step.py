@@ -307,6 +307,18 @@ def bench_bundle(fills: bool):
     return b, mr.QuoterConfig(tick_size=0.3, fills_ladder_start="touch")
 
 
+def live_queue_inputs(mid: float, tick: float, n: int = 64):
+    """``n`` 20-level L2 snapshots around ``mid`` on the grid ``tick`` (random sizes) and
+    ``n`` prints at the touch: the live queue tracker's inputs (``--fills``)."""
+    rng = np.random.default_rng(7)
+    bid = math.floor(mid / tick) * tick
+    lv = np.arange(20)
+    books = [(bid - lv * tick, rng.lognormal(0, 1, 20), bid + tick + lv * tick, rng.lognormal(0, 1, 20))
+             for _ in range(n)]
+    prints = [(bid if i % 2 else bid + tick, -1.0 if i % 2 else 1.0, float(rng.lognormal(-1, 1))) for i in range(n)]
+    return books, prints
+
+
 def measure_jax(calls, batch, warmup, fills=False):
     import jax
 
@@ -367,8 +379,19 @@ def measure_jax(calls, batch, warmup, fills=False):
         t, m, kw = on_args[i % len(on_args)]
         quoter.on_event(t, m, **kw)
 
+    if fills:  # the live queue position: a 20-level book and resting orders, read by on_event
+        book, prints = live_queue_inputs(stream[0][1], config.tick_size)
+        quoter.on_book(*book[0])
+        quoter.on_print(*prints[0])
+        ladder = quoter.on_event(stream[0][0], stream[0][1], margin_available=1e5)
+        quoter.place(stream[0][0], ladder.price, np.where(ladder.price > 0, 1.0, 0.0))
+
     time_calls(one_on_event, warmup)
     res["quoter_on_event"] = stats_us(time_calls(one_on_event, max(calls // 4, 1000)))
+    if fills:
+        assert np.all(np.isfinite(quoter.queue.input[:, 0])), "the tracker's queue input should be known"
+        res["quoter_on_book"] = stats_us(time_calls(lambda i: quoter.on_book(*book[i % len(book)]), 2000))
+        res["quoter_on_print"] = stats_us(time_calls(lambda i: quoter.on_print(*prints[i % len(prints)]), 2000))
 
     # ---- one asset, the pytree API
     st = [state0]
@@ -515,6 +538,11 @@ def main() -> None:
         ("JAX packed step (Quoter path), 1 asset", res["jax_packed_single"]),
         ("  same, default XLA options (interleaved)", res["jax_packed_single_default_xla_options"]),
         ("Quoter.on_event (packed step + read-out), 1 asset", res["quoter_on_event"]),
+    ]
+    if "quoter_on_book" in res:
+        rows += [("Quoter.on_book (20 levels, live queue)", res["quoter_on_book"]),
+                 ("Quoter.on_print (live queue)", res["quoter_on_print"])]
+    rows += [
         ("JAX pytree step(state, event), 1 asset", res["jax_pytree_single"]),
     ]
     if "low_latency" in res:

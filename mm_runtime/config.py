@@ -97,6 +97,10 @@ class QuoterConfig(BaseModel):
     fills_ladder_start: Literal["glft", "touch"] = "glft"
     """Where the tick ladder starts: "glft" = the tick at GLFT's depth (inventory shift
     included); "touch" = the touch moved back by the inventory shift alone."""
+    fills_half_life_s: Pos = 4 * 3600.0
+    """The tick ladder's online learning from own fills (:mod:`mm_runtime.fills_learning`):
+    its fills, exposure and markout evidence halves every this many seconds (the other
+    estimators' 4 h); ``learn=False`` turns it off."""
     sigma_floor_bps: Pos = 1e-3
     """σ below this (bps/√s) is raised to it (a zero σ would make P a step)."""
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 
 from .bundle import PriorBundle
-from .vocabulary import REGIMES, SIDES
+from .vocabulary import QUEUE_BUCKET_LABELS, REGIMES, SIDES, horizon_label, piece_labels
 
 __all__ = ["RuntimeMetrics", "AssetMetrics", "LEARNED_PARAMS", "POOLED"]
 
@@ -56,6 +56,17 @@ class RuntimeMetrics:
             self.learned_weight[name] = gauge(
                 f"mm_learned_{name}_data_weight", f"n/(n+prior_strength) of {name}", labels
             )
+        # the tick ladder's cells learned from own fills (mm_runtime.fills_learning)
+        self.fill_hazard = gauge("mm_learned_fill_hazard", "Online posterior mean fill hazard of a fills cell, 1/s",
+                                 ("regime", "level", "queue", "piece"))
+        self.fill_hazard_weight = gauge("mm_learned_fill_hazard_data_weight",
+                                        "exposure/(exposure+prior rate) of a fills cell",
+                                        ("regime", "level", "queue", "piece"))
+        self.markout = gauge("mm_learned_markout_bps", "Online posterior mean markout after a fill, bps (+ adverse)",
+                             ("regime", "level", "queue", "horizon"))
+        self.markout_weight = gauge("mm_learned_markout_bps_data_weight",
+                                    "data precision/(prior+data precision) of a markout cell",
+                                    ("regime", "level", "queue", "horizon"))
         self.params_calibrated = gauge(
             "mm_learned_params_calibrated", "1 when every registry parameter of the tier is calibrated", ("tier",)
         )
@@ -140,6 +151,27 @@ class AssetMetrics:
         g, w, extra = self.f.learned_param(name)
         g.labels(asset=self.asset, **extra).set(float(estimate))
         w.labels(asset=self.asset, **extra).set(float(data_weight))
+
+    def set_fills_learning(self, learner) -> None:
+        """Every cell of a :class:`~mm_runtime.fills_learning.FillsLearner`: posterior mean
+        hazard (shape/rate, 1/s) per piece and markout mean per horizon, with data weights."""
+        f, a = self.f, self.asset
+        shape, rate = learner.hazard()
+        mean, _ = learner.markout()
+        wh, wm = learner.data_weights()
+        pieces = piece_labels(learner.cuts)
+        hz = [horizon_label(h) for h in learner.horizons]
+        R, L, Q, P, H = learner.shape
+        for r in range(R):
+            for lv in range(L):
+                for b in range(Q):
+                    lab = {"asset": a, "regime": REGIMES[r], "level": str(lv), "queue": QUEUE_BUCKET_LABELS[b]}
+                    for k in range(P):
+                        f.fill_hazard.labels(**lab, piece=pieces[k]).set(float(shape[r, lv, b, k] / rate[r, lv, b, k]))
+                        f.fill_hazard_weight.labels(**lab, piece=pieces[k]).set(float(wh[r, lv, b, k]))
+                    for j in range(H):
+                        f.markout.labels(**lab, horizon=hz[j]).set(float(mean[r, lv, b, j]))
+                        f.markout_weight.labels(**lab, horizon=hz[j]).set(float(wm[r, lv, b, j]))
 
     def set_params_calibrated(self, tier: int | str, ready: bool) -> None:
         self.f.params_calibrated.labels(asset=self.asset, tier=str(tier)).set(1.0 if ready else 0.0)

@@ -113,6 +113,11 @@ class PackedStep:
         self.event_layout = _Layout(ev0)
         _, q = jax.eval_shape(_step_raw, state, ev0)
         self.quotes_layout = _Layout(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), q))
+        # where the tick ladder's cells sit in the const part (written by with_fills)
+        paths = jax.tree_util.tree_flatten_with_path((state.cfg, state.prior))[0]
+        cl = self.const_layout
+        self._fills_spans = [(cl.offsets[i], cl.sizes[i]) for i, (p, _) in enumerate(paths)
+                             if ".fills." in jax.tree_util.keystr(p)]
         ne, nc = self.est_layout.size, self.const_layout.size
         self.est_slice = slice(0, ne)
         self.const_slice = slice(ne, ne + nc)
@@ -185,6 +190,22 @@ class PackedStep:
             w = min(qa.shape[1], self.queue_width)
             out[:, :w] = qa[:, :w]
         return out.ravel()
+
+    def with_fills(self, vec, fills) -> jax.Array:
+        """``vec`` with the tick ladder's cells replaced by ``fills`` (a
+        :class:`~mm_runtime.tick_ladder.FillsArrays` of the same shapes): a new state
+        vector, the step not retraced (online learning, :mod:`mm_runtime.fills_learning`)."""
+        leaves = jax.tree.leaves(fills)
+        if len(leaves) != len(self._fills_spans):
+            raise ValueError("with_fills: this state has no tick ladder cells of that layout")
+        v = np.array(np.asarray(vec))
+        base = self.const_slice.start
+        for (o, n), x in zip(self._fills_spans, leaves, strict=True):
+            x = np.asarray(x, dtype=np.float64).ravel()
+            if x.size != n:
+                raise ValueError(f"with_fills: a cell array of {x.size} values where the state has {n}")
+            v[base + o : base + o + n] = x
+        return jnp.asarray(v)
 
     def quotes(self, vec) -> Quotes:
         """The quotes written by the last step into ``vec`` (numpy, a copy)."""

@@ -52,9 +52,11 @@ from .core import (
     with_ladder_values,
 )
 from .estimators import without_alpha_evidence
+from .fills_learning import FillsLearner
 from .metrics import AssetMetrics, RuntimeMetrics
 from .packed import PackedStep, _Layout
 from .params import Registry
+from .queue_track import QueueTracker
 from .params.online import LadderValue, ladder_values, step_evidence, toxic_hours
 from .signing import load_verified_bundle, sig_path
 from .reports import QuoteReport, ladder_rows, quote_once, quote_report
@@ -155,6 +157,7 @@ class Quoter:
         self._last_status: tuple | None = None
         self.last_quotes: Quotes | None = None
         self.n_events = 0
+        self._own_orders_init()
 
     # -- learned ladder values -----------------------------------------------------------
     def _resolve_learned(self) -> tuple:
@@ -224,6 +227,74 @@ class Quoter:
             self._packed = PackedStep(value)
         self._vec = self._packed.pack(value)
 
+    # -- own orders: live queue position and learning from fills (tick ladder only) -----
+    def _own_orders_init(self, keep: FillsLearner | None = None) -> None:
+        """The queue tracker and the fills learner of the tick ladder (None for the depth
+        ladder); ``keep``: a learner whose evidence moves onto the new priors (same cells)."""
+        self.queue: QueueTracker | None = None
+        self.fills_learner: FillsLearner | None = None
+        self._fills_version = -1
+        if self.queue_levels == 0:
+            return
+        view = bundle_view(self.bundle)
+        cfg = self.effective_config
+        self.queue = QueueTracker(self.queue_levels, cfg.tick_size, view.observation.queue_power)
+        if not cfg.learn:
+            return
+        tau = cfg.fills_refresh_s if cfg.fills_refresh_s is not None else view.observation.repost_interval_s
+        self.fills_learner = FillsLearner(view.fills, view.sigma_bps, cfg.fills_half_life_s, tau_s=tau,
+                                          horizon_s=cfg.markout_horizon_s, start=cfg.fills_ladder_start)
+        if keep is not None and keep.shape == self.fills_learner.shape:
+            self.fills_learner.load(keep.to_dict(), "reload")
+        self.apply_fills_learning()
+
+    def _regime_probs(self) -> np.ndarray:
+        q = self.last_quotes
+        return np.asarray(q.regime_probs) if q is not None else np.asarray(self._state_np().est.regime_probs)
+
+    def on_book(self, bid_px, bid_sz, ask_px, ask_sz) -> None:
+        """An L2 snapshot (levels best first, sizes in base units): the queue ahead of the
+        resting orders moves (:mod:`mm_runtime.queue_track`); the next steps read it."""
+        if self.queue is not None:
+            self.queue.on_book(bid_px, bid_sz, ask_px, ask_sz)
+
+    def on_print(self, price: float, side: float, size: float) -> dict[int, float]:
+        """A public print (aggressor ``side`` ±1): the queues at its price move; returns
+        ``{tick: reach}`` of our orders it reached (:meth:`QueueTracker.on_print`)."""
+        return self.queue.on_print(price, side, size) if self.queue is not None else {}
+
+    def place(self, ts: float, prices, sizes, queue_ahead=None) -> None:
+        """The ladder that now rests (``(2, K)`` prices and sizes; ``queue_ahead`` (2, K),
+        median trades: a replay's own queue estimate of each new order): the tracker keeps the
+        place of prices already resting, the learner accrues exposure up to ``ts`` and the
+        learned cells are written into the step's state (:meth:`apply_fills_learning`)."""
+        if self.queue is None:
+            return
+        placed = self.queue.place(prices, sizes, ts, queue_ahead)
+        if self.fills_learner is not None:
+            orders = [(row, k, o.level, o.queue0, kept) for row, k, kept in placed
+                      for o in (self.queue.orders[row][k],)]
+            self.fills_learner.place(ts, self._regime_probs(), orders)
+            self.apply_fills_learning()
+
+    def apply_fills_learning(self) -> bool:
+        """Write the learned cells into the step's state when the evidence changed since
+        the last write (the step is not retraced: same shapes).  Returns whether it wrote."""
+        fl = self.fills_learner
+        if fl is None or fl.version == self._fills_version:
+            return False
+        self._vec = self._packed.with_fills(self._vec, fl.arrays())
+        self._fills_version = fl.version
+        return True
+
+    def _learn(self, ts: float, mid: float, fill) -> None:
+        fl = self.fills_learner
+        if fill is not None and self.queue is not None:
+            row = 0 if fill[1] > 0 else 1  # our bid filled: we bought
+            fl.fill(ts, self._regime_probs(), row, self.queue.key(fill[0]), fill[1], mid)
+        if fl.pending and mid > 0:
+            fl.on_mid(ts, mid)
+
     # -- events ------------------------------------------------------------------------
     @property
     def queue_levels(self) -> int:
@@ -254,9 +325,10 @@ class Quoter:
     ) -> Quotes:
         """Process one event and return the quotes (numpy arrays).
 
-        ``queue_ahead``: ``(2, W)`` displayed size l ticks behind the touch per side in
-        median trades, read by the tick ladder (bundles with a fills model); None or NaN
-        = unknown (the fills model's longest-queue bucket).
+        ``queue_ahead``: ``(2, W)`` queue ahead l ticks behind the touch per side in
+        median trades, read by the tick ladder (bundles with a fills model); None = the
+        quoter's own live estimate (:meth:`on_book`, :meth:`on_print`, :meth:`place`;
+        unknown before the first snapshot); NaN = unknown (the longest-queue bucket).
 
         ``ts`` in seconds; ``trade=(price, aggressor_side)``;
         ``fill=(price, our_side[, quoted_depth_bps])``; ``now`` defaults to the wall
@@ -283,6 +355,13 @@ class Quoter:
             fill[1] if fill is not None else 0.0,
             (fill[2] if len(fill) > 2 else -1.0) if fill is not None else -1.0,
         )
+        if self.queue is not None:
+            if queue_ahead is None:
+                queue_ahead = self.queue.input
+            elif self.queue._disp is None and bid > 0 and ask > 0:  # no snapshots (a replay): the touch
+                self.queue.best = (self.queue.key(bid), self.queue.key(ask))
+            if self.fills_learner is not None:
+                self._learn(ts, mid if mid > 0 else 0.5 * (bid + ask), fill)
         self._vec = self._packed(self._vec, self._packed.vector(ev, queue_ahead))
         quotes = self._packed.quotes(self._vec)
         self.last_quotes = quotes
@@ -372,6 +451,8 @@ class Quoter:
         self.state = state
         old_version, old_lineage = self.bundle.model_version, lineage(self.bundle)
         self.bundle = new
+        old_learner = self.fills_learner
+        self._own_orders_init(keep=old_learner if (same and self.config.reload_keeps_learning) else None)
         if self.metrics is not None:
             self.metrics.set_bundle(new)
         self.log.info("bundle reloaded", extra={"fields": {
@@ -425,6 +506,10 @@ class Quoter:
         m.set_learned("alpha", e.alpha_learned, e.alpha_data_weight, REGIMES, buckets)
         m.set_learned("kappa", e.kappa_learned, e.kappa_data_weight, REGIMES, SIDES)
         m.set_learned("arrival_rate", e.arrival_learned, e.arrival_data_weight, REGIMES, SIDES)
+        fl = self.fills_learner
+        if fl is not None and fl.version != getattr(self, "_fills_metrics_version", None):
+            m.set_fills_learning(fl)
+            self._fills_metrics_version = fl.version
         if q is not None:
             m.set_kelly(self.config.use_kelly_stochastic, float(q.alpha_touch), float(q.kelly_fraction),
                         float(q.alpha_decay_bps))

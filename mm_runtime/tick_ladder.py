@@ -83,7 +83,8 @@ def fills_arrays(view, tau_s: float, horizon_s: float, start: str = "glft") -> F
     wt = 0.0 if len(hz) == 1 else (h - hz[j]) / (hz[j + 1] - hz[j])
     jn = min(j + 1, len(hz) - 1)
     mean = (1.0 - wt) * view.markout_mean_bps[..., j] + wt * view.markout_mean_bps[..., jn]
-    sd = (1.0 - wt) * view.markout_sd_bps[..., j] + wt * view.markout_sd_bps[..., jn]
+    with np.errstate(invalid="ignore"):  # an infinite sd times a zero weight: NaN, replaced below
+        sd = (1.0 - wt) * view.markout_sd_bps[..., j] + wt * view.markout_sd_bps[..., jn]
     sd = np.where(np.isfinite(sd), sd, 1e6)  # an improper NIG: a huge variance, never inf
     return FillsArrays(survival=survival, markout_bps=mean, markout_var=sd**2,
                        queue_edges=np.asarray(view.queue_edges, dtype=float), horizon_s=np.float64(horizon_s),

@@ -53,6 +53,8 @@ def live(
     capital: float = typer.Option(100_000.0, "--capital", help="Paper account capital, quote currency."),
     fee_bps: float = typer.Option(0.0, "--fee-bps", help="Maker fee in bps of notional (negative = rebate)."),
     no_fills: bool = typer.Option(False, "--no-fills", help="No paper fills: position 0, margin = capital."),
+    queue_fills: bool = typer.Option(False, "--queue-fills", help="Tick ladder: paper fills also at our own price "
+                                     "when a print reaches our estimated queue place (docs/runtime/queue_live.md)."),
     checkpoint_s: float = typer.Option(300.0, "--checkpoint-s", help="Also save the state this often while "
                                        "running, wall seconds (0 = only at shutdown)."),
     as_json: bool = typer.Option(False, "--json", help="At exit, print one JSON summary on stdout."),
@@ -120,7 +122,7 @@ def live(
                            "(the state is saved there at shutdown)")
         try:
             live_cfg = LiveConfig(refresh_s=refresh_s, capital=capital, fee_bps=fee_bps, paper_fills=not no_fills,
-                                  checkpoint_s=checkpoint_s if checkpoint_s != 0 else None)
+                                  queue_fills=queue_fills, checkpoint_s=checkpoint_s if checkpoint_s != 0 else None)
         except ValueError as e:  # pydantic: name the option and the rule
             first = e.errors()[0] if hasattr(e, "errors") else {"loc": ("live",), "msg": str(e)}
             opt = "--" + str(first["loc"][0]).replace("_", "-")

@@ -38,6 +38,8 @@ def live_reset(
                                           "(its state file is ASSET.state.json beside it)."),
     state: Optional[Path] = typer.Option(None, "--state", help="The state file of `mmcal live` (its --state)."),
     note: Optional[str] = typer.Option(None, "--note", help="Why (logged with the reset)."),
+    fills_learning: bool = typer.Option(False, "--fills-learning", help="Also drop the tick ladder's cells learned "
+                                        "from own fills (back to the bundle's fills model)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ):
     """Reset the kill switch of `mmcal live`: writes STATE.reset, which the running process applies within a
@@ -60,14 +62,15 @@ def live_reset(
         except (KeyError, OSError):
             user = "unknown"
         now = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-        request = {"asset": asset, "by": f"mmcal live reset ({user})", "note": note, "requested_at": now}
+        request = {"asset": asset, "by": f"mmcal live reset ({user})", "note": note, "requested_at": now,
+                   "fills_learning": fills_learning}
         try:
             atomic_write_bytes(target, (json.dumps(request) + "\n").encode())
         except OSError as e:
             raise CliError(f"{target}: cannot write the reset file: {e.strerror or e}") from None
         trip = (saved or {}).get("trip") if (saved or {}).get("tripped") else None
         doc = {"asset": asset, "reset_file": str(target), "state": str(state_path), "requested_at": now,
-               "note": note, "saved_switch": {"tripped": bool(trip), "trip": trip} if saved is not None else None}
+               "note": note, "fills_learning": fills_learning, "saved_switch": {"tripped": bool(trip), "trip": trip} if saved is not None else None}
         if as_json:
             emit_json(doc)
             return

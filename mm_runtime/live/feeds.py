@@ -31,13 +31,16 @@ HYPERLIQUID_URL = "wss://api.hyperliquid.xyz/ws"
 # ----------------------------------------------------------------------------- events
 class FeedEvent(NamedTuple):
     """One market event: ``ts`` seconds since the epoch (exchange time), the best
-    bid/ask prevailing at it (0 = not known yet), and an optional public trade
-    ``(price, aggressor side +1 buy / -1 sell, size)``."""
+    bid/ask prevailing at it (0 = not known yet), an optional public trade
+    ``(price, aggressor side +1 buy / -1 sell, size)``, and on a book update the L2
+    snapshot ``(bid_px, bid_sz, ask_px, ask_sz)`` (arrays, best first; None = not given):
+    the quoter's live queue position (:mod:`mm_runtime.queue_track`)."""
 
     ts: float
     bid: float
     ask: float
     trade: tuple[float, float, float] | None = None
+    book: tuple | None = None
 
 
 # ----------------------------------------------------------------------------- replay feed
@@ -48,7 +51,9 @@ class ReplayFeed:
     At equal timestamps a trade comes before the quote update (it traded against the
     book *before* that update); a trade carries the quote prevailing strictly before
     it, a quote update itself.  Trades before the first quote are skipped (no
-    prevailing quote)."""
+    prevailing quote).  Data with L2 snapshots (``ReplayData.book_*``) add one event
+    per snapshot carrying it (``FeedEvent.book``), after the trades and quotes of its
+    time."""
 
     market_clock = True  # the quoter's "now" is the event's time
 
@@ -63,15 +68,21 @@ class ReplayFeed:
         """The merged events, unpaced (a plain iterator)."""
         d = self.data
         tt, qt = d.trade_ts, d.quote_ts
-        # trades first at ties: kind 0 = trade, 1 = quote
-        ts = np.concatenate([tt, qt])
-        kind = np.concatenate([np.zeros(len(tt), np.int8), np.ones(len(qt), np.int8)])
-        idx = np.concatenate([np.arange(len(tt)), np.arange(len(qt))])
+        bt = d.book_ts if d.has_book else np.zeros(0)
+        # trades first at ties: kind 0 = trade, 1 = quote, 2 = book snapshot (it reflects
+        # the trades at its time)
+        ts = np.concatenate([tt, qt, bt])
+        kind = np.concatenate([np.zeros(len(tt), np.int8), np.ones(len(qt), np.int8), np.full(len(bt), 2, np.int8)])
+        idx = np.concatenate([np.arange(len(tt)), np.arange(len(qt)), np.arange(len(bt))])
         order = np.lexsort((kind, ts))
         bid = ask = 0.0
         for o in order:
             i = int(idx[o])
-            if kind[o] == 1:
+            if kind[o] == 2:
+                if bid > 0:
+                    yield FeedEvent(float(bt[i]), bid, ask, None, (d.book_bid_px[i], d.book_bid_sz[i],
+                                                                   d.book_ask_px[i], d.book_ask_sz[i]))
+            elif kind[o] == 1:
                 bid, ask = float(d.bid[i]), float(d.ask[i])
                 yield FeedEvent(float(qt[i]), bid, ask)
             elif bid > 0:
@@ -106,7 +117,8 @@ class HyperliquidParser:
     """Hyperliquid websocket messages → :class:`FeedEvent` (stateful: the book).
 
     * ``l2Book``: ``{"coin", "time" (ms), "levels": [[bids…], [asks…]]}``, each level
-      ``{"px", "sz", "n"}`` (strings for px/sz), best first → one quote event.
+      ``{"px", "sz", "n"}`` (strings for px/sz), best first → one quote event carrying
+      the levels (``FeedEvent.book``).
     * ``trades``: a list of ``{"coin", "side" ("B" = the buyer was the aggressor,
       "A" = the seller), "px", "sz", "time" (ms), "tid", …}``.  Prints of one message
       with the same time and side are one market order (a sweep) → one event at the
@@ -163,12 +175,14 @@ class HyperliquidParser:
                 self.dropped["book_one_sided"] += 1
                 return []
             bid, ask = float(bids[0]["px"]), float(asks[0]["px"])
+            book = tuple(np.array([float(lv[f]) for lv in side], dtype=float)
+                         for side in (bids, asks) for f in ("px", "sz"))
         except (KeyError, IndexError, TypeError, ValueError):
             self.dropped["malformed"] += 1
             return []
         self.bid, self.ask = bid, ask
         self.last_ts = max(self.last_ts, ts)
-        return [FeedEvent(ts, bid, ask)]
+        return [FeedEvent(ts, bid, ask, None, book)]
 
     def _trades(self, rows: list) -> list[FeedEvent]:
         sweeps: dict[tuple[float, float], list[float]] = {}

@@ -63,6 +63,11 @@ class LiveConfig(BaseModel):
     """Paper fills pay this maker fee (bps of notional, negative = rebate)."""
     paper_fills: bool = True
     """Simulate fills of the resting ladder by trades through it (docs/runtime/live.md)."""
+    queue_fills: bool = False
+    """Paper fills also at our own price, when a print reaches our place in the queue
+    as the quoter estimates it from the feed's L2 snapshots and prints (tick ladder
+    only; docs/runtime/queue_live.md).  Off by default: the session reconciliation
+    (``mmcal paper --reconcile``) re-runs the trade-through rule."""
     params_log_s: Pos = 60.0
     """The "learned parameters" log record (every registry parameter's estimate, data
     weight and calibration) at most this often, wall clock."""
@@ -183,6 +188,8 @@ class LiveRunner:
         doc = state_file.state_document(asset=self.asset, bundle=self.quoter.bundle, events=self.quoter.n_events,
                                         est=self.quoter.state.est, cash=self.cash, position=self.position)
         doc["guards"] = self.kill.to_dict()
+        if self.quoter.fills_learner is not None:  # the tick ladder's cells learned from own fills
+            doc["fills_learning"] = self.quoter.fills_learner.to_dict()
         if self.journal_path is not None:  # where this session's fills are (mmcal paper --reconcile STATE)
             doc["journal"] = str(self.journal_path)
         return doc
@@ -217,6 +224,7 @@ class LiveRunner:
                 KillSwitch(self.kill.limits, asset=self.asset).restore(doc.get("guards"), str(p))
             except GuardStateError as e:
                 raise StateFileError(str(e)) from None
+            fills_doc = self._check_fills_learning(doc, str(p))
         except StateFileError as exc:
             if not fresh_if_refused:
                 raise
@@ -230,6 +238,9 @@ class LiveRunner:
             self.log.warning("state restored without its α evidence: learned under another definition of α",
                              extra={"fields": {"asset": self.asset, "path": str(p), "saved": saved, "bundle": now}})
         self.quoter.state = self.quoter.state._replace(est=est)
+        if fills_doc is not None:
+            self.quoter.fills_learner.load(fills_doc, str(p))
+            self.quoter.apply_fills_learning()
         self.quoter.refresh_learned()  # the registry reports the restored learning
         self.cash, self.position = float(doc["account"]["cash"]), float(doc["account"]["position"])
         self.kill.restore(doc.get("guards"), str(p))
@@ -245,6 +256,27 @@ class LiveRunner:
             "rebased": doc.get("model_version") != self.quoter.bundle.model_version,
             "saved_at": doc.get("saved_at"), "evidence_sum": float(np.sum(est.evidence)),
             "position": self.position, "cash": self.cash}})
+        return True
+
+    def _check_fills_learning(self, doc: dict[str, Any], origin: str) -> dict[str, Any] | None:
+        """:func:`mm_runtime.live.state.check_fills_learning`, its warning logged."""
+        saved, other = state_file.check_fills_learning(doc, self.quoter.fills_learner, origin)
+        if other is not None:
+            self.log.warning("state restored without its learned fills cells: saved for other cells", extra={
+                "fields": {"asset": self.asset, "path": origin, "saved": other,
+                           "now": list(self.quoter.fills_learner.shape)}})
+        return saved
+
+    def reset_fills_learning(self, by: str = "manual") -> bool:
+        """Back to the bundle's fills cells: the learned evidence dropped (``mmcal live reset
+        --fills-learning``).  Returns whether there was a learner."""
+        fl = self.quoter.fills_learner
+        if fl is None:
+            return False
+        fl.reset()
+        self.quoter.place(self._last_ts, self._rest_px, self._rest_sz)  # the resting orders start afresh
+        self.quoter.apply_fills_learning()
+        self.log.info("fills learning reset", extra={"fields": {"asset": self.asset, "by": by}})
         return True
 
     def _reset_clock_if_past(self, ts: float) -> None:
@@ -271,6 +303,7 @@ class LiveRunner:
     def pull_quotes(self) -> None:
         """Cancel every resting order now."""
         self._rest_sz = np.zeros_like(self._rest_sz)
+        self.quoter.place(self._last_ts, self._rest_px, self._rest_sz)
 
     def reset_kill_switch(self, *, by: str = "manual", note: str | None = None, now: float | None = None) -> bool:
         """Re-arm the kill switch (:meth:`mm_runtime.guards.KillSwitch.reset`); returns
@@ -299,7 +332,10 @@ class LiveRunner:
             self.log.error("reset file cannot be removed; kill switch not reset", extra={"fields": {
                 "asset": self.asset, "path": str(p), "error": str(e)}})
             return False
-        self.reset_kill_switch(by=str(req.get("by") or f"reset file {p}"), note=req.get("note"))
+        by = str(req.get("by") or f"reset file {p}")
+        self.reset_kill_switch(by=by, note=req.get("note"))
+        if req.get("fills_learning"):
+            self.reset_fills_learning(by=by)
         return True
 
     # -- events --------------------------------------------------------------------------
@@ -309,15 +345,27 @@ class LiveRunner:
         eq = mark_to_market(self.cash, self.position, mid)
         return max(0.0, float(eq - abs(self.position) * mid / self.quoter.config.leverage))
 
-    def _fills(self, trade: tuple[float, float, float], ts: float = 0.0, mid: float = 0.0
-               ) -> list[tuple[float, float, float]]:
+    def _fills(self, trade: tuple[float, float, float], ts: float = 0.0, mid: float = 0.0,
+               reach: dict[int, float] | None = None) -> list[tuple[float, float, float]]:
         """Trade-through fills of the resting ladder by one public trade
-        (:func:`mm_runtime.paper.accounting.trade_through`)."""
+        (:func:`mm_runtime.paper.accounting.trade_through`), then with ``queue_fills`` the
+        orders at its price it reached (``reach``: :meth:`Quoter.on_print`), up to what
+        reached them and what is left of the trade."""
         px, side, size = trade
         row = 1 if side > 0 else 0  # a buy lifts our asks; a sell hits our bids
         prices, sizes = self._rest_px[row], self._rest_sz[row]
+        done = trade_through(prices, sizes, px, side, size)
+        if reach and self.live.queue_fills and self.quoter.queue is not None:
+            left = size - sum(q for _, q in done)
+            for k in range(len(prices)):
+                r = reach.get(self.quoter.queue.key(float(prices[k])), 0.0) if sizes[k] > 0 else 0.0
+                q = min(float(sizes[k]), r, left)
+                if q > 0 and abs(prices[k] - px) <= 1e-9 * px:
+                    sizes[k] -= q
+                    left -= q
+                    done.append((k, q))
         out = []
-        for k, q in trade_through(prices, sizes, px, side, size):
+        for k, q in done:
             ours = 1.0 if row == 0 else -1.0  # our bid filled: we bought
             fprice = float(prices[k])
             self.cash, self.position = apply_fills(self.cash, self.position, fprice, ours * q,
@@ -371,7 +419,10 @@ class LiveRunner:
         mid = 0.5 * (ev.bid + ev.ask)
         self._last_mid = mid
         self._last_ts = ev.ts
-        fills = self._fills(ev.trade, ev.ts, mid) if (ev.trade is not None and self.live.paper_fills) else []
+        if ev.book is not None:  # the live queue position (mm_runtime.queue_track)
+            self.quoter.on_book(*ev.book)
+        reach = self.quoter.on_print(*ev.trade) if ev.trade is not None else None
+        fills = self._fills(ev.trade, ev.ts, mid, reach) if (ev.trade is not None and self.live.paper_fills) else []
         now = ev.ts if self.quoter.replay else None
         q = self.quoter.on_event(ev.ts, bid=ev.bid, ask=ev.ask, position=self.position,
                                  margin_available=self._free_margin(mid),
@@ -399,6 +450,7 @@ class LiveRunner:
             self._rest_depth = np.array(q.depth_bps)
         else:
             self._rest_sz = np.zeros_like(self._rest_sz)
+        self.quoter.place(ev.ts, self._rest_px, self._rest_sz)  # its queue places and fills learning
         self.n_ladders += 1
         mid = 0.5 * (ev.bid + ev.ask)
         if self.journal is not None:

@@ -13,6 +13,7 @@ docs/runtime/live.md ("State file").
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -38,6 +39,7 @@ __all__ = [
     "reset_clock",
     "alpha_definition",
     "saved_alpha_definition",
+    "check_fills_learning",
 ]
 
 STATE_KIND = "mm_runtime.live_state"
@@ -164,3 +166,23 @@ def reset_clock(est: EstimatorState, fresh: EstimatorState) -> EstimatorState:
     Hawkes excitation, last mid/ts) taken from ``fresh``; learned evidence and regime
     probabilities kept."""
     return est._replace(**{k: getattr(fresh, k) for k in _CLOCK_FIELDS})
+
+
+def check_fills_learning(doc: dict[str, Any], learner, origin: str) -> tuple[dict[str, Any] | None, Any]:
+    """The state's learned fills cells (``fills_learning``, :mod:`mm_runtime.fills_learning`)
+    when they fit ``learner``'s cells, checked on a scratch copy (nothing changes here):
+    ``(block, None)``; ``(None, saved shape)`` when saved for other cells (another fills
+    layout: dropped, the caller warns); ``(None, None)`` when there is nothing to restore.
+    A malformed block raises :class:`StateFileError` naming ``origin`` and the field."""
+    saved = doc.get("fills_learning")
+    if learner is None or saved is None:
+        return None, None
+    if isinstance(saved, dict) and saved.get("shape") != list(learner.shape):
+        return None, saved.get("shape")
+    scratch = copy.copy(learner)
+    scratch.reset()
+    try:
+        scratch.load(saved, origin)
+    except ValueError as e:
+        raise StateFileError(str(e)) from None
+    return saved, None

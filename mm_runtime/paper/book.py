@@ -12,7 +12,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .replay import ReplayData
 
-__all__ = ["PRICE_RTOL", "Book", "all_or_none", "check_book", "infer_tick"]
+__all__ = ["PRICE_RTOL", "Book", "all_or_none", "check_book", "infer_tick", "with_resting"]
 
 PRICE_RTOL = 1e-9
 """Two prices within this relative distance are the same level (a tick-rounded quote,
@@ -103,6 +103,25 @@ class Book:
                     q = self.queue_at(row, p, b)
                     out[row, lv] = q / unit if math.isfinite(q) else np.nan
         return out
+
+
+def with_resting(qa: np.ndarray, bid: float, ask: float, tick: float, rest_px: np.ndarray, rest_sz: np.ndarray,
+                 rest_q: np.ndarray, unit: float) -> np.ndarray:
+    """The tick ladder's queue input ``qa`` (:meth:`Book.ladder_queues`, (2, L)) with the
+    levels where one of our lots rests set to the queue ahead of our front lot there
+    (``rest_q``: the replay's queue model, base units; an order re-placed at that price
+    keeps its place), in units of ``unit``; NaN where that is unknown.  In place."""
+    for row, touch, sgn in ((0, bid, -1.0), (1, ask, 1.0)):
+        live = rest_sz[row] > 0
+        if not np.any(live):
+            continue
+        for lv in range(qa.shape[1]):
+            p = touch + sgn * lv * tick
+            m = live & (np.abs(rest_px[row] - p) <= PRICE_RTOL * p)
+            if np.any(m):
+                q = float(np.min(rest_q[row][m]))
+                qa[row, lv] = q / unit if math.isfinite(q) else np.nan
+    return qa
 
 
 def all_or_none(data: ReplayData, names: tuple[str, ...], what: str, where: str) -> bool:

@@ -29,7 +29,7 @@ from ..guards import GuardConfig, KillSwitch, resolve_limits
 from ..quoter import REASONS, Quoter
 from ..tick_ladder import EMPTY_TERMS, why_empty_fills
 from .accounting import apply_fills, mark_to_market
-from .book import PRICE_RTOL, Book, check_book, infer_tick
+from .book import PRICE_RTOL, Book, check_book, infer_tick, with_resting
 from .l3 import MSG_FIELDS, L3Queue, check_messages
 from .results import auto_block_s, block_pnl, learning, markouts, quoting_note, summarize_replay
 
@@ -425,6 +425,8 @@ def replay(
                     if back[0] > 0:  # later parts merged: the worst place among them (conservative)
                         sz2[row, K + k], q2[row, K + k], qi2[row, K + k] = back
         rest_px, rest_sz, rest_depth, rest_q, rest_qi = px2, sz2, d2, q2, qi2
+        if q_levels:  # the quoter's own orders: its fills learning (cells at placement)
+            quoter.place(t_a, rest_px[:, :K], rest_sz[:, :K] + rest_sz[:, K:], queue_ahead=rest_q[:, :K] / q_unit)
 
     j = 0  # next trade
     n_trades = len(data.trade_ts)
@@ -510,6 +512,8 @@ def replay(
             continue
         allowed = guard(t, mid)
         qa = qbook.ladder_queues(b, a, tick, t, q_levels, q_unit) if q_levels else None
+        if qa is not None:  # where our lots rest: their queue ahead (the replay's queue model)
+            with_resting(qa, b, a, tick, rest_px, rest_sz, rest_q, q_unit)
         qt = quoter.on_event(last_ts, mid, bid=b, ask=a, position=pos, margin_available=free_margin(mid), now=t,
                              queue_ahead=qa)
         if allowed and bool(qt.valid) and not kill.allow_quotes(t, int(np.sum(np.asarray(qt.size) > 0))):
