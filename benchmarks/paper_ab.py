@@ -1,21 +1,26 @@
-"""Learned vs static on real data: calibrate on the first half, paper-trade the second.
+"""Static vs learned vs queue on real data: calibrate on the first half, paper-trade the second.
 
-    .venv/bin/python -P benchmarks/paper_ab.py [--datasets aapl,binance,hl-btc] [--report]
+    .venv/bin/python -P benchmarks/paper_ab.py [--datasets aapl,amzn,...] [--report]
 
 Per dataset: the calibrate flow (real Prefect + MLflow, the same code as
-``mmcal calibrate``) on the window ``0:0.5`` with 2 chains x 500 draws and a gate of
-r_hat <= 1.05, ESS >= 100 (a full calibration is 4 x 1000 draws and 1.01 / 400; these
-windows are short). A fit that fails that gate still gives a bundle *for this
-benchmark only* (exported from the same posterior draws, its failures recorded in the
-output): the A/B then says what those priors would have done, and the gate's verdict
-is reported next to it. Then ``mmcal paper``'s replay on the held-out window
-``0.5:1`` with the configurations static, bundle and learned (static = the original
-system's constants; bundle = the calibrated priors, no online learning; learned =
-bundle + online updates), 1 s refresh, 50 ms latency, quotes on the data's tick
-grid, trade-through fills plus fills at our price after the displayed queue ahead
-(the replay's ``book`` queue model, from the L2 snapshots), the venue's maker fee
-(``FEES_BPS``) and a 20,000 notional position limit. Reports go
-to artifacts/paper/ab-<dataset>/, numbers to artifacts/benchmarks/paper_ab.json.
+``mmcal calibrate``, the fills model included where the data have books) on the window
+``0:0.5`` with 2 chains x 500 draws and a gate of r_hat <= 1.05, ESS >= 100 (a full
+calibration is 4 x 1000 draws and 1.01 / 400; these windows are short). A fit that
+fails that gate still gives a bundle *for this benchmark only* (exported from the same
+posterior draws, its failures recorded in the output): the A/B then says what those
+priors would have done, and the gate's verdict is reported next to it. Then
+``mmcal paper``'s replay on the held-out window ``0.5:1`` with the configurations
+static, learned and queue (static = the original system's constants; learned = the
+calibrated trade-through model + online updates, the depth ladder; queue = learned with
+the ladder on the tick grid from the fills model), 1 s refresh, 50 ms latency, quotes
+on the data's tick grid, trade-through fills plus fills at our price after the queue
+ahead (``auto``: the exact FIFO place from LOBSTER's messages, ``l3``; the displayed
+queue of the L2 snapshots elsewhere, ``book``), the venue's maker fee (``FEES_BPS``)
+and a 20,000 notional position limit; blocks of the replay's default length (at least
+10 per window). Per configuration: PnL, fills, markouts by depth, inventory, Sharpe,
+the paired block difference against static and learned, the no-quote reasons and
+predicted vs realised fill rates by level. Reports go to
+artifacts/paper/ab-<dataset>/, numbers to artifacts/benchmarks/paper_ab.json.
 """
 
 from __future__ import annotations
@@ -29,8 +34,13 @@ from pathlib import Path
 
 DATASETS = {
     "aapl": ("lobster", "../shared/data/lobster/LOBSTER_SampleFile_AAPL_2012-06-21_1.zip", None),
-    "binance": ("binance", "../shared/data/binance/usdm_btcusdt_20240808.gz", None),
+    "amzn": ("lobster", "../shared/data/lobster/LOBSTER_SampleFile_AMZN_2012-06-21_5.zip", None),
+    "goog": ("lobster", "../shared/data/lobster/LOBSTER_SampleFile_GOOG_2012-06-21_10.zip", None),
     "hl-btc": ("hyperliquid", "../shared/data/hyperliquid/recorder_2025-09-04", "BTC"),
+    "hl-eth": ("hyperliquid", "../shared/data/hyperliquid/recorder_2025-09-04", "ETH"),
+    "hl-sol": ("hyperliquid", "../shared/data/hyperliquid/recorder_2025-09-04", "SOL"),
+    "hl-wlfi": ("hyperliquid", "../shared/data/hyperliquid/recorder_2025-09-04", "WLFI"),
+    "binance": ("binance", "../shared/data/binance/usdm_btcusdt_20240808.gz", None),
 }
 FEES_BPS = {
     # maker fee, bps of notional (negative = rebate); the venue's base tier
@@ -38,6 +48,7 @@ FEES_BPS = {
     "binance": 2.0,  # USD-M futures regular maker 0.020 %
     "hyperliquid": 1.5,  # perps base-tier maker 0.015 %
 }
+CONFIGS = ("static", "learned", "queue")
 FIT_WINDOW, REPLAY_WINDOW = "0:0.5", "0.5:1"
 SAMPLER = {"sampler": "nutpie", "chains": 2, "draws": 500, "tune": 500, "seed": 0}
 GATE = {"max_r_hat": 1.05, "min_ess_bulk": 100, "min_ess_tail": 100}
@@ -76,7 +87,7 @@ def run(name: str) -> dict:
     from models.data.loaders import load, replay_data
     from models.data.tables import WindowSpec, window_market
     from models.paper_report import ab_document, write_report
-    from mm_runtime.paper.compare import run_ab
+    from mm_runtime.paper.compare import paired, run_ab
     from mm_runtime.paper.replay import ReplayConfig
 
     source, path, asset = DATASETS[name]
@@ -84,16 +95,17 @@ def run(name: str) -> dict:
     cal = run_calibration(source, path, asset, window=FIT_WINDOW, sampler=SAMPLER, gate=GATE, plots=False)
     cal_s = time.perf_counter() - t0
     bundle, origin = _bundle(source, path, asset, cal)
-    market = load(source, path, asset=asset, with_books=True)
+    market = load(source, path, asset=asset, with_books=True, with_messages=source == "lobster")
     market = window_market(market, *WindowSpec.parse(REPLAY_WINDOW).bounds_ns(market))
     data = replay_data(market)
-    block = max(60.0, (data.end - data.start) / 20)
-    ab = run_ab(data, bundle, ("static", "bundle", "learned"), ReplayConfig(fee_bps=FEES_BPS[source], block_s=block))
+    ab = run_ab(data, bundle, CONFIGS, ReplayConfig(fee_bps=FEES_BPS[source]))
+    rs = ab["results"]
+    ab["queue_vs_learned"] = paired(rs["learned"], rs["queue"], rs["static"].config["replay"]["block_s"])
     ab["window"], ab["priors"] = REPLAY_WINDOW, f"{origin}: {bundle.model_version}"
     report = write_report(ab, Path("artifacts/paper") / f"ab-{name}")
     doc = ab_document(ab)
     # the same without fees: the gross edge of each configuration
-    gross = run_ab(data, bundle, ("static", "bundle", "learned"), ReplayConfig(fee_bps=0.0, block_s=block))
+    gross = run_ab(data, bundle, CONFIGS, ReplayConfig(fee_bps=0.0))
     gross["window"], gross["priors"] = ab["window"], ab["priors"]
     write_report(gross, Path("artifacts/paper") / f"ab-{name}-nofee")
     doc["zero_fee"] = {k: v for k, v in ab_document(gross).items() if k in ("table", "paired", "summaries")}
@@ -102,6 +114,8 @@ def run(name: str) -> dict:
         "window": FIT_WINDOW, "sampler": SAMPLER, "gate": GATE,
         "models": {m: {k: v[k] for k in ("n_obs", "r_hat_max", "ess_bulk_min", "divergences", "cache_hit")}
                    for m, v in cal["models"].items()}},
+        queue_vs_learned=ab["queue_vs_learned"],
+        fill_calibration={k: r.summary.get("fill_calibration") for k, r in ab["results"].items()},
         replay={"trades": int(data.trade_ts.size), "quotes": int(data.quote_ts.size),
                 "seconds": float(data.end - data.start), "fee_bps": FEES_BPS[source],
                 "fill_model": ab["results"]["learned"].summary.get("fill_model")},
@@ -123,6 +137,16 @@ def _rows(d: dict, fee) -> None:
             continue
         print(f"   {k} - static: {p['mean_diff']:+.3f} per {p['block_s']:.0f} s block, 95% "
               f"[{p['ci_low']:+.3f}, {p['ci_high']:+.3f}], won {p['wins']}/{p['blocks']}")
+    q = d.get("queue_vs_learned")
+    if q and q.get("mean_diff") is not None:
+        print(f"   queue - learned: {q['mean_diff']:+.3f} per {q['block_s']:.0f} s block, 95% "
+              f"[{q['ci_low']:+.3f}, {q['ci_high']:+.3f}], won {q['wins']}/{q['blocks']}")
+    for k, c in (d.get("fill_calibration") or {}).items():
+        if c and c.get("levels"):
+            print(f"   {k} fill rate by level (predicted over {c['horizon_s']:g} s / realised while resting "
+                  f"{c['mean_rest_s']:.2f} s): " + ", ".join(
+                      f"L{lv['level']} {lv['predicted']:.3f}/{lv['realised']:.3f} (n {lv['orders']})"
+                      for lv in c["levels"]))
     for k, s in d["summaries"].items():
         if s.get("not_quoting"):
             print(f"   {k} not quoting: " + "; ".join(f"{r}: {n} ticks" for r, n in s["not_quoting"].items()))

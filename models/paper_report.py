@@ -247,6 +247,10 @@ def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
             for b, v in r.summary["markout_by_bucket"].items():
                 bucket_rows.append({"config": name, "depth bucket (bps)": b, **v})
         learn_rows = [{"config": k, **r.summary["learning"]} for k, r in results.items()]
+        cal_rows = [{"config": k, "horizon (s)": c["horizon_s"], "mean rest (s)": c.get("mean_rest_s"), **lv,
+                     "Brier": c.get("brier")}
+                    for k, r in results.items() for c in [r.summary.get("fill_calibration") or {}]
+                    for lv in c.get("levels", [])]
         ks_rows, limit_rows = _kill_switch_rows(results)
         rc = next(iter(results.values())).config["replay"]
         parts = [
@@ -285,6 +289,11 @@ def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
                   '<h2>Inventory</h2><img src="inventory.png" alt="inventory">',
                   '<h2>Fills and markouts by depth</h2><img src="markouts.png" alt="markouts">',
                   _table(bucket_rows, list(bucket_rows[0])) if bucket_rows else "",
+                  *(["<h2>Predicted vs realised fill rate by level</h2>",
+                     "<p class=note>Per ladder level (0 = nearest the mid): the ladder's mean fill "
+                     "probability over its horizon against the share of those orders filled while they "
+                     "rested (until the next ladder replaced them), with its binomial sd.</p>",
+                     _table(cal_rows, list(cal_rows[0]))] if cal_rows else []),
                   '<h2>The ladder over time</h2><img src="ladder.png" alt="ladder">',
                   "<h2>Online learning at the end of the replay</h2>",
                   _table(learn_rows, list(learn_rows[0])),

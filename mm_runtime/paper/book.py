@@ -22,12 +22,13 @@ PRICE_RTOL = 1e-9
 def infer_tick(prices: np.ndarray, min_share: float = 0.99) -> float:
     """The price grid of ``prices``: the smallest gap between distinct prices, to 4
     significant digits, if at least ``min_share`` of the prices lie on its multiples;
-    else 0 (continuous or unknown)."""
+    else 0 (continuous or unknown; a smallest gap below 1e-9 of the prices is float
+    noise between continuous prices, every price a "multiple" of it)."""
     p = np.unique(np.asarray(prices, float)[np.isfinite(prices)])
     if p.size < 2:
         return 0.0
     gap = float(np.min(np.diff(p)))
-    if not gap > 0:
+    if not gap > 1e-9 * float(np.median(np.abs(p))):  # a few ulps apart: continuous prices, not a grid
         return 0.0
     tick = float(f"{gap:.4g}")
     r = p / tick

@@ -31,7 +31,7 @@ from ..tick_ladder import EMPTY_TERMS, why_empty_fills
 from .accounting import apply_fills, mark_to_market
 from .book import PRICE_RTOL, Book, check_book, infer_tick, with_resting
 from .l3 import MSG_FIELDS, L3Queue, check_messages
-from .results import auto_block_s, block_pnl, learning, markouts, quoting_note, summarize_replay
+from .results import auto_block_s, block_pnl, fill_calibration, learning, markouts, quoting_note, summarize_replay
 
 __all__ = ["ReplayConfig", "ReplayData", "ReplayResult", "block_pnl", "infer_tick", "replay", "summarize_replay"]
 
@@ -319,6 +319,7 @@ def replay(
     why_not = {}  # refresh ticks without a resting order, by reason
     cold = {"refreshes": 0, "first_t": None, "last_t": None}  # ladders with a cold-start order
     queue_stats = {"kept": 0, "joined": 0, "unknown": 0}
+    quoted = []  # (t, next refresh, price, size, fill_prob) of every ladder with an order
 
     def market_at(t: float, strict: bool):
         i = _prevailing(data.quote_ts, t, strict)
@@ -532,6 +533,8 @@ def replay(
             if not np.any(new_sz > 0):
                 key = _why_empty(qt, quoter, qc)
                 why_not[key] = why_not.get(key, 0) + 1
+            else:
+                quoted.append((t, float(ticks[i + 1]), new_px, new_sz, np.array(qt.fill_prob)))
         else:  # no quotes: cancel everything (after the latency)
             new_px, new_sz, new_depth = np.zeros((2, K)), np.zeros((2, K)), np.zeros((2, K))
             key = REASONS[int(qt.reason)]
@@ -577,7 +580,12 @@ def replay(
     summary["cold_start"] = cold
     summary["not_quoting"] = dict(sorted(why_not.items(), key=lambda kv: -kv[1]))
     summary["quoting_note"] = quoting_note(summary["not_quoting"], summary["refreshes"])
+    horizon = qc.quote_horizon_s  # the depth ladder's first passage; the tick ladder's τ:
+    if quoter.state.cfg.fills is not None:
+        horizon = qc.fills_refresh_s or bundle.observation.repost_interval_s
+    summary["fill_calibration"] = fill_calibration(quoted, fills_np, cfg.latency_s, t_end, float(horizon))
     summary["fill_model"] = {"queue_model": mode, "tick_size": float(qc.tick_size),
+                             "ladder": "tick" if quoter.state.cfg.fills is not None else "depth",
                              "fills_at_price": int(np.sum(fills_np["at_price"] > 0)),
                              "fills_through": int(np.sum(fills_np["at_price"] == 0)),
                              **({"book_levels": queue_stats} if book is not None else {}),

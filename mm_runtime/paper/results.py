@@ -13,8 +13,8 @@ from ..vocabulary import DEPTH_BUCKETS_BPS
 if TYPE_CHECKING:
     from .replay import ReplayData, ReplayResult
 
-__all__ = ["MIN_BLOCKS", "auto_block_s", "block_edges", "block_pnl", "learning", "markouts", "no_quote_rows",
-           "quoting_note", "summarize_replay"]
+__all__ = ["MIN_BLOCKS", "auto_block_s", "block_edges", "block_pnl", "fill_calibration", "learning", "markouts",
+           "no_quote_rows", "quoting_note", "summarize_replay"]
 
 MIN_BLOCKS = 10
 """Fewer blocks than this and a block comparison (Sharpe, the paired interval) says
@@ -76,6 +76,54 @@ def _max_drawdown(equity: np.ndarray) -> float:
         return 0.0
     peak = np.maximum.accumulate(np.concatenate([[0.0], equity]))[1:]
     return float(np.max(peak - equity))
+
+
+def fill_calibration(quotes: list[tuple], fills: dict[str, np.ndarray], latency_s: float, end_s: float,
+                     horizon_s: float, price_rtol: float = 1e-9) -> dict:
+    """Predicted against realised fill rates by level (the ladder's ``fill_prob``).
+
+    ``quotes``: one ``(t, t_next, price (2, K), size (2, K), fill_prob (2, K))`` per
+    refresh with a ladder; an order quoted at ``t`` rests from ``t + latency`` until the
+    next ladder replaces it (``t_next + latency``, the end of the replay at the last).
+    Realised: any fill of ours on that side at that price in that interval.  The ladder
+    predicts a fill within ``horizon_s`` (the tick ladder: the refresh interval τ; the
+    depth ladder: its first-passage horizon), so compare like with like only when the
+    resting time is about that long (``mean_rest_s`` says).  Per level: orders, mean
+    predicted, realised share with its binomial sd, and the Brier score over all."""
+    if not quotes:
+        return {"horizon_s": float(horizon_s), "levels": [], "orders": 0}
+    K = np.asarray(quotes[0][2]).shape[1]
+    ft = np.asarray(fills.get("ts", []), dtype=float)
+    fs = np.asarray(fills.get("side", []), dtype=float)
+    fp = np.asarray(fills.get("price", []), dtype=float)
+    order = np.argsort(ft, kind="stable")
+    ft, fs, fp = ft[order], fs[order], fp[order]
+    pred, real, lev, rest = [], [], [], []
+    for t, t_next, px, sz, pf in quotes:
+        a, b = t + latency_s, min(t_next + latency_s, end_s)
+        lo, hi = np.searchsorted(ft, a, side="left"), np.searchsorted(ft, b, side="left")
+        for row, side in ((0, 1.0), (1, -1.0)):
+            for k in range(K):
+                if sz[row, k] <= 0:
+                    continue
+                p = float(px[row, k])
+                hit = np.any((fs[lo:hi] == side) & (np.abs(fp[lo:hi] - p) <= price_rtol * p))
+                pred.append(float(pf[row, k]))
+                real.append(float(hit))
+                lev.append(k)
+                rest.append(b - a)
+    pred_a, real_a, lev_a = np.asarray(pred), np.asarray(real), np.asarray(lev)
+    levels = []
+    for k in range(K):
+        m = lev_a == k
+        n = int(m.sum())
+        if n == 0:
+            continue
+        r = float(real_a[m].mean())
+        levels.append({"level": k, "orders": n, "predicted": float(pred_a[m].mean()), "realised": r,
+                       "realised_sd": math.sqrt(max(r * (1 - r), 1e-12) / n)})
+    return {"horizon_s": float(horizon_s), "mean_rest_s": float(np.mean(rest)), "orders": len(pred),
+            "brier": float(np.mean((pred_a - real_a) ** 2)), "levels": levels}
 
 
 def summarize_replay(res: ReplayResult) -> dict:

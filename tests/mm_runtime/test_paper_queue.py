@@ -188,6 +188,11 @@ def test_infer_tick():
     assert infer_tick(np.array([111234.0, 111236.0, 111235.0])) == 1.0
     rng = np.random.default_rng(0)
     assert infer_tick(100 + rng.normal(size=1000)) == 0.0
+    # continuous prices where two differ by float noise only (the synthetic market's
+    # mid +- half-spread): no grid of 1.4e-14
+    p = 100 + rng.normal(size=1000)
+    assert infer_tick(np.append(p, np.nextafter(p[0], np.inf))) == 0.0
+    assert infer_tick(np.array([0.20001, 0.20002, 0.20005])) == 1e-05    # a fine grid at a small price
 
 
 # --------------------------------------------------------------------------- a synthetic market on a tick grid

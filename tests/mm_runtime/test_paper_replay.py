@@ -254,3 +254,24 @@ def test_default_blocks_are_at_least_ten_and_fewer_are_flagged(market):
     few = run_ab(market, example_bundle("TEST"), ("static", "learned"), ReplayConfig(block_s=60.0))["paired"]["learned"]
     assert few["blocks"] == 4 and few["note"].startswith("only 4 blocks of 60 s: too few for the comparison to mean")
     assert "too few" in replay_verdict(few)[1]
+
+
+def test_fill_calibration_counts_a_fill_in_the_interval_the_order_rested():
+    from mm_runtime.paper.results import fill_calibration
+
+    px = np.array([[99.0, 98.0], [101.0, 102.0]])
+    sz = np.array([[1.0, 1.0], [1.0, 0.0]])          # no second ask level
+    pf = np.array([[0.5, 0.2], [0.4, 0.0]])
+    quotes = [(0.0, 1.0, px, sz, pf), (1.0, 2.0, px, sz, pf)]
+    # latency 0.1: the first ladder rests [0.1, 1.1), the second [1.1, 2.0] (the end)
+    fills = {"ts": np.array([0.05, 0.5, 1.5, 1.5]), "side": np.array([1.0, 1.0, -1.0, 1.0]),
+             "price": np.array([99.0, 99.0, 101.0, 98.0])}
+    cal = fill_calibration(quotes, fills, latency_s=0.1, end_s=2.0, horizon_s=1.0)
+    lv = {d["level"]: d for d in cal["levels"]}
+    assert cal["orders"] == 6 and lv[0]["orders"] == 4 and lv[1]["orders"] == 2
+    # level 0: bid filled in the first interval (0.5; 0.05 is before it rested), ask in the second
+    assert lv[0]["realised"] == pytest.approx(0.5) and lv[0]["predicted"] == pytest.approx(0.45)
+    assert lv[1]["realised"] == pytest.approx(0.5)     # the 98 bid in the second interval
+    brier = np.mean([(0.5 - 1) ** 2, 0.4**2, 0.2**2, 0.5**2, 0.6**2, 0.8**2])
+    assert cal["brier"] == pytest.approx(brier)
+    assert cal["mean_rest_s"] == pytest.approx((1.0 * 3 + 0.9 * 3) / 6)
