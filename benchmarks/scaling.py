@@ -19,7 +19,9 @@ A point is one command a user runs, in a child process, with the defaults (nutpi
   MLflow store, artifacts folder and Prefect home per run (no fit is a cache hit);
 * a model name: ``mmcal fit PATH --model M --source S --inference I --json``.
 
-Measured: wall time of the child, peak memory (the largest sum of RSS over the child's
+Measured: wall time of the child, its CPU time (user + system of the child and every
+descendant it waited for: ``getrusage(RUSAGE_CHILDREN)``; on a machine shared with
+other jobs the CPU time is the steadier number), peak memory (the largest sum of RSS over the child's
 process tree -- the temporary Prefect server included -- polled every 0.2 s with
 psutil), the sampling time the command reports (per model, for ``calibrate``), the
 number of arrivals (the Hawkes model's events), the inference each fit used and the
@@ -74,7 +76,10 @@ def measure(cmd: list[str], env: dict[str, str], poll_s: float = 0.2) -> dict:
     """Run ``cmd``; wall time, peak RSS of its process tree, stdout, exit status."""
     import psutil
 
+    import resource
+
     load0 = os.getloadavg()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     root = psutil.Process(p.pid)
@@ -101,7 +106,10 @@ def measure(cmd: list[str], env: dict[str, str], poll_s: float = 0.2) -> dict:
     wall = time.perf_counter() - t0
     for r in readers:
         r.join()
-    return {"rc": p.returncode, "wall_s": round(wall, 1), "peak_rss_mb": round(peak / 2**20),
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (ru.ru_utime - ru0.ru_utime) + (ru.ru_stime - ru0.ru_stime)
+    return {"rc": p.returncode, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "peak_rss_mb": round(peak / 2**20),
             "load_before": [round(x, 2) for x in load0], "load_after": [round(x, 2) for x in os.getloadavg()],
             "stdout": out.get("stdout", ""), "stderr": out.get("stderr", "")}
 
@@ -122,7 +130,8 @@ def run_point(target: str, size: str, inference: str, out: Path, rate_scale: flo
                "--no-progress", "--json"]
     r = measure(cmd, env)
     row = {"target": target, "size": size, "inference": inference, "rate_scale": rate_scale, **facts,
-           "cmd": " ".join(cmd[1:]), **{k: r[k] for k in ("rc", "wall_s", "peak_rss_mb", "load_before", "load_after")},
+           "cmd": " ".join(cmd[1:]), **{k: r[k] for k in ("rc", "wall_s", "cpu_s", "peak_rss_mb", "load_before",
+                                      "load_after")},
            "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     try:
         doc = json.loads(r["stdout"])
@@ -167,9 +176,9 @@ def report(rows: list[dict], plot: Path | None) -> None:
         if n:
             arrivals[r["size"]] = n
     sizes = [s for s in ("1h", "6h", "24h", "72h", "aapl") if any(r["size"] == s for r in rows)]
-    print("| market | arrivals | target | inference | runs | wall s (median) | sampling s | peak RSS MB | "
+    print("| market | arrivals | target | inference | runs | wall s (median) | CPU s | sampling s | peak RSS MB | "
           "used (k̂) | load before → after |")
-    print("|---|---:|---|---|---:|---:|---:|---:|---|---|")
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|---|---|")
     for s in sizes:
         for t in ("calibrate", *MODELS):
             for inf in ("nuts", "auto"):
@@ -188,6 +197,7 @@ def report(rows: list[dict], plot: Path | None) -> None:
                     used = f"{g[-1].get('used')}" + (f" ({k:.2f})" if k is not None else "")
                 loads = "; ".join(f"{r['load_before'][0]:.1f} → {r['load_after'][0]:.1f}" for r in g)
                 print(f"| {s} | {_fmt(arrivals.get(s))} | {t} | {inf} | {len(g)} | {_fmt(_med([r['wall_s'] for r in g]), 1)} | "
+                      f"{_fmt(_med([r.get('cpu_s') for r in g]), 1)} | "
                       f"{_fmt(samp, 1)} | {_fmt(_med([r['peak_rss_mb'] for r in g]))} | {used} | {loads} |")
     calib = [r for r in rows if r["target"] == "calibrate" and "models" in r]
     if calib:

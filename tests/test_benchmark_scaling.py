@@ -25,7 +25,7 @@ def test_report_medians_and_plot(tmp_path, capsys):
     from benchmarks import scaling
 
     def row(size, wall, rss, arrivals):
-        return {"target": "calibrate", "size": size, "inference": "auto", "wall_s": wall, "peak_rss_mb": rss,
+        return {"target": "calibrate", "size": size, "inference": "auto", "wall_s": wall, "cpu_s": wall * 1.5, "peak_rss_mb": rss,
                 "load_before": [9.0, 9.0, 9.0], "load_after": [10.0, 10.0, 10.0], "arrivals": arrivals,
                 "status": "registered", "models": {"hawkes": {"sampling_wall_s": wall / 2, "n_obs": arrivals,
                                                                "inference": "laplace", "psis_khat": 0.3}}}
@@ -37,6 +37,6 @@ def test_report_medians_and_plot(tmp_path, capsys):
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("| 1h |"))
     cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells[1] == "1,000" and cells[4] == "3" and cells[5] == "20.0" and cells[7] == "600"
-    assert "hawkes:laplace (0.30)" in cells[8]
+    assert cells[1] == "1,000" and cells[4] == "3" and cells[5] == "20.0" and cells[6] == "30.0"
+    assert cells[8] == "600" and "hawkes:laplace (0.30)" in cells[9]
     assert plot.is_file() and plot.stat().st_size > 1000
