@@ -1,0 +1,42 @@
+"""Smoke tests of the scaling and Dask benchmark scripts: they import, answer --help,
+and the scaling report computes medians and writes its plot (no fit is run here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("script", ["scaling.py", "dask_assets.py"])
+def test_help(script):
+    p = subprocess.run([sys.executable, "-P", str(REPO / "benchmarks" / script), "--help"],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "usage:" in p.stdout
+
+
+def test_report_medians_and_plot(tmp_path, capsys):
+    sys.path.insert(0, str(REPO))
+    from benchmarks import scaling
+
+    def row(size, wall, rss, arrivals):
+        return {"target": "calibrate", "size": size, "inference": "auto", "wall_s": wall, "cpu_s": wall * 1.5, "peak_rss_mb": rss,
+                "load_before": [9.0, 9.0, 9.0], "load_after": [10.0, 10.0, 10.0], "arrivals": arrivals,
+                "status": "registered", "models": {"hawkes": {"sampling_wall_s": wall / 2, "n_obs": arrivals,
+                                                               "inference": "laplace", "psis_khat": 0.3}}}
+
+    rows = [row("1h", 10.0, 500, 1000), row("1h", 30.0, 700, 1000), row("1h", 20.0, 600, 1000),
+            row("6h", 50.0, 900, 6000)]
+    plot = tmp_path / "scaling.png"
+    scaling.report(rows, plot)
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("| 1h |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[1] == "1,000" and cells[4] == "3" and cells[5] == "20.0" and cells[6] == "30.0"
+    assert cells[8] == "600" and "hawkes:laplace (0.30)" in cells[9]
+    assert plot.is_file() and plot.stat().st_size > 1000
