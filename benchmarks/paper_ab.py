@@ -95,7 +95,7 @@ def run(name: str) -> dict:
     cal = run_calibration(source, path, asset, window=FIT_WINDOW, sampler=SAMPLER, gate=GATE, plots=False)
     cal_s = time.perf_counter() - t0
     bundle, origin = _bundle(source, path, asset, cal)
-    market = load(source, path, asset=asset, with_books=True, with_messages=source == "lobster")
+    market = load(source, path, asset=asset, with_books=True, **({"with_messages": True} if source == "lobster" else {}))
     market = window_market(market, *WindowSpec.parse(REPLAY_WINDOW).bounds_ns(market))
     data = replay_data(market)
     ab = run_ab(data, bundle, CONFIGS, ReplayConfig(fee_bps=FEES_BPS[source]))

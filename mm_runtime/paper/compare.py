@@ -9,7 +9,7 @@ Configurations (``CONFIGS``):
     1e-4 of the price, so κ_bp = κ_frac · 1e-4), and the whole quoted depth as spread
     capture (c = 1: SC = δ − fee, as the original system assumed).  The rest (arrival rates, σ per
     regime, the HMM) comes from the same bundle as ``learned``, so the comparison
-    isolates α, κ and online learning.
+    isolates α, κ and online learning. The depth ladder, as the original system had.
 ``learned``
     The calibrated bundle's trade-through model (α per regime × depth bucket, κ and A
     per regime × side, the depth ladder) plus the online conjugate updates from the
@@ -77,7 +77,7 @@ def config_for(name: str, bundle: PriorBundle, base: QuoterConfig | None = None)
                                      "kelly_alpha_decay_bps": STATIC_ALPHA_DECAY_BPS,
                                      "kelly_alpha_floor": 0.0,
                                      "kelly_fraction": STATIC_KELLY_FRACTION,
-                                     "spread_capture": STATIC_SPREAD_CAPTURE})
+                                     "spread_capture": STATIC_SPREAD_CAPTURE, "use_fills_model": False})
         return static_bundle(bundle), qc
     if name == "learned":
         return bundle, base.model_copy(update={"learn": True, "alpha_model": "buckets", "use_fills_model": False})

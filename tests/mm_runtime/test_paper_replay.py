@@ -133,9 +133,9 @@ def test_static_configuration_uses_the_original_constants():
 
 def test_learned_is_the_trade_through_model_and_queue_the_fills_ladder():
     b = example_bundle("TEST")
-    for name, fills in (("learned", False), ("bundle", False), ("queue", True)):
+    for name, fills in (("static", False), ("learned", False), ("bundle", False), ("queue", True)):
         bb, qc = config_for(name, b)
-        assert bb is b and qc.use_fills_model is fills and qc.learn is (name != "bundle")
+        assert qc.use_fills_model is fills and qc.learn is (name not in ("bundle", "static"))
 
 
 def test_paired_interval_matches_a_t_interval(run):
