@@ -21,6 +21,7 @@ from models.hawkes.observations import (
     observations,
     params_to_flat,
     simulate,
+    simulate_components,
     spectral_radius,
 )
 from models.hawkes.layout import BLOCK, BlockArrays, LikArrays, auto_block, prepare, prepare_blocks
@@ -64,6 +65,6 @@ __all__ = [
     "branching_from_raw_pt", "branching_to_raw", "build_model", "cell_counts", "combine", "fit",
     "heldout_lpd", "jax_data", "linear_scan_pt", "loglik_jax", "loglik_naive", "loglik_op", "loglik_pt",
     "loglik_value_and_grad", "observations", "params_to_flat", "pointwise_loglik_jax",
-    "pointwise_loglik_pt", "prepare", "prepare_blocks", "resolved_config", "simulate",
+    "pointwise_loglik_pt", "prepare", "prepare_blocks", "resolved_config", "simulate", "simulate_components",
     "spectral_radius", "summarize", "summary_draws", "version",
 ]
