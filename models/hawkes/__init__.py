@@ -45,6 +45,7 @@ from models.hawkes.posterior import PARAM_VARS, add_log_likelihood, heldout_lpd,
 from models.hawkes.model import (
     MODEL_NAME,
     HawkesConfig,
+    HawkesKernel,
     HawkesPriors,
     baseline_coordinates,
     branching_from_raw,
@@ -59,7 +60,7 @@ from models.hawkes.model import (
 
 __all__ = [
     "BLOCK", "MODEL_NAME", "NS", "PARAM_VARS", "PT_BLOCK", "REGIMES", "SIDES",
-    "BlockArrays", "HawkesConfig", "HawkesGradOp", "HawkesLogLikOp", "HawkesObs", "HawkesPriors",
+    "BlockArrays", "HawkesConfig", "HawkesGradOp", "HawkesKernel", "HawkesLogLikOp", "HawkesObs", "HawkesPriors",
     "HawkesTruth", "LikArrays",
     "add_log_likelihood", "auto_block", "baseline_coordinates", "branching_from_raw",
     "branching_from_raw_pt", "branching_to_raw", "build_model", "cell_counts", "combine", "fit",
