@@ -176,6 +176,9 @@ def render_fit(doc: dict) -> None:
                      f"({d.get('pareto_k_over_0.7')} above 0.7)")
     else:
         lines.append(f"LOO: {d.get('loo_note', 'not computed')}")
+    if "hawkes_ks_d" in d:
+        lines.append(f"time-rescaling KS D {f(d['hawkes_ks_d'])} (p {f(d.get('hawkes_ks_p'), 2)}; buy "
+                     f"{f(d.get('hawkes_ks_d_buy'))}, sell {f(d.get('hawkes_ks_d_sell'))}) at the posterior mean")
     g = doc["gate"]
     lines.append(f"gate: {'PASS' if g['passed'] else 'FAIL (not exportable)'}")
     lines += [f"  - {msg}" for msg in g["failures"]]

@@ -23,6 +23,7 @@ from mm_runtime.vocabulary import REGIMES, SIDES
 from models.hawkes.observations import HawkesObs
 from models.hawkes.op import loglik_op, loglik_pt
 from models.hawkes.posterior import add_log_likelihood
+from models.hawkes.residuals import fit_goodness
 from models.hawkes.start import decay_floor, penalised_mle
 from models.sampling import SamplerConfig, model_version, sample, whitened_mean, whitened_normal
 
@@ -417,6 +418,8 @@ def resolved_config(model_config: HawkesConfig | None, obs: HawkesObs) -> dict[s
 def fit(obs: HawkesObs, sampler: SamplerConfig | None = None, model_config: HawkesConfig | None = None):
     """Sample the posterior; returns InferenceData with a ``log_likelihood`` group
     and ``attrs``: ``model_name`` ("hawkes"), ``model_version`` (:func:`version`),
+    ``hawkes_gof`` (JSON: the time-rescaling KS test at the posterior mean,
+    :func:`models.hawkes.residuals.fit_goodness`),
     ``hawkes_config`` (:func:`resolved_config`, JSON), ``assets``, ``n_events``, plus
     the sampler's attrs.
 
@@ -431,6 +434,7 @@ def fit(obs: HawkesObs, sampler: SamplerConfig | None = None, model_config: Hawk
     idata = sample(model, cfg)
     if cfg.log_likelihood:
         add_log_likelihood(idata, obs, cfg.max_log_likelihood_size)
+    idata.attrs["hawkes_gof"] = json.dumps(fit_goodness(idata, obs))
     idata.attrs.update({
         "model_name": MODEL_NAME,
         "model_version": version(mc, obs),
