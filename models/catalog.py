@@ -332,6 +332,10 @@ def diagnostics(name: str, idata) -> dict[str, Any]:
     if "hawkes_gof" in idata.attrs:     # time-rescaling KS (models.hawkes.residuals), as metrics
         g = json.loads(idata.attrs["hawkes_gof"])
         d.update({f"hawkes_{k}": float(v) for k, v in g.items() if k.startswith("ks_")})
+    if "hawkes_components_choice" in idata.attrs:     # M by held-out lpd (models.hawkes.select)
+        c = json.loads(idata.attrs["hawkes_components_choice"])
+        d["hawkes_components"] = int(c["components"])
+        d.update({f"hawkes_heldout_lpd_m{r['components']}": float(r["lpd"]) for r in c["table"]})
     return d
 
 

@@ -24,6 +24,7 @@ from models.hawkes.observations import HawkesObs
 from models.hawkes.op import loglik_op, loglik_pt
 from models.hawkes.posterior import add_log_likelihood
 from models.hawkes.residuals import fit_goodness
+from models.hawkes.select import choose_components
 from models.hawkes.start import decay_floor, penalised_mle
 from models.sampling import SamplerConfig, model_version, sample, whitened_mean, whitened_normal
 
@@ -81,16 +82,22 @@ class HawkesKernel(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    components: int = Field(1, ge=1, le=6)
+    components: int | Literal["auto"] = Field(
+        1, description="1..6, or auto: the candidate with the best held-out lpd (models.hawkes.select)")
     decays: Literal["free", "grid"] = "free"
     decay_range: tuple[float, float] = Field((0.01, 1000.0), description="1/s: ~100 s to ~1 ms")
     weight_concentration: float = Field(1.0, gt=0)
+    candidates: tuple[int, ...] = Field((1, 2, 3, 4), description="auto: the M compared")
+    holdout_fraction: float = Field(0.2, gt=0, lt=1, description="auto: the last part of the window scored")
 
     @model_validator(mode="after")
     def _range(self):
         lo, hi = self.decay_range
         if not 0 < lo < hi:
             raise ValueError(f"decay_range must be 0 < low < high, got {self.decay_range}")
+        for m in ((self.components,) if self.components != "auto" else ()) + tuple(self.candidates):
+            if not 1 <= m <= 6:
+                raise ValueError(f"components must be 1..6, got {m}")
         return self
 
     def grid(self, beta_min: float = 0.0) -> np.ndarray:
@@ -288,6 +295,8 @@ def build_model(obs: HawkesObs, priors: HawkesPriors | None = None,
     pr = priors or HawkesPriors()
     kern = kernel or HawkesKernel()
     M = kern.components
+    if M == "auto":
+        raise ValueError("build_model needs a number of components; fit() resolves 'auto'")
     if M > 1 and likelihood != "op":
         raise ValueError("HawkesKernel.components > 1 needs likelihood='op'")
     A = obs.n_assets
@@ -410,7 +419,7 @@ def resolved_config(model_config: HawkesConfig | None, obs: HawkesObs) -> dict[s
     out = {"priors": pr.model_dump(mode="json"), "baseline_coordinates": baseline_coordinates(obs, pr),
            "likelihood": mc.likelihood,
            "assets": list(obs.assets), "regimes": list(REGIMES), "sides": list(SIDES)}
-    if mc.kernel.components > 1:        # one component: the record (and version) of before
+    if mc.kernel.components != 1:       # one component: the record (and version) of before
         out["kernel"] = mc.kernel.model_dump(mode="json")
     return out
 
@@ -419,7 +428,9 @@ def fit(obs: HawkesObs, sampler: SamplerConfig | None = None, model_config: Hawk
     """Sample the posterior; returns InferenceData with a ``log_likelihood`` group
     and ``attrs``: ``model_name`` ("hawkes"), ``model_version`` (:func:`version`),
     ``hawkes_gof`` (JSON: the time-rescaling KS test at the posterior mean,
-    :func:`models.hawkes.residuals.fit_goodness`),
+    :func:`models.hawkes.residuals.fit_goodness`), with ``kernel.components = "auto"``
+    ``hawkes_components_choice`` (JSON: the held-out lpd table and the M chosen,
+    :func:`models.hawkes.select.choose_components`; the posterior is the chosen M's),
     ``hawkes_config`` (:func:`resolved_config`, JSON), ``assets``, ``n_events``, plus
     the sampler's attrs.
 
@@ -428,6 +439,11 @@ def fit(obs: HawkesObs, sampler: SamplerConfig | None = None, model_config: Hawk
     """
     mc = model_config or HawkesConfig()
     cfg = sampler or SamplerConfig()
+    choice = None
+    if mc.kernel.components == "auto":
+        k1 = mc.kernel.model_copy(update={"components": 1})
+        choice = choose_components(obs, mc.priors, k1, mc.kernel.candidates, 1.0 - mc.kernel.holdout_fraction)
+        mc = mc.model_copy(update={"kernel": mc.kernel.model_copy(update={"components": choice["components"]})})
     if mc.likelihood == "op" and cfg.sampler == "nutpie" and cfg.nutpie_backend == "numba":
         cfg = cfg.model_copy(update={"nutpie_backend": "jax"})
     model = build_model(obs, mc.priors, mc.likelihood, mc.kernel)
@@ -435,6 +451,8 @@ def fit(obs: HawkesObs, sampler: SamplerConfig | None = None, model_config: Hawk
     if cfg.log_likelihood:
         add_log_likelihood(idata, obs, cfg.max_log_likelihood_size)
     idata.attrs["hawkes_gof"] = json.dumps(fit_goodness(idata, obs))
+    if choice is not None:
+        idata.attrs["hawkes_components_choice"] = json.dumps(choice)
     idata.attrs.update({
         "model_name": MODEL_NAME,
         "model_version": version(mc, obs),
