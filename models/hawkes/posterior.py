@@ -135,6 +135,9 @@ def summary_draws(idata, asset: str | None = None) -> dict[str, Any]:
     ``{"hawkes_baseline": {regime: {side: draws}}, "hawkes_branching": {target:
     {source: draws}}, "hawkes_decay": draws}``. With several assets pass ``asset=``."""
     post = _asset_posterior(idata, asset)
+    if "hawkes_kernel_branching" in post:
+        raise ValueError("the bundle's Hawkes summary has one kernel component; this fit has "
+                         f"{post.sizes['component']} (docs/models/hawkes_multiscale.md)")
 
     def flat(name: str, *dims: str) -> np.ndarray:
         da = post[name].transpose("chain", "draw", *dims)
