@@ -103,6 +103,11 @@ def fit_one(model: str, source: str, path: Path, asset: Optional[str], regimes: 
     spec = catalog.spec(model)
     if regimes not in catalog.REGIME_SOURCES:
         raise InputError(f"--regimes: unknown choice {regimes!r}; one of {', '.join(catalog.REGIME_SOURCES)}")
+    if hawkes_components is not None:
+        if model != "hawkes":
+            raise InputError(f"--hawkes-components: applies to --model hawkes, not {model}")
+        if hawkes_components != "auto" and hawkes_components not in {str(m) for m in range(1, 7)}:
+            raise InputError(f"--hawkes-components: {hawkes_components!r} is not auto or 1..6")
     t_start = time.perf_counter()
     progress(f"loading {source} data from {path} ...")
     market = read_market_for((model,), source, path, asset)
@@ -134,10 +139,6 @@ def fit_one(model: str, source: str, path: Path, asset: Optional[str], regimes: 
     t0 = time.perf_counter()
     mc = catalog.model_config(model, None, cfg)
     if hawkes_components is not None:
-        if model != "hawkes":
-            raise InputError(f"--hawkes-components: applies to --model hawkes, not {model}")
-        if hawkes_components != "auto" and hawkes_components not in {str(m) for m in range(1, 7)}:
-            raise InputError(f"--hawkes-components: {hawkes_components!r} is not auto or 1..6")
         m = hawkes_components if hawkes_components == "auto" else int(hawkes_components)
         mc = mc.model_copy(update={"kernel": mc.kernel.model_copy(update={"components": m})})
     idata = catalog.fit(model, obs, sc, mc)
