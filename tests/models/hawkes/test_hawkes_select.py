@@ -38,3 +38,21 @@ def test_choose_components_by_heldout_lpd():
     c1 = choose_components(one, H.HawkesPriors(), k, (1, 2))
     assert c2["components"] == 2 and c2["table"][1]["lpd"] > c2["table"][0]["lpd"]
     assert c1["components"] == 1, c1["table"]
+
+
+@pytest.mark.slow
+def test_fit_auto_records_the_choice():
+    import json
+
+    from models import catalog
+    from models.sampling import SamplerConfig
+
+    obs = H.simulate_components(MU, N2, B2, 600.0, 4)
+    cfg = SamplerConfig(sampler="nutpie", draws=30, tune=30, chains=1, cores=1, seed=1, progressbar=False)
+    idata = H.fit(obs, cfg, H.HawkesConfig(kernel=H.HawkesKernel(components="auto", candidates=(1, 2))))
+    c = json.loads(idata.attrs["hawkes_components_choice"])
+    assert [r["components"] for r in c["table"]] == [1, 2] and c["components"] in (1, 2)
+    assert ("component" in idata.posterior.dims) == (c["components"] == 2)
+    d = catalog.diagnostics("hawkes", idata)
+    assert d["hawkes_components"] == c["components"] and "hawkes_heldout_lpd_m2" in d
+    assert json.loads(idata.attrs["hawkes_config"]).get("kernel", {"components": 1})["components"] == c["components"]
