@@ -74,8 +74,11 @@ def main() -> None:
         same = np.diff(obs.side) == 0
         print(f"[{ds}] {obs.n_events} arrivals over {obs.duration_s[0]:.0f} s; same-side gaps < 1 ms: "
               f"{np.mean(gaps[same] < 1e-3):.3f}; load {os.getloadavg()}", file=sys.stderr, flush=True)
-        res = doc[ds] = {"n_events": obs.n_events, "duration_s": float(obs.duration_s[0]), "rows": []}
+        res = doc.setdefault(ds, {"rows": []})
+        res.update(n_events=obs.n_events, duration_s=float(obs.duration_s[0]),
+                   same_side_gaps_below_1ms=float(np.mean(gaps[same] < 1e-3)))
         for m in (int(x) for x in args.components.split(",")):
+            res["rows"] = [r for r in res["rows"] if r["components"] != m]     # a re-run replaces its rows
             t1 = time.perf_counter()
             k = H.HawkesKernel(components=m)
             st = penalised_mle(obs, pr, decay_floor(obs, pr.max_decay_lifetime_windows), k if m > 1 else None)
@@ -94,7 +97,7 @@ def main() -> None:
                    "branching_ratio": H.spectral_radius(n_tot), "beta": np.atleast_1d(st["beta"]).tolist(),
                    "component_ratio": [H.spectral_radius(x) for x in np.reshape(n_k, (-1, 2, 2))],
                    "heldout_lpd": held["lpd"], "heldout_n": held["n"], "wall_s": time.perf_counter() - t1}
-            res["rows"].append(row)
+            res["rows"] = sorted(res["rows"] + [row], key=lambda r: r["components"])
             out.write_text(json.dumps(doc, indent=1))
             print(f"[{ds}] M={m}: KS D {row['ks_d']:.4f} rho {row['branching_ratio']:.3f} beta "
                   f"{np.round(row['beta'], 4).tolist()} held-out lpd {row['heldout_lpd']:.4f} "
