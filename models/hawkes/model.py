@@ -25,7 +25,7 @@ from models.hawkes.op import loglik_op, loglik_pt
 from models.hawkes.posterior import add_log_likelihood
 from models.hawkes.residuals import fit_goodness
 from models.hawkes.select import choose_components
-from models.hawkes.start import decay_floor, penalised_mle
+from models.hawkes.start import branching_from_raw, decay_floor, penalised_mle
 from models.sampling import SamplerConfig, model_version, sample, whitened_mean, whitened_normal
 
 MODEL_NAME = "hawkes"
@@ -146,20 +146,6 @@ def branching_from_raw_pt(theta):
     parts = {"log_n": (-_softplus(-p0), -_softplus(-p1), -x, -y),
              "log_1mn": (-_softplus(p0), -_softplus(p1), pt.log1mexp(-x), pt.log1mexp(-y))}
     return n, logjac, parts
-
-
-def branching_from_raw(theta: np.ndarray) -> np.ndarray:
-    """numpy version of :func:`branching_from_raw_pt` (n only)."""
-    theta = np.asarray(theta, float)
-    p0, p1, u, v = theta[..., 0], theta[..., 1], theta[..., 2], theta[..., 3]
-    sp = np.logaddexp
-    L = sp(0, p0) + sp(0, p1)
-    s = L + np.exp(u)
-    f = 1 / (1 + np.exp(-v))
-    n = np.empty(theta.shape[:-1] + (2, 2))
-    n[..., 0, 0], n[..., 1, 1] = 1 / (1 + np.exp(-p0)), 1 / (1 + np.exp(-p1))
-    n[..., 0, 1], n[..., 1, 0] = np.exp(-f * s), np.exp(-(1 - f) * s)
-    return n
 
 
 def branching_to_raw(n: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 
 from models.hawkes.likelihood import pointwise_loglik_jax
 from models.hawkes.observations import HawkesObs
-from models.hawkes.start import decay_floor, penalised_mle
+from models.hawkes.start import decay_floor, penalised_mle, point_params
 
 
 def split_time(obs: HawkesObs, frac: float) -> tuple[HawkesObs, HawkesObs]:
@@ -45,27 +45,16 @@ def map_heldout(obs: HawkesObs, priors, kernel, frac: float = 0.8) -> dict:
     """Fit ``kernel`` at the penalised maximum on the first ``frac`` of each asset's
     window and score the rest: ``{"lpd": nats per held-out arrival, "n": arrivals,
     "train_value": the fit's objective, "beta": decays}`` (summed over assets)."""
-    from models.hawkes.model import branching_from_raw
-
     total, n, betas = 0.0, 0, []
     for a in obs.assets:
         train, test = split_time(obs.select(a) if obs.n_assets > 1 else obs, frac)
         st = penalised_mle(train, priors, decay_floor(train, priors.max_decay_lifetime_windows),
                            kernel if kernel.components > 1 else None)
-        n_tot = branching_from_raw(st["theta"])
-        if kernel.components == 1:
-            n_k, beta = n_tot, np.asarray(st["beta"])
-        else:
-            y = st["weights_raw"]
-            full = np.concatenate([np.zeros((2, 2, 1)), y], axis=-1)
-            w = np.exp(full - full.max(-1, keepdims=True))
-            w /= w.sum(-1, keepdims=True)
-            n_k, beta = np.moveaxis(n_tot[..., None] * w, -1, 0), np.asarray(st["beta"])
-        ll = float(np.sum(np.asarray(pointwise_loglik_jax({"mu": np.exp(st["log_mu"]), "n": n_k,
-                                                            "beta": beta}, test))))
+        prm = point_params(st, kernel)
+        ll = float(np.sum(np.asarray(pointwise_loglik_jax(prm, test))))
         total += ll
         n += test.n_events
-        betas.append(np.atleast_1d(beta).tolist())
+        betas.append(np.atleast_1d(prm["beta"]).tolist())
     return {"lpd": total / n, "n": n, "beta": betas}
 
 

@@ -23,6 +23,33 @@ from models.hawkes.observations import HawkesObs
 _STARTS = (0.1, 1.0, 10.0)
 
 
+def branching_from_raw(theta: np.ndarray) -> np.ndarray:
+    """numpy version of :func:`models.hawkes.model.branching_from_raw_pt` (n only)."""
+    theta = np.asarray(theta, float)
+    p0, p1, u, v = theta[..., 0], theta[..., 1], theta[..., 2], theta[..., 3]
+    sp = np.logaddexp
+    L = sp(0, p0) + sp(0, p1)
+    s = L + np.exp(u)
+    f = 1 / (1 + np.exp(-v))
+    n = np.empty(theta.shape[:-1] + (2, 2))
+    n[..., 0, 0], n[..., 1, 1] = 1 / (1 + np.exp(-p0)), 1 / (1 + np.exp(-p1))
+    n[..., 0, 1], n[..., 1, 0] = np.exp(-f * s), np.exp(-(1 - f) * s)
+    return n
+
+
+def point_params(st: dict[str, Any], kernel=None) -> dict[str, np.ndarray]:
+    """The intensity's parameters ``{"mu", "n", "beta"}`` at a :func:`penalised_mle` point
+    (``n`` (2, 2) or (M, 2, 2): the total branching split by the weights)."""
+    n_tot = branching_from_raw(st["theta"])
+    if kernel is None or kernel.components == 1:
+        return {"mu": np.exp(st["log_mu"]), "n": n_tot, "beta": np.asarray(st["beta"])}
+    full = np.concatenate([np.zeros((2, 2, 1)), st["weights_raw"]], axis=-1)
+    w = np.exp(full - full.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    return {"mu": np.exp(st["log_mu"]), "n": np.moveaxis(n_tot[..., None] * w, -1, 0),
+            "beta": np.asarray(st["beta"])}
+
+
 def decay_floor(obs: HawkesObs, max_lifetime_windows: float | None) -> float:
     """``beta_min = 1 / (max_lifetime_windows * T)`` (1/s), ``T`` the shortest window of
     ``obs`` (s); 0 when ``max_lifetime_windows`` is None. A kernel whose mean lifetime
