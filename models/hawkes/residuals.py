@@ -12,7 +12,6 @@ and counted. Derivation: docs/models/hawkes.md, "Goodness of fit".
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -90,7 +89,7 @@ def point_params(idata, asset: str | None = None) -> dict[str, np.ndarray]:
     prm = _posterior_params(idata)
     a = 0
     if prm["mu"].shape[1] > 1:
-        assets = json.loads(idata.attrs["assets"])
+        assets = [str(x) for x in idata.posterior["asset"].values]
         if asset is None:
             raise ValueError(f"several assets in the fit {assets}: pass asset=")
         a = assets.index(asset)
