@@ -87,7 +87,7 @@ def observation_config(market, settings: dict | None = None):
 
 def fit_one(model: str, source: str, path: Path, asset: Optional[str], regimes: str,
             sampler_config, gate_config, progress: Callable[[str], None] = _quiet,
-            observation: dict | None = None, window: str = "") -> dict:
+            observation: dict | None = None, window: str = "", hawkes_components: str | None = None) -> dict:
     """Load, prepare, sample, diagnose and gate one model; the `mmcal fit --json` document.
 
     ``regimes``: the regime path alpha, kappa and hawkes condition on (one of
@@ -95,13 +95,19 @@ def fit_one(model: str, source: str, path: Path, asset: Optional[str], regimes: 
     :class:`models.sampling.SamplerConfig` and :class:`models.sampling.GateConfig`;
     ``observation``: observation-rule settings (:func:`observation_config`);
     ``window``: a part of the data (:class:`models.data.tables.WindowSpec` text, ""
-    = all of it); ``progress`` gets one line per step."""
+    = all of it); ``hawkes_components``: the hawkes kernel's number of components (1..6 or
+    auto: chosen by held-out lpd); ``progress`` gets one line per step."""
     from models import catalog
     from models.sampling import gate
 
     spec = catalog.spec(model)
     if regimes not in catalog.REGIME_SOURCES:
         raise InputError(f"--regimes: unknown choice {regimes!r}; one of {', '.join(catalog.REGIME_SOURCES)}")
+    if hawkes_components is not None:
+        if model != "hawkes":
+            raise InputError(f"--hawkes-components: applies to --model hawkes, not {model}")
+        if hawkes_components != "auto" and hawkes_components not in {str(m) for m in range(1, 7)}:
+            raise InputError(f"--hawkes-components: {hawkes_components!r} is not auto or 1..6")
     t_start = time.perf_counter()
     progress(f"loading {source} data from {path} ...")
     market = read_market_for((model,), source, path, asset)
@@ -131,7 +137,11 @@ def fit_one(model: str, source: str, path: Path, asset: Optional[str], regimes: 
     progress(f"sampling {model}: {sc.sampler}{'' if sc.inference == 'nuts' else ' or ' + sc.inference}, {sc.chains} chains x {sc.draws} draws "
              f"(+{sc.tune} tune), seed {sc.seed} ...")
     t0 = time.perf_counter()
-    idata = catalog.fit(model, obs, sc, catalog.model_config(model, None, cfg))
+    mc = catalog.model_config(model, None, cfg)
+    if hawkes_components is not None:
+        m = hawkes_components if hawkes_components == "auto" else int(hawkes_components)
+        mc = mc.model_copy(update={"kernel": mc.kernel.model_copy(update={"components": m})})
+    idata = catalog.fit(model, obs, sc, mc)
     progress(f"sampled in {time.perf_counter() - t0:.1f} s; diagnostics and LOO ...")
     if "inference_reason" in idata.attrs:
         progress(f"inference: {idata.attrs['inference']}; {idata.attrs['inference_reason']}")

@@ -28,6 +28,7 @@ No statistics here: names, lookups and calls into the model modules.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -124,7 +125,7 @@ MODELS: dict[str, ModelSpec] = {
                   var_names=("hawkes_baseline", "hawkes_branching", "hawkes_decay"),
                   summary_vars=("hawkes_baseline", "hawkes_branching", "hawkes_decay"),
                   loo_var="arrivals", n_obs_attr="n_events", obs_unit="arrivals", stage=1,
-                  config_class="HawkesConfig"),
+                  config_class="HawkesConfig", ppc="models.hawkes.residuals:qq_plot"),
         ModelSpec("fills", "models.fills",
                   var_names=("fill_hazard", "fill_piece_ratio", "fill_queue_coef", "fill_level_coef",
                              "fill_imbalance_coef", "markout_mean_bps", "markout_queue_bps", "markout_level_bps",
@@ -328,6 +329,13 @@ def diagnostics(name: str, idata) -> dict[str, Any]:
     for k in ("r_hat_worst", "ess_bulk_worst", "ess_tail_worst"):
         if d.get(k):
             d[k] = s.reported_name(d[k])
+    if "hawkes_gof" in idata.attrs:     # time-rescaling KS (models.hawkes.residuals), as metrics
+        g = json.loads(idata.attrs["hawkes_gof"])
+        d.update({f"hawkes_{k}": float(v) for k, v in g.items() if k.startswith("ks_")})
+    if "hawkes_components_choice" in idata.attrs:     # M by held-out lpd (models.hawkes.select)
+        c = json.loads(idata.attrs["hawkes_components_choice"])
+        d["hawkes_components"] = int(c["components"])
+        d.update({f"hawkes_heldout_lpd_m{r['components']}": float(r["lpd"]) for r in c["table"]})
     return d
 
 

@@ -15,13 +15,14 @@ from models.catalog import names as model_names
 
 
 def run_fit(model: str, source: str, path: Path, asset: Optional[str], regimes: str,
-            sampler_config, gate_config, observation: dict | None = None, window: str = "") -> dict:
+            sampler_config, gate_config, observation: dict | None = None, window: str = "",
+            hawkes_components: str | None = None) -> dict:
     """Load, prepare, sample, diagnose and gate one model (:func:`flows.fitting.fit_one`,
     its steps on stderr); the `mmcal fit --json` document."""
     from flows.fitting import fit_one
 
     return fit_one(model, source, path, asset, regimes, sampler_config, gate_config, progress=stage,
-                   observation=observation, window=window)
+                   observation=observation, window=window, hawkes_components=hawkes_components)
 
 
 _OBS = observation_options()
@@ -59,6 +60,8 @@ def fit(
     queue_levels: Optional[int] = _OBS["queue_levels"],
     markout_horizons: Optional[str] = _OBS["markout_horizons"],
     queue_power: Optional[float] = _OBS["queue_power"],
+    hawkes_components: Optional[str] = typer.Option(None, "--hawkes-components", help="hawkes: kernel "
+                                                    "components 1..6, or auto (by held-out lpd; default 1)."),
     strict: bool = typer.Option(False, "--strict", help="Exit with status 1 when the fit fails the gate."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Sampler progress bars on stderr."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
@@ -76,7 +79,8 @@ def fit(
         sc, gc = fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess, inference)
         obs = observation_settings(bar_seconds, volatility_estimator, markout_horizon, informed_threshold,
                                    depth_grid, repost_interval, queue_levels, markout_horizons, queue_power)
-        doc = run_fit(model, source, path, asset, regimes, sc, gc, obs, check_window("--window", window))
+        doc = run_fit(model, source, path, asset, regimes, sc, gc, obs, check_window("--window", window),
+                      hawkes_components)
         if as_json:
             emit_json(doc)
         else:

@@ -176,6 +176,14 @@ def render_fit(doc: dict) -> None:
                      f"({d.get('pareto_k_over_0.7')} above 0.7)")
     else:
         lines.append(f"LOO: {d.get('loo_note', 'not computed')}")
+    if "hawkes_ks_d" in d:
+        lines.append(f"time-rescaling KS D {f(d['hawkes_ks_d'])} (p {f(d.get('hawkes_ks_p'), 2)}; buy "
+                     f"{f(d.get('hawkes_ks_d_buy'))}, sell {f(d.get('hawkes_ks_d_sell'))}) at the posterior mean")
+    if "hawkes_components" in d:
+        lpd = "; ".join(f"M={k.rsplit('m', 1)[1]}: {f(v, 4)}" for k, v in d.items()
+                        if k.startswith("hawkes_heldout_lpd_m"))
+        lines.append(f"kernel components: M = {d['hawkes_components']} by held-out lpd (nats/arrival, "
+                     f"MAP on the first part of the window): {lpd}")
     g = doc["gate"]
     lines.append(f"gate: {'PASS' if g['passed'] else 'FAIL (not exportable)'}")
     lines += [f"  - {msg}" for msg in g["failures"]]

@@ -8,7 +8,7 @@ One module per job: :mod:`~models.hawkes.observations` (arrivals, simulation),
 :mod:`~models.hawkes.layout` (the likelihood's parameter-free arrays),
 :mod:`~models.hawkes.likelihood` (the JAX likelihood), :mod:`~models.hawkes.op`
 (the pytensor Op and graph), :mod:`~models.hawkes.model` (priors, PyMC model, fit,
-version), :mod:`~models.hawkes.posterior` (log-likelihood group, held-out density,
+version), :mod:`~models.hawkes.residuals` (time-rescaling goodness of fit), :mod:`~models.hawkes.posterior` (log-likelihood group, held-out density,
 summaries). Every public name is importable from here (``from models import hawkes
 as H``). Derivations, design and measurements: docs/models/hawkes.md.
 """
@@ -21,6 +21,7 @@ from models.hawkes.observations import (
     observations,
     params_to_flat,
     simulate,
+    simulate_components,
     spectral_radius,
 )
 from models.hawkes.layout import BLOCK, BlockArrays, LikArrays, auto_block, prepare, prepare_blocks
@@ -40,10 +41,12 @@ from models.hawkes.op import (
     loglik_pt,
     pointwise_loglik_pt,
 )
+from models.hawkes.residuals import fit_goodness, goodness_of_fit, point_params, qq_plot, rescaled_intervals
 from models.hawkes.posterior import PARAM_VARS, add_log_likelihood, heldout_lpd, summarize, summary_draws
 from models.hawkes.model import (
     MODEL_NAME,
     HawkesConfig,
+    HawkesKernel,
     HawkesPriors,
     baseline_coordinates,
     branching_from_raw,
@@ -58,12 +61,12 @@ from models.hawkes.model import (
 
 __all__ = [
     "BLOCK", "MODEL_NAME", "NS", "PARAM_VARS", "PT_BLOCK", "REGIMES", "SIDES",
-    "BlockArrays", "HawkesConfig", "HawkesGradOp", "HawkesLogLikOp", "HawkesObs", "HawkesPriors",
+    "BlockArrays", "HawkesConfig", "HawkesGradOp", "HawkesKernel", "HawkesLogLikOp", "HawkesObs", "HawkesPriors",
     "HawkesTruth", "LikArrays",
-    "add_log_likelihood", "auto_block", "baseline_coordinates", "branching_from_raw",
+    "add_log_likelihood", "fit_goodness", "goodness_of_fit", "point_params", "qq_plot", "rescaled_intervals", "auto_block", "baseline_coordinates", "branching_from_raw",
     "branching_from_raw_pt", "branching_to_raw", "build_model", "cell_counts", "combine", "fit",
     "heldout_lpd", "jax_data", "linear_scan_pt", "loglik_jax", "loglik_naive", "loglik_op", "loglik_pt",
     "loglik_value_and_grad", "observations", "params_to_flat", "pointwise_loglik_jax",
-    "pointwise_loglik_pt", "prepare", "prepare_blocks", "resolved_config", "simulate",
+    "pointwise_loglik_pt", "prepare", "prepare_blocks", "resolved_config", "simulate", "simulate_components",
     "spectral_radius", "summarize", "summary_draws", "version",
 ]

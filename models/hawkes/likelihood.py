@@ -26,50 +26,78 @@ from models.hawkes.observations import HawkesObs
 
 
 # --------------------------------------------------------------------------- pointwise terms
+def _static_shape(x) -> tuple[int, ...]:
+    t = getattr(x, "type", None)
+    return tuple(t.shape) if t is not None and hasattr(t, "shape") else tuple(x.shape)
+
+
 def _as_batched(params: Mapping[str, Any], xp) -> tuple[Any, Any, Any]:
-    """mu (A, 4, 2), n (A, 2, 2), beta (A,) from single-asset or batched params."""
+    """mu (A, 4, 2), n (A, 2, 2) or (A, M, 2, 2), beta (A,) or (A, M) from single-asset
+    or batched params. One asset (``mu`` (4, 2)): ``n`` (2, 2) with ``beta`` () is the
+    one-exponential kernel, ``n`` (M, 2, 2) with ``beta`` (M,) the M-component one;
+    batched (``mu`` (A, 4, 2)): ``n`` (A, 2, 2) with ``beta`` (A,), or (A, M, 2, 2) with
+    (A, M)."""
     mu, n, beta = params["mu"], params["n"], params["beta"]
     if mu.ndim == 2:
         mu = mu[None]
-    if n.ndim == 2:
         n = n[None]
-    if beta.ndim == 0:
         beta = beta[None]
     return mu, n, beta
+
+
+def _components(n, beta):
+    """(n (A, M, 2, 2), beta (A, M), squeeze): the component axis added to a
+    one-exponential kernel (n (A, 2, 2), beta (A,)); ``squeeze`` says it was added."""
+    if n.ndim == 3:
+        return n[:, None], beta[:, None], True
+    return n, beta, False
 
 
 def _pointwise(xp, scan, add_at, mu, n, beta, d: LikArrays):
     """Per-event log-likelihood terms; ``xp`` is jax.numpy or pytensor.tensor.
 
-    mu (A, 4, 2), n (A, 2, 2), beta (A,). One code path for both backends, so the
-    PyMC model and the JAX function compute the same formula.
+    mu (A, 4, 2); n (A, 2, 2) and beta (A,), or with M kernel components n (A, M, 2, 2)
+    and beta (A, M): ``lambda = mu + sum_m beta_m (n^m S^m)``, one recurrence per
+    component (docs/models/hawkes.md, "Several kernel components"). One code path for
+    both backends, so the PyMC model and the JAX function compute the same formula.
     """
+    n, beta, _ = _components(n, beta)
+    M = _static_shape(n)[1]
     single = d.asset is None
-    b_ev = beta[0] if single else beta[d.asset]
-    x = -b_ev * d.dt
-    a = xp.exp(x) * d.keep                      # a_i (0 at an asset's first event)
-    one_minus_a = -xp.expm1(x)                  # 1 - a_i without cancellation
-    X = scan(a, a[:, None] * d.prev)            # X_i[s'] (strictly earlier, incl. ties)
-    S = X if d.grp is None else X[d.grp]        # ties do not excite each other
     mu_f = mu.reshape((-1,))
-    n_f = n.reshape((-1,))
-    lam = mu_f[d.mu_idx] + b_ev * (n_f[d.n_idx] * S[:, 0] + n_f[d.n_idx + 1] * S[:, 1])
-    # compensator over (t_{i-1}, t_i]
-    Xprev = xp.concatenate([xp.zeros((1, 2)), X[:-1]], axis=0) * d.keep[:, None]
-    Yprev = Xprev + d.prev                      # state just after t_{i-1}
-    csum = n.sum(axis=1)                        # (A, 2): total offspring of a source event
     musum = mu.sum(axis=2)                      # (A, 4): total baseline per regime
+    lam = mu_f[d.mu_idx]
+    comp = 0.0
+    tail_exc = 0.0
+    for m in range(M):
+        b_m, n_m = beta[:, m], n[:, m]
+        b_ev = b_m[0] if single else b_m[d.asset]
+        x = -b_ev * d.dt
+        a = xp.exp(x) * d.keep                  # a_i (0 at an asset's first event)
+        one_minus_a = -xp.expm1(x)              # 1 - a_i without cancellation
+        X = scan(a, a[:, None] * d.prev)        # X_i[s'] (strictly earlier, incl. ties)
+        S = X if d.grp is None else X[d.grp]    # ties do not excite each other
+        n_f = n_m.reshape((-1,))
+        lam = lam + b_ev * (n_f[d.n_idx] * S[:, 0] + n_f[d.n_idx + 1] * S[:, 1])
+        # compensator over (t_{i-1}, t_i]
+        Xprev = xp.concatenate([xp.zeros((1, 2)), X[:-1]], axis=0) * d.keep[:, None]
+        Yprev = Xprev + d.prev                  # state just after t_{i-1}
+        csum = n_m.sum(axis=1)                  # (A, 2): total offspring of a source event
+        if single:
+            exc = Yprev[:, 0] * csum[0, 0] + Yprev[:, 1] * csum[0, 1]
+        else:
+            cs_f = csum.reshape((-1,))
+            exc = Yprev[:, 0] * cs_f[d.src_idx] + Yprev[:, 1] * cs_f[d.src_idx + 1]
+        comp = comp + one_minus_a * exc
+        # window end: int_{t_last}^{T}
+        Ylast = X[d.last] + d.own_last           # (A, 2)
+        tail_exc = tail_exc + (-xp.expm1(-b_m * d.tail)) * (Ylast * csum).sum(axis=1)
     if single:
-        exc = Yprev[:, 0] * csum[0, 0] + Yprev[:, 1] * csum[0, 1]
         base = xp.dot(d.reg_dt, musum[0])
     else:
-        cs_f = csum.reshape((-1,))
-        exc = Yprev[:, 0] * cs_f[d.src_idx] + Yprev[:, 1] * cs_f[d.src_idx + 1]
         base = (d.reg_dt * musum[d.asset]).sum(axis=1)
-    ll = xp.log(lam) - base - one_minus_a * exc
-    # window end: int_{t_last}^{T}
-    Ylast = X[d.last] + d.own_last               # (A, 2)
-    tail = (d.tail_reg * musum).sum(axis=1) + (-xp.expm1(-beta * d.tail)) * (Ylast * csum).sum(axis=1)
+    ll = xp.log(lam) - base - comp
+    tail = (d.tail_reg * musum).sum(axis=1) + tail_exc
     return add_at(ll, d.last, -tail)
 
 
@@ -114,11 +142,6 @@ def pointwise_loglik_jax(params: Mapping[str, Any], data: HawkesObs | LikArrays)
 
 
 # --------------------------------------------------------------------------- fast total
-def _static_shape(x) -> tuple[int, ...]:
-    t = getattr(x, "type", None)
-    return tuple(t.shape) if t is not None and hasattr(t, "shape") else tuple(x.shape)
-
-
 def _total_blocks(xp, carry_scan, mu, n, beta, d: BlockArrays, rows: int | None = None):
     """Total log-likelihood from the block layout; ``xp`` jax.numpy or pytensor.tensor.
 
@@ -180,7 +203,7 @@ def _total_blocks(xp, carry_scan, mu, n, beta, d: BlockArrays, rows: int | None 
 
 
 def _jax_block_scan(op, elems, identity):
-    """Inclusive scan of ``elems`` (tuple of (nb,) arrays) under the associative ``op``:
+    """Inclusive scan of ``elems`` (tuple of (nb, ...) arrays) under the associative ``op``:
     a sequential ``lax.scan`` over the nb = N/B blocks on CPU, ``jax.lax.associative_scan``
     on accelerators (why: docs/models/hawkes.md, "The block layout and the three-pass
     sweep").
@@ -192,7 +215,7 @@ def _jax_block_scan(op, elems, identity):
         out = op(carry, x)
         return out, out
 
-    init = tuple(jnp.asarray(v, dtype=elems[0].dtype) for v in identity)
+    init = tuple(jnp.full(e.shape[1:], v, dtype=elems[0].dtype) for v, e in zip(identity, elems))
     return jax.lax.scan(step, init, elems)[1]
 
 
@@ -214,19 +237,21 @@ def _jax_sweep(mu, n, beta, d: BlockArrays, grad: bool):
     rows with the right carry-in and accumulates into (nb,) vectors. The gradient
     is by forward sensitivities (Ozaki 1979): ``Z_i = -dX_i/dbeta`` obeys
     ``Z_i = a_i Z_{i-1} + dt_i X_i``, the mu and n derivatives are weighted sums of
-    ``1/lambda_i``. Derivation and measurements: docs/models/hawkes.md, "The block
-    layout and the three-pass sweep".
+    ``1/lambda_i``. With M kernel components (n (A, M, 2, 2), beta (A, M)) every state
+    carries a leading component axis: O(N M) work, one sweep. Derivation and
+    measurements: docs/models/hawkes.md, "The block layout and the three-pass sweep"
+    and "Several kernel components".
     """
-    A = mu.shape[0]
+    n, beta, squeeze = _components(n, beta)
+    A, M = beta.shape
     single = d.asset is None
     ties = d.tie0 is not None
     mu_f = mu.reshape((-1,))
-    n_f = n.reshape((-1,))
     nb = d.dt.shape[1]
-    zero = jnp.zeros(nb)
+    zero = jnp.zeros((M, nb))
 
-    def rate(asset_row):
-        return beta[0] if single else beta[asset_row]
+    def rate(asset_row):                                   # (M, nb) or (M, 1)
+        return beta[0][:, None] if single else beta[asset_row].T
 
     # ---- pass A: block-end states with zero carry-in
     xs_a = (d.dt, d.keep, d.prev0, d.prev1) + (() if single else (d.asset,))
@@ -242,30 +267,32 @@ def _jax_sweep(mu, n, beta, d: BlockArrays, grad: bool):
         return (x0, x1, z0, z1, p * a, tau + dt), None
 
     (x0e, x1e, z0e, z1e, pe, te), _ = jax.lax.scan(
-        row_a, (zero, zero, zero, zero, jnp.ones(nb), zero), xs_a)
+        row_a, (zero, zero, zero, zero, jnp.ones((M, nb)), jnp.zeros(nb)), xs_a)
 
-    # ---- pass B: across blocks
+    # ---- pass B: across blocks (block axis first)
     def op(left, right):
         P1, D1, x1_, y1_, z1_, u1_ = left
         P2, D2, x2_, y2_, z2_, u2_ = right
         return (P1 * P2, D1 + D2, x2_ + P2 * x1_, y2_ + P2 * y1_,
                 z2_ + P2 * (z1_ + D2 * x1_), u2_ + P2 * (u1_ + D2 * y1_))
 
-    _, _, E0, E1, F0, F1 = _jax_block_scan(op, (pe, te, x0e, x1e, z0e, z1e), (1.0, 0.0, 0.0, 0.0, 0.0, 0.0))
+    _, _, E0, E1, F0, F1 = _jax_block_scan(
+        op, (pe.T, te[:, None], x0e.T, x1e.T, z0e.T, z1e.T), (1.0, 0.0, 0.0, 0.0, 0.0, 0.0))
 
-    def shift(v):
-        return jnp.concatenate([jnp.zeros((1,)), v[:-1]])
+    def shift(v):                                          # (nb, M) -> (M, nb), one block later
+        return jnp.concatenate([jnp.zeros((M, 1)), v.T[:, :-1]], axis=1)
 
     # ---- pass C: events with the right carry-in, accumulate
     names = ["ll"]
     if grad:
         names += ["gb"] + (["n00", "n01", "n10", "n11"] + [f"m{k}" for k in range(mu_f.shape[0])]
                            if single else [])
-    acc0 = {k: zero for k in names}
+    acc0 = {k: (jnp.zeros(nb) if k == "ll" or k.startswith("m") else zero) for k in names}
     if grad and not single:
-        acc0.update(g_mu=jnp.zeros(mu_f.shape[0]), g_n=jnp.zeros((2 * A, 2)), g_beta=jnp.zeros(A))
+        acc0.update(g_mu=jnp.zeros(mu_f.shape[0]), g_n=jnp.zeros((2 * A, M, 2)), g_beta=jnp.zeros((A, M)))
     xs_c = (d.dt, d.keep, d.prev0, d.prev1, d.side, d.mu_idx, d.valid)
     xs_c = xs_c + ((d.tie0, d.tie1) if ties else ()) + (() if single else (d.asset,))
+    n0 = n[0]
 
     def row_c(carry, r):
         x0, x1, z0, z1, acc = carry
@@ -278,13 +305,12 @@ def _jax_sweep(mu, n, beta, d: BlockArrays, grad: bool):
         S0, S1 = (x0 - t0_, x1 - t1_) if ties else (x0, x1)
         if single:
             buy = side == 0
-            ns0 = jnp.where(buy, n_f[0], n_f[2])
-            ns1 = jnp.where(buy, n_f[1], n_f[3])
+            ns0 = jnp.where(buy, n0[:, 0, 0][:, None], n0[:, 1, 0][:, None])
+            ns1 = jnp.where(buy, n0[:, 0, 1][:, None], n0[:, 1, 1][:, None])
         else:
-            k = (arow * 2 + side) * 2
-            ns0, ns1 = n_f[k], n_f[k + 1]
-        exc = ns0 * S0 + ns1 * S1
-        lam = mu_f[midx] + b * exc
+            ns0, ns1 = n[arow, :, side, 0].T, n[arow, :, side, 1].T
+        exc = ns0 * S0 + ns1 * S1                           # (M, nb)
+        lam = mu_f[midx] + (b * exc).sum(axis=0)
         acc = dict(acc)
         acc["ll"] = acc["ll"] + jnp.log(lam) * v
         if grad:
@@ -304,31 +330,39 @@ def _jax_sweep(mu, n, beta, d: BlockArrays, grad: bool):
                 seg = arow * 2 + side
                 acc["g_mu"] = acc["g_mu"] + jax.ops.segment_sum(w, midx, num_segments=mu_f.shape[0])
                 acc["g_n"] = acc["g_n"] + jnp.stack(
-                    [jax.ops.segment_sum(wb0, seg, num_segments=2 * A),
-                     jax.ops.segment_sum(wb1, seg, num_segments=2 * A)], axis=1)
-                acc["g_beta"] = acc["g_beta"] + jax.ops.segment_sum(gb, arow, num_segments=A)
+                    [jax.ops.segment_sum(wb0.T, seg, num_segments=2 * A),
+                     jax.ops.segment_sum(wb1.T, seg, num_segments=2 * A)], axis=-1)
+                acc["g_beta"] = acc["g_beta"] + jax.ops.segment_sum(gb.T, arow, num_segments=A)
         return (x0, x1, z0, z1, acc), None
 
     init = (shift(E0), shift(E1), shift(F0), shift(F1), acc0)
     (x0, x1, z0, z1, acc), _ = jax.lax.scan(row_c, init, xs_c)
-    # state at each asset's last event (row B-1 of its last block)
-    XL0, XL1, ZL0, ZL1 = x0[d.last_block], x1[d.last_block], z0[d.last_block], z1[d.last_block]
-    csum = n.sum(axis=1)                                   # (A, 2) offspring per source event
-    E = jnp.exp(-beta * d.tail)
-    Y0, Y1 = XL0 + d.own_last[:, 0], XL1 + d.own_last[:, 1]
-    R0, R1 = d.counts[:, 0] - E * Y0, d.counts[:, 1] - E * Y1
-    ll = acc["ll"].sum() - (mu.sum(axis=2) * d.regime_time).sum() - (csum[:, 0] * R0 + csum[:, 1] * R1).sum()
+    # state at each asset's last event (row B-1 of its last block), (A, M)
+    XL0, XL1 = x0[:, d.last_block].T, x1[:, d.last_block].T
+    ZL0, ZL1 = z0[:, d.last_block].T, z1[:, d.last_block].T
+    csum = n.sum(axis=2)                                   # (A, M, 2) offspring per source event
+    tail = d.tail[:, None]
+    E = jnp.exp(-beta * tail)
+    Y0, Y1 = XL0 + d.own_last[:, 0:1], XL1 + d.own_last[:, 1:2]
+    R0, R1 = d.counts[:, 0:1] - E * Y0, d.counts[:, 1:2] - E * Y1
+    ll = (acc["ll"].sum() - (mu.sum(axis=2) * d.regime_time).sum()
+          - (csum[..., 0] * R0 + csum[..., 1] * R1).sum())
     if not grad:
         return ll
     if single:
         g_mu = jnp.stack([acc[f"m{k}"].sum() for k in range(mu_f.shape[0])])
-        g_n = jnp.array([[acc["n00"].sum(), acc["n01"].sum()], [acc["n10"].sum(), acc["n11"].sum()]])
-        g_beta = acc["gb"].sum()[None]
+        g_n = jnp.stack([jnp.stack([acc["n00"].sum(axis=1), acc["n01"].sum(axis=1)], axis=-1),
+                         jnp.stack([acc["n10"].sum(axis=1), acc["n11"].sum(axis=1)], axis=-1)],
+                        axis=1)[None]                      # (1, M, 2, 2)
+        g_beta = acc["gb"].sum(axis=1)[None]
     else:
-        g_mu, g_n, g_beta = acc["g_mu"], acc["g_n"], acc["g_beta"]
+        g_mu, g_beta = acc["g_mu"], acc["g_beta"]
+        g_n = acc["g_n"].reshape((A, 2, M, 2)).transpose((0, 2, 1, 3))
     g_mu = g_mu.reshape(mu.shape) - d.regime_time[:, :, None]
-    g_n = g_n.reshape(n.shape) - jnp.stack([R0, R1], axis=1)[:, None, :]
-    g_beta = g_beta - (csum[:, 0] * E * (d.tail * Y0 + ZL0) + csum[:, 1] * E * (d.tail * Y1 + ZL1))
+    g_n = g_n - jnp.stack([R0, R1], axis=-1)[:, :, None, :]
+    g_beta = g_beta - (csum[..., 0] * E * (tail * Y0 + ZL0) + csum[..., 1] * E * (tail * Y1 + ZL1))
+    if squeeze:
+        g_n, g_beta = g_n[:, 0], g_beta[:, 0]
     return ll, (g_mu, g_n, g_beta)
 
 
@@ -392,26 +426,26 @@ def loglik_naive(params: Mapping[str, Any], obs: HawkesObs) -> float:
     """O(N^2) reference straight from the definition (numpy, float64): for tests.
 
     Intensity at each event from the double sum over strictly earlier events of
-    the same asset; compensator in closed form with the regime durations.
+    the same asset; compensator in closed form with the regime durations. ``params``
+    as :func:`loglik_jax` (one or M kernel components).
     """
-    mu = np.asarray(params["mu"], float)
-    n = np.asarray(params["n"], float)
-    beta = np.asarray(params["beta"], float)
-    if mu.ndim == 2:
-        mu, n, beta = mu[None], n[None], beta.reshape(1)
+    mu, n, beta = _as_batched({k: np.asarray(v, float) for k, v in params.items()}, np)
+    n, beta, _ = _components(n, beta)
     D = obs.regime_time()
     total = 0.0
     for a in range(obs.n_assets):
         m = obs.asset == a
         t, s, r = obs.t[m], obs.side[m].astype(int), obs.regime[m].astype(int)
-        T, b = float(obs.duration_s[a]), float(beta[a])
+        T = float(obs.duration_s[a])
         for i in range(len(t)):
             earlier = t[:i] < t[i]
-            w = np.exp(-b * (t[i] - t[:i][earlier]))
             src = s[:i][earlier]
-            lam = mu[a, r[i], s[i]] + b * (n[a, s[i], 0] * w[src == 0].sum() + n[a, s[i], 1] * w[src == 1].sum())
+            lam = mu[a, r[i], s[i]]
+            for c, b in enumerate(beta[a]):
+                w = np.exp(-b * (t[i] - t[:i][earlier]))
+                lam += b * (n[a, c, s[i], 0] * w[src == 0].sum() + n[a, c, s[i], 1] * w[src == 1].sum())
             total += math.log(lam)
         total -= float((mu[a].sum(axis=1) * D[a]).sum())
-        total -= float((n[a].sum(axis=0)[s] * (1.0 - np.exp(-b * (T - t)))).sum())
+        for c, b in enumerate(beta[a]):
+            total -= float((n[a, c].sum(axis=0)[s] * (1.0 - np.exp(-b * (T - t)))).sum())
     return total
-

@@ -17,13 +17,15 @@ from typing import Any, Literal
 
 import numpy as np
 import pytensor.tensor as pt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mm_runtime.vocabulary import REGIMES, SIDES
 from models.hawkes.observations import HawkesObs
 from models.hawkes.op import loglik_op, loglik_pt
 from models.hawkes.posterior import add_log_likelihood
-from models.hawkes.start import decay_floor, penalised_mle
+from models.hawkes.residuals import fit_goodness
+from models.hawkes.select import choose_components
+from models.hawkes.start import branching_from_raw, decay_floor, penalised_mle
 from models.sampling import SamplerConfig, model_version, sample, whitened_mean, whitened_normal
 
 MODEL_NAME = "hawkes"
@@ -68,14 +70,57 @@ class HawkesPriors(BaseModel):
     auto_min_events: int = Field(100, ge=1, description="several assets, auto: see baseline_parameterization")
 
 
+class HawkesKernel(BaseModel):
+    """The excitation kernel ``phi_{s,s'}(t) = sum_m n^m_{s,s'} beta_m e^{-beta_m t}``
+    (docs/models/hawkes.md, "Several kernel components"). ``components`` = 1 is the
+    one-exponential model. With M > 1 the total branching ``sum_m n^m`` has the one-kernel
+    prior and parameterisation (spectral radius < 1), each entry is split over the
+    components by weights with a Dirichlet(``weight_concentration``) prior, and the decays
+    (ordered fastest first) are either ``free`` (log beta_m iid Normal with centre and sd
+    from ``decay_range``: the range is +-2 sd, truncated at the decay floor) or a fixed
+    log-spaced ``grid`` spanning ``decay_range``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    components: int | Literal["auto"] = Field(
+        1, description="1..6, or auto: the candidate with the best held-out lpd (models.hawkes.select)")
+    decays: Literal["free", "grid"] = "free"
+    decay_range: tuple[float, float] = Field((0.01, 1000.0), description="1/s: ~100 s to ~1 ms")
+    weight_concentration: float = Field(1.0, gt=0)
+    candidates: tuple[int, ...] = Field((1, 2, 3, 4), description="auto: the M compared")
+    holdout_fraction: float = Field(0.2, gt=0, lt=1, description="auto: the last part of the window scored")
+
+    @model_validator(mode="after")
+    def _range(self):
+        lo, hi = self.decay_range
+        if not 0 < lo < hi:
+            raise ValueError(f"decay_range must be 0 < low < high, got {self.decay_range}")
+        for m in ((self.components,) if self.components != "auto" else ()) + tuple(self.candidates):
+            if not 1 <= m <= 6:
+                raise ValueError(f"components must be 1..6, got {m}")
+        return self
+
+    def grid(self, beta_min: float = 0.0) -> np.ndarray:
+        """(M,) log-spaced decays from ``decay_range[1]`` down to ``max(decay_range[0],
+        beta_min)``, fastest first."""
+        lo, hi = self.decay_range
+        return np.geomspace(hi, max(lo, 1.0001 * beta_min), self.components)
+
+    def decay_prior(self) -> tuple[float, float]:
+        """(centre, sd) of log beta_m for free decays: the range is centre +- 2 sd."""
+        lo, hi = (math.log(x) for x in self.decay_range)
+        return 0.5 * (lo + hi), (hi - lo) / 4.0
+
+
 class HawkesConfig(BaseModel):
-    """The model's configuration for :func:`fit`: the priors and which implementation
-    of the likelihood the PyMC model uses (:func:`build_model`)."""
+    """The model's configuration for :func:`fit`: the priors, which implementation
+    of the likelihood the PyMC model uses (:func:`build_model`) and the kernel."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     priors: HawkesPriors = Field(default_factory=HawkesPriors)
     likelihood: Literal["op", "graph"] = "op"
+    kernel: HawkesKernel = Field(default_factory=HawkesKernel)
 
 
 # --------------------------------------------------------------------------- branching parameterisation
@@ -101,20 +146,6 @@ def branching_from_raw_pt(theta):
     parts = {"log_n": (-_softplus(-p0), -_softplus(-p1), -x, -y),
              "log_1mn": (-_softplus(p0), -_softplus(p1), pt.log1mexp(-x), pt.log1mexp(-y))}
     return n, logjac, parts
-
-
-def branching_from_raw(theta: np.ndarray) -> np.ndarray:
-    """numpy version of :func:`branching_from_raw_pt` (n only)."""
-    theta = np.asarray(theta, float)
-    p0, p1, u, v = theta[..., 0], theta[..., 1], theta[..., 2], theta[..., 3]
-    sp = np.logaddexp
-    L = sp(0, p0) + sp(0, p1)
-    s = L + np.exp(u)
-    f = 1 / (1 + np.exp(-v))
-    n = np.empty(theta.shape[:-1] + (2, 2))
-    n[..., 0, 0], n[..., 1, 1] = 1 / (1 + np.exp(-p0)), 1 / (1 + np.exp(-p1))
-    n[..., 0, 1], n[..., 1, 0] = np.exp(-f * s), np.exp(-(1 - f) * s)
-    return n
 
 
 def branching_to_raw(n: np.ndarray) -> np.ndarray:
@@ -165,6 +196,48 @@ def _decay(pr: HawkesPriors, beta_min: float, st: dict | None):
     return beta
 
 
+def _decays(kern: HawkesKernel, beta_min: float, st: dict | None, fixed: bool):
+    """(M,) decays, fastest first, of the M-component kernel. ``grid``: constants
+    (:meth:`HawkesKernel.grid`). ``free``: ``beta_{M-1} = beta_min + e^{u_{M-1}}``,
+    ``beta_m = beta_{m+1} + e^{u_m}`` (ordered, above the floor), ``u = u0 + s z`` with
+    ``z`` flat (``hawkes_log_decay_shift``) shifted to the penalised MLE as for one
+    component, and the prior as a potential: iid Normal(:meth:`HawkesKernel.decay_prior`)
+    on log beta_m (restricted to the ordered region), plus log |d log beta / d z| =
+    sum_m (u_m - log beta_m + log s_m) (the map u -> beta is triangular)."""
+    import pymc as pm
+
+    if fixed:
+        return pm.Deterministic("hawkes_decay", pt.as_tensor_variable(kern.grid(beta_min)), dims="component")
+    g = kern.grid(beta_min)
+    if st is not None:
+        u0, s = np.asarray(st["u"]), np.asarray(st["u_sd"])
+    else:
+        u0, s = np.log(np.maximum(np.append(-np.diff(g), g[-1] - beta_min), 1e-12)), np.ones(len(g))
+    z = pm.Flat("hawkes_log_decay_shift", dims="component")
+    u = u0 + s * z
+    beta = pm.Deterministic("hawkes_decay", beta_min + pt.cumsum(pt.exp(u)[::-1])[::-1], dims="component")
+    lb = pt.log(beta)
+    c, sd = kern.decay_prior()
+    pm.Potential("hawkes_decay_prior", (-0.5 * ((lb - c) / sd) ** 2 + u - lb + np.log(s)).sum())
+    return beta
+
+
+def _kernel_weights(kern: HawkesKernel, y):
+    """(..., 2, 2, M) weights of each branching entry over the components from the
+    additive log-ratio coordinates ``y`` (..., 2, 2, M-1) (``w = softmax([0, y])``), with
+    the Dirichlet(``weight_concentration``) prior written on ``y``: its density
+    ``prod w^(a-1)`` times the transform's Jacobian ``prod_m w_m`` (Aitchison 1986,
+    ch. 6) is ``prod_m w_m^a``. Returns (w, log prior)."""
+    full = pt.concatenate([pt.zeros_like(y[..., :1]), y], axis=-1)
+    logw = full - pt.logsumexp(full, axis=-1, keepdims=True)
+    return pt.exp(logw), (kern.weight_concentration * logw).sum()
+
+
+def _split(n_total, w):
+    """n^m = n_total w[..., m]: (..., 2, 2) x (..., 2, 2, M) -> (..., M, 2, 2)."""
+    return pt.moveaxis(n_total[..., None] * w, -1, -3)
+
+
 # --------------------------------------------------------------------------- the PyMC model
 def cell_counts(obs: HawkesObs) -> np.ndarray:
     """(A, 4, 2) events per asset x regime x side."""
@@ -188,7 +261,7 @@ def baseline_coordinates(obs: HawkesObs, pr: HawkesPriors) -> Literal["whitened"
 
 
 def build_model(obs: HawkesObs, priors: HawkesPriors | None = None,
-                likelihood: Literal["op", "graph"] = "op"):
+                likelihood: Literal["op", "graph"] = "op", kernel: HawkesKernel | None = None):
     """The PyMC model (docs/models/hawkes.md): single-asset when ``obs`` has one
     asset, hierarchical across assets otherwise.
 
@@ -198,10 +271,20 @@ def build_model(obs: HawkesObs, priors: HawkesPriors | None = None,
     graph (:func:`~models.hawkes.op.loglik_pt`) differentiated by pytensor: no Python
     callback, but slower to compile (use it with nutpie's numba backend or numpyro;
     compile times: docs/models/hawkes.md, "The pytensor graph").
+
+    ``kernel`` (:class:`HawkesKernel`): with M > 1 components, ``hawkes_branching`` is
+    the total branching matrix, ``hawkes_kernel_branching`` (component, target, source)
+    its split, ``hawkes_decay`` (component) the decays, fastest first.
     """
     import pymc as pm
 
     pr = priors or HawkesPriors()
+    kern = kernel or HawkesKernel()
+    M = kern.components
+    if M == "auto":
+        raise ValueError("build_model needs a number of components; fit() resolves 'auto'")
+    if M > 1 and likelihood != "op":
+        raise ValueError("HawkesKernel.components > 1 needs likelihood='op'")
     A = obs.n_assets
     rates = obs.empirical_rates()
     if pr.baseline_center == "empirical":
@@ -212,12 +295,14 @@ def build_model(obs: HawkesObs, priors: HawkesPriors | None = None,
               "source": list(SIDES), "branching_coord": list(_BRANCHING_COORDS)}
     if A > 1:
         coords["asset"] = list(obs.assets)
+    if M > 1:
+        coords["component"] = list(range(M))
     coords_kind = baseline_coordinates(obs, pr)
     with pm.Model(coords=coords) as model:
         if A == 1:
             tau = pm.HalfNormal("log_baseline_regime_sd", sigma=pr.regime_sd)
             beta_min = decay_floor(obs, pr.max_decay_lifetime_windows)
-            st = penalised_mle(obs, pr, beta_min) if pr.start == "mle" else None
+            st = penalised_mle(obs, pr, beta_min, kern) if pr.start == "mle" else None
             theta0 = st["theta"] if st else np.zeros(4)
             theta = pm.Deterministic("hawkes_branching_raw", theta0 + pm.Flat(
                 "hawkes_branching_raw_shift", dims="branching_coord"), dims="branching_coord")
@@ -243,7 +328,15 @@ def build_model(obs: HawkesObs, priors: HawkesPriors | None = None,
                     z = pm.Normal("log_baseline_z", 0.0, 1.0, dims=("regime", "side"))
                     lmu = m[None, :] + tau * z
             mu = pm.Deterministic("hawkes_baseline", pt.exp(lmu), dims=("regime", "side"))
-            beta = _decay(pr, beta_min, st)
+            if M == 1:
+                beta = _decay(pr, beta_min, st)
+            else:
+                beta = _decays(kern, beta_min, st, kern.decays == "grid")
+                y0 = st["weights_raw"] if st else np.zeros((2, 2, M - 1))
+                y = y0 + pm.Flat("hawkes_kernel_weight_raw_shift", shape=(2, 2, M - 1))
+                w, lpw = _kernel_weights(kern, y)
+                pm.Potential("hawkes_kernel_weight_prior", lpw)
+                n = pm.Deterministic("hawkes_kernel_branching", _split(n, w), dims=("component", "target", "source"))
             mu_b, n_b, beta_b = mu[None], n[None], beta[None]
         else:
             m = pm.Normal("log_baseline_mean", mu=center.mean(axis=0), sigma=pr.log_baseline_sd, dims="side")
@@ -269,10 +362,30 @@ def build_model(obs: HawkesObs, priors: HawkesPriors | None = None,
             n_a, _, _ = branching_from_raw_pt(theta_pop[None, :] + s_t[None, :] * zt)
             n_b = pm.Deterministic("hawkes_branching", n_a, dims=("asset", "target", "source"))
             pm.Deterministic("hawkes_spectral_radius", _spectral_radius_pt(n_b), dims="asset")
-            lb = pm.Normal("log_hawkes_decay_pop", mu=math.log(pr.decay_median), sigma=pr.log_decay_sd)
-            s_b = pm.HalfNormal("log_hawkes_decay_asset_sd", sigma=pr.decay_asset_sd)
-            zb = pm.Normal("log_hawkes_decay_asset_z", 0.0, 1.0, dims="asset")
-            beta_b = pm.Deterministic("hawkes_decay", pt.exp(lb + s_b * zb), dims="asset")
+            if M == 1:
+                lb = pm.Normal("log_hawkes_decay_pop", mu=math.log(pr.decay_median), sigma=pr.log_decay_sd)
+                s_b = pm.HalfNormal("log_hawkes_decay_asset_sd", sigma=pr.decay_asset_sd)
+                zb = pm.Normal("log_hawkes_decay_asset_z", 0.0, 1.0, dims="asset")
+                beta_b = pm.Deterministic("hawkes_decay", pt.exp(lb + s_b * zb), dims="asset")
+            else:
+                # partial pooling as for one component: population decays (ordered) and
+                # weight coordinates, asset offsets scaled by half-normal sds
+                b_pop = _decays(kern, 0.0, None, kern.decays == "grid")
+                if kern.decays == "grid":
+                    beta_b = pt.broadcast_to(b_pop[None], (A, M))
+                else:
+                    s_b = pm.HalfNormal("log_hawkes_decay_asset_sd", sigma=pr.decay_asset_sd)
+                    zb = pm.Normal("log_hawkes_decay_asset_z", 0.0, 1.0, dims="asset")
+                    beta_b = b_pop[None, :] * pt.exp(s_b * zb)[:, None]
+                beta_b = pm.Deterministic("hawkes_kernel_decay", beta_b, dims=("asset", "component"))
+                y_pop = pm.Flat("hawkes_kernel_weight_raw_pop", shape=(2, 2, M - 1))
+                _, lpw = _kernel_weights(kern, y_pop)
+                pm.Potential("hawkes_kernel_weight_prior", lpw)
+                s_w = pm.HalfNormal("hawkes_kernel_weight_raw_asset_sd", sigma=pr.branching_asset_sd)
+                zw = pm.Normal("hawkes_kernel_weight_raw_asset_z", 0.0, 1.0, shape=(A, 2, 2, M - 1))
+                w_a, _ = _kernel_weights(kern, y_pop[None] + s_w * zw)
+                n_b = pm.Deterministic("hawkes_kernel_branching", _split(n_b, w_a),
+                                       dims=("asset", "component", "target", "source"))
         if likelihood == "op":
             ll = loglik_op(mu_b, n_b, beta_b, obs)
         elif likelihood == "graph":
@@ -289,14 +402,21 @@ def resolved_config(model_config: HawkesConfig | None, obs: HawkesObs) -> dict[s
     the priors, the baseline coordinates the data decide, the likelihood, the assets."""
     mc = model_config or HawkesConfig()
     pr = mc.priors
-    return {"priors": pr.model_dump(mode="json"), "baseline_coordinates": baseline_coordinates(obs, pr),
-            "likelihood": mc.likelihood,
-            "assets": list(obs.assets), "regimes": list(REGIMES), "sides": list(SIDES)}
+    out = {"priors": pr.model_dump(mode="json"), "baseline_coordinates": baseline_coordinates(obs, pr),
+           "likelihood": mc.likelihood,
+           "assets": list(obs.assets), "regimes": list(REGIMES), "sides": list(SIDES)}
+    if mc.kernel.components != 1:       # one component: the record (and version) of before
+        out["kernel"] = mc.kernel.model_dump(mode="json")
+    return out
 
 
 def fit(obs: HawkesObs, sampler: SamplerConfig | None = None, model_config: HawkesConfig | None = None):
     """Sample the posterior; returns InferenceData with a ``log_likelihood`` group
     and ``attrs``: ``model_name`` ("hawkes"), ``model_version`` (:func:`version`),
+    ``hawkes_gof`` (JSON: the time-rescaling KS test at the posterior mean,
+    :func:`models.hawkes.residuals.fit_goodness`), with ``kernel.components = "auto"``
+    ``hawkes_components_choice`` (JSON: the held-out lpd table and the M chosen,
+    :func:`models.hawkes.select.choose_components`; the posterior is the chosen M's),
     ``hawkes_config`` (:func:`resolved_config`, JSON), ``assets``, ``n_events``, plus
     the sampler's attrs.
 
@@ -305,12 +425,20 @@ def fit(obs: HawkesObs, sampler: SamplerConfig | None = None, model_config: Hawk
     """
     mc = model_config or HawkesConfig()
     cfg = sampler or SamplerConfig()
+    choice = None
+    if mc.kernel.components == "auto":
+        k1 = mc.kernel.model_copy(update={"components": 1})
+        choice = choose_components(obs, mc.priors, k1, mc.kernel.candidates, 1.0 - mc.kernel.holdout_fraction)
+        mc = mc.model_copy(update={"kernel": mc.kernel.model_copy(update={"components": choice["components"]})})
     if mc.likelihood == "op" and cfg.sampler == "nutpie" and cfg.nutpie_backend == "numba":
         cfg = cfg.model_copy(update={"nutpie_backend": "jax"})
-    model = build_model(obs, mc.priors, mc.likelihood)
+    model = build_model(obs, mc.priors, mc.likelihood, mc.kernel)
     idata = sample(model, cfg)
     if cfg.log_likelihood:
         add_log_likelihood(idata, obs, cfg.max_log_likelihood_size)
+    idata.attrs["hawkes_gof"] = json.dumps(fit_goodness(idata, obs))
+    if choice is not None:
+        idata.attrs["hawkes_components_choice"] = json.dumps(choice)
     idata.attrs.update({
         "model_name": MODEL_NAME,
         "model_version": version(mc, obs),

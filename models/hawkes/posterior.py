@@ -29,10 +29,14 @@ PARAM_VARS = ("hawkes_baseline", "hawkes_branching", "hawkes_decay")
 
 
 def _posterior_params(idata) -> dict[str, np.ndarray]:
-    """Posterior draws as batched params: mu (S, A, 4, 2), n (S, A, 2, 2), beta (S, A)."""
+    """Posterior draws as batched params: mu (S, A, 4, 2), n (S, A, 2, 2), beta (S, A);
+    with M > 1 kernel components n (S, A, M, 2, 2), beta (S, A, M)."""
     post = idata.posterior
     out = {}
-    for key, var, nd in (("mu", "hawkes_baseline", 2), ("n", "hawkes_branching", 2), ("beta", "hawkes_decay", 0)):
+    multi = "hawkes_kernel_branching" in post
+    n_var = "hawkes_kernel_branching" if multi else "hawkes_branching"
+    b_var = "hawkes_kernel_decay" if "hawkes_kernel_decay" in post else "hawkes_decay"
+    for key, var, nd in (("mu", "hawkes_baseline", 2), ("n", n_var, 2 + multi), ("beta", b_var, 0 + multi)):
         da = post[var]
         x = da.transpose("chain", "draw", ...).values
         x = x.reshape((-1,) + x.shape[2:])
@@ -131,6 +135,9 @@ def summary_draws(idata, asset: str | None = None) -> dict[str, Any]:
     ``{"hawkes_baseline": {regime: {side: draws}}, "hawkes_branching": {target:
     {source: draws}}, "hawkes_decay": draws}``. With several assets pass ``asset=``."""
     post = _asset_posterior(idata, asset)
+    if "hawkes_kernel_branching" in post:
+        raise ValueError("the bundle's Hawkes summary has one kernel component; this fit has "
+                         f"{post.sizes['component']} (docs/models/hawkes_multiscale.md)")
 
     def flat(name: str, *dims: str) -> np.ndarray:
         da = post[name].transpose("chain", "draw", *dims)

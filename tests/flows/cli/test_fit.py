@@ -194,7 +194,8 @@ def test_catalog_regime_paths(market_dir, truth):
 
 # --------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("case", ["missing", "unknown_source", "wrong_source", "unknown_asset",
-                                  "unknown_model", "bad_regimes", "bad_draws", "truth_without_truth"])
+                                  "unknown_model", "bad_regimes", "bad_draws", "truth_without_truth",
+                                  "components_not_hawkes", "bad_components"])
 def test_fit_bad_input_is_one_clear_line(tmp_path, market_dir, case):
     base = ["fit", "--model", "kappa"]
     if case == "missing":
@@ -212,6 +213,11 @@ def test_fit_bad_input_is_one_clear_line(tmp_path, market_dir, case):
         args, expect = base + ["--source", "synthetic", market_dir, "--regimes", "hmm"], "--regimes"
     elif case == "bad_draws":
         args, expect = base + ["--source", "synthetic", market_dir, "--draws", "0"], "--draws"
+    elif case == "components_not_hawkes":
+        args, expect = base + ["--source", "synthetic", market_dir, "--hawkes-components", "2"], "--hawkes-components"
+    elif case == "bad_components":
+        args, expect = (["fit", "--model", "hawkes", "--source", "synthetic", market_dir, "--hawkes-components", "9"],
+                        "--hawkes-components: '9'")
     else:  # a synthetic market whose truth lost its regime path stands in for real data
         d = tmp_path / "m"
         d.mkdir()
