@@ -266,6 +266,9 @@ class PriorBundle(_Model):
             if version == 1 and data.get("observation") is not None:
                 raise ValueError("observation: not part of schema 1 (a bundle with an observation "
                                  "block is schema_version 2)")
+            if version == 1:
+                # the rules of that time: realized-variance bars (medrv became the default later)
+                data = {**data, "observation": {"volatility_estimator": "realized"}}
             if version in (2, 3) and data.get("observation") is None:
                 raise ValueError(f"observation: missing (schema {version} carries the ObservationConfig the "
                                  "fits used)")
@@ -438,8 +441,8 @@ def parse_bundle(raw: bytes | str, *, origin: str = "<bundle>") -> PriorBundle:
         o = bundle.observation
         log.info(
             "%s: bundle %s: observation block absent (schema 1): defaults assumed "
-            "(markout_horizon_s=%g, informed_threshold_bps=%g)",
-            origin, bundle.asset, o.markout_horizon_s, o.informed_threshold_bps,
+            "(markout_horizon_s=%g, informed_threshold_bps=%g, volatility_estimator=%s: the bars of that time)",
+            origin, bundle.asset, o.markout_horizon_s, o.informed_threshold_bps, o.volatility_estimator,
             extra={"fields": {"path": origin, "asset": bundle.asset, "schema_version": 1,
                               "model_version": bundle.model_version,
                               "observation": o.model_dump(mode="json")}},

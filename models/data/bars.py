@@ -9,29 +9,17 @@ int64 ns. Estimators' derivations, sources and measurements: docs/data/observati
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mm_runtime.barvar import VOLATILITY_ESTIMATORS
 from mm_runtime.vocabulary import REGIMES
 
-VOLATILITY_ESTIMATORS: dict[str, dict[str, float]] = {
-    "realized": {"min_moves": 1, "scale": 1.0, "variance_factor": 2.0},
-    "bipower": {"min_moves": 2, "scale": math.pi / 2.0,
-                "variance_factor": math.pi ** 2 / 4.0 + math.pi - 3.0},
-    "medrv": {"min_moves": 3, "scale": math.pi / (6.0 - 4.0 * math.sqrt(3.0) + math.pi),
-              "variance_factor": 2.96},
-    "minrv": {"min_moves": 2, "scale": math.pi / (math.pi - 2.0), "variance_factor": 3.81},
-}
-"""Per-bar variance estimators (:func:`bar_variance`): the fewest non-zero returns
-each needs, its scaling constant, and its asymptotic variance factor v (sd(log) of a
-diffusive bar's estimate from n returns ~ sqrt(v / n); sources in
-docs/data/observations.md)."""
-
-
+# the estimators' constants: one table for the offline bars and the live filter
+# (mm_runtime.barvar computes the same statistic tick by tick)
 def bar_variance(r: np.ndarray, bar_of: np.ndarray, n_bars: int,
                  estimator: str = "realized") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Variance of each bar from its sampled log returns ``r`` (time order;
