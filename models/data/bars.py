@@ -137,3 +137,42 @@ def regime_at(ts: np.ndarray | Sequence[int] | int, bars: pd.DataFrame,
     ok = idx >= 0
     out[ok] = regimes[idx[ok]]
     return out
+
+
+def regime_weights(bars: pd.DataFrame, regimes: Any = None, *, min_prob: float = 1e-4) -> np.ndarray:
+    """Regime probabilities of each bar, (n_bars, 4) float rows summing to 1: the
+    soft labels the models condition on (DESIGN.md section 3: every observation carries
+    its bar's regime probabilities, not only a hard label).
+
+    ``regimes`` as in :func:`label_regimes`: None (the placeholder quantile labels) or one
+    int per bar give one-hot rows; an (n_bars x 4) array of probabilities (the regime
+    HMM's smoothed probabilities) is used as is, with probabilities below ``min_prob``
+    set to 0 and the rows renormalised (a model that splits an observation over the
+    regimes then skips the negligible parts)."""
+    p = None if regimes is None else np.asarray(regimes)
+    if p is None or p.ndim == 1:
+        return np.eye(len(REGIMES))[label_regimes(bars, p)]
+    label_regimes(bars, p)  # the shape and finiteness checks
+    if np.any(p < 0):
+        raise ValueError("regime probabilities must be >= 0")
+    w = np.where(p >= min_prob, p.astype(float), 0.0)
+    s = w.sum(axis=1, keepdims=True)
+    if np.any(s <= 0):
+        raise ValueError(f"regime probabilities of bar {int(np.flatnonzero(s.ravel() <= 0)[0]) + 1} "
+                         "(1-based) are all below min_prob")
+    return w / s
+
+
+def weights_at(ts: np.ndarray | Sequence[int] | int, bars: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
+    """Regime probabilities (n, 4) of the bar containing each timestamp (the rule of
+    :func:`regime_at`); rows of timestamps before the first bar are NaN."""
+    t = np.atleast_1d(np.asarray(ts, dtype=np.int64))
+    w = np.asarray(weights, dtype=float)
+    start = bars["bar_start"].to_numpy(dtype=np.int64)
+    if len(w) != len(start):
+        raise ValueError(f"{len(w)} rows of regime probabilities for {len(start)} bars")
+    idx = np.searchsorted(start, t, side="right") - 1
+    out = np.full((len(t), len(REGIMES)), np.nan)
+    ok = idx >= 0
+    out[ok] = w[idx[ok]]
+    return out

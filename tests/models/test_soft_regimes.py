@@ -1,0 +1,90 @@
+"""Soft regimes (docs/models/regime_soft.md): the models take the bars' regime
+probabilities; a one-hot input reproduces the hard path's observations and likelihood."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models import alpha, catalog, kappa
+from models.data import observations as ob
+from models.data.synthetic import simulate_market
+from models.sampling import SamplerConfig
+
+
+@pytest.fixture(scope="module")
+def market():
+    return simulate_market(11, 600.0)
+
+
+@pytest.fixture(scope="module")
+def bars(market):
+    return ob.volatility_bars(market)
+
+
+@pytest.fixture(scope="module")
+def probs(market, bars):
+    return catalog.regime_probabilities(market, bars=bars)
+
+
+def _onehot(path):
+    return np.eye(4)[np.asarray(path)]
+
+
+def test_regime_weights_rows(bars, probs):
+    path = np.argmax(probs, axis=1)
+    np.testing.assert_array_equal(ob.regime_weights(bars, path), _onehot(path))
+    w = ob.regime_weights(bars, probs)
+    assert w.shape == probs.shape and np.allclose(w.sum(1), 1.0)
+    bad = probs.copy()
+    bad[3] = 0.0
+    with pytest.raises(ValueError, match="bar 4 .1-based"):
+        ob.regime_weights(bars, bad)
+
+
+def test_alpha_one_hot_reproduces_the_path_and_soft_splits_each_fill(market, bars, probs):
+    path = np.argmax(probs, axis=1).astype(np.int8)
+    hard = alpha.observations(market, path, bars=bars)
+    onehot = alpha.observations(market, _onehot(path), bars=bars)
+    for f in ("asset", "regime", "side", "depth_bps", "informed", "markout_bps", "weight"):
+        np.testing.assert_array_equal(getattr(hard, f), getattr(onehot, f))
+    soft = np.full_like(probs, 0.25)
+    s = alpha.observations(market, soft, bars=bars)
+    assert s.n_fills == 4 * hard.n_fills
+    # every fill's weight is shared out over the regimes, in total unchanged
+    np.testing.assert_allclose(s.weight.reshape(-1, 4).sum(1), hard.weight)
+
+
+def test_kappa_one_hot_reproduces_the_path(market, bars, probs):
+    path = np.argmax(probs, axis=1).astype(np.int8)
+    hard = kappa.observations(market, path, bars=bars)
+    onehot = kappa.observations(market, _onehot(path), bars=bars)
+    assert not onehot.soft
+    lp_h = kappa.build_model(hard).compile_logp()
+    m = kappa.build_model(onehot)
+    assert m.compile_logp()(m.initial_point()) == lp_h(m.initial_point())
+
+
+def test_kappa_mixture_with_one_hot_weights_equals_the_hard_likelihood(market, bars, probs, monkeypatch):
+    path = np.argmax(probs, axis=1).astype(np.int8)
+    hard = kappa.build_model(kappa.observations(market, path, bars=bars))
+    point = hard.initial_point()
+    monkeypatch.setattr(kappa.KappaObs, "soft", property(lambda self: True))
+    mix = kappa.build_model(kappa.observations(market, _onehot(path), bars=bars))
+    assert mix.compile_logp()(point) == pytest.approx(hard.compile_logp()(point), abs=1e-8)
+    # and its gradient
+    g_h, g_m = hard.compile_dlogp()(point), mix.compile_dlogp()(point)
+    np.testing.assert_allclose(g_m, g_h, atol=1e-8)
+
+
+def test_kappa_fits_on_soft_regimes(market, bars):
+    soft = ob.regime_weights(bars, catalog.regime_probabilities(market, bars=bars))
+    soft = 0.7 * soft + 0.3 * np.roll(soft, 1, axis=1)      # uncertain bars
+    obs = kappa.observations(market, soft, bars=bars)
+    assert obs.soft
+    idata = kappa.fit(obs, SamplerConfig(sampler="nutpie", chains=2, draws=40, tune=40, seed=1,
+                                         progressbar=False))
+    k = idata.posterior["kappa"].values
+    assert np.all(np.isfinite(k)) and np.all(k > 0)
+    lpd = kappa.heldout_lpd(idata, obs)
+    assert np.isfinite(lpd["elpd"])
