@@ -38,6 +38,15 @@ def _as_batched(params: Mapping[str, Any], xp) -> tuple[Any, Any, Any]:
     return mu, n, beta
 
 
+def _baseline(mu_f, idx, w):
+    """The events' baselines: ``mu_f[idx]``, or with soft regimes (``w`` (..., 4) the
+    regime probabilities of the event's bar, ``idx`` the flat index of regime 0)
+    ``sum_r w[r] mu_f[idx + 2 r]`` (docs/models/regime_soft.md)."""
+    if w is None:
+        return mu_f[idx]
+    return sum(mu_f[idx + 2 * r] * w[..., r] for r in range(w.shape[-1]))
+
+
 def _pointwise(xp, scan, add_at, mu, n, beta, d: LikArrays):
     """Per-event log-likelihood terms; ``xp`` is jax.numpy or pytensor.tensor.
 
@@ -53,7 +62,7 @@ def _pointwise(xp, scan, add_at, mu, n, beta, d: LikArrays):
     S = X if d.grp is None else X[d.grp]        # ties do not excite each other
     mu_f = mu.reshape((-1,))
     n_f = n.reshape((-1,))
-    lam = mu_f[d.mu_idx] + b_ev * (n_f[d.n_idx] * S[:, 0] + n_f[d.n_idx + 1] * S[:, 1])
+    lam = _baseline(mu_f, d.mu_idx, d.mu_w) + b_ev * (n_f[d.n_idx] * S[:, 0] + n_f[d.n_idx + 1] * S[:, 1])
     # compensator over (t_{i-1}, t_i]
     Xprev = xp.concatenate([xp.zeros((1, 2)), X[:-1]], axis=0) * d.keep[:, None]
     Yprev = Xprev + d.prev                      # state just after t_{i-1}
@@ -165,7 +174,7 @@ def _total_blocks(xp, carry_scan, mu, n, beta, d: BlockArrays, rows: int | None 
             b_ev = beta[d.asset[j]]
             n_s0 = n[d.asset[j], d.side[j], 0]
             n_s1 = n[d.asset[j], d.side[j], 1]
-        lam = mu_f[d.mu_idx[j]] + b_ev * (n_s0 * S0 + n_s1 * S1)
+        lam = _baseline(mu_f, d.mu_idx[j], None if d.mu_w is None else d.mu_w[j]) + b_ev * (n_s0 * S0 + n_s1 * S1)
         ll = ll + (xp.log(lam) * d.valid[j]).sum()
         if j == B - 1:
             X0_last, X1_last = X0[d.last_block], X1[d.last_block]
@@ -264,13 +273,15 @@ def _jax_sweep(mu, n, beta, d: BlockArrays, grad: bool):
     acc0 = {k: zero for k in names}
     if grad and not single:
         acc0.update(g_mu=jnp.zeros(mu_f.shape[0]), g_n=jnp.zeros((2 * A, 2)), g_beta=jnp.zeros(A))
+    soft = d.mu_w is not None
     xs_c = (d.dt, d.keep, d.prev0, d.prev1, d.side, d.mu_idx, d.valid)
-    xs_c = xs_c + ((d.tie0, d.tie1) if ties else ()) + (() if single else (d.asset,))
+    xs_c = xs_c + ((d.tie0, d.tie1) if ties else ()) + ((d.mu_w,) if soft else ()) + (() if single else (d.asset,))
 
     def row_c(carry, r):
         x0, x1, z0, z1, acc = carry
         dt, keep, q0, q1, side, midx, v = r[:7]
         t0_, t1_ = (r[7], r[8]) if ties else (0.0, 0.0)
+        mw = r[9 if ties else 7] if soft else None
         arow = None if single else r[-1]
         b = rate(arow)
         a = jnp.exp(-b * dt) * keep
@@ -284,7 +295,7 @@ def _jax_sweep(mu, n, beta, d: BlockArrays, grad: bool):
             k = (arow * 2 + side) * 2
             ns0, ns1 = n_f[k], n_f[k + 1]
         exc = ns0 * S0 + ns1 * S1
-        lam = mu_f[midx] + b * exc
+        lam = _baseline(mu_f, midx, mw) + b * exc
         acc = dict(acc)
         acc["ll"] = acc["ll"] + jnp.log(lam) * v
         if grad:
@@ -299,10 +310,19 @@ def _jax_sweep(mu, n, beta, d: BlockArrays, grad: bool):
                 acc["n10"] = acc["n10"] + jnp.where(buy, 0.0, wb0)
                 acc["n11"] = acc["n11"] + jnp.where(buy, 0.0, wb1)
                 for kk in range(mu_f.shape[0]):
-                    acc[f"m{kk}"] = acc[f"m{kk}"] + jnp.where(midx == kk, w, 0.0)
+                    if soft:
+                        acc[f"m{kk}"] = acc[f"m{kk}"] + sum(jnp.where(midx + 2 * q == kk, w * mw[:, q], 0.0)
+                                                            for q in range(mw.shape[-1]))
+                    else:
+                        acc[f"m{kk}"] = acc[f"m{kk}"] + jnp.where(midx == kk, w, 0.0)
             else:
                 seg = arow * 2 + side
-                acc["g_mu"] = acc["g_mu"] + jax.ops.segment_sum(w, midx, num_segments=mu_f.shape[0])
+                if soft:
+                    acc["g_mu"] = acc["g_mu"] + sum(
+                        jax.ops.segment_sum(w * mw[:, q], midx + 2 * q, num_segments=mu_f.shape[0])
+                        for q in range(mw.shape[-1]))
+                else:
+                    acc["g_mu"] = acc["g_mu"] + jax.ops.segment_sum(w, midx, num_segments=mu_f.shape[0])
                 acc["g_n"] = acc["g_n"] + jnp.stack(
                     [jax.ops.segment_sum(wb0, seg, num_segments=2 * A),
                      jax.ops.segment_sum(wb1, seg, num_segments=2 * A)], axis=1)
@@ -400,16 +420,17 @@ def loglik_naive(params: Mapping[str, Any], obs: HawkesObs) -> float:
     if mu.ndim == 2:
         mu, n, beta = mu[None], n[None], beta.reshape(1)
     D = obs.regime_time()
+    P = obs.event_prob()
     total = 0.0
     for a in range(obs.n_assets):
         m = obs.asset == a
-        t, s, r = obs.t[m], obs.side[m].astype(int), obs.regime[m].astype(int)
+        t, s, p = obs.t[m], obs.side[m].astype(int), P[m]
         T, b = float(obs.duration_s[a]), float(beta[a])
         for i in range(len(t)):
             earlier = t[:i] < t[i]
             w = np.exp(-b * (t[i] - t[:i][earlier]))
             src = s[:i][earlier]
-            lam = mu[a, r[i], s[i]] + b * (n[a, s[i], 0] * w[src == 0].sum() + n[a, s[i], 1] * w[src == 1].sum())
+            lam = p[i] @ mu[a, :, s[i]] + b * (n[a, s[i], 0] * w[src == 0].sum() + n[a, s[i], 1] * w[src == 1].sum())
             total += math.log(lam)
         total -= float((mu[a].sum(axis=1) * D[a]).sum())
         total -= float((n[a].sum(axis=0)[s] * (1.0 - np.exp(-b * (T - t)))).sum())
