@@ -213,6 +213,10 @@ class Params(BaseModel):
     alpha_floor: BetaSummary | None = Field(None, exclude_if=_is_none)
     # schema 3, optional: the fills model's cells where the data had an order book
     fills: FillsBlock | None = Field(None, exclude_if=_is_none)
+    # optional (absent: the diffusive sigma is not known, sigma_bps serves both): per regime,
+    # the diffusive volatility of a regime fit on jump-robust bars; sigma_bps is then the
+    # total volatility (diffusion plus jumps). docs/runtime/bundle.md, "sigma_bps"
+    sigma_diffusive_bps: dict[str, PositiveSummary] | None = Field(None, exclude_if=_is_none)
 
     @model_validator(mode="after")
     def _extras(self):
@@ -325,6 +329,8 @@ class PriorBundle(_Model):
             _keys(p.hawkes_branching[s], SIDES, f"params.hawkes_branching.{s}", "side")
         for name in ("regime_transition", "regime_emission", "sigma_bps"):
             _keys(getattr(p, name), REGIMES, f"params.{name}", "regime")
+        if p.sigma_diffusive_bps is not None:
+            _keys(p.sigma_diffusive_bps, REGIMES, "params.sigma_diffusive_bps", "regime")
         for r in REGIMES:
             n = len(p.regime_transition[r].concentration)
             if n != len(REGIMES):

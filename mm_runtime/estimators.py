@@ -110,7 +110,8 @@ class PriorArrays(NamedTuple):
     emission_scale: jax.Array  # (R,)
     emission_df: jax.Array  # (R,)
     emission_const: jax.Array  # (R,) log-normalizer of the t density
-    sigma_bps: jax.Array  # (R,) bps/√s
+    sigma_bps: jax.Array  # (R,) bps/√s, total volatility (first passage)
+    sigma_diffusive_bps: jax.Array  # (R,) bps/√s, diffusive volatility (GLFT)
     alpha_decay_bps: jax.Array  # ()
     adverse_move_bps: jax.Array  # ()
     bucket_edges: jax.Array  # (B,) lower edges, bps
@@ -190,6 +191,7 @@ def prior_arrays(bundle: PriorBundle | BundleView) -> PriorArrays:
         emission_df=f(v.emission_df),
         emission_const=f(const),
         sigma_bps=f(v.sigma_bps),
+        sigma_diffusive_bps=f(v.sigma_diffusive_bps),
         alpha_decay_bps=f(v.alpha_decay_bps),
         adverse_move_bps=f(v.adverse_move_bps),
         bucket_edges=f(v.bucket_edges),

@@ -102,8 +102,9 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     s.name: s for s in (
         ModelSpec("regime", "models.regime",
-                  var_names=("sigma_bps", "regime_transition", "regime_stationary", "log_rv_mean", "log_rv_sd"),
-                  summary_vars=("log_rv_mean", "log_rv_sd", "regime_transition", "sigma_bps"),
+                  var_names=("sigma_bps", "sigma_total_bps", "regime_transition", "regime_stationary",
+                             "log_rv_mean", "log_rv_sd"),
+                  summary_vars=("log_rv_mean", "log_rv_sd", "regime_transition", "sigma_bps", "sigma_total_bps"),
                   loo_var="log_rv", n_obs_attr="n_bars", obs_unit="volatility bars", stage=0,
                   config_class="RegimeConfig", uses_regimes=False, provides_regimes=True,
                   ppc="models.plots:regime_ppc", without_truth=("log_rv_mean", "log_rv_sd")),

@@ -128,3 +128,59 @@ def test_hawkes_soft_baseline_matches_the_reference_and_its_gradient(market, bar
     g_ref = jax.grad(lambda q: hawkes.pointwise_loglik_jax(q, obs).sum())(jp)
     for k in ("mu", "n", "beta"):
         np.testing.assert_allclose(np.asarray(g[k]).reshape(np.shape(g_ref[k])), g_ref[k], rtol=1e-8, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- total and diffusive sigma
+def test_regime_total_and_diffusive_sigma_reach_the_bundle(market):
+    """A regime posterior on MedRV bars exports sigma_bps = total volatility (from the
+    bars' realized variance and the draws' smoothed probabilities) and
+    sigma_diffusive_bps = the emission's (diffusive) sigma; the runtime reads both."""
+    import arviz as az
+
+    from mm_runtime.bundle import PriorBundle, example_bundle
+    from mm_runtime.view import bundle_view
+    from models import regime as rg
+
+    obs = rg.observations(market)
+    assert obs.meta["observation_config"]["volatility_estimator"] == "medrv" and obs.log_rv_total is not None
+    assert np.all(obs.log_rv_total >= obs.log_rv - 1e-9)          # jumps only add variance
+    ref = rg.em_fit(obs)
+    rng = np.random.default_rng(0)
+    S = 20
+    m = np.sort(ref["log_rv_mean"])[None, None] + 0.01 * rng.standard_normal((1, S, 4))
+    sd = np.asarray(ref["log_rv_sd"])[None, None] * np.ones((1, S, 4))
+    P = np.asarray(ref["regime_transition"])[None, None] * np.ones((1, S, 4, 4))
+    pi = np.stack([rg.stationary_distribution(P[0, i]) for i in range(S)])[None]
+    sig = np.sqrt(np.exp(m + sd ** 2 / 2) / obs.bar_seconds) * 1e4
+    idata = az.from_dict(posterior={"log_rv_mean": m, "log_rv_sd": sd, "regime_transition": P,
+                                    "regime_stationary": pi, "sigma_bps": sig},
+                         dims={"log_rv_mean": ["regime"], "log_rv_sd": ["regime"], "sigma_bps": ["regime"],
+                               "regime_stationary": ["regime"],
+                               "regime_transition": ["regime_from", "regime_to"]},
+                         coords={"regime": list(rg.REGIMES), "regime_from": list(rg.REGIMES),
+                                 "regime_to": list(rg.REGIMES)})
+    idata.attrs.update(bar_seconds=obs.bar_seconds, volatility_estimator="medrv")
+    rg.model.add_total_sigma(idata, obs)
+    tot = idata.posterior["sigma_total_bps"].values
+    assert tot.shape == (1, S, 4) and np.all(np.isfinite(tot))
+    s = rg.summarize(idata)
+    assert set(s) == {"regime_transition", "regime_emission", "sigma_bps", "sigma_diffusive_bps"}
+    mean = lambda d: np.array([np.exp(d[r]["mu"] + d[r]["sigma"] ** 2 / 2) for r in rg.REGIMES])  # noqa: E731
+    assert np.allclose(mean(s["sigma_diffusive_bps"]), sig[0].mean(0), rtol=0.05)
+    assert np.allclose(mean(s["sigma_bps"]), tot[0].mean(0), rtol=0.05)
+    # realized bars: one sigma (the total), no diffusive block (today's bundles)
+    idata.attrs["volatility_estimator"] = "realized"
+    assert "sigma_diffusive_bps" not in rg.summarize(idata)
+    # the bundle: optional block, read by the view; without it the diffusive sigma is sigma_bps
+    doc = example_bundle().model_dump(mode="json")
+    v0 = bundle_view(PriorBundle.model_validate(doc))
+    np.testing.assert_array_equal(v0.sigma_diffusive_bps, v0.sigma_bps)
+    doc["params"]["sigma_diffusive_bps"] = {r: {"family": "lognormal", "mu": float(np.log(0.1 * (k + 1))),
+                                                "sigma": 0.1} for k, r in enumerate(rg.REGIMES)}
+    v = bundle_view(PriorBundle.model_validate(doc))
+    assert np.all(v.sigma_diffusive_bps < v.sigma_bps)
+    bad = dict(doc["params"]["sigma_diffusive_bps"])
+    del bad["high"]
+    doc["params"]["sigma_diffusive_bps"] = bad
+    with pytest.raises(ValueError, match="sigma_diffusive_bps"):
+        PriorBundle.model_validate(doc)
