@@ -244,6 +244,7 @@ def prepare_blocks(obs: HawkesObs, block: int | None = None) -> BlockArrays:
             cols[k].append(v)
         if soft:
             w = np.zeros((m, len(REGIMES)))
+            w[:pad, 0] = 1.0                  # padding: a positive baseline (its log-term is masked)
             w[pad:] = eprob[idx]
             cols["mu_w"].append(w)
         counts[a] = np.bincount(sa, minlength=2)

@@ -119,6 +119,9 @@ def test_hawkes_soft_baseline_matches_the_reference_and_its_gradient(market, bar
     p = _hawkes_params()
     ref = hawkes.loglik_naive(p, obs)
     assert float(hawkes.loglik_jax(p, obs)) == pytest.approx(ref, rel=1e-10)
+    # blocks padded with inert events (a block size that does not divide the events)
+    assert obs.n_events % 7 != 0
+    assert float(hawkes.loglik_jax(p, hawkes.jax_data(obs, 7))) == pytest.approx(ref, rel=1e-10)
     assert float(np.sum(hawkes.pointwise_loglik_jax(p, obs))) == pytest.approx(ref, rel=1e-10)
     # soft regime time: the bars' lengths shared by their probabilities
     assert obs.regime_time().sum() == pytest.approx(float(obs.duration_s[0]))
