@@ -146,7 +146,8 @@ def test_regime_total_and_diffusive_sigma_reach_the_bundle(market):
 
     obs = rg.observations(market)
     assert obs.meta["observation_config"]["volatility_estimator"] == "medrv" and obs.log_rv_total is not None
-    assert np.all(obs.log_rv_total >= obs.log_rv - 1e-9)          # jumps only add variance
+    # jump bars: the realized variance far above MedRV (bar by bar either can be the larger)
+    assert np.max(obs.log_rv_total - obs.log_rv) > 2.0 and np.mean(obs.log_rv_total - obs.log_rv) > 0.2
     ref = rg.em_fit(obs)
     rng = np.random.default_rng(0)
     S = 20
