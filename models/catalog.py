@@ -107,7 +107,9 @@ MODELS: dict[str, ModelSpec] = {
                   summary_vars=("log_rv_mean", "log_rv_sd", "regime_transition", "sigma_bps", "sigma_total_bps"),
                   loo_var="log_rv", n_obs_attr="n_bars", obs_unit="volatility bars", stage=0,
                   config_class="RegimeConfig", uses_regimes=False, provides_regimes=True,
-                  ppc="models.plots:regime_ppc", without_truth=("log_rv_mean", "log_rv_sd")),
+                  ppc="models.plots:regime_ppc",
+                  # sigma_total_bps: truth.json has it as sigma_bps (models.regime.market_truth maps it)
+                  without_truth=("log_rv_mean", "log_rv_sd", "sigma_total_bps")),
         ModelSpec("alpha", "models.alpha",
                   var_names=("alpha_touch", "alpha_decay_bps", "alpha_floor", "adverse_move_bps"),
                   summary_vars=("alpha_touch", "alpha_decay_bps", "alpha_floor", "adverse_move_bps",
