@@ -94,7 +94,7 @@ REGIME_SIM_BARS = 360
 """regime-sim: bars per simulated sequence (1 h of 10 s bars, like the one-hour markets)."""
 FORMAT = "mm-calibration/coverage"
 FORMAT_VERSION = 1
-SETTING_KEYS = ("duration_s", "draws", "tune", "chains", "sampler", "target_accept")
+SETTING_KEYS = ("duration_s", "draws", "tune", "chains", "sampler", "target_accept", "regimes")
 REGIME_SETTING_KEYS = ("volatility_estimator",)
 """Settings of the ``regime`` model only (a record without one predates the option:
 realized variance)."""
@@ -113,9 +113,17 @@ def _regime_observation(estimator: str | None):
     return ObservationConfig() if estimator is None else ObservationConfig(volatility_estimator=estimator)
 
 
-def fit_model(model: str, market, cfg, estimator: str | None = None):
+def fit_model(model: str, market, cfg, estimator: str | None = None, regimes: str = "truth"):
     """Observations and fit of one model on one synthetic market (module docstring);
-    ``estimator``: the regime model's ``volatility_estimator`` (None: the default)."""
+    ``estimator``: the regime model's ``volatility_estimator`` (None: the default);
+    ``regimes``: ``"truth"`` (the true path) or ``"em"`` (as ``mmcal fit`` does: the bar
+    length chosen from the data, regimes decoded by the regime model, no truth)."""
+    if regimes == "em" and model in ("alpha", "kappa", "hawkes", "fills"):
+        from flows.fitting import observation_config
+        from models import catalog
+
+        obs = catalog.prepare(model, market, "em", config=observation_config(market))
+        return obs, catalog.fit(model, obs, cfg)
     path = np.asarray(market.truth["regime_path"])
     if model == "alpha":
         from models import alpha as m
@@ -246,11 +254,16 @@ def _settings(args, model: str) -> dict[str, Any]:
           "target_accept": float(ta)}
     if model == "regime":
         st["volatility_estimator"] = args.volatility_estimator
+    st["regimes"] = args.regimes
+    if args.tag:
+        st["tag"] = args.tag
     return st
 
 
 def _matches(run: dict[str, Any], settings: dict[str, Any]) -> bool:
-    extra = {"volatility_estimator": "realized"}
+    extra = {"volatility_estimator": "realized", "regimes": "truth"}
+    if run.get("tag") != settings.get("tag"):
+        return False
     return all(run.get(k, extra.get(k)) == settings[k] for k in SETTING_KEYS + REGIME_SETTING_KEYS
                if k in settings)
 
@@ -484,6 +497,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--volatility-estimator", default=None,
                    choices=("realized", "bipower", "medrv", "minrv"),
                    help="regime: the bars' variance estimator (default: ObservationConfig's)")
+    p.add_argument("--regimes", choices=("truth", "em"), default="truth",
+                   help="alpha/kappa/hawkes/fills: the true regime path (default) or, as `mmcal fit` "
+                        "does, the regimes decoded by the regime model with the bar length chosen from "
+                        "the data (end to end, no truth)")
+    p.add_argument("--tag", default="", help="a label kept with the records (e.g. the code state: "
+                                             "before / after); records with another tag are not reused")
     p.add_argument("--report-only", action="store_true", help="no fits: report what --out holds")
     p.add_argument("--alpha-estimands", action="store_true",
                    help="no fits: print what the alpha fit estimates vs the truth on these seeds' markets")
@@ -564,7 +583,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[{i}/{total}] seed {seed} {model}: fitting ({st['sampler']}) ...", file=sys.stderr,
                   flush=True)
             t0 = time.perf_counter()
-            obs, idata = fit_model(model, market, cfg, args.volatility_estimator)
+            obs, idata = fit_model(model, market, cfg, args.volatility_estimator, args.regimes)
             wall = time.perf_counter() - t0
             rec = evaluate(model, idata, truth, bars, gate_config)
             run = {"seed": seed, "model": model, **st, "wall_s": wall, "n_obs": _n_obs(model, obs),

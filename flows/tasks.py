@@ -287,25 +287,27 @@ def _idata(path: str):
 
 @task(name="regime-path", task_run_name="regime-path")
 def regime_path(regime_fit: dict, ref: dict, data_sha256: str, observation: dict) -> dict[str, Any]:
-    """The regime of every bar from the regime posterior (:func:`models.regime.regime_path`:
-    the argmax of the smoothed probabilities with the parameters integrated out),
-    stored beside the regime fit as ``<key>.path.npy``; returns its path and sha256."""
+    """The regime probabilities of every bar from the regime posterior
+    (:func:`models.regime.smoothed_probabilities`, the parameters integrated out; the
+    other models take them as soft regimes, docs/models/regime_soft.md), stored beside
+    the regime fit as ``<key>.probs.npy`` (n_bars x 4); returns its path, sha256 and the
+    occupancy of the most probable regimes."""
     import numpy as np
 
     from models import regime
 
-    out = Path(regime_fit["idata_path"]).with_suffix(".path.npy")
+    out = Path(regime_fit["idata_path"]).with_suffix(".probs.npy")
     if not out.exists():
         market, _ = load_market(ref, data_sha256)
         robs = observations("regime", market, observation, None)
-        path = regime.regime_path(_idata(regime_fit["idata_path"]), robs)
-        fd, tmp = tempfile.mkstemp(prefix=".path.", suffix=".npy", dir=out.parent)
+        probs = regime.smoothed_probabilities(_idata(regime_fit["idata_path"]), robs)
+        fd, tmp = tempfile.mkstemp(prefix=".probs.", suffix=".npy", dir=out.parent)
         os.close(fd)
-        np.save(tmp, path.astype(np.int8))
+        np.save(tmp, np.asarray(probs, dtype=np.float64))
         os.replace(tmp, out)
     data = np.load(out)
     return {"path": str(out), "sha256": hashlib.sha256(data.tobytes()).hexdigest(),
-            "occupancy": np.bincount(data, minlength=4).tolist()}
+            "occupancy": np.bincount(np.argmax(data, axis=1), minlength=4).tolist()}
 
 
 @task(name="diagnose", task_run_name="diagnose-{model}")

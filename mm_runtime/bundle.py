@@ -213,6 +213,10 @@ class Params(BaseModel):
     alpha_floor: BetaSummary | None = Field(None, exclude_if=_is_none)
     # schema 3, optional: the fills model's cells where the data had an order book
     fills: FillsBlock | None = Field(None, exclude_if=_is_none)
+    # optional (absent: the diffusive sigma is not known, sigma_bps serves both): per regime,
+    # the diffusive volatility of a regime fit on jump-robust bars; sigma_bps is then the
+    # total volatility (diffusion plus jumps). docs/runtime/bundle.md, "sigma_bps"
+    sigma_diffusive_bps: dict[str, PositiveSummary] | None = Field(None, exclude_if=_is_none)
 
     @model_validator(mode="after")
     def _extras(self):
@@ -266,6 +270,9 @@ class PriorBundle(_Model):
             if version == 1 and data.get("observation") is not None:
                 raise ValueError("observation: not part of schema 1 (a bundle with an observation "
                                  "block is schema_version 2)")
+            if version == 1:
+                # the rules of that time: realized-variance bars (medrv became the default later)
+                data = {**data, "observation": {"volatility_estimator": "realized"}}
             if version in (2, 3) and data.get("observation") is None:
                 raise ValueError(f"observation: missing (schema {version} carries the ObservationConfig the "
                                  "fits used)")
@@ -322,6 +329,8 @@ class PriorBundle(_Model):
             _keys(p.hawkes_branching[s], SIDES, f"params.hawkes_branching.{s}", "side")
         for name in ("regime_transition", "regime_emission", "sigma_bps"):
             _keys(getattr(p, name), REGIMES, f"params.{name}", "regime")
+        if p.sigma_diffusive_bps is not None:
+            _keys(p.sigma_diffusive_bps, REGIMES, "params.sigma_diffusive_bps", "regime")
         for r in REGIMES:
             n = len(p.regime_transition[r].concentration)
             if n != len(REGIMES):
@@ -438,8 +447,8 @@ def parse_bundle(raw: bytes | str, *, origin: str = "<bundle>") -> PriorBundle:
         o = bundle.observation
         log.info(
             "%s: bundle %s: observation block absent (schema 1): defaults assumed "
-            "(markout_horizon_s=%g, informed_threshold_bps=%g)",
-            origin, bundle.asset, o.markout_horizon_s, o.informed_threshold_bps,
+            "(markout_horizon_s=%g, informed_threshold_bps=%g, volatility_estimator=%s: the bars of that time)",
+            origin, bundle.asset, o.markout_horizon_s, o.informed_threshold_bps, o.volatility_estimator,
             extra={"fields": {"path": origin, "asset": bundle.asset, "schema_version": 1,
                               "model_version": bundle.model_version,
                               "observation": o.model_dump(mode="json")}},

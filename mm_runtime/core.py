@@ -372,7 +372,8 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
     # --- regime-weighted inputs of the ladder (one unrolled sum over the regimes)
     B = prior.bucket_edges.shape[0]
     per_regime = jnp.concatenate(
-        [e.alpha, e.kappa, e.arrival, prior.hawkes_mu, prior.sigma_bps[:, None], cfg.regime_multipliers[:, None]],
+        [e.alpha, e.kappa, e.arrival, prior.hawkes_mu, prior.sigma_bps[:, None], cfg.regime_multipliers[:, None],
+         prior.sigma_diffusive_bps[:, None]],
         axis=1,
     )
     w = uweighted(est.regime_probs, per_regime)
@@ -382,6 +383,7 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
     hawkes = w[B + 4 : B + 6] + est.hawkes_excitation
     sigma_model = w[B + 6]
     regime_multiplier = w[B + 7]
+    sigma_diffusive_model = w[B + 8]
 
     # --- ladder
     alpha_touch = jnp.where(cfg.alpha_touch > 0, cfg.alpha_touch, alpha_buckets[0])
@@ -396,7 +398,11 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
     # regime-weighted share of at least 1/2 (docs/runtime/ladder.md, "Cold start")
     trusted = jnp.sum(est.regime_probs[:, None] * e.alpha_calibrated, axis=0)  # (B,)
     cold = cfg.cold_start & (jnp.max(trusted) < 0.5)
-    sigma = jnp.where(sigma_ok & (ev.sigma_bps > 0), ev.sigma_bps, sigma_model)
+    # total σ for the fill probability, diffusive σ for GLFT (mm_runtime.ladder.LadderInputs);
+    # a σ given with the event is used for both
+    given = sigma_ok & (ev.sigma_bps > 0)
+    sigma = jnp.where(given, ev.sigma_bps, sigma_model)
+    sigma_glft = jnp.where(given, ev.sigma_bps, sigma_diffusive_model)
     lad_inp = (
         LadderInputs(
             mid=safe_mid,
@@ -409,6 +415,7 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
             alpha_touch=alpha_touch,
             alpha_decay_bps=alpha_decay,
             alpha_floor=alpha_floor,
+            sigma_glft_bps=sigma_glft,
             adverse_move_bps=prior.adverse_move_bps,
             spread_capture=cfg.spread_capture,
             regime_multiplier=regime_multiplier,

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._small import umax, usum, uweighted
+from .barvar import BarParams, bar_init, bar_params, bar_update
 from .bundle import PriorBundle
 from .conjugate import BetaParams, GammaParams
 from .view import BundleView, bundle_view
@@ -52,7 +53,6 @@ __all__ = [
 ]
 
 R, S = len(REGIMES), len(SIDES)
-_SIGMA_BAR_FLOOR = 1e-6  # bps/√s: a bar without movement reads as "very low" volatility
 
 # columns of a pending-fill row
 PENDING_TS, PENDING_PRICE, PENDING_SIDE, PENDING_BUCKET, PENDING_ACTIVE, PENDING_PROBS = range(6)
@@ -110,12 +110,14 @@ class PriorArrays(NamedTuple):
     emission_scale: jax.Array  # (R,)
     emission_df: jax.Array  # (R,)
     emission_const: jax.Array  # (R,) log-normalizer of the t density
-    sigma_bps: jax.Array  # (R,) bps/√s
+    sigma_bps: jax.Array  # (R,) bps/√s, total volatility (first passage)
+    sigma_diffusive_bps: jax.Array  # (R,) bps/√s, diffusive volatility (GLFT)
     alpha_decay_bps: jax.Array  # ()
     adverse_move_bps: jax.Array  # ()
     bucket_edges: jax.Array  # (B,) lower edges, bps
     bar_s: jax.Array  # () volatility bar length, s
     stationary: jax.Array  # (R,) stationary distribution of ``transition``
+    bar: BarParams  # the bar statistic's rule (the bundle's observation block; mm_runtime.barvar)
 
 
 class LearningParams(NamedTuple):
@@ -136,8 +138,7 @@ class EstimatorState(NamedTuple):
     hawkes_excitation: jax.Array  # (S,) 1/s
     pending: jax.Array  # (N, 5 + R) rows [ts, price, side, bucket, active, p_0..p_{R-1}]
     cursor: jax.Array  # () float64 index of the next pending row to write
-    bar_start: jax.Array  # () s
-    bar_sumsq: jax.Array  # () bps²
+    bar_stats: jax.Array  # (9,) the open volatility bar (mm_runtime.barvar.bar_update)
     last_ts: jax.Array  # () s
     last_mid: jax.Array  # () 0 until the first valid mid
     started: jax.Array  # () 1.0 once a valid timestamp has been seen (float64: the
@@ -190,11 +191,13 @@ def prior_arrays(bundle: PriorBundle | BundleView) -> PriorArrays:
         emission_df=f(v.emission_df),
         emission_const=f(const),
         sigma_bps=f(v.sigma_bps),
+        sigma_diffusive_bps=f(v.sigma_diffusive_bps),
         alpha_decay_bps=f(v.alpha_decay_bps),
         adverse_move_bps=f(v.adverse_move_bps),
         bucket_edges=f(v.bucket_edges),
         bar_s=f(v.bar_s),
         stationary=f(v.stationary),
+        bar=bar_params(v.observation),
     )
 
 
@@ -206,8 +209,7 @@ def init_estimators(prior: PriorArrays, capacity: int) -> EstimatorState:
         hawkes_excitation=np.zeros(S),
         pending=np.zeros((capacity, PENDING_PROBS + R)),
         cursor=np.float64(0.0),
-        bar_start=np.float64(0.0),
-        bar_sumsq=np.float64(0.0),
+        bar_stats=bar_init(),
         last_ts=np.float64(0.0),
         last_mid=np.float64(0.0),
         started=np.float64(0.0),
@@ -306,19 +308,19 @@ def update(st: EstimatorState, prior: PriorArrays, lp: LearningParams, obs: Obse
     pending = jnp.where(write[:, None], row[None, :], st.pending)
     cursor = jnp.where(f_ok, jnp.where(st.cursor + 1 >= N, 0.0, st.cursor + 1), st.cursor)
 
-    # --- mid: volatility bar and the regime filter
+    # --- mid: volatility bar (the fit's statistic, tick by tick) and the regime filter;
+    # a bar closed with no move after the first (a quiet stretch) reads as the floor
     m_ok = obs.mid_ok & obs.ts_ok
-    has_prev = prev_mid > 0
-    r_bps = jnp.log(obs.mid / jnp.where(has_prev, prev_mid, obs.mid)) * 1e4
-    r_bps = jnp.where(m_ok & has_prev & jnp.isfinite(r_bps), r_bps, 0.0)
-    bar_start = jnp.where(m_ok & ~has_prev, obs.ts, st.bar_start)
-    sumsq = st.bar_sumsq + r_bps * r_bps
-    elapsed = obs.ts - bar_start
-    close = m_ok & has_prev & (elapsed >= prior.bar_s)
-    sigma_bar = jnp.sqrt(sumsq / jnp.where(close, elapsed, 1.0))
-    y = jnp.log(jnp.maximum(sigma_bar, _SIGMA_BAR_FLOOR))
-    loglik = student_t_logpdf(y, prior.emission_df, prior.emission_loc, prior.emission_scale, prior.emission_const)
-    probs = jnp.where(close, forward_filter_step(p, prior.transition, loglik), p)
+    bar_stats, n_closed, y_first, y_empty = bar_update(st.bar_stats, obs.ts, m_ok, prev_mid, st.last_ts,
+                                                       prior.bar)
+
+    def filter_step(probs, y):
+        ll = student_t_logpdf(y, prior.emission_df, prior.emission_loc, prior.emission_scale, prior.emission_const)
+        return forward_filter_step(probs, prior.transition, ll)
+
+    probs = jnp.where(n_closed > 0, filter_step(p, y_first), p)
+    probs = jax.lax.fori_loop(0, jnp.maximum(n_closed - 1.0, 0.0).astype(jnp.int32),
+                              lambda _, q: filter_step(q, y_empty), probs)
 
     # --- markouts due: α (Beta–Bernoulli), weighted by the probabilities at the fill
     p_price, p_side = pending[:, PENDING_PRICE], pending[:, PENDING_SIDE]
@@ -343,8 +345,7 @@ def update(st: EstimatorState, prior: PriorArrays, lp: LearningParams, obs: Obse
         hawkes_excitation=exc,
         pending=pending,
         cursor=cursor,
-        bar_start=jnp.where(close, obs.ts, bar_start),
-        bar_sumsq=jnp.where(close, 0.0, sumsq),
+        bar_stats=bar_stats,
         last_ts=jnp.where(obs.ts_ok, jnp.where(started, jnp.maximum(obs.ts, st.last_ts), obs.ts), st.last_ts),
         last_mid=jnp.where(m_ok, obs.mid, st.last_mid),
         started=jnp.where(obs.ts_ok, 1.0, st.started),

@@ -137,10 +137,20 @@ def effective_kelly_fraction(base, regime_probs, multipliers, lo=0.05, hi=0.75):
 
 
 class LadderInputs(NamedTuple):
-    """Per-call inputs of :func:`build_ladder` (scalars unless noted)."""
+    """Per-call inputs of :func:`build_ladder` (scalars unless noted).
+
+    Two volatilities (bps/√s; docs/runtime/ladder.md, "Which σ"): ``sigma_bps``, the
+    **total** volatility (diffusion plus jumps), drives the first-passage fill
+    probability ``2Φ(−δ/(σ√τ))``: a quote fills whenever the price reaches it, by a jump
+    as well; ``sigma_glft_bps``, the **diffusive** volatility, drives GLFT's half-spread
+    and skew: GLFT's inventory-risk term is derived for a Brownian mid (Guéant,
+    Lehalle & Fernandez-Tapia 2013), and the jumps -- informed flow on the synthetic
+    market and, mostly, on real ones -- are priced by α and the adverse move in the
+    Kelly edge; counting them in GLFT's σ as well would charge them twice. ≤ 0 (the
+    default) = ``sigma_bps`` (a bundle without a diffusive σ)."""
 
     mid: jax.Array  # quote currency
-    sigma_bps: jax.Array  # bps/√s
+    sigma_bps: jax.Array  # bps/√s, total
     position: jax.Array  # base units, signed (+ long)
     margin_available: jax.Array  # quote currency
     arrival: jax.Array  # (2,) A for [bid side (sell arrivals), ask side (buy arrivals)], 1/s
@@ -154,6 +164,7 @@ class LadderInputs(NamedTuple):
     spread_multiplier: jax.Array = 1.0  # toxic-hour multiplier in force now (1 outside toxic hours)
     cold_start: jax.Array = False  # bool: α still prior-only: a side left empty gets the minimal order
     alpha_floor: jax.Array = 0.0  # parametric α_floor (0: α decays to zero)
+    sigma_glft_bps: jax.Array = 0.0  # bps/√s, diffusive (≤ 0: sigma_bps)
 
 
 class LadderParams(NamedTuple):
@@ -245,13 +256,15 @@ def glft_depths(inp: LadderInputs, prm: LadderParams):
     f = jnp.asarray
     mid = f(inp.mid, dtype=float)
     sigma = jnp.maximum(f(inp.sigma_bps, dtype=float), prm.sigma_floor_bps)
+    s_glft = f(inp.sigma_glft_bps, dtype=float)
+    sigma_glft = jnp.maximum(jnp.where(s_glft > 0, s_glft, sigma), prm.sigma_floor_bps)
     q = f(inp.position, dtype=float)
     side_sign = jnp.array([1.0, -1.0])  # bid below the mid, ask above
 
     # 1. GLFT per side (floors keep the closed form finite for degenerate inputs)
     A = jnp.maximum(inp.arrival, 1e-12)
     kappa = jnp.maximum(inp.kappa, 1e-12)
-    h, k = glft_quote(A, kappa, sigma, prm.gamma, prm.xi, prm.delta)
+    h, k = glft_quote(A, kappa, sigma_glft, prm.gamma, prm.xi, prm.delta)
     # the spread floor (minimum half-spread), then the toxic-hour multiplier
     h = jnp.maximum(h, prm.spread_floor_bps) * jnp.maximum(inp.spread_multiplier, 0.0)
     h = jnp.minimum(h, prm.max_depth_bps)

@@ -44,8 +44,8 @@ class ObservationConfig(BaseModel):
     and ``informed_threshold_bps`` (bps; informed = markout strictly above it): the
     definition of α; ``bar_seconds`` (s, a whole multiple of ``rv_sample_seconds``, s),
     ``rv_floor_sigma_bps`` (bps/sqrt(s), floor of ``log_rv``) and
-    ``volatility_estimator`` (``realized``, ``bipower``, ``medrv``, ``minrv``): the
-    volatility bars; ``fill_at_price``: a trade at exactly the quote price fills too.
+    ``volatility_estimator`` (``realized``, ``bipower``, ``medrv`` -- the default, jump-robust:
+    docs/models/regime_live.md --, ``minrv``): the volatility bars; ``fill_at_price``: a trade at exactly the quote price fills too.
     Queue orders (DESIGN.md section 3): ``queue_levels`` K (orders at the touch and 1..K
     ticks behind it), ``markout_horizons_s`` (s, strictly increasing: markouts after a
     fill), ``queue_power`` (exponent of the L2 probabilistic queue model: a size decrease
@@ -67,7 +67,7 @@ class ObservationConfig(BaseModel):
     rv_sample_seconds: float = 1.0
     rv_floor_sigma_bps: float = 0.01
     fill_at_price: bool = False
-    volatility_estimator: Literal["realized", "bipower", "medrv", "minrv"] = "realized"
+    volatility_estimator: Literal["realized", "bipower", "medrv", "minrv"] = "medrv"
     queue_levels: int = 3
     markout_horizons_s: tuple[float, ...] = (0.5, 1.0, 5.0, 30.0)
     queue_power: float = 2.0

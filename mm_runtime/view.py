@@ -63,6 +63,7 @@ class BundleSummaries(NamedTuple):
     regime_transition: tuple[DirichletSummary, ...]  # [r] over the *to* regimes
     regime_emission: tuple[NormalInverseGammaSummary, ...]  # [r]
     sigma_bps: tuple[Any, ...]  # [r] GammaSummary | LogNormalSummary
+    sigma_diffusive_bps: tuple[Any, ...] | None  # [r]; None = not in the bundle
     spread_capture: NormalSummary | None
     alpha_floor: BetaSummary | None
 
@@ -141,7 +142,8 @@ class BundleView:
     emission_df: np.ndarray  # (R,) Student-t predictive of ln σ_bar
     emission_loc: np.ndarray  # (R,)
     emission_scale: np.ndarray  # (R,)
-    sigma_bps: np.ndarray  # (R,) bps/√s
+    sigma_bps: np.ndarray  # (R,) bps/√s, total volatility (diffusion plus jumps)
+    sigma_diffusive_bps: np.ndarray  # (R,) bps/√s, diffusive volatility (= sigma_bps without one)
     alpha_decay_bps: float  # δ_char mean, bps
     adverse_move_bps: float  # mean, bps
     spread_capture: float | None  # c's mean; None = the bundle has none
@@ -178,6 +180,8 @@ class BundleView:
             regime_transition=tuple(p.regime_transition[r] for r in REGIMES),
             regime_emission=tuple(p.regime_emission[r] for r in REGIMES),
             sigma_bps=tuple(p.sigma_bps[r] for r in REGIMES),
+            sigma_diffusive_bps=None if p.sigma_diffusive_bps is None
+            else tuple(p.sigma_diffusive_bps[r] for r in REGIMES),
             spread_capture=p.spread_capture,
             alpha_floor=p.alpha_floor,
         )
@@ -210,6 +214,7 @@ class BundleView:
             emission_loc=_ro([x[1] for x in pred]),
             emission_scale=_ro([x[2] for x in pred]),
             sigma_bps=_ro([x.mean() for x in s.sigma_bps]),
+            sigma_diffusive_bps=_ro([x.mean() for x in (s.sigma_diffusive_bps or s.sigma_bps)]),
             alpha_decay_bps=float(s.alpha_decay_bps.mean()),
             adverse_move_bps=float(s.adverse_move_bps.mean()),
             spread_capture=None if s.spread_capture is None else float(s.spread_capture.mean()),

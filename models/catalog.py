@@ -16,9 +16,10 @@ Reported names are the DESIGN.md section 8 names, those of the synthetic market'
 ``truth.json`` (``alpha_touch[normal]``, ``kappa[high,buy]``): a posterior
 variable's flat name is reported as is unless ``rename`` maps it.
 
-Regime paths for the models that condition on one (:data:`REGIME_SOURCES`):
-``"em"`` (default: the regime HMM's EM/MAP point, each bar labelled with the argmax
-of its smoothed probabilities; fast and deterministic), ``"truth"`` (the synthetic
+Regimes for the models that condition on them (:data:`REGIME_SOURCES`):
+``"em"`` (default: the regime HMM's smoothed probabilities of every bar at its EM/MAP
+point, carried as probabilities -- soft regimes, docs/models/regime_soft.md --; fast
+and deterministic), ``"truth"`` (the synthetic
 market's true path; an error elsewhere), ``"quantile"`` (the placeholder labelling
 of :func:`models.data.observations.label_regimes`).
 
@@ -102,11 +103,14 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     s.name: s for s in (
         ModelSpec("regime", "models.regime",
-                  var_names=("sigma_bps", "regime_transition", "regime_stationary", "log_rv_mean", "log_rv_sd"),
-                  summary_vars=("log_rv_mean", "log_rv_sd", "regime_transition", "sigma_bps"),
+                  var_names=("sigma_bps", "sigma_total_bps", "regime_transition", "regime_stationary",
+                             "log_rv_mean", "log_rv_sd"),
+                  summary_vars=("log_rv_mean", "log_rv_sd", "regime_transition", "sigma_bps", "sigma_total_bps"),
                   loo_var="log_rv", n_obs_attr="n_bars", obs_unit="volatility bars", stage=0,
                   config_class="RegimeConfig", uses_regimes=False, provides_regimes=True,
-                  ppc="models.plots:regime_ppc", without_truth=("log_rv_mean", "log_rv_sd")),
+                  ppc="models.plots:regime_ppc",
+                  # sigma_total_bps: truth.json has it as sigma_bps (models.regime.market_truth maps it)
+                  without_truth=("log_rv_mean", "log_rv_sd", "sigma_total_bps")),
         ModelSpec("alpha", "models.alpha",
                   var_names=("alpha_touch", "alpha_decay_bps", "alpha_floor", "adverse_move_bps"),
                   summary_vars=("alpha_touch", "alpha_decay_bps", "alpha_floor", "adverse_move_bps",
@@ -240,8 +244,16 @@ def regime_path(market, regimes: RegimeSource = "em", *, bars=None, config=None)
         if robs.regimes is None:
             raise ValueError("the truth's regime path does not cover the market's bars")
         return robs.regimes
-    ref = rg.em_fit(robs)
-    return np.argmax(ref["smoothed"], axis=1).astype(np.int8)
+    return np.argmax(regime_probabilities(market, bars=bars, config=config), axis=1).astype(np.int8)
+
+
+def regime_probabilities(market, *, bars=None, config=None):
+    """(n_bars, 4) regime probabilities of each volatility bar (``bars`` as in
+    :func:`regime_path`): the regime HMM's smoothed probabilities at its EM/MAP point
+    (the ``"em"`` source, as probabilities)."""
+    rg = spec(regime_model()).module
+    robs = rg.observations(market, config=config, bars=_bars(market, bars, config))
+    return rg.em_fit(robs)["smoothed"]
 
 
 def _no_truth(market) -> ValueError:
@@ -267,7 +279,10 @@ def prepare(name: str, market, regimes: RegimeSource = "em", *, bars=None, confi
     if regimes == "truth" and not has_truth_path(market):
         raise _no_truth(market)
     bars = _bars(market, bars, config)
-    path = regime_path(market, regimes, bars=bars, config=config) if s.uses_regimes else None
+    path = None
+    if s.uses_regimes:
+        path = (regime_probabilities(market, bars=bars, config=config) if regimes == "em"
+                else regime_path(market, regimes, bars=bars, config=config))
     return observations(name, market, path, config=config, bars=bars)
 
 
@@ -341,4 +356,4 @@ def diagnostics(name: str, idata) -> dict[str, Any]:
 
 __all__ = ["MODELS", "ModelSpec", "REGIME_SOURCES", "check_variant", "diagnostics", "fit",
            "has_truth_path", "heldout_lpd", "model_config", "n_obs", "names", "observations", "parameter_rows", "prepare",
-           "regime_model", "regime_path", "skip_reason", "spec", "stages", "summarize", "version"]
+           "regime_model", "regime_path", "regime_probabilities", "skip_reason", "spec", "stages", "summarize", "version"]

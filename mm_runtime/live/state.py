@@ -46,7 +46,10 @@ STATE_KIND = "mm_runtime.live_state"
 STATE_SCHEMA_VERSION = 1
 
 # the estimator leaves that follow the clock (reset when a feed restarts in the past)
-_CLOCK_FIELDS = ("hawkes_excitation", "pending", "cursor", "bar_start", "bar_sumsq", "last_ts", "last_mid", "started")
+_CLOCK_FIELDS = ("hawkes_excitation", "pending", "cursor", "bar_stats", "last_ts", "last_mid", "started")
+_OLD_BAR_FIELDS = {"bar_start", "bar_sumsq"}
+"""The open bar as saved before the bar statistic followed the fit's rule
+(``mm_runtime.barvar``): such a file restores with a fresh open bar."""
 
 
 class StateFileError(ValueError):
@@ -108,6 +111,10 @@ def parse_state(raw: bytes, origin: str, *, asset: str, fresh: EstimatorState,
     if doc.get("asset") != asset:
         fail(f"asset: the state is for {doc.get('asset')!r}, this quoter quotes {asset!r}")
     est_doc = doc.get("est")
+    if isinstance(est_doc, dict) and _OLD_BAR_FIELDS <= set(est_doc) and "bar_stats" not in est_doc:
+        est_doc = {k: v for k, v in est_doc.items() if k not in _OLD_BAR_FIELDS}
+        est_doc["bar_stats"] = {"shape": list(np.shape(fresh.bar_stats)),
+                                "data": np.asarray(fresh.bar_stats, dtype=np.float64).ravel().tolist()}
     if not isinstance(est_doc, dict) or set(est_doc) != set(EstimatorState._fields):
         fail(f"est: must be an object with exactly {list(EstimatorState._fields)}")
     leaves = {}

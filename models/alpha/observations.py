@@ -172,7 +172,9 @@ def observations(market, regimes: Any = None, *, config: ObservationConfig | Non
 
     ``regimes``: what :func:`models.data.observations.label_regimes` accepts (one
     int per bar, e.g. the regime model's path or the synthetic truth's
-    ``regime_path``; an (n_bars x 4) probability array; None = the placeholder
+    ``regime_path``; an (n_bars x 4) probability array -- the regime model's smoothed
+    probabilities: each fill then enters once per regime of its bar, its weight
+    multiplied by that regime's probability --; None = the placeholder
     quantile labelling). ``config``: the observation rules (default
     :class:`ObservationConfig`, the synthetic market's default too). Fills
     without a regime (before the first bar) are dropped. ``weighting``: see the
@@ -191,14 +193,20 @@ def observations(market, regimes: Any = None, *, config: ObservationConfig | Non
     w = np.ones(len(f))
     if weighting == "sweep" and len(f):
         w *= sweep_weights(ts, side).sum() / len(f)  # n_sweeps / n_fills (docs/models/alpha.md)
+    # soft regimes: a fill is split over the regimes of its bar with its weight times the
+    # regime's probability (one row per fill and regime of positive probability; a
+    # one-hot row leaves the fill as it is); docs/models/regime_soft.md
+    P = ob.weights_at(ts, bars, ob.regime_weights(bars, regimes))
+    fi, ri = np.nonzero(P > 0)
     return AlphaObs(
-        assets=(str(market.asset),), asset=np.zeros(len(f), np.int32),
-        regime=f["regime"].to_numpy().astype(np.int8), side=side.astype(np.int8),
-        depth_bps=f["depth_bps"].to_numpy(dtype=float), informed=f["informed"].to_numpy(dtype=bool),
-        markout_bps=f["markout_bps"].to_numpy(dtype=float), weight=w,
+        assets=(str(market.asset),), asset=np.zeros(len(fi), np.int32),
+        regime=ri.astype(np.int8), side=side[fi].astype(np.int8),
+        depth_bps=f["depth_bps"].to_numpy(dtype=float)[fi], informed=f["informed"].to_numpy(dtype=bool)[fi],
+        markout_bps=f["markout_bps"].to_numpy(dtype=float)[fi], weight=w[fi] * P[fi, ri],
         informed_threshold_bps=cfg.informed_threshold_bps, markout_horizon_s=cfg.markout_horizon_s,
         meta={"source": getattr(market, "source", None), "dropped": int((~keep).sum()),
-              "weighting": weighting, "observation_config": cfg.model_dump(mode="json")})
+              "weighting": weighting, "observation_config": cfg.model_dump(mode="json"),
+              "n_passive_fills": int(len(f)), "soft_regimes": bool(len(fi) > len(f))})
 
 
 # =========================================================================== truth & simulation

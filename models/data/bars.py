@@ -9,29 +9,17 @@ int64 ns. Estimators' derivations, sources and measurements: docs/data/observati
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mm_runtime.barvar import VOLATILITY_ESTIMATORS
 from mm_runtime.vocabulary import REGIMES
 
-VOLATILITY_ESTIMATORS: dict[str, dict[str, float]] = {
-    "realized": {"min_moves": 1, "scale": 1.0, "variance_factor": 2.0},
-    "bipower": {"min_moves": 2, "scale": math.pi / 2.0,
-                "variance_factor": math.pi ** 2 / 4.0 + math.pi - 3.0},
-    "medrv": {"min_moves": 3, "scale": math.pi / (6.0 - 4.0 * math.sqrt(3.0) + math.pi),
-              "variance_factor": 2.96},
-    "minrv": {"min_moves": 2, "scale": math.pi / (math.pi - 2.0), "variance_factor": 3.81},
-}
-"""Per-bar variance estimators (:func:`bar_variance`): the fewest non-zero returns
-each needs, its scaling constant, and its asymptotic variance factor v (sd(log) of a
-diffusive bar's estimate from n returns ~ sqrt(v / n); sources in
-docs/data/observations.md)."""
-
-
+# the estimators' constants: one table for the offline bars and the live filter
+# (mm_runtime.barvar computes the same statistic tick by tick)
 def bar_variance(r: np.ndarray, bar_of: np.ndarray, n_bars: int,
                  estimator: str = "realized") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Variance of each bar from its sampled log returns ``r`` (time order;
@@ -148,4 +136,43 @@ def regime_at(ts: np.ndarray | Sequence[int] | int, bars: pd.DataFrame,
     out = np.full(len(t), -1, dtype=np.int8)
     ok = idx >= 0
     out[ok] = regimes[idx[ok]]
+    return out
+
+
+def regime_weights(bars: pd.DataFrame, regimes: Any = None, *, min_prob: float = 1e-4) -> np.ndarray:
+    """Regime probabilities of each bar, (n_bars, 4) float rows summing to 1: the
+    soft labels the models condition on (DESIGN.md section 3: every observation carries
+    its bar's regime probabilities, not only a hard label).
+
+    ``regimes`` as in :func:`label_regimes`: None (the placeholder quantile labels) or one
+    int per bar give one-hot rows; an (n_bars x 4) array of probabilities (the regime
+    HMM's smoothed probabilities) is used as is, with probabilities below ``min_prob``
+    set to 0 and the rows renormalised (a model that splits an observation over the
+    regimes then skips the negligible parts)."""
+    p = None if regimes is None else np.asarray(regimes)
+    if p is None or p.ndim == 1:
+        return np.eye(len(REGIMES))[label_regimes(bars, p)]
+    label_regimes(bars, p)  # the shape and finiteness checks
+    if np.any(p < 0):
+        raise ValueError("regime probabilities must be >= 0")
+    w = np.where(p >= min_prob, p.astype(float), 0.0)
+    s = w.sum(axis=1, keepdims=True)
+    if np.any(s <= 0):
+        raise ValueError(f"regime probabilities of bar {int(np.flatnonzero(s.ravel() <= 0)[0]) + 1} "
+                         "(1-based) are all below min_prob")
+    return w / s
+
+
+def weights_at(ts: np.ndarray | Sequence[int] | int, bars: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
+    """Regime probabilities (n, 4) of the bar containing each timestamp (the rule of
+    :func:`regime_at`); rows of timestamps before the first bar are NaN."""
+    t = np.atleast_1d(np.asarray(ts, dtype=np.int64))
+    w = np.asarray(weights, dtype=float)
+    start = bars["bar_start"].to_numpy(dtype=np.int64)
+    if len(w) != len(start):
+        raise ValueError(f"{len(w)} rows of regime probabilities for {len(start)} bars")
+    idx = np.searchsorted(start, t, side="right") - 1
+    out = np.full((len(t), len(REGIMES)), np.nan)
+    ok = idx >= 0
+    out[ok] = w[idx[ok]]
     return out

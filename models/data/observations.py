@@ -28,7 +28,8 @@ import pandas as pd
 from mm_runtime.observation import ObservationConfig, _ns
 from mm_runtime.vocabulary import DEPTH_BUCKET_LABELS, DEPTH_BUCKETS_BPS, NS, REGIMES
 from models.data.gaps import find_gaps, observed_stretches, repost_grid
-from models.data.bars import VOLATILITY_ESTIMATORS, bar_variance, label_regimes, regime_at
+from models.data.bars import (VOLATILITY_ESTIMATORS, bar_variance, label_regimes, regime_at, regime_weights,
+                              weights_at)
 from models.data.observation_summary import (arrival_summary, depth_bucket, fill_table,
                                              regime_summary)
 from models.data.tables import DataError, Market
@@ -41,7 +42,8 @@ __all__ = [
     "MIN_PRICE_MOVES_PER_BAR",
     # re-exported: per-bar primitives (models.data.bars) and summaries
     # (models.data.observation_summary)
-    "VOLATILITY_ESTIMATORS", "bar_variance", "label_regimes", "regime_at", "depth_bucket",
+    "VOLATILITY_ESTIMATORS", "bar_variance", "label_regimes", "regime_at", "regime_weights", "weights_at",
+    "depth_bucket",
     "fill_table", "regime_summary", "arrival_summary",
     # re-exported vocabulary and error type, for callers that use them through this module
     "REGIMES", "DEPTH_BUCKETS_BPS", "DEPTH_BUCKET_LABELS", "NS", "DataError", "Market",

@@ -32,7 +32,9 @@ class LikArrays(NamedTuple):
     ``reg_dt``: (N, 4) seconds in each regime inside (t_{i-1}, t_i] (from 0 for
     the first); ``last``: (A,) index of each asset's last event; ``own_last``: (A, 2)
     one-hot side of it; ``tail``: (A,) T - t_last; ``tail_reg``: (A, 4) regime time
-    in (t_last, T].
+    in (t_last, T]. Soft regimes: ``mu_w`` (N, 4) the regime probabilities of each
+    event's bar (its baseline is ``sum_r mu_w[r] mu[asset, r, side]``; ``mu_idx`` is then
+    the flat index of regime 0, regime r at ``mu_idx + 2 r``), None = hard regimes.
     """
 
     dt: np.ndarray
@@ -48,15 +50,19 @@ class LikArrays(NamedTuple):
     own_last: np.ndarray
     tail: np.ndarray
     tail_reg: np.ndarray
+    mu_w: np.ndarray | None = None
 
 
-def _regime_clock(edges: np.ndarray, regs: np.ndarray, T: float, x: np.ndarray):
-    """Cumulative time in each regime on [0, x] (x sorted within [0, T]); also the bar of x."""
+def _regime_clock(edges: np.ndarray, regs: np.ndarray, T: float, x: np.ndarray, weights=None):
+    """Cumulative time in each regime on [0, x] (x sorted within [0, T]); also the bar of x.
+    ``weights``: the bars' regime probabilities (soft regimes), default one-hot on ``regs``."""
     R = len(REGIMES)
     ends = np.minimum(np.append(edges[1:], T), T)
     ln = np.clip(ends - edges, 0.0, None)
     onehot = np.zeros((len(edges), R))
     onehot[np.arange(len(edges)), regs.astype(int)] = 1.0
+    if weights is not None:
+        onehot = np.asarray(weights, dtype=float)
     cum = np.vstack([np.zeros(R), np.cumsum(onehot * ln[:, None], axis=0)])  # before bar k
     k = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 1)
     within = np.clip(x - edges[k], 0.0, ln[k])
@@ -92,7 +98,8 @@ def prepare(obs: HawkesObs) -> LikArrays:
         T = float(obs.duration_s[a])
         edges = np.asarray(obs.bar_edges[a], dtype=float)
         regs = np.asarray(obs.bar_regime[a])
-        C, k = _regime_clock(edges, regs, T, np.append(ta, T))
+        W = obs.bar_weights(a) if obs.soft else None
+        C, k = _regime_clock(edges, regs, T, np.append(ta, T), W)
         Ce, ke = C[:-1], k[:-1]
         d = np.diff(np.vstack([np.zeros(len(REGIMES)), Ce]), axis=0)
         # same bar as the previous event: exact dt in that bar's regime (no cancellation)
@@ -101,20 +108,28 @@ def prepare(obs: HawkesObs) -> LikArrays:
         same[0] = ke[0] == 0
         dd = np.diff(np.append(0.0, ta))
         d[same] = 0.0
-        d[same, regs[ke[same]].astype(int)] = dd[same]
+        if W is None:
+            d[same, regs[ke[same]].astype(int)] = dd[same]
+        else:
+            d[same] = dd[same, None] * W[ke[same]]
         reg_dt[idx] = d
         last[a] = idx[-1]
         tail[a] = T - ta[-1]
         tail_reg[a] = C[-1] - C[-2]
         if ke[-1] == k[-1]:
             tail_reg[a] = 0.0
-            tail_reg[a, int(regs[ke[-1]])] = tail[a]
+            if W is None:
+                tail_reg[a, int(regs[ke[-1]])] = tail[a]
+            else:
+                tail_reg[a] = tail[a] * W[ke[-1]]
     own_last = np.zeros((A, 2))
     own_last[np.arange(A), side[last]] = 1.0
-    regime = obs.regime.astype(np.int64)
+    soft = obs.soft
+    regime = np.zeros(N, np.int64) if soft else obs.regime.astype(np.int64)
     return LikArrays(
         dt=dt, keep=(~first).astype(np.float64), prev=prev, grp=grp,
         mu_idx=(asset * len(REGIMES) + regime) * 2 + side,
+        mu_w=obs.event_prob() if soft else None,
         n_idx=(asset * 2 + side) * 2,
         src_idx=None if A == 1 else asset * 2,
         asset=None if A == 1 else asset,
@@ -152,7 +167,9 @@ class BlockArrays(NamedTuple):
     there are no ties), ``valid``, ``side`` (0/1), ``mu_idx`` (flat (asset, regime,
     side) index into mu (A, 4, 2)), ``asset`` (None for one asset). Per asset:
     ``counts`` (A, 2) events per source side, ``regime_time`` (A, 4) s,
-    ``last_block`` (A,), ``own_last`` (A, 2), ``tail`` (A,) = T - t_last.
+    ``last_block`` (A,), ``own_last`` (A, 2), ``tail`` (A,) = T - t_last. Soft regimes:
+    ``mu_w`` (B, nb, 4) the regime probabilities of each event's bar, ``mu_idx`` then
+    indexing regime 0 (as in :class:`LikArrays`); None = hard regimes.
     """
 
     dt: np.ndarray
@@ -170,6 +187,7 @@ class BlockArrays(NamedTuple):
     last_block: np.ndarray
     own_last: np.ndarray
     tail: np.ndarray
+    mu_w: np.ndarray | None = None
 
 
 def prepare_blocks(obs: HawkesObs, block: int | None = None) -> BlockArrays:
@@ -180,10 +198,12 @@ def prepare_blocks(obs: HawkesObs, block: int | None = None) -> BlockArrays:
     t = np.asarray(obs.t, dtype=np.float64)
     side = obs.side.astype(np.int64)
     asset = obs.asset.astype(np.int64)
-    regime = obs.regime.astype(np.int64)
+    soft = obs.soft
+    regime = np.zeros(len(t), np.int64) if soft else obs.regime.astype(np.int64)
+    eprob = obs.event_prob() if soft else None
     cols: dict[str, list[np.ndarray]] = {k: [] for k in
                                          ("dt", "keep", "prev0", "prev1", "tie0", "tie1", "valid",
-                                          "side", "mu_idx", "asset")}
+                                          "side", "mu_idx", "asset", "mu_w")}
     counts = np.zeros((A, 2))
     last_block = np.zeros(A, dtype=np.int64)
     own_last = np.zeros((A, 2))
@@ -222,6 +242,11 @@ def prepare_blocks(obs: HawkesObs, block: int | None = None) -> BlockArrays:
                      ("tie0", tie[:, 0]), ("tie1", tie[:, 1]), ("valid", valid), ("side", sd),
                      ("mu_idx", mi), ("asset", np.full(m, a, dtype=np.int64))):
             cols[k].append(v)
+        if soft:
+            w = np.zeros((m, len(REGIMES)))
+            w[:pad, 0] = 1.0                  # padding: a positive baseline (its log-term is masked)
+            w[pad:] = eprob[idx]
+            cols["mu_w"].append(w)
         counts[a] = np.bincount(sa, minlength=2)
         nblocks += m // block
         last_block[a] = nblocks - 1
@@ -242,5 +267,7 @@ def prepare_blocks(obs: HawkesObs, block: int | None = None) -> BlockArrays:
         asset=None if A == 1 else lay(cols["asset"], np.int32),
         counts=counts, regime_time=obs.regime_time(), last_block=last_block,
         own_last=own_last, tail=tail,
+        mu_w=np.ascontiguousarray(np.concatenate(cols["mu_w"]).reshape(-1, block, len(REGIMES))
+                                  .transpose(1, 0, 2)) if soft else None,
     )
 

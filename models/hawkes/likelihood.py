@@ -53,6 +53,15 @@ def _components(n, beta):
     return n, beta, False
 
 
+def _baseline(mu_f, idx, w):
+    """The events' baselines: ``mu_f[idx]``, or with soft regimes (``w`` (..., 4) the
+    regime probabilities of the event's bar, ``idx`` the flat index of regime 0)
+    ``sum_r w[r] mu_f[idx + 2 r]`` (docs/models/regime_soft.md)."""
+    if w is None:
+        return mu_f[idx]
+    return sum(mu_f[idx + 2 * r] * w[..., r] for r in range(w.shape[-1]))
+
+
 def _pointwise(xp, scan, add_at, mu, n, beta, d: LikArrays):
     """Per-event log-likelihood terms; ``xp`` is jax.numpy or pytensor.tensor.
 
@@ -66,7 +75,7 @@ def _pointwise(xp, scan, add_at, mu, n, beta, d: LikArrays):
     single = d.asset is None
     mu_f = mu.reshape((-1,))
     musum = mu.sum(axis=2)                      # (A, 4): total baseline per regime
-    lam = mu_f[d.mu_idx]
+    lam = _baseline(mu_f, d.mu_idx, d.mu_w)
     comp = 0.0
     tail_exc = 0.0
     for m in range(M):
@@ -188,7 +197,7 @@ def _total_blocks(xp, carry_scan, mu, n, beta, d: BlockArrays, rows: int | None 
             b_ev = beta[d.asset[j]]
             n_s0 = n[d.asset[j], d.side[j], 0]
             n_s1 = n[d.asset[j], d.side[j], 1]
-        lam = mu_f[d.mu_idx[j]] + b_ev * (n_s0 * S0 + n_s1 * S1)
+        lam = _baseline(mu_f, d.mu_idx[j], None if d.mu_w is None else d.mu_w[j]) + b_ev * (n_s0 * S0 + n_s1 * S1)
         ll = ll + (xp.log(lam) * d.valid[j]).sum()
         if j == B - 1:
             X0_last, X1_last = X0[d.last_block], X1[d.last_block]
@@ -290,14 +299,16 @@ def _jax_sweep(mu, n, beta, d: BlockArrays, grad: bool):
     acc0 = {k: (jnp.zeros(nb) if k == "ll" or k.startswith("m") else zero) for k in names}
     if grad and not single:
         acc0.update(g_mu=jnp.zeros(mu_f.shape[0]), g_n=jnp.zeros((2 * A, M, 2)), g_beta=jnp.zeros((A, M)))
+    soft = d.mu_w is not None
     xs_c = (d.dt, d.keep, d.prev0, d.prev1, d.side, d.mu_idx, d.valid)
-    xs_c = xs_c + ((d.tie0, d.tie1) if ties else ()) + (() if single else (d.asset,))
+    xs_c = xs_c + ((d.tie0, d.tie1) if ties else ()) + ((d.mu_w,) if soft else ()) + (() if single else (d.asset,))
     n0 = n[0]
 
     def row_c(carry, r):
         x0, x1, z0, z1, acc = carry
         dt, keep, q0, q1, side, midx, v = r[:7]
         t0_, t1_ = (r[7], r[8]) if ties else (0.0, 0.0)
+        mw = r[9 if ties else 7] if soft else None
         arow = None if single else r[-1]
         b = rate(arow)
         a = jnp.exp(-b * dt) * keep
@@ -310,7 +321,7 @@ def _jax_sweep(mu, n, beta, d: BlockArrays, grad: bool):
         else:
             ns0, ns1 = n[arow, :, side, 0].T, n[arow, :, side, 1].T
         exc = ns0 * S0 + ns1 * S1                           # (M, nb)
-        lam = mu_f[midx] + (b * exc).sum(axis=0)
+        lam = _baseline(mu_f, midx, mw) + (b * exc).sum(axis=0)
         acc = dict(acc)
         acc["ll"] = acc["ll"] + jnp.log(lam) * v
         if grad:
@@ -325,10 +336,19 @@ def _jax_sweep(mu, n, beta, d: BlockArrays, grad: bool):
                 acc["n10"] = acc["n10"] + jnp.where(buy, 0.0, wb0)
                 acc["n11"] = acc["n11"] + jnp.where(buy, 0.0, wb1)
                 for kk in range(mu_f.shape[0]):
-                    acc[f"m{kk}"] = acc[f"m{kk}"] + jnp.where(midx == kk, w, 0.0)
+                    if soft:
+                        acc[f"m{kk}"] = acc[f"m{kk}"] + sum(jnp.where(midx + 2 * q == kk, w * mw[:, q], 0.0)
+                                                            for q in range(mw.shape[-1]))
+                    else:
+                        acc[f"m{kk}"] = acc[f"m{kk}"] + jnp.where(midx == kk, w, 0.0)
             else:
                 seg = arow * 2 + side
-                acc["g_mu"] = acc["g_mu"] + jax.ops.segment_sum(w, midx, num_segments=mu_f.shape[0])
+                if soft:
+                    acc["g_mu"] = acc["g_mu"] + sum(
+                        jax.ops.segment_sum(w * mw[:, q], midx + 2 * q, num_segments=mu_f.shape[0])
+                        for q in range(mw.shape[-1]))
+                else:
+                    acc["g_mu"] = acc["g_mu"] + jax.ops.segment_sum(w, midx, num_segments=mu_f.shape[0])
                 acc["g_n"] = acc["g_n"] + jnp.stack(
                     [jax.ops.segment_sum(wb0.T, seg, num_segments=2 * A),
                      jax.ops.segment_sum(wb1.T, seg, num_segments=2 * A)], axis=-1)
@@ -432,15 +452,16 @@ def loglik_naive(params: Mapping[str, Any], obs: HawkesObs) -> float:
     mu, n, beta = _as_batched({k: np.asarray(v, float) for k, v in params.items()}, np)
     n, beta, _ = _components(n, beta)
     D = obs.regime_time()
+    P = obs.event_prob()
     total = 0.0
     for a in range(obs.n_assets):
         m = obs.asset == a
-        t, s, r = obs.t[m], obs.side[m].astype(int), obs.regime[m].astype(int)
+        t, s, p = obs.t[m], obs.side[m].astype(int), P[m]
         T = float(obs.duration_s[a])
         for i in range(len(t)):
             earlier = t[:i] < t[i]
             src = s[:i][earlier]
-            lam = mu[a, r[i], s[i]]
+            lam = p[i] @ mu[a, :, s[i]]
             for c, b in enumerate(beta[a]):
                 w = np.exp(-b * (t[i] - t[:i][earlier]))
                 lam += b * (n[a, c, s[i], 0] * w[src == 0].sum() + n[a, c, s[i], 1] * w[src == 1].sum())

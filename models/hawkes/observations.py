@@ -38,7 +38,10 @@ class HawkesObs:
     (int32 index into ``assets``), ``regime`` (int8, the regime of the bar that
     contains the event), ``duration_s`` (float64 per asset), ``bar_edges``,
     ``bar_regime`` (tuples, one array per asset), ``start_ns`` (window start per
-    asset, int ns UTC, 0 for simulations), ``meta``.
+    asset, int ns UTC, 0 for simulations), ``meta``. Soft regimes (optional):
+    ``bar_prob`` (one (n_bars, 4) array of regime probabilities per asset; ``bar_regime``
+    is then their most probable regime): the baseline at time t is
+    ``sum_r p_r(t) mu[r, s]`` (docs/models/regime_soft.md); None = one-hot.
     """
 
     assets: tuple[str, ...]
@@ -51,10 +54,18 @@ class HawkesObs:
     bar_regime: tuple[np.ndarray, ...]
     start_ns: tuple[int, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    bar_prob: tuple[np.ndarray, ...] | None = None
 
     def __post_init__(self) -> None:
         A = len(self.assets)
         t, side, asset, regime = self.t, self.side, self.asset, self.regime
+        if self.bar_prob is not None:
+            bp = tuple(np.asarray(p, dtype=float) for p in self.bar_prob)
+            if len(bp) != A or any(p.shape != (len(r), len(REGIMES)) or np.any(p < 0)
+                                   or not np.allclose(p.sum(axis=1), 1.0, atol=1e-6)
+                                   for p, r in zip(bp, self.bar_regime)):
+                raise ValueError("bar_prob needs one (n_bars, 4) array of probabilities per asset")
+            object.__setattr__(self, "bar_prob", bp)
         if A == 0:
             raise ValueError("HawkesObs needs at least one asset")
         if len(set(self.assets)) != A:
@@ -110,17 +121,42 @@ class HawkesObs:
             assets=(asset,), t=self.t[m], side=self.side[m], asset=np.zeros(int(m.sum()), np.int32),
             regime=self.regime[m], duration_s=self.duration_s[a:a + 1],
             bar_edges=(self.bar_edges[a],), bar_regime=(self.bar_regime[a],),
-            start_ns=(self.start_ns[a],) if self.start_ns else (), meta=dict(self.meta))
+            start_ns=(self.start_ns[a],) if self.start_ns else (), meta=dict(self.meta),
+            bar_prob=None if self.bar_prob is None else (self.bar_prob[a],))
+
+    @property
+    def soft(self) -> bool:
+        """Whether some bar's regime is uncertain (a probability strictly between 0 and 1)."""
+        return self.bar_prob is not None and any(bool(np.any((p > 0) & (p < 1))) for p in self.bar_prob)
+
+    def bar_weights(self, a: int) -> np.ndarray:
+        """(n_bars, 4) regime probabilities of asset ``a``'s bars (one-hot without ``bar_prob``)."""
+        if self.bar_prob is None:
+            return np.eye(len(REGIMES))[np.asarray(self.bar_regime[a], dtype=int)]
+        return self.bar_prob[a]
+
+    def event_prob(self) -> np.ndarray:
+        """(N, 4) regime probabilities of the bar of each event."""
+        out = np.zeros((self.n_events, len(REGIMES)))
+        for a in range(self.n_assets):
+            m = self.asset == a
+            e = np.asarray(self.bar_edges[a], dtype=float)
+            k = np.clip(np.searchsorted(e, self.t[m], side="right") - 1, 0, len(e) - 1)
+            out[m] = self.bar_weights(a)[k]
+        return out
 
     def regime_time(self) -> np.ndarray:
-        """(A, 4) seconds each asset's window spends in each regime."""
+        """(A, 4) seconds each asset's window spends in each regime (with soft regimes
+        the bars' lengths weighted by their regime probabilities)."""
         out = np.zeros((self.n_assets, len(REGIMES)))
         for a in range(self.n_assets):
             e = np.asarray(self.bar_edges[a], dtype=float)
             T = float(self.duration_s[a])
             ln = np.clip(np.minimum(np.append(e[1:], T), T) - e, 0.0, None)
-            out[a] = np.bincount(np.asarray(self.bar_regime[a], dtype=int), weights=ln,
-                                 minlength=len(REGIMES))
+            if self.bar_prob is None:
+                out[a] = np.bincount(np.asarray(self.bar_regime[a], dtype=int), weights=ln, minlength=len(REGIMES))
+            else:
+                out[a] = ln @ self.bar_prob[a]
         return out
 
     def empirical_rates(self) -> np.ndarray:
@@ -150,6 +186,8 @@ def combine(*obs: HawkesObs) -> HawkesObs:
         bar_regime=tuple(r for o, _ in parts for r in o.bar_regime),
         start_ns=tuple(s for o, _ in parts for s in (o.start_ns or (0,) * o.n_assets)),
         meta={"combined": [o.meta for o, _ in parts]},
+        bar_prob=None if all(o.bar_prob is None for o, _ in parts)
+        else tuple(o.bar_weights(a) for o, _ in parts for a in range(o.n_assets)),
     )
 
 
@@ -166,7 +204,9 @@ def observations(market, regimes: Any = None, *, config: ObservationConfig | Non
     * Regimes: ``regimes`` is what :func:`models.data.observations.label_regimes`
       accepts -- None (placeholder quantile labelling until the HMM is fitted), one
       int per bar (e.g. a Viterbi path or the synthetic truth's ``regime_path``),
-      or (n_bars x 4) smoothed probabilities (the most probable regime per bar).
+      or (n_bars x 4) smoothed probabilities: kept as ``bar_prob`` (soft regimes: the
+      baseline mixes the regimes' baselines with the bar's probabilities), the most
+      probable regime as ``bar_regime``.
       ``bars`` defaults to :func:`volatility_bars(market, config)` (``config``: the
       observation rules, default :class:`ObservationConfig`; only the bar rules
       concern arrivals). An event's regime is that of the bar containing it (bars
@@ -178,6 +218,7 @@ def observations(market, regimes: Any = None, *, config: ObservationConfig | Non
     if bars is None:
         bars = ob.volatility_bars(market, config)
     reg = ob.label_regimes(bars, regimes)
+    prob = ob.regime_weights(bars, regimes) if regimes is not None and np.asarray(regimes).ndim == 2 else None
     start = bars["bar_start"].to_numpy(dtype=np.int64)
     t0 = int(start[0])
     end = int(market.end_ns)
@@ -198,6 +239,7 @@ def observations(market, regimes: Any = None, *, config: ObservationConfig | Non
         keep_bar = np.append(np.diff(w) > 0, w[-1] < duration)
         keep_bar[0] = True
         edges, reg = w[keep_bar], reg[keep_bar]
+        prob = None if prob is None else prob[keep_bar]
     return HawkesObs(
         assets=(str(market.asset),),
         t=t,
@@ -207,6 +249,7 @@ def observations(market, regimes: Any = None, *, config: ObservationConfig | Non
         duration_s=np.array([duration]),
         bar_edges=(edges,),
         bar_regime=(reg,),
+        bar_prob=None if prob is None else (prob,),
         start_ns=(t0,),
         meta={"source": getattr(market, "source", None), "dropped_before_window": int((~keep).sum()),
               "bar_seconds": float(bars.attrs.get("bar_seconds", 10.0)),

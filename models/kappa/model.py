@@ -209,9 +209,42 @@ def block_rows(obs: KappaObs, config: KappaConfig | None = None) -> dict[str, An
     rows_bar = np.repeat(np.arange(nb), 2)
     rows_side = np.tile([0, 1], nb)
     asset, regime = b_asset[rows_bar].astype(np.int64), b_regime[rows_bar].astype(np.int64)
+    # soft regimes: the block's regime probabilities, exposure-weighted over its bars
+    P = obs.probs()
+    b_prob = np.zeros((nb, len(REGIMES)))
+    np.add.at(b_prob, blk, P * obs.bar_exposure_s[:, None])
+    b_prob /= b_prob.sum(axis=1, keepdims=True)
     return {"value": np.stack([cnt.ravel(), ssum.ravel()], axis=1), "exposure_s": b_expo[rows_bar],
             "block": rows_bar, "side": rows_side, "asset": asset, "regime": regime,
-            "cell": (asset * len(REGIMES) + regime) * 2 + rows_side, "n_blocks": nb}
+            "cell": (asset * len(REGIMES) + regime) * 2 + rows_side, "n_blocks": nb,
+            "prob": b_prob[rows_bar]}
+
+
+def _mixture_logp(inner):
+    """The row's log-likelihood mixed over the regimes (docs/models/regime_soft.md):
+    ``log sum_r w_r p(row | regime r)``, ``inner`` the per-regime row density."""
+    def logp(value, logw, *args):
+        import pytensor.tensor as pt
+
+        per = inner(pt.shape_padaxis(value, -2), *args)  # value (..., 1, 2) against (..., R)
+        return pt.logsumexp(logw + per, axis=-1)
+
+    return logp
+
+
+def _poisson_terms(value, mean, log_kappa, kappa):
+    """Per-regime terms of :func:`_poisson_logp`: value (..., 1, 2), the rest (..., R)."""
+    import pymc as pm
+
+    n, s = value[..., 0], value[..., 1]
+    return pm.logp(pm.Poisson.dist(mean), n) + n * log_kappa - kappa * s
+
+
+def _nb_terms(value, mean, phi, log_kappa, kappa):
+    import pymc as pm
+
+    n, s = value[..., 0], value[..., 1]
+    return pm.logp(pm.NegativeBinomial.dist(mu=mean, alpha=phi), n) + n * log_kappa - kappa * s
 
 
 def build_model(obs: KappaObs, config: KappaConfig | None = None):
@@ -248,7 +281,9 @@ def build_model(obs: KappaObs, config: KappaConfig | None = None):
         kap = pt.exp(log_k)
         log_mean_cell = log_A - kap * cfg.min_depth_bps
         mean = pt.exp(log_mean_cell[cell]) * expo
-        if cfg.count_likelihood == "negative_binomial":
+        if obs.soft:
+            _soft_likelihood(obs, cfg, rows, log_mean_cell, log_k, kap)
+        elif cfg.count_likelihood == "negative_binomial":
             od_dims = ("asset", "side") if obs.n_assets > 1 else ("side",)
             od = pt.reshape(pm.HalfNormal("count_overdispersion", cfg.overdispersion_scale, dims=od_dims),
                             (obs.n_assets, 2))
@@ -259,6 +294,32 @@ def build_model(obs: KappaObs, config: KappaConfig | None = None):
             pm.CustomDist("arrivals", mean, log_k[cell], kap[cell], logp=_poisson_logp,
                           observed=value, dims=("bar_side", "arrival_stat"), signature="(),(),()->(2)")
     return model
+
+
+def _soft_likelihood(obs: KappaObs, cfg: KappaConfig, rows, log_mean_cell, log_k, kap):
+    """The observed ``arrivals`` with soft regimes: each (block, side) row's density
+    mixed over the regimes with the block's probabilities (one-hot rows give the hard
+    model's terms exactly)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    R = len(REGIMES)
+    # the row's cell in every regime: (rows, R)
+    rcell = (rows["asset"][:, None] * R + np.arange(R)[None, :]) * 2 + rows["side"][:, None]
+    with np.errstate(divide="ignore"):
+        logw = np.log(rows["prob"])
+    mean = pt.exp(log_mean_cell[rcell]) * rows["exposure_s"][:, None]
+    if cfg.count_likelihood == "negative_binomial":
+        od_dims = ("asset", "side") if obs.n_assets > 1 else ("side",)
+        od = pt.reshape(pm.HalfNormal("count_overdispersion", cfg.overdispersion_scale, dims=od_dims),
+                        (obs.n_assets, 2))
+        row_od = od[rows["asset"], rows["side"]][:, None]
+        pm.CustomDist("arrivals", logw, mean, mean / row_od, log_k[rcell], kap[rcell],
+                      logp=_mixture_logp(_nb_terms), observed=rows["value"],
+                      dims=("bar_side", "arrival_stat"), signature="(r),(r),(r),(r),(r)->(2)")
+    else:
+        pm.CustomDist("arrivals", logw, mean, log_k[rcell], kap[rcell], logp=_mixture_logp(_poisson_terms),
+                      observed=rows["value"], dims=("bar_side", "arrival_stat"), signature="(r),(r),(r),(r)->(2)")
 
 
 MULTI_ASSET_TARGET_ACCEPT = 0.95

@@ -29,7 +29,9 @@ class KappaObs:
     (int32), ``bar_regime`` (int8 0..3), ``bar_exposure_s`` (seconds the bar
     covers). Arrivals (one row each): ``arr_asset``, ``arr_bar`` (global row
     index into the bars), ``arr_side`` (int8, 0 buy / 1 sell), ``depth_bps``
-    (clipped at 0, see docs/models/kappa.md).
+    (clipped at 0, see docs/models/kappa.md). ``bar_prob`` (optional, n_bars x 4): the
+    bars' regime probabilities (soft regimes; ``bar_regime`` is then their most
+    probable regime); None = one-hot on ``bar_regime``.
     """
 
     assets: tuple[str, ...]
@@ -41,9 +43,16 @@ class KappaObs:
     arr_side: np.ndarray
     depth_bps: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    bar_prob: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         A = len(self.assets)
+        if self.bar_prob is not None:
+            bp = np.asarray(self.bar_prob, dtype=float)
+            if bp.shape != (len(self.bar_asset), len(REGIMES)) or np.any(bp < 0) \
+                    or not np.allclose(bp.sum(axis=1), 1.0, atol=1e-6):
+                raise ValueError("bar_prob must hold one row of 4 regime probabilities per bar")
+            object.__setattr__(self, "bar_prob", bp)
         if A == 0 or len(set(self.assets)) != A:
             raise ValueError(f"assets must be non-empty and distinct, got {self.assets}")
         nb, na = len(self.bar_asset), len(self.arr_asset)
@@ -83,6 +92,15 @@ class KappaObs:
     def n_arrivals(self) -> int:
         return int(len(self.arr_asset))
 
+    def probs(self) -> np.ndarray:
+        """(n_bars, 4) regime probabilities of the bars (one-hot without ``bar_prob``)."""
+        return np.eye(len(REGIMES))[self.bar_regime] if self.bar_prob is None else self.bar_prob
+
+    @property
+    def soft(self) -> bool:
+        """Whether some bar's regime is uncertain (a probability strictly between 0 and 1)."""
+        return self.bar_prob is not None and bool(np.any((self.bar_prob > 0) & (self.bar_prob < 1)))
+
     @property
     def arr_regime(self) -> np.ndarray:
         return self.bar_regime[self.arr_bar]
@@ -112,7 +130,8 @@ class KappaObs:
         return KappaObs(assets=(asset,), bar_asset=np.zeros(int(bm.sum()), np.int32),
                         bar_regime=self.bar_regime[bm], bar_exposure_s=self.bar_exposure_s[bm],
                         arr_asset=np.zeros(int(am.sum()), np.int32), arr_bar=new_index[self.arr_bar[am]],
-                        arr_side=self.arr_side[am], depth_bps=self.depth_bps[am], meta=dict(self.meta))
+                        arr_side=self.arr_side[am], depth_bps=self.depth_bps[am], meta=dict(self.meta),
+                        bar_prob=None if self.bar_prob is None else self.bar_prob[bm])
 
 
 def combine(*obs: KappaObs) -> KappaObs:
@@ -137,14 +156,16 @@ def combine(*obs: KappaObs) -> KappaObs:
         arr_bar=cat(lambda o, a, b: o.arr_bar + b).astype(np.int64),
         arr_side=cat(lambda o, a, b: o.arr_side).astype(np.int8),
         depth_bps=cat(lambda o, a, b: o.depth_bps).astype(float),
-        meta={"combined": [o.meta for o in obs]})
+        meta={"combined": [o.meta for o in obs]},
+        bar_prob=None if all(o.bar_prob is None for o in obs) else cat(lambda o, a, b: o.probs()))
 
 
-def _single(asset: str, bar_regime, bar_exposure, arr_bar, arr_side, depth, meta) -> KappaObs:
+def _single(asset: str, bar_regime, bar_exposure, arr_bar, arr_side, depth, meta, bar_prob=None) -> KappaObs:
     return KappaObs(assets=(asset,), bar_asset=np.zeros(len(bar_regime), np.int32),
                     bar_regime=np.asarray(bar_regime, np.int8), bar_exposure_s=np.asarray(bar_exposure, float),
                     arr_asset=np.zeros(len(arr_bar), np.int32), arr_bar=np.asarray(arr_bar, np.int64),
-                    arr_side=np.asarray(arr_side, np.int8), depth_bps=np.asarray(depth, float), meta=meta)
+                    arr_side=np.asarray(arr_side, np.int8), depth_bps=np.asarray(depth, float), meta=meta,
+                    bar_prob=bar_prob)
 
 
 def observations(market, regimes: Any = None, *, config: ObservationConfig | None = None,
@@ -160,8 +181,10 @@ def observations(market, regimes: Any = None, *, config: ObservationConfig | Non
       covers, up to the start of a recording gap (``bars.attrs["gaps_ns"]``).
       Arrivals before the first bar (before the first quote) are dropped.
     * Regimes: what ``label_regimes`` accepts (one int per bar, e.g. the regime
-      model's path or the synthetic truth's ``regime_path``; probabilities; None =
-      placeholder quantile labelling).
+      model's path or the synthetic truth's ``regime_path``; None = placeholder
+      quantile labelling), or the bars' (n_bars x 4) regime probabilities: kept as
+      ``bar_prob`` (the likelihood then mixes each count block over the regimes,
+      docs/models/regime_soft.md), the most probable regime as ``bar_regime``.
     """
     from models.data import observations as ob
 
@@ -189,7 +212,9 @@ def observations(market, regimes: Any = None, *, config: ObservationConfig | Non
     raw = arr["depth_bps"].to_numpy(dtype=float)[keep]
     meta = {"source": getattr(market, "source", None), "dropped_before_first_bar": int((~keep).sum()),
             "negative_depth": int((raw < 0).sum()), "bar_seconds": float(cfg.bar_seconds)}
-    return _single(str(market.asset), reg, exposure, bar, side, np.maximum(raw, 0.0), meta)
+    soft = regimes is not None and np.asarray(regimes).ndim == 2
+    prob = ob.regime_weights(bars, regimes) if soft else None
+    return _single(str(market.asset), reg, exposure, bar, side, np.maximum(raw, 0.0), meta, prob)
 
 
 # =========================================================================== truth & simulation

@@ -86,19 +86,34 @@ def heldout_lpd(idata, obs: KappaObs, asset: str | None = None, *, max_draws: in
     A, kap = A[idx], kap[idx]
     rows = block_rows(obs, cfg)
     n, ssum = rows["value"][:, 0], rows["value"][:, 1]
-    r, sd = rows["regime"], rows["side"]
-    k_row = kap[:, r, sd]                                                   # (S, rows)
-    mean = A[:, r, sd] * np.exp(-k_row * cfg.min_depth_bps) * rows["exposure_s"][None, :]
+    sd = rows["side"]
+    od = None
     if cfg.count_likelihood == "negative_binomial":
         od = idata.posterior["count_overdispersion"]
         if "asset" in od.dims:
             od = od.isel(asset=a)
-        d = np.asarray(od.transpose("chain", "draw", "side").values).reshape(-1, 2)[idx][:, sd]
-        phi = mean / d                                  # NB(mu, alpha=phi): var = mu (1 + d)
-        count = stats.nbinom.logpmf(n[None, :], phi, phi / (phi + mean))
+        od = np.asarray(od.transpose("chain", "draw", "side").values).reshape(-1, 2)[idx][:, sd]
+
+    def row_ll(r):
+        k_row = kap[:, r, sd]                                               # (S, rows)
+        mean = A[:, r, sd] * np.exp(-k_row * cfg.min_depth_bps) * rows["exposure_s"][None, :]
+        if od is not None:
+            phi = mean / od                                 # NB(mu, alpha=phi): var = mu (1 + d)
+            count = stats.nbinom.logpmf(n[None, :], phi, phi / (phi + mean))
+        else:
+            count = stats.poisson.logpmf(n[None, :], mean)
+        return count + n[None, :] * np.log(k_row) - k_row * ssum[None, :]
+
+    if obs.soft:
+        # soft regimes: each row mixed over the regimes with its block's probabilities
+        from scipy.special import logsumexp
+
+        with np.errstate(divide="ignore"):
+            logw = np.log(rows["prob"])                                     # (rows, R)
+        per = np.stack([row_ll(np.full(len(sd), k)) for k in range(len(REGIMES))], axis=-1)
+        ll = logsumexp(per + logw[None], axis=-1)
     else:
-        count = stats.poisson.logpmf(n[None, :], mean)
-    ll = count + n[None, :] * np.log(k_row) - k_row * ssum[None, :]
+        ll = row_ll(rows["regime"])
     return predictive_density(ll, unit="(count block, side) rows")
 
 

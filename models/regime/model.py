@@ -189,6 +189,43 @@ def version(model_config: RegimeConfig | None = None, obs: RegimeObs | None = No
     return model_version(MODEL_NAME, model_config or RegimeConfig(), package)
 
 
+def add_total_sigma(idata, obs: RegimeObs, chunk: int = 250) -> None:
+    """Add ``sigma_total_bps`` (chain, draw, regime; bps/sqrt(s)) to the posterior: each
+    regime's total volatility (diffusion plus jumps) at every draw,
+    ``sqrt(sum_t g_tk rv_t / sum_t g_tk / B) 1e4`` with ``g_tk`` the draw's smoothed
+    probability of regime k at bar t (forward-backward) and ``rv_t`` the bar's realized
+    variance (``obs.log_rv_total``). With jump-robust bars the emission's ``sigma_bps``
+    is the diffusive volatility and this is the total one (docs/models/regime_live.md);
+    nothing is added without ``log_rv_total``."""
+    import xarray as xr
+
+    from .hmm import emission_logp, forward_backward
+
+    if obs.log_rv_total is None:
+        return
+    post = idata.posterior
+
+    def draws(name):
+        v = np.asarray(post[name].transpose("chain", "draw", ...).values, dtype=float)
+        return v.reshape(-1, *v.shape[2:]), v.shape[:2]
+
+    m, shape = draws("log_rv_mean")
+    sd, _ = draws("log_rv_sd")
+    P, _ = draws("regime_transition")
+    pi, _ = draws("regime_stationary")
+    rv = np.exp(obs.log_rv_total)
+    out = np.empty_like(m)
+    with np.errstate(divide="ignore"):
+        for a in range(0, len(m), chunk):
+            b = slice(a, a + chunk)
+            le = emission_logp(obs.log_rv, m[b], sd[b], obs.censored, obs.censor_log_rv)
+            g, _ = forward_backward(le, np.log(P[b]), np.log(np.maximum(pi[b], 0.0)))
+            w = g.sum(axis=1)
+            out[b] = np.sqrt(np.einsum("stk,t->sk", g, rv) / np.maximum(w, 1e-300) / obs.bar_seconds) * 1e4
+    post["sigma_total_bps"] = xr.DataArray(out.reshape(*shape, K), dims=("chain", "draw", "regime"),
+                                           coords={"regime": list(REGIMES)})
+
+
 def fit(obs: RegimeObs, sampler: SamplerConfig | None = None, model_config: RegimeConfig | None = None):
     """Sample the posterior; returns ``az.InferenceData`` with the per-bar
     ``log_likelihood`` (``log_rv``: one-step-ahead log densities) and attrs
@@ -208,7 +245,10 @@ def fit(obs: RegimeObs, sampler: SamplerConfig | None = None, model_config: Regi
         cfg = cfg.model_copy(update={"nutpie_backend": "jax", "nutpie_gradient_backend": "jax"})
     ref = em_fit(obs, mc)
     idata = sample(build_model(obs, mc, reference=ref), cfg)
+    add_total_sigma(idata, obs)
     idata.attrs["model_name"] = MODEL_NAME
+    idata.attrs["volatility_estimator"] = str(obs.meta.get("observation_config", {}).get(
+        "volatility_estimator", "realized"))
     idata.attrs["model_version"] = version(mc)
     idata.attrs["bar_seconds"] = float(obs.bar_seconds)
     idata.attrs["n_bars"] = int(obs.n_bars)

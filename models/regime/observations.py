@@ -33,7 +33,10 @@ class RegimeObs:
     ``censor_log_rv``; see docs/models/regime.md), ``bar_start`` (int64 ns, None
     when simulated), ``regimes`` (int8 reference path, e.g. the synthetic truth's
     or the simulated one; never used by the fit; None when unknown), ``asset``,
-    ``meta``.
+    ``meta``. ``log_rv_total`` (optional, one per bar): the log of the bar's *realized*
+    variance (diffusion plus jumps, floored like ``log_rv``) when ``log_rv`` is a
+    jump-robust estimate; the fit turns it into each regime's total volatility
+    (``sigma_total_bps``, docs/models/regime_live.md).
     """
 
     log_rv: np.ndarray
@@ -44,8 +47,14 @@ class RegimeObs:
     regimes: np.ndarray | None = None
     asset: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    log_rv_total: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.log_rv_total is not None:
+            yt = np.asarray(self.log_rv_total, dtype=np.float64)
+            if yt.shape != np.shape(self.log_rv) or not np.all(np.isfinite(yt)):
+                raise ValueError("log_rv_total must hold one finite value per bar")
+            object.__setattr__(self, "log_rv_total", yt)
         y = np.asarray(self.log_rv, dtype=np.float64)
         object.__setattr__(self, "log_rv", y)
         if y.ndim != 1 or len(y) < 2:
@@ -117,13 +126,19 @@ def observations(market, regimes: Any = None, *, config: RegimeConfig | Observat
     censored = floored if rc.censor_floored else np.zeros(len(y), bool)
     censor = float(y[~floored].min()) if (censored.any() and (~floored).any()) else None
     start = bars["bar_start"].to_numpy(dtype=np.int64)
+    total = None
+    if "rv" in bars and "n_returns" in bars:
+        # the realized (total) variance rescaled to a full bar like log_rv, same floor
+        m = round(cfg.bar_seconds / float(bars.attrs.get("rv_sample_seconds", cfg.rv_sample_seconds)))
+        n_ret = np.maximum(bars["n_returns"].to_numpy(dtype=float), 1.0)
+        total = np.log(np.maximum(bars["rv"].to_numpy(dtype=float) * m / n_ret, math.exp(floor)))
     ref = None
     if regimes is not None:
         ref = ob.label_regimes(bars, regimes)
     elif getattr(market, "truth", None) and "regime_path" in market.truth:
         ref = _truth_path_at(market.truth, start)
     return RegimeObs(log_rv=y, bar_seconds=float(cfg.bar_seconds), censored=censored,
-                     censor_log_rv=censor, bar_start=start, regimes=ref,
+                     censor_log_rv=censor, bar_start=start, regimes=ref, log_rv_total=total,
                      asset=str(getattr(market, "asset", "")),
                      meta={"source": getattr(market, "source", None), "n_floored": int(floored.sum()),
                            "log_rv_floor": floor, "observation_config": cfg.model_dump(mode="json")})
@@ -146,6 +161,9 @@ def market_truth(truth: Mapping[str, Any], observation: ObservationConfig | None
     Raises ``KeyError`` naming the missing entry when the truth lacks one."""
     oc = observation or ObservationConfig()
     p = {k: float(v) for k, v in _flat(truth).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    for r in REGIMES:
+        if f"sigma_bps[{r}]" in p:
+            p[f"sigma_total_bps[{r}]"] = p[f"sigma_bps[{r}]"]
     if oc.volatility_estimator in JUMP_ROBUST_ESTIMATORS:
         for r in REGIMES:
             key = f"sigma_diffusion_bps[{r}]"

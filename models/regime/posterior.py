@@ -113,33 +113,52 @@ def summary_draws(idata, asset: str | None = None) -> dict[str, Any]:
     """The posterior draws behind :func:`summarize` (the exporter measures the
     summaries' fidelity on them): ``regime_transition`` {from: (S, 4)},
     ``regime_emission`` {regime: {"mean": (S,), "var": (S,)}} on ln sigma_bar
-    (bps/sqrt(s)), ``sigma_bps`` {regime: (S,)}."""
+    (bps/sqrt(s)), ``sigma_bps`` {regime: (S,)} -- the **total** volatility -- and,
+    for a fit on jump-robust bars, ``sigma_diffusive_bps`` {regime: (S,)}.
+
+    Which is which (docs/models/regime_live.md): on realized-variance bars the
+    emission's ``sigma_bps`` is the total volatility; on jump-robust bars
+    (``idata.attrs["volatility_estimator"]`` in :data:`JUMP_ROBUST_ESTIMATORS`) it is the
+    diffusive one, and the total is the posterior's ``sigma_total_bps``."""
+    from .observations import JUMP_ROBUST_ESTIMATORS
+
     _check_asset(idata, asset)
     d = posterior_draws(idata)
     B = float(idata.attrs["bar_seconds"])
     b = LOG_1E4 - 0.5 * math.log(B)
     my = 0.5 * d["log_rv_mean"] + b
     vy = 0.25 * d["log_rv_sd"] ** 2
-    return {
+    out = {
         "regime_transition": {r: d["regime_transition"][:, i, :] for i, r in enumerate(REGIMES)},
         "regime_emission": {r: {"mean": my[:, k], "var": vy[:, k]} for k, r in enumerate(REGIMES)},
         "sigma_bps": {r: d["sigma_bps"][:, k] for k, r in enumerate(REGIMES)},
     }
+    robust = str(idata.attrs.get("volatility_estimator", "realized")) in JUMP_ROBUST_ESTIMATORS
+    if robust and "sigma_total_bps" in idata.posterior:
+        total = _draws(idata, "sigma_total_bps")
+        out["sigma_diffusive_bps"] = out["sigma_bps"]
+        out["sigma_bps"] = {r: total[:, k] for k, r in enumerate(REGIMES)}
+    return out
 
 
 def summarize(idata, asset: str | None = None) -> dict[str, Any]:
     """Conjugate summaries (docs/models/regime.md; ``mm_runtime.bundle`` layout):
     ``{"regime_transition": {from: dirichlet}, "regime_emission": {regime:
-    normal_inverse_gamma on ln sigma_bar}, "sigma_bps": {regime: lognormal}}``."""
+    normal_inverse_gamma on ln sigma_bar}, "sigma_bps": {regime: lognormal}}`` (total
+    volatility) and, on jump-robust bars, ``"sigma_diffusive_bps": {regime: lognormal}``
+    (:func:`summary_draws`)."""
     d = summary_draws(idata, asset)
     from models.export import dirichlet_from_draws, lognormal_from_draws, normal_inverse_gamma_from_draws
 
-    return {
+    out = {
         "regime_transition": {r: dirichlet_from_draws(x) for r, x in d["regime_transition"].items()},
         "regime_emission": {r: normal_inverse_gamma_from_draws(v["mean"], v["var"])
                             for r, v in d["regime_emission"].items()},
         "sigma_bps": {r: lognormal_from_draws(x) for r, x in d["sigma_bps"].items()},
     }
+    if "sigma_diffusive_bps" in d:
+        out["sigma_diffusive_bps"] = {r: lognormal_from_draws(x) for r, x in d["sigma_diffusive_bps"].items()}
+    return out
 
 
 def path_accuracy(path: np.ndarray, reference: np.ndarray) -> float:

@@ -93,12 +93,13 @@ def test_schema_1_loads_with_the_default_observation_and_says_so(tmp_path, doc, 
     path.write_bytes(raw)
     with caplog.at_level(logging.INFO, logger="mm_runtime.bundle"):
         b = load_bundle(path)
-    assert b.schema_version == 1 and b.observation == ObservationConfig()
+    # the defaults of that time: realized-variance bars (medrv is the default now)
+    assert b.schema_version == 1 and b.observation == ObservationConfig(volatility_estimator="realized")
     recs = [r for r in caplog.records if r.name == "mm_runtime.bundle"]
     assert len(recs) == 1 and recs[0].levelno in (logging.INFO, logging.WARNING)
     msg = recs[0].getMessage()
     for fragment in (str(path), "SYN", "observation block absent (schema 1)", "defaults assumed",
-                     "markout_horizon_s=1", "informed_threshold_bps=1"):
+                     "markout_horizon_s=1", "informed_threshold_bps=1", "volatility_estimator=realized"):
         assert fragment in msg, msg
     assert b.checksum == d1["checksum"] == compute_checksum(b.body())
     assert "observation" not in b.body() and "observation" not in b.model_dump(mode="json")

@@ -330,3 +330,17 @@ def test_alpha_model_resolution():
     assert QuoterConfig(kelly_alpha_touch=0.15, alpha_model="buckets").alpha_model == "buckets"
     with pytest.raises(ValueError):
         QuoterConfig(kelly_fraction_min=0.5, kelly_fraction_max=0.4)
+
+
+def test_glft_takes_the_diffusive_sigma_and_the_fill_probability_the_total():
+    """LadderInputs: sigma_bps (total) for first passage, sigma_glft_bps (diffusive) for GLFT."""
+    p = prm()
+    both = ladder(inputs(sigma=0.8), p)
+    split = ladder(inputs(sigma=0.8, sigma_glft_bps=jnp.float64(0.3)), p)
+    same = ladder(inputs(sigma=0.3), p)
+    # GLFT's half-spread follows the diffusive sigma only
+    np.testing.assert_allclose(split.half_spread_bps, same.half_spread_bps, rtol=1e-12)
+    assert np.all(np.asarray(split.half_spread_bps) < np.asarray(both.half_spread_bps))
+    # the fill probability at the split ladder's depths is first passage with the total sigma
+    np.testing.assert_allclose(split.fill_prob, fill_probability(split.depth_bps, 0.8, p.quote_horizon_s),
+                               rtol=1e-12)

@@ -133,7 +133,7 @@ def test_arrival_summary_clips_negative_depth_and_rates():
 
 
 # --------------------------------------------------------------------------- bars
-BARCFG = ObservationConfig(bar_seconds=2.0, rv_sample_seconds=1.0)
+BARCFG = ObservationConfig(bar_seconds=2.0, rv_sample_seconds=1.0, volatility_estimator="realized")
 
 
 def bars_market(end: float) -> Market:
