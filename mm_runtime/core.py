@@ -372,8 +372,7 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
     # --- regime-weighted inputs of the ladder (one unrolled sum over the regimes)
     B = prior.bucket_edges.shape[0]
     per_regime = jnp.concatenate(
-        [e.alpha, e.kappa, e.arrival, prior.hawkes_mu, prior.sigma_bps[:, None], cfg.regime_multipliers[:, None],
-         prior.sigma_diffusive_bps[:, None]],
+        [e.alpha, e.kappa, e.arrival, prior.hawkes_mu, prior.sigma_bps[:, None], cfg.regime_multipliers[:, None]],
         axis=1,
     )
     w = uweighted(est.regime_probs, per_regime)
@@ -383,7 +382,6 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
     hawkes = w[B + 4 : B + 6] + est.hawkes_excitation
     sigma_model = w[B + 6]
     regime_multiplier = w[B + 7]
-    sigma_diffusive_model = w[B + 8]
 
     # --- ladder
     alpha_touch = jnp.where(cfg.alpha_touch > 0, cfg.alpha_touch, alpha_buckets[0])
@@ -398,11 +396,12 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
     # regime-weighted share of at least 1/2 (docs/runtime/ladder.md, "Cold start")
     trusted = jnp.sum(est.regime_probs[:, None] * e.alpha_calibrated, axis=0)  # (B,)
     cold = cfg.cold_start & (jnp.max(trusted) < 0.5)
-    # total σ for the fill probability, diffusive σ for GLFT (mm_runtime.ladder.LadderInputs);
-    # a σ given with the event is used for both
+    # the total σ for the fill probability and for GLFT (docs/runtime/ladder.md, "Which σ":
+    # GLFT's inventory penalty is the variance of the mid while holding, jumps included);
+    # the diffusive σ classifies regimes only. A σ given with the event is used for both
     given = sigma_ok & (ev.sigma_bps > 0)
     sigma = jnp.where(given, ev.sigma_bps, sigma_model)
-    sigma_glft = jnp.where(given, ev.sigma_bps, sigma_diffusive_model)
+    sigma_glft = sigma
     lad_inp = (
         LadderInputs(
             mid=safe_mid,

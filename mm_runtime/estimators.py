@@ -111,7 +111,7 @@ class PriorArrays(NamedTuple):
     emission_df: jax.Array  # (R,)
     emission_const: jax.Array  # (R,) log-normalizer of the t density
     sigma_bps: jax.Array  # (R,) bps/√s, total volatility (first passage)
-    sigma_diffusive_bps: jax.Array  # (R,) bps/√s, diffusive volatility (GLFT)
+    sigma_diffusive_bps: jax.Array  # (R,) bps/√s, diffusive volatility (the regime statistic; not in the ladder)
     alpha_decay_bps: jax.Array  # ()
     adverse_move_bps: jax.Array  # ()
     bucket_edges: jax.Array  # (B,) lower edges, bps

@@ -142,12 +142,11 @@ class LadderInputs(NamedTuple):
     Two volatilities (bps/√s; docs/runtime/ladder.md, "Which σ"): ``sigma_bps``, the
     **total** volatility (diffusion plus jumps), drives the first-passage fill
     probability ``2Φ(−δ/(σ√τ))``: a quote fills whenever the price reaches it, by a jump
-    as well; ``sigma_glft_bps``, the **diffusive** volatility, drives GLFT's half-spread
-    and skew: GLFT's inventory-risk term is derived for a Brownian mid (Guéant,
-    Lehalle & Fernandez-Tapia 2013), and the jumps -- informed flow on the synthetic
-    market and, mostly, on real ones -- are priced by α and the adverse move in the
-    Kelly edge; counting them in GLFT's σ as well would charge them twice. ≤ 0 (the
-    default) = ``sigma_bps`` (a bundle without a diffusive σ)."""
+    as well; ``sigma_glft_bps`` drives GLFT's half-spread and skew, ≤ 0 (the default) =
+    ``sigma_bps``. The Quoter passes the total for both: GLFT's inventory penalty is the
+    variance of the mid while the inventory is held, and a jump moves the mid as much as
+    diffusion does (α and the adverse move price the *mean* loss of an informed fill, not
+    this variance)."""
 
     mid: jax.Array  # quote currency
     sigma_bps: jax.Array  # bps/√s, total

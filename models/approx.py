@@ -72,17 +72,26 @@ class LaplaceFit:
 
 
 def _raveled(model):
-    """Functions of the raveled unconstrained vector: ``logp(x)`` and ``dlogp(x)`` (the
-    model's joint log density with the transforms' Jacobian), the start vector and layout."""
+    """Functions of the raveled unconstrained vector: ``logp(x)``, ``dlogp(x)`` and
+    ``logp_dlogp(x)`` (the model's joint log density with the transforms' Jacobian, its
+    gradient, both from one compiled function: the optimiser needs both at every step and
+    two functions ran the forward graph twice), the start vector and layout."""
     from pymc.blocking import DictToArrayBijection, RaveledVars
 
     start = model.initial_point()
     x0 = DictToArrayBijection.map({v.name: start[v.name] for v in model.value_vars})
     logp = DictToArrayBijection.mapf(model.compile_logp(jacobian=True), start)
     dlogp = DictToArrayBijection.mapf(model.compile_dlogp(jacobian=True), start)
+    both = DictToArrayBijection.mapf(model.compile_fn([model.logp(jacobian=True), model.dlogp(jacobian=True)],
+                                                      inputs=model.value_vars, on_unused_input="ignore"), start)
     info = x0.point_map_info
+
+    def logp_dlogp(x):
+        v, g = both(RaveledVars(x, info))
+        return float(v), np.asarray(g, dtype=float)
+
     return (lambda x: float(logp(RaveledVars(x, info))),
-            lambda x: np.asarray(dlogp(RaveledVars(x, info)), dtype=float), x0, start)
+            lambda x: np.asarray(dlogp(RaveledVars(x, info)), dtype=float), logp_dlogp, x0, start)
 
 
 def laplace(model, *, maxiter: int = 5000, fd_step: float = 1e-5) -> LaplaceFit:
@@ -90,15 +99,15 @@ def laplace(model, *, maxiter: int = 5000, fd_step: float = 1e-5) -> LaplaceFit:
     (module docstring). Raises :class:`ApproxError` where it cannot be formed."""
     from scipy.optimize import minimize
 
-    logp, dlogp, x0, start = _raveled(model)
+    logp, dlogp, logp_dlogp, x0, start = _raveled(model)
     n = [0]
 
     def cost(x):
         n[0] += 1
-        v = logp(x)
-        if not math.isfinite(v):
+        v, g = logp_dlogp(x)
+        if not math.isfinite(v) or not np.all(np.isfinite(g)):
             return 1e300, np.zeros_like(x)
-        return -v, -dlogp(x)
+        return -v, -g
 
     res = minimize(cost, x0.data.astype(float), jac=True, method="L-BFGS-B",
                    options={"maxiter": maxiter, "maxfun": 2 * maxiter, "gtol": 1e-8, "ftol": 1e-14})
@@ -121,7 +130,9 @@ def laplace(model, *, maxiter: int = 5000, fd_step: float = 1e-5) -> LaplaceFit:
     if lam[0] <= 0:
         raise ApproxError(f"Laplace: the Hessian at the MAP is not negative definite (smallest "
                           f"curvature {-lam[0]:.3g} >= 0): no Gaussian approximation there")
-    return LaplaceFit(mode, lam, vecs, lp, x0.point_map_info, start, n[0])
+    fit = LaplaceFit(mode, lam, vecs, lp, x0.point_map_info, start, n[0])
+    fit.logp = logp  # the exact log density, for the importance ratios (compiled once)
+    return fit
 
 
 def psis_khat(log_p: np.ndarray, log_q: np.ndarray) -> tuple[float, np.ndarray]:
@@ -181,8 +192,7 @@ def sample_approx(model, cfg, *, var_names: Sequence[str] | None = None, nuts=No
         fit = laplace(model)
         times["map_hessian_s"] = time.perf_counter() - t0
         theta, logq = fit.draw(S, np.random.default_rng(cfg.seed))
-        logp_fn = _raveled(model)[0]
-        logp = np.array([logp_fn(x) for x in theta])
+        logp = np.array([fit.logp(x) for x in theta])
         khat, lw = psis_khat(logp, logq)
         times["psis_s"] = time.perf_counter() - t0 - times["map_hessian_s"]
         w = np.exp(lw - np.max(lw))

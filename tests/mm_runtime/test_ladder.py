@@ -332,8 +332,9 @@ def test_alpha_model_resolution():
         QuoterConfig(kelly_fraction_min=0.5, kelly_fraction_max=0.4)
 
 
-def test_glft_takes_the_diffusive_sigma_and_the_fill_probability_the_total():
-    """LadderInputs: sigma_bps (total) for first passage, sigma_glft_bps (diffusive) for GLFT."""
+def test_glft_sigma_can_be_set_apart_from_the_fill_probability():
+    """LadderInputs: sigma_bps for first passage, sigma_glft_bps (when > 0) for GLFT (the
+    Quoter passes the total for both: docs/runtime/ladder.md, "Which σ")."""
     p = prm()
     both = ladder(inputs(sigma=0.8), p)
     split = ladder(inputs(sigma=0.8, sigma_glft_bps=jnp.float64(0.3)), p)
@@ -344,3 +345,23 @@ def test_glft_takes_the_diffusive_sigma_and_the_fill_probability_the_total():
     # the fill probability at the split ladder's depths is first passage with the total sigma
     np.testing.assert_allclose(split.fill_prob, fill_probability(split.depth_bps, 0.8, p.quote_horizon_s),
                                rtol=1e-12)
+
+
+def test_a_diffusive_sigma_in_the_bundle_leaves_the_quotes_on_the_total():
+    """A bundle with sigma_diffusive_bps far below sigma_bps quotes the same ladder as
+    without it: GLFT and the fill probability both take the total (docs/runtime/ladder.md)."""
+    from mm_runtime import Quoter
+    from mm_runtime.bundle import PriorBundle, example_bundle, with_checksum
+
+    doc = example_bundle().model_dump(mode="json")
+    plain = PriorBundle.model_validate(doc)
+    doc["params"]["sigma_diffusive_bps"] = {r: {"family": "lognormal", "mu": -5.0, "sigma": 0.1}
+                                            for r in ("low", "normal", "high", "extreme")}
+    doc["checksum"] = ""
+    split = with_checksum(PriorBundle.model_validate(doc))
+    out = []
+    for b in (plain, split):
+        q = Quoter(b, replay=True, metrics=False)
+        out.append(q.on_event(1.7e9, 100.0, margin_available=1e4, now=1.7e9))
+    np.testing.assert_allclose(np.asarray(out[0].depth_bps), np.asarray(out[1].depth_bps), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(out[0].size), np.asarray(out[1].size), rtol=1e-12)
