@@ -361,7 +361,9 @@ def test_cold_start_replay_cells_calibrate_and_the_ladder_tightens():
     s = r.summary
     cold = s["cold_start"]
     assert s["fills"] > 20 and cold["refreshes"] > 10 and cold["first_t"] == pytest.approx(r.t[0])
-    assert cold["last_t"] < r.t[-1] - 100.0  # it ended, well before the end
+    # it ended, well before the end (at 330 s of 400 since the live filter's jump-robust
+    # bars, 290 s before: the regime probabilities spread the first fills over more cells)
+    assert cold["last_t"] < r.t[-1] - 50.0
     assert s["learning"]["tier_pnl"] > 0.0 and s["learning"]["alpha_data_weight_max"] > 0.5
     depth = (r.mid - r.our_bid) / r.mid * 1e4
     during = depth[(r.t <= cold["last_t"]) & np.isfinite(depth)]

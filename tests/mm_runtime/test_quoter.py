@@ -280,7 +280,7 @@ def test_low_latency_cpu_is_refused_once_the_backend_exists():
     (None, True),
     # a threshold the step's loop exceeds: PackedStep sees that XLA did not make it one
     # kernel and falls back to the multi-kernel program
-    ("--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1024", False),
+    ("--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=64", False),
 ])
 def test_low_latency_mode_runs_the_packed_step_as_one_kernel(xla_flags, one_kernel):
     """In low-latency mode (a fresh process: the mode must precede JAX's backend) the

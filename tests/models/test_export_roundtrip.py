@@ -104,8 +104,9 @@ def test_loaded_prior_means_equal_posterior_means(loaded, draws):
     items = ex.leaves(summary_tree(b), draws)
     # every leaf of the schema: alpha 16, alpha_decay_bps, adverse_move_bps, kappa 8,
     # arrival_rate 8, hawkes_baseline 8, hawkes_branching 4, hawkes_decay,
-    # regime_transition 4, regime_emission 4, sigma_bps 4, spread_capture, alpha_floor
-    assert len(items) == 61
+    # regime_transition 4, regime_emission 4, sigma_bps 4, sigma_diffusive_bps 4 (MedRV
+    # bars, the default), spread_capture, alpha_floor
+    assert len(items) == 65
     for path, s, x in items:
         name, fam = ex.flat_name(path), s["family"]
         summ = leaf(b.params, path)

@@ -113,7 +113,9 @@ def test_fit_by_laplace_reports_method_khat_and_reason(market_dir):
     s, d = doc["sampler"], doc["diagnostics"]
     assert s["inference"] == "laplace" and s["psis_khat"] == pytest.approx(d["psis_khat"])
     assert "PSIS k_hat" in s["inference_reason"] and "inference: laplace" in r.stderr
-    assert doc["gate"]["passed"] == (d["psis_khat"] < 0.7)
+    from models.sampling import GateConfig
+
+    assert doc["gate"]["passed"] == (d["psis_khat"] < GateConfig().max_psis_k)
     assert not any("ess" in f for f in doc["gate"]["failures"])
 
 
