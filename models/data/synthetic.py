@@ -313,12 +313,15 @@ def markov_path(rng: np.random.Generator, P: np.ndarray, pi: np.ndarray,
 
 
 def simulate_hawkes_arrivals(rng, T: float, bar_s: float, path: np.ndarray, mu: np.ndarray,
-                             n: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
+                             n: np.ndarray, beta) -> tuple[np.ndarray, np.ndarray]:
     """Exact cluster (branching) simulation of the bivariate exponential Hawkes process
     on [0, T) with baseline mu[regime, side] piecewise constant on bars of ``bar_s``
-    (regime ``path[k]`` on bar k), branching n[target, source] and decay beta.
-    Returns sorted times (s) and side indices (0 buy, 1 sell). Also used by
-    `models.hawkes.simulate`."""
+    (regime ``path[k]`` on bar k), branching n[target, source] and decay beta; or the
+    M-component kernel with ``n`` (M, 2, 2) and ``beta`` (M,) (the same draws as the
+    one-component call when M = 1). Returns sorted times (s) and side indices (0 buy,
+    1 sell). Also used by `models.hawkes.simulate` and `models.hawkes.simulate_components`."""
+    n = np.asarray(n, float)
+    n, beta = (n, np.asarray(beta, float)) if n.ndim == 3 else (n[None], np.array([float(beta)]))
     n_bars = len(path)
     b0 = bar_s * np.arange(n_bars)
     blen = np.minimum(bar_s, T - b0)
@@ -332,12 +335,13 @@ def simulate_hawkes_arrivals(rng, T: float, bar_s: float, path: np.ndarray, mu: 
     all_t, all_s = [par_t], [par_s]
     while len(par_t):
         kt, ks = [], []
-        for target in range(2):
-            cnt = rng.poisson(n[target, par_s])
-            t = np.repeat(par_t, cnt) + rng.exponential(1.0 / beta, int(cnt.sum()))
-            keep = t < T
-            kt.append(t[keep])
-            ks.append(np.full(int(keep.sum()), target, dtype=np.int8))
+        for m in range(len(beta)):
+            for target in range(2):
+                cnt = rng.poisson(n[m, target, par_s])
+                t = np.repeat(par_t, cnt) + rng.exponential(1.0 / beta[m], int(cnt.sum()))
+                keep = t < T
+                kt.append(t[keep])
+                ks.append(np.full(int(keep.sum()), target, dtype=np.int8))
         par_t, par_s = np.concatenate(kt), np.concatenate(ks)
         all_t.append(par_t)
         all_s.append(par_s)

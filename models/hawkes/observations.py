@@ -387,29 +387,7 @@ def simulate_components(mu: np.ndarray, n: np.ndarray, beta: np.ndarray, duratio
     n_bars = int(math.ceil(T / B - 1e-12))
     path = np.zeros(n_bars, np.int8) if regime_path is None else np.asarray(regime_path, np.int8)[:n_bars]
     b0 = B * np.arange(n_bars)
-    blen = np.minimum(B, T - b0)
-    ts, ss = [], []
-    for s in range(2):
-        cnt = rng.poisson(mu[path, s] * blen)
-        ts.append(np.repeat(b0, cnt) + rng.random(int(cnt.sum())) * np.repeat(blen, cnt))
-        ss.append(np.full(int(cnt.sum()), s, dtype=np.int8))
-    par_t, par_s = np.concatenate(ts), np.concatenate(ss)
-    all_t, all_s = [par_t], [par_s]
-    while len(par_t):
-        kt, ks = [], []
-        for m in range(len(beta)):
-            for target in range(2):
-                cnt = rng.poisson(n[m, target, par_s])
-                t = np.repeat(par_t, cnt) + rng.exponential(1.0 / beta[m], int(cnt.sum()))
-                keep = t < T
-                kt.append(t[keep])
-                ks.append(np.full(int(keep.sum()), target, dtype=np.int8))
-        par_t, par_s = np.concatenate(kt), np.concatenate(ks)
-        all_t.append(par_t)
-        all_s.append(par_s)
-    t, s = np.concatenate(all_t), np.concatenate(all_s)
-    order = np.argsort(t, kind="stable")
-    t, s = t[order], s[order]
+    t, s = simulate_hawkes_arrivals(rng, T, B, path, mu, n, beta)
     k = np.minimum((t // B).astype(np.int64), n_bars - 1)
     return HawkesObs(assets=(asset,), t=t, side=s, asset=np.zeros(len(t), np.int32), regime=path[k],
                      duration_s=np.array([T]), bar_edges=(b0,), bar_regime=(path,), start_ns=(0,),
