@@ -50,6 +50,7 @@ __all__ = [
     "TRACE_COUNTS",
     "ObservationConflict",
     "resolve_config",
+    "fills_tau_s",
     "init",
     "step",
     "batch_step",
@@ -240,13 +241,19 @@ def _runtime_config(view: BundleView, config: QuoterConfig) -> RuntimeConfig:
     )
 
 
+def fills_tau_s(c: QuoterConfig, observation) -> float:
+    """τ of the tick ladder's fill probability, s: ``fills_refresh_s``, else the bundle's
+    ``observation.repost_interval_s`` (the interval the hazard was fitted on).  The one rule
+    for the step, the fills learner and the replay's fill calibration."""
+    return float(c.fills_refresh_s if c.fills_refresh_s is not None else observation.repost_interval_s)
+
+
 def _fills(view: BundleView, c: QuoterConfig) -> FillsArrays | None:
     """The tick ladder's arrays where the bundle has a fills model, ``tick_size > 0`` and
     ``use_fills_model``; else None (the depth ladder)."""
     if view.fills is None or c.tick_size <= 0 or not c.use_fills_model:
         return None
-    tau = c.fills_refresh_s if c.fills_refresh_s is not None else view.observation.repost_interval_s
-    return fills_arrays(view.fills, tau, c.markout_horizon_s, c.fills_ladder_start)
+    return fills_arrays(view.fills, fills_tau_s(c, view.observation), c.markout_horizon_s, c.fills_ladder_start)
 
 
 def _cold_start_notional(c: QuoterConfig) -> float:

@@ -73,6 +73,11 @@ class QueueTracker:
         self.input = np.full((2, self.levels), np.nan)
         self.stats = collections.Counter()
 
+    @property
+    def has_snapshot(self) -> bool:
+        """Whether a book snapshot has been seen (else only prints and placements)."""
+        return self._disp is not None
+
     # -- grid ---------------------------------------------------------------------------
     def key(self, price: float) -> int:
         return int(round(price / self.tick))

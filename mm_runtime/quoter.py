@@ -43,6 +43,7 @@ from .core import (
     RuntimeConfig,
     Summary,
     batch_step,
+    fills_tau_s,
     init,
     make_event,
     resolve_config,
@@ -241,8 +242,8 @@ class Quoter:
         self.queue = QueueTracker(self.queue_levels, cfg.tick_size, view.observation.queue_power)
         if not cfg.learn:
             return
-        tau = cfg.fills_refresh_s if cfg.fills_refresh_s is not None else view.observation.repost_interval_s
-        self.fills_learner = FillsLearner(view.fills, view.sigma_bps, cfg.fills_half_life_s, tau_s=tau,
+        self.fills_learner = FillsLearner(view.fills, view.sigma_bps, cfg.fills_half_life_s,
+                                          tau_s=fills_tau_s(cfg, view.observation),
                                           horizon_s=cfg.markout_horizon_s, start=cfg.fills_ladder_start)
         if keep is not None and keep.shape == self.fills_learner.shape:
             self.fills_learner.load(keep.to_dict(), "reload")
@@ -358,7 +359,7 @@ class Quoter:
         if self.queue is not None:
             if queue_ahead is None:
                 queue_ahead = self.queue.input
-            elif self.queue._disp is None and bid > 0 and ask > 0:  # no snapshots (a replay): the touch
+            elif not self.queue.has_snapshot and bid > 0 and ask > 0:  # no snapshots (a replay): the touch
                 self.queue.best = (self.queue.key(bid), self.queue.key(ask))
             if self.fills_learner is not None:
                 self._learn(ts, mid if mid > 0 else 0.5 * (bid + ask), fill)

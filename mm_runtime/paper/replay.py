@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..bundle import PriorBundle
 from ..config import QuoterConfig
+from ..core import fills_tau_s
 from ..guards import GuardConfig, KillSwitch, resolve_limits
 from ..quoter import REASONS, Quoter
 from ..tick_ladder import EMPTY_TERMS, why_empty_fills
@@ -582,7 +583,7 @@ def replay(
     summary["quoting_note"] = quoting_note(summary["not_quoting"], summary["refreshes"])
     horizon = qc.quote_horizon_s  # the depth ladder's first passage; the tick ladder's τ:
     if quoter.state.cfg.fills is not None:
-        horizon = qc.fills_refresh_s or bundle.observation.repost_interval_s
+        horizon = fills_tau_s(qc, bundle.observation)
     summary["fill_calibration"] = fill_calibration(quoted, fills_np, cfg.latency_s, t_end, float(horizon))
     summary["fill_model"] = {"queue_model": mode, "tick_size": float(qc.tick_size),
                              "ladder": "tick" if quoter.state.cfg.fills is not None else "depth",
