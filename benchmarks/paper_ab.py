@@ -82,6 +82,38 @@ def _bundle(source: str, path: str, asset: str | None, cal: dict):
     return bundle, "gate failed (benchmark-only bundle)"
 
 
+def heldout_terms(market, bundle, fee_bps: float) -> dict:
+    """The edge's terms measured on the held-out window, independently of the fills model:
+    hypothetical orders at the touch and behind it (``models.data.queue.queue_orders``,
+    the observation rules of the bundle: exact FIFO on LOBSTER, the L2 estimate
+    elsewhere), per level: the share filled within the re-post interval, and over the
+    fills the spread capture at placement (``depth_bps``, what the ladder's edge counts),
+    the capture at the fill (``capture_bps``: from the mid just before the fill, the mid
+    the markout starts from), the markout at the Kelly horizon, and the realised edge per
+    fill, capture at the fill - markout - fee, with its standard error."""
+    import numpy as np
+
+    from models.data.queue import queue_orders
+
+    obs = bundle.observation
+    h = float(obs.markout_horizon_s)
+    qo = queue_orders(market, obs)
+    col = f"markout_bps@{h:g}s"
+    levels = []
+    for lv in sorted(qo["level"].unique()):
+        at = qo[qo["level"] == lv]
+        f = at[at["filled"] & at[col].notna()]
+        net = f["capture_bps"] - f[col] - fee_bps
+        within = float((at["filled"] & (at["duration_s"] <= obs.repost_interval_s)).mean())
+        se = lambda x: float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else None  # noqa: E731
+        levels.append({"level": int(lv), "orders": int(len(at)), "fills": int(len(f)), "fill_prob": within,
+                       "depth_at_placement_bps": float(f["depth_bps"].mean()) if len(f) else None,
+                       "capture_at_fill_bps": float(f["capture_bps"].mean()) if len(f) else None,
+                       "markout_bps": float(f[col].mean()) if len(f) else None, "markout_se": se(f[col]),
+                       "net_bps": float(net.mean()) if len(f) else None, "net_se": se(net)})
+    return {"horizon_s": h, "fee_bps": fee_bps, "method": qo.attrs.get("queue_source"), "levels": levels}
+
+
 def run(name: str) -> dict:
     from flows.calibrate import run_calibration
     from models.data.loaders import load, replay_data
@@ -98,11 +130,13 @@ def run(name: str) -> dict:
     market = load(source, path, asset=asset, with_books=True, **({"with_messages": True} if source == "lobster" else {}))
     market = window_market(market, *WindowSpec.parse(REPLAY_WINDOW).bounds_ns(market))
     data = replay_data(market)
+    terms = heldout_terms(market, bundle, FEES_BPS[source])
     ab = run_ab(data, bundle, CONFIGS, ReplayConfig(fee_bps=FEES_BPS[source]))
     rs = ab["results"]
     ab["queue_vs_learned"] = paired(rs["learned"], rs["queue"], rs["static"].config["replay"]["block_s"])
     ab["window"], ab["priors"] = REPLAY_WINDOW, f"{origin}: {bundle.model_version}"
     report = write_report(ab, Path("artifacts/paper") / f"ab-{name}")
+    (report.parent / "bundle.json").write_text(bundle.model_dump_json(indent=1))
     doc = ab_document(ab)
     # the same without fees: the gross edge of each configuration
     gross = run_ab(data, bundle, CONFIGS, ReplayConfig(fee_bps=0.0))
@@ -114,7 +148,8 @@ def run(name: str) -> dict:
         "window": FIT_WINDOW, "sampler": SAMPLER, "gate": GATE,
         "models": {m: {k: v[k] for k in ("n_obs", "r_hat_max", "ess_bulk_min", "divergences", "cache_hit")}
                    for m, v in cal["models"].items()}},
-        queue_vs_learned=ab["queue_vs_learned"],
+        queue_vs_learned=ab["queue_vs_learned"], heldout_terms=terms,
+        edge_terms=ab["results"]["queue"].summary.get("edge_terms"),
         fill_calibration={k: r.summary.get("fill_calibration") for k, r in ab["results"].items()},
         replay={"trades": int(data.trade_ts.size), "quotes": int(data.quote_ts.size),
                 "seconds": float(data.end - data.start), "fee_bps": FEES_BPS[source],
@@ -147,6 +182,20 @@ def _rows(d: dict, fee) -> None:
                   f"{c['mean_rest_s']:.2f} s): " + ", ".join(
                       f"L{lv['level']} {lv['predicted']:.3f}/{lv['realised']:.3f} (n {lv['orders']})"
                       for lv in c["levels"]))
+    et, ht = d.get("edge_terms"), d.get("heldout_terms")
+    if et and ht:
+        emp = {lv["level"]: lv for lv in ht["levels"]}
+        print(f"   edge terms by level, predicted (queue's ladder, mean over refreshes) / held-out queue orders "
+              f"({ht['method']}; markout at {ht['horizon_s']:g} s, bps):")
+        for lv in et["levels"]:
+            e = emp.get(lv["level"])
+            if e is None or e["fills"] == 0:
+                continue
+            print(f"     L{lv['level']}: capture {lv['spread_capture_bps']:.2f} / at placement "
+                  f"{e['depth_at_placement_bps']:.2f}, at fill {e['capture_at_fill_bps']:.2f}; markout "
+                  f"{lv['markout_bps']:.2f} / {e['markout_bps']:.2f} +- {e['markout_se'] or 0:.2f} (fills {e['fills']}); "
+                  f"P(fill) {lv['fill_prob']:.3f} / {e['fill_prob']:.3f}; edge {lv['edge_bps']:+.2f} / realised "
+                  f"{e['net_bps']:+.2f} +- {e['net_se'] or 0:.2f}")
     for k, s in d["summaries"].items():
         if s.get("not_quoting"):
             print(f"   {k} not quoting: " + "; ".join(f"{r}: {n} ticks" for r, n in s["not_quoting"].items()))

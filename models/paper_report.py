@@ -251,6 +251,9 @@ def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
                      "Brier": c.get("brier")}
                     for k, r in results.items() for c in [r.summary.get("fill_calibration") or {}]
                     for lv in c.get("levels", [])]
+        edge_rows = [{"config": k, "fee (bps)": e["fee_bps"], **lv}
+                     for k, r in results.items() for e in [r.summary.get("edge_terms") or {}]
+                     for lv in e.get("levels", [])]
         ks_rows, limit_rows = _kill_switch_rows(results)
         rc = next(iter(results.values())).config["replay"]
         parts = [
@@ -294,6 +297,12 @@ def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
                      "probability over its horizon against the share of those orders filled while they "
                      "rested (until the next ladder replaced them), with its binomial sd.</p>",
                      _table(cal_rows, list(cal_rows[0]))] if cal_rows else []),
+                  *(["<h2>The tick ladder's edge by level</h2>",
+                     "<p class=note>Per level behind the touch, over every refresh (quoted or not): the "
+                     "spread capture &delta; (bps from the mid at placement), the fills model's markout m "
+                     "after a fill at the Kelly horizon, the edge E = &delta; &minus; fee &minus; m, the share "
+                     "of refreshes with E &gt; 0 and P(fill within &tau;).</p>",
+                     _table(edge_rows, list(edge_rows[0]))] if edge_rows else []),
                   '<h2>The ladder over time</h2><img src="ladder.png" alt="ladder">',
                   "<h2>Online learning at the end of the replay</h2>",
                   _table(learn_rows, list(learn_rows[0])),

@@ -32,7 +32,7 @@ from ..tick_ladder import EMPTY_TERMS, why_empty_fills
 from .accounting import apply_fills, mark_to_market
 from .book import PRICE_RTOL, Book, check_book, infer_tick, with_resting
 from .l3 import MSG_FIELDS, L3Queue, check_messages
-from .results import auto_block_s, block_pnl, fill_calibration, learning, markouts, quoting_note, summarize_replay
+from .results import auto_block_s, block_pnl, edge_terms, fill_calibration, learning, markouts, quoting_note, summarize_replay
 
 __all__ = ["ReplayConfig", "ReplayData", "ReplayResult", "block_pnl", "infer_tick", "replay", "summarize_replay"]
 
@@ -321,6 +321,7 @@ def replay(
     cold = {"refreshes": 0, "first_t": None, "last_t": None}  # ladders with a cold-start order
     queue_stats = {"kept": 0, "joined": 0, "unknown": 0}
     quoted = []  # (t, next refresh, price, size, fill_prob) of every ladder with an order
+    tick_ladders = [] if quoter.state.cfg.fills is not None else None  # the edge terms, every refresh
 
     def market_at(t: float, strict: bool):
         i = _prevailing(data.quote_ts, t, strict)
@@ -531,6 +532,8 @@ def replay(
             why_not[key] = why_not.get(key, 0) + 1
         elif bool(qt.valid):
             new_px, new_sz, new_depth = np.array(qt.price), np.array(qt.size), np.array(qt.depth_bps)
+            if tick_ladders is not None:
+                tick_ladders.append((b, a, new_px, new_depth, np.array(qt.edge_bps), np.array(qt.fill_prob)))
             if not np.any(new_sz > 0):
                 key = _why_empty(qt, quoter, qc)
                 why_not[key] = why_not.get(key, 0) + 1
@@ -585,6 +588,8 @@ def replay(
     if quoter.state.cfg.fills is not None:
         horizon = fills_tau_s(qc, bundle.observation)
     summary["fill_calibration"] = fill_calibration(quoted, fills_np, cfg.latency_s, t_end, float(horizon))
+    if tick_ladders is not None:
+        summary["edge_terms"] = edge_terms(tick_ladders, float(qc.tick_size), float(qc.fee_bps))
     summary["fill_model"] = {"queue_model": mode, "tick_size": float(qc.tick_size),
                              "ladder": "tick" if quoter.state.cfg.fills is not None else "depth",
                              "fills_at_price": int(np.sum(fills_np["at_price"] > 0)),

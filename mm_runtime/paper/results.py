@@ -13,7 +13,7 @@ from ..vocabulary import DEPTH_BUCKETS_BPS
 if TYPE_CHECKING:
     from .replay import ReplayData, ReplayResult
 
-__all__ = ["MIN_BLOCKS", "auto_block_s", "block_edges", "block_pnl", "fill_calibration", "learning", "markouts",
+__all__ = ["MIN_BLOCKS", "auto_block_s", "block_edges", "block_pnl", "edge_terms", "fill_calibration", "learning", "markouts",
            "no_quote_rows", "quoting_note", "summarize_replay"]
 
 MIN_BLOCKS = 10
@@ -124,6 +124,32 @@ def fill_calibration(quotes: list[tuple], fills: dict[str, np.ndarray], latency_
                        "realised_sd": math.sqrt(max(r * (1 - r), 1e-12) / n)})
     return {"horizon_s": float(horizon_s), "mean_rest_s": float(np.mean(rest)), "orders": len(pred),
             "brier": float(np.mean((pred_a - real_a) ** 2)), "levels": levels}
+
+
+def edge_terms(ladders: list[tuple], tick: float, fee_bps: float) -> dict:
+    """The tick ladder's edge E = δ - fee - m by level behind the touch, averaged over the
+    refreshes (what the quoter predicted, quoted or not): ``ladders`` holds one
+    ``(bid, ask, price (2, K), depth_bps (2, K), edge_bps (2, K), fill_prob (2, K))`` per
+    valid refresh; slots off the fitted grid (``fill_prob`` 0) are left out.  Per level:
+    slots, mean spread capture δ (bps from the mid at placement), mean predicted markout
+    m = δ - fee - E, mean E, the share with E > 0 and the mean P(fill within τ)."""
+    rows: dict[int, list] = {}
+    for b, a, px, dep, edge, pf in ladders:
+        px, dep, edge, pf = (np.asarray(x, dtype=float) for x in (px, dep, edge, pf))
+        for row, touch, sign in ((0, b, 1.0), (1, a, -1.0)):
+            if not (touch > 0 and tick > 0):
+                continue
+            on = pf[row] > 0
+            lv = np.rint(sign * (touch - px[row][on]) / tick).astype(int)
+            for k, d, e, p in zip(lv, dep[row][on], edge[row][on], pf[row][on], strict=True):
+                rows.setdefault(int(k), []).append((d, d - fee_bps - e, e, p))
+    levels = []
+    for k in sorted(rows):
+        x = np.asarray(rows[k])
+        levels.append({"level": k, "slots": len(x), "spread_capture_bps": float(x[:, 0].mean()),
+                       "markout_bps": float(x[:, 1].mean()), "edge_bps": float(x[:, 2].mean()),
+                       "positive_share": float(np.mean(x[:, 2] > 0)), "fill_prob": float(x[:, 3].mean())})
+    return {"fee_bps": float(fee_bps), "levels": levels}
 
 
 def summarize_replay(res: ReplayResult) -> dict:

@@ -196,6 +196,13 @@ def test_the_replay_passes_the_displayed_queue_and_counts_the_markout_reason():
     rc = ReplayConfig(refresh_s=29.0, latency_s=0.0, learn_from_trades=False)
     r = replay(booked, b, qc, rc)
     assert r.our_bid[0] == pytest.approx(99.99) and np.isnan(r.our_ask[0])
+    # the edge terms by level: the touch is 1 bp from the mid 100.00 on both sides, its
+    # markout 0.2 bp behind the bid's short queue and 4 bp behind the ask's long one
+    et = {d["level"]: d for d in r.summary["edge_terms"]["levels"]}
+    assert et[0]["slots"] == 2 and et[0]["spread_capture_bps"] == pytest.approx(1.0, rel=1e-6)
+    assert et[0]["markout_bps"] == pytest.approx((0.2 + 4.0) / 2, rel=1e-6)
+    assert et[0]["positive_share"] == 0.5 and et[1]["markout_bps"] == pytest.approx(5.0, rel=1e-6)
+    assert et[1]["edge_bps"] == pytest.approx(2.0 - 5.0, rel=1e-6)
     r = replay(d.check(), b, qc, rc)
     assert np.all(np.isnan(r.our_bid)) and np.all(np.isnan(r.our_ask))
     (reason, n), = r.summary["not_quoting"].items()
