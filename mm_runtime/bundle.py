@@ -155,12 +155,16 @@ class FillsBlock(BaseModel):
     are ``"0"``..``"K"`` (``observation.queue_levels``), buckets
     :data:`~mm_runtime.vocabulary.QUEUE_BUCKET_LABELS`, pieces named by
     :func:`~mm_runtime.vocabulary.piece_labels` (``"0-0.1s"``, ..., ``"0.6s+"``), horizons by
-    :func:`~mm_runtime.vocabulary.horizon_label` of ``observation.markout_horizons_s``."""
+    :func:`~mm_runtime.vocabulary.horizon_label` of ``observation.markout_horizons_s``.
+    Optional ``capture_shortfall_bps[level]`` (normal, bps): the mean of the capture at
+    placement minus the capture at the fill over the fit's filled orders (a plug-in, mean
+    and standard error); absent = 0, and the document keeps its bytes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     hazard: dict[str, dict[str, dict[str, dict[str, GammaSummary]]]]
     markout_bps: dict[str, dict[str, dict[str, dict[str, NormalSummary | NormalInverseGammaSummary]]]]
+    capture_shortfall_bps: dict[str, NormalSummary] | None = Field(None, exclude_if=_is_none)
 
     def cuts_s(self) -> list[float]:
         """The pieces' lower edges (s), read from the piece names."""
@@ -188,6 +192,8 @@ def _check_fills(f: FillsBlock, obs: ObservationConfig) -> None:
                 for b in QUEUE_BUCKET_LABELS:
                     _keys(tree[r][lv][b], inner, f"params.fills.{name}.{r}.{lv}.{b}",
                           "piece" if name == "hazard" else "horizon")
+    if f.capture_shortfall_bps is not None:
+        _keys(f.capture_shortfall_bps, levels, "params.fills.capture_shortfall_bps", "level")
 
 
 class Params(BaseModel):
@@ -567,11 +573,13 @@ def example_bundle(asset: str = "SYN") -> PriorBundle:
     return with_checksum(bundle)
 
 
-def with_example_fills(bundle: PriorBundle, hazard, markout, sd: float = 0.1, strength: float = 1000.0) -> PriorBundle:
+def with_example_fills(bundle: PriorBundle, hazard, markout, sd: float = 0.1, strength: float = 1000.0,
+                       shortfall=None) -> PriorBundle:
     """``bundle`` as schema 3 with a hand-built ``params.fills`` block (no fit behind it;
     tests, benchmarks): ``hazard(level, bucket)`` (1/s, every hazard piece and regime;
     a gamma of shape ``strength``) and ``markout(level, bucket)`` (bps, every horizon and
-    regime; a normal of sd ``sd``); ``bucket`` indexes ``QUEUE_BUCKET_LABELS``."""
+    regime; a normal of sd ``sd``); ``bucket`` indexes ``QUEUE_BUCKET_LABELS``;
+    optionally ``shortfall(level)`` (bps; a normal of sd ``sd``): the capture shortfall."""
     obs = bundle.observation
     pieces = piece_labels(hazard_cuts_s(obs.repost_interval_s))
     hz = [horizon_label(h) for h in obs.markout_horizons_s]
@@ -586,4 +594,7 @@ def with_example_fills(bundle: PriorBundle, hazard, markout, sd: float = 0.1, st
         "hazard": tree(lambda lv, q: {"family": "gamma", "shape": strength, "rate": strength / hazard(lv, q)}, pieces),
         "markout_bps": tree(lambda lv, q: {"family": "normal", "mu": markout(lv, q), "sigma": sd}, hz),
     }
+    if shortfall is not None:
+        doc["params"]["fills"]["capture_shortfall_bps"] = {
+            str(lv): {"family": "normal", "mu": shortfall(lv), "sigma": sd} for lv in range(obs.queue_levels + 1)}
     return with_checksum(PriorBundle.model_validate(doc))

@@ -4,9 +4,10 @@ Levels at the touch and 1, 2, … ticks behind it per side (0 = join the best pr
 each with the fills model's probability of a fill within the refresh interval τ given
 the queue ahead, the level and the regime, its mean and variance of the markout after
 a fill at the Kelly horizon h, and the spread capture of a fill at our own price (its
-distance to the mid at placement, bps) → the Kelly edge and variance of DESIGN.md §6
-with c = 1.  GLFT sets where the ladder starts (its optimal depth, inventory shift
-included, in ticks behind the touch) and so how inventory shifts it; sizes, margin,
+distance to the mid at placement, bps, less the level's mean shortfall of the capture
+at the fill) → the Kelly edge and variance of DESIGN.md §6 with c = 1.  GLFT sets where
+the ladder starts (its optimal depth, inventory shift included, in ticks behind the
+touch) and so how inventory shifts it; sizes, margin,
 position and minimum-notional limits and the regime Kelly multipliers are the ladder's
 (:func:`mm_runtime.ladder.allocate`).
 
@@ -21,7 +22,12 @@ Formulas (cells of docs/models/fills.md, "Exported cells"):
   m = Σ w_r μ_r, Var = Σ w_r (s_r² + μ_r²) - m² + σ²·h, with s_r the posterior sd of the
   cell's mean and σ²·h the variance of a Brownian mid over h (σ in bps/√s): the
   bundle exports the mean markout's posterior, not the spread of single fills;
-* Kelly (DESIGN.md §6, continuous form): E = δ - fee - m, f* = E/Var (0 if E ≤ 0),
+* spread capture at the fill: δ - s_l, with s_l the bundle's mean over level l's fills
+  of δ minus the capture from the mid m0 just before the fill (the mid the markout
+  starts from: DESIGN.md §3), so that capture - markout is the fill's PnL at h (the
+  accounting identity side·(mid(t_fill+h) - price) = side·(m0 - price) -
+  side·(mid(t_fill+h) - m0)); s_l = 0 for a bundle without it;
+* Kelly (DESIGN.md §6, continuous form): E = δ - s_l - fee - m, f* = E/Var (0 if E ≤ 0),
   α = P(markout > informed threshold) = Φ((m - threshold)/√Var) for display.
 
 Units as in :mod:`mm_runtime.ladder`.  The derivation and the choices:
@@ -53,6 +59,7 @@ class FillsArrays(NamedTuple):
     survival: jax.Array  # (R, L, Q) P(no fill within τ | cell)
     markout_bps: jax.Array  # (R, L, Q) mean markout at h, bps (positive = adverse)
     markout_var: jax.Array  # (R, L, Q) posterior variance of that mean, bps²
+    capture_shortfall_bps: jax.Array  # (L,) s_l: capture at placement - capture at the fill, bps
     queue_edges: jax.Array  # (Q,) lower edges of the queue buckets, median trades
     horizon_s: jax.Array  # h, s
     start: jax.Array  # int: START_GLFT / START_TOUCH
@@ -87,6 +94,7 @@ def fills_arrays(view, tau_s: float, horizon_s: float, start: str = "glft") -> F
         sd = (1.0 - wt) * view.markout_sd_bps[..., j] + wt * view.markout_sd_bps[..., jn]
     sd = np.where(np.isfinite(sd), sd, 1e6)  # an improper NIG: a huge variance, never inf
     return FillsArrays(survival=survival, markout_bps=mean, markout_var=sd**2,
+                       capture_shortfall_bps=np.asarray(view.capture_shortfall_bps, dtype=float),
                        queue_edges=np.asarray(view.queue_edges, dtype=float), horizon_s=np.float64(horizon_s),
                        start=np.int32(START_TOUCH if start == "touch" else START_GLFT))
 
@@ -115,9 +123,9 @@ def _bucket_onehot(queue, edges):
 def build_tick_ladder(inp: LadderInputs, prm: LadderParams, fl: FillsArrays, tk: TickInputs) -> Ladder:
     """Both sides of the tick ladder for one asset (pure; jit/vmap-able): level ``s + j``
     ticks behind the touch in slot j, s from GLFT; per level P(fill within τ), the
-    markout's mean and variance, E and f* (module docstring); then the ladder's
-    allocation and limits.  Slots past the fills model's last level are not quoted
-    (``fill_prob`` 0, ``size`` 0).  No cold-start order on this path."""
+    markout's mean and variance, the capture shortfall, E and f* (module docstring);
+    then the ladder's allocation and limits.  Slots past the fills model's last level
+    are not quoted (``fill_prob`` 0, ``size`` 0).  No cold-start order on this path."""
     mid, sigma, q, side_sign, h, k, shift, depth0 = glft_depths(inp, prm)
     R, L, Q = fl.survival.shape
     n = prm.level_mult.shape[0]
@@ -159,7 +167,8 @@ def build_tick_ladder(inp: LadderInputs, prm: LadderParams, fl: FillsArrays, tk:
     markout = jnp.sum(w * m_r, axis=0)
     var = jnp.maximum(jnp.sum(w * (v_r + m_r**2), axis=0) - markout**2, 0.0) + sigma**2 * fl.horizon_s
     var = jnp.maximum(var, _TINY)
-    edge = depth - prm.fee_bps - markout
+    shortfall = jnp.sum(lv1 * fl.capture_shortfall_bps, axis=-1)  # (2, n): s_l at the slot's level
+    edge = depth - shortfall - prm.fee_bps - markout
     kelly_f = jnp.where(edge > 0, jnp.minimum(edge / var, prm.max_kelly_f), 0.0)
     alpha = ndtr((markout - tk.informed_threshold_bps) / jnp.sqrt(var))
     p_fill = jnp.where(in_grid & (price > 0), p_fill, 0.0)
@@ -176,18 +185,19 @@ def build_tick_ladder(inp: LadderInputs, prm: LadderParams, fl: FillsArrays, tk:
 
 
 EMPTY_TERMS = {
-    "markout": "E[markout | fill] >= the spread capture at every tick level",
-    "fee": "spread capture - markout > 0 at some level, but not above the fee {fee:g} bps",
+    "markout": "E[markout | fill] >= the spread capture at the fill at every tick level",
+    "fee": "spread capture at the fill - markout > 0 at some level, but not above the fee {fee:g} bps",
     "fill probability": "no level with P(fill) > 0 on the fitted grid",
 }
 """The terms :func:`why_empty_fills` names, with a phrase each (``{fee}`` in bps)."""
 
 
 def why_empty_fills(fill_prob, depth_bps, edge_bps, fee_bps: float) -> str | None:
-    """Which term of the tick ladder's edge E = δ - fee - m made every edge ≤ 0, from the
-    step's outputs (the markout m = δ - fee - E; levels off the fitted grid have
-    ``fill_prob`` 0 and are left out): ``"markout"`` when no level's spread capture δ
-    exceeds its markout, ``"fee"`` when one does but not by more than the fee,
+    """Which term of the tick ladder's edge E = δ - s_l - fee - m made every edge ≤ 0,
+    from the step's outputs (the spread capture at the fill less the markout, δ - s_l - m =
+    E + fee; levels off the fitted grid have ``fill_prob`` 0 and are left out):
+    ``"markout"`` when no level's spread capture at the fill δ - s_l exceeds its markout,
+    ``"fee"`` when one does but not by more than the fee,
     ``"fill probability"`` when no level is on the grid or P(fill) is 0; None when some
     level's edge is positive."""
     p, d, e = (np.asarray(x, dtype=float) for x in (fill_prob, depth_bps, edge_bps))
@@ -196,5 +206,5 @@ def why_empty_fills(fill_prob, depth_bps, edge_bps, fee_bps: float) -> str | Non
         return "fill probability"
     if np.any(e[on] > 0):
         return None
-    gross = e[on] + fee_bps  # δ - m
+    gross = e[on] + fee_bps  # δ - s_l - m
     return "fee" if np.any(gross > 0) else "markout"

@@ -88,6 +88,7 @@ class FillsView:
     hazard_rate: np.ndarray  # (R, L, Q, P)
     markout_mean_bps: np.ndarray  # (R, L, Q, H) mean of the mean markout, bps
     markout_sd_bps: np.ndarray  # (R, L, Q, H) its posterior sd (normal), or the NIG's mean's sd
+    capture_shortfall_bps: np.ndarray  # (L,) capture at placement - capture at the fill, bps (0: not in the bundle)
 
     @classmethod
     def from_block(cls, f, observation: ObservationConfig) -> FillsView:
@@ -108,7 +109,9 @@ class FillsView:
                    hazard_shape=_ro(cell(f.hazard, pieces, lambda x: x.shape)),
                    hazard_rate=_ro(cell(f.hazard, pieces, lambda x: x.rate)),
                    markout_mean_bps=_ro(cell(f.markout_bps, hz, lambda x: x.mu)),
-                   markout_sd_bps=_ro(cell(f.markout_bps, hz, sd)))
+                   markout_sd_bps=_ro(cell(f.markout_bps, hz, sd)),
+                   capture_shortfall_bps=_ro([0.0] * L if f.capture_shortfall_bps is None
+                                             else [f.capture_shortfall_bps[str(lv)].mu for lv in range(L)]))
 
 
 @dataclass(frozen=True, eq=False)

@@ -281,10 +281,14 @@ def flat_name(path: Sequence[str]) -> str:
 
 def leaves(summaries: Mapping[str, Any], draws: Mapping[str, Any]) -> list[tuple[tuple[str, ...], dict, Any]]:
     """``(path, summary, draws)`` for every summary leaf of a ``summarize`` output and
-    the matching ``summary_draws`` output (same nesting)."""
+    the matching ``summary_draws`` output (same nesting).  A subtree whose draws are
+    None is a plug-in estimate with no posterior draws (the fills model's
+    ``capture_shortfall_bps``): left out."""
     out: list[tuple[tuple[str, ...], dict, Any]] = []
 
     def walk(s, d, path):
+        if d is None:
+            return
         if isinstance(s, Mapping) and "family" in s:
             out.append((path, dict(s), d))
             return

@@ -299,9 +299,11 @@ def write_report(ab: dict[str, Any], out_dir: str | os.PathLike) -> Path:
                      _table(cal_rows, list(cal_rows[0]))] if cal_rows else []),
                   *(["<h2>The tick ladder's edge by level</h2>",
                      "<p class=note>Per level behind the touch, over every refresh (quoted or not): the "
-                     "spread capture &delta; (bps from the mid at placement), the fills model's markout m "
-                     "after a fill at the Kelly horizon, the edge E = &delta; &minus; fee &minus; m, the share "
-                     "of refreshes with E &gt; 0 and P(fill within &tau;).</p>",
+                     "spread capture &delta; (bps from the mid at placement), the bundle's capture shortfall s "
+                     "(the mean move of the mid toward the order before it fills), the spread capture at the "
+                     "fill &delta; &minus; s, the fills model's markout m after a fill at the Kelly horizon, "
+                     "the edge E = &delta; &minus; s &minus; fee &minus; m, the share of refreshes with "
+                     "E &gt; 0 and P(fill within &tau;).</p>",
                      _table(edge_rows, list(edge_rows[0]))] if edge_rows else []),
                   '<h2>The ladder over time</h2><img src="ladder.png" alt="ladder">',
                   "<h2>Online learning at the end of the replay</h2>",

@@ -589,7 +589,8 @@ def replay(
         horizon = fills_tau_s(qc, bundle.observation)
     summary["fill_calibration"] = fill_calibration(quoted, fills_np, cfg.latency_s, t_end, float(horizon))
     if tick_ladders is not None:
-        summary["edge_terms"] = edge_terms(tick_ladders, float(qc.tick_size), float(qc.fee_bps))
+        summary["edge_terms"] = edge_terms(tick_ladders, float(qc.tick_size), float(qc.fee_bps),
+                                           np.asarray(quoter.state.cfg.fills.capture_shortfall_bps))
     summary["fill_model"] = {"queue_model": mode, "tick_size": float(qc.tick_size),
                              "ladder": "tick" if quoter.state.cfg.fills is not None else "depth",
                              "fills_at_price": int(np.sum(fills_np["at_price"] > 0)),

@@ -126,13 +126,16 @@ def fill_calibration(quotes: list[tuple], fills: dict[str, np.ndarray], latency_
             "brier": float(np.mean((pred_a - real_a) ** 2)), "levels": levels}
 
 
-def edge_terms(ladders: list[tuple], tick: float, fee_bps: float) -> dict:
-    """The tick ladder's edge E = δ - fee - m by level behind the touch, averaged over the
-    refreshes (what the quoter predicted, quoted or not): ``ladders`` holds one
+def edge_terms(ladders: list[tuple], tick: float, fee_bps: float, shortfall=None) -> dict:
+    """The tick ladder's edge E = δ - s - fee - m by level behind the touch, averaged over
+    the refreshes (what the quoter predicted, quoted or not): ``ladders`` holds one
     ``(bid, ask, price (2, K), depth_bps (2, K), edge_bps (2, K), fill_prob (2, K))`` per
-    valid refresh; slots off the fitted grid (``fill_prob`` 0) are left out.  Per level:
-    slots, mean spread capture δ (bps from the mid at placement), mean predicted markout
-    m = δ - fee - E, mean E, the share with E > 0 and the mean P(fill within τ)."""
+    valid refresh; slots off the fitted grid (``fill_prob`` 0) are left out; ``shortfall``
+    (L,) the step's capture shortfall s per level (bps; None = 0).  Per level: slots, mean
+    spread capture δ at placement (bps from the mid), the shortfall s, the spread capture
+    at the fill δ - s, mean predicted markout m = δ - s - fee - E, mean E, the share with
+    E > 0 and the mean P(fill within τ)."""
+    sf = np.zeros(0) if shortfall is None else np.asarray(shortfall, dtype=float)
     rows: dict[int, list] = {}
     for b, a, px, dep, edge, pf in ladders:
         px, dep, edge, pf = (np.asarray(x, dtype=float) for x in (px, dep, edge, pf))
@@ -142,13 +145,16 @@ def edge_terms(ladders: list[tuple], tick: float, fee_bps: float) -> dict:
             on = pf[row] > 0
             lv = np.rint(sign * (touch - px[row][on]) / tick).astype(int)
             for k, d, e, p in zip(lv, dep[row][on], edge[row][on], pf[row][on], strict=True):
-                rows.setdefault(int(k), []).append((d, d - fee_bps - e, e, p))
+                s = float(sf[k]) if 0 <= k < len(sf) else 0.0
+                rows.setdefault(int(k), []).append((d, s, d - s - fee_bps - e, e, p))
     levels = []
     for k in sorted(rows):
         x = np.asarray(rows[k])
         levels.append({"level": k, "slots": len(x), "spread_capture_bps": float(x[:, 0].mean()),
-                       "markout_bps": float(x[:, 1].mean()), "edge_bps": float(x[:, 2].mean()),
-                       "positive_share": float(np.mean(x[:, 2] > 0)), "fill_prob": float(x[:, 3].mean())})
+                       "capture_shortfall_bps": float(x[:, 1].mean()),
+                       "capture_at_fill_bps": float((x[:, 0] - x[:, 1]).mean()),
+                       "markout_bps": float(x[:, 2].mean()), "edge_bps": float(x[:, 3].mean()),
+                       "positive_share": float(np.mean(x[:, 3] > 0)), "fill_prob": float(x[:, 4].mean())})
     return {"fee_bps": float(fee_bps), "levels": levels}
 
 

@@ -16,12 +16,12 @@ Modules: :mod:`.observations` (:class:`FillsObs`, :func:`observations`, :func:`s
 from __future__ import annotations
 
 from .model import MODEL_NAME, NP, PT, FillsConfig, build_model, config_of, design, fit, order_loglik, version
-from .observations import (FillsObs, combine, from_table, has_queue_data, observations, queue_table, simulate,
-                           truth_names)
-from .posterior import (fill_probability, heldout_lpd, posterior_params, reliability, reliability_plot,
-                        summarize, summary_draws)
+from .observations import (FillsObs, capture_shortfall, combine, from_table, has_queue_data, observations,
+                           queue_table, simulate, truth_names)
+from .posterior import (fill_probability, fitted_shortfall, heldout_lpd, posterior_params, reliability,
+                        reliability_plot, summarize, summary_draws)
 
-__all__ = ["FillsConfig", "FillsObs", "MODEL_NAME", "NP", "PT", "build_model", "combine", "config_of", "design",
-           "fill_probability", "fit", "from_table", "has_queue_data", "heldout_lpd", "observations",
-           "order_loglik", "posterior_params", "queue_table", "reliability", "reliability_plot", "simulate",
-           "summarize", "summary_draws", "truth_names", "version"]
+__all__ = ["FillsConfig", "FillsObs", "MODEL_NAME", "NP", "PT", "build_model", "capture_shortfall", "combine",
+           "config_of", "design", "fill_probability", "fit", "fitted_shortfall", "from_table", "has_queue_data",
+           "heldout_lpd", "observations", "order_loglik", "posterior_params", "queue_table", "reliability",
+           "reliability_plot", "simulate", "summarize", "summary_draws", "truth_names", "version"]

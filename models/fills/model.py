@@ -42,7 +42,7 @@ from mm_runtime.vocabulary import HAZARD_CUT_FRACTIONS, REGIMES, hazard_cuts_s, 
 from models.data.observations import ObservationConfig
 from models.sampling import SamplerConfig, model_version, sample, whitened_mean, whitened_normal
 
-from .observations import FillsObs, combine
+from .observations import FillsObs, capture_shortfall, combine
 
 MODEL_NAME = "fills"
 N_COV = 3
@@ -338,8 +338,9 @@ def version(model_config: FillsConfig | None = None, obs: FillsObs | None = None
 
 def fit(obs: FillsObs | Sequence[FillsObs], sampler: SamplerConfig | None = None,
         model_config: FillsConfig | None = None):
-    """Fit; ``az.InferenceData`` with ``attrs["model_version"]``, the config, the assets
-    and the counts. ``obs`` may hold several assets (or be a list of single-asset obs).
+    """Fit; ``az.InferenceData`` with ``attrs["model_version"]``, the config, the assets,
+    the counts and the capture shortfall per level (:func:`.observations.capture_shortfall`).
+    ``obs`` may hold several assets (or be a list of single-asset obs).
     A config whose observation rules differ from the obs' horizons / re-post interval is
     replaced by one with the obs' (the config's priors kept)."""
     if not isinstance(obs, FillsObs):
@@ -357,6 +358,8 @@ def fit(obs: FillsObs | Sequence[FillsObs], sampler: SamplerConfig | None = None
     idata.attrs["n_orders"] = int(obs.n_orders)
     idata.attrs["n_fills"] = int(obs.n_fills)
     idata.attrs["imbalance_means"] = json.dumps(imbalance_means(obs))
+    # a plug-in beside the posterior (not sampled): the capture shortfall per level
+    idata.attrs["capture_shortfall"] = json.dumps(capture_shortfall(obs, int(cfg.observation.queue_levels)))
     return idata
 
 

@@ -30,7 +30,9 @@ class FillsObs:
     (bid - ask) / (bid + ask)), ``spread_ticks``, ``depth_bps``, ``duration_s`` (> 0,
     to the fill or the censoring), ``filled`` (bool; trade-through fills included),
     ``through`` (bool), ``markout_bps`` (n x H, NaN where unknown), ``regime_prob``
-    (n x 4, rows summing to 1: the bar's regime probabilities at placement).
+    (n x 4, rows summing to 1: the bar's regime probabilities at placement),
+    ``capture_bps`` (the spread capture at the fill, from the mid just before it:
+    ``side (m0 - price) / m0``, bps; NaN where not filled or unknown; None = all NaN).
     """
 
     assets: tuple[str, ...]
@@ -49,11 +51,14 @@ class FillsObs:
     horizons_s: tuple[float, ...]
     repost_interval_s: float
     meta: dict[str, Any] = field(default_factory=dict)
+    capture_bps: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.asset)
+        if self.capture_bps is None:
+            object.__setattr__(self, "capture_bps", np.full(n, np.nan))
         for name in ("side", "level", "queue_trades", "imbalance", "spread_ticks", "depth_bps", "duration_s",
-                     "filled", "through"):
+                     "filled", "through", "capture_bps"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"FillsObs.{name}: {len(getattr(self, name))} entries for {n} orders")
         if self.markout_bps.shape != (n, len(self.horizons_s)):
@@ -112,7 +117,7 @@ class FillsObs:
 
 
 _ROW_FIELDS = ("asset", "side", "level", "queue_trades", "imbalance", "spread_ticks", "depth_bps", "duration_s",
-               "filled", "through", "markout_bps", "regime_prob")
+               "filled", "through", "markout_bps", "regime_prob", "capture_bps")
 
 
 def combine(*obs: FillsObs) -> FillsObs:
@@ -130,6 +135,40 @@ def combine(*obs: FillsObs) -> FillsObs:
     f = {k: np.concatenate([getattr(o, k) for o in obs]) for k in _ROW_FIELDS if k != "asset"}
     return FillsObs(assets=tuple(assets), asset=np.concatenate(parts).astype(np.int32), horizons_s=obs[0].horizons_s,
                     repost_interval_s=obs[0].repost_interval_s, meta={"combined": [o.meta for o in obs]}, **f)
+
+
+def capture_shortfall(obs: FillsObs, levels: int) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per asset and level 0..``levels``, the mean shortfall of the spread capture at the
+    fill against the capture at placement over the filled orders with a known capture:
+    ``s = mean(depth_bps - capture_bps)`` (bps), its standard error ``se = sd/sqrt(n)``,
+    the sd of single fills ``sd`` and the count ``n``.  The accounting identity behind
+    it: a fill's PnL at h is ``side (mid(t_fill + h) - price) = capture_at_fill -
+    markout`` with the markout measured from the mid at the fill (DESIGN.md section 3),
+    so the edge that prices it is ``E[capture_at_fill] - fee - m = delta - s - fee - m``
+    (docs/runtime/ladder.md, "The tick ladder").  A nonparametric plug-in (the sample
+    mean), not a posterior.  A level with fewer than 2 such fills gets the pooled mean
+    over all levels and, as its ``se``, the pooled sd of single fills (wide; ``pooled``
+    True).  An asset with fewer than 2 such fills in all is left out."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    x_all = obs.depth_bps - obs.capture_bps
+    ok_all = obs.filled & np.isfinite(x_all) & (obs.level <= levels)
+    for a, name in enumerate(obs.assets):
+        ok = ok_all & (obs.asset == a)
+        if ok.sum() < 2:
+            continue
+        pool = x_all[ok]
+        pm, psd = float(pool.mean()), float(pool.std(ddof=1))
+        cells = {}
+        for lv in range(levels + 1):
+            x = x_all[ok & (obs.level == lv)]
+            if len(x) >= 2:
+                sd = float(x.std(ddof=1))
+                cells[str(lv)] = {"mean": float(x.mean()), "se": sd / np.sqrt(len(x)), "sd": sd, "n": len(x),
+                                  "pooled": False}
+            else:
+                cells[str(lv)] = {"mean": pm, "se": psd, "sd": psd, "n": len(x), "pooled": True}
+        out[name] = cells
+    return out
 
 
 # =========================================================================== from a market
@@ -239,6 +278,7 @@ def from_table(q, probs: np.ndarray, asset: str, cfg: ObservationConfig, *, sour
         spread_ticks=q["spread_ticks"].to_numpy().astype(np.int16), depth_bps=q["depth_bps"].to_numpy(float),
         duration_s=q["duration_s"].to_numpy(float), filled=q["filled"].to_numpy(bool),
         through=outcome == "through", markout_bps=mk, regime_prob=np.asarray(probs, float), horizons_s=H,
+        capture_bps=q["capture_bps"].to_numpy(float) if "capture_bps" in q else None,
         repost_interval_s=float(cfg.repost_interval_s),
         meta={"source": source, "queue_source": q.attrs.get("queue_source"),
               "median_trade_size": q.attrs.get("median_trade_size"), "tick": q.attrs.get("tick"),

@@ -1,7 +1,8 @@
 """The fills model's posterior quantities: the bundle's cells (gamma fill hazards per
 hazard piece, normal markout means per horizon; cells = regime x level x queue bucket),
 the held-out log predictive density, and the reliability diagram of the fill
-probability within tau by level and queue bucket.
+probability within tau by level and queue bucket; beside the cells, the plug-in
+capture shortfall per level stored with the fit (:func:`fitted_shortfall`).
 
 Units: hazards in 1/s, markouts in bps; elpd in nats per queue order.
 Cells and the check: docs/models/fills.md.
@@ -68,7 +69,8 @@ def bucket_queue(edges=QUEUE_BUCKETS) -> np.ndarray:
 
 def summary_draws(idata, asset: str | None = None) -> dict[str, Any]:
     """``{"fills": {"hazard": {regime: {level: {bucket: {piece: draws}}}},
-    "markout_bps": {regime: {level: {bucket: {horizon: draws}}}}}}``: per cell (regime,
+    "markout_bps": {regime: {level: {bucket: {horizon: draws}}}}}}`` (and
+    ``"capture_shortfall_bps": None`` where the fit has that plug-in: no draws): per cell (regime,
     level 0..K, queue bucket) the hazard of each piece (1/s) and the
     mean markout at each horizon (bps), one value per posterior draw. The signed
     imbalance, which the runtime does not see, is set to its mean in the fit: over the
@@ -96,11 +98,25 @@ def summary_draws(idata, asset: str | None = None) -> dict[str, Any]:
                 m = (P["mean"][:, 0, r, :] + P["slopes"][:, 0, :] * qb[b] + P["slopes"][:, 1, :] * lv
                      + P["slopes"][:, 2, :] * x["fills"])
                 mk[rn][str(lv)][bn] = {h: m[:, j] for j, h in enumerate(hz)}
-    return {"fills": {"hazard": haz, "markout_bps": mk}}
+    out: dict[str, Any] = {"hazard": haz, "markout_bps": mk}
+    if fitted_shortfall(idata, asset) is not None:
+        out["capture_shortfall_bps"] = None  # a plug-in, no posterior draws: no fidelity to measure
+    return {"fills": out}
+
+
+def fitted_shortfall(idata, asset: str | None = None) -> dict[str, dict[str, Any]] | None:
+    """The fit's capture shortfall per level (``{level: {mean, se, sd, n, pooled}}``,
+    bps; :func:`models.fills.observations.capture_shortfall`) for ``asset``; None for a
+    fit stored without it or an asset with fewer than 2 fills of known capture."""
+    doc = json.loads(idata.attrs.get("capture_shortfall", "{}"))
+    return doc.get(asset if asset is not None else _assets(idata)[0])
 
 
 def summarize(idata, asset: str | None = None) -> dict[str, Any]:
-    """:func:`summary_draws` moment-matched: a gamma per hazard, a normal per markout mean."""
+    """:func:`summary_draws` moment-matched: a gamma per hazard, a normal per markout mean;
+    and, where the fit has it, ``capture_shortfall_bps[level]``: a normal of mean the
+    plug-in shortfall, sd its standard error and ``obs_sigma`` the sd of single fills
+    (:func:`fitted_shortfall`; not moment-matched, there are no draws)."""
     from models.export import gamma_from_draws, normal_from_draws
 
     d = summary_draws(idata, asset)["fills"]
@@ -108,8 +124,13 @@ def summarize(idata, asset: str | None = None) -> dict[str, Any]:
     def walk(t, fn):
         return {k: walk(v, fn) if isinstance(v, dict) else fn(v) for k, v in t.items()}
 
-    return {"fills": {"hazard": walk(d["hazard"], gamma_from_draws),
-                      "markout_bps": walk(d["markout_bps"], normal_from_draws)}}
+    out = {"hazard": walk(d["hazard"], gamma_from_draws), "markout_bps": walk(d["markout_bps"], normal_from_draws)}
+    cs = fitted_shortfall(idata, asset)
+    if cs is not None:
+        out["capture_shortfall_bps"] = {
+            lv: {"family": "normal", "mu": c["mean"], "sigma": max(c["se"], 1e-9),
+                 **({"obs_sigma": c["sd"]} if c["sd"] > 0 else {})} for lv, c in cs.items()}
+    return {"fills": out}
 
 
 # =========================================================================== held-out

@@ -19,9 +19,10 @@ from mm_runtime.tick_ladder import why_empty_fills
 MID, TICK = 100.005, 0.01  # a one-tick book 100.00 / 100.01: the touch is 0.5 bps from the mid
 
 
-def fills_bundle(hazard, markout, sd=0.1, asset="SYN"):
-    """The example bundle with a hand-built fills block (tight gammas, normals of sd ``sd``)."""
-    return with_example_fills(mr.example_bundle(asset), hazard, markout, sd=sd)
+def fills_bundle(hazard, markout, sd=0.1, asset="SYN", shortfall=None):
+    """The example bundle with a hand-built fills block (tight gammas, normals of sd ``sd``;
+    optionally the capture shortfall per level)."""
+    return with_example_fills(mr.example_bundle(asset), hazard, markout, sd=sd, shortfall=shortfall)
 
 
 def default_hazard(lv, q):
@@ -69,6 +70,49 @@ def test_fill_probability_falls_with_the_queue_and_a_nan_queue_is_the_worst_buck
     _, q = step(s, event(queue=np.full((2, 1), 0.5)))
     np.testing.assert_allclose(np.asarray(q.fill_prob)[:, 0], p["short"])
     np.testing.assert_allclose(np.asarray(q.fill_prob)[:, 1], 1 - math.exp(-default_hazard(1, 4)), rtol=2e-3)
+
+
+def test_a_capture_shortfall_above_the_touch_edge_removes_the_quote():
+    """The edge counts the capture at the fill: δ - s - fee - m. Markout 0.2 bp at the
+    touch (capture at placement 0.5 bp: edge +0.3 without a shortfall); a shortfall of
+    0.4 bp makes it -0.1 (≤ 0) and the reason is the markout (δ - s = 0.1 < m)."""
+    mk = lambda lv, q: 0.2 if lv == 0 else 3.0 + 2.0 * lv  # noqa: E731
+    d0 = 0.5 / MID * 100
+    _, q0 = step(init(fills_bundle(default_hazard, mk), config()), event())
+    assert np.all(np.asarray(q0.size)[:, 0] > 0)
+    np.testing.assert_allclose(np.asarray(q0.edge_bps)[:, 0], d0 - 0.2, rtol=1e-6)
+    b = fills_bundle(default_hazard, mk, shortfall=lambda lv: 0.4 + 0.1 * lv)
+    cfg = config()
+    _, q = step(init(b, cfg), event())
+    edge = np.asarray(q.edge_bps)
+    np.testing.assert_allclose(edge[:, 0], d0 - 0.4 - 0.2, rtol=1e-6)  # δ - s - fee - m
+    np.testing.assert_allclose(edge[:, 1], d0 + 1.0 * TICK / MID * 1e4 - 0.5 - 5.0, rtol=1e-6)
+    assert np.all(edge <= 0) and not np.any(np.asarray(q.size) > 0)
+    np.testing.assert_array_equal(np.asarray(q.depth_bps), np.asarray(q0.depth_bps))  # δ: still at placement
+    quoter = Quoter(b, cfg, replay=True, metrics=False)
+    qt = quoter.on_event(1.0, MID, bid=100.0, ask=100.01, sigma_bps=0.5, margin_available=1e4,
+                         queue_ahead=np.ones((2, 4)))
+    assert _why_empty(qt, quoter, cfg).startswith(
+        "no positive Kelly edge at any level: markout (E[markout | fill] >= the spread capture at the fill")
+
+
+def test_edge_terms_report_the_shortfall():
+    from mm_runtime.paper.results import edge_terms
+
+    # one refresh: bid 100.00 / ask 100.02 around a mid of 100.01, levels 0 and 1 per side
+    px = np.array([[100.00, 99.99], [100.02, 100.03]])
+    dep = np.array([[1.0, 2.0], [1.0, 2.0]])
+    edge = np.array([[0.1, -0.5], [0.3, -0.2]])
+    pf = np.array([[0.5, 0.2], [0.5, 0.0]])  # the ask's level 1 is off the grid
+    et = edge_terms([(100.00, 100.02, px, dep, edge, pf)], 0.01, 0.1, np.array([0.3, 0.6, 0.9, 1.2]))
+    lv = {d["level"]: d for d in et["levels"]}
+    assert lv[0]["slots"] == 2 and lv[1]["slots"] == 1
+    assert lv[0]["capture_shortfall_bps"] == pytest.approx(0.3) and lv[0]["capture_at_fill_bps"] == pytest.approx(0.7)
+    assert lv[0]["markout_bps"] == pytest.approx(1.0 - 0.3 - 0.1 - 0.2)  # δ - s - fee - mean E
+    assert lv[1]["markout_bps"] == pytest.approx(2.0 - 0.6 - 0.1 + 0.5)
+    # no shortfall given: s = 0, the capture at the fill is the capture at placement
+    lv = {d["level"]: d for d in edge_terms([(100.00, 100.02, px, dep, edge, pf)], 0.01, 0.1)["levels"]}
+    assert lv[0]["capture_shortfall_bps"] == 0.0 and lv[0]["markout_bps"] == pytest.approx(1.0 - 0.1 - 0.2)
 
 
 def test_one_tick_book_with_markout_above_the_half_spread_gives_no_quote_named_markout():
@@ -145,8 +189,8 @@ def test_the_fills_step_is_traced_once_and_never_nan():
 
 
 def test_vmap_over_assets_matches_single_steps():
-    bundles = [fills_bundle(default_hazard, lambda lv, q, m=m: m + lv, asset=a)
-               for a, m in (("A", 0.1), ("B", -0.5), ("C", 0.3))]
+    bundles = [fills_bundle(default_hazard, lambda lv, q, m=m: m + lv, asset=a, shortfall=sf)
+               for a, m, sf in (("A", 0.1, None), ("B", -0.5, lambda lv: 0.2 + 0.1 * lv), ("C", 0.3, None))]
     configs = [config(max_position=m, fee_bps=f) for m, f in ((10, 0.0), (2, -0.2), (50, 0.1))]
     states = [init(b, c) for b, c in zip(bundles, configs, strict=True)]
     batched, singles = stack_trees(states), list(states)
@@ -203,6 +247,16 @@ def test_the_replay_passes_the_displayed_queue_and_counts_the_markout_reason():
     assert et[0]["markout_bps"] == pytest.approx((0.2 + 4.0) / 2, rel=1e-6)
     assert et[0]["positive_share"] == 0.5 and et[1]["markout_bps"] == pytest.approx(5.0, rel=1e-6)
     assert et[1]["edge_bps"] == pytest.approx(2.0 - 5.0, rel=1e-6)
+    assert et[0]["capture_shortfall_bps"] == 0.0 and et[0]["capture_at_fill_bps"] == et[0]["spread_capture_bps"]
+    # with a shortfall of 0.9 bp at the touch the bid's edge (1 - 0.2) is gone: no quote
+    bs = fills_bundle(default_hazard, lambda lv_, q: 0.2 if (lv_ == 0 and q == 0) else 4.0 + lv_,
+                      shortfall=lambda lv_: 0.9 if lv_ == 0 else 0.0)
+    r2 = replay(booked, bs, qc, rc)
+    assert np.all(np.isnan(r2.our_bid)) and np.all(np.isnan(r2.our_ask))
+    et2 = {d["level"]: d for d in r2.summary["edge_terms"]["levels"]}
+    assert et2[0]["capture_shortfall_bps"] == pytest.approx(0.9) and et2[1]["capture_shortfall_bps"] == 0.0
+    assert et2[0]["capture_at_fill_bps"] == pytest.approx(0.1, rel=1e-5)
+    assert et2[0]["markout_bps"] == pytest.approx(et[0]["markout_bps"], rel=1e-6)
     r = replay(d.check(), b, qc, rc)
     assert np.all(np.isnan(r.our_bid)) and np.all(np.isnan(r.our_ask))
     (reason, n), = r.summary["not_quoting"].items()
