@@ -163,7 +163,7 @@ def capture_shortfall(obs: FillsObs, levels: int) -> dict[str, dict[str, dict[st
             x = x_all[ok & (obs.level == lv)]
             if len(x) >= 2:
                 sd = float(x.std(ddof=1))
-                cells[str(lv)] = {"mean": float(x.mean()), "se": sd / np.sqrt(len(x)), "sd": sd, "n": len(x),
+                cells[str(lv)] = {"mean": float(x.mean()), "se": sd / float(np.sqrt(len(x))), "sd": sd, "n": len(x),
                                   "pooled": False}
             else:
                 cells[str(lv)] = {"mean": pm, "se": psd, "sd": psd, "n": len(x), "pooled": True}

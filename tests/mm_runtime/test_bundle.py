@@ -147,6 +147,31 @@ def test_spread_capture_is_optional(tmp_path, doc):
     refused(tmp_path, doc, "params.spread_capture")
 
 
+def test_fills_capture_shortfall_is_optional(tmp_path):
+    """``params.fills.capture_shortfall_bps``: absent, the fills block keeps its bytes and
+    the runtime's shortfall is 0; present, one normal per level 0..K that round-trips
+    into the view; a missing or unknown level is refused, naming the field."""
+    from mm_runtime.bundle import with_example_fills
+    from mm_runtime.view import bundle_view
+
+    plain = with_example_fills(example_bundle(), lambda lv, q: 1.0, lambda lv, q: 0.5)
+    doc = json.loads(bundle_bytes(plain))
+    assert "capture_shortfall_bps" not in doc["params"]["fills"]
+    assert load_bundle(write(tmp_path, doc)).checksum == plain.checksum
+    assert bundle_view(plain).fills.capture_shortfall_bps.tolist() == [0.0] * 4
+    sf = with_example_fills(example_bundle(), lambda lv, q: 1.0, lambda lv, q: 0.5, shortfall=lambda lv: 0.1 + lv)
+    back = load_bundle(dump_bundle(sf, tmp_path / "sf.json"))
+    assert back == sf and back.checksum != plain.checksum
+    assert back.params.fills.capture_shortfall_bps["2"].mean() == pytest.approx(2.1)
+    assert bundle_view(back).fills.capture_shortfall_bps.tolist() == pytest.approx([0.1, 1.1, 2.1, 3.1])
+    doc = json.loads(bundle_bytes(sf))
+    doc["params"]["fills"]["capture_shortfall_bps"].pop("3")
+    refused(tmp_path, doc, "params.fills.capture_shortfall_bps.3", "missing level")
+    doc["params"]["fills"]["capture_shortfall_bps"]["3"] = {"family": "normal", "mu": 0.0, "sigma": 0.1}
+    doc["params"]["fills"]["capture_shortfall_bps"]["4"] = {"family": "normal", "mu": 0.0, "sigma": 0.1}
+    refused(tmp_path, doc, "params.fills.capture_shortfall_bps.4", "unknown level")
+
+
 def test_dump_is_atomic_and_leaves_no_temp_files(tmp_path):
     target = tmp_path / "b.json"
     dump_bundle(example_bundle(), target)

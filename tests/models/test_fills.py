@@ -15,8 +15,9 @@ from models import catalog
 from models.data.observations import ObservationConfig
 from models.data.synthetic import SyntheticConfig, simulate_market
 from models.data.synthetic_queue import QueueConfig
-from models.fills import (NP, FillsConfig, FillsObs, design, fit, heldout_lpd, observations, order_loglik,
-                          posterior_params, reliability, simulate, summarize, summary_draws, truth_names)
+from models.fills import (NP, FillsConfig, FillsObs, capture_shortfall, combine, design, fit, fitted_shortfall,
+                          from_table, heldout_lpd, observations, order_loglik, posterior_params, reliability,
+                          simulate, summarize, summary_draws, truth_names)
 from models.sampling import SamplerConfig, flatten
 
 
@@ -34,6 +35,53 @@ def _tiny() -> FillsObs:
                     depth_bps=np.ones(n), duration_s=np.array([0.05, 1.0, 0.45, 0.7, 0.2]), filled=filled,
                     through=np.zeros(n, bool), markout_bps=mk, regime_prob=probs, horizons_s=(0.5, 1.0, 5.0, 30.0),
                     repost_interval_s=1.0)
+
+
+def _queue_frame(rows):
+    """A hand-built queue-orders table: ``(side, level, depth_bps, filled, capture_bps)`` rows."""
+    import pandas as pd
+
+    side, level, depth, filled, capture = (np.array(c) for c in zip(*rows))
+    n = len(rows)
+    q = pd.DataFrame({"side": side.astype(np.int8), "level": level.astype(np.int16),
+                      "queue_ahead_trades": np.ones(n), "imbalance": np.zeros(n),
+                      "spread_ticks": np.ones(n, np.int16), "depth_bps": depth.astype(float),
+                      "duration_s": np.full(n, 0.5), "filled": filled.astype(bool),
+                      "outcome": np.where(filled.astype(bool), "filled", "repost").astype(object),
+                      "capture_bps": capture.astype(float)})
+    for h in (0.5, 1.0, 5.0, 30.0):
+        q[f"markout_bps@{h:g}s"] = np.where(q["filled"], 0.1, np.nan)
+    return q
+
+
+def test_capture_shortfall_on_a_hand_built_queue_orders_table():
+    """Per level, the mean and se of depth_bps - capture_bps over the fills with a known
+    capture; a level with < 2 such fills takes the pooled mean with the pooled sd."""
+    nan = math.nan
+    rows = [(1, 0, 0.5, True, 0.3), (-1, 0, 0.5, True, 0.1), (1, 0, 0.5, True, 0.5),   # s = 0.2, 0.4, 0.0
+            (1, 0, 0.5, False, nan), (1, 0, 0.5, True, nan),                          # not counted
+            (-1, 1, 1.5, True, 1.0), (1, 1, 1.5, True, 1.4),                          # s = 0.5, 0.1
+            (1, 2, 2.5, True, 1.5),                                                   # one fill: pooled
+            (1, 3, 3.5, False, nan)]                                                  # no fill: pooled
+    o = from_table(_queue_frame(rows), np.tile([1.0, 0, 0, 0], (len(rows), 1)), "T", ObservationConfig())
+    assert np.isnan(o.capture_bps[3]) and o.capture_bps[0] == pytest.approx(0.3)
+    cs = capture_shortfall(o, 3)["T"]
+    assert list(cs) == ["0", "1", "2", "3"]
+    assert cs["0"]["mean"] == pytest.approx(0.2) and cs["0"]["n"] == 3 and not cs["0"]["pooled"]
+    assert cs["0"]["sd"] == pytest.approx(0.2) and cs["0"]["se"] == pytest.approx(0.2 / math.sqrt(3))
+    assert cs["1"]["mean"] == pytest.approx(0.3) and cs["1"]["se"] == pytest.approx(np.std([0.5, 0.1], ddof=1) / 2 ** 0.5)
+    pool = [0.2, 0.4, 0.0, 0.5, 0.1, 1.0]
+    for lv in ("2", "3"):
+        assert cs[lv]["pooled"] and cs[lv]["mean"] == pytest.approx(np.mean(pool))
+        assert cs[lv]["se"] == pytest.approx(np.std(pool, ddof=1))
+    assert cs["2"]["n"] == 1 and cs["3"]["n"] == 0
+    # the column travels with take / combine; an asset with < 2 such fills is left out
+    assert capture_shortfall(o.take(np.arange(3)), 3)["T"]["0"]["mean"] == pytest.approx(0.2)
+    few = from_table(_queue_frame(rows[:1] + rows[3:5]), np.tile([1.0, 0, 0, 0], (3, 1)), "U", ObservationConfig())
+    both = capture_shortfall(combine(o, few), 3)
+    assert set(both) == {"T"} and both["T"] == cs
+    # observations built without the column (None): all unknown, no estimate
+    assert capture_shortfall(_tiny(), 3) == {}
 
 
 def _params(rng):
@@ -250,7 +298,17 @@ def test_bundle_schema_3_carries_and_loads_the_fills_block(recovered, tmp_path):
     np.testing.assert_allclose(v.fills.cuts_s, [0, 0.1, 0.3, 0.6])
     assert bundle_view(example_bundle()).fills is None
     assert dump_bundle(back, tmp_path / "again.json").read_bytes() == path.read_bytes()
+    # the capture shortfall per level: the plug-in stored with the fit, exported as a normal
+    # (mean, se, sd of single fills), carried to the view; no draws, so no fidelity row
+    o, _ = recovered
+    sf = fitted_shortfall(idata)
+    assert sf == capture_shortfall(o, 3)["SIM"] and d["fills"]["capture_shortfall_bps"] is None
+    for lv in ("0", "1", "2", "3"):
+        cell = s["fills"]["capture_shortfall_bps"][lv]
+        assert (cell["mu"], cell["sigma"]) == (sf[lv]["mean"], sf[lv]["se"])
+    np.testing.assert_allclose(v.fills.capture_shortfall_bps, [sf[str(k)]["mean"] for k in range(4)])
     fid = fidelity_report(s, d)
+    assert not any("capture_shortfall" in k for k in fid)
     assert "fills[hazard,normal,0,[0,2),0-0.1s]" in fid and "fills[markout_bps,low,3,[20,inf),30s]" in fid
     # where the data speak (the regime the window visited) the families match the draws closely;
     # the regimes without data keep their heavy-tailed lognormal prior, which a gamma fits less well
