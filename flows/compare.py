@@ -77,8 +77,10 @@ def download_fits(run_id: str) -> dict[str, str]:
 def score_heldout(label: str, fits: dict[str, str], ref: dict, data_sha256: str, observation: dict,
                   max_draws: int) -> dict[str, Any]:
     """Held-out log predictive density of every model of one calibration
-    (:func:`models.heldout.score`) on the held-out window ``ref``; the common bars
-    and regime path under the rules ``observation`` (the challenger's)."""
+    (:func:`models.heldout.score`) on the held-out window ``ref``; the common bars and
+    the regime probabilities of each bar (the regime HMM's smoothed probabilities at its
+    EM/MAP point, as the fits take them: docs/models/regime_soft.md) under the rules
+    ``observation`` (the challenger's)."""
     import arviz as az
 
     from models import catalog, heldout
@@ -87,7 +89,7 @@ def score_heldout(label: str, fits: dict[str, str], ref: dict, data_sha256: str,
     market, _ = T.load_market(ref, data_sha256)
     cfg = ObservationConfig.model_validate(observation)
     bars = volatility_bars(market, cfg)
-    regimes = catalog.regime_path(market, "em", bars=bars, config=cfg)
+    regimes = catalog.regime_probabilities(market, bars=bars, config=cfg)
     res = heldout.score({m: az.from_netcdf(p) for m, p in fits.items()}, market, bars=bars, regimes=regimes,
                         max_draws=max_draws)
     get_run_logger().info("%s: held-out elpd %s", label,
