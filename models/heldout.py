@@ -3,7 +3,8 @@
 
 Both calibrations are scored on the same later window neither fit saw, by each model's
 log predictive density of it (nats; :func:`models.sampling.predictive_density`), on
-observations defined by the rules each fit used and one shared EM/MAP regime path.
+observations defined by the rules each fit used and one shared set of regime
+probabilities per bar (the regime HMM's smoothed probabilities at its EM/MAP point).
 Differences are challenger minus champion per model, paired over the units when both
 scored the same ones (Vehtari, Gelman & Gabry 2017).  :func:`decide` promotes the
 challenger when there is no champion or when the summed elpd difference exceeds ``z``
