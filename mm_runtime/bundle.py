@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 from .files import _reject_constant, atomic_write_bytes, parse_state_document, replace_dir
+from .hawkes_kernel import HawkesComponent, check_components
 from .observation import GAP_FIELDS, QUEUE_FIELDS, ObservationConfig
 from .summaries import (
     _SUMMARY_ADAPTER,
@@ -217,6 +218,10 @@ class Params(BaseModel):
     # the diffusive volatility of a regime fit on jump-robust bars; sigma_bps is then the
     # total volatility (diffusion plus jumps). docs/runtime/bundle.md, "sigma_bps"
     sigma_diffusive_bps: dict[str, PositiveSummary] | None = Field(None, exclude_if=_is_none)
+    # optional (absent: one exponential, hawkes_branching and hawkes_decay): the kernel's M
+    # components, fastest first; hawkes_branching stays their total, hawkes_decay the one
+    # exponential with its mean lag. docs/runtime/bundle.md, "params.hawkes_components"
+    hawkes_components: list[HawkesComponent] | None = Field(None, exclude_if=_is_none)
 
     @model_validator(mode="after")
     def _extras(self):
@@ -350,6 +355,8 @@ class PriorBundle(_Model):
                 f"params.hawkes_branching: spectral radius of the mean branching matrix "
                 f"is {rho:.4g} (must be < 1 for a stationary Hawkes process)"
             )
+        if p.hawkes_components is not None:
+            check_components(p.hawkes_components, p.hawkes_branching)
         return self
 
     # ------------------------------------------------------------------ conveniences
