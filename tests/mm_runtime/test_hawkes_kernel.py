@@ -226,3 +226,16 @@ def test_mean_lag_decay():
     # shares 1/2, 1/2 of decays 10 and 1: mean lag (0.1 + 1)/2 = 0.55 s
     assert mean_lag_decay([0.5, 0.5], [10.0, 1.0]) == pytest.approx(1 / 0.55)
     assert mean_lag_decay([[1.0, 3.0]], [[2.0, 2.0]])[0] == pytest.approx(2.0)
+
+
+def test_registry_reads_the_total_and_the_mean_lag_decay():
+    from mm_runtime.params import Registry
+
+    b = with_hawkes_components(mr.example_bundle(), [300.0, 3.0, 0.03], [0.5, 0.3, 0.2])
+    r = Registry.from_bundle(b, max_strength=None)
+    assert r.prior_mean("hawkes_beta") == pytest.approx(mean_lag_decay([0.5, 0.3, 0.2], [300.0, 3.0, 0.03]))
+    assert r.prior_mean("hawkes_alpha") == pytest.approx(0.3)            # the total self-excitation
+    assert "total of 3 kernel components" in r.summary("hawkes_alpha").prior_source
+    assert "mean-lag decay" in r.summary("hawkes_beta").prior_source
+    plain = Registry.from_bundle(mr.example_bundle(), max_strength=None)
+    assert "kernel" not in plain.summary("hawkes_alpha").prior_source + plain.summary("hawkes_beta").prior_source
