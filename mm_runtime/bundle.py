@@ -8,7 +8,9 @@ depth bps, time s, sigma bps/sqrt(s), kappa 1/bps, rates 1/s.  Schema 2 carries 
 ``observation`` block (:class:`~mm_runtime.observation.ObservationConfig`); a schema-1
 document loads with its defaults assumed.  Schema 3 adds the queue-order rules to that
 block and an optional ``params.fills`` block (:class:`FillsBlock`: the fills model's
-hazards and markouts per regime x level x queue bucket cell).  The quoter reads a bundle through its typed
+hazards and markouts per regime x level x queue bucket cell).  An optional ``params.hawkes_components``
+list carries a Hawkes kernel of M > 1 components (:mod:`mm_runtime.hawkes_kernel`; no version change:
+without it a document keeps its bytes).  The quoter reads a bundle through its typed
 view (:mod:`mm_runtime.view`).
 
 Layout, the ``params`` families and the checksum rule: docs/runtime/bundle.md.
