@@ -132,9 +132,9 @@ def excitation_step(exc, n, beta, dt, trade_ok, trade_side):
     import jax.numpy as jnp  # here, so that loading a bundle does not import jax
 
     n_source = jnp.where(trade_side > 0, n[:, :, 0], n[:, :, 1])  # (K, S)
-    # unrolled over the (few) components, each row the one-exponential expression on (S,)
-    return jnp.stack([exc[m] * jnp.exp(-beta[m] * dt) + jnp.where(trade_ok, beta[m] * n_source[m], 0.0)
-                      for m in range(beta.shape[0])])
+    # one vectorised exp over the components (one fused kernel; an exp per row would add a
+    # kernel per component to the step's multi-kernel form)
+    return exc * jnp.exp(-beta[:, None] * dt) + jnp.where(trade_ok, beta[:, None] * n_source, 0.0)
 
 
 def with_hawkes_components(bundle: PriorBundle, decays, shares, strength: float = 200.0) -> PriorBundle:
