@@ -302,7 +302,7 @@ def bench_bundle(fills: bool, components: int = 1):
     import mm_runtime as mr
 
     if components > 1:
-        from mm_runtime.hawkes_kernel import with_hawkes_components
+        from mm_runtime.bundle import with_example_components as with_hawkes_components
 
         b = with_hawkes_components(mr.example_bundle(), np.geomspace(1000.0, 0.01, components),
                                    np.ones(components))

@@ -39,7 +39,7 @@ from pydantic import (
 )
 
 from .files import _reject_constant, atomic_write_bytes, parse_state_document, replace_dir
-from .hawkes_kernel import HawkesComponent, check_components
+from .hawkes_kernel import HawkesComponent, check_components, mean_lag_decay
 from .observation import GAP_FIELDS, QUEUE_FIELDS, ObservationConfig
 from .summaries import (
     _SUMMARY_ADAPTER,
@@ -95,6 +95,7 @@ __all__ = [
     "parse_state_document",
     "example_bundle",
     "with_example_fills",
+    "with_example_components",
 ]
 
 SCHEMA_VERSION = 3
@@ -595,4 +596,22 @@ def with_example_fills(bundle: PriorBundle, hazard, markout, sd: float = 0.1, st
         "hazard": tree(lambda lv, q: {"family": "gamma", "shape": strength, "rate": strength / hazard(lv, q)}, pieces),
         "markout_bps": tree(lambda lv, q: {"family": "normal", "mu": markout(lv, q), "sigma": sd}, hz),
     }
+    return with_checksum(PriorBundle.model_validate(doc))
+
+
+def with_example_components(bundle: PriorBundle, decays, shares, strength: float = 200.0) -> PriorBundle:
+    """``bundle`` with a hand-built ``params.hawkes_components`` block (no fit behind it; tests,
+    benchmarks): decays ``decays`` (1/s, fastest first; lognormal, sd 0.1 in logs, mean the decay)
+    and ``shares`` (M,) of every entry of the total branching (betas of ``strength``
+    pseudo-observations); ``hawkes_decay`` becomes the kernel's mean-lag decay."""
+    w = np.asarray(shares, dtype=float) / np.sum(shares)
+    total = bundle.params.hawkes_branching
+    lognormal = lambda m: {"family": "lognormal", "mu": math.log(float(m)) - 0.005, "sigma": 0.1}  # noqa: E731
+    doc = bundle.model_dump(mode="json")
+    doc["params"]["hawkes_components"] = [
+        {"decay": lognormal(b), "branching": {t: {s: {"family": "beta", "a": total[t][s].mean() * wm * strength,
+                                                      "b": (1.0 - total[t][s].mean() * wm) * strength}
+                                                  for s in SIDES} for t in SIDES}}
+        for b, wm in zip(decays, w, strict=True)]
+    doc["params"]["hawkes_decay"] = lognormal(mean_lag_decay(w, np.asarray(decays, dtype=float)))
     return with_checksum(PriorBundle.model_validate(doc))

@@ -1,7 +1,8 @@
 """The Hawkes kernel's components: the bundle's optional ``params.hawkes_components``
 block (:class:`HawkesComponent`, :func:`check_components`), its padded runtime arrays
 (:func:`kernel_arrays`) and the excitation recursion of the quote step
-(:func:`excitation_step`).
+(:func:`excitation_step`). A hand-built block for tests and benchmarks:
+:func:`mm_runtime.bundle.with_example_components`.
 
 Kernel (docs/models/hawkes_multiscale.md, "Several kernel components"):
 ``phi_{t,s}(u) = sum_m n^m[t, s] beta_m e^{-beta_m u}``, so the intensity of side ``t``
@@ -23,19 +24,14 @@ docs/runtime/bundle.md ("params.hawkes_components").
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from .summaries import BetaSummary, LogNormalSummary
 from .vocabulary import SIDES
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .bundle import PriorBundle
-
 __all__ = ["MAX_COMPONENTS", "PAD_DECAY", "HawkesComponent", "check_components", "component_means",
-           "kernel_arrays", "padded", "excitation_step", "mean_lag_decay", "with_hawkes_components"]
+           "kernel_arrays", "padded", "excitation_step", "mean_lag_decay"]
 
 MAX_COMPONENTS = 6
 """Rows of the runtime's excitation state: the most components a fit has
@@ -135,37 +131,6 @@ def excitation_step(exc, n, beta, dt, trade_ok, trade_side):
     # one vectorised exp over the components (one fused kernel; an exp per row would add a
     # kernel per component to the step's multi-kernel form)
     return exc * jnp.exp(-beta[:, None] * dt) + jnp.where(trade_ok, beta[:, None] * n_source, 0.0)
-
-
-def with_hawkes_components(bundle: PriorBundle, decays, shares, strength: float = 200.0) -> PriorBundle:
-    """``bundle`` with a hand-built ``params.hawkes_components`` block (tests,
-    benchmarks; no fit behind it): the component decays ``decays`` (1/s, fastest
-    first; a lognormal of sd 0.1 on the log scale around each mean) and ``shares``
-    (M,) of every entry of the total branching (summing to 1; betas of ``strength``
-    pseudo-observations). ``hawkes_decay`` becomes the one exponential with the same
-    total branching and mean lag (:func:`mean_lag_decay`)."""
-    import math
-
-    from .bundle import with_checksum
-
-    shares = np.asarray(shares, dtype=float)
-    shares = shares / shares.sum()
-    doc = bundle.model_dump(mode="json")
-    total = bundle.params.hawkes_branching
-    comps = []
-    for b, w in zip(decays, shares, strict=True):
-        br = {}
-        for t in SIDES:
-            br[t] = {}
-            for s in SIDES:
-                m = total[t][s].mean() * float(w)
-                br[t][s] = {"family": "beta", "a": m * strength, "b": (1.0 - m) * strength}
-        comps.append({"decay": {"family": "lognormal", "mu": math.log(float(b)) - 0.005, "sigma": 0.1},
-                      "branching": br})
-    doc["params"]["hawkes_components"] = comps
-    beta_eff = mean_lag_decay(shares, np.asarray(decays, dtype=float))
-    doc["params"]["hawkes_decay"] = {"family": "lognormal", "mu": math.log(beta_eff) - 0.005, "sigma": 0.1}
-    return with_checksum(type(bundle).model_validate(doc))
 
 
 def mean_lag_decay(weights, decays):
