@@ -8,7 +8,9 @@ depth bps, time s, sigma bps/sqrt(s), kappa 1/bps, rates 1/s.  Schema 2 carries 
 ``observation`` block (:class:`~mm_runtime.observation.ObservationConfig`); a schema-1
 document loads with its defaults assumed.  Schema 3 adds the queue-order rules to that
 block and an optional ``params.fills`` block (:class:`FillsBlock`: the fills model's
-hazards and markouts per regime x level x queue bucket cell).  The quoter reads a bundle through its typed
+hazards and markouts per regime x level x queue bucket cell).  An optional ``params.hawkes_components``
+list carries a Hawkes kernel of M > 1 components (:mod:`mm_runtime.hawkes_kernel`; no version change:
+without it a document keeps its bytes).  The quoter reads a bundle through its typed
 view (:mod:`mm_runtime.view`).
 
 Layout, the ``params`` families and the checksum rule: docs/runtime/bundle.md.
@@ -37,6 +39,7 @@ from pydantic import (
 )
 
 from .files import _reject_constant, atomic_write_bytes, parse_state_document, replace_dir
+from .hawkes_kernel import HawkesComponent, check_components, mean_lag_decay
 from .observation import GAP_FIELDS, QUEUE_FIELDS, ObservationConfig
 from .summaries import (
     _SUMMARY_ADAPTER,
@@ -92,6 +95,7 @@ __all__ = [
     "parse_state_document",
     "example_bundle",
     "with_example_fills",
+    "with_example_components",
 ]
 
 SCHEMA_VERSION = 3
@@ -223,6 +227,10 @@ class Params(BaseModel):
     # the diffusive volatility of a regime fit on jump-robust bars; sigma_bps is then the
     # total volatility (diffusion plus jumps). docs/runtime/bundle.md, "sigma_bps"
     sigma_diffusive_bps: dict[str, PositiveSummary] | None = Field(None, exclude_if=_is_none)
+    # optional (absent: one exponential, hawkes_branching and hawkes_decay): the kernel's M
+    # components, fastest first; hawkes_branching stays their total, hawkes_decay the one
+    # exponential with its mean lag. docs/runtime/bundle.md, "params.hawkes_components"
+    hawkes_components: list[HawkesComponent] | None = Field(None, exclude_if=_is_none)
 
     @model_validator(mode="after")
     def _extras(self):
@@ -356,6 +364,8 @@ class PriorBundle(_Model):
                 f"params.hawkes_branching: spectral radius of the mean branching matrix "
                 f"is {rho:.4g} (must be < 1 for a stationary Hawkes process)"
             )
+        if p.hawkes_components is not None:
+            check_components(p.hawkes_components, p.hawkes_branching)
         return self
 
     # ------------------------------------------------------------------ conveniences
@@ -597,4 +607,22 @@ def with_example_fills(bundle: PriorBundle, hazard, markout, sd: float = 0.1, st
     if shortfall is not None:
         doc["params"]["fills"]["capture_shortfall_bps"] = {
             str(lv): {"family": "normal", "mu": shortfall(lv), "sigma": sd} for lv in range(obs.queue_levels + 1)}
+    return with_checksum(PriorBundle.model_validate(doc))
+
+
+def with_example_components(bundle: PriorBundle, decays, shares, strength: float = 200.0) -> PriorBundle:
+    """``bundle`` with a hand-built ``params.hawkes_components`` block (no fit behind it; tests,
+    benchmarks): decays ``decays`` (1/s, fastest first; lognormal, sd 0.1 in logs, mean the decay)
+    and ``shares`` (M,) of every entry of the total branching (betas of ``strength``
+    pseudo-observations); ``hawkes_decay`` becomes the kernel's mean-lag decay."""
+    w = np.asarray(shares, dtype=float) / np.sum(shares)
+    total = bundle.params.hawkes_branching
+    lognormal = lambda m: {"family": "lognormal", "mu": math.log(float(m)) - 0.005, "sigma": 0.1}  # noqa: E731
+    doc = bundle.model_dump(mode="json")
+    doc["params"]["hawkes_components"] = [
+        {"decay": lognormal(b), "branching": {t: {s: {"family": "beta", "a": total[t][s].mean() * wm * strength,
+                                                      "b": (1.0 - total[t][s].mean() * wm) * strength}
+                                                  for s in SIDES} for t in SIDES}}
+        for b, wm in zip(decays, w, strict=True)]
+    doc["params"]["hawkes_decay"] = lognormal(mean_lag_decay(w, np.asarray(decays, dtype=float)))
     return with_checksum(PriorBundle.model_validate(doc))

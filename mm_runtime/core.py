@@ -386,7 +386,7 @@ def _step_raw(state: QuoterState, ev: MarketEvent) -> tuple[QuoterState, Quotes]
     alpha_buckets = w[:B]
     kappa = w[B : B + 2]  # [buy, sell] aggressors
     poisson_rate = w[B + 2 : B + 4]
-    hawkes = w[B + 4 : B + 6] + est.hawkes_excitation
+    hawkes = w[B + 4 : B + 6] + jnp.sum(est.hawkes_excitation, axis=0)  # Σ_m over the kernel's components
     sigma_model = w[B + 6]
     regime_multiplier = w[B + 7]
 

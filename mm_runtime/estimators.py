@@ -4,8 +4,8 @@ Learned, each update weighted by the filtered regime probabilities: α[regime, b
 (Beta–Bernoulli on fills' markouts in bps at the bundle's ``markout_horizon_s`` vs its
 ``informed_threshold_bps``), κ[regime, side] (Gamma–Exponential on market orders'
 depth beyond the mid, 1/bps) and A[regime, side] (Gamma–Poisson, arrivals per s of
-exposure).  Not learned: the Hawkes intensities (exponential-kernel recursion over the
-bundle's means, 1/s) and the regime probabilities (forward filter over the bundle's
+exposure).  Not learned: the Hawkes intensities (the recursion of the bundle's kernel,
+one exponential or M components, over its means, 1/s; :mod:`mm_runtime.hawkes_kernel`) and the regime probabilities (forward filter over the bundle's
 HMM on ln σ per volatility bar, σ in bps/√s).  The families are kept as one ``(R, C)``
 evidence array added to the prior's natural parameters (:class:`Columns`); a cell is
 trusted once its tier (``pnl``: α; ``intensity``: κ, A) is calibrated.
@@ -25,6 +25,7 @@ from ._small import umax, usum, uweighted
 from .barvar import BarParams, bar_init, bar_params, bar_update
 from .bundle import PriorBundle
 from .conjugate import BetaParams, GammaParams
+from .hawkes_kernel import MAX_COMPONENTS, excitation_step, padded
 from .view import BundleView, bundle_view
 from .vocabulary import REGIMES, SIDES
 
@@ -103,8 +104,8 @@ class PriorArrays(NamedTuple):
 
     nat: jax.Array  # (R, C) [α a | α b | κ shape | κ rate | A shape | A rate]
     hawkes_mu: jax.Array  # (R, S) 1/s
-    hawkes_n: jax.Array  # (S, S) [target, source]
-    hawkes_beta: jax.Array  # () 1/s
+    hawkes_kernel_n: jax.Array  # (K, S, S) [component, target, source], K = MAX_COMPONENTS (zero-padded)
+    hawkes_kernel_beta: jax.Array  # (K,) 1/s, fastest first (padding: PAD_DECAY)
     transition: jax.Array  # (R, R) row-stochastic, per volatility bar
     emission_loc: jax.Array  # (R,) Student-t predictive of ln σ_bar
     emission_scale: jax.Array  # (R,)
@@ -135,7 +136,7 @@ class LearningParams(NamedTuple):
 class EstimatorState(NamedTuple):
     evidence: jax.Array  # (R, C) sufficient statistics since the prior (see Columns)
     regime_probs: jax.Array  # (R,)
-    hawkes_excitation: jax.Array  # (S,) 1/s
+    hawkes_excitation: jax.Array  # (K, S) 1/s per kernel component (rows past the bundle's M stay 0)
     pending: jax.Array  # (N, 5 + R) rows [ts, price, side, bucket, active, p_0..p_{R-1}]
     cursor: jax.Array  # () float64 index of the next pending row to write
     bar_stats: jax.Array  # (9,) the open volatility bar (mm_runtime.barvar.bar_update)
@@ -178,13 +179,16 @@ def prior_arrays(bundle: PriorBundle | BundleView) -> PriorArrays:
     nat[:, cols.kappa_rate] = v.kappa_rate
     nat[:, cols.arrival_shape] = v.arrival_shape
     nat[:, cols.arrival_rate] = v.arrival_rate
+    kn, kb = padded(v.hawkes_kernel_n, v.hawkes_kernel_beta)
     const = [lgamma(0.5 * (df + 1)) - lgamma(0.5 * df) - 0.5 * log(df * pi) - log(sc)
              for df, sc in zip(v.emission_df.tolist(), v.emission_scale.tolist(), strict=True)]
     return PriorArrays(
         nat=nat,
         hawkes_mu=f(v.hawkes_mu),
-        hawkes_n=f(v.hawkes_n),
-        hawkes_beta=f(v.hawkes_beta),
+        # a fixed K rows whatever the bundle's M (mm_runtime.hawkes_kernel): one trace for every
+        # bundle, vmappable across assets of different M, a state file of one shape
+        hawkes_kernel_n=f(kn),
+        hawkes_kernel_beta=f(kb),
         transition=f(v.transition),
         emission_loc=f(v.emission_loc),
         emission_scale=f(v.emission_scale),
@@ -206,7 +210,7 @@ def init_estimators(prior: PriorArrays, capacity: int) -> EstimatorState:
     return EstimatorState(
         evidence=np.zeros_like(np.asarray(prior.nat)),
         regime_probs=np.asarray(prior.stationary, dtype=np.float64),
-        hawkes_excitation=np.zeros(S),
+        hawkes_excitation=np.zeros((MAX_COMPONENTS, S)),
         pending=np.zeros((capacity, PENDING_PROBS + R)),
         cursor=np.float64(0.0),
         bar_stats=bar_init(),
@@ -292,10 +296,8 @@ def update(st: EstimatorState, prior: PriorArrays, lp: LearningParams, obs: Obse
         + jnp.where(in_(cols.kappa_rate), t_depth, 0.0),
         0.0,
     ) + jnp.where(in_(cols.arrival_rate), exposure, 0.0)
-    n_source = jnp.where(obs.trade_side > 0, prior.hawkes_n[:, 0], prior.hawkes_n[:, 1])
-    exc = st.hawkes_excitation * jnp.exp(-prior.hawkes_beta * dt) + jnp.where(
-        t_ok, prior.hawkes_beta * n_source, 0.0
-    )
+    exc = excitation_step(st.hawkes_excitation, prior.hawkes_kernel_n, prior.hawkes_kernel_beta, dt, t_ok,
+                          obs.trade_side)
 
     # --- own fill: into the ring buffer
     measured = obs.fill_side * (prev_mid - obs.fill_price) / safe_prev * 1e4

@@ -448,6 +448,9 @@ class Quoter:
                 est = est._replace(evidence=state.est.evidence)
             elif not same_alpha:  # α learned under another definition: drop its columns
                 est = without_alpha_evidence(est, int(np.shape(state.prior.bucket_edges)[0]))
+            if bundle_view(self.bundle).hawkes_kernel_beta.shape != bundle_view(new).hawkes_kernel_beta.shape:
+                # another number of kernel components: the rows mean other time scales, restart at 0
+                est = est._replace(hawkes_excitation=state.est.hawkes_excitation)
             state = state._replace(est=est)
         self.state = state
         old_version, old_lineage = self.bundle.model_version, lineage(self.bundle)

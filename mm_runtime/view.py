@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from .hawkes_kernel import kernel_arrays
 from .observation import ObservationConfig
 from .summaries import (
     BetaSummary,
@@ -66,6 +67,7 @@ class BundleSummaries(NamedTuple):
     sigma_diffusive_bps: tuple[Any, ...] | None  # [r]; None = not in the bundle
     spread_capture: NormalSummary | None
     alpha_floor: BetaSummary | None
+    hawkes_components: tuple[Any, ...] | None = None  # [m] HawkesComponent, fastest first; None = not in the bundle
 
 
 def _ro(x) -> np.ndarray:
@@ -139,7 +141,9 @@ class BundleView:
     # means of the rest
     hawkes_mu: np.ndarray  # (R, S) baseline means, 1/s
     hawkes_n: np.ndarray  # (S, S) branching means [target, source]
-    hawkes_beta: float  # kernel decay mean, 1/s
+    hawkes_beta: float  # kernel decay mean, 1/s (with components: the one exponential with their mean lag)
+    hawkes_kernel_n: np.ndarray  # (M, S, S) the components' branching means [component, target, source]
+    hawkes_kernel_beta: np.ndarray  # (M,) their decay means, 1/s, fastest first (M = 1: hawkes_n, hawkes_beta)
     transition: np.ndarray  # (R, R) Dirichlet row means, per volatility bar
     stationary: np.ndarray  # (R,) stationary distribution of ``transition``
     emission_df: np.ndarray  # (R,) Student-t predictive of ln σ_bar
@@ -187,11 +191,13 @@ class BundleView:
             else tuple(p.sigma_diffusive_bps[r] for r in REGIMES),
             spread_capture=p.spread_capture,
             alpha_floor=p.alpha_floor,
+            hawkes_components=None if p.hawkes_components is None else tuple(p.hawkes_components),
         )
         attr = lambda rows, name: [[getattr(x, name) for x in row] for row in rows]  # noqa: E731
         mean = lambda rows: [[x.mean() for x in row] for row in rows]  # noqa: E731
         T = np.asarray([d.mean() for d in s.regime_transition], dtype=np.float64)
         pred = [e.predictive() for e in s.regime_emission]  # (df, loc, scale)
+        k_n, k_beta = kernel_arrays(p.hawkes_components, mean(s.hawkes_branching), s.hawkes_decay.mean())
         return cls(
             asset=bundle.asset,
             model_version=bundle.model_version,
@@ -211,6 +217,8 @@ class BundleView:
             hawkes_mu=_ro(mean(s.hawkes_baseline)),
             hawkes_n=_ro(mean(s.hawkes_branching)),
             hawkes_beta=float(s.hawkes_decay.mean()),
+            hawkes_kernel_n=_ro(k_n),
+            hawkes_kernel_beta=_ro(k_beta),
             transition=_ro(T),
             stationary=_ro(stationary_distribution(T)),
             emission_df=_ro([x[0] for x in pred]),

@@ -207,6 +207,8 @@ def _map_leaves(tree, fn, path=()):
         return fn(tree, path)
     if isinstance(tree, dict):
         return {k: _map_leaves(v, fn, path + (k,)) for k, v in tree.items()}
+    if isinstance(tree, list):   # params.hawkes_components: a list of objects of summaries
+        return [_map_leaves(v, fn, path + (str(i),)) for i, v in enumerate(tree)]
     raise TypeError(f"params.{'.'.join(path)}: not a summary")
 
 
@@ -274,14 +276,16 @@ def build_bundle(
 
 def flat_name(path: Sequence[str]) -> str:
     """DESIGN.md section 8 name of a leaf: ``("kappa", "high", "buy") -> "kappa[high,buy]"``,
-    ``("hawkes_decay",) -> "hawkes_decay"``."""
+    ``("hawkes_decay",) -> "hawkes_decay"``, ``("hawkes_components", "0", "decay") ->
+    "hawkes_components[0,decay]"``."""
     head, *idx = (str(p) for p in path)
     return f"{head}[{','.join(idx)}]" if idx else head
 
 
 def leaves(summaries: Mapping[str, Any], draws: Mapping[str, Any]) -> list[tuple[tuple[str, ...], dict, Any]]:
     """``(path, summary, draws)`` for every summary leaf of a ``summarize`` output and
-    the matching ``summary_draws`` output (same nesting).  A subtree whose draws are
+    the matching ``summary_draws`` output (same nesting; a list, such as
+    ``hawkes_components``, indexed ``"0"``, ``"1"``, ...).  A subtree whose draws are
     None is a plug-in estimate with no posterior draws (the fills model's
     ``capture_shortfall_bps``): left out."""
     out: list[tuple[tuple[str, ...], dict, Any]] = []
@@ -291,6 +295,12 @@ def leaves(summaries: Mapping[str, Any], draws: Mapping[str, Any]) -> list[tuple
             return
         if isinstance(s, Mapping) and "family" in s:
             out.append((path, dict(s), d))
+            return
+        if isinstance(s, list):
+            if not isinstance(d, list) or len(d) != len(s):
+                raise TypeError(f"{flat_name(path)}: summaries and draws are not nested alike")
+            for i, (v, x) in enumerate(zip(s, d)):
+                walk(v, x, path + (str(i),))
             return
         if not isinstance(s, Mapping) or not isinstance(d, Mapping):
             raise TypeError(f"{flat_name(path)}: summaries and draws are not nested alike")

@@ -115,6 +115,14 @@ def parse_state(raw: bytes, origin: str, *, asset: str, fresh: EstimatorState,
         est_doc = {k: v for k, v in est_doc.items() if k not in _OLD_BAR_FIELDS}
         est_doc["bar_stats"] = {"shape": list(np.shape(fresh.bar_stats)),
                                 "data": np.asarray(fresh.bar_stats, dtype=np.float64).ravel().tolist()}
+    exc = est_doc.get("hawkes_excitation") if isinstance(est_doc, dict) else None
+    if isinstance(exc, dict) and exc.get("shape") == [np.shape(fresh.hawkes_excitation)[1]] and isinstance(
+            exc.get("data"), list):
+        # saved with one kernel component (before the component axis): its excitation is row 0
+        rows = np.zeros(np.shape(fresh.hawkes_excitation)).tolist()
+        rows[0] = exc["data"]
+        est_doc = {**est_doc, "hawkes_excitation": {"shape": list(np.shape(fresh.hawkes_excitation)),
+                                                    "data": [x for r in rows for x in r]}}
     if not isinstance(est_doc, dict) or set(est_doc) != set(EstimatorState._fields):
         fail(f"est: must be an object with exactly {list(EstimatorState._fields)}")
     leaves = {}

@@ -110,6 +110,10 @@ def bundle_priors(
         c = s.regime_transition[i].concentration
         return BetaSummary(a=c[i], b=sum(c) - c[i])
 
+    # with params.hawkes_components, hawkes_branching is the total over the components and
+    # hawkes_decay the one exponential with the kernel's mean lag: the one-exponential
+    # parameters of the registry (docs/runtime/params.md, "Bundle priors")
+    kernel = "" if s.hawkes_components is None else f", total of {len(s.hawkes_components)} kernel components"
     mapping = {
         "alpha_touch": ([(pi[i], s.alpha[i][0]) for i in range(R)],
                         f"params.alpha[*][{first}], stationary regime mix"),
@@ -117,8 +121,9 @@ def bundle_priors(
         "hawkes_mu": (regime_side(s.hawkes_baseline),
                       "params.hawkes_baseline[*][*], stationary regime mix, sides equal"),
         "hawkes_alpha": ([(1.0 / S, s.hawkes_branching[j][j]) for j in range(S)],
-                         "params.hawkes_branching diagonal (self-excitation), sides equal"),
-        "hawkes_beta": ([(1.0, s.hawkes_decay)], "params.hawkes_decay"),
+                         f"params.hawkes_branching diagonal (self-excitation), sides equal{kernel}"),
+        "hawkes_beta": ([(1.0, s.hawkes_decay)], "params.hawkes_decay" + (
+            "" if s.hawkes_components is None else " (the kernel's mean-lag decay)")),
         "regime_sticky_diagonal": ([(pi[i], diagonal(i)) for i in range(R)],
                                    "params.regime_transition diagonal, stationary regime mix"),
     }

@@ -235,12 +235,15 @@ DEFAULT_SPECS: tuple[ParamSpec, ...] = (
     param_spec(
         "hawkes_alpha", 3, "beta", 0.3, 10.0, "branching ratio",
         "Hawkes self-excitation n_ss (expected children per event of the same side). Evidence: "
-        "bernoulli. Bundle: diagonal of params.hawkes_branching.",
+        "bernoulli. Bundle: diagonal of params.hawkes_branching (with params.hawkes_components: the "
+        "total over the kernel's components).",
     ),
     param_spec(
         "hawkes_beta", 3, "gamma", 0.1, 1.0, "1/s",
         "Hawkes kernel decay beta (memory 1/beta s). Evidence: exponential(children, total parent-child "
-        "lag in s). Bundle: params.hawkes_decay (lognormal, moment-matched to a gamma).",
+        "lag in s). Bundle: params.hawkes_decay (lognormal, moment-matched to a gamma); with "
+        "params.hawkes_components it is the one exponential with the kernel's total branching and mean "
+        "parent-child lag, 1 / sum_m w_m / beta_m, the rate this evidence estimates under that kernel.",
     ),
     param_spec(
         "regime_sticky_diagonal", 3, "beta", 0.95, 100.0, "probability per volatility bar",

@@ -133,43 +133,68 @@ def summary_draws(idata, asset: str | None = None) -> dict[str, Any]:
     """Posterior draws (chains x draws, flattened) of every summarized quantity, in the
     layout of :func:`summarize` (the exporter measures each summary's fidelity on them):
     ``{"hawkes_baseline": {regime: {side: draws}}, "hawkes_branching": {target:
-    {source: draws}}, "hawkes_decay": draws}``. With several assets pass ``asset=``."""
+    {source: draws}}, "hawkes_decay": draws}``; a fit with M > 1 kernel components adds
+    ``"hawkes_components": [{"decay": draws, "branching": {target: {source: draws}}}]``
+    (fastest first), ``hawkes_branching`` is their total and ``hawkes_decay`` the decay
+    of the one exponential with the kernel's total branching and mean lag, per draw
+    (``mm_runtime.hawkes_kernel.mean_lag_decay``: ``1 / sum_m w_m / beta_m``, ``w_m``
+    the component's share of the summed branching matrix). With several assets pass
+    ``asset=``."""
+    from mm_runtime.hawkes_kernel import mean_lag_decay
+
     post = _asset_posterior(idata, asset)
-    if "hawkes_kernel_branching" in post:
-        raise ValueError("the bundle's Hawkes summary has one kernel component; this fit has "
-                         f"{post.sizes['component']} (docs/models/hawkes_multiscale.md)")
 
     def flat(name: str, *dims: str) -> np.ndarray:
         da = post[name].transpose("chain", "draw", *dims)
         return np.asarray(da.values, dtype=float).reshape((-1,) + da.shape[2:])
 
+    def matrix(x: np.ndarray) -> dict:          # (S, 2, 2) -> {target: {source: draws}}
+        return {t: {s: x[:, i, j] for j, s in enumerate(SIDES)} for i, t in enumerate(SIDES)}
+
     mu = flat("hawkes_baseline", "regime", "side")        # (S, 4, 2)
     n = flat("hawkes_branching", "target", "source")      # (S, 2, 2)
-    return {
+    out = {
         "hawkes_baseline": {r: {s: mu[:, i, j] for j, s in enumerate(SIDES)} for i, r in enumerate(REGIMES)},
-        "hawkes_branching": {t: {s: n[:, i, j] for j, s in enumerate(SIDES)} for i, t in enumerate(SIDES)},
-        "hawkes_decay": flat("hawkes_decay"),
+        "hawkes_branching": matrix(n),
     }
+    if "hawkes_kernel_branching" not in post:
+        out["hawkes_decay"] = flat("hawkes_decay")
+        return out
+    nk = flat("hawkes_kernel_branching", "component", "target", "source")             # (S, M, 2, 2)
+    beta = flat("hawkes_kernel_decay" if "hawkes_kernel_decay" in post else "hawkes_decay", "component")
+    out["hawkes_decay"] = mean_lag_decay(nk.sum((2, 3)), beta)
+    out["hawkes_components"] = [{"decay": beta[:, m], "branching": matrix(nk[:, m])} for m in range(nk.shape[1])]
+    return out
 
 
 def summarize(idata, asset: str | None = None) -> dict[str, Any]:
     """Conjugate summaries by moment matching (the families and equations of
     :mod:`models.export`), in the nested layout of ``mm_runtime.bundle``:
     ``{"hawkes_baseline": {regime: {side: gamma}}, "hawkes_branching": {target:
-    {source: beta}}, "hawkes_decay": lognormal}``. The gamma (``shape = m^2/v,
-    rate = m/v``) and the beta (``a = m k, b = (1 - m) k``, ``k = m (1 - m)/v - 1``)
-    have the posterior's mean ``m`` and variance ``v``; the lognormal's ``mu`` and
-    ``sigma`` are the mean and sd of ``log(beta)`` draws.
+    {source: beta}}, "hawkes_decay": lognormal}``, plus with M > 1 kernel components
+    ``"hawkes_components": [{"decay": lognormal, "branching": {target: {source:
+    beta}}}]`` (:func:`summary_draws`; docs/runtime/bundle.md,
+    "params.hawkes_components"). The gamma (``shape = m^2/v, rate = m/v``) and the beta
+    (``a = m k, b = (1 - m) k``, ``k = m (1 - m)/v - 1``) have the posterior's mean ``m``
+    and variance ``v``; so does the lognormal (``models.export.lognormal_from_draws``).
+    The components' beta means sum to the total's (the draws do).
 
     With several assets pass ``asset=``; the layout is the single-asset one.
     """
     from models.export import beta_from_draws, gamma_from_draws, lognormal_from_draws
 
     d = summary_draws(idata, asset)
-    return {
+
+    def matrix(tree: dict) -> dict:
+        return {t: {s: beta_from_draws(x) for s, x in per.items()} for t, per in tree.items()}
+
+    out = {
         "hawkes_baseline": {r: {s: gamma_from_draws(x) for s, x in per.items()}
                             for r, per in d["hawkes_baseline"].items()},
-        "hawkes_branching": {t: {s: beta_from_draws(x) for s, x in per.items()}
-                             for t, per in d["hawkes_branching"].items()},
+        "hawkes_branching": matrix(d["hawkes_branching"]),
         "hawkes_decay": lognormal_from_draws(d["hawkes_decay"]),
     }
+    if "hawkes_components" in d:
+        out["hawkes_components"] = [{"decay": lognormal_from_draws(c["decay"]), "branching": matrix(c["branching"])}
+                                    for c in d["hawkes_components"]]
+    return out

@@ -140,14 +140,15 @@ def test_runtime_state_carries_the_posterior_means(loaded, draws):
         want = [[np.mean(draws[name][r][s]) for s in SIDES] for r in REGIMES]
         assert rel(got, want) < REL_TOL, name
     n = [[np.mean(draws["hawkes_branching"][t][s]) for s in SIDES] for t in SIDES]
-    assert rel(prior.hawkes_n, n) < REL_TOL
+    assert rel(prior.hawkes_kernel_n[0], n) < REL_TOL      # one kernel component: row 0, the rest padding
+    assert not np.any(np.asarray(prior.hawkes_kernel_n)[1:])
     T = [np.mean(draws["regime_transition"][r], axis=0) for r in REGIMES]
     assert rel(prior.transition, T) < REL_TOL
     # the emission predictive is centred on the posterior mean of the emission means
     loc = [np.mean(draws["regime_emission"][r]["mean"]) for r in REGIMES]
     assert rel(prior.emission_loc, loc, floor=1.0) < REL_TOL
     # lognormal leaves: the runtime's mean exp(mu + sigma^2/2) is the posterior mean
-    for got, x in ((prior.hawkes_beta, draws["hawkes_decay"]), (prior.alpha_decay_bps, draws["alpha_decay_bps"]),
+    for got, x in ((prior.hawkes_kernel_beta[0], draws["hawkes_decay"]), (prior.alpha_decay_bps, draws["alpha_decay_bps"]),
                    (prior.adverse_move_bps, draws["adverse_move_bps"]),
                    (prior.sigma_bps, [draws["sigma_bps"][r] for r in REGIMES])):
         assert rel(got, np.asarray(x).mean(-1)) < REL_TOL
