@@ -302,14 +302,14 @@ def bench_bundle(fills: bool, components: int = 1):
     import mm_runtime as mr
 
     if components > 1:
-        from mm_runtime.bundle import with_example_components as with_hawkes_components
+        from mm_runtime.examples import with_example_components as with_hawkes_components
 
         b = with_hawkes_components(mr.example_bundle(), np.geomspace(1000.0, 0.01, components),
                                    np.ones(components))
         return b, mr.QuoterConfig(use_hawkes_intensity=True)
     if not fills:
         return mr.example_bundle(), mr.QuoterConfig()
-    from mm_runtime.bundle import with_example_fills
+    from mm_runtime.examples import with_example_fills
 
     b = with_example_fills(mr.example_bundle(), lambda lv, q: 2.0 * math.exp(-0.9 * lv - 0.4 * q),
                               lambda lv, q: 0.05 + 0.5 * lv)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import mm_runtime as mr
-from mm_runtime.bundle import with_example_fills
+from mm_runtime.examples import with_example_fills
 from mm_runtime.live import HyperliquidParser, LiveConfig, LiveRunner
 from mm_runtime.quoter import TRACE_COUNTS
 

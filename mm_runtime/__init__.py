@@ -36,12 +36,12 @@ from .bundle import (  # noqa: E402
     canonical_json,
     compute_checksum,
     dump_bundle,
-    example_bundle,
     load_bundle,
     parse_bundle,
     with_checksum,
 )
 from .config import QuoterConfig  # noqa: E402
+from .examples import example_bundle  # noqa: E402
 from .ladder import fill_probability, glft_quote  # noqa: E402
 from .logs import JsonFormatter, configure_json_logging  # noqa: E402
 from .metrics import RuntimeMetrics  # noqa: E402

@@ -2,7 +2,7 @@
 block (:class:`HawkesComponent`, :func:`check_components`), its padded runtime arrays
 (:func:`kernel_arrays`) and the excitation recursion of the quote step
 (:func:`excitation_step`). A hand-built block for tests and benchmarks:
-:func:`mm_runtime.bundle.with_example_components`.
+:func:`mm_runtime.examples.with_example_components`.
 
 Kernel (docs/models/hawkes_multiscale.md, "Several kernel components"):
 ``phi_{t,s}(u) = sum_m n^m[t, s] beta_m e^{-beta_m u}``, so the intensity of side ``t``

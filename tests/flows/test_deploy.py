@@ -9,7 +9,8 @@ import json
 import pytest
 
 from mm_runtime import QuoterConfig
-from mm_runtime.bundle import BundleError, example_bundle, load_bundle
+from mm_runtime.bundle import BundleError, load_bundle
+from mm_runtime.examples import example_bundle
 from mm_runtime.quoter import Quoter
 
 

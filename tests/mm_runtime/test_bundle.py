@@ -17,12 +17,12 @@ from mm_runtime.bundle import (
     bucket_keys,
     compute_checksum,
     dump_bundle,
-    example_bundle,
     load_bundle,
     bundle_bytes,
     parse_bundle,
     with_checksum,
 )
+from mm_runtime.examples import example_bundle
 from mm_runtime.observation import GAP_FIELDS, QUEUE_FIELDS, ObservationConfig
 
 
@@ -151,7 +151,7 @@ def test_fills_capture_shortfall_is_optional(tmp_path):
     """``params.fills.capture_shortfall_bps``: absent, the fills block keeps its bytes and
     the runtime's shortfall is 0; present, one normal per level 0..K that round-trips
     into the view; a missing or unknown level is refused, naming the field."""
-    from mm_runtime.bundle import with_example_fills
+    from mm_runtime.examples import with_example_fills
     from mm_runtime.view import bundle_view
 
     plain = with_example_fills(example_bundle(), lambda lv, q: 1.0, lambda lv, q: 0.5)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import mm_runtime as mr
-from mm_runtime.bundle import with_example_fills
+from mm_runtime.examples import with_example_fills
 from mm_runtime.fills_learning import FillsLearner
 from mm_runtime.live import LiveConfig, LiveRunner, StateFileError
 from mm_runtime.quoter import Quoter

@@ -26,7 +26,7 @@ import pytest
 import mm_runtime as mr
 from mm_runtime.bundle import BundleError, bundle_bytes, parse_bundle
 from mm_runtime.core import TRACE_COUNTS
-from mm_runtime.bundle import with_example_components as with_hawkes_components
+from mm_runtime.examples import with_example_components as with_hawkes_components
 from mm_runtime.hawkes_kernel import MAX_COMPONENTS, mean_lag_decay
 from mm_runtime.live import state as state_file
 from mm_runtime.view import bundle_view

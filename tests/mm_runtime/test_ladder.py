@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import mm_runtime  # noqa: F401  (x64)
-from mm_runtime.bundle import example_bundle
+from mm_runtime.examples import example_bundle
 from mm_runtime.config import QuoterConfig
 from mm_runtime.ladder import (
     BINDING_MARGIN,
@@ -351,7 +351,8 @@ def test_a_diffusive_sigma_in_the_bundle_leaves_the_quotes_on_the_total():
     """A bundle with sigma_diffusive_bps far below sigma_bps quotes the same ladder as
     without it: GLFT and the fill probability both take the total (docs/runtime/ladder.md)."""
     from mm_runtime import Quoter
-    from mm_runtime.bundle import PriorBundle, example_bundle, with_checksum
+    from mm_runtime.bundle import PriorBundle, with_checksum
+    from mm_runtime.examples import example_bundle
 
     doc = example_bundle().model_dump(mode="json")
     plain = PriorBundle.model_validate(doc)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import mm_runtime as mr
-from mm_runtime.bundle import with_example_fills
+from mm_runtime.examples import with_example_fills
 from mm_runtime.live import HyperliquidParser, LiveConfig, LiveRunner
 from mm_runtime.paper.book import with_resting
 from mm_runtime.queue import after_depth

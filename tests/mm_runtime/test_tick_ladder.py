@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import mm_runtime as mr
-from mm_runtime.bundle import with_example_fills
+from mm_runtime.examples import with_example_fills
 from mm_runtime.paper.replay import _why_empty
 from mm_runtime.quoter import TRACE_COUNTS, Quoter, batch_step, init, make_event, stack_trees, step
 from mm_runtime.tick_ladder import why_empty_fills

@@ -76,7 +76,7 @@ def test_bad_draws_are_refused():
 
 
 def _example_summaries():
-    from mm_runtime.bundle import example_bundle
+    from mm_runtime.examples import example_bundle
 
     b = example_bundle("BTC")
     return [b.params.model_dump(mode="json")], b.source.model_dump(mode="json")

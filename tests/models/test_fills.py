@@ -280,7 +280,8 @@ def test_summaries_heldout_and_reliability(recovered, tmp_path):
 
 
 def test_bundle_schema_3_carries_and_loads_the_fills_block(recovered, tmp_path):
-    from mm_runtime.bundle import BundleError, dump_bundle, example_bundle, load_bundle, with_checksum
+    from mm_runtime.bundle import BundleError, dump_bundle, load_bundle, with_checksum
+    from mm_runtime.examples import example_bundle
     from mm_runtime.view import bundle_view
     from models.export import fidelity_report
 

@@ -143,7 +143,8 @@ def test_regime_total_and_diffusive_sigma_reach_the_bundle(market):
     sigma_diffusive_bps = the emission's (diffusive) sigma; the runtime reads both."""
     import arviz as az
 
-    from mm_runtime.bundle import PriorBundle, example_bundle
+    from mm_runtime.bundle import PriorBundle
+    from mm_runtime.examples import example_bundle
     from mm_runtime.view import bundle_view
     from models import regime as rg
 

@@ -11,7 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from mm_runtime.bundle import bundle_bytes, example_bundle, with_checksum
+from mm_runtime.bundle import bundle_bytes, with_checksum
+from mm_runtime.examples import example_bundle
 from mm_runtime.observation import GAP_FIELDS, ObservationConfig
 from models.data import observations as ob
 from models.data.gaps import find_gaps, gap_seconds_before, in_gap
