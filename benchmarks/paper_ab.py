@@ -52,14 +52,14 @@ CONFIGS = ("static", "learned", "queue")
 FIT_WINDOW, REPLAY_WINDOW = "0:0.5", "0.5:1"
 SAMPLER = {"sampler": "nutpie", "chains": 2, "draws": 500, "tune": 500, "seed": 0}
 GATE = {"max_r_hat": 1.05, "min_ess_bulk": 100, "min_ess_tail": 100}
-OUT = Path("artifacts/benchmarks/paper_ab.json")
+OUT = Path("artifacts/benchmarks/paper_ab.json")  # --out
 
 
-def _save(doc: dict) -> None:
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".tmp")
+def _save(doc: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=1, default=float))
-    os.replace(tmp, OUT)
+    os.replace(tmp, out)
 
 
 def _bundle(source: str, path: str, asset: str | None, cal: dict):
@@ -218,15 +218,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--report", action="store_true", help="print the saved results only")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"the results file (default {OUT}); kept entries "
+                    "of other datasets stay")
     args = ap.parse_args()
-    doc = json.loads(OUT.read_text()) if OUT.exists() else {}
+    doc = json.loads(args.out.read_text()) if args.out.exists() else {}
     if not args.report:
         for name in args.datasets.split(","):
             if name not in DATASETS:
                 sys.exit(f"--datasets: unknown {name!r}; choose from {', '.join(DATASETS)}")
             print(f"{name}: calibrating on {FIT_WINDOW}, replaying {REPLAY_WINDOW} ...", file=sys.stderr, flush=True)
             doc[name] = run(name)
-            _save(doc)
+            _save(doc, args.out)
     report(doc)
 
 
