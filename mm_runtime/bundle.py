@@ -54,6 +54,7 @@ from .summaries import (
     _is_none,
     _Model,
 )
+from .summaries import check_keys as _keys
 from .vocabulary import DEPTH_BUCKETS_BPS, QUEUE_BUCKET_LABELS, REGIMES, SIDES, bucket_keys, horizon_label, piece_labels
 
 __all__ = [
@@ -383,15 +384,6 @@ def lineage(bundle: PriorBundle) -> str:
     if m is not None and m.run_id:
         return f"{bundle.model_version} (run {m.run_id[:12]}, no registered version)"
     return f"{bundle.model_version} (not registered)"
-
-
-def _keys(tree: dict, expected, where: str, what: str) -> None:
-    missing = [k for k in expected if k not in tree]
-    if missing:
-        raise ValueError(f"{where}.{missing[0]}: missing {what} '{missing[0]}'")
-    extra = [k for k in tree if k not in expected]
-    if extra:
-        raise ValueError(f"{where}.{extra[0]}: unknown {what} '{extra[0]}' (expected {list(expected)})")
 
 
 # ----------------------------------------------------------------------------- checksum + io

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from .summaries import BetaSummary, LogNormalSummary
+from .summaries import BetaSummary, LogNormalSummary, check_keys
 from .vocabulary import SIDES
 
 __all__ = ["MAX_COMPONENTS", "PAD_DECAY", "HawkesComponent", "check_components", "component_means",
@@ -53,15 +53,6 @@ class HawkesComponent(BaseModel):
     branching: dict[str, dict[str, BetaSummary]]
 
 
-def _keys(tree: dict, where: str) -> None:
-    missing = [k for k in SIDES if k not in tree]
-    if missing:
-        raise ValueError(f"{where}.{missing[0]}: missing side '{missing[0]}'")
-    extra = [k for k in tree if k not in SIDES]
-    if extra:
-        raise ValueError(f"{where}.{extra[0]}: unknown side '{extra[0]}' (expected {list(SIDES)})")
-
-
 def check_components(comps: list[HawkesComponent], total: dict[str, dict[str, BetaSummary]]) -> None:
     """Validate the block against the bundle's total branching ``total``
     (``params.hawkes_branching``): 1..MAX_COMPONENTS components, side keys, decays
@@ -72,9 +63,9 @@ def check_components(comps: list[HawkesComponent], total: dict[str, dict[str, Be
     if not 1 <= len(comps) <= MAX_COMPONENTS:
         raise ValueError(f"{where}: {len(comps)} components (must be 1..{MAX_COMPONENTS})")
     for m, c in enumerate(comps):
-        _keys(c.branching, f"{where}.{m}.branching")
+        check_keys(c.branching, SIDES, f"{where}.{m}.branching", "side")
         for t in SIDES:
-            _keys(c.branching[t], f"{where}.{m}.branching.{t}")
+            check_keys(c.branching[t], SIDES, f"{where}.{m}.branching.{t}", "side")
     decays = [c.decay.mean() for c in comps]
     for m in range(1, len(comps)):
         if not decays[m] < decays[m - 1]:

@@ -35,7 +35,19 @@ __all__ = [
     "DirichletSummary",
     "ConjugateSummary",
     "PositiveSummary",
+    "check_keys",
 ]
+
+
+def check_keys(tree: dict, expected, where: str, what: str) -> None:
+    """Raise ``ValueError`` (one line naming ``where``) when ``tree`` misses a key of
+    ``expected`` or has another: the key checks of the bundle's parameter trees."""
+    missing = [k for k in expected if k not in tree]
+    if missing:
+        raise ValueError(f"{where}.{missing[0]}: missing {what} '{missing[0]}'")
+    extra = [k for k in tree if k not in expected]
+    if extra:
+        raise ValueError(f"{where}.{extra[0]}: unknown {what} '{extra[0]}' (expected {list(expected)})")
 
 
 def _is_none(v: Any) -> bool:
