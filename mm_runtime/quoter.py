@@ -437,7 +437,8 @@ class Quoter:
         finally:
             self.bundle = old_bundle
         same = jax.tree.map(np.shape, state.prior) == jax.tree.map(np.shape, old_state.prior)
-        old_obs, new_obs = bundle_view(self.bundle).observation, bundle_view(new).observation
+        old_view, new_view = bundle_view(self.bundle), bundle_view(new)
+        old_obs, new_obs = old_view.observation, new_view.observation
         same_alpha = (old_obs.markout_horizon_s, old_obs.informed_threshold_bps) == (
             new_obs.markout_horizon_s, new_obs.informed_threshold_bps)
         if same:
@@ -448,7 +449,7 @@ class Quoter:
                 est = est._replace(evidence=state.est.evidence)
             elif not same_alpha:  # α learned under another definition: drop its columns
                 est = without_alpha_evidence(est, int(np.shape(state.prior.bucket_edges)[0]))
-            if bundle_view(self.bundle).hawkes_kernel_beta.shape != bundle_view(new).hawkes_kernel_beta.shape:
+            if old_view.hawkes_kernel_beta.shape != new_view.hawkes_kernel_beta.shape:
                 # another number of kernel components: the rows mean other time scales, restart at 0
                 est = est._replace(hawkes_excitation=state.est.hawkes_excitation)
             state = state._replace(est=est)
