@@ -146,7 +146,8 @@ def run(name: str) -> dict:
     doc.update(report=str(report), calibration={
         "status": cal["status"], "failures": cal["failures"], "run_id": cal["run_id"], "wall_s": cal_s,
         "window": FIT_WINDOW, "sampler": SAMPLER, "gate": GATE,
-        "models": {m: {k: v[k] for k in ("n_obs", "r_hat_max", "ess_bulk_min", "divergences", "cache_hit")}
+        "models": {m: {k: v.get(k) for k in ("n_obs", "r_hat_max", "ess_bulk_min", "divergences", "cache_hit",
+                                              "inference", "psis_khat")}
                    for m, v in cal["models"].items()}},
         queue_vs_learned=ab["queue_vs_learned"], heldout_terms=terms,
         edge_terms=ab["results"]["queue"].summary.get("edge_terms"),
@@ -218,9 +219,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--report", action="store_true", help="print the saved results only")
+    ap.add_argument("--inference", choices=("nuts", "auto", "laplace"), default="nuts",
+                    help="the calibration's inference (auto: Laplace where its PSIS k_hat < 0.5, else NUTS)")
     ap.add_argument("--out", type=Path, default=OUT, help=f"the results file (default {OUT}); kept entries "
                     "of other datasets stay")
     args = ap.parse_args()
+    SAMPLER["inference"] = args.inference
     doc = json.loads(args.out.read_text()) if args.out.exists() else {}
     if not args.report:
         for name in args.datasets.split(","):

@@ -6,8 +6,8 @@ against the exact posterior by Pareto-smoothed importance sampling (PSIS).
 
 * ``laplace``: the MAP of the model's log density on the unconstrained space
   (Jacobian included, as Stan's ``laplace`` method does), found by L-BFGS-B with
-  pytensor's gradient (so the regime model's JAX likelihood Op works unchanged); the
-  Hessian there by central differences of that gradient (Nocedal & Wright 2006,
+  the gradient of the model's JAX translation (pytensor's gradient graph, jitted);
+  the Hessian there by central differences of that gradient (Nocedal & Wright 2006,
   "Numerical Optimization", section 8.1); the approximation ``q = N(mode, (-H)^-1)``
   (Gelman et al. 2013, "Bayesian Data Analysis", 3rd ed., section 4.1).
 * the check: ``S = chains x draws`` draws from ``q``, importance ratios
@@ -71,27 +71,94 @@ class LaplaceFit:
         return theta, logq
 
 
-def _raveled(model):
-    """Functions of the raveled unconstrained vector: ``logp(x)``, ``dlogp(x)`` and
-    ``logp_dlogp(x)`` (the model's joint log density with the transforms' Jacobian, its
-    gradient, both from one compiled function: the optimiser needs both at every step and
-    two functions ran the forward graph twice), the start vector and layout."""
-    from pymc.blocking import DictToArrayBijection, RaveledVars
+class _Density:
+    """The model's joint log density on the raveled unconstrained vector (the
+    transforms' Jacobian included) as jitted JAX functions of pymc's JAX translation
+    (``get_jaxified_graph``, the graph nutpie's JAX backend runs; the catalog's
+    likelihood Ops all have a JAX form): ``logp_dlogp`` for the optimiser, and
+    ``logp_many`` / ``dlogp_many`` / ``posterior_many`` mapping many points in one
+    compiled loop (``jax.lax.map``). Compiling pytensor's C functions instead cost
+    more than the fit on small data, and calling them once per point from Python
+    (4,000 PSIS draws, 2d Hessian columns) ran the matrix products through Python where
+    pytensor finds no BLAS (benchmarks/README.md, "Scaling", where the time goes)."""
 
-    start = model.initial_point()
-    x0 = DictToArrayBijection.map({v.name: start[v.name] for v in model.value_vars})
-    logp = DictToArrayBijection.mapf(model.compile_logp(jacobian=True), start)
-    dlogp = DictToArrayBijection.mapf(model.compile_dlogp(jacobian=True), start)
-    both = DictToArrayBijection.mapf(model.compile_fn([model.logp(jacobian=True), model.dlogp(jacobian=True)],
-                                                      inputs=model.value_vars, on_unused_input="ignore"), start)
-    info = x0.point_map_info
+    def __init__(self, model):
+        import jax
+        from pymc.blocking import DictToArrayBijection
+        from pymc.sampling.jax import get_jaxified_graph
 
-    def logp_dlogp(x):
-        v, g = both(RaveledVars(x, info))
+        jax.config.update("jax_enable_x64", True)
+        self.model = model
+        self.start = model.initial_point()
+        x0 = DictToArrayBijection.map({v.name: self.start[v.name] for v in model.value_vars})
+        self.x0, self.info = np.asarray(x0.data, dtype=float), x0.point_map_info
+        layout = [(tuple(shape), int(size)) for _name, shape, size, _dtype in self.info]
+
+        def unravel(x):
+            parts, i = [], 0
+            for shape, size in layout:
+                parts.append(x[i:i + size].reshape(shape))
+                i += size
+            return parts
+
+        def of_x(outputs):
+            f = get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
+            return lambda x: f(*unravel(x))
+
+        lp = model.logp(jacobian=True)
+        f_lp = of_x([lp])
+        try:  # pytensor's gradient graph (the likelihood Ops' exact adjoints), jitted
+            f_both = of_x([lp, model.dlogp(jacobian=True)])
+            jax.jit(f_both).lower(self.x0)
+            grad = lambda x: f_both(x)[1]  # noqa: E731
+            self.gradient = "pytensor graph"
+        except Exception:  # a graph JAX cannot trace (the fills model's Split by data sizes)
+            vg = jax.value_and_grad(lambda x: f_lp(x)[0])
+            f_both = lambda x: vg(x)  # noqa: E731
+            grad = lambda x: vg(x)[1]  # noqa: E731
+            self.gradient = "jax.grad"
+        self._both = jax.jit(f_both)
+        self._logp_many = jax.jit(lambda X: jax.lax.map(lambda x: f_lp(x)[0], X))
+        self._dlogp_many = jax.jit(lambda X: jax.lax.map(grad, X))
+        self._jax = jax
+
+    def logp_dlogp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        v, g = self._both(np.asarray(x, dtype=float))
         return float(v), np.asarray(g, dtype=float)
 
-    return (lambda x: float(logp(RaveledVars(x, info))),
-            lambda x: np.asarray(dlogp(RaveledVars(x, info)), dtype=float), logp_dlogp, x0, start)
+    def logp(self, x: np.ndarray) -> float:
+        return self.logp_dlogp(x)[0]
+
+    def logp_many(self, X: np.ndarray) -> np.ndarray:
+        """log p at each row of ``X`` (n, d)."""
+        return np.asarray(self._logp_many(np.asarray(X, dtype=float)), dtype=float)
+
+    def dlogp_many(self, X: np.ndarray) -> np.ndarray:
+        """The gradient at each row of ``X`` (n, d)."""
+        return np.asarray(self._dlogp_many(np.asarray(X, dtype=float)), dtype=float)
+
+    def posterior_many(self, X: np.ndarray, var_names: Sequence[str] | None) -> dict[str, np.ndarray]:
+        """The constrained free variables and deterministics (what ``pm.sample`` stores)
+        at each row of ``X``: name -> (n, *shape)."""
+        from pymc.util import get_default_varnames
+
+        outs = get_default_varnames(self.model.unobserved_value_vars, include_transformed=False)
+        if var_names is not None:
+            outs = [v for v in outs if v.name in var_names]
+        from pymc.sampling.jax import get_jaxified_graph
+
+        f = get_jaxified_graph(inputs=self.model.value_vars, outputs=outs)
+        layout = [(tuple(shape), int(size)) for _name, shape, size, _dtype in self.info]
+
+        def one(x):
+            parts, i = [], 0
+            for shape, size in layout:
+                parts.append(x[i:i + size].reshape(shape))
+                i += size
+            return tuple(f(*parts))
+
+        res = self._jax.jit(lambda X: self._jax.lax.map(one, X))(np.asarray(X, dtype=float))
+        return {v.name: np.asarray(r) for v, r in zip(outs, res)}
 
 
 def laplace(model, *, maxiter: int = 5000, fd_step: float = 1e-5) -> LaplaceFit:
@@ -99,29 +166,30 @@ def laplace(model, *, maxiter: int = 5000, fd_step: float = 1e-5) -> LaplaceFit:
     (module docstring). Raises :class:`ApproxError` where it cannot be formed."""
     from scipy.optimize import minimize
 
-    logp, dlogp, logp_dlogp, x0, start = _raveled(model)
+    dens = _Density(model)
     n = [0]
 
     def cost(x):
         n[0] += 1
-        v, g = logp_dlogp(x)
+        v, g = dens.logp_dlogp(x)
         if not math.isfinite(v) or not np.all(np.isfinite(g)):
             return 1e300, np.zeros_like(x)
         return -v, -g
 
-    res = minimize(cost, x0.data.astype(float), jac=True, method="L-BFGS-B",
+    res = minimize(cost, dens.x0, jac=True, method="L-BFGS-B",
                    options={"maxiter": maxiter, "maxfun": 2 * maxiter, "gtol": 1e-8, "ftol": 1e-14})
     mode = res.x
-    lp = logp(mode)
+    lp = dens.logp(mode)
     if not math.isfinite(lp):
         raise ApproxError(f"Laplace: no finite mode found ({res.message})")
     d = mode.size
-    H = np.empty((d, d))
-    for i in range(d):  # central differences of the exact gradient, one column per coordinate
-        h = fd_step * max(1.0, abs(mode[i]))
-        e = np.zeros(d)
-        e[i] = h
-        H[:, i] = (dlogp(mode + e) - dlogp(mode - e)) / (2 * h)
+    # central differences of the exact gradient, one column per coordinate (all 2d
+    # gradients in one compiled loop); not jax.hessian: forward mode does not pass
+    # through the likelihoods' custom_vjp adjoints
+    h = fd_step * np.maximum(1.0, np.abs(mode))
+    E = np.diag(h)
+    G = dens.dlogp_many(np.concatenate([mode + E, mode - E]))
+    H = ((G[:d] - G[d:]) / (2 * h)[:, None]).T
     n[0] += 2 * d
     P = -(H + H.T) / 2  # precision
     if not np.all(np.isfinite(P)):
@@ -130,8 +198,8 @@ def laplace(model, *, maxiter: int = 5000, fd_step: float = 1e-5) -> LaplaceFit:
     if lam[0] <= 0:
         raise ApproxError(f"Laplace: the Hessian at the MAP is not negative definite (smallest "
                           f"curvature {-lam[0]:.3g} >= 0): no Gaussian approximation there")
-    fit = LaplaceFit(mode, lam, vecs, lp, x0.point_map_info, start, n[0])
-    fit.logp = logp  # the exact log density, for the importance ratios (compiled once)
+    fit = LaplaceFit(mode, lam, vecs, lp, dens.info, dens.start, n[0])
+    fit.density = dens  # the exact log density, for the importance ratios (compiled once)
     return fit
 
 
@@ -151,26 +219,12 @@ def psis_khat(log_p: np.ndarray, log_q: np.ndarray) -> tuple[float, np.ndarray]:
     return float(k), np.asarray(lw)
 
 
-def _posterior_fn(model, var_names: Sequence[str] | None):
-    """The constrained free variables and deterministics as a function of the value
-    variables (what ``pm.sample`` stores), and their names."""
-    from pymc.util import get_default_varnames
-
-    outs = get_default_varnames(model.unobserved_value_vars, include_transformed=False)
-    if var_names is not None:
-        outs = [v for v in outs if v.name in var_names]
-    return model.compile_fn(outs=outs, inputs=model.value_vars, on_unused_input="ignore"), [v.name for v in outs]
-
-
 def _to_idata(model, fit: LaplaceFit, theta: np.ndarray, chains: int, draws: int, var_names):
     import arviz as az
-    from pymc.blocking import DictToArrayBijection, RaveledVars
 
-    fn, names = _posterior_fn(model, var_names)
-    rows = [fn(DictToArrayBijection.rmap(RaveledVars(x, fit.point_map_info), fit.start)) for x in theta]
-    post = {n: np.stack([np.asarray(r[i]) for r in rows]).reshape(chains, draws, *np.shape(rows[0][i]))
-            for i, n in enumerate(names)}
-    dims = {n: list(model.named_vars_to_dims.get(n, ())) for n in names}
+    post = {n: v.reshape(chains, draws, *v.shape[1:])
+            for n, v in fit.density.posterior_many(theta, var_names).items()}
+    dims = {n: list(model.named_vars_to_dims.get(n, ())) for n in post}
     used = {d for ds in dims.values() for d in ds}
     coords = {d: list(v) for d, v in model.coords.items() if d in used and v is not None}
     return az.from_dict(posterior=post, dims={n: d for n, d in dims.items() if d}, coords=coords)
@@ -192,7 +246,7 @@ def sample_approx(model, cfg, *, var_names: Sequence[str] | None = None, nuts=No
         fit = laplace(model)
         times["map_hessian_s"] = time.perf_counter() - t0
         theta, logq = fit.draw(S, np.random.default_rng(cfg.seed))
-        logp = np.array([fit.logp(x) for x in theta])
+        logp = fit.density.logp_many(theta)
         khat, lw = psis_khat(logp, logq)
         times["psis_s"] = time.perf_counter() - t0 - times["map_hessian_s"]
         w = np.exp(lw - np.max(lw))

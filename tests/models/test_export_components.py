@@ -96,3 +96,18 @@ def test_quoter_intensity_is_the_direct_sum_at_the_posterior_means(fit2, bundle)
         base = np.asarray(q.state.est.regime_probs) @ np.asarray(q.state.prior.hawkes_mu)
         np.testing.assert_allclose(lam, base + direct, rtol=1e-9)
     assert math.isfinite(float(lam.sum())) and lam.min() > base.min()
+
+
+@pytest.mark.slow
+def test_components_are_reported_and_gated(fit2):
+    """The component split is among the reported variables (tables, the gate) and the
+    summarized ones (the bundle's diagnostics); a one-component fit simply lacks it."""
+    from models import catalog
+
+    names = {r["name"] for r in catalog.parameter_rows("hawkes", fit2)}
+    assert sum(n.startswith("hawkes_kernel_branching[") for n in names) == 8  # (component, target, source)
+    from models.sampling import diagnostics
+
+    split = diagnostics(fit2, var_names=["hawkes_kernel_branching"])
+    d = ex.model_diagnostics("hawkes", fit2)
+    assert d["ess_bulk_min"] <= split["ess_bulk_min"]  # the split's ESS counts in the bundle's diagnostics
