@@ -1,6 +1,7 @@
 """Static vs learned vs queue on real data: calibrate on the first half, paper-trade the second.
 
-    .venv/bin/python -P benchmarks/paper_ab.py [--datasets aapl,amzn,...] [--report]
+    .venv/bin/python -P benchmarks/paper_ab.py [--datasets aapl,amzn,...] [--inference nuts|auto|laplace]
+        [--fills-inference nuts|auto|laplace] [--report]
 
 Per dataset: the calibrate flow (real Prefect + MLflow, the same code as
 ``mmcal calibrate``, the fills model included where the data have books) on the window
@@ -52,6 +53,7 @@ CONFIGS = ("static", "learned", "queue")
 FIT_WINDOW, REPLAY_WINDOW = "0:0.5", "0.5:1"
 SAMPLER = {"sampler": "nutpie", "chains": 2, "draws": 500, "tune": 500, "seed": 0}
 GATE = {"max_r_hat": 1.05, "min_ess_bulk": 100, "min_ess_tail": 100}
+OVERRIDES: dict[str, dict] = {}  # per model, on top of SAMPLER (--fills-inference)
 OUT = Path("artifacts/benchmarks/paper_ab.json")  # --out
 
 
@@ -124,7 +126,8 @@ def run(name: str) -> dict:
 
     source, path, asset = DATASETS[name]
     t0 = time.perf_counter()
-    cal = run_calibration(source, path, asset, window=FIT_WINDOW, sampler=SAMPLER, gate=GATE, plots=False)
+    cal = run_calibration(source, path, asset, window=FIT_WINDOW, sampler=SAMPLER, sampler_overrides=OVERRIDES,
+                          gate=GATE, plots=False)
     cal_s = time.perf_counter() - t0
     bundle, origin = _bundle(source, path, asset, cal)
     market = load(source, path, asset=asset, with_books=True, **({"with_messages": True} if source == "lobster" else {}))
@@ -145,7 +148,7 @@ def run(name: str) -> dict:
     doc["zero_fee"] = {k: v for k, v in ab_document(gross).items() if k in ("table", "paired", "summaries")}
     doc.update(report=str(report), calibration={
         "status": cal["status"], "failures": cal["failures"], "run_id": cal["run_id"], "wall_s": cal_s,
-        "window": FIT_WINDOW, "sampler": SAMPLER, "gate": GATE,
+        "window": FIT_WINDOW, "sampler": SAMPLER, "sampler_overrides": OVERRIDES, "gate": GATE,
         "models": {m: {k: v.get(k) for k in ("n_obs", "r_hat_max", "ess_bulk_min", "divergences", "cache_hit",
                                               "inference", "psis_khat")}
                    for m, v in cal["models"].items()}},
@@ -221,10 +224,15 @@ def main() -> None:
     ap.add_argument("--report", action="store_true", help="print the saved results only")
     ap.add_argument("--inference", choices=("nuts", "auto", "laplace"), default="nuts",
                     help="the calibration's inference (auto: Laplace where its PSIS k_hat < 0.5, else NUTS)")
+    ap.add_argument("--fills-inference", choices=("nuts", "auto", "laplace"), default=None,
+                    help="the fills model's inference, if other than --inference (its NUTS fit is the slow one: "
+                         "benchmarks/README.md, \"Scaling\")")
     ap.add_argument("--out", type=Path, default=OUT, help=f"the results file (default {OUT}); kept entries "
                     "of other datasets stay")
     args = ap.parse_args()
     SAMPLER["inference"] = args.inference
+    if args.fills_inference:
+        OVERRIDES["fills"] = {"inference": args.fills_inference}
     doc = json.loads(args.out.read_text()) if args.out.exists() else {}
     if not args.report:
         for name in args.datasets.split(","):
