@@ -17,7 +17,8 @@ the ladder on the tick grid from the fills model), 1 s refresh, 50 ms latency, q
 on the data's tick grid, trade-through fills plus fills at our price after the queue
 ahead (``auto``: the exact FIFO place from LOBSTER's messages, ``l3``; the displayed
 queue of the L2 snapshots elsewhere, ``book``), the venue's maker fee (``FEES_BPS``)
-and a 20,000 notional position limit; blocks of the replay's default length (at least
+and a 20,000 notional position limit; the stale-feed guard at twice the longest silence of
+the calibration half (at least 30 s, :func:`stale_limit`); blocks of the replay's default length (at least
 10 per window). Per configuration: PnL, fills, markouts by depth, inventory, Sharpe,
 the paired block difference against static and learned, the no-quote reasons and
 predicted vs realised fill rates by level. Reports go to
@@ -84,6 +85,25 @@ def _bundle(source: str, path: str, asset: str | None, cal: dict):
     return bundle, "gate failed (benchmark-only bundle)"
 
 
+def stale_limit(fit_market) -> float:
+    """The stale-feed guard's limit for the replay, s: twice the longest silence (no quote
+    and no trade) of the calibration half that is not a recording gap
+    (:func:`models.data.gaps.find_gaps`' threshold), at least the default 30 s -- what an
+    operator sets for a venue whose quiet stretches are known (LOBSTER AMZN_5's replay
+    half has three silences of 30-42 s; at 30 s the kill switch stopped every
+    configuration for 78 % of it)."""
+    import numpy as np
+
+    from models.data.gaps import find_gaps
+    from mm_runtime.guards import STALE_FEED_S
+
+    thr = find_gaps(fit_market).attrs["threshold_s"]
+    ts = np.sort(np.concatenate([fit_market.quotes["ts"].to_numpy(), fit_market.trades["ts"].to_numpy()]))
+    d = np.diff(ts.astype(np.int64)) / 1e9
+    d = d[d <= thr]
+    return max(STALE_FEED_S, round(2.0 * float(d.max()), 1)) if d.size else STALE_FEED_S
+
+
 def heldout_terms(market, bundle, fee_bps: float) -> dict:
     """The edge's terms measured on the held-out window, independently of the fills model:
     hypothetical orders at the touch and behind it (``models.data.queue.queue_orders``,
@@ -121,6 +141,7 @@ def run(name: str) -> dict:
     from models.data.loaders import load, replay_data
     from models.data.tables import WindowSpec, window_market
     from models.paper_report import ab_document, write_report
+    from mm_runtime.guards import GuardConfig
     from mm_runtime.paper.compare import paired, run_ab
     from mm_runtime.paper.replay import ReplayConfig
 
@@ -131,10 +152,12 @@ def run(name: str) -> dict:
     cal_s = time.perf_counter() - t0
     bundle, origin = _bundle(source, path, asset, cal)
     market = load(source, path, asset=asset, with_books=True, **({"with_messages": True} if source == "lobster" else {}))
+    stale_s = stale_limit(window_market(market, *WindowSpec.parse(FIT_WINDOW).bounds_ns(market)))
     market = window_market(market, *WindowSpec.parse(REPLAY_WINDOW).bounds_ns(market))
     data = replay_data(market)
     terms = heldout_terms(market, bundle, FEES_BPS[source])
-    ab = run_ab(data, bundle, CONFIGS, ReplayConfig(fee_bps=FEES_BPS[source]))
+    guards = GuardConfig(stale_feed_s=stale_s)
+    ab = run_ab(data, bundle, CONFIGS, ReplayConfig(fee_bps=FEES_BPS[source], guards=guards))
     rs = ab["results"]
     ab["queue_vs_learned"] = paired(rs["learned"], rs["queue"], rs["static"].config["replay"]["block_s"])
     ab["window"], ab["priors"] = REPLAY_WINDOW, f"{origin}: {bundle.model_version}"
@@ -142,7 +165,7 @@ def run(name: str) -> dict:
     (report.parent / "bundle.json").write_text(bundle.model_dump_json(indent=1))
     doc = ab_document(ab)
     # the same without fees: the gross edge of each configuration
-    gross = run_ab(data, bundle, CONFIGS, ReplayConfig(fee_bps=0.0))
+    gross = run_ab(data, bundle, CONFIGS, ReplayConfig(fee_bps=0.0, guards=guards))
     gross["window"], gross["priors"] = ab["window"], ab["priors"]
     write_report(gross, Path("artifacts/paper") / f"ab-{name}-nofee")
     doc["zero_fee"] = {k: v for k, v in ab_document(gross).items() if k in ("table", "paired", "summaries")}
@@ -156,7 +179,7 @@ def run(name: str) -> dict:
         edge_terms=ab["results"]["queue"].summary.get("edge_terms"),
         fill_calibration={k: r.summary.get("fill_calibration") for k, r in ab["results"].items()},
         replay={"trades": int(data.trade_ts.size), "quotes": int(data.quote_ts.size),
-                "seconds": float(data.end - data.start), "fee_bps": FEES_BPS[source],
+                "seconds": float(data.end - data.start), "fee_bps": FEES_BPS[source], "stale_feed_s": stale_s,
                 "fill_model": ab["results"]["learned"].summary.get("fill_model")},
         spread_capture=(bundle.params.spread_capture.model_dump() if bundle.params.spread_capture else None))
     return doc
