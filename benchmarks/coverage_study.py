@@ -113,17 +113,24 @@ def _regime_observation(estimator: str | None):
     return ObservationConfig() if estimator is None else ObservationConfig(volatility_estimator=estimator)
 
 
-def fit_model(model: str, market, cfg, estimator: str | None = None, regimes: str = "truth"):
+def fit_model(model: str, market, cfg, estimator: str | None = None, regimes: str = "truth",
+              kappa_soft: str | None = None):
     """Observations and fit of one model on one synthetic market (module docstring);
     ``estimator``: the regime model's ``volatility_estimator`` (None: the default);
     ``regimes``: ``"truth"`` (the true path) or ``"em"`` (as ``mmcal fit`` does: the bar
-    length chosen from the data, regimes decoded by the regime model, no truth)."""
+    length chosen from the data, regimes decoded by the regime model, no truth);
+    ``kappa_soft``: kappa's ``KappaConfig.soft_likelihood`` (None: the default)."""
     if regimes == "em" and model in ("alpha", "kappa", "hawkes", "fills"):
         from flows.fitting import observation_config
         from models import catalog
 
         obs = catalog.prepare(model, market, "em", config=observation_config(market))
-        return obs, catalog.fit(model, obs, cfg)
+        mc = None
+        if model == "kappa" and kappa_soft is not None:
+            from models.kappa import KappaConfig
+
+            mc = KappaConfig(soft_likelihood=kappa_soft)
+        return obs, catalog.fit(model, obs, cfg, mc)
     path = np.asarray(market.truth["regime_path"])
     if model == "alpha":
         from models import alpha as m
@@ -503,6 +510,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                         "the data (end to end, no truth)")
     p.add_argument("--tag", default="", help="a label kept with the records (e.g. the code state: "
                                              "before / after); records with another tag are not reused")
+    p.add_argument("--kappa-soft-likelihood", choices=("expected", "mixture"), default=None,
+                   help="kappa with --regimes em: KappaConfig.soft_likelihood (default: the model's); "
+                        "give records of each a --tag of their own")
     p.add_argument("--report-only", action="store_true", help="no fits: report what --out holds")
     p.add_argument("--alpha-estimands", action="store_true",
                    help="no fits: print what the alpha fit estimates vs the truth on these seeds' markets")
@@ -583,7 +593,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[{i}/{total}] seed {seed} {model}: fitting ({st['sampler']}) ...", file=sys.stderr,
                   flush=True)
             t0 = time.perf_counter()
-            obs, idata = fit_model(model, market, cfg, args.volatility_estimator, args.regimes)
+            obs, idata = fit_model(model, market, cfg, args.volatility_estimator, args.regimes,
+                                   args.kappa_soft_likelihood)
             wall = time.perf_counter() - t0
             rec = evaluate(model, idata, truth, bars, gate_config)
             run = {"seed": seed, "model": model, **st, "wall_s": wall, "n_obs": _n_obs(model, obs),

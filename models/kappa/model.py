@@ -45,6 +45,10 @@ class KappaConfig(BaseModel):
     count_block_bars: int = Field(6, ge=1, description="bars per counting block (consecutive bars of "
                                   "one regime; docs/models/kappa.md)")
     parametrization: Literal["auto", "mixed", "noncentred"] = "auto"
+    soft_likelihood: Literal["expected", "mixture"] = Field(
+        "expected", description="soft regimes: each row's log-likelihood averaged over the regimes with "
+        "its block's probabilities (expected), or its density mixed over them (mixture: multimodal on "
+        "ambiguous probabilities; docs/models/kappa.md, \"Soft regimes\")")
     centre_ratio: float = Field(3.0, gt=0.0, description="mixed: a cell is centred when its log "
                                 "estimate's sd (1/sqrt(arrivals)) is below 1/ratio of the cells' spread")
     centre_min_spread: float = Field(0.1, gt=0.0, description="floor of that spread")
@@ -232,6 +236,21 @@ def _mixture_logp(inner):
     return logp
 
 
+def _expected_logp(inner):
+    """The row's log-likelihood averaged over the regimes, ``sum_r w_r log p(row | regime
+    r)``: the expected complete-data log-likelihood of EM (Dempster, Laird & Rubin 1977)
+    with the regime model's probabilities w as the E-step (docs/models/kappa.md, "Soft
+    regimes"). ``logw`` as for :func:`_mixture_logp`; regimes of weight 0 add nothing."""
+    def logp(value, logw, *args):
+        import pytensor.tensor as pt
+
+        per = inner(pt.shape_padaxis(value, -2), *args)
+        w = pt.exp(logw)
+        return pt.sum(pt.switch(w > 0, w * per, 0.0), axis=-1)
+
+    return logp
+
+
 def _poisson_terms(value, mean, log_kappa, kappa):
     """Per-regime terms of :func:`_poisson_logp`: value (..., 1, 2), the rest (..., R)."""
     import pymc as pm
@@ -269,10 +288,13 @@ def build_model(obs: KappaObs, config: KappaConfig | None = None):
         coords["cell"] = [f"{r},{sd}" for r in REGIMES for sd in SIDES]
     with pm.Model(coords=coords) as model:
         C = obs.n_assets * len(REGIMES) * 2
-        counts = np.bincount(cell, weights=value[:, 0], minlength=C)
+        # the cells' crude estimates; with the expected soft likelihood, its own maximum
+        # (probability-weighted arrivals over the weighted exposure, resp. depth sum)
+        soft_est = obs.soft and cfg.soft_likelihood == "expected"
+        counts = _cell_sum(rows, value[:, 0], C, soft_est)
         with np.errstate(divide="ignore", invalid="ignore"):
-            est_A = np.log(counts / np.bincount(cell, weights=expo, minlength=C))
-            est_k = np.log(counts / np.bincount(cell, weights=value[:, 1], minlength=C))
+            est_A = np.log(counts / _cell_sum(rows, expo, C, soft_est))
+            est_k = np.log(counts / _cell_sum(rows, value[:, 1], C, soft_est))
         # a count of n arrivals with Fano factor F pins log A as well as n / F Poisson arrivals would
         fano = count_fano(rows, cfg, obs.n_assets)
         n_eff_A = counts / fano[np.arange(C) // (2 * len(REGIMES)), np.arange(C) % 2]
@@ -296,29 +318,44 @@ def build_model(obs: KappaObs, config: KappaConfig | None = None):
     return model
 
 
+def _regime_cells(rows) -> np.ndarray:
+    """(rows, R): the flat cell index of every row in every regime."""
+    R = len(REGIMES)
+    return (rows["asset"][:, None] * R + np.arange(R)[None, :]) * 2 + rows["side"][:, None]
+
+
+def _cell_sum(rows, x: np.ndarray, n_cells: int, soft: bool) -> np.ndarray:
+    """Per-cell sums of the rows' ``x``: over each row's cell, or (``soft``) over its cell
+    in every regime weighted by the block's probability of that regime."""
+    if soft:
+        return np.bincount(_regime_cells(rows).ravel(), weights=(rows["prob"] * x[:, None]).ravel(),
+                           minlength=n_cells)
+    return np.bincount(rows["cell"], weights=x, minlength=n_cells)
+
+
 def _soft_likelihood(obs: KappaObs, cfg: KappaConfig, rows, log_mean_cell, log_k, kap):
-    """The observed ``arrivals`` with soft regimes: each (block, side) row's density
-    mixed over the regimes with the block's probabilities (one-hot rows give the hard
-    model's terms exactly)."""
+    """The observed ``arrivals`` with soft regimes: each (block, side) row's log-likelihood
+    averaged over the regimes with the block's probabilities (``soft_likelihood=
+    "expected"``, :func:`_expected_logp`) or its density mixed over them (``"mixture"``,
+    :func:`_mixture_logp`); one-hot rows give the hard model's terms exactly either way."""
     import pymc as pm
     import pytensor.tensor as pt
 
-    R = len(REGIMES)
-    # the row's cell in every regime: (rows, R)
-    rcell = (rows["asset"][:, None] * R + np.arange(R)[None, :]) * 2 + rows["side"][:, None]
+    rcell = _regime_cells(rows)
     with np.errstate(divide="ignore"):
         logw = np.log(rows["prob"])
     mean = pt.exp(log_mean_cell[rcell]) * rows["exposure_s"][:, None]
+    combine_rows = _expected_logp if cfg.soft_likelihood == "expected" else _mixture_logp
     if cfg.count_likelihood == "negative_binomial":
         od_dims = ("asset", "side") if obs.n_assets > 1 else ("side",)
         od = pt.reshape(pm.HalfNormal("count_overdispersion", cfg.overdispersion_scale, dims=od_dims),
                         (obs.n_assets, 2))
         row_od = od[rows["asset"], rows["side"]][:, None]
         pm.CustomDist("arrivals", logw, mean, mean / row_od, log_k[rcell], kap[rcell],
-                      logp=_mixture_logp(_nb_terms), observed=rows["value"],
+                      logp=combine_rows(_nb_terms), observed=rows["value"],
                       dims=("bar_side", "arrival_stat"), signature="(r),(r),(r),(r),(r)->(2)")
     else:
-        pm.CustomDist("arrivals", logw, mean, log_k[rcell], kap[rcell], logp=_mixture_logp(_poisson_terms),
+        pm.CustomDist("arrivals", logw, mean, log_k[rcell], kap[rcell], logp=combine_rows(_poisson_terms),
                       observed=rows["value"], dims=("bar_side", "arrival_stat"), signature="(r),(r),(r),(r)->(2)")
 
 
