@@ -3,7 +3,7 @@ divergences and the regime HMM's tail ESS, fitted as ``mmcal calibrate`` fits th
 (benchmarks/README.md, "The gate on AAPL: alpha's divergences and regime's tail ESS").
 
     uv run python benchmarks/gate_aapl.py alpha --seeds 0-7 --target-accept 0.95 [--probs P.npy]
-    uv run python benchmarks/gate_aapl.py regime --seeds 0-4
+    uv run python benchmarks/gate_aapl.py regime --seeds 0-3 [--draws 2000]
 
 Observations as ``mmcal calibrate`` builds them (``flows.tasks.observations``: the
 observation rules of ``flows.fitting.observation_config``, MedRV bars). ``--probs``: an
@@ -12,12 +12,14 @@ observation rules of ``flows.fitting.observation_config``, MedRV bars). ``--prob
 at its EM point (as ``mmcal fit`` takes them).
 
 ``alpha``: one default fit (nutpie, 4 x (1000 + 1000)) per seed of the threshold variant,
-sampled at ``--target-accept`` exactly (``models.sampling.sample`` on
-``alpha.build_model``, bypassing the floor of ``alpha.fit``), with nutpie's divergence
+sampled at ``--target-accept`` exactly (``alpha.build_model`` through nutpie directly, JAX
+backend and pytensor's gradient as ``models.sampling.sample`` runs it, bypassing the floor of
+``alpha.fit``), with nutpie's divergence
 locations: for each divergent transition the start and end of the trajectory in the
 sampled coordinates (floor share on the log-odds scale, log decay, ...).
-``regime``: one default fit per seed; the worst tail ESS and the tail ESS of
-``regime_transition[low, normal]`` at its 5 % and 95 % quantiles.
+``regime``: one default fit per seed (``--draws`` per chain, default 1000); the worst
+tail ESS and the tail ESS of ``regime_transition[low, normal]`` at its 5 % and 95 %
+quantiles.
 """
 
 from __future__ import annotations
@@ -98,14 +100,14 @@ def run_regime(args) -> None:
     print(f"regime on {args.data}: {obs.n_bars} bars, load {os.getloadavg()[0]:.1f}")
     for seed in seeds(args.seeds):
         t = time.perf_counter()
-        idata = regime.fit(obs, SamplerConfig(seed=seed, progressbar=False), mc)
+        idata = regime.fit(obs, SamplerConfig(seed=seed, draws=args.draws, progressbar=False), mc)
         wall = time.perf_counter() - t
         d = diagnostics(idata)
         x = idata.posterior["regime_transition"].sel(regime_from="low", regime_to="normal").values
         q = {p: float(az.ess(x, method="quantile", prob=p)) for p in (0.05, 0.95)}
         low = sorted((v["ess_tail"], k) for k, v in d["per_param"].items() if v["ess_tail"] is not None)[:3]
-        print(f"seed {seed}: P[low,normal] mean {x.mean():.3f} sd {x.std():.3f}, ess_tail "
-              f"{d['per_param']['regime_transition[low, normal]']['ess_tail']:.0f} (q05 {q[0.05]:.0f}, "
+        print(f"seed {seed}, 4 x {args.draws}: P[low,normal] mean {x.mean():.3f} sd {x.std():.3f}, ess_tail "
+              f"{d['per_param']['regime_transition[low,normal]']['ess_tail']:.0f} (q05 {q[0.05]:.0f}, "
               f"q95 {q[0.95]:.0f}); lowest ess_tail {[(round(v), k) for v, k in low]}; divergences "
               f"{d['divergences']}; {wall:.0f} s", flush=True)
 
@@ -118,6 +120,7 @@ def main() -> None:
     p.add_argument("--probs", default=None)
     p.add_argument("--seeds", default="0-7")
     p.add_argument("--target-accept", type=float, default=0.99)
+    p.add_argument("--draws", type=int, default=1000, help="regime: draws per chain")
     args = p.parse_args()
     (run_alpha if args.what == "alpha" else run_regime)(args)
 
