@@ -22,15 +22,17 @@ from __future__ import annotations
 from mm_runtime.vocabulary import DEPTH_BUCKET_LABELS, DEPTH_BUCKETS_BPS, REGIMES
 from models.data.observations import ObservationConfig
 
-from .model import (MIXTURE_NAME, MODEL_NAME, MULTI_ASSET_TARGET_ACCEPT, VARIANTS, AlphaConfig, AlphaPrior,
-                    build_mixture_model, build_model, fit, fit_mixture, uninformed_moments, version)
+from .model import (FLOOR_TARGET_ACCEPT, MIXTURE_NAME, MODEL_NAME, MULTI_ASSET_TARGET_ACCEPT, VARIANTS,
+                    AlphaConfig, AlphaPrior, build_mixture_model, build_model, fit, fit_mixture, uninformed_moments,
+                    version)
 from .observations import (BUCKET_REPRESENTATIVE_BPS, DEFAULT_MARKOUT_NOISE_BPS, AlphaObs, Weighting, combine,
                            observations, simulate, sweep_weights, truth_params)
 from .posterior import (compare_informed_flag, heldout_lpd, loo_informed_flag, summarize, summary_draws)
 
 __all__ = [
     "AlphaConfig", "AlphaObs", "AlphaPrior", "BUCKET_REPRESENTATIVE_BPS", "DEFAULT_MARKOUT_NOISE_BPS",
-    "DEPTH_BUCKETS_BPS", "DEPTH_BUCKET_LABELS", "MIXTURE_NAME", "MODEL_NAME", "MULTI_ASSET_TARGET_ACCEPT",
+    "DEPTH_BUCKETS_BPS", "DEPTH_BUCKET_LABELS", "FLOOR_TARGET_ACCEPT", "MIXTURE_NAME", "MODEL_NAME",
+    "MULTI_ASSET_TARGET_ACCEPT",
     "ObservationConfig", "REGIMES", "VARIANTS", "Weighting", "build_mixture_model", "build_model", "combine",
     "compare_informed_flag", "fit", "fit_mixture", "heldout_lpd", "loo_informed_flag", "observations",
     "simulate", "summarize", "summary_draws", "sweep_weights", "truth_params", "uninformed_moments", "version",

@@ -327,10 +327,24 @@ divergent transitions at 0.9 (measured: 1-2 per 1,000 draws on 2-asset fits, non
 0.95)."""
 
 
-def _sampler_config(config: SamplerConfig | None, n_assets: int) -> SamplerConfig:
+FLOOR_TARGET_ACCEPT = 0.99
+"""With the floor (``AlphaConfig.floor``, the default) :func:`fit` raises the sampler's
+target_accept to at least this. Where the informed share barely falls with depth
+(LOBSTER AAPL) the floor share and ``alpha_decay_bps`` are weakly identified and the
+posterior's tail reaches decays below the first grid depth (~1 bp), where
+``exp(-delta / decay)`` switches off within a fraction of a unit of log decay: the
+curvature there is far above the bulk's, and a step size adapted to the bulk
+diverges. Measured on AAPL (nutpie, 4 x 1000, seeds 0-7): every divergent
+trajectory started at decay <= 1 bp and ran along (floor share, log decay); 2 of 8
+fits had one at 0.95, none at 0.99 (docs/models/alpha.md, "Sampling coordinates";
+benchmarks/README.md, "alpha's divergences on AAPL")."""
+
+
+def _sampler_config(config: SamplerConfig | None, n_assets: int, floor: bool = False) -> SamplerConfig:
     config = config or SamplerConfig()
-    if n_assets > 1 and config.target_accept < MULTI_ASSET_TARGET_ACCEPT:
-        config = config.model_copy(update={"target_accept": MULTI_ASSET_TARGET_ACCEPT})
+    target = max(MULTI_ASSET_TARGET_ACCEPT if n_assets > 1 else 0.0, FLOOR_TARGET_ACCEPT if floor else 0.0)
+    if config.target_accept < target:
+        config = config.model_copy(update={"target_accept": target})
     return config
 
 
@@ -371,11 +385,13 @@ def fit(obs: AlphaObs | Sequence[AlphaObs], sampler: SamplerConfig | None = None
     """Fit the variant of ``model_config`` (default: threshold); returns
     ``az.InferenceData`` with ``attrs["model_version"]`` (hash of the priors, variant
     and the package's code). ``obs`` may hold several assets (or be a list of
-    single-asset obs)."""
+    single-asset obs). The sampler's target_accept is raised to at least
+    :data:`FLOOR_TARGET_ACCEPT` with the floor and :data:`MULTI_ASSET_TARGET_ACCEPT` with
+    several assets (recorded in ``idata.attrs["target_accept"]``)."""
     obs = _as_obs(obs)
     mc = model_config or AlphaConfig()
     build = build_model if mc.variant == "threshold" else build_mixture_model
-    idata = sample(build(obs, mc.prior, floor=mc.floor), _sampler_config(sampler, obs.n_assets))
+    idata = sample(build(obs, mc.prior, floor=mc.floor), _sampler_config(sampler, obs.n_assets, mc.floor))
     return _finish(idata, obs, mc)
 
 
