@@ -336,8 +336,8 @@ posterior's tail reaches decays below the first grid depth (~1 bp), where
 curvature there is far above the bulk's, and a step size adapted to the bulk
 diverges. Measured on AAPL (nutpie, 4 x 1000, seeds 0-7): every divergent
 trajectory started at decay <= 1 bp and ran along (floor share, log decay); 2 of 8
-fits had one at 0.95, none at 0.99 (docs/models/alpha.md, "Sampling coordinates";
-benchmarks/README.md, "alpha's divergences on AAPL")."""
+fits had one at 0.95, none at 0.99 (docs/models/alpha.md, "Target acceptance with the
+floor"; benchmarks/README.md, "The gate on AAPL")."""
 
 
 def _sampler_config(config: SamplerConfig | None, n_assets: int, floor: bool = False) -> SamplerConfig:
