@@ -78,6 +78,10 @@ class FillsConfig(BaseModel):
     markout_sd_regime_scale: float = Field(0.5, gt=0.0)
     asset_scale: float = Field(1.0, gt=0.0, description="fixed sd of an asset's log-hazard offset")
     asset_markout_scale: float = Field(1.0, gt=0.0, description="fixed sd of an asset's markout offset, bps")
+    soft_likelihood: Literal["expected", "mixture"] = Field("expected", description=(
+        "each order's log-likelihood averaged over the regimes with its probabilities (expected), or "
+        "its density mixed over them (mixture: multimodal on ambiguous probabilities, as kappa's; "
+        "docs/models/fills.md, \"Soft regimes\")"))
 
     @field_validator("hazard_cut_fractions")
     @classmethod
@@ -118,8 +122,14 @@ def design(obs: FillsObs, cfg: FillsConfig) -> dict[str, np.ndarray]:
             "asset": obs.asset.astype(np.int64), "fidx": np.flatnonzero(Mk.any(axis=1))}
 
 
-def order_loglik(xp, P: dict[str, Any], d: dict[str, Any], student_t: bool = False, zero_mass: bool = False):
-    """Per-order log-likelihood (n,), mixed over the regimes; ``xp`` is a namespace with
+def order_loglik(xp, P: dict[str, Any], d: dict[str, Any], student_t: bool = False, zero_mass: bool = False,
+                 soft: str = "mixture"):
+    """Per-order log-likelihood (n,) over the regimes: ``soft="mixture"`` mixes the order's
+    density over them with its regime probabilities (a proper predictive density: held-out
+    scores), ``"expected"`` averages its log density with those weights, ``sum_r w_r log
+    p(order | r)`` (the expected complete-data log-likelihood of EM, Dempster, Laird &
+    Rubin 1977: the fit's default, :class:`FillsConfig` ``soft_likelihood``; one-hot
+    weights give the same terms either way). ``xp`` is a namespace with
     ``exp, log, dot, concatenate, zeros_like, logsumexp, gammaln, sum, scatter_rows``
     (NumPy/SciPy or PyTensor). The markout terms are computed on the rows ``d["fidx"]``
     only (the fills; zero elsewhere). ``P``: ``log_hazard`` (A, 4), ``log_ratio`` (P,) with 0 first, ``coef``
@@ -151,6 +161,9 @@ def order_loglik(xp, P: dict[str, Any], d: dict[str, Any], student_t: bool = Fal
         zf = d["Z"][f][:, None, :]
         lp = xp.where(zf > 0.5, xp.log(pz), xp.log1p(-pz) + lp)
     mark = xp.scatter_rows(surv, f, xp.sum(d["Mk"][f][:, None, :] * lp, axis=2))   # (n, 4)
+    if soft == "expected":
+        w = xp.exp(d["logw"])
+        return xp.sum(xp.where(w > 1e-9, w * (surv + mark), 0.0), axis=1)
     return xp.logsumexp(d["logw"] + surv + mark, axis=1)
 
 
@@ -324,7 +337,8 @@ def build_model(obs: FillsObs, config: FillsConfig | None = None):
                 P["zero_prob"] = core(extra.pop(0), 2)
             if student:
                 P["nu"] = core(extra.pop(0), 0)
-            return order_loglik(PT, P, _unpack(value, layout, d["fidx"]), student_t=student, zero_mass=zero)
+            return order_loglik(PT, P, _unpack(value, layout, d["fidx"]), student_t=student, zero_mass=zero,
+                                soft=cfg.soft_likelihood)
 
         pm.CustomDist("queue_orders", *params, logp=logp, observed=value, dims=("order", "order_col"),
                       signature=sig + "->(m)")

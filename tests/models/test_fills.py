@@ -95,11 +95,12 @@ def test_likelihood_is_the_piecewise_exponential_survival_times_the_markout_incr
     o, cfg = _tiny(), FillsConfig()
     P = _params(np.random.default_rng(1))
     got = order_loglik(NP, P, design(o, cfg))
+    got_expected = order_loglik(NP, P, design(o, cfg), soft="expected")
     cuts = np.asarray(hazard_cuts_s(1.0))
     ratio = np.exp(P["log_ratio"])
     x = np.column_stack([np.log1p(o.queue_trades), o.level, -o.side * o.imbalance])
     for i in range(o.n_orders):
-        terms = []
+        terms, per_regime = [], []
         for r in range(4):
             lam = math.exp(P["log_hazard"][0, r] + x[i] @ P["coef"])
             h = lambda t: lam * ratio[np.searchsorted(cuts, t, side="right") - 1]  # noqa: E731
@@ -113,7 +114,12 @@ def test_likelihood_is_the_piecewise_exponential_survival_times_the_markout_incr
                     ll += stats.norm.logpdf(m - prev_m, mu[j] - prev_mu, math.exp(P["log_sd"][r, j]))
                 prev_m, prev_mu = m, mu[j]
             terms.append(math.log(max(o.regime_prob[i, r], 1e-12)) + ll)
+            per_regime.append(ll)
         assert got[i] == pytest.approx(logsumexp(terms), rel=1e-9, abs=1e-9)
+        # the fit's default: the log-likelihood averaged with the regime probabilities
+        w = np.maximum(o.regime_prob[i], 1e-12)
+        assert got_expected[i] == pytest.approx(float(np.sum(np.where(w > 1e-9, w * per_regime, 0.0))),
+                                                rel=1e-9, abs=1e-9)
 
 
 def test_two_part_markout_likelihood_with_exact_zero_increments():
@@ -128,6 +134,7 @@ def test_two_part_markout_likelihood_with_exact_zero_increments():
     rng = np.random.default_rng(3)
     P = {**_params(rng), "zero_prob": rng.uniform(0.05, 0.6, (4, 4))}
     got = order_loglik(NP, P, d, zero_mass=True)
+    got_expected = order_loglik(NP, P, d, zero_mass=True, soft="expected")
     base = order_loglik(NP, {**P, "mean": P["mean"] * 0 + 1e3}, d)  # survival only via the rows without fills
     x = np.column_stack([np.log1p(o.queue_trades), o.level, -o.side * o.imbalance])
     cuts = np.asarray(hazard_cuts_s(1.0))
@@ -135,7 +142,7 @@ def test_two_part_markout_likelihood_with_exact_zero_increments():
         if not o.filled[i]:
             assert got[i] == pytest.approx(base[i], rel=1e-12)
             continue
-        terms = []
+        terms, per_regime = [], []
         for r in range(4):
             lam = math.exp(P["log_hazard"][0, r] + x[i] @ P["coef"])
             ratio = np.exp(P["log_ratio"])
@@ -154,7 +161,12 @@ def test_two_part_markout_likelihood_with_exact_zero_increments():
                                                                    math.exp(P["log_sd"][r, j]))
                 prev_m, prev_mu = m, mu[j]
             terms.append(math.log(max(o.regime_prob[i, r], 1e-12)) + ll)
+            per_regime.append(ll)
         assert got[i] == pytest.approx(logsumexp(terms), rel=1e-9, abs=1e-9)
+        # the fit's default: the log-likelihood averaged with the regime probabilities
+        w = np.maximum(o.regime_prob[i], 1e-12)
+        assert got_expected[i] == pytest.approx(float(np.sum(np.where(w > 1e-9, w * per_regime, 0.0))),
+                                                rel=1e-9, abs=1e-9)
     # no zero mass: the normal model; the old fits' configs read without it
     o2 = _tiny()
     d2 = design(o2, cfg)
@@ -178,11 +190,12 @@ def test_pytensor_and_numpy_likelihoods_agree():
     o.markout_bps[0, 1] = o.markout_bps[0, 0]          # one exact zero increment
     P["zero_prob"] = np.random.default_rng(4).uniform(0.05, 0.6, (4, 4))
     d = design(o, cfg)
-    for student, zero in ((False, False), (True, False), (False, True), (True, True)):
+    for student, zero, soft in ((False, False, "mixture"), (True, False, "mixture"), (False, True, "mixture"),
+                                (True, True, "mixture"), (False, True, "expected"), (True, False, "expected")):
         sym = {k: pt.as_tensor_variable(np.asarray(v, float)) for k, v in P.items()}
         f = pytensor.function([], order_loglik(PT, sym, {k: pt.as_tensor_variable(v) for k, v in d.items()},
-                                               student, zero), mode="FAST_COMPILE")
-        np.testing.assert_allclose(f(), order_loglik(NP, P, d, student, zero), rtol=1e-10)
+                                               student, zero, soft), mode="FAST_COMPILE")
+        np.testing.assert_allclose(f(), order_loglik(NP, P, d, student, zero, soft), rtol=1e-10)
 
 
 def test_observations_of_a_market_soft_regimes_and_the_skip_rule():
