@@ -90,10 +90,8 @@ def run_alpha(args) -> None:
 
 
 def run_regime(args) -> None:
-    import arviz as az
-
     from models import catalog, regime
-    from models.sampling import SamplerConfig, diagnostics
+    from models.sampling import SamplerConfig
 
     obs, cfg = load("regime", args.data, None)
     mc = catalog.model_config("regime", None, cfg)
@@ -101,15 +99,24 @@ def run_regime(args) -> None:
     for seed in seeds(args.seeds):
         t = time.perf_counter()
         idata = regime.fit(obs, SamplerConfig(seed=seed, draws=args.draws, progressbar=False), mc)
-        wall = time.perf_counter() - t
-        d = diagnostics(idata)
-        x = idata.posterior["regime_transition"].sel(regime_from="low", regime_to="normal").values
-        q = {p: float(az.ess(x, method="quantile", prob=p)) for p in (0.05, 0.95)}
-        low = sorted((v["ess_tail"], k) for k, v in d["per_param"].items() if v["ess_tail"] is not None)[:3]
-        print(f"seed {seed}, 4 x {args.draws}: P[low,normal] mean {x.mean():.3f} sd {x.std():.3f}, ess_tail "
-              f"{d['per_param']['regime_transition[low,normal]']['ess_tail']:.0f} (q05 {q[0.05]:.0f}, "
-              f"q95 {q[0.95]:.0f}); lowest ess_tail {[(round(v), k) for v, k in low]}; divergences "
-              f"{d['divergences']}; {wall:.0f} s", flush=True)
+        print(_regime_line(idata, seed, args.draws, time.perf_counter() - t), flush=True)
+
+
+def _regime_line(idata, seed: int, draws: int, wall: float, steps: bool = False) -> str:
+    """One fit's line: P[low,normal], its tail and quantile ESS, the lowest tail ESS."""
+    import arviz as az
+
+    from models.sampling import diagnostics
+
+    d = diagnostics(idata)
+    x = idata.posterior["regime_transition"].sel(regime_from="low", regime_to="normal").values
+    q = {p: float(az.ess(x, method="quantile", prob=p)) for p in (0.05, 0.95)}
+    low = sorted((v["ess_tail"], k) for k, v in d["per_param"].items() if v["ess_tail"] is not None)[:3]
+    st = f"; steps/draw {float(idata.sample_stats.n_steps.mean()):.1f}" if steps else ""
+    return (f"seed {seed}, 4 x {draws}: P[low,normal] mean {x.mean():.3f} sd {x.std():.3f}, ess_tail "
+            f"{d['per_param']['regime_transition[low,normal]']['ess_tail']:.0f} (q05 {q[0.05]:.0f}, "
+            f"q95 {q[0.95]:.0f}); lowest ess_tail {[(round(v), k) for v, k in low]}; divergences "
+            f"{d['divergences']}{st}; {wall:.0f} s")
 
 
 def run_regime_low_rank(args) -> None:
@@ -117,12 +124,10 @@ def run_regime_low_rank(args) -> None:
     (``low_rank_modified_mass_matrix=True``: the diagonal plus the leading directions of
     the draws' and gradients' covariance), nutpie called directly as ``regime.fit`` calls
     it (JAX backend, JAX gradient, target_accept 0.95)."""
-    import arviz as az
     import nutpie
 
     from models import catalog, regime
     from models.regime.em import em_fit
-    from models.sampling import diagnostics
 
     obs, cfg = load("regime", args.data, None)
     mc = catalog.model_config("regime", None, cfg)
@@ -133,16 +138,7 @@ def run_regime_low_rank(args) -> None:
         t = time.perf_counter()
         idata = nutpie.sample(compiled, draws=args.draws, tune=1000, chains=4, seed=seed, progress_bar=False,
                               target_accept=0.95, low_rank_modified_mass_matrix=True)
-        wall = time.perf_counter() - t
-        d = diagnostics(idata)
-        x = idata.posterior["regime_transition"].sel(regime_from="low", regime_to="normal").values
-        q = {p: float(az.ess(x, method="quantile", prob=p)) for p in (0.05, 0.95)}
-        low = sorted((v["ess_tail"], k) for k, v in d["per_param"].items() if v["ess_tail"] is not None)[:3]
-        print(f"seed {seed}, 4 x {args.draws}: P[low,normal] mean {x.mean():.3f} sd {x.std():.3f}, ess_tail "
-              f"{d['per_param']['regime_transition[low,normal]']['ess_tail']:.0f} (q05 {q[0.05]:.0f}, "
-              f"q95 {q[0.95]:.0f}); lowest ess_tail {[(round(v), k) for v, k in low]}; divergences "
-              f"{d['divergences']}; steps/draw {float(idata.sample_stats.n_steps.mean()):.1f}; {wall:.0f} s",
-              flush=True)
+        print(_regime_line(idata, seed, args.draws, time.perf_counter() - t, steps=True), flush=True)
 
 
 def main() -> None:

@@ -85,26 +85,13 @@ class _Density:
     def __init__(self, model):
         import jax
         from pymc.blocking import DictToArrayBijection
-        from pymc.sampling.jax import get_jaxified_graph
 
         jax.config.update("jax_enable_x64", True)
         self.model = model
         self.start = model.initial_point()
         x0 = DictToArrayBijection.map({v.name: self.start[v.name] for v in model.value_vars})
         self.x0, self.info = np.asarray(x0.data, dtype=float), x0.point_map_info
-        layout = [(tuple(shape), int(size)) for _name, shape, size, _dtype in self.info]
-
-        def unravel(x):
-            parts, i = [], 0
-            for shape, size in layout:
-                parts.append(x[i:i + size].reshape(shape))
-                i += size
-            return parts
-
-        def of_x(outputs):
-            f = get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
-            return lambda x: f(*unravel(x))
-
+        of_x = self._of_x
         lp = model.logp(jacobian=True)
         f_lp = of_x([lp])
         try:  # pytensor's gradient graph (the likelihood Ops' exact adjoints), jitted
@@ -121,6 +108,22 @@ class _Density:
         self._logp_many = jax.jit(lambda X: jax.lax.map(lambda x: f_lp(x)[0], X))
         self._dlogp_many = jax.jit(lambda X: jax.lax.map(grad, X))
         self._jax = jax
+
+    def _of_x(self, outputs):
+        """The JAX translation of ``outputs`` as a function of the raveled vector."""
+        from pymc.sampling.jax import get_jaxified_graph
+
+        f = get_jaxified_graph(inputs=self.model.value_vars, outputs=outputs)
+        layout = [(tuple(shape), int(size)) for _name, shape, size, _dtype in self.info]
+
+        def of(x):
+            parts, i = [], 0
+            for shape, size in layout:
+                parts.append(x[i:i + size].reshape(shape))
+                i += size
+            return f(*parts)
+
+        return of
 
     def logp_dlogp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         v, g = self._both(np.asarray(x, dtype=float))
@@ -145,19 +148,8 @@ class _Density:
         outs = get_default_varnames(self.model.unobserved_value_vars, include_transformed=False)
         if var_names is not None:
             outs = [v for v in outs if v.name in var_names]
-        from pymc.sampling.jax import get_jaxified_graph
-
-        f = get_jaxified_graph(inputs=self.model.value_vars, outputs=outs)
-        layout = [(tuple(shape), int(size)) for _name, shape, size, _dtype in self.info]
-
-        def one(x):
-            parts, i = [], 0
-            for shape, size in layout:
-                parts.append(x[i:i + size].reshape(shape))
-                i += size
-            return tuple(f(*parts))
-
-        res = self._jax.jit(lambda X: self._jax.lax.map(one, X))(np.asarray(X, dtype=float))
+        f = self._of_x(outs)
+        res = self._jax.jit(lambda X: self._jax.lax.map(lambda x: tuple(f(x)), X))(np.asarray(X, dtype=float))
         return {v.name: np.asarray(r) for v, r in zip(outs, res)}
 
 
