@@ -77,10 +77,11 @@ class _Density:
     (``get_jaxified_graph``, the graph nutpie's JAX backend runs; the catalog's
     likelihood Ops all have a JAX form): ``logp_dlogp`` for the optimiser, and
     ``logp_many`` / ``dlogp_many`` / ``posterior_many`` mapping many points in one
-    compiled loop (``jax.lax.map``). Compiling pytensor's C functions instead cost
-    more than the fit on small data, and calling them once per point from Python
-    (4,000 PSIS draws, 2d Hessian columns) ran the matrix products through Python where
-    pytensor finds no BLAS (benchmarks/README.md, "Scaling", where the time goes)."""
+    compiled loop (``jax.lax.map``). The former pytensor C functions, called once per
+    point from Python (4,000 PSIS draws, 2d Hessian columns), ran the matrix products
+    through Python where pytensor finds no BLAS (measured before / after:
+    benchmarks/README.md, "The approximation on JAX"). ``gradient`` says which gradient
+    is used (recorded as ``idata.attrs["approx_gradient"]``)."""
 
     def __init__(self, model):
         import jax
@@ -279,6 +280,7 @@ def sample_approx(model, cfg, *, var_names: Sequence[str] | None = None, nuts=No
     attrs.update({f"approx_{k}": round(v, 3) for k, v in times.items()})
     if fit is not None:
         attrs["map_logp"] = float(fit.logp_mode)
+        attrs["approx_gradient"] = fit.density.gradient
         attrs["approx_evals"] = int(fit.n_evals)
     idata.attrs.update(attrs)
     return idata

@@ -34,6 +34,7 @@ def test_laplace_matches_the_conjugate_answer_and_khat_is_small():
     idata = sample(m, SamplerConfig(inference="laplace", **SMALL))
     a = idata.attrs
     assert a["inference"] == "laplace" and a["sampler"] == "laplace"
+    assert a["approx_gradient"] == "pytensor graph"  # this graph traces in JAX: no jax.grad fallback
     assert 0 <= a["psis_khat"] < 0.5 and a["psis_ess"] > 300
     post = idata.posterior
     assert post.sizes["chain"] == 2 and post.sizes["draw"] == 300 and list(post["g"].values) == ["a", "b"]
