@@ -92,16 +92,10 @@ def stale_limit(fit_market) -> float:
     operator sets for a venue whose quiet stretches are known (LOBSTER AMZN_5's replay
     half has three silences of 30-42 s; at 30 s the kill switch stopped every
     configuration for 78 % of it)."""
-    import numpy as np
-
     from models.data.gaps import find_gaps
     from mm_runtime.guards import STALE_FEED_S
 
-    thr = find_gaps(fit_market).attrs["threshold_s"]
-    ts = np.sort(np.concatenate([fit_market.quotes["ts"].to_numpy(), fit_market.trades["ts"].to_numpy()]))
-    d = np.diff(ts.astype(np.int64)) / 1e9
-    d = d[d <= thr]
-    return max(STALE_FEED_S, round(2.0 * float(d.max()), 1)) if d.size else STALE_FEED_S
+    return max(STALE_FEED_S, round(2.0 * find_gaps(fit_market).attrs["longest_quiet_s"], 1))
 
 
 def heldout_terms(market, bundle, fee_bps: float) -> dict:

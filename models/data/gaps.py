@@ -39,7 +39,8 @@ def find_gaps(market, config: ObservationConfig | None = None) -> pd.DataFrame:
     trades merged) further apart than the threshold. Columns ``start_ns`` (the last update
     before), ``end_ns`` (the first after; int64 ns), ``length_s``; ``attrs``:
     ``reference_s`` (the :data:`GAP_REFERENCE_QUANTILE` of the positive times between
-    updates, s) and ``threshold_s``."""
+    updates, s), ``threshold_s`` and ``longest_quiet_s`` (the longest time between updates
+    that is not a gap, s; 0 without two updates)."""
     cfg = config or ObservationConfig()
     ts = _update_times(market)
     d = np.diff(ts)
@@ -48,7 +49,9 @@ def find_gaps(market, config: ObservationConfig | None = None) -> pd.DataFrame:
     thr = max(cfg.gap_factor * ref, cfg.gap_min_seconds) if pos.size else cfg.gap_min_seconds
     i = np.flatnonzero(d > thr * NS)
     out = pd.DataFrame({"start_ns": ts[i], "end_ns": ts[i + 1], "length_s": d[i] / NS})
-    out.attrs.update(reference_s=ref, threshold_s=float(thr))
+    quiet = d[d <= thr * NS]
+    out.attrs.update(reference_s=ref, threshold_s=float(thr),
+                     longest_quiet_s=float(quiet.max()) / NS if quiet.size else 0.0)
     return out
 
 

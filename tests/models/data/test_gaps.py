@@ -37,6 +37,7 @@ def test_the_gap_is_found_and_timed():
     assert list(g["start_ns"]) == [ns(37)] and list(g["end_ns"]) == [ns(100)]
     assert g["length_s"].tolist() == [63.0]
     assert g.attrs["reference_s"] == 0.5 and g.attrs["threshold_s"] == 10.0   # 99th percentile of the updates
+    assert g.attrs["longest_quiet_s"] == 0.5                                  # the longest silence not a gap
     assert len(find_gaps(gapped(), ObservationConfig(gap_factor=200.0))) == 0     # max(200 x 0.5 s, 10 s) = 100 s > 63 s
     assert len(find_gaps(gapped(), ObservationConfig(gap_min_seconds=70.0))) == 0
     ts = np.array([ns(t) for t in (0, 40, 70, 100, 120)])
