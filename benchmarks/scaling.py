@@ -132,7 +132,9 @@ def run_point(target: str, size: str, inference: str, out: Path, rate_scale: flo
     row = {"target": target, "size": size, "inference": inference, "rate_scale": rate_scale, **facts,
            "cmd": " ".join(cmd[1:]), **{k: r[k] for k in ("rc", "wall_s", "cpu_s", "peak_rss_mb", "load_before",
                                       "load_after")},
-           "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+           "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                    text=True).stdout.strip()}
     try:
         doc = json.loads(r["stdout"])
     except json.JSONDecodeError:

@@ -38,6 +38,10 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+PPC_DRAWS = 500
+"""Posterior draws a predictive plot uses at most (its 90 % bands need no more; all
+4,000 draws of alpha's per-fill probabilities on AAPL took 3.6 GB)."""
+
 
 def _plt():
     import matplotlib
@@ -108,7 +112,7 @@ def alpha_ppc(idata, obs, path: Path) -> Path:
     from models.alpha.posterior import _per_fill_draws
 
     plt = _plt()
-    alpha = _per_fill_draws(idata, obs)["alpha"]           # (S, N)
+    alpha = _per_fill_draws(idata, obs, max_draws=PPC_DRAWS)["alpha"]   # (S, N)
     grid = np.unique(obs.depth_bps)
     w = obs.weight
     obs_share, med, lo, hi, n = [], [], [], [], []

@@ -18,6 +18,7 @@ import numpy as np
 from scipy import special
 
 from mm_runtime.vocabulary import DEPTH_BUCKET_LABELS, REGIMES
+from models.predictive import thin_index
 from models.sampling import asset_index
 
 from .observations import AlphaObs
@@ -89,16 +90,19 @@ def summarize(idata, asset: str | None = None) -> dict[str, Any]:
 
 
 # =========================================================================== flag predictive & LOO
-def _per_fill_draws(idata, obs: AlphaObs) -> dict[str, np.ndarray]:
-    """(S, N) alpha per fill and, for the mixture, the component parameters per fill."""
+def _per_fill_draws(idata, obs: AlphaObs, max_draws: int | None = None) -> dict[str, np.ndarray]:
+    """(S, N) alpha per fill and, for the mixture, the component parameters per fill;
+    ``max_draws``: at most that many evenly spaced draws (each (S, N) array is S x N x 8
+    bytes: 4,000 draws x 100k fills = 3.2 GB)."""
     assets = _assets(idata)
     idx = np.array([assets.index(a) for a in obs.assets])[obs.asset]
     post = idata.posterior
+    keep = thin_index(post.sizes["chain"] * post.sizes["draw"], max_draws)
 
     def arr(name):
         da = post[name].transpose("chain", "draw", ...)
         v = np.asarray(da.values)
-        return v.reshape(-1, *v.shape[2:])
+        return v.reshape(-1, *v.shape[2:])[keep]
 
     at = arr("alpha_touch")
     decay = arr("alpha_decay_bps")

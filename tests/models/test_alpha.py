@@ -199,6 +199,19 @@ def test_bucket_alpha_is_fill_weighted_average(fit_threshold, sim):
     np.testing.assert_allclose(d["alpha"]["high"]["[10,inf)"], expect, rtol=1e-12)
 
 
+def test_per_fill_draws_thinned_are_evenly_spaced_draws_of_the_full_set(fit_threshold, sim):
+    """The predictive plot's thinning (models.plots.PPC_DRAWS): the rows kept are the
+    full set's rows at evenly spaced draw indices, never more than asked."""
+    from models.alpha.posterior import _per_fill_draws
+    from models.predictive import thin_index
+
+    full = _per_fill_draws(fit_threshold, sim)["alpha"]
+    thin = _per_fill_draws(fit_threshold, sim, max_draws=97)["alpha"]
+    assert full.shape[0] == 1000 and thin.shape == (97, sim.depth_bps.size)
+    np.testing.assert_array_equal(thin, full[thin_index(1000, 97)])
+    assert _per_fill_draws(fit_threshold, sim, max_draws=5000)["alpha"].shape == full.shape
+
+
 def test_summaries_validate_as_bundle_params(fit_threshold):
     from mm_runtime.bundle import BetaSummary, LogNormalSummary, NormalSummary
 
