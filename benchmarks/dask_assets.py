@@ -125,10 +125,12 @@ def main() -> None:
     from flows.cluster import share_prefect_api
 
     share_prefect_api()
-    rows = [one(markets, assets, int(w), out, a.draws) for w in a.workers.split(",")]
-    doc = {"machine": {"cpus": os.cpu_count()}, "draws": a.draws, "durations_s": a.durations, "rows": rows}
+    doc = {"machine": {"cpus": os.cpu_count()}, "draws": a.draws, "durations_s": a.durations, "rows": []}
+    rows = doc["rows"]
     (REPO / "artifacts/benchmarks").mkdir(parents=True, exist_ok=True)
-    (REPO / "artifacts/benchmarks/dask_assets.json").write_text(json.dumps(doc, indent=2))
+    for w in a.workers.split(","):  # written after each worker count: a stopped run keeps what it measured
+        rows.append(one(markets, assets, int(w), out, a.draws))
+        (REPO / "artifacts/benchmarks/dask_assets.json").write_text(json.dumps(doc, indent=2))
     print("| workers | assets | wall (s) | assets / h | MLflow runs finished | registered v1 | "
           "Prefect asset flows completed | task runs completed | load (1/5/15 min) |")
     print("|---|---|---|---|---|---|---|---|---|")
