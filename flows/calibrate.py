@@ -270,14 +270,29 @@ def _calibrate_one(source: str, path: str, asset: str | None, runner: str | None
             rejoin()
 
 
+def submit_bounded(task_, args_of, items, limit: int | None, poll_s: float = 0.5) -> list:
+    """``task_.submit(*args_of(item))`` for every item, in order, with at most ``limit``
+    of them unfinished at a time (None or 0: all at once): the bound that ``--parallel-assets``
+    promises and the Dask task runner on an existing cluster does not set (measured: 16
+    asset flows at once in one worker process, which crashed four times,
+    benchmarks/README.md "Many assets on a Dask cluster"). Prefect futures."""
+    import time
+
+    futures: list = []
+    for item in items:
+        while limit and sum(not f.wrapped_future.done() for f in futures) >= limit:
+            time.sleep(poll_s)
+        futures.append(task_.submit(*args_of(item)))
+    return futures
+
+
 @flow(name="calibrate", flow_run_name="calibrate-{source}")
 def calibrate(source: str, path: str, assets: list[str | None], runner: str | None = None,
-              parallel_fits: int | None = None, options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """:func:`calibrate_asset` mapped over ``assets`` of one source (each asset a
-    subflow run; the results in order). ``options``: the one-asset flow's keyword
-    arguments (window, sampler, gate, ...)."""
-    from prefect.utilities.annotations import unmapped
-
+              parallel_fits: int | None = None, options: dict[str, Any] | None = None,
+              parallel_assets: int | None = None) -> list[dict[str, Any]]:
+    """:func:`calibrate_asset` over ``assets`` of one source (each asset a subflow run;
+    the results in order), at most ``parallel_assets`` at a time (:func:`submit_bounded`).
+    ``options``: the one-asset flow's keyword arguments (window, sampler, gate, ...)."""
     from models import tracking
 
     # create (or migrate) the tracking store here, once, before the assets run in
@@ -285,7 +300,8 @@ def calibrate(source: str, path: str, assets: list[str | None], runner: str | No
     # on its schema migration (measured: "table _alembic_tmp_tags already exists" with 4
     # Dask worker processes on an empty store)
     tracking.configure()
-    futures = _calibrate_one.map(source, path, assets, runner, parallel_fits, unmapped(options or {}))
+    futures = submit_bounded(_calibrate_one, lambda a: (source, path, a, runner, parallel_fits, options or {}),
+                             assets, parallel_assets)
     return [f.result() for f in futures]
 
 
@@ -294,7 +310,7 @@ def run_many(source: str, path: str, assets: list[str | None], *, runner: str | 
     """Run :func:`calibrate` with ``parallel_assets`` assets at a time."""
     fl = calibrate.with_options(task_runner=task_runner(runner, parallel_assets))
     return fl(source=source, path=str(path), assets=list(assets), runner=runner, parallel_fits=parallel_fits,
-              options=kw)
+              options=kw, parallel_assets=parallel_assets)
 
 
 __all__ = ["calibrate", "calibrate_asset", "result_of", "run_calibration", "run_many"]
