@@ -270,8 +270,8 @@ def _calibrate_one(source: str, path: str, asset: str | None, runner: str | None
             rejoin()
 
 
-def submit_bounded(task_, args_of, items, limit: int | None, poll_s: float = 0.5) -> list:
-    """``task_.submit(*args_of(item))`` for every item, in order, with at most ``limit``
+def submit_bounded(task_, calls, limit: int | None, poll_s: float = 0.5) -> list:
+    """``task_.submit(*args)`` for every ``args`` tuple of ``calls``, in order, with at most ``limit``
     of them unfinished at a time (None or 0: all at once): the bound that ``--parallel-assets``
     promises and the Dask task runner on an existing cluster does not set (measured: 16
     asset flows at once in one worker process, which crashed four times,
@@ -279,10 +279,10 @@ def submit_bounded(task_, args_of, items, limit: int | None, poll_s: float = 0.5
     import time
 
     futures: list = []
-    for item in items:
+    for args in calls:
         while limit and sum(not f.wrapped_future.done() for f in futures) >= limit:
             time.sleep(poll_s)
-        futures.append(task_.submit(*args_of(item)))
+        futures.append(task_.submit(*args))
     return futures
 
 
@@ -300,8 +300,8 @@ def calibrate(source: str, path: str, assets: list[str | None], runner: str | No
     # on its schema migration (measured: "table _alembic_tmp_tags already exists" with 4
     # Dask worker processes on an empty store)
     tracking.configure()
-    futures = submit_bounded(_calibrate_one, lambda a: (source, path, a, runner, parallel_fits, options or {}),
-                             assets, parallel_assets)
+    futures = submit_bounded(_calibrate_one, [(source, path, a, runner, parallel_fits, options or {})
+                                              for a in assets], parallel_assets)
     return [f.result() for f in futures]
 
 

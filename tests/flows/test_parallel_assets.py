@@ -36,7 +36,7 @@ def test_at_most_limit_assets_run_at_once_and_results_keep_their_order(limit, ex
 
     @flow(task_runner=ThreadPoolTaskRunner(max_workers=6))
     def many(names: list[str]) -> list[str]:
-        return [f.result() for f in submit_bounded(_asset, lambda n: (n,), names, limit, poll_s=0.02)]
+        return [f.result() for f in submit_bounded(_asset, [(n,) for n in names], limit, poll_s=0.02)]
 
     names = ["a", "b", "c", "d", "e", "f"]
     assert many(names) == [n.upper() for n in names]
