@@ -43,17 +43,21 @@ class ProcessCluster:
     """``with ProcessCluster(n_workers=2) as c: c.address`` -- a ``dask scheduler`` and
     ``n_workers`` single-threaded ``dask worker`` processes on loopback, stopped (SIGTERM,
     then SIGKILL after ``grace_s``) on exit. The processes inherit this process's
-    environment, plus ``env``."""
+    environment, plus ``env``. Each process's output goes to ``<n>.log`` in ``log_dir``,
+    kept after exit (a crashed worker's traceback is evidence), or in a temporary folder
+    deleted on exit when ``log_dir`` is None."""
 
     def __init__(self, n_workers: int = 2, *, nthreads: int = 1, env: Mapping[str, str] | None = None,
-                 start_timeout_s: float = 120.0, grace_s: float = 10.0):
+                 start_timeout_s: float = 120.0, grace_s: float = 10.0, log_dir: str | Path | None = None):
         if n_workers < 1:
             raise ValueError(f"n_workers must be >= 1, got {n_workers}")
         self.n_workers, self.nthreads = int(n_workers), int(nthreads)
         self.env, self.start_timeout_s, self.grace_s = dict(env or {}), start_timeout_s, grace_s
         self.address: str | None = None
         self._procs: list[subprocess.Popen] = []
-        self._dir: tempfile.TemporaryDirectory | None = None
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._dir: Path | None = None
 
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -64,10 +68,10 @@ class ProcessCluster:
 
     def _spawn(self, *args: str) -> subprocess.Popen:
         assert self._dir is not None
-        log = open(Path(self._dir.name) / f"{len(self._procs)}.log", "wb")  # noqa: SIM115 (closed with the dir)
-        p = subprocess.Popen([str(Path(sys.executable).with_name("dask")), *args], cwd=REPO,
-                             env=self._environment(), stdout=log, stderr=subprocess.STDOUT,
-                             start_new_session=True)
+        with open(self._dir / f"{len(self._procs)}.log", "wb") as log:  # the child keeps its own copy
+            p = subprocess.Popen([str(Path(sys.executable).with_name("dask")), *args], cwd=REPO,
+                                 env=self._environment(), stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
         self._procs.append(p)
         return p
 
@@ -76,11 +80,19 @@ class ProcessCluster:
         if self._dir is None:
             return ""
         return "\n".join(f"--- {f.name}\n{f.read_text(errors='replace')[-4000:]}"
-                         for f in sorted(Path(self._dir.name).glob("*.log")))
+                         for f in sorted(self._dir.glob("*.log")))
 
     def __enter__(self) -> ProcessCluster:
-        self._dir = tempfile.TemporaryDirectory(prefix="mmcal-dask-")
-        sched_file = Path(self._dir.name) / "scheduler.json"
+        if self.log_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="mmcal-dask-")
+            self._dir = Path(self._tmp.name)
+        else:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            for f in self.log_dir.glob("*.log"):  # a previous cluster's logs would be read as ours
+                f.unlink()
+            (self.log_dir / "scheduler.json").unlink(missing_ok=True)
+            self._dir = self.log_dir
+        sched_file = self._dir / "scheduler.json"
         self._spawn("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                     "--scheduler-file", str(sched_file))
         try:
@@ -120,9 +132,9 @@ class ProcessCluster:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
         self._procs.clear()
-        if self._dir is not None:
-            self._dir.cleanup()
-            self._dir = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
 
 __all__ = ["ProcessCluster", "share_prefect_api"]

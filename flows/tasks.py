@@ -252,7 +252,7 @@ def fit_model(model: str, ref: dict, data_sha256: str, observation: dict, sample
     with the observation rules in its ``observation_config`` attribute.
     Returns ``{"model", "key", "idata_path", "reused", "n_obs", "wall_s"}``."""
     from models import catalog
-    from models.sampling import SamplerConfig
+    from models.sampling import SamplerConfig, releasing_fit_memory
 
     logger = get_run_logger()
     nc = cache_dir() / f"{key}.nc"
@@ -267,7 +267,8 @@ def fit_model(model: str, ref: dict, data_sha256: str, observation: dict, sample
                 catalog.spec(model).obs_unit, sc.sampler, "" if sc.inference == "nuts" else f" or {sc.inference}",
                 sc.chains, sc.draws, sc.tune)
     t0 = time.perf_counter()
-    idata = catalog.fit(model, obs, sc, catalog.model_config(model, variant, _obs_config(observation)))
+    with releasing_fit_memory():  # a long-lived worker must not accumulate compiled code or freed heap
+        idata = catalog.fit(model, obs, sc, catalog.model_config(model, variant, _obs_config(observation)))
     idata.attrs["observation_config"] = json.dumps(_obs_config(observation).model_dump(mode="json"))
     idata.attrs["asset"] = str(market.asset)
     idata.attrs["cache_key"] = key

@@ -29,9 +29,11 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -343,6 +345,77 @@ def sample(model, config: SamplerConfig | None = None, *, var_names: Sequence[st
     if cfg.sampler == "nutpie":
         idata.attrs["nutpie_mass_matrix"] = cfg.nutpie_mass_matrix
     return idata
+
+
+_FITS_IN_FLIGHT = 0
+_FITS_LOCK = threading.Lock()
+
+
+def memory_maps() -> tuple[int, int] | None:
+    """(memory mappings of this process, ``vm.max_map_count``), None without /proc."""
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            n = sum(1 for _ in f)
+        return n, int(Path("/proc/sys/vm/max_map_count").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _release_due(last: bool) -> bool:
+    """Whether to drop the compiled code now: between fits once this process holds a
+    quarter of the mappings the kernel allows, or even under another fit at three
+    quarters (it recompiles, rather than the process aborting); between fits wherever
+    the count cannot be read."""
+    m = memory_maps()
+    if m is None:
+        return last
+    n, cap = m
+    return n > 0.75 * cap or (last and n > 0.25 * cap)
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free pages back to the kernel (glibc ``malloc_trim``; a no-op
+    elsewhere). glibc keeps the pages a thread's arena freed: a worker's resident memory
+    grew ~0.8 GB per asset and one ``malloc_trim(0)`` took it from 7.5 to 3.0 GB
+    (benchmarks/README.md, "Worker memory"); Dask's nanny trims only the main arena
+    (``MALLOC_TRIM_THRESHOLD_``)."""
+    import ctypes
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # the C library this process runs on
+    except (OSError, AttributeError):  # not glibc
+        return
+    trim(0)
+
+
+@contextmanager
+def releasing_fit_memory() -> Iterator[None]:
+    """Around one fit in a long-lived process (a Dask worker, ``mmcal serve``): when the
+    last fit in flight ends, free the fit's memory for good (``gc.collect`` and
+    :func:`_trim_heap`), and drop JAX's compiled executables (``jax.clear_caches``) when
+    the process's memory mappings near ``vm.max_map_count`` (:func:`_release_due`).
+    Every fit compiles functions of its own that nothing reuses, and each executable
+    keeps mappings; a worker calibrating assets one after another reached the limit
+    (65,530) after 7 assets and XLA aborted it ("LLVM ERROR: Unable to allocate section
+    memory"). Not dropped after every fit: each clear makes the next fits recompile what
+    they share (a cost not separated from the machine's variation: benchmarks/README.md,
+    "Worker memory")."""
+    global _FITS_IN_FLIGHT
+    with _FITS_LOCK:
+        _FITS_IN_FLIGHT += 1
+    try:
+        yield
+    finally:
+        with _FITS_LOCK:  # held while clearing: no fit of this process starts compiling meanwhile
+            _FITS_IN_FLIGHT -= 1
+            last = _FITS_IN_FLIGHT == 0
+            if "jax" in sys.modules and _release_due(last):
+                sys.modules["jax"].clear_caches()
+            if last:
+                import gc
+
+                gc.collect()
+                _trim_heap()
 
 
 def add_log_likelihood(idata, model, cfg: SamplerConfig) -> None:

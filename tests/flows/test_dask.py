@@ -61,7 +61,7 @@ def test_two_assets_on_a_dask_cluster(calibrated, lab, fit_settings, tmp_path, m
     # one thread per worker, as `mmcal calibrate --task-runner dask` starts them: with
     # as many assets as worker threads, an asset task that held its thread while its
     # fits wait for one would deadlock the cluster (flows.calibrate._calibrate_one)
-    cluster = ProcessCluster(n_workers=2).__enter__()
+    cluster = ProcessCluster(n_workers=2, log_dir=tmp_path / "dask-logs").__enter__()
     try:
         monkeypatch.setenv("MMCAL_DASK_ADDRESS", cluster.address)   # the subflows' runners too
         assert isinstance(task_runner("dask"), DaskTaskRunner)
@@ -99,6 +99,8 @@ def test_two_assets_on_a_dask_cluster(calibrated, lab, fit_settings, tmp_path, m
         monkeypatch.undo()
         mlflow.set_tracking_uri(tracking.tracking_uri())
         mlflow.set_registry_uri(tracking.tracking_uri())
+    # the scheduler's and both workers' output outlive the cluster (evidence of a crash)
+    assert sorted(f.name for f in (tmp_path / "dask-logs").glob("*.log")) == ["0.log", "1.log", "2.log"]
 
 
 def _flow_runs(since) -> list:

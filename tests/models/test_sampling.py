@@ -231,3 +231,27 @@ def test_nutpie_low_rank_mass_matrix_follows_a_correlated_direction():
         assert f.attrs["nutpie_mass_matrix"] == mm
         x = f.posterior["x"].values.reshape(-1, 5)
         np.testing.assert_allclose(np.cov(x.T), cov, atol=0.25)
+
+
+def test_fit_memory_released_near_the_memory_map_limit(monkeypatch):
+    """A long-lived worker drops JAX's executables before its memory mappings reach
+    vm.max_map_count (else XLA aborts it, benchmarks/README.md "Worker memory"): between
+    fits from a quarter of the limit, under a running fit only from three quarters."""
+    import jax
+    import jax.numpy as jnp
+
+    from models import sampling
+    from models.sampling import releasing_fit_memory
+
+    assert sampling.memory_maps() is None or sampling.memory_maps()[0] > 10  # this process's, read
+    f = jax.jit(lambda x: x * 2.0)
+    for maps, outer_kept, inner_kept in [(1_000, 1, 1), (20_000, 1, 0), (50_000, 0, 0)]:
+        monkeypatch.setattr(sampling, "memory_maps", lambda m=maps: (m, 65_530))
+        with releasing_fit_memory():
+            with releasing_fit_memory():  # two fits in flight (threads of one process)
+                f(jnp.ones(3))
+            assert f._cache_size() == outer_kept, maps  # the other fit still runs
+        assert f._cache_size() == inner_kept, maps
+        assert float(f(jnp.ones(3))[0]) == 2.0  # compiled again on the next call
+        jax.clear_caches()
+    sampling._trim_heap()  # glibc's malloc_trim, or nothing: never an error
