@@ -12,7 +12,7 @@ MLflow store and artifacts folder. Modes: ``none`` -- nothing released (the proj
 ``models.sampling.releasing_fit_memory`` switched off in the child: no clear, no heap
 trim); ``asset`` -- ``jax.clear_caches()`` and ``gc.collect()`` after each asset,
 nothing in between; ``auto`` -- the project's rule. After each
-asset the child prints its resident set size (``/proc/self/status`` VmRSS) and its
+asset the child prints its resident set size (psutil) and its
 number of memory mappings (``/proc/self/maps``; the kernel refuses an mmap beyond
 ``vm.max_map_count``, and XLA's compiler then aborts: "LLVM ERROR: Unable to allocate
 section memory"). Prints a markdown table and writes artifacts/benchmarks/worker_memory.json.
@@ -35,15 +35,10 @@ SAMPLER = {"sampler": "numpyro", "chains": 2, "draws": 150, "tune": 150}
 GATE = {"max_r_hat": 2.0, "min_ess_bulk": 3, "min_ess_tail": 3}  # dask_assets.LOOSE_GATE
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
 def child(markets: str, assets: list[str], clear: str) -> None:
     import gc
+
+    import psutil
 
     import flows  # noqa: F401 - the set-up point
     from flows.calibrate import run_calibration
@@ -60,8 +55,9 @@ def child(markets: str, assets: list[str], clear: str) -> None:
             jax.clear_caches()
             gc.collect()
         m = sampling.memory_maps()
-        print(json.dumps({"asset": a, "status": doc["status"], "rss_mb": round(rss_mb()),
-                          "maps": m[0] if m else None}), flush=True)
+        rss_mb = round(psutil.Process().memory_info().rss / 2**20)
+        print(json.dumps({"asset": a, "status": doc["status"], "rss_mb": rss_mb, "maps": m[0] if m else None}),
+              flush=True)
 
 
 def main() -> None:
