@@ -114,17 +114,19 @@ def _regime_observation(estimator: str | None):
 
 
 def fit_model(model: str, market, cfg, estimator: str | None = None, regimes: str = "truth",
-              kappa_soft: str | None = None):
+              kappa_soft: str | None = None, rv_sample_seconds: float | None = None):
     """Observations and fit of one model on one synthetic market (module docstring);
     ``estimator``: the regime model's ``volatility_estimator`` (None: the default);
     ``regimes``: ``"truth"`` (the true path) or ``"em"`` (as ``mmcal fit`` does: the bar
     length chosen from the data, regimes decoded by the regime model, no truth);
-    ``kappa_soft``: kappa's ``KappaConfig.soft_likelihood`` (None: the default)."""
+    ``kappa_soft``: kappa's ``KappaConfig.soft_likelihood`` (None: the default);
+    ``rv_sample_seconds``: with ``"em"``, the bars' grid (``mmcal fit --rv-sample-seconds``)."""
     if regimes == "em" and model in ("alpha", "kappa", "hawkes", "fills"):
         from flows.fitting import observation_config
         from models import catalog
 
-        obs = catalog.prepare(model, market, "em", config=observation_config(market))
+        settings = {} if rv_sample_seconds is None else {"rv_sample_seconds": rv_sample_seconds}
+        obs = catalog.prepare(model, market, "em", config=observation_config(market, settings))
         mc = None
         if model == "kappa" and kappa_soft is not None:
             from models.kappa import KappaConfig
@@ -262,6 +264,8 @@ def _settings(args, model: str) -> dict[str, Any]:
     if model == "regime":
         st["volatility_estimator"] = args.volatility_estimator
     st["regimes"] = args.regimes
+    if args.rv_sample_seconds is not None:
+        st["rv_sample_seconds"] = float(args.rv_sample_seconds)
     if args.tag:
         st["tag"] = args.tag
     return st
@@ -508,6 +512,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="alpha/kappa/hawkes/fills: the true regime path (default) or, as `mmcal fit` "
                         "does, the regimes decoded by the regime model with the bar length chosen from "
                         "the data (end to end, no truth)")
+    p.add_argument("--rv-sample-seconds", type=float, default=None,
+                   help="with --regimes em: the volatility bars' grid, s (as `mmcal fit --rv-sample-seconds`; "
+                        "default: ObservationConfig's)")
     p.add_argument("--tag", default="", help="a label kept with the records (e.g. the code state: "
                                              "before / after); records with another tag are not reused")
     p.add_argument("--kappa-soft-likelihood", choices=("expected", "mixture"), default=None,
@@ -594,7 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   flush=True)
             t0 = time.perf_counter()
             obs, idata = fit_model(model, market, cfg, args.volatility_estimator, args.regimes,
-                                   args.kappa_soft_likelihood)
+                                   args.kappa_soft_likelihood, args.rv_sample_seconds)
             wall = time.perf_counter() - t0
             rec = evaluate(model, idata, truth, bars, gate_config)
             run = {"seed": seed, "model": model, **st, "wall_s": wall, "n_obs": _n_obs(model, obs),

@@ -53,6 +53,7 @@ def calibrate(
     queue_levels: Optional[int] = _OBS["queue_levels"],
     markout_horizons: Optional[str] = _OBS["markout_horizons"],
     queue_power: Optional[float] = _OBS["queue_power"],
+    rv_sample_seconds: Optional[float] = _OBS["rv_sample_seconds"],
     runner: Optional[str] = typer.Option(None, "--task-runner", help="threads (default) | processes | dask "
                                          "(or $MMCAL_TASK_RUNNER)."),
     parallel_fits: Optional[int] = typer.Option(None, "--parallel-fits", help="Fits sampled at once "
@@ -76,7 +77,8 @@ def calibrate(
 
         check_choice("--alpha-variant", alpha_variant, spec("alpha").variants)
         obs = observation_settings(bar_seconds, volatility_estimator, markout_horizon, informed_threshold,
-                                   depth_grid, repost_interval, queue_levels, markout_horizons, queue_power)
+                                   depth_grid, repost_interval, queue_levels, markout_horizons, queue_power,
+                                   rv_sample_seconds)
         check_choice("--task-runner", runner, TASK_RUNNERS)
         w = check_window("--window", window)
         if source not in SOURCES:

@@ -60,6 +60,7 @@ def fit(
     queue_levels: Optional[int] = _OBS["queue_levels"],
     markout_horizons: Optional[str] = _OBS["markout_horizons"],
     queue_power: Optional[float] = _OBS["queue_power"],
+    rv_sample_seconds: Optional[float] = _OBS["rv_sample_seconds"],
     hawkes_components: Optional[str] = typer.Option(None, "--hawkes-components", help="hawkes: kernel "
                                                     "components 1..6, or auto (by held-out lpd; default 1)."),
     strict: bool = typer.Option(False, "--strict", help="Exit with status 1 when the fit fails the gate."),
@@ -78,7 +79,8 @@ def fit(
             raise CliError(f"--model: unknown model {model!r}; one of {', '.join(catalog.MODELS)}")
         sc, gc = fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess, inference)
         obs = observation_settings(bar_seconds, volatility_estimator, markout_horizon, informed_threshold,
-                                   depth_grid, repost_interval, queue_levels, markout_horizons, queue_power)
+                                   depth_grid, repost_interval, queue_levels, markout_horizons, queue_power,
+                                   rv_sample_seconds)
         doc = run_fit(model, source, path, asset, regimes, sc, gc, obs, check_window("--window", window),
                       hawkes_components)
         if as_json:

@@ -57,6 +57,7 @@ def fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess
 OBSERVATION_FLAGS: dict[str, str] = {
     "bar_seconds": "--bar-seconds",
     "volatility_estimator": "--volatility-estimator",
+    "rv_sample_seconds": "--rv-sample-seconds",
     "markout_horizon_s": "--markout-horizon",
     "informed_threshold_bps": "--informed-threshold",
     "depth_grid_bps": "--depth-grid",
@@ -77,8 +78,11 @@ def observation_options() -> dict[str, Any]:
     return {
         "bar_seconds": typer.Option(None, "--bar-seconds", help="Volatility bar length, s (default: the "
                                     "shortest with >= 10 price moves per bar on average)."),
-        "volatility_estimator": typer.Option(None, "--volatility-estimator", help="Bar variance: realized "
-                                             "(default) | bipower | medrv | minrv (jump-robust)."),
+        "volatility_estimator": typer.Option(None, "--volatility-estimator", help="Bar variance: medrv "
+                                             "(default) | minrv | bipower (jump-robust) | realized."),
+        "rv_sample_seconds": typer.Option(None, "--rv-sample-seconds", help="Grid on which the mid is sampled "
+                                          "for the bar variance, s (default 1; 0.1 where the mid moves in nearly "
+                                          "every 0.1 s interval: `mmcal data inspect` says so)."),
         "markout_horizon": typer.Option(None, "--markout-horizon", help="Markout horizon h of a fill, s "
                                         "(default 1); the live quoter resolves markouts at the same h."),
         "informed_threshold": typer.Option(None, "--informed-threshold", help="A fill is informed when its "
@@ -98,7 +102,8 @@ def observation_options() -> dict[str, Any]:
 
 def observation_settings(bar_seconds=None, volatility_estimator=None, markout_horizon=None,
                          informed_threshold=None, depth_grid=None, repost_interval=None,
-                         queue_levels=None, markout_horizons=None, queue_power=None) -> dict[str, Any]:
+                         queue_levels=None, markout_horizons=None, queue_power=None,
+                         rv_sample_seconds=None) -> dict[str, Any]:
     """The ObservationConfig fields the flags set (only those given), validated: a
     bad value is a :class:`CliError` naming the flag."""
     from pydantic import ValidationError
@@ -120,7 +125,7 @@ def observation_settings(bar_seconds=None, volatility_estimator=None, markout_ho
     for field, v in (("bar_seconds", bar_seconds), ("volatility_estimator", volatility_estimator),
                      ("markout_horizon_s", markout_horizon), ("informed_threshold_bps", informed_threshold),
                      ("repost_interval_s", repost_interval), ("queue_levels", queue_levels),
-                     ("queue_power", queue_power)):
+                     ("queue_power", queue_power), ("rv_sample_seconds", rv_sample_seconds)):
         if v is not None:
             settings[field] = v
     try:

@@ -99,6 +99,11 @@ def render_inspect(s: dict) -> None:
               f"({s['duration_s']:.1f} s)")
     out.print(f"rows: trades {rows['trades']:,}  quotes {rows['quotes']:,}  books {rows['books']:,}")
     out.print(f"mean spread: {s['mean_spread_bps']:.3f} bps (time-weighted)")
+    if s.get("mid_moves"):
+        mm = s["mid_moves"]
+        shares = "  ".join(f"{g} s {v:.0%}" for g, v in mm["share_by_grid_s"].items() if v is not None)
+        out.print(f"mid moves in: {shares} of the intervals; rv grid for --rv-sample-seconds: "
+                  f"{mm['suggested_rv_sample_seconds']:g} s (finest where the mid moves in >= 90 %)")
     _render_gaps(s.get("gaps"))
     out.print(_table("arrivals (market orders; one sweep = one arrival)",
                      ["side", "arrivals", "per s", "prints/arrival", "mean depth bps", "kappa mle 1/bps"],

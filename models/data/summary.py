@@ -40,6 +40,10 @@ def time_weighted_spread_bps(quotes: pd.DataFrame) -> float:
     return float(np.sum(spread[:-1] * w) / w.sum())
 
 
+def _finite(v: float) -> float | None:
+    return v if np.isfinite(v) else None
+
+
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v)
              for k, v in row.items()} for row in df.to_dict(orient="records")]
@@ -84,6 +88,8 @@ def inspect_market(market: Market, config: ob.ObservationConfig | None = None,
         "arrivals": _records(ob.arrival_summary(arr, duration_s=observed_s)),
         "arrivals_by_regime": _records(ob.arrival_summary(arr, bars, reg)),
         "mean_spread_bps": time_weighted_spread_bps(market.quotes),
+        "mid_moves": {"share_by_grid_s": {str(dt): _finite(ob.moving_share(market, dt)) for dt in (0.1, 0.2, 0.5, 1.0)},
+                      "suggested_rv_sample_seconds": ob.choose_rv_sample_seconds(market, config)},
         "regime_labels": labels,
         "volatility": _records(ob.regime_summary(bars, reg)),
         "passive_fills": _records(ob.fill_table(fills)),

@@ -71,6 +71,7 @@ def test_inspect_synthetic_json_matches_truth_counts(tmp_path):
     assert s["regime_labels"] == "synthetic truth"
     assert sum(v["bars"] for v in s["volatility"]) > 0
     assert [f["bucket"] for f in s["passive_fills"]] == ["[0,2)", "[2,5)", "[5,10)", "[10,inf)"]
+    assert s["mid_moves"]["share_by_grid_s"]["0.1"] == 1.0 and s["mid_moves"]["suggested_rv_sample_seconds"] == 0.1
 
 
 def test_inspect_human_output_has_the_tables(tmp_path):
@@ -78,7 +79,7 @@ def test_inspect_human_output_has_the_tables(tmp_path):
     _run("simulate", "--out", str(out), "--duration", "600")
     r = _run("data", "inspect", "--source", "synthetic", str(out))
     assert r.exit_code == 0
-    for s in ("mean spread", "arrivals", "realized volatility per regime", "passive fills"):
+    for s in ("mean spread", "mid moves in", "arrivals", "realized volatility per regime", "passive fills"):
         assert s in r.stdout
 
 
@@ -123,6 +124,7 @@ def test_real_data_inspect_lobster(shared_data):
     s = json.loads(r.stdout)
     assert s["rows"]["trades"] == 23658          # visible executions, counted independently in tests/data
     assert 0.5 < s["mean_spread_bps"] < 10       # AAPL at ~$580 with a few-cent spread
+    assert s["mid_moves"]["suggested_rv_sample_seconds"] == 1.0   # the mid moves in ~50 % of the 1 s intervals
 
 
 def test_quote_prints_a_ladder_from_a_bundle(tmp_path):
@@ -273,12 +275,14 @@ def test_queue_observation_flags():
     s = observation_settings(queue_levels=5, markout_horizons="0.5, 2,10", queue_power=1.5)
     assert s == {"queue_levels": 5, "markout_horizons_s": (0.5, 2.0, 10.0), "queue_power": 1.5}
     for kw, flag in (({"queue_levels": -1}, "--queue-levels"), ({"markout_horizons": "5,1"}, "--markout-horizons"),
-                     ({"markout_horizons": "1,x"}, "--markout-horizons"), ({"queue_power": 0}, "--queue-power")):
+                     ({"markout_horizons": "1,x"}, "--markout-horizons"), ({"queue_power": 0}, "--queue-power"),
+                     ({"rv_sample_seconds": 0.3}, "--rv-sample-seconds"), ({"rv_sample_seconds": -1}, "--rv-sample-seconds")):
         with pytest.raises(CliError, match=f"^{flag}: "):
             observation_settings(**kw)
     for cmd in ("fit", "calibrate"):
         h = _run(cmd, "--help").stdout
-        assert all(f in h for f in ("--queue-levels", "--markout-horizons", "--queue-power")), cmd
+        assert all(f in h for f in ("--queue-levels", "--markout-horizons", "--queue-power", "--rv-sample-seconds")), cmd
+    assert observation_settings(rv_sample_seconds=0.1) == {"rv_sample_seconds": 0.1}
 
 
 def test_schedules_accept_the_queue_keys(tmp_path):

@@ -481,3 +481,30 @@ def test_choose_bar_seconds_on_real_and_synthetic_markets(shared_data):
     assert ob.choose_bar_seconds(aapl) == 30.0
     assert ob.choose_bar_seconds(btc) == 60.0
     assert ob.choose_bar_seconds(simulate_market(0, 300.0)) == 10.0
+
+
+def test_rv_grid_is_suggested_only_where_the_mid_is_continuous(shared_data):
+    """The suggested rv sampling grid: 0.1 s where the mid moves in >= 90 % of the 0.1 s
+    intervals (the synthetic mid moves in every one), the default 1 s on the real books
+    (the mid moves in a minority of even the 1 s intervals); `--rv-sample-seconds` sets it."""
+    from flows.fitting import observation_config
+    from models.data import loaders
+    from models.data.synthetic import simulate_market
+
+    syn = simulate_market(0, 300.0)
+    assert ob.moving_share(syn, 0.1) == 1.0
+    assert ob.choose_rv_sample_seconds(syn) == 0.1
+    cfg = observation_config(syn, {"rv_sample_seconds": 0.1})
+    assert (cfg.bar_seconds, cfg.rv_sample_seconds) == (10.0, 0.1)   # the bar length chosen on that grid
+    assert observation_config(syn).rv_sample_seconds == 1.0           # the default grid stays
+    bars = ob.volatility_bars(syn, cfg)
+    assert bars.attrs["rv_sample_seconds"] == 0.1 and (bars["n_moves"] > 50).all()
+    aapl = loaders.load("lobster", shared_data / "lobster" / "LOBSTER_SampleFile_AAPL_2012-06-21_1.zip", None)
+    btc = loaders.load("hyperliquid", shared_data / "hyperliquid" / "recorder_2025-09-04", "BTC")
+    for real in (aapl, btc):
+        assert ob.moving_share(real, 0.1) < 0.2
+        assert ob.choose_rv_sample_seconds(real) == 1.0
+    # a mid moving in every 0.2 s interval but only half of the 0.1 s ones
+    m = _moving_market(0.2, duration_s=60.0)
+    assert ob.choose_rv_sample_seconds(m, ObservationConfig(bar_seconds=10.0)) == 0.2
+    assert ob.choose_rv_sample_seconds(m, ObservationConfig(bar_seconds=10.0), min_share=1.01) == 1.0
