@@ -9,7 +9,7 @@ A[r, s] = arrivals / time in regime r; kappa[r, s] = 1 / mean depth (exponential
 depths, all arrivals: informed ones are thinned from the same depth law,
 docs/data/synthetic.md). z: the pooled estimate's distance from the truth in
 Poisson standard errors (1 / sqrt(arrivals); the Hawkes clustering widens the rate's
-by ~1 / (1 - n) ~ 1.2 here, so |z| < 2.4 is within noise for the rate).
+by up to 1 / (1 - n) = 1.25 here, n = 0.2 the branching's spectral radius).
 
 With ``--decode``: the regime HMM's EM/MAP decoding as ``mmcal fit`` makes it
 (``models.catalog.regime_probabilities``, the bar length chosen from the data, on the

@@ -102,8 +102,10 @@ def render_inspect(s: dict) -> None:
     if s.get("mid_moves"):
         mm = s["mid_moves"]
         shares = "  ".join(f"{g} s {v:.0%}" for g, v in mm["share_by_grid_s"].items() if v is not None)
-        out.print(f"mid moves in: {shares} of the intervals; rv grid for --rv-sample-seconds: "
-                  f"{mm['suggested_rv_sample_seconds']:g} s (finest where the mid moves in >= 90 %)")
+        g = mm["suggested_rv_sample_seconds"]
+        why = ("the finest where the mid moves in >= 90 %" if g < s["observation_config"]["rv_sample_seconds"]
+               else "the default: the mid moves in < 90 % of every finer grid's intervals")
+        out.print(f"mid moves in: {shares} of the intervals; rv grid for --rv-sample-seconds: {g:g} s ({why})")
     _render_gaps(s.get("gaps"))
     out.print(_table("arrivals (market orders; one sweep = one arrival)",
                      ["side", "arrivals", "per s", "prints/arrival", "mean depth bps", "kappa mle 1/bps"],
