@@ -41,11 +41,12 @@ def time_weighted_spread_bps(quotes: pd.DataFrame) -> float:
 
 
 def _finite(v: float) -> float | None:
+    """None for NaN or infinity (JSON has neither)."""
     return v if np.isfinite(v) else None
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+    return [{k: (_finite(v) if isinstance(v, float) else v)
              for k, v in row.items()} for row in df.to_dict(orient="records")]
 
 
