@@ -39,6 +39,8 @@ def calibrate(
                                             "else NUTS)."),
     max_r_hat: Optional[float] = typer.Option(None, "--max-r-hat", help="Gate: largest R-hat (default 1.01)."),
     min_ess: Optional[float] = typer.Option(None, "--min-ess", help="Gate: smallest bulk and tail ESS (default 400)."),
+    max_divergences: Optional[int] = typer.Option(None, "--max-divergences",
+                                                  help="Gate: most divergent transitions (default 0)."),
     model_samplers: Optional[list[str]] = typer.Option(None, "--model-sampler", help="MODEL=SAMPLER: another "
                                                        "sampler for one model (repeatable), e.g. regime=numpyro."),
     alpha_variant: str = typer.Option("threshold", "--alpha-variant", help="threshold | mixture (markout mixture)."),
@@ -72,7 +74,8 @@ def calibrate(
     """
 
     def body():
-        sc, gc = fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess, inference)
+        sc, gc = fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess, inference,
+                             max_divergences)
         from models.catalog import spec
 
         check_choice("--alpha-variant", alpha_variant, spec("alpha").variants)

@@ -51,6 +51,8 @@ def fit(
     max_r_hat: Optional[float] = typer.Option(None, "--max-r-hat", help="Gate: largest R-hat (default 1.01)."),
     min_ess: Optional[float] = typer.Option(None, "--min-ess",
                                             help="Gate: smallest bulk and tail ESS (default 400)."),
+    max_divergences: Optional[int] = typer.Option(None, "--max-divergences",
+                                                  help="Gate: most divergent transitions (default 0)."),
     bar_seconds: Optional[float] = _OBS["bar_seconds"],
     volatility_estimator: Optional[str] = _OBS["volatility_estimator"],
     markout_horizon: Optional[float] = _OBS["markout_horizon"],
@@ -77,7 +79,8 @@ def fit(
 
         if model not in catalog.MODELS:
             raise CliError(f"--model: unknown model {model!r}; one of {', '.join(catalog.MODELS)}")
-        sc, gc = fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess, inference)
+        sc, gc = fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess, inference,
+                             max_divergences)
         obs = observation_settings(bar_seconds, volatility_estimator, markout_horizon, informed_threshold,
                                    depth_grid, repost_interval, queue_levels, markout_horizons, queue_power,
                                    rv_sample_seconds)

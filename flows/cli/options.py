@@ -16,7 +16,8 @@ INFERENCE = ("auto", "nuts", "laplace")
 """``--inference``: NUTS, the Laplace approximation checked by PSIS, or auto (models.approx)."""
 
 
-def fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess, inference=None):
+def fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess, inference=None,
+                max_divergences=None):
     """SamplerConfig and GateConfig from the options (defaults: the configs' own): the
     one place where ``fit`` and ``calibrate`` turn their sampling and gate options
     into configs. Draws x chains whose trace cannot fit in the memory available are
@@ -35,6 +36,8 @@ def fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess
         raise CliError(f"--max-r-hat: must be a finite number >= 1, got {max_r_hat}")
     if min_ess is not None and not (math.isfinite(min_ess) and min_ess >= 0):
         raise CliError(f"--min-ess: must be a finite number >= 0, got {min_ess}")
+    if max_divergences is not None and max_divergences < 0:
+        raise CliError(f"--max-divergences: must be >= 0, got {max_divergences}")
     kw: dict[str, Any] = {"progressbar": progress}
     for k, v in (("sampler", sampler), ("draws", draws), ("tune", tune), ("chains", chains),
                  ("seed", seed), ("inference", inference)):
@@ -45,6 +48,8 @@ def fit_configs(sampler, draws, tune, chains, seed, progress, max_r_hat, min_ess
         gkw["max_r_hat"] = max_r_hat
     if min_ess is not None:
         gkw["min_ess_bulk"] = gkw["min_ess_tail"] = min_ess
+    if max_divergences is not None:
+        gkw["max_divergences"] = max_divergences
     sc = SamplerConfig(**kw)
     try:  # the smallest trace any model makes (one parameter and the sampler statistics) must fit
         check_trace_fits(sc.draws, sc.chains, 1 + min(SAMPLE_STATS_PER_DRAW.values()),

@@ -260,12 +260,14 @@ def background(tmp_path):
 
 # --------------------------------------------------------------------------- mmcal processes
 TINY_CALIBRATION = ["--source", "synthetic", "--sampler", "numpyro", "--draws", "50", "--tune", "50",
-                    "--chains", "2", "--seed", "1", "--max-r-hat", "10", "--min-ess", "1", "--no-plots",
-                    "--model-sampler", "fills=nutpie"]
+                    "--chains", "2", "--seed", "1", "--max-r-hat", "10", "--min-ess", "1", "--max-divergences", "10",
+                    "--no-plots", "--model-sampler", "fills=nutpie"]
 """``mmcal calibrate`` options of the process tests: the smallest sampling whose
-diagnostics exist (R-hat needs 2 chains) and a gate it passes (no divergences and
-BFMI >= 0.3 are met at these settings on the 300 s market: checked; fills on nutpie:
-with the regime probabilities as soft weights numpyro's 2 x 50 draws gave BFMI 0.05)."""
+diagnostics exist (R-hat needs 2 chains) and a gate it passes (these tests are about
+processes, not posteriors). The gate allows a few divergences: numpyro's 2 x 50 draws of
+the hawkes model gave 1 divergent transition on some machines and none on others (the
+same code and seed). Fills on nutpie: with the regime probabilities as soft weights
+numpyro's 2 x 50 draws gave BFMI 0.05."""
 
 
 def mmcal_command(*args: str) -> list[str]:

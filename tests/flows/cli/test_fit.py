@@ -196,7 +196,7 @@ def test_catalog_regime_paths(market_dir, truth):
 
 # --------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("case", ["missing", "unknown_source", "wrong_source", "unknown_asset",
-                                  "unknown_model", "bad_regimes", "bad_draws", "truth_without_truth",
+                                  "unknown_model", "bad_regimes", "bad_draws", "bad_divergences", "truth_without_truth",
                                   "components_not_hawkes", "bad_components"])
 def test_fit_bad_input_is_one_clear_line(tmp_path, market_dir, case):
     base = ["fit", "--model", "kappa"]
@@ -215,6 +215,8 @@ def test_fit_bad_input_is_one_clear_line(tmp_path, market_dir, case):
         args, expect = base + ["--source", "synthetic", market_dir, "--regimes", "hmm"], "--regimes"
     elif case == "bad_draws":
         args, expect = base + ["--source", "synthetic", market_dir, "--draws", "0"], "--draws"
+    elif case == "bad_divergences":
+        args, expect = base + ["--source", "synthetic", market_dir, "--max-divergences", "-1"], "--max-divergences"
     elif case == "components_not_hawkes":
         args, expect = base + ["--source", "synthetic", market_dir, "--hawkes-components", "2"], "--hawkes-components"
     elif case == "bad_components":
