@@ -142,9 +142,10 @@ def em_fit(obs: RegimeObs, config: RegimeConfig | None = None, max_iter: int = 2
     equal spacing over the 5-95 % and the 2-98 % ranges, ``restarts`` random
     draws of 4 bars' values (seeded by ``seed``: deterministic), and every choice
     of 4 of the ``start_quantiles`` of the data (default :data:`START_QUANTILES`:
-    70 starts, so a regime of 3 % of the bars gets a start at its level). All starts run :data:`SHORT_EM_ITER`
-    iterations, the :data:`LONG_EM_STARTS` best continue to convergence (the
-    short-runs strategy of Biernacki, Celeux & Govaert 2003, section 3).
+    70 starts, so a regime of 3 % of the bars gets a start at its level). All
+    starts run :data:`SHORT_EM_ITER` iterations; the first ones and the
+    :data:`LONG_EM_STARTS` best continue to convergence (the short-runs strategy
+    of Biernacki, Celeux & Govaert 2003).
 
     Used as the *reference point* where the samplers start (see
     :func:`build_model`), and usable on its own as a fast, non-Bayesian regime
@@ -165,10 +166,14 @@ def em_fit(obs: RegimeObs, config: RegimeConfig | None = None, max_iter: int = 2
               np.linspace(*np.quantile(yu, [0.02, 0.98]), K) + tie]
     rng = np.random.default_rng(seed)
     starts += [np.sort(rng.choice(yu, K, replace=len(yu) < K)) + tie for _ in range(restarts)]
+    n_base = len(starts)
     starts += [q + tie for q in itertools.combinations(np.quantile(yu, start_quantiles), K)]
     s0 = np.full(K, max(sd_y / 4.0, sd_floor))
     short = _em_runs(obs, np.array(starts), s0, conc, sd_floor, min(SHORT_EM_ITER, max_iter), tol)
-    keep = sorted(range(len(short)), key=lambda i: -short[i]["objective"])[:LONG_EM_STARTS]
+    # the base starts always go on (so the result is never worse than theirs alone), and
+    # the LONG_EM_STARTS best after the short runs
+    best_short = sorted(range(len(short)), key=lambda i: -short[i]["objective"])[:LONG_EM_STARTS]
+    keep = sorted(set(range(n_base)) | set(best_short))
     keep = [i for i in keep if not short[i]["converged"]] or keep[:1]
     runs = _em_runs(obs, np.array([short[i]["log_rv_mean"] for i in keep]),
                     np.array([short[i]["log_rv_sd"] for i in keep]), conc, sd_floor, max_iter, tol,

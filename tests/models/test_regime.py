@@ -366,9 +366,13 @@ def _smoke(sampler: str, tune: int, draws: int, model_config: rg.RegimeConfig | 
     print(f"{sampler} sampler: {SMOKE_BARS} bars, {tune}+{draws} iterations x 2 chains, {wall:.1f} s "
           f"(compilation included), accuracy {acc:.3f}, r_hat {d['r_hat_max']:.3f}")
     assert acc >= 0.85, acc
-    # the chains agree on the states (no label switching / stuck chain)
-    m = idata.posterior["log_rv_mean"].mean("draw").values
-    assert np.max(np.abs(m[0] - m[1])) < 0.3, m
+    # each chain decodes the path on its own (no label switching, no chain stuck in a
+    # wrong labelling). Not the chains' state means within 0.3: with 13 normal bars that
+    # state's mean has a minor mode ~0.4 away that 60 draws do not cross (2 of 4 sampler
+    # seeds, with either EM start)
+    for c in idata.posterior.chain.values:
+        acc_c = rg.path_accuracy(rg.regime_path(idata.sel(chain=[c]), obs, method="mean"), obs.regimes)
+        assert acc_c >= 0.85, (c, acc_c, idata.posterior["log_rv_mean"].mean("draw").values)
 
 
 @pytest.mark.heavy
