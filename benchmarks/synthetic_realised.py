@@ -15,9 +15,12 @@ With ``--decode``: the regime HMM's EM/MAP decoding as ``mmcal fit`` makes it
 (``models.catalog.regime_probabilities``, the bar length chosen from the data, on the
 1 s grid or ``--rv-sample-seconds``) against the true path: per seed, the true and
 decoded bars per regime and the share decoded right (argmax), and the pooled confusion.
+``--old-em-starts``: EM from its six original starts only (``em_fit(...,
+start_quantiles=())``), the decoding before the quantile-subset starts.
 
     uv run python benchmarks/synthetic_realised.py --seeds 7000:7010 --seeds 8000:8060
     uv run python benchmarks/synthetic_realised.py --decode --seeds 7100:7110 --duration 21600 [--rv-sample-seconds 0.1]
+    uv run python benchmarks/synthetic_realised.py --decode --seeds 7010:7020 [--old-em-starts]
 """
 
 from __future__ import annotations
@@ -62,9 +65,10 @@ def realised(seeds: range, duration_s: float) -> list[dict]:
     return rows
 
 
-def decoding(seeds: range, duration_s: float, rv_sample_seconds: float | None) -> None:
+def decoding(seeds: range, duration_s: float, rv_sample_seconds: float | None, old_em_starts: bool = False) -> None:
     from flows.fitting import observation_config
     from models import catalog
+    from models import regime as rg
     from models.data.observations import volatility_bars
     from models.data.synthetic import REGIMES, simulate_market
 
@@ -74,7 +78,11 @@ def decoding(seeds: range, duration_s: float, rv_sample_seconds: float | None) -
         m = simulate_market(seed=seed, duration_s=duration_s)
         cfg = observation_config(m, {} if rv_sample_seconds is None else {"rv_sample_seconds": rv_sample_seconds})
         bars = volatility_bars(m, cfg)
-        dec = np.argmax(catalog.regime_probabilities(m, bars=bars, config=cfg), axis=1)
+        if old_em_starts:
+            dec = np.argmax(rg.em_fit(catalog.prepare("regime", m, bars=bars, config=cfg), start_quantiles=())
+                            ["smoothed"], axis=1)
+        else:
+            dec = np.argmax(catalog.regime_probabilities(m, bars=bars, config=cfg), axis=1)
         true = np.asarray(catalog.regime_path(m, "truth", bars=bars, config=cfg))
         np.add.at(conf, (true, dec), 1)
         print(f"| {seed} | {np.bincount(true, minlength=4).tolist()} | {np.bincount(dec, minlength=4).tolist()} "
@@ -92,6 +100,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=3600.0, help="seconds per market")
     ap.add_argument("--decode", action="store_true", help="the regime decoding against the true path instead")
     ap.add_argument("--rv-sample-seconds", type=float, default=None, help="with --decode: the bars' grid, s")
+    ap.add_argument("--old-em-starts", action="store_true", help="with --decode: EM from its six original starts")
     a = ap.parse_args()
     for spec in a.seeds:
         try:
@@ -100,7 +109,7 @@ def main() -> None:
             ap.error(f"--seeds {spec!r}: expected A:B, two integers")
         print(f"\nseeds {lo}-{hi - 1}, {a.duration:g} s each\n")
         if a.decode:
-            decoding(range(lo, hi), a.duration, a.rv_sample_seconds)
+            decoding(range(lo, hi), a.duration, a.rv_sample_seconds, a.old_em_starts)
             continue
         print("| cell | arrivals | rate (truth) | z | kappa (truth) | z |\n|---|---|---|---|---|---|")
         for w in realised(range(lo, hi), a.duration):
