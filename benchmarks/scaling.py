@@ -234,8 +234,8 @@ def _plot(rows, arrivals, plot: Path) -> None:
             pts = [(n, w) for n, w in pts if w is not None]
             if pts:
                 lines[t, inf] = pts
-    if not lines:  # AAPL alone is one point of another market: no curve to draw
-        print("\nplot: no synthetic point measured yet; not written")
+    if not any(len(pts) >= 2 for pts in lines.values()):  # one size (or AAPL alone) is no curve
+        print("\nplot: fewer than two synthetic sizes measured for every target; not written")
         return
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=90)
     for (t, inf), pts in lines.items():
