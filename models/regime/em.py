@@ -123,7 +123,8 @@ START_QUANTILES = (0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.97, 0.99)
 """Quantile levels of the bars' log RV whose 4-subsets start EM (:func:`em_fit`)."""
 SHORT_EM_ITER = 25
 LONG_EM_STARTS = 6
-"""EM's starts run ``SHORT_EM_ITER`` iterations; the ``LONG_EM_STARTS`` best go on."""
+"""EM's starts run ``SHORT_EM_ITER`` iterations; the base starts and the
+``LONG_EM_STARTS`` best go on to convergence."""
 
 
 def em_fit(obs: RegimeObs, config: RegimeConfig | None = None, max_iter: int = 200,
@@ -169,18 +170,22 @@ def em_fit(obs: RegimeObs, config: RegimeConfig | None = None, max_iter: int = 2
     n_base = len(starts)
     starts += [q + tie for q in itertools.combinations(np.quantile(yu, start_quantiles), K)]
     s0 = np.full(K, max(sd_y / 4.0, sd_floor))
-    short = _em_runs(obs, np.array(starts), s0, conc, sd_floor, min(SHORT_EM_ITER, max_iter), tol)
+    n_short = min(SHORT_EM_ITER, max_iter)
+    short = _em_runs(obs, np.array(starts), s0, conc, sd_floor, n_short, tol)
     # the base starts always go on (so the result is never worse than theirs alone), and
     # the LONG_EM_STARTS best after the short runs
     best_short = sorted(range(len(short)), key=lambda i: -short[i]["objective"])[:LONG_EM_STARTS]
-    keep = sorted(set(range(n_base)) | set(best_short))
-    keep = [i for i in keep if not short[i]["converged"]] or keep[:1]
-    runs = _em_runs(obs, np.array([short[i]["log_rv_mean"] for i in keep]),
-                    np.array([short[i]["log_rv_sd"] for i in keep]), conc, sd_floor, max_iter, tol,
-                    P0=np.array([short[i]["regime_transition"] for i in keep]))
-    for r in runs:
-        r["iterations"] += SHORT_EM_ITER
-    runs += [short[i] for i in range(len(short)) if short[i]["converged"]]
+    keep = [i for i in sorted(set(range(n_base)) | set(best_short)) if not short[i]["converged"]]
+    runs = [short[i] for i in range(len(short)) if short[i]["converged"]]
+    if keep and max_iter > n_short:
+        more = _em_runs(obs, np.array([short[i]["log_rv_mean"] for i in keep]),
+                        np.array([short[i]["log_rv_sd"] for i in keep]), conc, sd_floor, max_iter - n_short,
+                        tol, P0=np.array([short[i]["regime_transition"] for i in keep]))
+        for r in more:
+            r["iterations"] += n_short
+        runs += more
+    else:  # no iterations left: the unconverged short runs are the result too
+        runs += [short[i] for i in keep]
     best = max(runs, key=lambda r: r["objective"])
     best["starts"] = [float(r["objective"]) for r in short]
     return best
