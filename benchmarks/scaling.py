@@ -154,7 +154,8 @@ def run_point(target: str, size: str, inference: str, out: Path, rate_scale: flo
         s = doc.get("sampler", {})
         row.update({"n_obs": doc.get("n_obs"), "sampling_wall_s": round(s.get("wall_s") or 0.0, 1),
                     "fit_wall_s": round(doc.get("wall_s") or 0.0, 1), "used": s.get("inference"),
-                    "psis_khat": s.get("psis_khat"), "gate": doc.get("gate", {}).get("passed")})
+                    "psis_khat": s.get("psis_khat"), "gate": doc.get("gate", {}).get("passed"),
+                    "failures": doc.get("gate", {}).get("failures")})
     return row
 
 
@@ -173,8 +174,8 @@ def _fmt(x, nd=0):
 
 def report(rows: list[dict], plot: Path | None) -> None:
     arrivals = {}
-    for r in rows:  # the market's arrivals: the Hawkes model's events, wherever measured
-        n = r.get("arrivals") or (r.get("n_obs") if r["target"] == "hawkes" else None)
+    for r in rows:  # the market's arrivals: the Hawkes model's events, wherever measured, else the generator's
+        n = r.get("arrivals") or (r.get("n_obs") if r["target"] == "hawkes" else None) or r.get("truth_arrivals")
         if n:
             arrivals[r["size"]] = n
     sizes = [s for s in ("1h", "6h", "24h", "72h", "aapl") if any(r["size"] == s for r in rows)]
@@ -221,6 +222,7 @@ def report(rows: list[dict], plot: Path | None) -> None:
 
 def _plot(rows, arrivals, plot: Path) -> None:
     import matplotlib
+    from matplotlib.ticker import NullFormatter
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -243,9 +245,11 @@ def _plot(rows, arrivals, plot: Path) -> None:
                 lw=2 if t == "calibrate" else 1, label=f"{t} ({inf})")
     for (n, w, lab) in (((5e5, 600, "24 h target: 10 min")),):
         ax.axhline(w, color="grey", lw=0.6, ls=":")
-        ax.text(1.2e4, w * 1.07, lab, fontsize=7, color="grey")
+        ax.text(min(arrivals.values()), w * 1.07, lab, fontsize=7, color="grey")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("arrivals in the market (Hawkes events)")
     ax.set_ylabel("wall time, s (median)")
     ax.set_title("mmcal fit / calibrate wall time vs N (busy synthetic)", fontsize=9)
