@@ -245,7 +245,7 @@ def _plot(rows, arrivals, plot: Path) -> None:
                 lw=2 if t == "calibrate" else 1, label=f"{t} ({inf})")
     for (n, w, lab) in (((5e5, 600, "24 h target: 10 min")),):
         ax.axhline(w, color="grey", lw=0.6, ls=":")
-        ax.text(min(arrivals.values()), w * 1.07, lab, fontsize=7, color="grey")
+        ax.text(min(n for pts in lines.values() for n, _ in pts), w * 1.07, lab, fontsize=7, color="grey")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap

@@ -152,7 +152,8 @@ def em_fit(obs: RegimeObs, config: RegimeConfig | None = None, max_iter: int = 2
     :func:`build_model`), and usable on its own as a fast, non-Bayesian regime
     labelling. Returns ``log_rv_mean``, ``log_rv_sd`` (4,), ``regime_transition``
     (4, 4), ``regime_stationary``, ``loglik``, ``objective``, ``iterations``,
-    ``converged``, ``smoothed`` (n_bars, 4), ``starts`` (objective per start).
+    ``converged``, ``smoothed`` (n_bars, 4), ``starts`` (objective per start after
+    the short runs).
     """
     cfg = config or RegimeConfig()
     pc = prior_centres(obs, cfg)
