@@ -19,6 +19,12 @@ A point is one command a user runs, in a child process, with the defaults (nutpi
   MLflow store, artifacts folder and Prefect home per run (no fit is a cache hit);
 * a model name: ``mmcal fit PATH --model M --source S --inference I --json``.
 
+``--bars ESTIMATOR@SECONDS`` (e.g. ``realized@30``) adds ``--volatility-estimator
+ESTIMATOR --bar-seconds SECONDS`` to the command; ``default`` (the default) leaves the
+volatility bars to the data's default rules. On the busy markets the default bars (MedRV,
+10 s) are a mixture within regimes and the regime fit fails its gate from 6 h on
+(docs/models/regime.md, "Persistence"); their times are not those of a usable fit.
+
 Measured: wall time of the child, its CPU time (user + system of the child and every
 descendant it waited for: ``getrusage(RUSAGE_CHILDREN)``; on a machine shared with
 other jobs the CPU time is the steadier number), peak memory (the largest sum of RSS over the child's
@@ -114,11 +120,27 @@ def measure(cmd: list[str], env: dict[str, str], poll_s: float = 0.2) -> dict:
             "stdout": out.get("stdout", ""), "stderr": out.get("stderr", "")}
 
 
-def run_point(target: str, size: str, inference: str, out: Path, rate_scale: float) -> dict:
+def bar_args(bars: str) -> list[str]:
+    """``--bars`` as mmcal flags: ``default`` -> none; ``ESTIMATOR@SECONDS`` ->
+    ``--volatility-estimator ESTIMATOR --bar-seconds SECONDS``."""
+    if bars == "default":
+        return []
+    est, _, sec = bars.partition("@")
+    if not est or not sec:
+        raise SystemExit(f"--bars: {bars!r} is not 'default' or ESTIMATOR@SECONDS (e.g. realized@30)")
+    return ["--volatility-estimator", est, "--bar-seconds", sec]
+
+
+def key(r: dict) -> tuple:
+    """A point: target, size, inference and bars (rows before ``--bars``: default)."""
+    return r["target"], r["size"], r["inference"], r.get("bars", "default")
+
+
+def run_point(target: str, size: str, inference: str, out: Path, rate_scale: float, bars: str = "default") -> dict:
     path, source, facts = market(size, out, rate_scale)
     mmcal = str(REPO / ".venv/bin/mmcal")
     env = dict(os.environ)
-    tmp = tempfile.mkdtemp(prefix=f"{target}-{size}-{inference}-", dir=out)
+    tmp = tempfile.mkdtemp(prefix=f"{target}-{size}-{inference}-{bars.replace('@', '')}-", dir=out)
     env.update({"MMCAL_ARTIFACTS": f"{tmp}/artifacts", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
                 "PREFECT_HOME": f"{tmp}/prefect"})
     env.pop("MLFLOW_REGISTRY_URI", None)
@@ -128,8 +150,9 @@ def run_point(target: str, size: str, inference: str, out: Path, rate_scale: flo
     else:
         cmd = [mmcal, "fit", str(path), "--model", target, "--source", source, "--inference", inference,
                "--no-progress", "--json"]
+    cmd += bar_args(bars)
     r = measure(cmd, env)
-    row = {"target": target, "size": size, "inference": inference, "rate_scale": rate_scale, **facts,
+    row = {"target": target, "size": size, "inference": inference, "bars": bars, "rate_scale": rate_scale, **facts,
            "cmd": " ".join(cmd[1:]), **{k: r[k] for k in ("rc", "wall_s", "cpu_s", "peak_rss_mb", "load_before",
                                       "load_after")},
            "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -179,39 +202,40 @@ def report(rows: list[dict], plot: Path | None) -> None:
         if n:
             arrivals[r["size"]] = n
     sizes = [s for s in ("1h", "6h", "24h", "72h", "aapl") if any(r["size"] == s for r in rows)]
-    print("| market | arrivals | target | inference | runs | wall s (median) | CPU s | sampling s | peak RSS MB | "
-          "used (k̂) | load before → after |")
-    print("|---|---:|---|---|---:|---:|---:|---:|---:|---|---|")
+    bar_rules = sorted({key(r)[3] for r in rows}, key=lambda b: (b != "default", b))
+    print("| market | arrivals | target | inference | bars | runs | wall s (median) | CPU s | sampling s | peak RSS MB | "
+          "used (k̂) | gate | load before → after |")
+    print("|---|---:|---|---|---|---:|---:|---:|---:|---:|---|---|---|")
     for s in sizes:
-        for t in ("calibrate", *MODELS):
-            for inf in ("nuts", "auto"):
-                g = [r for r in rows if (r["size"], r["target"], r["inference"]) == (s, t, inf) and "error" not in r]
-                if not g:
-                    continue
-                if t == "calibrate":
-                    samp = _med([sum(m["sampling_wall_s"] for m in r["models"].values()) for r in g])
-                    used = ", ".join(f"{m}:{v['inference']}" + (f" ({v['psis_khat']:.2f})" if v.get("psis_khat")
-                                                               is not None else "")
-                                     for m, v in g[-1]["models"].items())
-                    used += f"; {g[-1].get('status')}"
-                else:
-                    samp = _med([r["sampling_wall_s"] for r in g])
-                    k = g[-1].get("psis_khat")
-                    used = f"{g[-1].get('used')}" + (f" ({k:.2f})" if k is not None else "")
-                loads = "; ".join(f"{r['load_before'][0]:.1f} → {r['load_after'][0]:.1f}" for r in g)
-                print(f"| {s} | {_fmt(arrivals.get(s))} | {t} | {inf} | {len(g)} | {_fmt(_med([r['wall_s'] for r in g]), 1)} | "
-                      f"{_fmt(_med([r.get('cpu_s') for r in g]), 1)} | "
-                      f"{_fmt(samp, 1)} | {_fmt(_med([r['peak_rss_mb'] for r in g]))} | {used} | {loads} |")
+        for t, inf, b in ((t, inf, b) for t in ("calibrate", *MODELS) for inf in ("nuts", "auto") for b in bar_rules):
+            g = [r for r in rows if key(r) == (t, s, inf, b) and "error" not in r]
+            if not g:
+                continue
+            if t == "calibrate":
+                samp = _med([sum(m["sampling_wall_s"] for m in r["models"].values()) for r in g])
+                used = ", ".join(f"{m}:{v['inference']}" + (f" ({v['psis_khat']:.2f})" if v.get("psis_khat")
+                                                           is not None else "")
+                                 for m, v in g[-1]["models"].items())
+                gate = str(g[-1].get("status"))
+            else:
+                samp = _med([r["sampling_wall_s"] for r in g])
+                k = g[-1].get("psis_khat")
+                used = f"{g[-1].get('used')}" + (f" ({k:.2f})" if k is not None else "")
+                gate = "; ".join("pass" if r.get("gate") else "fail" for r in g)
+            loads = "; ".join(f"{r['load_before'][0]:.1f} → {r['load_after'][0]:.1f}" for r in g)
+            print(f"| {s} | {_fmt(arrivals.get(s))} | {t} | {inf} | {b} | {len(g)} | "
+                  f"{_fmt(_med([r['wall_s'] for r in g]), 1)} | {_fmt(_med([r.get('cpu_s') for r in g]), 1)} | "
+                  f"{_fmt(samp, 1)} | {_fmt(_med([r['peak_rss_mb'] for r in g]))} | {used} | {gate} | {loads} |")
     calib = [r for r in rows if r["target"] == "calibrate" and "models" in r]
     if calib:
         print("\nPer model inside `mmcal calibrate` (sampling s, median):\n")
-        print("| market | inference | " + " | ".join(MODELS) + " |")
-        print("|---|---|" + "---:|" * len(MODELS))
+        print("| market | inference | bars | " + " | ".join(MODELS) + " |")
+        print("|---|---|---|" + "---:|" * len(MODELS))
         for s in sizes:
-            for inf in ("nuts", "auto"):
-                g = [r for r in calib if (r["size"], r["inference"]) == (s, inf)]
+            for inf, b in ((inf, b) for inf in ("nuts", "auto") for b in bar_rules):
+                g = [r for r in calib if key(r)[1:] == (s, inf, b)]
                 if g:
-                    print(f"| {s} | {inf} | " + " | ".join(
+                    print(f"| {s} | {inf} | {b} | " + " | ".join(
                         _fmt(_med([r["models"].get(m, {}).get("sampling_wall_s") for r in g]), 1) for m in MODELS) + " |")
     errors = [r for r in rows if "error" in r]
     for r in errors:
@@ -228,21 +252,19 @@ def _plot(rows, arrivals, plot: Path) -> None:
     import matplotlib.pyplot as plt
 
     lines = {}
-    for t in ("calibrate", *MODELS):
-        for inf in ("nuts", "auto"):
-            pts = sorted((arrivals[s], _med([r["wall_s"] for r in rows if (r["size"], r["target"], r["inference"])
-                                             == (s, t, inf) and "error" not in r]))
-                         for s in {r["size"] for r in rows} if s in arrivals and s != "aapl")
-            pts = [(n, w) for n, w in pts if w is not None]
-            if pts:
-                lines[t, inf] = pts
+    for t, inf, b in sorted({key(r)[:1] + key(r)[2:] for r in rows}):
+        pts = sorted((arrivals[s], _med([r["wall_s"] for r in rows if key(r) == (t, s, inf, b) and "error" not in r]))
+                     for s in {r["size"] for r in rows} if s in arrivals and s != "aapl")
+        pts = [(n, w) for n, w in pts if w is not None]
+        if pts:
+            lines[t, inf, b] = pts
     if not any(len(pts) >= 2 for pts in lines.values()):  # one size (or AAPL alone) is no curve
         print("\nplot: fewer than two synthetic sizes measured for every target; not written")
         return
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=90)
-    for (t, inf), pts in lines.items():
+    for (t, inf, b), pts in lines.items():
         ax.plot(*zip(*pts), "-" if inf == "nuts" else "--", marker="o" if t == "calibrate" else ".",
-                lw=2 if t == "calibrate" else 1, label=f"{t} ({inf})")
+                lw=2 if t == "calibrate" else 1, label=f"{t} ({inf}" + ("" if b == "default" else f", {b}") + ")")
     for (n, w, lab) in (((5e5, 600, "24 h target: 10 min")),):
         ax.axhline(w, color="grey", lw=0.6, ls=":")
         ax.text(min(n for pts in lines.values() for n, _ in pts), w * 1.07, lab, fontsize=7, color="grey")
@@ -267,6 +289,8 @@ def main() -> None:
     ap.add_argument("--inference", default="auto,nuts")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--rate-scale", type=float, default=5.0)
+    ap.add_argument("--bars", default="default", help="default, or ESTIMATOR@SECONDS (e.g. realized@30): "
+                                                      "--volatility-estimator and --bar-seconds of the command")
     ap.add_argument("--out", default=str(REPO / "artifacts/benchmarks/scaling"))
     ap.add_argument("--report", action="store_true", help="only print the tables (and write the plot)")
     ap.add_argument("--plot", default=str(REPO / "benchmarks/scaling.png"))
@@ -275,13 +299,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     jsonl = REPO / "artifacts/benchmarks/scaling.jsonl"
     if not a.report:
+        bar_args(a.bars)  # checked before any run
         for size in a.sizes.split(","):
             for target in a.targets.split(","):
                 for inf in a.inference.split(","):
-                    done = [r for r in load_rows(jsonl) if (r["target"], r["size"], r["inference"]) == (target, size, inf)
-                            and "error" not in r]
+                    done = [r for r in load_rows(jsonl) if key(r) == (target, size, inf, a.bars) and "error" not in r]
                     for _ in range(a.repeats - len(done)):
-                        row = run_point(target, size, inf, out, a.rate_scale)
+                        row = run_point(target, size, inf, out, a.rate_scale, a.bars)
                         with jsonl.open("a") as f:
                             f.write(json.dumps(row) + "\n")
                         print(json.dumps({k: v for k, v in row.items() if k not in ("cmd", "models")}), flush=True)

@@ -351,6 +351,12 @@ def diagnostics(name: str, idata) -> dict[str, Any]:
     if "hawkes_gof" in idata.attrs:     # time-rescaling KS (models.hawkes.residuals), as metrics
         g = json.loads(idata.attrs["hawkes_gof"])
         d.update({f"hawkes_{k}": float(v) for k, v in g.items() if k.startswith("ks_")})
+    if "regime_persistence" in idata.attrs:     # expected state durations (models.regime.persistence)
+        g = json.loads(idata.attrs["regime_persistence"])
+        d.update({f"regime_duration_bars_{k}": v for k, v in g["duration_bars"].items() if v is not None})
+        if g["min_duration_bars"] is not None:
+            d["regime_duration_bars_min"] = float(g["min_duration_bars"])
+            d["regime_duration_bars_worst"] = g["shortest"]
     if "hawkes_components_choice" in idata.attrs:     # M by held-out lpd (models.hawkes.select)
         c = json.loads(idata.attrs["hawkes_components_choice"])
         d["hawkes_components"] = int(c["components"])

@@ -124,6 +124,10 @@ class GateConfig(BaseModel):
     max_pareto_k: float = 0.7
     pareto_k_blocks: bool = False
     max_psis_k: float = 0.5  # an approximate fit (models.approx): PSIS k_hat instead of R-hat/ESS/NUTS checks
+    # regime HMM: a state expected to last fewer bars is a warning (models.regime.state_durations). Measured:
+    # the misfit states of a jump-dominated synthetic market last 2.0-2.3 bars, the shortest on the real
+    # datasets 3.0 (docs/models/regime.md, "Persistence")
+    min_regime_duration_bars: float = 2.5
 
 
 @dataclass(frozen=True)
@@ -655,6 +659,12 @@ def gate(diag: Mapping[str, Any], config: GateConfig | None = None) -> GateVerdi
         (failures if cfg.pareto_k_blocks else notes).append(msg)
     if "loo_note" in diag:
         notes.append(f"LOO not computed: {diag['loo_note']}")
+    d = diag.get("regime_duration_bars_min")
+    if d is not None and d < cfg.min_regime_duration_bars:
+        notes.append(f"regime state {diag.get('regime_duration_bars_worst', '?')} lasts {d:.1f} bars on average "
+                     f"(< {cfg.min_regime_duration_bars:g}): it holds the spread of the bars' variance within "
+                     "regimes, not a regime; the bar statistic is a mixture at this bar length "
+                     "(docs/models/regime.md, \"Persistence\": try longer bars or the other volatility estimator)")
     return GateVerdict(passed=not failures, failures=failures, warnings=notes)
 
 

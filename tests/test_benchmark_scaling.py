@@ -37,6 +37,14 @@ def test_report_medians_and_plot(tmp_path, capsys):
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("| 1h |"))
     cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells[1] == "1,000" and cells[4] == "3" and cells[5] == "20.0" and cells[6] == "30.0"
-    assert cells[8] == "600" and "hawkes:laplace (0.30)" in cells[9]
+    assert cells[1] == "1,000" and cells[4] == "default" and cells[5] == "3" and cells[6] == "20.0"
+    assert cells[7] == "30.0" and cells[9] == "600" and "hawkes:laplace (0.30)" in cells[10]
+    assert cells[11] == "registered"
     assert plot.is_file() and plot.stat().st_size > 1000
+    # another bar rule is its own point, not a repeat of the default's
+    scaling.report(rows + [{**row("1h", 99.0, 100, 1000), "bars": "realized@30"}], None)
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("| 1h |")]
+    assert [c.strip() for c in lines[1].strip("|").split("|")][4:7] == ["realized@30", "1", "99.0"]
+    assert scaling.bar_args("realized@30") == ["--volatility-estimator", "realized", "--bar-seconds", "30"]
+    with pytest.raises(SystemExit, match="--bars"):
+        scaling.bar_args("realized")

@@ -186,6 +186,10 @@ def render_fit(doc: dict) -> None:
     if "hawkes_ks_d" in d:
         lines.append(f"time-rescaling KS D {f(d['hawkes_ks_d'])} (p {f(d.get('hawkes_ks_p'), 2)}; buy "
                      f"{f(d.get('hawkes_ks_d_buy'))}, sell {f(d.get('hawkes_ks_d_sell'))}) at the posterior mean")
+    if "regime_duration_bars_min" in d:
+        dur = " / ".join(f(d.get(f"regime_duration_bars_{r}"), 1) for r in ("low", "normal", "high", "extreme"))
+        lines.append(f"expected state durations low / normal / high / extreme: {dur} bars "
+                     "at the posterior mean transition")
     if "hawkes_components" in d:
         lpd = "; ".join(f"M={k.rsplit('m', 1)[1]}: {f(v, 4)}" for k, v in d.items()
                         if k.startswith("hawkes_heldout_lpd_m"))

@@ -30,14 +30,15 @@ from .hmm import backward, emission_logp, forward, forward_backward, stationary_
 from .model import build_model, fit, version
 from .observations import (DEFAULT_LOG_RV_SD, DEFAULT_TRANSITION, JUMP_ROBUST_ESTIMATORS, RegimeObs, market_truth,
                            observations, simulate, simulate_path, truth_arrays, truth_params)
-from .posterior import (heldout_lpd, path_accuracy, posterior_draws, regime_path, smoothed_probabilities,
-                        summarize, summary_draws)
+from .posterior import (heldout_lpd, path_accuracy, persistence, posterior_draws,
+                        regime_path, smoothed_probabilities, state_durations, summarize, summary_draws)
 
 __all__ = [
     "MODEL_NAME", "RegimeConfig", "RegimeObs", "observations", "simulate", "simulate_path",
     "truth_arrays", "truth_params", "build_model", "fit", "posterior_draws", "smoothed_probabilities",
     "regime_path", "summarize", "summary_draws", "stationary_distribution", "emission_logp",
     "forward", "backward", "forward_backward", "path_accuracy", "prior_centres", "em_fit",
-    "heldout_lpd", "market_truth", "JUMP_ROBUST_ESTIMATORS",
+    "heldout_lpd", "market_truth", "JUMP_ROBUST_ESTIMATORS", "persistence",
+    "state_durations",
     "DEFAULT_LOG_RV_SD", "DEFAULT_TRANSITION", "K", "LOG_1E4", "ObservationConfig", "REGIMES", "version",
 ]

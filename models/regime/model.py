@@ -24,6 +24,7 @@ from .em import em_fit, prior_centres
 from .hmm import _CENSOR_Z_MIN
 from .observations import RegimeObs, simulate_path
 from .op import loglik_op
+from .posterior import persistence
 
 
 # =========================================================================== pytensor model
@@ -231,8 +232,9 @@ def fit(obs: RegimeObs, sampler: SamplerConfig | None = None, model_config: Regi
     ``log_likelihood`` (``log_rv``: one-step-ahead log densities) and attrs
     ``model_name``, ``model_version`` (hash of ``model_config`` + the package's
     code), ``bar_seconds``, ``n_bars``, ``n_censored``, ``censor_log_rv``,
-    ``prior_centres`` and ``em_reference`` (JSON: the EM point where the chains
-    start, with its log-likelihood).
+    ``prior_centres``, ``em_reference`` (JSON: the EM point where the chains
+    start, with its log-likelihood) and ``regime_persistence`` (JSON: each state's
+    expected duration, :func:`.posterior.persistence`).
 
     With the JAX Op (``likelihood="op"``, the default) nutpie runs its JAX backend
     (the numba backend would call the Op in numba's object mode) with JAX's own
@@ -246,6 +248,7 @@ def fit(obs: RegimeObs, sampler: SamplerConfig | None = None, model_config: Regi
     ref = em_fit(obs, mc)
     idata = sample(build_model(obs, mc, reference=ref), cfg)
     add_total_sigma(idata, obs)
+    idata.attrs["regime_persistence"] = json.dumps(persistence(idata))
     idata.attrs["model_name"] = MODEL_NAME
     idata.attrs["volatility_estimator"] = str(obs.meta.get("observation_config", {}).get(
         "volatility_estimator", "realized"))

@@ -79,6 +79,34 @@ def regime_path(idata, obs: RegimeObs, probs: np.ndarray | None = None, **kwargs
     return np.argmax(p, axis=1).astype(np.int8)
 
 
+def state_durations(transition: np.ndarray) -> np.ndarray:
+    """Each state's expected duration in bars, ``1 / (1 - P[k, k])`` (geometric stay;
+    inf for an absorbing state) of a transition matrix (4, 4).
+
+    A regime is persistent by definition; a state that switches every bar or two holds
+    the spread of the bars' variance *within* regimes (a mixture component), which is
+    what the 4-state HMM does where the bar statistic is not near-Gaussian per regime,
+    e.g. where jumps are too frequent for MedRV to cut out or too rare for a bar to hold
+    several (docs/models/regime.md, "Persistence")."""
+    stay = np.clip(np.diag(np.asarray(transition, dtype=float)), 0.0, 1.0)
+    with np.errstate(divide="ignore"):
+        return 1.0 / (1.0 - stay)
+
+
+def persistence(idata) -> dict[str, Any]:
+    """The fit's state durations (:func:`state_durations`) at the posterior mean
+    transition matrix, in bars and seconds, the shortest and its state: JSON-friendly
+    (``inf`` as None)."""
+    P = posterior_draws(idata)["regime_transition"].mean(axis=0)
+    d = state_durations(P / P.sum(axis=1, keepdims=True))
+    B = float(idata.attrs.get("bar_seconds", float("nan")))
+    k = int(np.argmin(d))
+    fin = lambda x: float(x) if np.isfinite(x) else None  # noqa: E731
+    return {"duration_bars": {r: fin(d[i]) for i, r in enumerate(REGIMES)},
+            "bar_seconds": B, "min_duration_bars": fin(d[k]), "shortest": REGIMES[k],
+            "min_duration_s": fin(d[k] * B)}
+
+
 def _check_asset(idata, asset: str | None) -> None:
     """The regime model fits one asset: ``asset``, when given, must be the fit's."""
     fitted = idata.attrs.get("asset")

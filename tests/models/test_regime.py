@@ -15,6 +15,7 @@ Sampling is kept tiny (2 chains, a few hundred draws, a few hundred bars).
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import time
 
@@ -319,6 +320,11 @@ def test_recovery_from_simulation(recovery):
     assert ll.shape == (2, RECOVERY.draws, obs.n_bars)
     assert np.isfinite(d["loo_elpd"])
     assert idata.attrs["model_version"].startswith("regime-")
+    # persistence: the posterior mean stay probabilities as durations (true 0.95-0.98: 20-50 bars)
+    per = json.loads(idata.attrs["regime_persistence"])
+    stay = post["regime_transition"].mean(("chain", "draw")).values.diagonal()
+    np.testing.assert_allclose([per["duration_bars"][r] for r in REGIMES], 1 / (1 - stay), rtol=1e-6)
+    assert per["min_duration_bars"] > 10 and per["shortest"] == REGIMES[int(np.argmax(-1 / (1 - stay)))]
     print(f"numpyro recovery: {obs.n_bars} bars, {wall:.1f} s, accuracy {acc:.3f}, "
           f"r_hat {d['r_hat_max']:.3f}, ess_bulk {d['ess_bulk_min']:.0f}, divergences {d['divergences']}")
 

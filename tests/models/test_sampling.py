@@ -98,6 +98,17 @@ def test_gate_messages_from_diagnostics():
     assert v.as_dict()["passed"] is False
 
 
+def test_gate_warns_of_a_regime_state_that_is_not_persistent():
+    """A regime state expected to last < 2.5 bars is a warning (models.regime.state_durations)."""
+    ok = {"r_hat_max": 1.001, "ess_bulk_min": 900.0, "ess_tail_min": 900.0, "divergences": 0, "bfmi_min": 0.9,
+          "chains": 4, "draws": 1000, "per_param": {}}
+    assert gate({**ok, "regime_duration_bars_min": 3.0, "regime_duration_bars_worst": "low"}).warnings == []
+    v = gate({**ok, "regime_duration_bars_min": 2.27, "regime_duration_bars_worst": "low"})
+    assert v.passed and len(v.warnings) == 1
+    assert v.warnings[0].startswith("regime state low lasts 2.3 bars on average (< 2.5)")
+    assert gate({**ok, "regime_duration_bars_min": 2.27}, GateConfig(min_regime_duration_bars=2.0)).warnings == []
+
+
 def _fake_idata(n_chains=2, n_draws=200, seed=0):
     rng = np.random.default_rng(seed)
     return az.from_dict(
