@@ -6,7 +6,8 @@ against the exact posterior by Pareto-smoothed importance sampling (PSIS).
 
 * ``laplace``: the MAP of the model's log density on the unconstrained space
   (Jacobian included, as Stan's ``laplace`` method does), found by L-BFGS-B with
-  the gradient of the model's JAX translation (pytensor's gradient graph, jitted);
+  the gradient of the model's JAX translation (pytensor's gradient graph, jitted)
+  and polished by Newton steps with the finite-difference Hessian;
   the Hessian there by central differences of that gradient (Nocedal & Wright 2006,
   "Numerical Optimization", section 8.1); the approximation ``q = N(mode, (-H)^-1)``
   (Gelman et al. 2013, "Bayesian Data Analysis", 3rd ed., section 4.1).
@@ -154,9 +155,36 @@ class _Density:
         return {v.name: np.asarray(r) for v, r in zip(outs, res)}
 
 
-def laplace(model, *, maxiter: int = 5000, fd_step: float = 1e-5) -> LaplaceFit:
+NEWTON_STEPS = 50
+"""Newton steps after L-BFGS-B at most (:func:`laplace`)."""
+
+
+def _precision(dens, x: np.ndarray, fd_step: float) -> np.ndarray:
+    """``-H`` at ``x``: central differences of the exact gradient, one column per
+    coordinate (all 2d gradients in one compiled loop), symmetrised; not jax.hessian:
+    forward mode does not pass through the likelihoods' custom_vjp adjoints."""
+    d = x.size
+    h = fd_step * np.maximum(1.0, np.abs(x))
+    E = np.diag(h)
+    G = dens.dlogp_many(np.concatenate([x + E, x - E]))
+    H = ((G[:d] - G[d:]) / (2 * h)[:, None]).T
+    return -(H + H.T) / 2
+
+
+def laplace(model, *, maxiter: int = 5000, fd_step: float = 1e-5, newton_steps: int = NEWTON_STEPS,
+            tol: float = 1e-8) -> LaplaceFit:
     """The Laplace approximation of ``model``'s posterior on the unconstrained space
-    (module docstring). Raises :class:`ApproxError` where it cannot be formed."""
+    (module docstring). Raises :class:`ApproxError` where it cannot be formed.
+
+    The mode: L-BFGS-B, then Newton steps with the finite-difference Hessian until the
+    Newton decrement ``g' P^-1 g`` is below ``tol``, ``P = -H``; where ``P`` is not
+    positive definite, the step uses ``|P|`` (its eigenvalues' absolute values,
+    floored at 1e-3: the saddle-free Newton step of Dauphin et al. 2014), with
+    backtracking. Why: on the fills model (82 coordinates, 28,695 orders of the busy
+    synthetic hour) L-BFGS-B stopped at its iteration limit 188 log-density units
+    below the mode, with four zero-mass logits at -47 where the Hessian is flat, and
+    the fit was refused as "not negative definite"; nine Newton steps reach the mode
+    (gradient norm 4e-12, smallest curvature 0.155): docs/sampling.md."""
     from scipy.optimize import minimize
 
     dens = _Density(model)
@@ -172,22 +200,29 @@ def laplace(model, *, maxiter: int = 5000, fd_step: float = 1e-5) -> LaplaceFit:
     res = minimize(cost, dens.x0, jac=True, method="L-BFGS-B",
                    options={"maxiter": maxiter, "maxfun": 2 * maxiter, "gtol": 1e-8, "ftol": 1e-14})
     mode = res.x
-    lp = dens.logp(mode)
+    lp, g = dens.logp_dlogp(mode)
     if not math.isfinite(lp):
         raise ApproxError(f"Laplace: no finite mode found ({res.message})")
     d = mode.size
-    # central differences of the exact gradient, one column per coordinate (all 2d
-    # gradients in one compiled loop); not jax.hessian: forward mode does not pass
-    # through the likelihoods' custom_vjp adjoints
-    h = fd_step * np.maximum(1.0, np.abs(mode))
-    E = np.diag(h)
-    G = dens.dlogp_many(np.concatenate([mode + E, mode - E]))
-    H = ((G[:d] - G[d:]) / (2 * h)[:, None]).T
-    n[0] += 2 * d
-    P = -(H + H.T) / 2  # precision
-    if not np.all(np.isfinite(P)):
-        raise ApproxError("Laplace: the Hessian at the MAP is not finite")
-    lam, vecs = np.linalg.eigh(P)
+    for _ in range(newton_steps + 1):
+        P = _precision(dens, mode, fd_step)
+        n[0] += 2 * d + 1
+        if not np.all(np.isfinite(P)):
+            raise ApproxError("Laplace: the Hessian at the MAP is not finite")
+        lam, vecs = np.linalg.eigh(P)
+        step = vecs @ ((vecs.T @ g) / np.maximum(np.abs(lam), 1e-3))
+        if float(g @ step) < tol:  # converged (or flat: no ascent left; refused below)
+            break
+        t = 1.0
+        while t > 1e-8:
+            lp_t, g_t = dens.logp_dlogp(mode + t * step)
+            n[0] += 1
+            if math.isfinite(lp_t) and lp_t >= lp:
+                break
+            t /= 2
+        else:
+            break  # no ascent along the step: the mode as far as the arithmetic goes
+        mode, lp, g = mode + t * step, lp_t, g_t
     if lam[0] <= 0:
         raise ApproxError(f"Laplace: the Hessian at the MAP is not negative definite (smallest "
                           f"curvature {-lam[0]:.3g} >= 0): no Gaussian approximation there")

@@ -1,4 +1,4 @@
-"""Smoke tests of the scaling and Dask benchmark scripts: they import, answer --help,
+"""Smoke tests of the scaling, Dask and regime-persistence benchmark scripts: they import, answer --help,
 and the scaling report computes medians and writes its plot (no fit is run here)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("script", ["scaling.py", "dask_assets.py"])
+@pytest.mark.parametrize("script", ["scaling.py", "dask_assets.py", "regime_persistence.py"])
 def test_help(script):
     p = subprocess.run([sys.executable, "-P", str(REPO / "benchmarks" / script), "--help"],
                        capture_output=True, text=True, cwd=REPO, timeout=120)

@@ -47,6 +47,18 @@ def test_laplace_matches_the_conjugate_answer_and_khat_is_small():
     assert gate(d).passed
 
 
+def test_newton_steps_finish_what_lbfgs_left():
+    """L-BFGS-B stopped after 2 iterations, far from the mode: the Newton steps reach
+    the same mode as a converged L-BFGS-B, with a zero gradient there."""
+    m, _ = _normal_model()
+    full = laplace(m)
+    short = laplace(m, maxiter=2)
+    np.testing.assert_allclose(short.mode, full.mode, atol=1e-6)
+    assert np.linalg.norm(short.density.logp_dlogp(short.mode)[1]) < 1e-6
+    alone = laplace(m, maxiter=2, newton_steps=0)  # the L-BFGS-B point alone: not the mode
+    assert np.max(np.abs(alone.mode - full.mode)) > 1e-3
+
+
 @pytest.mark.slow
 def test_kappa_synthetic_fit_by_laplace_has_a_khat():
     """A model of the catalog (kappa on 2 h of its own simulated arrivals) fits by
