@@ -297,3 +297,29 @@ def test_schedules_accept_the_queue_keys(tmp_path):
     f.write_text(base.replace("queue_power = 3.0", "queue_power = -1"))
     with pytest.raises(ScheduleConfigError, match="queue_power"):
         load_config(f, check_paths=False)
+
+
+def test_fit_report_prints_the_regime_state_durations_and_their_warning(monkeypatch):
+    """`mmcal fit --model regime` prints each state's expected duration and the gate's
+    warning for a state that does not persist (the doc as fit_one writes it)."""
+    import io
+
+    from rich.console import Console
+
+    from flows.cli import render
+    from models.sampling import gate
+
+    diag = {"r_hat_max": 1.002, "r_hat_worst": "x", "ess_bulk_min": 900.0, "ess_tail_min": 800.0, "divergences": 0,
+            "bfmi_min": 0.9, "chains": 4, "draws": 1000, "per_param": {}, "loo_note": "not computed here",
+            "regime_duration_bars_low": 2.27, "regime_duration_bars_normal": 2.06,
+            "regime_duration_bars_high": 10.1, "regime_duration_bars_extreme": 37.1,
+            "regime_duration_bars_min": 2.06, "regime_duration_bars_worst": "normal"}
+    doc = {"model": "regime", "asset": "SYN", "source": "synthetic", "n_obs": 2160, "obs_unit": "volatility bars",
+           "regimes": None, "sampler": {"sampler": "nutpie", "chains": 4, "draws": 1000, "wall_s": 150.0},
+           "parameters": {}, "diagnostics": diag, "gate": gate(diag).as_dict(), "model_version": "regime-x"}
+    term = io.StringIO()
+    monkeypatch.setattr(render, "out", Console(file=term, width=200, color_system=None))
+    render.render_fit(doc)
+    text = term.getvalue()
+    assert "expected state durations low / normal / high / extreme: 2.3 / 2.1 / 10.1 / 37.1 bars" in text
+    assert "warning: regime state normal lasts 2.1 bars on average (< 2.5)" in text
