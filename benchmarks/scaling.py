@@ -262,9 +262,16 @@ def _plot(rows, arrivals, plot: Path) -> None:
         print("\nplot: fewer than two synthetic sizes measured for every target; not written")
         return
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=90)
+    def failed(r):  # the gate refused the fit (or the calibration registered nothing)
+        return r.get("status") != "registered" if r["target"] == "calibrate" else r.get("gate") is False
+
+    bad = [(arrivals[r["size"]], r["wall_s"]) for r in rows
+           if failed(r) and "error" not in r and r["size"] in arrivals and r["size"] != "aapl"]
     for (t, inf, b), pts in lines.items():
         ax.plot(*zip(*pts), "-" if inf == "nuts" else "--", marker="o" if t == "calibrate" else ".",
                 lw=2 if t == "calibrate" else 1, label=f"{t} ({inf}" + ("" if b == "default" else f", {b}") + ")")
+    if bad:
+        ax.plot(*zip(*bad), "x", color="black", ms=7, ls="none", label="gate failed")
     for (n, w, lab) in (((5e5, 600, "24 h target: 10 min")),):
         ax.axhline(w, color="grey", lw=0.6, ls=":")
         ax.text(min(n for pts in lines.values() for n, _ in pts), w * 1.07, lab, fontsize=7, color="grey")
@@ -275,7 +282,7 @@ def _plot(rows, arrivals, plot: Path) -> None:
     ax.set_xlabel("arrivals in the market (Hawkes events)")
     ax.set_ylabel("wall time, s (median)")
     ax.set_title("mmcal fit / calibrate wall time vs N (busy synthetic)", fontsize=9)
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=6, ncol=1, loc="upper right")
     fig.tight_layout()
     plot.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(plot)
