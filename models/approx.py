@@ -204,14 +204,14 @@ def laplace(model, *, maxiter: int = 5000, fd_step: float = 1e-5, newton_steps: 
     if not math.isfinite(lp):
         raise ApproxError(f"Laplace: no finite mode found ({res.message})")
     d = mode.size
-    for _ in range(newton_steps + 1):
+    for i in range(newton_steps + 1):  # the last pass only computes the Hessian at the mode
         P = _precision(dens, mode, fd_step)
         n[0] += 2 * d + 1
         if not np.all(np.isfinite(P)):
             raise ApproxError("Laplace: the Hessian at the MAP is not finite")
         lam, vecs = np.linalg.eigh(P)
         step = vecs @ ((vecs.T @ g) / np.maximum(np.abs(lam), 1e-3))
-        if float(g @ step) < tol:  # converged (or flat: no ascent left; refused below)
+        if float(g @ step) < tol or i == newton_steps:  # converged (or flat: refused below)
             break
         t = 1.0
         while t > 1e-8:
