@@ -262,6 +262,7 @@ def _plot(rows, arrivals, plot: Path) -> None:
         print("\nplot: fewer than two synthetic sizes measured for every target; not written")
         return
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=90)
+
     def failed(r):  # the gate refused the fit (or the calibration registered nothing)
         return r.get("status") != "registered" if r["target"] == "calibrate" else r.get("gate") is False
 
