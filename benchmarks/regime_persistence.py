@@ -35,13 +35,12 @@ RULES = "medrv@10,medrv@15,medrv@30,medrv@60,realized@10,realized@15,realized@20
 
 
 def settings(rule: str) -> dict:
-    """``default`` -> {}; ``ESTIMATOR@SECONDS`` -> the observation settings."""
-    if rule == "default":
-        return {}
-    est, _, sec = rule.partition("@")
-    if not est or not sec:
-        raise SystemExit(f"--rules: {rule!r} is not 'default' or ESTIMATOR@BAR_SECONDS (e.g. realized@30)")
-    return {"volatility_estimator": est, "bar_seconds": float(sec)}
+    """``default`` -> {}; ``ESTIMATOR@SECONDS`` -> the observation settings
+    (:func:`benchmarks.scaling.bar_rule`, the same syntax as ``scaling.py --bars``)."""
+    from benchmarks.scaling import bar_rule
+
+    r = bar_rule(rule, "--rules")
+    return {} if r is None else {"volatility_estimator": r[0], "bar_seconds": float(r[1])}
 
 
 def main() -> None:

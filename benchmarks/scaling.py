@@ -120,15 +120,22 @@ def measure(cmd: list[str], env: dict[str, str], poll_s: float = 0.2) -> dict:
             "stdout": out.get("stdout", ""), "stderr": out.get("stderr", "")}
 
 
+def bar_rule(text: str, flag: str) -> tuple[str, str] | None:
+    """A bar rule: ``default`` -> None; ``ESTIMATOR@SECONDS`` -> (estimator, seconds);
+    else exits with one line naming ``flag``."""
+    if text == "default":
+        return None
+    est, _, sec = text.partition("@")
+    if not est or not sec:
+        raise SystemExit(f"{flag}: {text!r} is not 'default' or ESTIMATOR@SECONDS (e.g. realized@30)")
+    return est, sec
+
+
 def bar_args(bars: str) -> list[str]:
     """``--bars`` as mmcal flags: ``default`` -> none; ``ESTIMATOR@SECONDS`` ->
     ``--volatility-estimator ESTIMATOR --bar-seconds SECONDS``."""
-    if bars == "default":
-        return []
-    est, _, sec = bars.partition("@")
-    if not est or not sec:
-        raise SystemExit(f"--bars: {bars!r} is not 'default' or ESTIMATOR@SECONDS (e.g. realized@30)")
-    return ["--volatility-estimator", est, "--bar-seconds", sec]
+    rule = bar_rule(bars, "--bars")
+    return [] if rule is None else ["--volatility-estimator", rule[0], "--bar-seconds", rule[1]]
 
 
 def key(r: dict) -> tuple:

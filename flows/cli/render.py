@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from flows.cli.app import jsonable, out
+from mm_runtime.vocabulary import REGIMES
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -187,8 +188,8 @@ def render_fit(doc: dict) -> None:
         lines.append(f"time-rescaling KS D {f(d['hawkes_ks_d'])} (p {f(d.get('hawkes_ks_p'), 2)}; buy "
                      f"{f(d.get('hawkes_ks_d_buy'))}, sell {f(d.get('hawkes_ks_d_sell'))}) at the posterior mean")
     if "regime_duration_bars_min" in d:
-        dur = " / ".join(f(d.get(f"regime_duration_bars_{r}"), 1) for r in ("low", "normal", "high", "extreme"))
-        lines.append(f"expected state durations low / normal / high / extreme: {dur} bars "
+        dur = " / ".join(f(d.get(f"regime_duration_bars_{r}"), 1) for r in REGIMES)
+        lines.append(f"expected state durations {' / '.join(REGIMES)}: {dur} bars "
                      "at the posterior mean transition")
     if "hawkes_components" in d:
         lpd = "; ".join(f"M={k.rsplit('m', 1)[1]}: {f(v, 4)}" for k, v in d.items()

@@ -94,17 +94,14 @@ def state_durations(transition: np.ndarray) -> np.ndarray:
 
 
 def persistence(idata) -> dict[str, Any]:
-    """The fit's state durations (:func:`state_durations`) at the posterior mean
-    transition matrix, in bars and seconds, the shortest and its state: JSON-friendly
-    (``inf`` as None)."""
-    P = posterior_draws(idata)["regime_transition"].mean(axis=0)
+    """The fit's state durations in bars (:func:`state_durations`) at the posterior mean
+    transition matrix, the shortest and its state: JSON-friendly (``inf`` as None)."""
+    P = _draws(idata, "regime_transition").mean(axis=0)
     d = state_durations(P / P.sum(axis=1, keepdims=True))
-    B = float(idata.attrs.get("bar_seconds", float("nan")))
     k = int(np.argmin(d))
     fin = lambda x: float(x) if np.isfinite(x) else None  # noqa: E731
     return {"duration_bars": {r: fin(d[i]) for i, r in enumerate(REGIMES)},
-            "bar_seconds": B, "min_duration_bars": fin(d[k]), "shortest": REGIMES[k],
-            "min_duration_s": fin(d[k] * B)}
+            "min_duration_bars": fin(d[k]), "shortest": REGIMES[k]}
 
 
 def _check_asset(idata, asset: str | None) -> None:
